@@ -1,0 +1,102 @@
+//! Metadata documents as files under `<data_dir>/meta`, each replaced atomically
+//! (write, fsync, rename, fsync the directory), so a crash leaves the old or the new version.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+
+use parking_lot::Mutex;
+
+use super::partition::sync_dir;
+use crate::backend::MetaStore;
+use crate::core::error::CoreResult;
+
+pub struct FileMetaStore {
+    dir: PathBuf,
+    write_lock: Mutex<()>,
+}
+
+impl FileMetaStore {
+    pub fn open(dir: PathBuf) -> std::io::Result<FileMetaStore> {
+        fs::create_dir_all(&dir)?;
+        // Leftovers of writes interrupted before their rename.
+        for e in fs::read_dir(&dir)?.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(FileMetaStore {
+            dir,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Keys may hold `/`; file names use `@` instead, which no key component contains.
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(key.replace('/', "@"))
+    }
+}
+
+impl MetaStore for FileMetaStore {
+    fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>> {
+        match fs::read(self.path(key)) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> CoreResult<()> {
+        let _guard = self.write_lock.lock();
+        let path = self.path(key);
+        let tmp = path.with_extension("tmp");
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(value)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> CoreResult<()> {
+        let _guard = self.write_lock.lock();
+        match fs::remove_file(self.path(key)) {
+            Ok(()) => sync_dir(&self.dir).map_err(Into::into),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().replace('@', "/");
+            if name.starts_with(prefix) && !name.ends_with(".tmp") {
+                out.push((name, fs::read(e.path())?));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = FileMetaStore::open(dir.path().join("meta")).unwrap();
+        m.put("streams/a", b"1").unwrap();
+        m.put("streams/b", b"2").unwrap();
+        m.put("secrets/x", b"3").unwrap();
+        m.put("streams/a", b"11").unwrap();
+        assert_eq!(m.get("streams/a").unwrap().unwrap(), b"11");
+        let l = m.list("streams/").unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0], ("streams/a".to_string(), b"11".to_vec()));
+        m.delete("streams/a").unwrap();
+        assert!(m.get("streams/a").unwrap().is_none());
+    }
+}

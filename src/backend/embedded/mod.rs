@@ -1,0 +1,220 @@
+//! The embedded backend: a segment log per partition on local disk, and metadata files.
+//! Owns topic directories, the fsync-interval timer and retention; `partition.rs` owns the
+//! per-partition log itself.
+
+mod meta;
+mod partition;
+mod segment;
+
+use std::collections::HashMap;
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use parking_lot::RwLock;
+
+pub use meta::FileMetaStore;
+use partition::PartitionLog;
+
+use crate::backend::{Log, PartitionOffsets, ReadBatches};
+use crate::config::{EmbeddedConfig, FsyncPolicy};
+use crate::core::error::{CoreError, CoreResult};
+
+struct Topic {
+    partitions: RwLock<HashMap<u32, Arc<PartitionLog>>>,
+    /// −1 keeps records forever.
+    retention_ms: AtomicI64,
+}
+
+pub struct EmbeddedLog {
+    root: PathBuf,
+    config: EmbeddedConfig,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+}
+
+impl EmbeddedLog {
+    /// Opens `<data_dir>/log`, recovering every partition found there.
+    pub fn open(data_dir: &Path, config: EmbeddedConfig) -> std::io::Result<Arc<EmbeddedLog>> {
+        let root = data_dir.join("log");
+        fs::create_dir_all(&root)?;
+        let mut topics = HashMap::new();
+        for t in fs::read_dir(&root)?.flatten() {
+            let name = t.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                let _ = fs::remove_dir_all(t.path());
+                continue;
+            }
+            let mut parts = HashMap::new();
+            for p in fs::read_dir(t.path())?.flatten() {
+                let Ok(idx) = p.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                let log = PartitionLog::open(&p.path(), config.fsync, config.segment_bytes)?;
+                parts.insert(idx, Arc::new(log));
+            }
+            topics.insert(
+                name,
+                Arc::new(Topic {
+                    partitions: RwLock::new(parts),
+                    retention_ms: AtomicI64::new(-1),
+                }),
+            );
+        }
+        Ok(Arc::new(EmbeddedLog {
+            root,
+            config,
+            topics: RwLock::new(topics),
+        }))
+    }
+
+    /// Starts the fsync-interval and retention timers.
+    pub fn spawn_background(self: &Arc<Self>) {
+        if self.config.fsync == FsyncPolicy::Interval {
+            let log = Arc::clone(self);
+            let every = Duration::from_millis(self.config.fsync_interval_ms.max(1));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let log = Arc::clone(&log);
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for p in log.all_partitions() {
+                            if let Err(e) = p.sync_now() {
+                                tracing::error!(dir = %p.dir().display(), error = %e, "interval fsync failed");
+                            }
+                        }
+                    })
+                    .await;
+                }
+            });
+        }
+        let log = Arc::clone(self);
+        let every = Duration::from_secs(self.config.retention_check_secs.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let log = Arc::clone(&log);
+                let _ = tokio::task::spawn_blocking(move || log.enforce_retention()).await;
+            }
+        });
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<PartitionLog>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.read().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn enforce_retention(&self) {
+        let now = crate::core::now_ms();
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        for t in topics {
+            let retention = t.retention_ms.load(Ordering::Relaxed);
+            if retention < 0 {
+                continue;
+            }
+            let cutoff = now - retention;
+            for p in t.partitions.read().values() {
+                let res = p
+                    .roll_if_expired(cutoff)
+                    .and_then(|_| p.enforce_retention(cutoff));
+                match res {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(dir = %p.dir().display(), segments = n, "retention deleted segments"),
+                    Err(e) => tracing::error!(dir = %p.dir().display(), error = %e, "retention failed"),
+                }
+            }
+        }
+    }
+
+    fn partition(&self, topic: &str, partition: u32) -> CoreResult<Arc<PartitionLog>> {
+        self.topics
+            .read()
+            .get(topic)
+            .and_then(|t| t.partitions.read().get(&partition).cloned())
+            .ok_or_else(|| {
+                CoreError::Storage(format!("no partition {partition} of topic {topic} in the log"))
+            })
+    }
+}
+
+#[async_trait]
+impl Log for EmbeddedLog {
+    fn create_partitions(&self, topic: &str, partitions: Range<u32>) -> CoreResult<()> {
+        let t = {
+            let mut topics = self.topics.write();
+            topics
+                .entry(topic.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Topic {
+                        partitions: RwLock::new(HashMap::new()),
+                        retention_ms: AtomicI64::new(-1),
+                    })
+                })
+                .clone()
+        };
+        let mut parts = t.partitions.write();
+        for p in partitions {
+            if parts.contains_key(&p) {
+                continue;
+            }
+            let dir = self.root.join(topic).join(p.to_string());
+            let log = PartitionLog::open(&dir, self.config.fsync, self.config.segment_bytes)?;
+            parts.insert(p, Arc::new(log));
+        }
+        partition::sync_dir(&self.root.join(topic))?;
+        partition::sync_dir(&self.root)?;
+        Ok(())
+    }
+
+    fn delete_topic(&self, topic: &str) -> CoreResult<()> {
+        if self.topics.write().remove(topic).is_none() {
+            return Ok(());
+        }
+        let dir = self.root.join(topic);
+        let trash = self
+            .root
+            .join(format!(".deleted-{}", uuid::Uuid::new_v4().simple()));
+        fs::rename(&dir, &trash)?;
+        partition::sync_dir(&self.root)?;
+        fs::remove_dir_all(&trash)?;
+        Ok(())
+    }
+
+    fn set_retention(&self, topic: &str, retention_ms: Option<i64>) {
+        if let Some(t) = self.topics.read().get(topic) {
+            t.retention_ms
+                .store(retention_ms.unwrap_or(-1), Ordering::Relaxed);
+        }
+    }
+
+    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<i64> {
+        self.partition(topic, partition)?.append(batch).await
+    }
+
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> CoreResult<ReadBatches> {
+        self.partition(topic, partition)?.read(offset, max_bytes)
+    }
+
+    fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
+        Ok(self.partition(topic, partition)?.offsets())
+    }
+
+    fn offset_for_timestamp(&self, topic: &str, partition: u32, ts: i64) -> CoreResult<i64> {
+        self.partition(topic, partition)?.offset_for_timestamp(ts)
+    }
+}

@@ -1,0 +1,313 @@
+//! One partition of the embedded log: its segments, offset assignment, group commit and
+//! reads. Owns durability: with `fsync: always` an append returns only after an fsync that
+//! covers it, and readers see only what is durable.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::segment::{read_batches, Segment};
+use crate::backend::{PartitionOffsets, ReadBatches};
+use crate::config::FsyncPolicy;
+use crate::core::batch;
+use crate::core::error::{CoreError, CoreResult};
+
+struct State {
+    /// In offset order; the last is the active segment.
+    segments: Vec<Segment>,
+    next_offset: i64,
+    last_timestamp: Option<i64>,
+}
+
+impl State {
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("a partition always has a segment")
+    }
+}
+
+pub struct PartitionLog {
+    dir: PathBuf,
+    state: Mutex<State>,
+    /// One past the last offset known durable (or written, when not fsyncing per write).
+    durable: AtomicI64,
+    syncing: Mutex<bool>,
+    synced: Notify,
+    fsync: FsyncPolicy,
+    segment_bytes: u64,
+}
+
+impl PartitionLog {
+    /// Opens (recovering) or creates the partition in `dir`.
+    pub fn open(dir: &Path, fsync: FsyncPolicy, segment_bytes: u64) -> io::Result<PartitionLog> {
+        fs::create_dir_all(dir)?;
+        let mut bases: Vec<(i64, PathBuf)> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let p = e.path();
+                let stem = p.file_name()?.to_str()?.strip_suffix(".log")?.to_string();
+                Some((stem.parse::<i64>().ok()?, p))
+            })
+            .collect();
+        bases.sort();
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut cut = false;
+        for (base, path) in bases {
+            if cut {
+                tracing::warn!(path = %path.display(), "removing segment after a corrupt one");
+                fs::remove_file(&path)?;
+                continue;
+            }
+            if let Some(prev) = segments.last() {
+                if prev.next_offset != base {
+                    tracing::warn!(path = %path.display(), expected = prev.next_offset, "segment does not follow its predecessor; removing it and later ones");
+                    cut = true;
+                    fs::remove_file(&path)?;
+                    continue;
+                }
+            }
+            let (seg, torn) = Segment::recover(&path, base)?;
+            if torn {
+                tracing::warn!(path = %path.display(), kept_bytes = seg.size, "truncated a torn or corrupt tail");
+                cut = true;
+            }
+            segments.push(seg);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(dir, 0)?);
+            sync_dir(dir)?;
+        }
+        let next_offset = segments.last().map_or(0, |s| s.next_offset);
+        let last_timestamp = segments
+            .iter()
+            .rev()
+            .find(|s| s.max_timestamp != i64::MIN)
+            .map(|s| s.max_timestamp);
+        Ok(PartitionLog {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(State {
+                segments,
+                next_offset,
+                last_timestamp,
+            }),
+            durable: AtomicI64::new(next_offset),
+            syncing: Mutex::new(false),
+            synced: Notify::new(),
+            fsync,
+            segment_bytes,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub async fn append(&self, mut batch_bytes: BytesMut) -> CoreResult<i64> {
+        let header = batch::check_batch(&batch_bytes)
+            .map_err(|e| CoreError::InvalidArgument(format!("invalid record batch: {e:?}")))?;
+        if header.total_len != batch_bytes.len() {
+            return Err(CoreError::InvalidArgument(
+                "record batch length does not match its header".into(),
+            ));
+        }
+        let (base, end) = {
+            let mut st = self.state.lock();
+            let base = st.next_offset;
+            batch::set_base_offset(&mut batch_bytes, base);
+            let active_size = st.active().size;
+            if active_size > 0 && active_size + batch_bytes.len() as u64 > self.segment_bytes {
+                self.roll(&mut st)?;
+            }
+            let seg = st.segments.last_mut().expect("active segment");
+            let pos = seg.size;
+            seg.file.write_all_at(&batch_bytes, pos)?;
+            let mut h = header;
+            h.base_offset = base;
+            seg.note_batch(&h, pos);
+            st.next_offset = h.next_offset();
+            st.last_timestamp = Some(st.last_timestamp.unwrap_or(i64::MIN).max(h.max_timestamp));
+            (base, st.next_offset)
+        };
+        match self.fsync {
+            FsyncPolicy::Always => self.wait_durable(end).await?,
+            FsyncPolicy::Interval | FsyncPolicy::Never => {
+                self.durable.fetch_max(end, Ordering::AcqRel);
+            }
+        }
+        Ok(base)
+    }
+
+    /// Starts a new segment. The old one is synced first, so that a later fsync of the active
+    /// file covers every offset below `next_offset`.
+    fn roll(&self, st: &mut State) -> io::Result<()> {
+        if self.fsync != FsyncPolicy::Never {
+            st.active().file.sync_data()?;
+        }
+        st.segments.push(Segment::create(&self.dir, st.next_offset)?);
+        sync_dir(&self.dir)
+    }
+
+    /// Group commit: one fsync serves every writer waiting when it starts.
+    async fn wait_durable(&self, target: i64) -> CoreResult<()> {
+        loop {
+            if self.durable.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            let notified = self.synced.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.durable.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            let lead = {
+                let mut s = self.syncing.lock();
+                !std::mem::replace(&mut *s, true)
+            };
+            if !lead {
+                notified.await;
+                continue;
+            }
+            let (file, end) = {
+                let st = self.state.lock();
+                (st.active().file.clone(), st.next_offset)
+            };
+            let res = tokio::task::spawn_blocking(move || file.sync_data()).await;
+            *self.syncing.lock() = false;
+            let outcome = match res {
+                Ok(Ok(())) => {
+                    self.durable.fetch_max(end, Ordering::AcqRel);
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(CoreError::Storage(format!("fsync failed: {e}"))),
+                Err(e) => Err(CoreError::Storage(format!("fsync task failed: {e}"))),
+            };
+            self.synced.notify_waiters();
+            outcome?;
+        }
+    }
+
+    /// Syncs whatever has been written (the `interval` policy's timer).
+    pub fn sync_now(&self) -> io::Result<()> {
+        let (file, end) = {
+            let st = self.state.lock();
+            (st.active().file.clone(), st.next_offset)
+        };
+        file.sync_data()?;
+        self.durable.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    pub fn offsets(&self) -> PartitionOffsets {
+        let st = self.state.lock();
+        PartitionOffsets {
+            log_start: st.segments[0].base_offset,
+            high_watermark: self.durable.load(Ordering::Acquire).min(st.next_offset),
+            last_timestamp_ms: st.last_timestamp,
+        }
+    }
+
+    pub fn read(&self, offset: i64, max_bytes: usize) -> CoreResult<ReadBatches> {
+        let (file, from, to, offsets) = {
+            let st = self.state.lock();
+            let visible = self.durable.load(Ordering::Acquire).min(st.next_offset);
+            let offsets = PartitionOffsets {
+                log_start: st.segments[0].base_offset,
+                high_watermark: visible,
+                last_timestamp_ms: st.last_timestamp,
+            };
+            if offset >= visible {
+                return Ok(ReadBatches {
+                    batches: Vec::new(),
+                    offsets: Some(offsets),
+                });
+            }
+            let offset = offset.max(offsets.log_start);
+            let i = st
+                .segments
+                .partition_point(|s| s.base_offset <= offset)
+                .saturating_sub(1);
+            let seg = &st.segments[i];
+            (
+                seg.file.clone(),
+                seg.position_for_offset(offset),
+                seg.size,
+                offsets,
+            )
+        };
+        let batches = read_batches(
+            &file,
+            from,
+            to,
+            offset,
+            offsets.high_watermark,
+            max_bytes,
+        )?;
+        Ok(ReadBatches {
+            batches,
+            offsets: Some(offsets),
+        })
+    }
+
+    pub fn offset_for_timestamp(&self, ts: i64) -> CoreResult<i64> {
+        let (file, from, to, visible) = {
+            let st = self.state.lock();
+            let visible = self.durable.load(Ordering::Acquire).min(st.next_offset);
+            match st.segments.iter().find(|s| s.max_timestamp >= ts) {
+                None => return Ok(visible),
+                Some(seg) => (
+                    seg.file.clone(),
+                    seg.position_for_timestamp(ts),
+                    seg.size,
+                    visible,
+                ),
+            }
+        };
+        let mut pos = from;
+        while pos < to {
+            let mut head = [0u8; batch::HEADER_LEN];
+            file.read_exact_at(&mut head, pos)?;
+            let h = batch::parse_header(&head)
+                .map_err(|e| CoreError::Storage(format!("corrupt log at {pos}: {e:?}")))?;
+            if h.base_offset >= visible {
+                break;
+            }
+            if h.max_timestamp >= ts {
+                return Ok(h.base_offset);
+            }
+            pos += h.total_len as u64;
+        }
+        Ok(visible)
+    }
+
+    /// Deletes whole non-active segments whose newest record is older than `cutoff_ms`.
+    pub fn enforce_retention(&self, cutoff_ms: i64) -> io::Result<usize> {
+        let mut st = self.state.lock();
+        let mut removed = 0;
+        while st.segments.len() > 1 && st.segments[0].max_timestamp < cutoff_ms {
+            let seg = st.segments.remove(0);
+            fs::remove_file(&seg.path)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Rolls the active segment when it holds only records older than `cutoff_ms`, so that
+    /// retention can delete it.
+    pub fn roll_if_expired(&self, cutoff_ms: i64) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let active = st.active();
+        if active.size > 0 && active.max_timestamp < cutoff_ms {
+            self.roll(&mut st)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}

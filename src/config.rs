@@ -1,0 +1,305 @@
+//! Typed configuration: one `Config` read from YAML, overridden by `STRAIT_*` environment
+//! variables (`__` between levels) and validated once at start-up. Errors name the key.
+//! `config/strait.yaml` documents every key with its default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    pub kinesis: KinesisConfig,
+    pub backend: BackendConfig,
+    pub streams: StreamsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KinesisConfig {
+    pub listen: String,
+    /// Largest request body accepted; PutRecords carries up to 10 MiB of data, base64-encoded.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendType {
+    Embedded,
+    Kafka,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    #[serde(rename = "type")]
+    pub kind: BackendType,
+    pub embedded: EmbeddedConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    Always,
+    Interval,
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: u64,
+    pub segment_bytes: u64,
+    pub retention_check_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamsConfig {
+    pub default_shard_count: u32,
+    /// The account's shard limit reported by DescribeLimits and enforced by CreateStream.
+    pub shard_limit: u32,
+    pub on_demand_stream_count_limit: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            kinesis: KinesisConfig::default(),
+            backend: BackendConfig::default(),
+            streams: StreamsConfig::default(),
+        }
+    }
+}
+
+impl Default for KinesisConfig {
+    fn default() -> Self {
+        KinesisConfig {
+            listen: "127.0.0.1:4567".into(),
+            max_body_bytes: 20 << 20,
+        }
+    }
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            kind: BackendType::Embedded,
+            embedded: EmbeddedConfig::default(),
+        }
+    }
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 1000,
+            segment_bytes: 128 << 20,
+            retention_check_secs: 60,
+        }
+    }
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            default_shard_count: 4,
+            shard_limit: 10_000,
+            on_demand_stream_count_limit: 50,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path` (a missing file means all defaults only when `path` is None), applies
+    /// `STRAIT_*` overrides from `env`, and validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                serde_yaml::from_str::<serde_yaml::Value>(&text)
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", p.display())))?
+            }
+            None => serde_yaml::Value::Mapping(Default::default()),
+        };
+        if tree.is_null() {
+            tree = serde_yaml::Value::Mapping(Default::default());
+        }
+        for (k, v) in env {
+            if let Some(path) = k.strip_prefix("STRAIT_") {
+                let keys: Vec<String> = path.split("__").map(|s| s.to_lowercase()).collect();
+                set_path(&mut tree, &keys, scalar(&v))
+                    .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
+            }
+        }
+        let config: Config =
+            serde_yaml::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if self.region.is_empty() {
+            return bad("region", "must not be empty".into());
+        }
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return bad(
+                "account_id",
+                format!("{:?} is not 12 digits", self.account_id),
+            );
+        }
+        if let Err(e) = self.kinesis.listen.parse::<SocketAddr>() {
+            return bad("kinesis.listen", format!("{:?}: {e}", self.kinesis.listen));
+        }
+        if self.backend.kind != BackendType::Embedded {
+            return bad(
+                "backend.type",
+                "only `embedded` is available in this version".into(),
+            );
+        }
+        if !(1..=10_000).contains(&self.streams.default_shard_count) {
+            return bad(
+                "streams.default_shard_count",
+                format!("{} is not in 1..=10000", self.streams.default_shard_count),
+            );
+        }
+        if self.backend.embedded.segment_bytes < 1 << 20 {
+            return bad(
+                "backend.embedded.segment_bytes",
+                format!("{} is below 1 MiB", self.backend.embedded.segment_bytes),
+            );
+        }
+        if self.kinesis.max_body_bytes < 1 << 20 {
+            return bad(
+                "kinesis.max_body_bytes",
+                format!("{} is below 1 MiB", self.kinesis.max_body_bytes),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.kinesis.listen.parse().expect("validated")
+    }
+}
+
+/// Environment values: integers and booleans become YAML scalars; anything else, including
+/// numbers with leading zeros such as account ids, stays a string.
+fn scalar(v: &str) -> serde_yaml::Value {
+    match v {
+        "true" => return serde_yaml::Value::Bool(true),
+        "false" => return serde_yaml::Value::Bool(false),
+        _ => {}
+    }
+    let leading_zero = v.len() > 1 && v.starts_with('0');
+    match v.parse::<i64>() {
+        Ok(n) if !leading_zero => serde_yaml::Value::Number(n.into()),
+        _ => serde_yaml::Value::String(v.to_string()),
+    }
+}
+
+fn set_path(
+    tree: &mut serde_yaml::Value,
+    keys: &[String],
+    value: serde_yaml::Value,
+) -> Result<(), String> {
+    let (first, rest) = keys.split_first().ok_or("empty key")?;
+    let map = match tree {
+        serde_yaml::Value::Mapping(m) => m,
+        serde_yaml::Value::Null => {
+            *tree = serde_yaml::Value::Mapping(Default::default());
+            match tree {
+                serde_yaml::Value::Mapping(m) => m,
+                _ => unreachable!(),
+            }
+        }
+        _ => return Err(format!("`{first}` is below a scalar")),
+    };
+    let key = serde_yaml::Value::String(first.clone());
+    if rest.is_empty() {
+        map.insert(key, value);
+        return Ok(());
+    }
+    let child = map.entry(key).or_insert(serde_yaml::Value::Null);
+    set_path(child, rest, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_config_is_the_defaults() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/strait.yaml");
+        let c = Config::load(Some(&shipped), vec![]).unwrap();
+        let d = Config::default();
+        assert_eq!(c.kinesis.listen, d.kinesis.listen);
+        assert_eq!(c.backend.embedded.fsync, FsyncPolicy::Always);
+        assert_eq!(c.streams.default_shard_count, d.streams.default_shard_count);
+        assert_eq!(c.account_id, "000000000000");
+    }
+
+    #[test]
+    fn env_overrides_nested_keys() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("STRAIT_KINESIS__LISTEN", "127.0.0.1:9999"),
+                ("STRAIT_BACKEND__EMBEDDED__FSYNC", "never"),
+                ("STRAIT_ACCOUNT_ID", "012345678901"),
+                ("STRAIT_STREAMS__DEFAULT_SHARD_COUNT", "8"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kinesis.listen, "127.0.0.1:9999");
+        assert_eq!(c.backend.embedded.fsync, FsyncPolicy::Never);
+        assert_eq!(c.account_id, "012345678901");
+        assert_eq!(c.streams.default_shard_count, 8);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::load(None, env(&[("STRAIT_KINESIS__LISTEN", "nope")])).unwrap_err();
+        assert!(e.to_string().contains("kinesis.listen"), "{e}");
+        let e = Config::load(None, env(&[("STRAIT_BACKEND__EMBEDDED__FSYNC", "sometimes")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("sometimes"), "{e}");
+        let e = Config::load(None, env(&[("STRAIT_NOPE", "1")])).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+}

@@ -1,0 +1,150 @@
+//! A view of Kafka RecordBatch v2 headers: the unit of storage and transfer (DESIGN principle 2).
+//! Owns the fixed header layout, CRC-32C checks and offset assignment. Record-level encoding
+//! lives in `record.rs` (through the kafka-protocol crate).
+
+/// Bytes before the records: base offset … record count.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before `batchLength` ends; `batchLength` counts everything after it.
+pub const LOG_OVERHEAD: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const RECORD_COUNT_AT: usize = 57;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// Total bytes of the batch, including the 12-byte log overhead.
+    pub total_len: usize,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub record_count: i32,
+    pub attributes: i16,
+}
+
+impl BatchHeader {
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + self.last_offset_delta as i64
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum BatchError {
+    /// Fewer bytes than the header or the declared length: a torn write, or more to read.
+    Incomplete,
+    /// Not a magic-2 batch, or impossible lengths.
+    Malformed(&'static str),
+    CrcMismatch,
+}
+
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Parses the header at the start of `buf` without checking the CRC.
+pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    if buf.len() < HEADER_LEN {
+        return Err(BatchError::Incomplete);
+    }
+    let batch_len = be_i32(buf, 8);
+    if batch_len < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+        return Err(BatchError::Malformed("batch length below the header size"));
+    }
+    if buf[MAGIC_AT] != 2 {
+        return Err(BatchError::Malformed("record batch magic is not 2"));
+    }
+    let header = BatchHeader {
+        base_offset: be_i64(buf, 0),
+        total_len: batch_len as usize + LOG_OVERHEAD,
+        last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA_AT),
+        base_timestamp: be_i64(buf, BASE_TIMESTAMP_AT),
+        max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
+        record_count: be_i32(buf, RECORD_COUNT_AT),
+        attributes: i16::from_be_bytes([buf[ATTRIBUTES_AT], buf[ATTRIBUTES_AT + 1]]),
+    };
+    if header.last_offset_delta < 0 || header.record_count < 0 {
+        return Err(BatchError::Malformed("negative record count or offset delta"));
+    }
+    Ok(header)
+}
+
+/// Parses and CRC-checks one whole batch at the start of `buf`.
+pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = parse_header(buf)?;
+    if buf.len() < header.total_len {
+        return Err(BatchError::Incomplete);
+    }
+    let stored = u32::from_be_bytes(buf[CRC_AT..CRC_AT + 4].try_into().unwrap());
+    if crc32c::crc32c(&buf[ATTRIBUTES_AT..header.total_len]) != stored {
+        return Err(BatchError::CrcMismatch);
+    }
+    Ok(header)
+}
+
+/// Sets the base offset. It lies outside the CRC, as Kafka's offset assignment relies on.
+pub fn set_base_offset(buf: &mut [u8], base_offset: i64) {
+    buf[0..8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::{encode_batch, NewRecord};
+    use bytes::Bytes;
+
+    fn sample() -> Vec<u8> {
+        let recs = vec![
+            NewRecord {
+                key: Some(Bytes::from_static(b"k1")),
+                value: Bytes::from_static(b"v1"),
+                timestamp_ms: 1000,
+                explicit_hash_key: None,
+            },
+            NewRecord {
+                key: Some(Bytes::from_static(b"k2")),
+                value: Bytes::from_static(b"v2"),
+                timestamp_ms: 1005,
+                explicit_hash_key: None,
+            },
+        ];
+        encode_batch(&recs).to_vec()
+    }
+
+    #[test]
+    fn header_fields() {
+        let b = sample();
+        let h = check_batch(&b).unwrap();
+        assert_eq!(h.total_len, b.len());
+        assert_eq!((h.base_offset, h.last_offset_delta, h.record_count), (0, 1, 2));
+        assert_eq!((h.base_timestamp, h.max_timestamp), (1000, 1005));
+    }
+
+    #[test]
+    fn base_offset_is_outside_the_crc() {
+        let mut b = sample();
+        set_base_offset(&mut b, 77);
+        assert_eq!(check_batch(&b).unwrap().last_offset(), 78);
+    }
+
+    #[test]
+    fn corruption_and_truncation_are_detected() {
+        let mut b = sample();
+        let n = b.len();
+        assert_eq!(check_batch(&b[..n - 1]), Err(BatchError::Incomplete));
+        assert_eq!(check_batch(&b[..10]), Err(BatchError::Incomplete));
+        b[n - 1] ^= 0xff;
+        assert_eq!(check_batch(&b), Err(BatchError::CrcMismatch));
+        b[MAGIC_AT] = 1;
+        assert!(matches!(check_batch(&b), Err(BatchError::Malformed(_))));
+    }
+}

@@ -1,0 +1,309 @@
+//! Record traffic through the core: routing and appending writes, resolving iterator starts
+//! to offsets, and reading records back with their sequence numbers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::catalog::{shard_id, Shard, Stream, StreamStatus};
+use super::error::{CoreError, CoreResult};
+use super::iterator::{IteratorError, IteratorPosition};
+use super::record::{decode_batch, encode_batch, NewRecord};
+use super::seqno::SeqNo;
+use super::service::Core;
+use super::now_ms;
+
+/// One record of a PutRecord(s) call, validated by the front end.
+#[derive(Debug, Clone)]
+pub struct PutInput {
+    pub partition_key: String,
+    pub data: Bytes,
+    pub explicit_hash_key: Option<u128>,
+}
+
+/// Where one record landed.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub partition: u32,
+    pub sequence_number: String,
+}
+
+/// Where a new iterator starts.
+#[derive(Debug, Clone)]
+pub enum IteratorStart {
+    TrimHorizon,
+    Latest,
+    AtSequence(SeqNo),
+    AfterSequence(SeqNo),
+    AtTimestamp(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    pub sequence_number: String,
+    pub arrival_ms: i64,
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordsPage {
+    pub records: Vec<ReadRecord>,
+    /// `None` once a closed shard has been read to its end.
+    pub next_iterator: Option<String>,
+    pub millis_behind_latest: i64,
+    /// Set with `next_iterator == None`: the shards that replaced this one.
+    pub child_shards: Vec<Shard>,
+    pub stream: Arc<Stream>,
+}
+
+/// Kinesis caps a GetRecords response at 10 MiB.
+const MAX_READ_BYTES: usize = 10 << 20;
+/// Log reads go in steps of this size, so small Limits do not copy megabytes.
+const READ_STEP: usize = 1 << 20;
+
+impl Core {
+    fn require_writable(&self, s: &Stream) -> CoreResult<()> {
+        match s.status {
+            StreamStatus::Active | StreamStatus::Updating => Ok(()),
+            other => Err(CoreError::StreamNotActive {
+                stream: s.name.clone(),
+                account: self.account_id.clone(),
+                status: other.as_str(),
+            }),
+        }
+    }
+
+    /// Appends records, grouped into one batch per partition. The outer error is for the
+    /// whole call; inner errors are per record (PutRecords semantics), in input order.
+    pub async fn put_records(
+        &self,
+        stream: &str,
+        inputs: Vec<PutInput>,
+    ) -> CoreResult<Vec<CoreResult<PutOutcome>>> {
+        let entry = self.entry(stream)?;
+        let _gate = entry.gate.read().await;
+        let s = entry.snapshot();
+        self.require_writable(&s)?;
+        let limit = s.max_record_kib as usize * 1024;
+        for r in &inputs {
+            let size = r.data.len() + r.partition_key.len();
+            if size > limit {
+                return Err(CoreError::InvalidArgument(format!(
+                    "Record size {size} bytes (data plus partition key) exceeds the maximum record size of {} KiB for stream {stream}.",
+                    s.max_record_kib
+                )));
+            }
+        }
+        let now = now_ms();
+        let pick = self.spread.fetch_add(1, Ordering::Relaxed);
+        let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, r) in inputs.iter().enumerate() {
+            let shard = s
+                .route(&r.partition_key, r.explicit_hash_key, pick)
+                .ok_or_else(|| CoreError::Storage(format!("stream {stream} has no open shard")))?;
+            groups.entry(shard.partition).or_default().push(i);
+        }
+        let appends = groups.iter().map(|(&partition, idxs)| {
+            let records: Vec<NewRecord> = idxs
+                .iter()
+                .map(|&i| NewRecord {
+                    key: Some(Bytes::copy_from_slice(inputs[i].partition_key.as_bytes())),
+                    value: inputs[i].data.clone(),
+                    timestamp_ms: now,
+                    explicit_hash_key: inputs[i].explicit_hash_key.map(|h| h.to_string()),
+                })
+                .collect();
+            let batch = encode_batch(&records);
+            async move { (partition, self.log.append(stream, partition, batch).await) }
+        });
+        let results = futures_util::future::join_all(appends).await;
+        let mut out: Vec<Option<CoreResult<PutOutcome>>> = (0..inputs.len()).map(|_| None).collect();
+        for (partition, result) in results {
+            let idxs = &groups[&partition];
+            let shard = s.shard(partition).expect("routed to a known shard");
+            match result {
+                Ok(base) => {
+                    for (n, &i) in idxs.iter().enumerate() {
+                        let seq = SeqNo::record(
+                            partition,
+                            (base + n as i64) as u64,
+                            shard.created_secs,
+                            (now / 1000) as u64,
+                        );
+                        out[i] = Some(Ok(PutOutcome {
+                            partition,
+                            sequence_number: seq.to_string(),
+                        }));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(stream, partition, error = %e, "append failed");
+                    for &i in idxs {
+                        out[i] = Some(Err(CoreError::Storage(e.to_string())));
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().map(|o| o.expect("every record routed")).collect())
+    }
+
+    fn shard_of<'a>(&self, s: &'a Stream, partition: u32) -> CoreResult<&'a Shard> {
+        s.shard(partition).ok_or_else(|| CoreError::ShardNotFound {
+            stream: s.name.clone(),
+            shard: shard_id(partition),
+            account: self.account_id.clone(),
+        })
+    }
+
+    /// Resolves an iterator start to an offset and signs the iterator.
+    pub fn get_shard_iterator(
+        &self,
+        stream: &str,
+        partition: u32,
+        start: IteratorStart,
+    ) -> CoreResult<String> {
+        let s = self.stream(stream)?;
+        let shard = self.shard_of(&s, partition)?;
+        let offsets = self.log.offsets(stream, partition)?;
+        let end = shard.end_offset.unwrap_or(offsets.high_watermark);
+        let check_seq = |seq: &SeqNo, kind: &str| {
+            if seq.partition != partition {
+                return Err(CoreError::InvalidArgument(format!(
+                    "Invalid StartingSequenceNumber for {kind}: sequence number {seq} belongs to {}, not {} of stream {stream}.",
+                    shard_id(seq.partition),
+                    shard_id(partition)
+                )));
+            }
+            Ok(())
+        };
+        let offset = match &start {
+            IteratorStart::TrimHorizon => offsets.log_start,
+            IteratorStart::Latest => end,
+            IteratorStart::AtSequence(seq) => {
+                check_seq(seq, "AT_SEQUENCE_NUMBER")?;
+                seq.at_offset() as i64
+            }
+            IteratorStart::AfterSequence(seq) => {
+                check_seq(seq, "AFTER_SEQUENCE_NUMBER")?;
+                seq.after_offset() as i64
+            }
+            IteratorStart::AtTimestamp(ts) => self.offset_at_time(stream, partition, *ts)?,
+        };
+        let offset = offset.clamp(offsets.log_start, end.max(offsets.log_start));
+        Ok(self.signer.sign(&IteratorPosition {
+            stream: stream.to_string(),
+            stream_created_ms: s.created_ms,
+            partition,
+            offset: offset as u64,
+            issued_ms: now_ms(),
+        }))
+    }
+
+    /// The first offset whose record arrived at or after `ts`.
+    fn offset_at_time(&self, stream: &str, partition: u32, ts: i64) -> CoreResult<i64> {
+        let base = self.log.offset_for_timestamp(stream, partition, ts)?;
+        let read = self.log.read(stream, partition, base, READ_STEP)?;
+        for batch in read.batches {
+            let records = decode_batch(batch).map_err(CoreError::Storage)?;
+            if let Some(r) = records
+                .iter()
+                .find(|r| r.offset >= base && r.timestamp_ms >= ts)
+            {
+                return Ok(r.offset);
+            }
+        }
+        Ok(read.offsets.map_or(base, |o| o.high_watermark.max(base)))
+    }
+
+    pub fn get_records(&self, iterator: &str, limit: usize) -> CoreResult<RecordsPage> {
+        let now = now_ms();
+        let pos = self.signer.verify(iterator, now).map_err(|e| match e {
+            IteratorError::Invalid => CoreError::InvalidArgument("Invalid ShardIterator.".into()),
+            IteratorError::Expired { age_ms } => CoreError::IteratorExpired { age_ms },
+        })?;
+        let s = self.stream(&pos.stream)?;
+        if s.created_ms != pos.stream_created_ms {
+            return Err(self.not_found(&pos.stream));
+        }
+        let shard = self.shard_of(&s, pos.partition)?.clone();
+        let mut offset = pos.offset as i64;
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let mut offsets = self.log.offsets(&s.name, pos.partition)?;
+        let end = shard.end_offset.unwrap_or(i64::MAX);
+        offset = offset.max(offsets.log_start);
+        let mut last_ts = None;
+        'read: while records.len() < limit && offset < end {
+            let step = READ_STEP.min(MAX_READ_BYTES - bytes).max(64 * 1024);
+            let read = self.log.read(&s.name, pos.partition, offset, step)?;
+            if let Some(o) = read.offsets {
+                offsets = o;
+            }
+            if read.batches.is_empty() {
+                break;
+            }
+            for batch in read.batches {
+                for r in decode_batch(batch).map_err(CoreError::Storage)? {
+                    if r.offset < offset {
+                        continue;
+                    }
+                    let data = r.value.unwrap_or_default();
+                    let key = r.key.unwrap_or_default();
+                    let size = data.len() + key.len();
+                    if !records.is_empty() && bytes + size > MAX_READ_BYTES {
+                        break 'read;
+                    }
+                    bytes += size;
+                    offset = r.offset + 1;
+                    last_ts = Some(r.timestamp_ms);
+                    records.push(ReadRecord {
+                        sequence_number: SeqNo::record(
+                            pos.partition,
+                            r.offset as u64,
+                            shard.created_secs,
+                            (r.timestamp_ms.max(0) / 1000) as u64,
+                        )
+                        .to_string(),
+                        arrival_ms: r.timestamp_ms,
+                        partition_key: String::from_utf8_lossy(&key).into_owned(),
+                        data,
+                    });
+                    if records.len() >= limit || offset >= end {
+                        break 'read;
+                    }
+                }
+            }
+        }
+        let at_end = offset >= offsets.high_watermark.min(end);
+        let millis_behind_latest = if at_end {
+            0
+        } else {
+            match (offsets.last_timestamp_ms, last_ts) {
+                (Some(latest), Some(seen)) => (latest - seen).max(0),
+                (Some(latest), None) => (now - latest).max(0),
+                _ => 0,
+            }
+        };
+        let closed_and_done = shard.end_offset.is_some_and(|e| offset >= e);
+        let (next_iterator, child_shards) = if closed_and_done {
+            (None, s.children(shard.partition).cloned().collect())
+        } else {
+            let next = self.signer.sign(&IteratorPosition {
+                offset: offset as u64,
+                issued_ms: now,
+                ..pos
+            });
+            (Some(next), Vec::new())
+        };
+        Ok(RecordsPage {
+            records,
+            next_iterator,
+            millis_behind_latest,
+            child_shards,
+            stream: s,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! Resharding for `kinesis-md5` streams (reference §4e): parents close, children are appended
+//! as new partitions. Closing happens under the stream's write gate, so no write lands in a
+//! parent after its end offset is fixed.
+
+use std::sync::Arc;
+
+use super::catalog::{shard_id, KeyHash, Shard, Stream, StreamMode};
+use super::error::{CoreError, CoreResult};
+use super::hashing::uniform_ranges;
+use super::now_ms;
+use super::service::Core;
+
+/// A change of shards: which open shards close, and the ranges (with parents) that open.
+struct Plan {
+    close: Vec<u32>,
+    open: Vec<(u128, u128, Vec<u32>)>,
+}
+
+impl Core {
+    fn reshardable(&self, s: &Stream, op: &str) -> CoreResult<()> {
+        if s.key_hash != KeyHash::KinesisMd5 {
+            return Err(CoreError::Validation(format!(
+                "{op} is not supported for stream {} because its key hash mode is {}; add partitions through Kafka CreatePartitions instead.",
+                s.name,
+                s.key_hash.as_str()
+            )));
+        }
+        if op != "UpdateShardCount" && s.mode == StreamMode::OnDemand {
+            return Err(CoreError::Validation(format!(
+                "{op} is not supported for stream {} in ON_DEMAND mode.",
+                s.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn open_shard<'a>(&self, s: &'a Stream, partition: u32) -> CoreResult<&'a Shard> {
+        let shard = s.shard(partition).ok_or_else(|| CoreError::ShardNotFound {
+            stream: s.name.clone(),
+            shard: shard_id(partition),
+            account: self.account_id.clone(),
+        })?;
+        if !shard.is_open() {
+            return Err(CoreError::InvalidArgument(format!(
+                "Shard {} in stream {} under account {} has already been merged or split, and thus is not eligible for merging or splitting.",
+                shard_id(partition),
+                s.name,
+                self.account_id
+            )));
+        }
+        Ok(shard)
+    }
+
+    pub async fn split_shard(&self, stream: &str, partition: u32, new_start: u128) -> CoreResult<()> {
+        self.reshard(stream, |s| {
+            self.reshardable(s, "SplitShard")?;
+            let parent = self.open_shard(s, partition)?;
+            if new_start <= parent.start_hash || new_start > parent.end_hash {
+                return Err(CoreError::InvalidArgument(format!(
+                    "NewStartingHashKey {new_start} used in SplitShard() on shard {} in stream {} under account {} is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
+                    shard_id(partition), s.name, self.account_id, parent.start_hash, parent.end_hash
+                )));
+            }
+            Ok(Plan {
+                close: vec![partition],
+                open: vec![
+                    (parent.start_hash, new_start - 1, vec![partition]),
+                    (new_start, parent.end_hash, vec![partition]),
+                ],
+            })
+        })
+        .await
+    }
+
+    pub async fn merge_shards(&self, stream: &str, first: u32, adjacent: u32) -> CoreResult<()> {
+        self.reshard(stream, |s| {
+            self.reshardable(s, "MergeShards")?;
+            let a = self.open_shard(s, first)?;
+            let b = self.open_shard(s, adjacent)?;
+            let touching = a.end_hash.checked_add(1) == Some(b.start_hash)
+                || b.end_hash.checked_add(1) == Some(a.start_hash);
+            if first == adjacent || !touching {
+                return Err(CoreError::InvalidArgument(format!(
+                    "Shards {} and {} in stream {} under account {} are not an adjacent pair of shards eligible for merging",
+                    shard_id(first), shard_id(adjacent), s.name, self.account_id
+                )));
+            }
+            Ok(Plan {
+                close: vec![first, adjacent],
+                open: vec![(
+                    a.start_hash.min(b.start_hash),
+                    a.end_hash.max(b.end_hash),
+                    vec![first, adjacent],
+                )],
+            })
+        })
+        .await
+    }
+
+    /// UNIFORM_SCALING: every open shard closes and `target` uniform shards open, each
+    /// listing the old shards its range overlaps as parents. Returns the previous count.
+    pub async fn update_shard_count(&self, stream: &str, target: u32) -> CoreResult<u32> {
+        let mut previous = 0;
+        self.reshard(stream, |s| {
+            self.reshardable(s, "UpdateShardCount")?;
+            let open: Vec<&Shard> = s.open_shards().collect();
+            let current = open.len() as u32;
+            previous = current;
+            if target > current * 2 || target * 2 < current {
+                return Err(CoreError::Validation(format!(
+                    "UpdateShardCount to {target} for stream {} is outside the allowed range: the target must be at most double and at least half of the current open shard count {current}.",
+                    s.name
+                )));
+            }
+            if target == current {
+                return Ok(Plan { close: vec![], open: vec![] });
+            }
+            let mut sorted = open.clone();
+            sorted.sort_by_key(|s| s.start_hash);
+            let lo = sorted.first().map_or(0, |s| s.start_hash);
+            let hi = sorted.last().map_or(u128::MAX, |s| s.end_hash);
+            let ranges = uniform_ranges(lo, hi, target);
+            Ok(Plan {
+                close: sorted.iter().map(|s| s.partition).collect(),
+                open: ranges
+                    .into_iter()
+                    .map(|(a, b)| {
+                        let parents = sorted
+                            .iter()
+                            .filter(|p| p.start_hash <= b && a <= p.end_hash)
+                            .map(|p| p.partition)
+                            .collect();
+                        (a, b, parents)
+                    })
+                    .collect(),
+            })
+        })
+        .await?;
+        Ok(previous)
+    }
+
+    /// Applies a plan: closes parents at their current end, opens children, persists.
+    async fn reshard(
+        &self,
+        stream: &str,
+        plan: impl FnOnce(&Stream) -> CoreResult<Plan>,
+    ) -> CoreResult<()> {
+        let _admin = self.admin.lock().await;
+        let entry = self.entry(stream)?;
+        let _gate = entry.gate.write().await;
+        let current = entry.snapshot();
+        let plan = plan(&current)?;
+        if plan.open.is_empty() {
+            return Ok(());
+        }
+        let added = plan.open.len() as u32 - plan.close.len().min(plan.open.len()) as u32;
+        let limits = self.limits();
+        if limits.open_shard_count + added > limits.shard_limit {
+            return Err(CoreError::LimitExceeded(format!(
+                "This request would exceed the shard limit for the account {}. Current shard count for the account: {}. Limit: {}.",
+                self.account_id, limits.open_shard_count, limits.shard_limit
+            )));
+        }
+        let mut next = (*current).clone();
+        for p in &plan.close {
+            let end = self.log.offsets(stream, *p)?.high_watermark;
+            if let Some(shard) = next.shards.iter_mut().find(|s| s.partition == *p) {
+                shard.end_offset = Some(end);
+                shard.closed_ms = Some(now_ms());
+            }
+        }
+        let first = next.next_partition();
+        let created_secs = (now_ms() / 1000) as u64;
+        for (i, (start, end, parents)) in plan.open.into_iter().enumerate() {
+            next.shards.push(Shard {
+                partition: first + i as u32,
+                parents,
+                start_hash: start,
+                end_hash: end,
+                created_secs,
+                start_offset: 0,
+                end_offset: None,
+                closed_ms: None,
+            });
+        }
+        self.log
+            .create_partitions(stream, first..next.next_partition())?;
+        self.persist(&next)?;
+        *entry.state.write() = Arc::new(next);
+        Ok(())
+    }
+}

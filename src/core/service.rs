@@ -1,0 +1,272 @@
+//! The `Core`: the catalog in memory, its persistence through the `MetaStore`, and the stream
+//! administration operations (create, delete, describe, attributes). Reads and writes of
+//! records are in `data.rs`, resharding in `reshard.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use rand::RngCore;
+
+use super::catalog::{KeyHash, Shard, Stream, StreamMode, StreamStatus};
+use super::error::{CoreError, CoreResult};
+use super::hashing::{uniform_ranges, MAX_HASH_KEY};
+use super::iterator::IteratorSigner;
+use super::now_ms;
+use crate::backend::{Log, MetaStore};
+use crate::config::StreamsConfig;
+
+const STREAM_PREFIX: &str = "streams/";
+const ITERATOR_KEY: &str = "secrets/iterator-key";
+pub const MIN_RETENTION_HOURS: u32 = 24;
+pub const MAX_RETENTION_HOURS: u32 = 8760;
+/// Shards of a new on-demand stream, as AWS creates them.
+const ON_DEMAND_SHARDS: u32 = 4;
+
+/// A stream's current attributes, and the gate that keeps reshards and writes apart.
+pub(super) struct StreamEntry {
+    pub(super) state: RwLock<Arc<Stream>>,
+    /// Writes hold it shared; a reshard holds it exclusively while it closes shards.
+    pub(super) gate: tokio::sync::RwLock<()>,
+}
+
+impl StreamEntry {
+    pub(super) fn snapshot(&self) -> Arc<Stream> {
+        self.state.read().clone()
+    }
+}
+
+pub struct Core {
+    pub(super) account_id: String,
+    pub(super) streams_config: StreamsConfig,
+    pub(super) log: Arc<dyn Log>,
+    meta: Arc<dyn MetaStore>,
+    pub(super) signer: IteratorSigner,
+    pub(super) catalog: RwLock<BTreeMap<String, Arc<StreamEntry>>>,
+    /// Serialises catalog changes, so each is read-modify-persist without races.
+    pub(super) admin: tokio::sync::Mutex<()>,
+    pub(super) spread: AtomicUsize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateStreamRequest {
+    pub name: String,
+    pub shard_count: Option<u32>,
+    pub mode: StreamMode,
+    pub max_record_kib: Option<u32>,
+    pub tags: BTreeMap<String, String>,
+    pub key_hash: KeyHash,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub shard_limit: u32,
+    pub open_shard_count: u32,
+    pub on_demand_stream_count: u32,
+    pub on_demand_stream_count_limit: u32,
+}
+
+impl Core {
+    /// Loads the catalog and the iterator key, and makes sure every shard has its partition.
+    pub fn open(
+        account_id: String,
+        streams_config: StreamsConfig,
+        log: Arc<dyn Log>,
+        meta: Arc<dyn MetaStore>,
+    ) -> CoreResult<Core> {
+        let key = match meta.get(ITERATOR_KEY)? {
+            Some(k) if k.len() >= 32 => k,
+            _ => {
+                let mut k = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut k);
+                meta.put(ITERATOR_KEY, &k)?;
+                k
+            }
+        };
+        let mut catalog = BTreeMap::new();
+        for (key, doc) in meta.list(STREAM_PREFIX)? {
+            let stream: Stream = serde_json::from_slice(&doc)
+                .map_err(|e| CoreError::Storage(format!("corrupt catalog entry {key}: {e}")))?;
+            let top = stream.next_partition();
+            log.create_partitions(&stream.name, 0..top)?;
+            log.set_retention(&stream.name, Some(retention_ms(stream.retention_hours)));
+            catalog.insert(
+                stream.name.clone(),
+                Arc::new(StreamEntry {
+                    state: RwLock::new(Arc::new(stream)),
+                    gate: tokio::sync::RwLock::new(()),
+                }),
+            );
+        }
+        tracing::info!(streams = catalog.len(), "catalog loaded");
+        Ok(Core {
+            account_id,
+            streams_config,
+            log,
+            meta,
+            signer: IteratorSigner::new(key),
+            catalog: RwLock::new(catalog),
+            admin: tokio::sync::Mutex::new(()),
+            spread: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    pub fn signer(&self) -> &IteratorSigner {
+        &self.signer
+    }
+
+    pub(super) fn not_found(&self, stream: &str) -> CoreError {
+        CoreError::StreamNotFound {
+            stream: stream.to_string(),
+            account: self.account_id.clone(),
+        }
+    }
+
+    pub(super) fn entry(&self, stream: &str) -> CoreResult<Arc<StreamEntry>> {
+        self.catalog
+            .read()
+            .get(stream)
+            .cloned()
+            .ok_or_else(|| self.not_found(stream))
+    }
+
+    /// The stream's current attributes.
+    pub fn stream(&self, name: &str) -> CoreResult<Arc<Stream>> {
+        Ok(self.entry(name)?.snapshot())
+    }
+
+    /// Every stream, in name order.
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.catalog.read().values().map(|e| e.snapshot()).collect()
+    }
+
+    pub(super) fn persist(&self, stream: &Stream) -> CoreResult<()> {
+        let doc = serde_json::to_vec(stream).expect("catalog entries serialise");
+        self.meta
+            .put(&format!("{STREAM_PREFIX}{}", stream.name), &doc)
+    }
+
+    pub async fn create_stream(&self, req: CreateStreamRequest) -> CoreResult<()> {
+        let _admin = self.admin.lock().await;
+        if self.catalog.read().contains_key(&req.name) {
+            return Err(CoreError::StreamExists {
+                stream: req.name,
+                account: self.account_id.clone(),
+            });
+        }
+        let shards = match req.mode {
+            StreamMode::OnDemand => req.shard_count.unwrap_or(ON_DEMAND_SHARDS),
+            StreamMode::Provisioned => req
+                .shard_count
+                .unwrap_or(self.streams_config.default_shard_count),
+        };
+        let open = self.limits().open_shard_count;
+        if open + shards > self.streams_config.shard_limit {
+            return Err(CoreError::LimitExceeded(format!(
+                "This request would exceed the shard limit for the account {} in us-east-1. Current shard count for the account: {open}. Limit: {}. Number of additional shards that would have resulted from this request: {shards}.",
+                self.account_id, self.streams_config.shard_limit
+            )));
+        }
+        let created_ms = now_ms();
+        let created_secs = (created_ms / 1000) as u64;
+        let stream = Stream {
+            name: req.name.clone(),
+            created_ms,
+            status: StreamStatus::Active,
+            mode: req.mode,
+            retention_hours: MIN_RETENTION_HOURS,
+            tags: req.tags,
+            encryption_key: None,
+            shard_level_metrics: BTreeSet::new(),
+            max_record_kib: req.max_record_kib.unwrap_or(1024),
+            key_hash: req.key_hash,
+            shards: uniform_ranges(0, MAX_HASH_KEY, shards)
+                .into_iter()
+                .enumerate()
+                .map(|(i, (start, end))| Shard {
+                    partition: i as u32,
+                    parents: Vec::new(),
+                    start_hash: start,
+                    end_hash: end,
+                    created_secs,
+                    start_offset: 0,
+                    end_offset: None,
+                    closed_ms: None,
+                })
+                .collect(),
+        };
+        self.log.create_partitions(&stream.name, 0..shards)?;
+        self.log
+            .set_retention(&stream.name, Some(retention_ms(stream.retention_hours)));
+        self.persist(&stream)?;
+        self.catalog.write().insert(
+            stream.name.clone(),
+            Arc::new(StreamEntry {
+                state: RwLock::new(Arc::new(stream)),
+                gate: tokio::sync::RwLock::new(()),
+            }),
+        );
+        tracing::info!(stream = %req.name, shards, "stream created");
+        Ok(())
+    }
+
+    pub async fn delete_stream(&self, name: &str) -> CoreResult<()> {
+        let _admin = self.admin.lock().await;
+        let entry = self.entry(name)?;
+        let _gate = entry.gate.write().await;
+        self.meta.delete(&format!("{STREAM_PREFIX}{name}"))?;
+        self.catalog.write().remove(name);
+        self.log.delete_topic(name)?;
+        tracing::info!(stream = %name, "stream deleted");
+        Ok(())
+    }
+
+    /// Applies a change to a stream's attributes and persists it. `change` validates first
+    /// and leaves the stream untouched when it fails.
+    pub async fn update_stream<T>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Stream) -> CoreResult<T>,
+    ) -> CoreResult<T> {
+        let _admin = self.admin.lock().await;
+        let entry = self.entry(name)?;
+        let mut next = (*entry.snapshot()).clone();
+        let out = change(&mut next)?;
+        self.persist(&next)?;
+        self.log
+            .set_retention(name, Some(retention_ms(next.retention_hours)));
+        *entry.state.write() = Arc::new(next);
+        Ok(out)
+    }
+
+    pub fn limits(&self) -> Limits {
+        let streams = self.streams();
+        Limits {
+            shard_limit: self.streams_config.shard_limit,
+            open_shard_count: streams.iter().map(|s| s.open_shard_count() as u32).sum(),
+            on_demand_stream_count: streams
+                .iter()
+                .filter(|s| s.mode == StreamMode::OnDemand)
+                .count() as u32,
+            on_demand_stream_count_limit: self.streams_config.on_demand_stream_count_limit,
+        }
+    }
+
+    /// Offsets of one shard's partition (for sequence-number ranges and iterator starts).
+    pub fn partition_offsets(
+        &self,
+        stream: &str,
+        partition: u32,
+    ) -> CoreResult<crate::backend::PartitionOffsets> {
+        self.log.offsets(stream, partition)
+    }
+}
+
+pub fn retention_ms(hours: u32) -> i64 {
+    hours as i64 * 3_600_000
+}

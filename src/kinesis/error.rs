@@ -1,0 +1,101 @@
+//! Kinesis errors: an exception name, a message and an HTTP status. `From<CoreError>` is the
+//! one place where core errors become Kinesis exceptions.
+
+use serde::Serialize;
+
+use crate::core::error::CoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub message: String,
+    pub status: u16,
+}
+
+impl ApiError {
+    fn client(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            status: 400,
+        }
+    }
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::client("InvalidArgumentException", message)
+    }
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::client("ValidationException", message)
+    }
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::client("SerializationException", message)
+    }
+    pub fn unknown_operation(message: impl Into<String>) -> Self {
+        Self::client("UnknownOperationException", message)
+    }
+    pub fn resource_not_found(message: impl Into<String>) -> Self {
+        Self::client("ResourceNotFoundException", message)
+    }
+    pub fn limit_exceeded(message: impl Into<String>) -> Self {
+        Self::client("LimitExceededException", message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            code: "InternalFailure",
+            message: message.into(),
+            status: 500,
+        }
+    }
+
+    /// AWS's "1 validation error detected" form for a member that breaks a constraint.
+    pub fn constraint(value: &str, member: &str, constraint: &str) -> Self {
+        Self::validation(format!(
+            "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
+        ))
+    }
+
+    pub fn missing(member: &str) -> Self {
+        Self::validation(format!(
+            "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        ))
+    }
+
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            kind: self.code,
+            message: &self.message,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    #[serde(rename = "__type")]
+    kind: &'a str,
+    message: &'a str,
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let message = e.to_string();
+        match e {
+            CoreError::StreamNotFound { .. } | CoreError::ShardNotFound { .. } => {
+                ApiError::client("ResourceNotFoundException", message)
+            }
+            CoreError::StreamExists { .. } | CoreError::StreamNotActive { .. } => {
+                ApiError::client("ResourceInUseException", message)
+            }
+            CoreError::ShardClosed { .. } | CoreError::InvalidArgument(_) => {
+                ApiError::client("InvalidArgumentException", message)
+            }
+            CoreError::IteratorExpired { .. } => {
+                ApiError::client("ExpiredIteratorException", message)
+            }
+            CoreError::Validation(_) => ApiError::client("ValidationException", message),
+            CoreError::LimitExceeded(_) => ApiError::client("LimitExceededException", message),
+            CoreError::Storage(detail) => {
+                tracing::error!(error = %detail, "storage failure");
+                ApiError::internal("Internal Service Failure")
+            }
+        }
+    }
+}

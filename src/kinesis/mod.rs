@@ -1,0 +1,9 @@
+//! The Kinesis Data Streams front end: HTTP server, JSON and CBOR codecs, request validation
+//! and the operations. Decodes requests, calls the core, encodes responses.
+
+pub mod auth;
+pub mod codec;
+pub mod error;
+pub mod ops;
+pub mod server;
+pub mod validate;

@@ -1,0 +1,171 @@
+//! The Kinesis operations table: every operation of the API model, its status in strait, and
+//! its handler. The router dispatches from it and `docs/compatibility.md` is checked against
+//! it. Handlers live in the sibling modules, grouped by what they touch.
+
+mod records;
+mod reshard;
+mod settings;
+mod shapes;
+mod shards;
+mod streams;
+mod tags;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::codec::{self, Protocol};
+use super::error::ApiError;
+use crate::core::Core;
+
+/// What a handler gets: the core and the identity the ARNs are built from.
+pub struct Ctx {
+    pub core: Arc<Core>,
+    pub region: String,
+}
+
+impl Ctx {
+    pub fn stream_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{name}",
+            self.region,
+            self.core.account_id()
+        )
+    }
+}
+
+pub type Reply = Pin<Box<dyn Future<Output = Result<Bytes, ApiError>> + Send>>;
+pub type Handler = fn(Arc<Ctx>, Protocol, Bytes) -> Reply;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Supported,
+    /// Works, with the limits the note states.
+    Partial,
+    NotSupported,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Supported => "supported",
+            Status::Partial => "partial",
+            Status::NotSupported => "not supported",
+        }
+    }
+}
+
+pub struct Operation {
+    pub name: &'static str,
+    pub status: Status,
+    pub note: &'static str,
+    pub handler: Option<Handler>,
+}
+
+/// Decodes the input, runs the operation, encodes the output in the request's protocol.
+async fn run<I, O, F, Fut>(ctx: Arc<Ctx>, protocol: Protocol, body: Bytes, f: F) -> Result<Bytes, ApiError>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    F: FnOnce(Arc<Ctx>, I) -> Fut,
+    Fut: Future<Output = Result<O, ApiError>>,
+{
+    let input: I = codec::decode(protocol, &body)?;
+    let output = f(ctx, input).await?;
+    Ok(codec::encode(protocol, &output))
+}
+
+macro_rules! op {
+    ($name:literal, $status:ident, $note:literal, $f:path) => {
+        Operation {
+            name: $name,
+            status: Status::$status,
+            note: $note,
+            handler: Some(|ctx, protocol, body| Box::pin(run(ctx, protocol, body, $f))),
+        }
+    };
+    ($name:literal, $note:literal) => {
+        Operation {
+            name: $name,
+            status: Status::NotSupported,
+            note: $note,
+            handler: None,
+        }
+    };
+}
+
+pub static OPERATIONS: &[Operation] = &[
+    op!("AddTagsToStream", Supported, "", tags::add_tags_to_stream),
+    op!("CreateStream", Supported, "Streams are ACTIVE at once. Tags, StreamModeDetails and MaxRecordSizeInKiB are honoured; WarmThroughputMiBps is ignored.", streams::create_stream),
+    op!("DecreaseStreamRetentionPeriod", Supported, "", settings::decrease_retention),
+    op!("DeleteResourcePolicy", "Resource policies are not modelled."),
+    op!("DeleteStream", Supported, "EnforceConsumerDeletion is accepted; there are no consumers until enhanced fan-out lands.", streams::delete_stream),
+    op!("DeregisterStreamConsumer", "Enhanced fan-out arrives in a later release."),
+    op!("DescribeAccountSettings", "Account settings are not modelled."),
+    op!("DescribeLimits", Supported, "Limits come from `streams.shard_limit` and `streams.on_demand_stream_count_limit`.", settings::describe_limits),
+    op!("DescribeStream", Supported, "Paging with Limit and ExclusiveStartShardId.", streams::describe_stream),
+    op!("DescribeStreamConsumer", "Enhanced fan-out arrives in a later release."),
+    op!("DescribeStreamSummary", Supported, "Never returns a StreamId, so SDK endpoint rules keep the custom endpoint.", streams::describe_stream_summary),
+    op!("DisableEnhancedMonitoring", Partial, "State is recorded and reported; no CloudWatch metrics are emitted.", settings::disable_monitoring),
+    op!("EnableEnhancedMonitoring", Partial, "State is recorded and reported; no CloudWatch metrics are emitted.", settings::enable_monitoring),
+    op!("GetRecords", Supported, "Limit, the 10 MiB cap, MillisBehindLatest, and ChildShards at the end of a closed shard. No per-shard throttling.", records::get_records),
+    op!("GetResourcePolicy", "Resource policies are not modelled."),
+    op!("GetShardIterator", Supported, "All five iterator types. Iterators are signed tokens that expire after 300 s.", records::get_shard_iterator),
+    op!("IncreaseStreamRetentionPeriod", Supported, "", settings::increase_retention),
+    op!("ListShards", Supported, "Every ShardFilter type and NextToken paging.", shards::list_shards),
+    op!("ListStreamConsumers", "Enhanced fan-out arrives in a later release."),
+    op!("ListStreams", Supported, "StreamNames and StreamSummaries, with Limit, ExclusiveStartStreamName and NextToken.", streams::list_streams),
+    op!("ListTagsForResource", Supported, "Stream ARNs; consumer ARNs arrive with enhanced fan-out.", tags::list_tags_for_resource),
+    op!("ListTagsForStream", Supported, "", tags::list_tags_for_stream),
+    op!("MergeShards", Supported, "kinesis-md5 streams: parents close and a child is appended as a new partition.", reshard::merge_shards),
+    op!("PutRecord", Supported, "ExplicitHashKey and SequenceNumberForOrdering (order per shard is always strict).", records::put_record),
+    op!("PutRecords", Supported, "Up to 500 records and 10 MiB; per-record results in request order.", records::put_records),
+    op!("PutResourcePolicy", "Resource policies are not modelled."),
+    op!("RegisterStreamConsumer", "Enhanced fan-out arrives in a later release."),
+    op!("RemoveTagsFromStream", Supported, "", tags::remove_tags_from_stream),
+    op!("SplitShard", Supported, "kinesis-md5 streams: the parent closes and two children are appended as new partitions.", reshard::split_shard),
+    op!("StartStreamEncryption", Partial, "The KMS key id is recorded and reported; data is not encrypted by KMS.", settings::start_encryption),
+    op!("StopStreamEncryption", Partial, "Recorded state only, as StartStreamEncryption.", settings::stop_encryption),
+    op!("SubscribeToShard", "Enhanced fan-out arrives in a later release."),
+    op!("TagResource", Supported, "Stream ARNs.", tags::tag_resource),
+    op!("UntagResource", Supported, "Stream ARNs.", tags::untag_resource),
+    op!("UpdateAccountSettings", "Account settings are not modelled."),
+    op!("UpdateMaxRecordSize", Supported, "1024–10240 KiB, enforced on writes.", settings::update_max_record_size),
+    op!("UpdateShardCount", Supported, "UNIFORM_SCALING in one step: every open shard closes and the target number of uniform shards opens, each listing the shards it overlaps as parents.", reshard::update_shard_count),
+    op!("UpdateStreamMode", Supported, "Recorded; both modes behave alike on the embedded backend.", settings::update_stream_mode),
+    op!("UpdateStreamWarmThroughput", "Warm throughput is not modelled."),
+];
+
+pub fn find(name: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|o| o.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for w in OPERATIONS.windows(2) {
+            assert!(w[0].name < w[1].name, "{} before {}", w[0].name, w[1].name);
+        }
+    }
+
+    /// docs/compatibility.md must list every operation with the status in this table.
+    #[test]
+    fn compatibility_doc_matches_the_table() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/compatibility.md"),
+        )
+        .unwrap();
+        for op in OPERATIONS {
+            let row = format!("| {} | {} |", op.name, op.status.as_str());
+            assert!(doc.contains(&row), "docs/compatibility.md lacks `{row}`");
+            assert_eq!(op.handler.is_some(), op.status != Status::NotSupported);
+        }
+    }
+}

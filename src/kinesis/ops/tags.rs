@@ -1,0 +1,244 @@
+//! Stream tags, by stream name (…TagsToStream, ListTagsForStream) and by resource ARN
+//! (TagResource, UntagResource, ListTagsForResource).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::shapes::Empty;
+use super::Ctx;
+use crate::core::error::CoreError;
+use crate::kinesis::error::ApiError;
+use crate::kinesis::validate::{int_range, required, resolve_stream, stream_name_from_arn};
+
+const MAX_TAGS: usize = 50;
+
+/// Tag rules: keys 1–128 characters not starting with `aws:`, values up to 256, at most 50
+/// tags on a stream counting `existing`.
+pub fn check_tags(tags: &BTreeMap<String, String>, existing: usize) -> Result<(), ApiError> {
+    for (k, v) in tags {
+        let n = k.chars().count();
+        if n == 0 || n > 128 {
+            return Err(ApiError::invalid_argument(format!(
+                "Tag key '{k}' must be between 1 and 128 characters long."
+            )));
+        }
+        if k.starts_with("aws:") {
+            return Err(ApiError::invalid_argument(format!(
+                "Tag key '{k}' uses the reserved prefix aws:."
+            )));
+        }
+        if v.chars().count() > 256 {
+            return Err(ApiError::invalid_argument(format!(
+                "Tag value for key '{k}' must be at most 256 characters long."
+            )));
+        }
+    }
+    if existing + tags.len() > MAX_TAGS {
+        return Err(ApiError::limit_exceeded(format!(
+            "A stream may have at most {MAX_TAGS} tags; this request would make {}.",
+            existing + tags.len()
+        )));
+    }
+    Ok(())
+}
+
+async fn add_tags(ctx: &Ctx, stream: &str, tags: BTreeMap<String, String>) -> Result<(), ApiError> {
+    if tags.is_empty() {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value '{}' at 'tags' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    if tags.len() > 10 {
+        return Err(ApiError::invalid_argument(format!(
+            "At most 10 tags can be added in one request; got {}.",
+            tags.len()
+        )));
+    }
+    check_tags(&tags, 0)?;
+    ctx.core
+        .update_stream(stream, |s| {
+            if s.tags.len() + tags.keys().filter(|k| !s.tags.contains_key(*k)).count() > MAX_TAGS {
+                return Err(CoreError::LimitExceeded(format!(
+                    "A stream may have at most {MAX_TAGS} tags; stream {} has {}.",
+                    s.name,
+                    s.tags.len()
+                )));
+            }
+            s.tags.extend(tags);
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+async fn remove_tags(ctx: &Ctx, stream: &str, keys: Vec<String>) -> Result<(), ApiError> {
+    if keys.is_empty() || keys.len() > 50 {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at 'tagKeys' failed to satisfy constraint: Member must have length between 1 and 50 (got {})",
+            keys.len()
+        )));
+    }
+    ctx.core
+        .update_stream(stream, |s| {
+            for k in &keys {
+                s.tags.remove(k);
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    key: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddTagsToStreamInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+pub async fn add_tags_to_stream(ctx: Arc<Ctx>, i: AddTagsToStreamInput) -> Result<Empty, ApiError> {
+    let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    add_tags(&ctx, &name, required(i.tags, "tags")?).await?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoveTagsFromStreamInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    tag_keys: Option<Vec<String>>,
+}
+
+pub async fn remove_tags_from_stream(
+    ctx: Arc<Ctx>,
+    i: RemoveTagsFromStreamInput,
+) -> Result<Empty, ApiError> {
+    let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    remove_tags(&ctx, &name, required(i.tag_keys, "tagKeys")?).await?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForStreamInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    exclusive_start_tag_key: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForStreamOutput {
+    tags: Vec<Tag>,
+    has_more_tags: bool,
+}
+
+pub async fn list_tags_for_stream(
+    ctx: Arc<Ctx>,
+    i: ListTagsForStreamInput,
+) -> Result<ListTagsForStreamOutput, ApiError> {
+    let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    let limit = int_range(i.limit.unwrap_or(50), "limit", 1, 50)? as usize;
+    let s = ctx.core.stream(&name)?;
+    let mut rest = s
+        .tags
+        .iter()
+        .filter(|(k, _)| i.exclusive_start_tag_key.as_deref().is_none_or(|a| k.as_str() > a));
+    let tags = rest
+        .by_ref()
+        .take(limit)
+        .map(|(k, v)| Tag {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    Ok(ListTagsForStreamOutput {
+        tags,
+        has_more_tags: rest.next().is_some(),
+    })
+}
+
+/// The stream a resource ARN names. Consumer ARNs arrive with enhanced fan-out.
+fn resource_stream(arn: Option<String>) -> Result<String, ApiError> {
+    let arn = required(arn, "resourceARN")?;
+    if arn.contains("/consumer/") {
+        return Err(ApiError::resource_not_found(format!(
+            "Consumer {arn} not found."
+        )));
+    }
+    stream_name_from_arn(&arn)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+pub async fn tag_resource(ctx: Arc<Ctx>, i: TagResourceInput) -> Result<Empty, ApiError> {
+    let name = resource_stream(i.resource_arn)?;
+    add_tags(&ctx, &name, required(i.tags, "tags")?).await?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UntagResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    tag_keys: Option<Vec<String>>,
+}
+
+pub async fn untag_resource(ctx: Arc<Ctx>, i: UntagResourceInput) -> Result<Empty, ApiError> {
+    let name = resource_stream(i.resource_arn)?;
+    remove_tags(&ctx, &name, required(i.tag_keys, "tagKeys")?).await?;
+    Ok(Empty {})
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceOutput {
+    tags: Vec<Tag>,
+}
+
+pub async fn list_tags_for_resource(
+    ctx: Arc<Ctx>,
+    i: ListTagsForResourceInput,
+) -> Result<ListTagsForResourceOutput, ApiError> {
+    let name = resource_stream(i.resource_arn)?;
+    let s = ctx.core.stream(&name)?;
+    Ok(ListTagsForResourceOutput {
+        tags: s
+            .tags
+            .iter()
+            .map(|(k, v)| Tag {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+    })
+}

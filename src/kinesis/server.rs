@@ -1,0 +1,160 @@
+//! The Kinesis HTTP listener: HTTP/1.1 and h2c (prior knowledge) on one port through hyper's
+//! auto builder. Owns request framing (method, target, content type, body limit), dispatch
+//! through the operations table, and turning results and errors into responses.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use super::auth;
+use super::codec::{self, Protocol};
+use super::error::ApiError;
+use super::ops::{self, Ctx};
+
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    max_body: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let svc = tower::service_fn(move |req| handle(ctx.clone(), max_body, req));
+            let builder = auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle(
+    ctx: Arc<Ctx>,
+    max_body: usize,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let protocol = match content_type {
+        None => Protocol::Json,
+        Some(ct) => match Protocol::from_content_type(ct) {
+            Some(p) => p,
+            None => {
+                let e = ApiError::serialization(format!("Unsupported Content-Type: {ct}"));
+                return Ok(error_response(Protocol::Json, &e, &request_id));
+            }
+        },
+    };
+    let result = dispatch(ctx, max_body, &parts, body, protocol).await;
+    Ok(match result {
+        Ok(bytes) => {
+            let mut resp = Response::new(Full::new(bytes));
+            decorate(&mut resp, protocol, &request_id);
+            resp
+        }
+        Err(e) => error_response(protocol, &e, &request_id),
+    })
+}
+
+async fn dispatch(
+    ctx: Arc<Ctx>,
+    max_body: usize,
+    parts: &http::request::Parts,
+    body: Incoming,
+    protocol: Protocol,
+) -> Result<Bytes, ApiError> {
+    if parts.method != Method::POST {
+        return Err(ApiError::unknown_operation(format!(
+            "Method {} is not supported; the Kinesis API takes POST /.",
+            parts.method
+        )));
+    }
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let name = target.strip_prefix(TARGET_PREFIX).unwrap_or("");
+    let op = ops::find(name).ok_or_else(|| {
+        ApiError::unknown_operation(format!("Unknown X-Amz-Target: {target:?}"))
+    })?;
+    let handler = op.handler.ok_or_else(|| {
+        ApiError::unknown_operation(format!("{} is not supported by strait: {}", op.name, op.note))
+    })?;
+    let principal = auth::principal(&parts.headers);
+    let body = Limited::new(body, max_body)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::serialization(format!(
+                    "Request body exceeds the limit of {max_body} bytes."
+                ))
+            } else {
+                ApiError::serialization(format!("Could not read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    tracing::debug!(op = op.name, ?principal, bytes = body.len(), "request");
+    match AssertUnwindSafe(handler(ctx, protocol, body)).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!(op = op.name, "handler panicked");
+            Err(ApiError::internal("Internal Service Failure"))
+        }
+    }
+}
+
+fn decorate(resp: &mut Response<Full<Bytes>>, protocol: Protocol, request_id: &str) {
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(protocol.content_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+}
+
+fn error_response(protocol: Protocol, e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(codec::encode(protocol, &e.body())));
+    *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    decorate(&mut resp, protocol, request_id);
+    if let Ok(v) = HeaderValue::from_str(e.code) {
+        resp.headers_mut().insert("x-amzn-errortype", v);
+    }
+    resp
+}
