@@ -296,8 +296,11 @@ mod tests {
     fn errors_name_the_key() {
         let e = Config::load(None, env(&[("STRAIT_KINESIS__LISTEN", "nope")])).unwrap_err();
         assert!(e.to_string().contains("kinesis.listen"), "{e}");
-        let e = Config::load(None, env(&[("STRAIT_BACKEND__EMBEDDED__FSYNC", "sometimes")]))
-            .unwrap_err();
+        let e = Config::load(
+            None,
+            env(&[("STRAIT_BACKEND__EMBEDDED__FSYNC", "sometimes")]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("sometimes"), "{e}");
         let e = Config::load(None, env(&[("STRAIT_NOPE", "1")])).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");

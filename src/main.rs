@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use strait::config::Config;
 
 #[derive(Parser)]
-#[command(name = "strait", version, about = "A Kinesis Data Streams and Kafka gateway")]
+#[command(
+    name = "strait",
+    version,
+    about = "A Kinesis Data Streams and Kafka gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,8 +36,7 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -80,9 +83,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -45,13 +45,22 @@ pub trait Log: Send + Sync {
     async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<i64>;
     /// Reads whole batches holding offsets from `offset` on, up to about `max_bytes`
     /// (at least one batch when any is visible).
-    fn read(&self, topic: &str, partition: u32, offset: i64, max_bytes: usize)
-        -> CoreResult<ReadBatches>;
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> CoreResult<ReadBatches>;
     fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets>;
     /// The first offset whose batch holds a record at or after `timestamp_ms` (the high
     /// watermark when there is none). Batch granularity: callers skip earlier records.
-    fn offset_for_timestamp(&self, topic: &str, partition: u32, timestamp_ms: i64)
-        -> CoreResult<i64>;
+    fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp_ms: i64,
+    ) -> CoreResult<i64>;
 }
 
 /// Small documents kept durably by key (stream attributes, secrets, later group state).

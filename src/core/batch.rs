@@ -73,7 +73,9 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         attributes: i16::from_be_bytes([buf[ATTRIBUTES_AT], buf[ATTRIBUTES_AT + 1]]),
     };
     if header.last_offset_delta < 0 || header.record_count < 0 {
-        return Err(BatchError::Malformed("negative record count or offset delta"));
+        return Err(BatchError::Malformed(
+            "negative record count or offset delta",
+        ));
     }
     Ok(header)
 }
@@ -125,7 +127,10 @@ mod tests {
         let b = sample();
         let h = check_batch(&b).unwrap();
         assert_eq!(h.total_len, b.len());
-        assert_eq!((h.base_offset, h.last_offset_delta, h.record_count), (0, 1, 2));
+        assert_eq!(
+            (h.base_offset, h.last_offset_delta, h.record_count),
+            (0, 1, 2)
+        );
         assert_eq!((h.base_timestamp, h.max_timestamp), (1000, 1005));
     }
 

@@ -174,7 +174,11 @@ impl Stream {
     }
 
     pub fn next_partition(&self) -> u32 {
-        self.shards.iter().map(|s| s.partition + 1).max().unwrap_or(0)
+        self.shards
+            .iter()
+            .map(|s| s.partition + 1)
+            .max()
+            .unwrap_or(0)
     }
 }
 

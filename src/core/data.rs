@@ -10,10 +10,10 @@ use bytes::Bytes;
 use super::catalog::{shard_id, Shard, Stream, StreamStatus};
 use super::error::{CoreError, CoreResult};
 use super::iterator::{IteratorError, IteratorPosition};
+use super::now_ms;
 use super::record::{decode_batch, encode_batch, NewRecord};
 use super::seqno::SeqNo;
 use super::service::Core;
-use super::now_ms;
 
 /// One record of a PutRecord(s) call, validated by the front end.
 #[derive(Debug, Clone)]
@@ -120,7 +120,8 @@ impl Core {
             async move { (partition, self.log.append(stream, partition, batch).await) }
         });
         let results = futures_util::future::join_all(appends).await;
-        let mut out: Vec<Option<CoreResult<PutOutcome>>> = (0..inputs.len()).map(|_| None).collect();
+        let mut out: Vec<Option<CoreResult<PutOutcome>>> =
+            (0..inputs.len()).map(|_| None).collect();
         for (partition, result) in results {
             let idxs = &groups[&partition];
             let shard = s.shard(partition).expect("routed to a known shard");
@@ -147,7 +148,10 @@ impl Core {
                 }
             }
         }
-        Ok(out.into_iter().map(|o| o.expect("every record routed")).collect())
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every record routed"))
+            .collect())
     }
 
     fn shard_of<'a>(&self, s: &'a Stream, partition: u32) -> CoreResult<&'a Shard> {

@@ -21,7 +21,9 @@ pub enum CoreError {
         shard: String,
         account: String,
     },
-    #[error("Shard {shard} in stream {stream} under account {account} is closed and accepts no writes")]
+    #[error(
+        "Shard {shard} in stream {stream} under account {account} is closed and accepts no writes"
+    )]
     ShardClosed {
         stream: String,
         shard: String,

@@ -62,11 +62,7 @@ pub fn uniform_ranges(start: u128, end: u128, n: u32) -> Vec<(u128, u128)> {
     (0..n)
         .map(|i| {
             let s = start + step * i as u128;
-            let e = if i == n - 1 {
-                end
-            } else {
-                s + step - 1
-            };
+            let e = if i == n - 1 { end } else { s + step - 1 };
             (s, e)
         })
         .collect()
@@ -87,7 +83,7 @@ mod tests {
             murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
             -58897971
         );
-        assert_eq!(murmur2(&[b'a', b'b', b'c']), 479470107);
+        assert_eq!(murmur2(b"abc"), 479470107);
     }
 
     #[test]

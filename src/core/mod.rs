@@ -14,7 +14,7 @@ mod service;
 
 pub use data::{IteratorStart, PutInput, PutOutcome, ReadRecord, RecordsPage};
 pub use service::{
-    retention_ms, CreateStreamRequest, Core, Limits, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS,
+    retention_ms, Core, CreateStreamRequest, Limits, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS,
 };
 
 /// Milliseconds since the Unix epoch.

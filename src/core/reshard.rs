@@ -51,7 +51,12 @@ impl Core {
         Ok(shard)
     }
 
-    pub async fn split_shard(&self, stream: &str, partition: u32, new_start: u128) -> CoreResult<()> {
+    pub async fn split_shard(
+        &self,
+        stream: &str,
+        partition: u32,
+        new_start: u128,
+    ) -> CoreResult<()> {
         self.reshard(stream, |s| {
             self.reshardable(s, "SplitShard")?;
             let parent = self.open_shard(s, partition)?;

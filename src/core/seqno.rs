@@ -188,7 +188,10 @@ mod tests {
     fn golden_vector_from_reference() {
         // check_mapping.py: encode(3, 42, create, create + 5)
         let s = SeqNo::record(3, 42, CREATE, CREATE + 5).to_string();
-        assert_eq!(s, "49646437577175378652512468275301316187193672399373467698");
+        assert_eq!(
+            s,
+            "49646437577175378652512468275301316187193672399373467698"
+        );
         let d = SeqNo::parse(&s).unwrap();
         assert_eq!((d.partition, d.offset, d.marker), (3, 42, Marker::Record));
         assert_eq!(d.shard_create_secs, CREATE);

@@ -12,7 +12,10 @@ pub enum Principal {
 }
 
 pub fn principal(headers: &HeaderMap) -> Principal {
-    let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(auth) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Principal::Anonymous;
     };
     auth.split("Credential=")

@@ -108,18 +108,22 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let name = target.strip_prefix(TARGET_PREFIX).unwrap_or("");
-    let op = ops::find(name).ok_or_else(|| {
-        ApiError::unknown_operation(format!("Unknown X-Amz-Target: {target:?}"))
-    })?;
+    let op = ops::find(name)
+        .ok_or_else(|| ApiError::unknown_operation(format!("Unknown X-Amz-Target: {target:?}")))?;
     let handler = op.handler.ok_or_else(|| {
-        ApiError::unknown_operation(format!("{} is not supported by strait: {}", op.name, op.note))
+        ApiError::unknown_operation(format!(
+            "{} is not supported by strait: {}",
+            op.name, op.note
+        ))
     })?;
     let principal = auth::principal(&parts.headers);
     let body = Limited::new(body, max_body)
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 ApiError::serialization(format!(
                     "Request body exceeds the limit of {max_body} bytes."
                 ))
@@ -129,7 +133,10 @@ async fn dispatch(
         })?
         .to_bytes();
     tracing::debug!(op = op.name, ?principal, bytes = body.len(), "request");
-    match AssertUnwindSafe(handler(ctx, protocol, body)).catch_unwind().await {
+    match AssertUnwindSafe(handler(ctx, protocol, body))
+        .catch_unwind()
+        .await
+    {
         Ok(result) => result,
         Err(_) => {
             tracing::error!(op = op.name, "handler panicked");

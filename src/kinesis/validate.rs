@@ -88,9 +88,8 @@ pub fn resolve_stream(name: Option<&str>, arn: Option<&str>) -> Result<String, A
 
 pub fn shard_id(value: &str, member: &str) -> Result<u32, ApiError> {
     name(value, member)?;
-    parse_shard_id(value).ok_or_else(|| {
-        ApiError::resource_not_found(format!("Could not find shard {value}."))
-    })
+    parse_shard_id(value)
+        .ok_or_else(|| ApiError::resource_not_found(format!("Could not find shard {value}.")))
 }
 
 /// A decimal hash key in [0, 2^128 − 1].

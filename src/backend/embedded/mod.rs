@@ -128,8 +128,12 @@ impl EmbeddedLog {
                     .and_then(|_| p.enforce_retention(cutoff));
                 match res {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(dir = %p.dir().display(), segments = n, "retention deleted segments"),
-                    Err(e) => tracing::error!(dir = %p.dir().display(), error = %e, "retention failed"),
+                    Ok(n) => {
+                        tracing::info!(dir = %p.dir().display(), segments = n, "retention deleted segments")
+                    }
+                    Err(e) => {
+                        tracing::error!(dir = %p.dir().display(), error = %e, "retention failed")
+                    }
                 }
             }
         }
@@ -141,7 +145,9 @@ impl EmbeddedLog {
             .get(topic)
             .and_then(|t| t.partitions.read().get(&partition).cloned())
             .ok_or_else(|| {
-                CoreError::Storage(format!("no partition {partition} of topic {topic} in the log"))
+                CoreError::Storage(format!(
+                    "no partition {partition} of topic {topic} in the log"
+                ))
             })
     }
 }

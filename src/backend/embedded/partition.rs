@@ -27,7 +27,9 @@ struct State {
 
 impl State {
     fn active(&self) -> &Segment {
-        self.segments.last().expect("a partition always has a segment")
+        self.segments
+            .last()
+            .expect("a partition always has a segment")
     }
 }
 
@@ -148,7 +150,8 @@ impl PartitionLog {
         if self.fsync != FsyncPolicy::Never {
             st.active().file.sync_data()?;
         }
-        st.segments.push(Segment::create(&self.dir, st.next_offset)?);
+        st.segments
+            .push(Segment::create(&self.dir, st.next_offset)?);
         sync_dir(&self.dir)
     }
 
@@ -239,14 +242,7 @@ impl PartitionLog {
                 offsets,
             )
         };
-        let batches = read_batches(
-            &file,
-            from,
-            to,
-            offset,
-            offsets.high_watermark,
-            max_bytes,
-        )?;
+        let batches = read_batches(&file, from, to, offset, offsets.high_watermark, max_bytes)?;
         Ok(ReadBatches {
             batches,
             offsets: Some(offsets),

@@ -67,7 +67,12 @@ pub struct Operation {
 }
 
 /// Decodes the input, runs the operation, encodes the output in the request's protocol.
-async fn run<I, O, F, Fut>(ctx: Arc<Ctx>, protocol: Protocol, body: Bytes, f: F) -> Result<Bytes, ApiError>
+async fn run<I, O, F, Fut>(
+    ctx: Arc<Ctx>,
+    protocol: Protocol,
+    body: Bytes,
+    f: F,
+) -> Result<Bytes, ApiError>
 where
     I: DeserializeOwned,
     O: Serialize,

@@ -108,7 +108,10 @@ pub struct UpdateStreamModeInput {
     stream_mode_details: Option<StreamModeDetails>,
 }
 
-pub async fn update_stream_mode(ctx: Arc<Ctx>, i: UpdateStreamModeInput) -> Result<Empty, ApiError> {
+pub async fn update_stream_mode(
+    ctx: Arc<Ctx>,
+    i: UpdateStreamModeInput,
+) -> Result<Empty, ApiError> {
     let name = stream_name_from_arn(&required(i.stream_arn, "streamARN")?)?;
     let mode = required(i.stream_mode_details, "streamModeDetails")?.parse()?;
     ctx.core
@@ -217,7 +220,11 @@ pub struct MonitoringOutput {
     desired_shard_level_metrics: Vec<String>,
 }
 
-async fn set_monitoring(ctx: Arc<Ctx>, i: MonitoringInput, enable: bool) -> Result<MonitoringOutput, ApiError> {
+async fn set_monitoring(
+    ctx: Arc<Ctx>,
+    i: MonitoringInput,
+    enable: bool,
+) -> Result<MonitoringOutput, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
     let metrics = required(i.shard_level_metrics, "shardLevelMetrics")?;
     if metrics.is_empty() || metrics.len() > 7 {
@@ -260,11 +267,17 @@ async fn set_monitoring(ctx: Arc<Ctx>, i: MonitoringInput, enable: bool) -> Resu
     })
 }
 
-pub async fn enable_monitoring(ctx: Arc<Ctx>, i: MonitoringInput) -> Result<MonitoringOutput, ApiError> {
+pub async fn enable_monitoring(
+    ctx: Arc<Ctx>,
+    i: MonitoringInput,
+) -> Result<MonitoringOutput, ApiError> {
     set_monitoring(ctx, i, true).await
 }
 
-pub async fn disable_monitoring(ctx: Arc<Ctx>, i: MonitoringInput) -> Result<MonitoringOutput, ApiError> {
+pub async fn disable_monitoring(
+    ctx: Arc<Ctx>,
+    i: MonitoringInput,
+) -> Result<MonitoringOutput, ApiError> {
     set_monitoring(ctx, i, false).await
 }
 

@@ -59,7 +59,9 @@ impl Filter {
         let kind = validate::required(f.kind.as_deref(), "shardFilter.type")?;
         let ts = || {
             f.timestamp.map(|t| t.0).ok_or_else(|| {
-                ApiError::invalid_argument(format!("Timestamp is required for ShardFilter type {kind}."))
+                ApiError::invalid_argument(format!(
+                    "Timestamp is required for ShardFilter type {kind}."
+                ))
             })
         };
         Ok(match kind {
@@ -111,10 +113,15 @@ impl Filter {
 
     fn admits(&self, s: &Stream, shard: &Shard, now: i64) -> bool {
         let horizon = (now - retention_ms(s.retention_hours)).max(s.created_ms);
-        let alive = |sh: &Shard| sh.closed_ms.is_none_or(|c| c > now - retention_ms(s.retention_hours));
+        let alive = |sh: &Shard| {
+            sh.closed_ms
+                .is_none_or(|c| c > now - retention_ms(s.retention_hours))
+        };
         match self {
             Filter::AfterShardId(p) => shard.partition > *p && alive(shard),
-            Filter::AtTrimHorizon => shard.open_at(horizon) || (shard.parents.is_empty() && alive(shard)),
+            Filter::AtTrimHorizon => {
+                shard.open_at(horizon) || (shard.parents.is_empty() && alive(shard))
+            }
             Filter::FromTrimHorizon => alive(shard),
             Filter::AtLatest => shard.is_open(),
             Filter::AtTimestamp(t) => {
@@ -182,7 +189,11 @@ pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShards
 }
 
 fn seal_token(ctx: &Ctx, stream: &str, filter: &Filter, last: u32) -> String {
-    let payload = format!("shards\n{}\n{}\n{last}\n{stream}", now_ms(), filter.encode());
+    let payload = format!(
+        "shards\n{}\n{}\n{last}\n{stream}",
+        now_ms(),
+        filter.encode()
+    );
     ctx.core.signer().seal(payload.as_bytes())
 }
 

@@ -12,9 +12,9 @@ use super::shapes::{
 };
 use super::tags::check_tags;
 use super::Ctx;
-use crate::kinesis::codec as ts;
 use crate::core::catalog::{parse_shard_id, KeyHash, StreamMode};
 use crate::core::{now_ms, CreateStreamRequest};
+use crate::kinesis::codec as ts;
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
 
@@ -230,7 +230,10 @@ pub struct ListStreamsOutput {
     stream_summaries: Vec<StreamSummary>,
 }
 
-pub async fn list_streams(ctx: Arc<Ctx>, i: ListStreamsInput) -> Result<ListStreamsOutput, ApiError> {
+pub async fn list_streams(
+    ctx: Arc<Ctx>,
+    i: ListStreamsInput,
+) -> Result<ListStreamsOutput, ApiError> {
     let limit = int_range(i.limit.unwrap_or(100), "limit", 1, 10_000)? as usize;
     let after = match (&i.next_token, &i.exclusive_start_stream_name) {
         (Some(_), Some(_)) => {

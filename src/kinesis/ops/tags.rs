@@ -155,10 +155,11 @@ pub async fn list_tags_for_stream(
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
     let limit = int_range(i.limit.unwrap_or(50), "limit", 1, 50)? as usize;
     let s = ctx.core.stream(&name)?;
-    let mut rest = s
-        .tags
-        .iter()
-        .filter(|(k, _)| i.exclusive_start_tag_key.as_deref().is_none_or(|a| k.as_str() > a));
+    let mut rest = s.tags.iter().filter(|(k, _)| {
+        i.exclusive_start_tag_key
+            .as_deref()
+            .is_none_or(|a| k.as_str() > a)
+    });
     let tags = rest
         .by_ref()
         .take(limit)

@@ -1,0 +1,160 @@
+//! Starts the real `strait` binary on a free port with a temporary data directory, and talks
+//! to it over plain HTTP/1.1, so integration tests exercise what users run.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Server {
+            port: free_port(),
+            data_dir: tmp.path().to_path_buf(),
+            child: None,
+            _tmp: Some(tmp),
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn spawn(&mut self) {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/strait.yaml");
+        let child = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("STRAIT_DATA_DIR", &self.data_dir)
+            .env("STRAIT_KINESIS__LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start strait");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "strait did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_sigterm(c.id());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "strait ignored SIGTERM");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// POSTs a Kinesis request; returns (status, content type, body).
+    pub fn call(&self, op: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+        raw_request(
+            self.port,
+            "POST",
+            &[
+                ("X-Amz-Target", &format!("Kinesis_20131202.{op}")),
+                ("Content-Type", content_type),
+            ],
+            body,
+        )
+    }
+
+    pub fn json(&self, op: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let (status, _, bytes) = self.call(
+            op,
+            "application/x-amz-json-1.1",
+            body.to_string().as_bytes(),
+        );
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// A JSON call that must succeed.
+    pub fn ok(&self, op: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, v) = self.json(op, body);
+        assert_eq!(status, 200, "{op} failed: {v}");
+        v
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+}
+
+pub fn raw_request(
+    port: u16,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response head");
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, content_type, out[split + 4..].to_vec())
+}
