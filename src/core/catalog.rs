@@ -79,6 +79,8 @@ pub struct Shard {
     /// When a reshard closed it.
     #[serde(default)]
     pub closed_ms: Option<i64>,
+    /// Exact creation time; `created_secs` is its whole seconds.
+    pub created_ms: i64,
 }
 
 impl Shard {
@@ -87,7 +89,7 @@ impl Shard {
     }
     /// Whether the shard accepted writes at `ms`.
     pub fn open_at(&self, ms: i64) -> bool {
-        (self.created_secs as i64) * 1000 <= ms && self.closed_ms.is_none_or(|c| c > ms)
+        self.created_ms <= ms && self.closed_ms.is_none_or(|c| c > ms)
     }
     pub fn contains(&self, hash: u128) -> bool {
         self.start_hash <= hash && hash <= self.end_hash
@@ -211,6 +213,7 @@ mod tests {
                     start_offset: 0,
                     end_offset: None,
                     closed_ms: None,
+                    created_ms: 1000,
                 })
                 .collect(),
         }

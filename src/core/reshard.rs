@@ -166,16 +166,17 @@ impl Core {
                 self.account_id, limits.open_shard_count, limits.shard_limit
             )));
         }
+        let created_ms = now_ms();
+        let created_secs = (created_ms / 1000) as u64;
         let mut next = (*current).clone();
         for p in &plan.close {
             let end = self.log.offsets(stream, *p)?.high_watermark;
             if let Some(shard) = next.shards.iter_mut().find(|s| s.partition == *p) {
                 shard.end_offset = Some(end);
-                shard.closed_ms = Some(now_ms());
+                shard.closed_ms = Some(created_ms);
             }
         }
         let first = next.next_partition();
-        let created_secs = (now_ms() / 1000) as u64;
         for (i, (start, end, parents)) in plan.open.into_iter().enumerate() {
             next.shards.push(Shard {
                 partition: first + i as u32,
@@ -186,6 +187,7 @@ impl Core {
                 start_offset: 0,
                 end_offset: None,
                 closed_ms: None,
+                created_ms,
             });
         }
         self.log

@@ -197,6 +197,7 @@ impl Core {
                     start_offset: 0,
                     end_offset: None,
                     closed_ms: None,
+                    created_ms,
                 })
                 .collect(),
         };

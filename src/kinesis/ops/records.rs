@@ -8,7 +8,7 @@ use super::shapes::{hash_range, HashKeyRange};
 use super::Ctx;
 use crate::core::catalog::shard_id;
 use crate::core::seqno::{is_decimal_sequence, SeqNo};
-use crate::core::{IteratorStart, PutInput};
+use crate::core::{now_ms, IteratorStart, PutInput};
 use crate::kinesis::codec::{Blob, Timestamp};
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
@@ -245,15 +245,23 @@ pub async fn get_shard_iterator(
         "LATEST" => IteratorStart::Latest,
         "AT_SEQUENCE_NUMBER" => IteratorStart::AtSequence(seq("AT_SEQUENCE_NUMBER")?),
         "AFTER_SEQUENCE_NUMBER" => IteratorStart::AfterSequence(seq("AFTER_SEQUENCE_NUMBER")?),
-        "AT_TIMESTAMP" => IteratorStart::AtTimestamp(
-            i.timestamp
+        "AT_TIMESTAMP" => {
+            let at = i
+                .timestamp
                 .ok_or_else(|| {
                     ApiError::invalid_argument(
                         "Timestamp is required for ShardIteratorType AT_TIMESTAMP.",
                     )
                 })?
-                .0,
-        ),
+                .0;
+            let now = now_ms();
+            if at > now {
+                return Err(ApiError::invalid_argument(format!(
+                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at}, currentTimestampInMillis: {now}"
+                )));
+            }
+            IteratorStart::AtTimestamp(at)
+        }
         other => {
             return Err(ApiError::constraint(
                 other,

@@ -124,10 +124,7 @@ impl Filter {
             }
             Filter::FromTrimHorizon => alive(shard),
             Filter::AtLatest => shard.is_open(),
-            Filter::AtTimestamp(t) => {
-                let t = (*t).max(s.created_ms);
-                shard.open_at(t) || (shard.parents.is_empty() && shard.open_at(t + 1000))
-            }
+            Filter::AtTimestamp(t) => shard.open_at((*t).max(s.created_ms)),
             Filter::FromTimestamp(t) => {
                 let t = (*t).max(s.created_ms);
                 shard.closed_ms.is_none_or(|c| c > t)

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# AWS SDK for Java v2 interop suite against strait (or any Kinesis endpoint).
+#   STRAIT_ENDPOINT=http://127.0.0.1:4567 tests/interop/java/run.sh [mode...]   # a server you started
+#   tests/interop/java/run.sh [mode...]   # no STRAIT_ENDPOINT: starts $STRAIT_BIN (default target/debug/strait)
+#                                         # on a free loopback port with a temp data dir, and stops it after
+# Modes: cbor/http1 json/http1 cbor/h2c (default: all three); json/h2c is also accepted.
+# Dependencies go to <repo>/.cache/m2 (override with M2_REPO). Exit status is non-zero if any check failed.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$here/../../.." && pwd)"
+m2="${M2_REPO:-$repo_root/.cache/m2}"
+endpoint="${STRAIT_ENDPOINT:-}"
+modes=("$@")
+[ ${#modes[@]} -gt 0 ] || modes=(cbor/http1 json/http1 cbor/h2c)
+
+jar="$here/target/strait-interop-java-0.1.0.jar"
+cpfile="$here/target/classpath.txt"
+# Rebuild only when a source or the pom is newer than the jar.
+if [ ! -f "$jar" ] || [ ! -f "$cpfile" ] || [ -n "$(find "$here/src" "$here/pom.xml" -newer "$jar" -print -quit)" ]; then
+  echo "# building (maven repo: $m2)"
+  MAVEN_OPTS="${MAVEN_OPTS:--Xmx384m}" mvn -q -B -f "$here/pom.xml" -Dmaven.repo.local="$m2" package
+fi
+
+server_pid=""; data_dir=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$data_dir" ]; then rm -rf "$data_dir"; fi
+}
+trap cleanup EXIT
+if [ -z "$endpoint" ]; then
+  bin="${STRAIT_BIN:-$repo_root/target/debug/strait}"
+  [ -x "$bin" ] || { echo "no STRAIT_ENDPOINT and no strait binary at $bin" >&2; exit 2; }
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  data_dir="$(mktemp -d /tmp/strait-java-interop.XXXXXX)"
+  cfg=(); [ -f "$repo_root/config/strait.yaml" ] && cfg=(--config "$repo_root/config/strait.yaml")
+  STRAIT_DATA_DIR="$data_dir" STRAIT_KINESIS__LISTEN="127.0.0.1:$port" \
+    "$bin" serve "${cfg[@]}" > "$data_dir.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    kill -0 "$server_pid" 2>/dev/null || { echo "strait exited early:" >&2; tail -20 "$data_dir.log" >&2; exit 2; }
+    sleep 0.1
+  done
+  endpoint="http://127.0.0.1:$port"
+  echo "# started $bin (pid $server_pid) on $endpoint, data $data_dir, log $data_dir.log"
+fi
+
+total_pass=0; total_fail=0; rc=0
+for mode in "${modes[@]}"; do
+  enc="${mode%%/*}"; transport="${mode##*/}"
+  case "$enc" in cbor) cbor=true ;; json) cbor=false ;; *) echo "bad mode $mode" >&2; exit 2 ;; esac
+  log="$(mktemp)"
+  set +e
+  STRAIT_ENDPOINT="$endpoint" java -Xmx256m -Xss512k -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Daws.cborEnabled="$cbor" -cp "$jar:$(cat "$cpfile")" strait.interop.Main "$transport" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  line="$(grep -E '^[a-z0-9-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1 || true)"
+  if [ -n "$line" ]; then
+    p="$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")"; f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  else
+    total_fail=$((total_fail + 1))  # the program died before its summary
+  fi
+  [ "$status" -eq 0 ] || rc=1
+  rm -f "$log"
+done
+if [ "$rc" -ne 0 ] && [ -n "$server_pid" ]; then
+  echo "# last lines of the strait log ($data_dir.log):"
+  tail -30 "$data_dir.log" | sed 's/^/#   /'
+fi
+[ "$rc" -ne 0 ] || [ -z "$data_dir" ] || rm -f "$data_dir.log"
+echo "java-interop: $total_pass passed, $total_fail failed"
+exit $rc

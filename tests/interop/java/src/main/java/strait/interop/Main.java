@@ -1,0 +1,183 @@
+package strait.interop;
+
+import java.net.URI;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
+import software.amazon.awssdk.core.client.config.ClientOverrideConfiguration;
+import software.amazon.awssdk.core.interceptor.Context;
+import software.amazon.awssdk.core.interceptor.ExecutionAttribute;
+import software.amazon.awssdk.core.interceptor.ExecutionAttributes;
+import software.amazon.awssdk.core.interceptor.ExecutionInterceptor;
+import software.amazon.awssdk.core.interceptor.SdkExecutionAttribute;
+import software.amazon.awssdk.http.Http2Metric;
+import software.amazon.awssdk.http.HttpMetric;
+import software.amazon.awssdk.http.Protocol;
+import software.amazon.awssdk.http.ProtocolNegotiation;
+import software.amazon.awssdk.http.nio.netty.NettyNioAsyncHttpClient;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.metrics.MetricCollection;
+import software.amazon.awssdk.metrics.MetricPublisher;
+import software.amazon.awssdk.metrics.MetricRecord;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
+import software.amazon.awssdk.services.kinesis.KinesisClient;
+
+/**
+ * Entry point. Usage: java [-Daws.cborEnabled=false] -cp ... strait.interop.Main http1|h2c
+ * Endpoint from STRAIT_ENDPOINT (default http://127.0.0.1:4567). Exit status 0 only if every check passed.
+ */
+public final class Main {
+    private Main() {}
+
+    /** Records the request and response Content-Type of every HTTP exchange. */
+    static final class WireRecorder implements ExecutionInterceptor {
+        private static final ExecutionAttribute<String> REQ_CT = new ExecutionAttribute<>("strait.reqContentType");
+        final Set<String> requestTypes = ConcurrentHashMap.newKeySet();
+        final ConcurrentLinkedQueue<String> mismatches = new ConcurrentLinkedQueue<>();
+        final AtomicInteger exchanges = new AtomicInteger();
+
+        @Override
+        public void beforeTransmission(Context.BeforeTransmission ctx, ExecutionAttributes attrs) {
+            String ct = mediaType(ctx.httpRequest().firstMatchingHeader("Content-Type").orElse("<none>"));
+            requestTypes.add(ct);
+            attrs.putAttribute(REQ_CT, ct);
+        }
+
+        @Override
+        public void afterTransmission(Context.AfterTransmission ctx, ExecutionAttributes attrs) {
+            exchanges.incrementAndGet();
+            String req = attrs.getAttribute(REQ_CT);
+            String resp = mediaType(ctx.httpResponse().firstMatchingHeader("Content-Type").orElse("<none>"));
+            if (req != null && !req.equals(resp)) {
+                String op = attrs.getAttribute(SdkExecutionAttribute.OPERATION_NAME);
+                mismatches.add(op + " (HTTP " + ctx.httpResponse().statusCode() + "): request " + req + ", response " + resp);
+            }
+        }
+
+        private static String mediaType(String v) {
+            int semi = v.indexOf(';');
+            return (semi >= 0 ? v.substring(0, semi) : v).trim().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    /** Notes which HTTP client served the calls and whether HTTP/2 stream metrics appeared. */
+    static final class MetricRecorder implements MetricPublisher {
+        final Set<String> clientNames = ConcurrentHashMap.newKeySet();
+        final AtomicInteger http2Samples = new AtomicInteger();
+
+        @Override
+        public void publish(MetricCollection mc) {
+            walk(mc);
+        }
+
+        private void walk(MetricCollection mc) {
+            for (MetricRecord<?> r : mc) {
+                if (r.metric() == HttpMetric.HTTP_CLIENT_NAME) {
+                    clientNames.add(String.valueOf(r.value()));
+                } else if (r.metric() == Http2Metric.LOCAL_STREAM_WINDOW_SIZE_IN_BYTES
+                        || r.metric() == Http2Metric.REMOTE_STREAM_WINDOW_SIZE_IN_BYTES) {
+                    http2Samples.incrementAndGet();
+                }
+            }
+            for (MetricCollection c : mc.children()) walk(c);
+        }
+
+        @Override
+        public void close() {}
+    }
+
+    public static void main(String[] args) throws Exception {
+        String transport = args.length > 0 ? args[0] : "http1";
+        if (!transport.equals("http1") && !transport.equals("h2c")) {
+            System.err.println("usage: Main http1|h2c");
+            System.exit(2);
+        }
+        String endpoint = System.getenv().getOrDefault("STRAIT_ENDPOINT", "http://127.0.0.1:4567");
+        // Same switches the SDK reads (SdkSystemSetting.CBOR_ENABLED).
+        boolean cbor = Boolean.parseBoolean(System.getProperty("aws.cborEnabled",
+                System.getenv().getOrDefault("AWS_CBOR_DISABLED", "false").equalsIgnoreCase("true") ? "false" : "true"));
+        String mode = (cbor ? "cbor" : "json") + "/" + transport;
+        System.out.printf("# AWS SDK for Java v2 Kinesis interop: mode=%s endpoint=%s sdk=%s%n", mode, endpoint,
+                software.amazon.awssdk.core.util.VersionInfo.SDK_VERSION);
+
+        WireRecorder wire = new WireRecorder();
+        MetricRecorder metrics = new MetricRecorder();
+        ClientOverrideConfiguration override = ClientOverrideConfiguration.builder()
+                // No retries: a server error must surface as a failed check, not be hidden by a retry.
+                .retryStrategy(AwsRetryStrategy.doNotRetry())
+                .apiCallTimeout(Duration.ofSeconds(60))
+                .addExecutionInterceptor(wire)
+                .addMetricPublisher(metrics)
+                .build();
+        StaticCredentialsProvider creds = StaticCredentialsProvider.create(
+                AwsBasicCredentials.create("AKIASTRAITINTEROP000", "strait-interop-dummy-secret-key"));
+
+        KinesisClient client;
+        KinesisAsyncClient async = null;
+        if (transport.equals("http1")) {
+            client = KinesisClient.builder()
+                    .endpointOverride(URI.create(endpoint))
+                    .region(Region.US_EAST_1)
+                    .credentialsProvider(creds)
+                    .httpClient(UrlConnectionHttpClient.builder()
+                            .connectionTimeout(Duration.ofSeconds(5))
+                            .socketTimeout(Duration.ofSeconds(60))
+                            .build())
+                    .overrideConfiguration(override)
+                    .build();
+        } else {
+            async = KinesisAsyncClient.builder()
+                    .endpointOverride(URI.create(endpoint))
+                    .region(Region.US_EAST_1)
+                    .credentialsProvider(creds)
+                    .httpClientBuilder(NettyNioAsyncHttpClient.builder()
+                            .protocol(Protocol.HTTP2)
+                            // plain http + HTTP2 + ASSUME_PROTOCOL = h2c with prior knowledge
+                            .protocolNegotiation(ProtocolNegotiation.ASSUME_PROTOCOL)
+                            .maxConcurrency(64)
+                            .connectionTimeout(Duration.ofSeconds(5))
+                            .readTimeout(Duration.ofSeconds(60)))
+                    .overrideConfiguration(override)
+                    .build();
+            client = Harness.syncView(async, 90);
+        }
+
+        Harness h = new Harness(mode);
+        try {
+            new Suite(client, async, h, cbor, transport).run();
+        } finally {
+            // Transport-level checks, from everything the suite sent.
+            String expectedType = cbor ? "application/x-amz-cbor-1.1" : "application/x-amz-json-1.1";
+            h.check("wire: every request used Content-Type " + expectedType, () -> {
+                Harness.ok(wire.exchanges.get() > 0, "no HTTP exchange was recorded");
+                Harness.eq(Set.of(expectedType), Set.copyOf(wire.requestTypes), "request content types");
+            });
+            h.check("wire: every response (including errors) answered in the request's content type", () -> {
+                Harness.ok(wire.mismatches.isEmpty(), "%d mismatches, first ones: %s", wire.mismatches.size(),
+                        wire.mismatches.stream().limit(5).toList());
+            });
+            Thread.sleep(200); // async metric publication may trail the last call slightly
+            if (transport.equals("h2c")) {
+                h.check("wire: calls went over HTTP/2 (Netty HTTP/2 stream metrics seen)", () -> {
+                    Harness.ok(metrics.clientNames.contains("NettyNio"), "HTTP client names: %s", metrics.clientNames);
+                    Harness.ok(metrics.http2Samples.get() > 0, "no HTTP/2 stream-window metric was published");
+                });
+            }
+            h.summary();
+            try {
+                client.close();
+            } catch (RuntimeException ignored) {
+                // closing must not change the verdict
+            }
+        }
+        System.exit(h.failed() == 0 ? 0 : 1);
+    }
+}
