@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The one test command (README): installs what the tests need into .cache/ and runs every test.
+#   unit and integration tests (cargo test)
+#   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
+# Each interop suite starts and stops its own strait with a temp data dir on a free port.
+# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java rust-sdk) to skip suites locally.
+set -uo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+cache="${STRAIT_CACHE:-$repo/.cache}"
+mkdir -p "$cache"
+skip=" ${STRAIT_SKIP:-} "
+passed=0; failed=0; failures=()
+
+step() { printf '\n=== %s\n' "$*"; }
+record() { # name, exit status
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+wanted() { [[ "$skip" != *" $1 "* ]]; }
+
+step "build strait (debug)"
+cargo build --all-targets || { echo "build failed"; exit 1; }
+export STRAIT_BIN="$repo/target/debug/strait"
+
+if wanted cargo; then
+  step "cargo test: unit and integration tests"
+  cargo test; record cargo-test $?
+fi
+
+if wanted python; then
+  step "python interop: boto3, AWS CLI"
+  venv="$cache/venv"
+  req="$repo/tests/interop/python/requirements.txt"
+  if [ ! -x "$venv/bin/pytest" ] || ! cmp -s "$req" "$venv/.requirements"; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" \
+      && cp "$req" "$venv/.requirements"
+  fi
+  PATH="$venv/bin:$PATH" "$venv/bin/pytest" -q "$repo/tests/interop/python"; record python-interop $?
+fi
+
+if wanted java; then
+  step "java interop: AWS SDK for Java v2 (CBOR and JSON, HTTP/1.1 and h2c)"
+  M2_REPO="$cache/m2" bash "$repo/tests/interop/java/run.sh"; record java-interop $?
+fi
+
+if wanted rust-sdk && [ -f "$repo/tests/interop/rust-sdk/run.sh" ]; then
+  step "rust interop: aws-sdk-kinesis"
+  bash "$repo/tests/interop/rust-sdk/run.sh"; record rust-sdk-interop $?
+fi
+
+step "summary"
+[ ${#failures[@]} -eq 0 ] || echo "failed suites: ${failures[*]}"
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
