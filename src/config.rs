@@ -119,6 +119,16 @@ impl Default for StreamsConfig {
     }
 }
 
+/// The sections environment overrides may address.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "data_dir",
+    "region",
+    "account_id",
+    "kinesis",
+    "backend",
+    "streams",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -154,6 +164,11 @@ impl Config {
         for (k, v) in env {
             if let Some(path) = k.strip_prefix("STRAIT_") {
                 let keys: Vec<String> = path.split("__").map(|s| s.to_lowercase()).collect();
+                // Other tools' STRAIT_* variables (STRAIT_BIN, STRAIT_ENDPOINT) are not ours;
+                // a typo below a known section still fails.
+                if !TOP_LEVEL_KEYS.contains(&keys[0].as_str()) {
+                    continue;
+                }
                 set_path(&mut tree, &keys, scalar(&v))
                     .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
             }
@@ -302,7 +317,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("sometimes"), "{e}");
-        let e = Config::load(None, env(&[("STRAIT_NOPE", "1")])).unwrap_err();
-        assert!(e.to_string().contains("nope"), "{e}");
+        let e = Config::load(None, env(&[("STRAIT_KINESIS__LISTN", "1")])).unwrap_err();
+        assert!(e.to_string().contains("listn"), "{e}");
+    }
+
+    #[test]
+    fn other_tools_variables_are_ignored() {
+        let c = Config::load(
+            None,
+            env(&[("STRAIT_BIN", "/x"), ("STRAIT_ENDPOINT", "http://h")]),
+        );
+        assert!(c.is_ok());
     }
 }
