@@ -29,13 +29,7 @@ fi
 
 if wanted python; then
   step "python interop: boto3, AWS CLI"
-  venv="$cache/venv"
-  req="$repo/tests/interop/python/requirements.txt"
-  if [ ! -x "$venv/bin/pytest" ] || ! cmp -s "$req" "$venv/.requirements"; then
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" \
-      && cp "$req" "$venv/.requirements"
-  fi
-  PATH="$venv/bin:$PATH" "$venv/bin/pytest" -q "$repo/tests/interop/python"; record python-interop $?
+  STRAIT_PY_VENV="$cache/venv" bash "$repo/tests/interop/python/run.sh" -q; record python-interop $?
 fi
 
 if wanted java; then

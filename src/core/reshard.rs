@@ -60,7 +60,8 @@ impl Core {
         self.reshard(stream, |s| {
             self.reshardable(s, "SplitShard")?;
             let parent = self.open_shard(s, partition)?;
-            if new_start <= parent.start_hash || new_start > parent.end_hash {
+            // AWS: greater than one plus the starting key, and less than the ending key.
+            if new_start <= parent.start_hash.saturating_add(1) || new_start >= parent.end_hash {
                 return Err(CoreError::InvalidArgument(format!(
                     "NewStartingHashKey {new_start} used in SplitShard() on shard {} in stream {} under account {} is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
                     shard_id(partition), s.name, self.account_id, parent.start_hash, parent.end_hash
@@ -112,7 +113,7 @@ impl Core {
             let current = open.len() as u32;
             previous = current;
             if target > current * 2 || target * 2 < current {
-                return Err(CoreError::Validation(format!(
+                return Err(CoreError::LimitExceeded(format!(
                     "UpdateShardCount to {target} for stream {} is outside the allowed range: the target must be at most double and at least half of the current open shard count {current}.",
                     s.name
                 )));

@@ -150,6 +150,18 @@ pub fn int_range(value: i64, member: &str, min: i64, max: i64) -> Result<i64, Ap
     Ok(value)
 }
 
+/// A paging token: 1 to 1048576 characters.
+pub fn token(value: &str, member: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > 1_048_576 {
+        return Err(ApiError::constraint(
+            value,
+            member,
+            "Member must have length between 1 and 1048576",
+        ));
+    }
+    Ok(())
+}
+
 pub fn required<T>(value: Option<T>, member: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::missing(member))
 }

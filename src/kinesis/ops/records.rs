@@ -214,12 +214,22 @@ pub async fn get_shard_iterator(
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
     let shard = required(i.shard_id, "shardId")?;
     let kind = required(i.shard_iterator_type, "shardIteratorType")?;
+    validate::name(&shard, "shardId")?;
     let partition = validate::shard_id(&shard, "shardId").map_err(|_| {
         ApiError::resource_not_found(format!(
             "Shard {shard} in stream {name} under account {} does not exist",
             ctx.core.account_id()
         ))
     })?;
+    let wants_seq = matches!(
+        kind.as_str(),
+        "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER"
+    );
+    if !wants_seq && i.starting_sequence_number.is_some() {
+        return Err(ApiError::invalid_argument(format!(
+            "Request specified ShardIteratorType {kind} together with a StartingSequenceNumber. Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON, LATEST or AT_TIMESTAMP and no StartingSequenceNumber."
+        )));
+    }
     let seq = |kind: &str| -> Result<SeqNo, ApiError> {
         let s = i.starting_sequence_number.as_deref().ok_or_else(|| {
             ApiError::invalid_argument(format!(

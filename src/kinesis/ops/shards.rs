@@ -139,9 +139,15 @@ pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShards
     let max = int_range(i.max_results.unwrap_or(1000), "maxResults", 1, 10_000)?.min(1000) as usize;
     let (name, filter, after) = match &i.next_token {
         Some(token) => {
+            validate::token(token, "nextToken")?;
             if i.stream_name.is_some() || i.stream_arn.is_some() {
                 return Err(ApiError::invalid_argument(
                     "NextToken and StreamName cannot be provided together.",
+                ));
+            }
+            if i.exclusive_start_shard_id.is_some() || i.shard_filter.is_some() {
+                return Err(ApiError::invalid_argument(
+                    "NextToken cannot be provided together with ExclusiveStartShardId or ShardFilter.",
                 ));
             }
             open_token(&ctx, token)?

@@ -40,6 +40,11 @@ pub async fn create_stream(ctx: Arc<Ctx>, i: CreateStreamInput) -> Result<Empty,
         Some(d) => d.parse()?,
         None => StreamMode::Provisioned,
     };
+    if mode == StreamMode::Provisioned && shard_count.is_none() {
+        return Err(ApiError::invalid_argument(format!(
+            "ShardCount is required to create stream {name} in PROVISIONED mode."
+        )));
+    }
     let max_record_kib = i
         .max_record_size_in_kib
         .map(|n| int_range(n, "maxRecordSizeInKiB", 1024, 10240).map(|n| n as u32))
@@ -117,7 +122,7 @@ pub async fn describe_stream(
     let limit = int_range(i.limit.unwrap_or(100), "limit", 1, 10_000)? as usize;
     let after = match &i.exclusive_start_shard_id {
         Some(id) => {
-            validate::shard_id(id, "exclusiveStartShardId").ok();
+            validate::name(id, "exclusiveStartShardId")?;
             parse_shard_id(id).map(|p| p as i64).unwrap_or(-1)
         }
         None => -1,
@@ -241,7 +246,10 @@ pub async fn list_streams(
                 "NextToken and ExclusiveStartStreamName cannot be provided together.",
             ))
         }
-        (Some(t), None) => Some(open_list_token(&ctx, t)?),
+        (Some(t), None) => {
+            validate::token(t, "nextToken")?;
+            Some(open_list_token(&ctx, t)?)
+        }
         (None, Some(n)) => {
             validate::name(n, "exclusiveStartStreamName")?;
             Some(n.clone())

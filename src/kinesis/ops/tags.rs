@@ -14,24 +14,55 @@ use crate::kinesis::validate::{int_range, required, resolve_stream, stream_name_
 
 const MAX_TAGS: usize = 50;
 
-/// Tag rules: keys 1–128 characters not starting with `aws:`, values up to 256, at most 50
-/// tags on a stream counting `existing`.
+/// Characters AWS allows in tag keys and values: letters, digits, white space and `_ . : / = + - @ %`.
+fn tag_chars_ok(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_alphanumeric()
+            || c.is_whitespace()
+            || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@' | '%')
+    })
+}
+
+/// A tag key as the model constrains it (1–128 characters).
+fn check_tag_key(k: &str, member: &str) -> Result<(), ApiError> {
+    let n = k.chars().count();
+    if n == 0 || n > 128 {
+        return Err(ApiError::constraint(
+            k,
+            member,
+            "Member must have length between 1 and 128",
+        ));
+    }
+    Ok(())
+}
+
+/// Tag rules: keys 1–128 characters, values up to 256 (ValidationException, from the model);
+/// AWS's character set and the reserved `aws:` prefix (InvalidArgumentException); at most 50
+/// tags on a stream counting `existing`, and at most 200 in one request.
 pub fn check_tags(tags: &BTreeMap<String, String>, existing: usize) -> Result<(), ApiError> {
+    if tags.len() > 200 {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 200 (got {})",
+            tags.len()
+        )));
+    }
     for (k, v) in tags {
-        let n = k.chars().count();
-        if n == 0 || n > 128 {
+        check_tag_key(k, "tags")?;
+        if v.chars().count() > 256 {
+            return Err(ApiError::constraint(
+                v,
+                &format!("tags.{k}.member"),
+                "Member must have length less than or equal to 256",
+            ));
+        }
+        if !tag_chars_ok(k) || !tag_chars_ok(v) {
             return Err(ApiError::invalid_argument(format!(
-                "Tag key '{k}' must be between 1 and 128 characters long."
+                "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @. Offending tag: {k}={v}"
             )));
         }
         if k.starts_with("aws:") {
             return Err(ApiError::invalid_argument(format!(
                 "Tag key '{k}' uses the reserved prefix aws:."
-            )));
-        }
-        if v.chars().count() > 256 {
-            return Err(ApiError::invalid_argument(format!(
-                "Tag value for key '{k}' must be at most 256 characters long."
             )));
         }
     }
@@ -49,12 +80,6 @@ async fn add_tags(ctx: &Ctx, stream: &str, tags: BTreeMap<String, String>) -> Re
         return Err(ApiError::validation(
             "1 validation error detected: Value '{}' at 'tags' failed to satisfy constraint: Member must have length greater than or equal to 1",
         ));
-    }
-    if tags.len() > 10 {
-        return Err(ApiError::invalid_argument(format!(
-            "At most 10 tags can be added in one request; got {}.",
-            tags.len()
-        )));
     }
     check_tags(&tags, 0)?;
     ctx.core
@@ -79,6 +104,9 @@ async fn remove_tags(ctx: &Ctx, stream: &str, keys: Vec<String>) -> Result<(), A
             "1 validation error detected: Value at 'tagKeys' failed to satisfy constraint: Member must have length between 1 and 50 (got {})",
             keys.len()
         )));
+    }
+    for k in &keys {
+        check_tag_key(k, "tagKeys")?;
     }
     ctx.core
         .update_stream(stream, |s| {
@@ -154,6 +182,9 @@ pub async fn list_tags_for_stream(
 ) -> Result<ListTagsForStreamOutput, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
     let limit = int_range(i.limit.unwrap_or(50), "limit", 1, 50)? as usize;
+    if let Some(k) = &i.exclusive_start_tag_key {
+        check_tag_key(k, "exclusiveStartTagKey")?;
+    }
     let s = ctx.core.stream(&name)?;
     let mut rest = s.tags.iter().filter(|(k, _)| {
         i.exclusive_start_tag_key
