@@ -14,6 +14,7 @@ pub struct Config {
     pub region: String,
     pub account_id: String,
     pub kinesis: KinesisConfig,
+    pub kafka: KafkaConfig,
     pub backend: BackendConfig,
     pub streams: StreamsConfig,
 }
@@ -24,6 +25,40 @@ pub struct KinesisConfig {
     pub listen: String,
     /// Largest request body accepted; PutRecords carries up to 10 MiB of data, base64-encoded.
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// The Kafka protocol listener; empty turns it off.
+    pub listen: String,
+    /// host:port written into Metadata and FindCoordinator responses.
+    pub advertised_address: String,
+    /// Largest request frame accepted; larger ones close the connection, as Kafka does.
+    pub max_frame_bytes: usize,
+    /// How long the first JoinGroup of an empty group waits for others before the rebalance
+    /// completes (Kafka's group.initial.rebalance.delay.ms).
+    pub group_initial_rebalance_delay_ms: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            listen: "127.0.0.1:9092".into(),
+            advertised_address: "127.0.0.1:9092".into(),
+            max_frame_bytes: 100 << 20,
+            group_initial_rebalance_delay_ms: 3000,
+        }
+    }
+}
+
+/// How Kafka producers' keyed records are checked against a `kinesis-md5` stream's ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyCheck {
+    Off,
+    Warn,
+    Reject,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,6 +97,13 @@ pub struct EmbeddedConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct StreamsConfig {
     pub default_shard_count: u32,
+    /// Key hash of streams created through the Kinesis API.
+    pub default_key_hash_kinesis: crate::core::catalog::KeyHash,
+    /// Key hash of topics created through Kafka (CreateTopics or auto-create).
+    pub default_key_hash_kafka: crate::core::catalog::KeyHash,
+    /// Create a topic when a Kafka client names an unknown one in Metadata or Produce.
+    pub auto_create_topics: bool,
+    pub key_check: KeyCheck,
     /// The account's shard limit reported by DescribeLimits and enforced by CreateStream.
     pub shard_limit: u32,
     pub on_demand_stream_count_limit: u32,
@@ -74,6 +116,7 @@ impl Default for Config {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             kinesis: KinesisConfig::default(),
+            kafka: KafkaConfig::default(),
             backend: BackendConfig::default(),
             streams: StreamsConfig::default(),
         }
@@ -113,6 +156,10 @@ impl Default for StreamsConfig {
     fn default() -> Self {
         StreamsConfig {
             default_shard_count: 4,
+            default_key_hash_kinesis: crate::core::catalog::KeyHash::KinesisMd5,
+            default_key_hash_kafka: crate::core::catalog::KeyHash::KafkaMurmur2,
+            auto_create_topics: true,
+            key_check: KeyCheck::Off,
             shard_limit: 10_000,
             on_demand_stream_count_limit: 50,
         }
@@ -125,6 +172,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "region",
     "account_id",
     "kinesis",
+    "kafka",
     "backend",
     "streams",
 ];
@@ -192,6 +240,28 @@ impl Config {
         }
         if let Err(e) = self.kinesis.listen.parse::<SocketAddr>() {
             return bad("kinesis.listen", format!("{:?}: {e}", self.kinesis.listen));
+        }
+        if !self.kafka.listen.is_empty() {
+            if let Err(e) = self.kafka.listen.parse::<SocketAddr>() {
+                return bad("kafka.listen", format!("{:?}: {e}", self.kafka.listen));
+            }
+            let ok = self
+                .kafka
+                .advertised_address
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return bad(
+                    "kafka.advertised_address",
+                    format!("{:?} is not host:port", self.kafka.advertised_address),
+                );
+            }
+        }
+        if self.kafka.max_frame_bytes < 1 << 20 {
+            return bad(
+                "kafka.max_frame_bytes",
+                format!("{} is below 1 MiB", self.kafka.max_frame_bytes),
+            );
         }
         if self.backend.kind != BackendType::Embedded {
             return bad(

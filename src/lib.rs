@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod config;
 pub mod core;
+pub mod kafka;
 pub mod kinesis;
 
 use std::future::Future;
@@ -14,23 +15,31 @@ use backend::embedded::{EmbeddedLog, FileMetaStore};
 use config::Config;
 
 /// Opens the backend and core, binds the listeners, and serves until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    use futures_util::FutureExt;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
+    let shutdown = shutdown.shared();
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
     log.spawn_background();
-    let meta = FileMetaStore::open(config.data_dir.join("meta"))
-        .map_err(|e| format!("cannot open metadata in {}: {e}", config.data_dir.display()))?;
+    let meta: Arc<dyn backend::MetaStore> = Arc::new(
+        FileMetaStore::open(config.data_dir.join("meta"))
+            .map_err(|e| format!("cannot open metadata in {}: {e}", config.data_dir.display()))?,
+    );
     let core = core::Core::open(
         config.account_id.clone(),
         config.streams.clone(),
         log,
-        Arc::new(meta),
+        meta.clone(),
     )
     .map_err(|e| format!("cannot load the catalog: {e}"))?;
+    let core = Arc::new(core);
     let ctx = Arc::new(kinesis::ops::Ctx {
-        core: Arc::new(core),
+        core: core.clone(),
         region: config.region.clone(),
     });
     let addr = config.listen_addr();
@@ -38,7 +47,44 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .await
         .map_err(|e| format!("cannot listen on {addr} (kinesis.listen): {e}"))?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "Kinesis API listening");
+    let kafka = if config.kafka.listen.is_empty() {
+        None
+    } else {
+        let groups = core::groups::GroupCoordinator::open(
+            meta,
+            std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
+        )
+        .map_err(|e| format!("cannot load consumer groups: {e}"))?;
+        let (host, port) = config
+            .kafka
+            .advertised_address
+            .rsplit_once(':')
+            .expect("validated host:port");
+        let kctx = Arc::new(kafka::KafkaCtx {
+            core: core.clone(),
+            groups,
+            advertised_host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+            advertised_port: port.parse().expect("validated port"),
+            cluster_id: format!("strait-{}", config.account_id),
+            max_frame_bytes: config.kafka.max_frame_bytes,
+            default_partitions: config.streams.default_shard_count,
+            auto_create_topics: config.streams.auto_create_topics,
+        });
+        let kaddr = &config.kafka.listen;
+        let klistener = tokio::net::TcpListener::bind(kaddr)
+            .await
+            .map_err(|e| format!("cannot listen on {kaddr} (kafka.listen): {e}"))?;
+        tracing::info!(addr = %kaddr, "Kafka API listening");
+        Some(tokio::spawn(kafka::server::serve(
+            klistener,
+            kctx,
+            shutdown.clone(),
+        )))
+    };
     kinesis::server::serve(listener, ctx, config.kinesis.max_body_bytes, shutdown).await;
+    if let Some(k) = kafka {
+        let _ = k.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,9 @@ const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const BASE_TIMESTAMP_AT: usize = 27;
 const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
 const RECORD_COUNT_AT: usize = 57;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,9 @@ pub struct BatchHeader {
     pub max_timestamp: i64,
     pub record_count: i32,
     pub attributes: i16,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -32,6 +38,13 @@ impl BatchHeader {
     }
     pub fn next_offset(&self) -> i64 {
         self.last_offset() + 1
+    }
+    /// Control batches (transaction markers) carry no user records.
+    pub fn is_control(&self) -> bool {
+        self.attributes & (1 << 5) != 0
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & (1 << 4) != 0
     }
 }
 
@@ -71,6 +84,9 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
         record_count: be_i32(buf, RECORD_COUNT_AT),
         attributes: i16::from_be_bytes([buf[ATTRIBUTES_AT], buf[ATTRIBUTES_AT + 1]]),
+        producer_id: be_i64(buf, PRODUCER_ID_AT),
+        producer_epoch: i16::from_be_bytes([buf[PRODUCER_EPOCH_AT], buf[PRODUCER_EPOCH_AT + 1]]),
+        base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
     };
     if header.last_offset_delta < 0 || header.record_count < 0 {
         return Err(BatchError::Malformed(

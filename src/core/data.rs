@@ -120,6 +120,7 @@ impl Core {
             async move { (partition, self.log.append(stream, partition, batch).await) }
         });
         let results = futures_util::future::join_all(appends).await;
+        self.appended.notify_waiters();
         let mut out: Vec<Option<CoreResult<PutOutcome>>> =
             (0..inputs.len()).map(|_| None).collect();
         for (partition, result) in results {
@@ -207,7 +208,7 @@ impl Core {
     }
 
     /// The first offset whose record arrived at or after `ts`.
-    fn offset_at_time(&self, stream: &str, partition: u32, ts: i64) -> CoreResult<i64> {
+    pub(super) fn offset_at_time(&self, stream: &str, partition: u32, ts: i64) -> CoreResult<i64> {
         let base = self.log.offset_for_timestamp(stream, partition, ts)?;
         let read = self.log.read(stream, partition, base, READ_STEP)?;
         for batch in read.batches {
@@ -255,7 +256,11 @@ impl Core {
                         continue;
                     }
                     let data = r.value.unwrap_or_default();
-                    let key = r.key.unwrap_or_default();
+                    // A null Kafka key reads as the partition number, as awslabs' connector
+                    // does (reference §4h).
+                    let key = r
+                        .key
+                        .unwrap_or_else(|| Bytes::from(pos.partition.to_string()));
                     let size = data.len() + key.len();
                     if !records.is_empty() && bytes + size > MAX_READ_BYTES {
                         break 'read;

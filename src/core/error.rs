@@ -39,6 +39,36 @@ pub enum CoreError {
     Validation(String),
     #[error("{0}")]
     LimitExceeded(String),
+    /// Refused by a stream's design (e.g. growing a kinesis-md5 stream through Kafka).
+    #[error("{0}")]
+    Policy(String),
+    /// A record batch that fails its CRC or framing checks.
+    #[error("corrupt record batch: {0}")]
+    CorruptBatch(String),
+    #[error("offset {offset} is outside the range {log_start}..{high_watermark} of partition {partition} of {stream}")]
+    OffsetOutOfRange {
+        stream: String,
+        partition: u32,
+        offset: i64,
+        log_start: i64,
+        high_watermark: i64,
+    },
+    #[error("producer {producer_id} has been fenced by a newer epoch")]
+    ProducerFenced { producer_id: i64 },
+    #[error("out of order sequence from producer {producer_id}: got {got}, expected {expected}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        got: i32,
+        expected: i32,
+    },
+    #[error(
+        "record with key {key:?} hashes outside the range of partition {partition} of {stream}"
+    )]
+    KeyOutsideRange {
+        stream: String,
+        partition: u32,
+        key: String,
+    },
     /// Storage failed; the request may be retried. Never used for bad input.
     #[error("storage failure: {0}")]
     Storage(String),

@@ -5,17 +5,21 @@ pub mod batch;
 pub mod catalog;
 mod data;
 pub mod error;
+pub mod groups;
 pub mod hashing;
 pub mod iterator;
+mod producers;
 pub mod record;
 mod reshard;
 pub mod seqno;
 mod service;
+mod topics;
 
 pub use data::{IteratorStart, PutInput, PutOutcome, ReadRecord, RecordsPage};
 pub use service::{
     retention_ms, Core, CreateStreamRequest, Limits, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS,
 };
+pub use topics::{topic_id, Appended};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

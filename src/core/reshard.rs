@@ -145,6 +145,62 @@ impl Core {
         Ok(previous)
     }
 
+    /// Grows a `kafka-murmur2` (or `auto`) stream to `total` partitions, as Kafka's
+    /// CreatePartitions does; the nominal hash ranges are re-tiled uniformly over all open
+    /// shards. `kinesis-md5` streams reshard through the Kinesis API instead (reference §4e).
+    pub async fn add_partitions(&self, stream: &str, total: u32) -> CoreResult<()> {
+        let _admin = self.admin.lock().await;
+        let entry = self.entry(stream)?;
+        let _gate = entry.gate.write().await;
+        let current = entry.snapshot();
+        if current.key_hash == KeyHash::KinesisMd5 {
+            return Err(CoreError::Policy(format!(
+                "Stream {stream} routes keys by MD5 hash ranges; add shards with SplitShard or UpdateShardCount instead of CreatePartitions."
+            )));
+        }
+        let have = current.next_partition();
+        if total <= have {
+            return Err(CoreError::InvalidArgument(format!(
+                "Topic {stream} already has {have} partitions; the new count {total} must be larger."
+            )));
+        }
+        let limits = self.limits();
+        if limits.open_shard_count + (total - have) > limits.shard_limit {
+            return Err(CoreError::LimitExceeded(format!(
+                "Adding {} partitions would exceed the shard limit of {}.",
+                total - have,
+                limits.shard_limit
+            )));
+        }
+        let created_ms = now_ms();
+        let mut next = (*current).clone();
+        for partition in have..total {
+            next.shards.push(Shard {
+                partition,
+                parents: Vec::new(),
+                start_hash: 0,
+                end_hash: 0,
+                created_secs: (created_ms / 1000) as u64,
+                start_offset: 0,
+                end_offset: None,
+                closed_ms: None,
+                created_ms,
+            });
+        }
+        let open: Vec<u32> = next.open_shards().map(|s| s.partition).collect();
+        let ranges = uniform_ranges(0, u128::MAX, open.len() as u32);
+        for (p, (start, end)) in open.iter().zip(ranges) {
+            if let Some(s) = next.shards.iter_mut().find(|s| s.partition == *p) {
+                s.start_hash = start;
+                s.end_hash = end;
+            }
+        }
+        self.log.create_partitions(stream, have..total)?;
+        self.persist(&next)?;
+        *entry.state.write() = Arc::new(next);
+        Ok(())
+    }
+
     /// Applies a plan: closes parents at their current end, opens children, persists.
     async fn reshard(
         &self,

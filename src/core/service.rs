@@ -41,12 +41,15 @@ pub struct Core {
     pub(super) account_id: String,
     pub(super) streams_config: StreamsConfig,
     pub(super) log: Arc<dyn Log>,
-    meta: Arc<dyn MetaStore>,
+    pub(super) meta: Arc<dyn MetaStore>,
     pub(super) signer: IteratorSigner,
     pub(super) catalog: RwLock<BTreeMap<String, Arc<StreamEntry>>>,
     /// Serialises catalog changes, so each is read-modify-persist without races.
     pub(super) admin: tokio::sync::Mutex<()>,
     pub(super) spread: AtomicUsize,
+    /// Woken after every append, for long-polling readers.
+    pub(super) appended: tokio::sync::Notify,
+    pub(super) producers: super::producers::Producers,
 }
 
 #[derive(Debug, Clone)]
@@ -109,11 +112,17 @@ impl Core {
             catalog: RwLock::new(catalog),
             admin: tokio::sync::Mutex::new(()),
             spread: AtomicUsize::new(0),
+            appended: tokio::sync::Notify::new(),
+            producers: super::producers::Producers::default(),
         })
     }
 
     pub fn account_id(&self) -> &str {
         &self.account_id
+    }
+
+    pub fn streams_config(&self) -> &StreamsConfig {
+        &self.streams_config
     }
 
     pub fn signer(&self) -> &IteratorSigner {
@@ -223,6 +232,7 @@ impl Core {
         self.meta.delete(&format!("{STREAM_PREFIX}{name}"))?;
         self.catalog.write().remove(name);
         self.log.delete_topic(name)?;
+        self.producers.forget_stream(name);
         tracing::info!(stream = %name, "stream deleted");
         Ok(())
     }

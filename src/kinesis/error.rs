@@ -90,8 +90,19 @@ impl From<CoreError> for ApiError {
             CoreError::IteratorExpired { .. } => {
                 ApiError::client("ExpiredIteratorException", message)
             }
-            CoreError::Validation(_) => ApiError::client("ValidationException", message),
+            CoreError::Validation(_) | CoreError::Policy(_) => {
+                ApiError::client("ValidationException", message)
+            }
             CoreError::LimitExceeded(_) => ApiError::client("LimitExceededException", message),
+            CoreError::CorruptBatch(_)
+            | CoreError::OffsetOutOfRange { .. }
+            | CoreError::ProducerFenced { .. }
+            | CoreError::OutOfOrderSequence { .. }
+            | CoreError::KeyOutsideRange { .. } => {
+                // Kafka-only conditions; a Kinesis request never causes them.
+                tracing::error!(error = %message, "unexpected error on a Kinesis path");
+                ApiError::internal("Internal Service Failure")
+            }
             CoreError::Storage(detail) => {
                 tracing::error!(error = %detail, "storage failure");
                 ApiError::internal("Internal Service Failure")

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub struct Server {
     pub port: u16,
+    pub kafka_port: u16,
     pub data_dir: PathBuf,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
@@ -29,6 +30,7 @@ impl Server {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = Server {
             port: free_port(),
+            kafka_port: free_port(),
             data_dir: tmp.path().to_path_buf(),
             child: None,
             _tmp: Some(tmp),
@@ -44,6 +46,14 @@ impl Server {
             .arg(config)
             .env("STRAIT_DATA_DIR", &self.data_dir)
             .env("STRAIT_KINESIS__LISTEN", format!("127.0.0.1:{}", self.port))
+            .env(
+                "STRAIT_KAFKA__LISTEN",
+                format!("127.0.0.1:{}", self.kafka_port),
+            )
+            .env(
+                "STRAIT_KAFKA__ADVERTISED_ADDRESS",
+                format!("127.0.0.1:{}", self.kafka_port),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

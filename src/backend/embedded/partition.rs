@@ -111,9 +111,9 @@ impl PartitionLog {
 
     pub async fn append(&self, mut batch_bytes: BytesMut) -> CoreResult<i64> {
         let header = batch::check_batch(&batch_bytes)
-            .map_err(|e| CoreError::InvalidArgument(format!("invalid record batch: {e:?}")))?;
+            .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
         if header.total_len != batch_bytes.len() {
-            return Err(CoreError::InvalidArgument(
+            return Err(CoreError::CorruptBatch(
                 "record batch length does not match its header".into(),
             ));
         }
@@ -414,7 +414,7 @@ mod tests {
         b[n - 1] ^= 1;
         assert!(matches!(
             log.append(b).await,
-            Err(CoreError::InvalidArgument(_))
+            Err(CoreError::CorruptBatch(_))
         ));
         assert_eq!(log.offsets().high_watermark, 0);
     }

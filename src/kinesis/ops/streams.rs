@@ -12,7 +12,7 @@ use super::shapes::{
 };
 use super::tags::check_tags;
 use super::Ctx;
-use crate::core::catalog::{parse_shard_id, KeyHash, StreamMode};
+use crate::core::catalog::{parse_shard_id, StreamMode};
 use crate::core::{now_ms, CreateStreamRequest};
 use crate::kinesis::codec as ts;
 use crate::kinesis::error::ApiError;
@@ -58,7 +58,7 @@ pub async fn create_stream(ctx: Arc<Ctx>, i: CreateStreamInput) -> Result<Empty,
             mode,
             max_record_kib,
             tags,
-            key_hash: KeyHash::KinesisMd5,
+            key_hash: ctx.core.streams_config().default_key_hash_kinesis,
         })
         .await?;
     Ok(Empty {})

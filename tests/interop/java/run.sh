@@ -33,7 +33,7 @@ if [ -z "$endpoint" ]; then
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   data_dir="$(mktemp -d /tmp/strait-java-interop.XXXXXX)"
   cfg=(); [ -f "$repo_root/config/strait.yaml" ] && cfg=(--config "$repo_root/config/strait.yaml")
-  STRAIT_DATA_DIR="$data_dir" STRAIT_KINESIS__LISTEN="127.0.0.1:$port" \
+  STRAIT_DATA_DIR="$data_dir" STRAIT_KINESIS__LISTEN="127.0.0.1:$port" STRAIT_KAFKA__LISTEN="" \
     "$bin" serve "${cfg[@]}" > "$data_dir.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 300); do

@@ -99,12 +99,17 @@ class StraitServer:
         self.log_path = os.path.join(self.workdir, "strait.log")
         self.host = "127.0.0.1"
         self.port = free_port()
+        self.kafka_port = free_port()
         self.endpoint = f"http://{self.host}:{self.port}"
+        self.kafka_bootstrap = f"{self.host}:{self.kafka_port}"
         self.env = dict(os.environ)
         self.env.update(
             {
                 "STRAIT_DATA_DIR": self.data_dir,
                 "STRAIT_KINESIS__LISTEN": f"{self.host}:{self.port}",
+                "STRAIT_KAFKA__LISTEN": self.kafka_bootstrap,
+                "STRAIT_KAFKA__ADVERTISED_ADDRESS": self.kafka_bootstrap,
+                "STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS": "300",
             }
         )
         if fsync:

@@ -1,0 +1,764 @@
+//! The Kafka classic-protocol group coordinator, for backends without native groups
+//! (reference §4d): membership, generations, rebalances, session expiry and committed
+//! offsets. Committed offsets are persisted through the `MetaStore` and survive restarts;
+//! membership does not, as after a Kafka coordinator failover members simply rejoin.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::error::CoreResult;
+use crate::backend::MetaStore;
+
+const GROUP_PREFIX: &str = "groups/";
+const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
+const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupError {
+    UnknownMemberId,
+    IllegalGeneration,
+    RebalanceInProgress,
+    /// Join again with this member id (KIP-394).
+    MemberIdRequired(String),
+    InconsistentGroupProtocol,
+    InvalidSessionTimeout,
+    GroupIdNotFound,
+    NonEmptyGroup,
+    GroupSubscribedToTopic,
+    InvalidGroupId,
+    FencedInstanceId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Committed {
+    pub offset: i64,
+    pub metadata: Option<String>,
+    pub leader_epoch: i32,
+}
+
+pub struct JoinRequest {
+    pub group: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// Join v4+: a new member first gets MEMBER_ID_REQUIRED with its id.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinResult {
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Filled for the leader only.
+    pub members: Vec<JoinedMember>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncResult {
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub assignment: Bytes,
+}
+
+/// What DescribeGroups shows of a member.
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberView>,
+}
+
+struct Member {
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    last_seen: Instant,
+    joined: bool,
+    join_tx: Option<oneshot::Sender<Result<JoinResult, GroupError>>>,
+    sync_tx: Option<oneshot::Sender<Result<SyncResult, GroupError>>>,
+}
+
+struct Group {
+    state: GroupState,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// Ids handed out with MEMBER_ID_REQUIRED and not yet used.
+    pending: HashSet<String>,
+    /// When the current rebalance ends regardless of stragglers.
+    deadline: Instant,
+    /// The initial-delay window of a rebalance that started from Empty.
+    settle_until: Instant,
+    rebalance_started: Instant,
+    offsets: BTreeMap<(String, i32), Committed>,
+}
+
+impl Group {
+    fn new(now: Instant) -> Group {
+        Group {
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: HashSet::new(),
+            deadline: now,
+            settle_until: now,
+            rebalance_started: now,
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    fn max_rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    fn start_rebalance(&mut self, now: Instant, initial_delay: Duration) {
+        let from_empty = self.state == GroupState::Empty;
+        if self.state == GroupState::CompletingRebalance {
+            for m in self.members.values_mut() {
+                if let Some(tx) = m.sync_tx.take() {
+                    let _ = tx.send(Err(GroupError::RebalanceInProgress));
+                }
+            }
+        }
+        self.state = GroupState::PreparingRebalance;
+        self.rebalance_started = now;
+        self.deadline = now + self.max_rebalance_timeout();
+        self.settle_until = if from_empty {
+            (now + initial_delay).min(self.deadline)
+        } else {
+            now
+        };
+        for m in self.members.values_mut() {
+            if m.join_tx.is_none() {
+                m.joined = false;
+            }
+        }
+    }
+
+    /// Completes the join phase when every member has rejoined (after the initial delay), or
+    /// at the deadline without the stragglers.
+    fn maybe_complete_join(&mut self, now: Instant) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let all_joined = self.members.values().all(|m| m.joined);
+        if !(all_joined && now >= self.settle_until) && now < self.deadline {
+            return;
+        }
+        self.members.retain(|_, m| m.joined);
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.generation += 1;
+            self.protocol = None;
+            self.leader = None;
+            return;
+        }
+        self.generation += 1;
+        self.protocol = self.choose_protocol();
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        let leader = self.leader.clone().unwrap_or_default();
+        let protocol = self.protocol.clone();
+        let everyone: Vec<JoinedMember> = self
+            .members
+            .iter()
+            .map(|(id, m)| JoinedMember {
+                member_id: id.clone(),
+                instance_id: m.instance_id.clone(),
+                metadata: m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| Some(n) == protocol.as_ref())
+                    .map(|(_, md)| md.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        for (id, m) in self.members.iter_mut() {
+            m.joined = false;
+            m.assignment = Bytes::new();
+            m.last_seen = now;
+            if let Some(tx) = m.join_tx.take() {
+                let _ = tx.send(Ok(JoinResult {
+                    generation: self.generation,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol: protocol.clone(),
+                    leader: leader.clone(),
+                    member_id: id.clone(),
+                    members: if *id == leader {
+                        everyone.clone()
+                    } else {
+                        Vec::new()
+                    },
+                }));
+            }
+        }
+    }
+
+    /// The first protocol of the first member that every member supports.
+    fn choose_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        first
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .find(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(p, _)| p == *n))
+            })
+            .cloned()
+    }
+
+    fn check_member(&self, member_id: &str, generation: i32) -> Result<(), GroupError> {
+        if !self.members.contains_key(member_id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        if generation != self.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct GroupDoc {
+    protocol_type: Option<String>,
+    offsets: Vec<(String, i32, Committed)>,
+}
+
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    meta: Arc<dyn MetaStore>,
+    initial_delay: Duration,
+}
+
+impl GroupCoordinator {
+    /// Loads committed offsets and starts the timer that ends rebalances and expires sessions.
+    pub fn open(meta: Arc<dyn MetaStore>, initial_delay: Duration) -> CoreResult<Arc<Self>> {
+        let now = Instant::now();
+        let mut groups = HashMap::new();
+        for (key, doc) in meta.list(GROUP_PREFIX)? {
+            let Ok(doc) = serde_json::from_slice::<GroupDoc>(&doc) else {
+                tracing::warn!(%key, "skipping an unreadable group document");
+                continue;
+            };
+            let mut g = Group::new(now);
+            g.protocol_type = doc.protocol_type;
+            g.offsets = doc
+                .offsets
+                .into_iter()
+                .map(|(t, p, c)| ((t, p), c))
+                .collect();
+            groups.insert(key[GROUP_PREFIX.len()..].to_string(), g);
+        }
+        let this = Arc::new(GroupCoordinator {
+            groups: Mutex::new(groups),
+            meta,
+            initial_delay,
+        });
+        let weak = Arc::downgrade(&this);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let Some(this) = weak.upgrade() else { return };
+                this.tick(Instant::now());
+            }
+        });
+        Ok(this)
+    }
+
+    fn tick(&self, now: Instant) {
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            let expired: Vec<String> = g
+                .members
+                .iter()
+                .filter(|(_, m)| m.join_tx.is_none() && m.last_seen + m.session_timeout < now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            if !expired.is_empty() {
+                for id in &expired {
+                    tracing::info!(member = %id, "group member session expired");
+                    if let Some(mut m) = g.members.remove(id) {
+                        if let Some(tx) = m.sync_tx.take() {
+                            let _ = tx.send(Err(GroupError::UnknownMemberId));
+                        }
+                    }
+                }
+                match g.state {
+                    GroupState::Stable | GroupState::CompletingRebalance
+                        if !g.members.is_empty() =>
+                    {
+                        g.start_rebalance(now, self.initial_delay)
+                    }
+                    _ if g.members.is_empty() && g.state != GroupState::PreparingRebalance => {
+                        g.state = GroupState::Empty;
+                    }
+                    _ => {}
+                }
+            }
+            g.maybe_complete_join(now);
+        }
+    }
+
+    pub async fn join(&self, req: JoinRequest) -> Result<JoinResult, GroupError> {
+        if req.group.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&req.session_timeout_ms) {
+            return Err(GroupError::InvalidSessionTimeout);
+        }
+        let rx = {
+            let now = Instant::now();
+            let mut groups = self.groups.lock();
+            let g = groups
+                .entry(req.group.clone())
+                .or_insert_with(|| Group::new(now));
+            if !g.members.is_empty() {
+                let same_type = g.protocol_type.as_deref() == Some(req.protocol_type.as_str());
+                let shared = req.protocols.iter().any(|(n, _)| {
+                    g.members
+                        .values()
+                        .all(|m| m.protocols.iter().any(|(p, _)| p == n))
+                });
+                if !same_type || !shared {
+                    return Err(GroupError::InconsistentGroupProtocol);
+                }
+            }
+            let member_id = if req.member_id.is_empty() {
+                let fresh = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+                // A static member rejoining with a new id replaces its old one.
+                if let Some(instance) = &req.instance_id {
+                    let old = g
+                        .members
+                        .iter()
+                        .find(|(_, m)| m.instance_id.as_ref() == Some(instance))
+                        .map(|(id, _)| id.clone());
+                    if let Some(old) = old {
+                        let mut m = g.members.remove(&old).expect("found above");
+                        if let Some(tx) = m.join_tx.take() {
+                            let _ = tx.send(Err(GroupError::FencedInstanceId));
+                        }
+                        if g.leader.as_ref() == Some(&old) {
+                            g.leader = Some(fresh.clone());
+                        }
+                        g.members.insert(fresh.clone(), m);
+                    }
+                } else if req.require_known_member_id {
+                    g.pending.insert(fresh.clone());
+                    return Err(GroupError::MemberIdRequired(fresh));
+                }
+                fresh
+            } else {
+                let known = g.members.contains_key(&req.member_id);
+                if !known && !g.pending.remove(&req.member_id) {
+                    return Err(GroupError::UnknownMemberId);
+                }
+                req.member_id.clone()
+            };
+            let (tx, rx) = oneshot::channel();
+            let m = g
+                .members
+                .entry(member_id.clone())
+                .or_insert_with(|| Member {
+                    instance_id: None,
+                    client_id: String::new(),
+                    client_host: String::new(),
+                    session_timeout: Duration::ZERO,
+                    rebalance_timeout: Duration::ZERO,
+                    protocols: Vec::new(),
+                    assignment: Bytes::new(),
+                    last_seen: now,
+                    joined: false,
+                    join_tx: None,
+                    sync_tx: None,
+                });
+            m.instance_id = req.instance_id.clone();
+            m.client_id = req.client_id;
+            m.client_host = req.client_host;
+            m.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
+            m.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64);
+            m.protocols = req.protocols;
+            m.last_seen = now;
+            m.joined = true;
+            if let Some(old) = m.join_tx.replace(tx) {
+                let _ = old.send(Err(GroupError::UnknownMemberId));
+            }
+            g.protocol_type = Some(req.protocol_type);
+            match g.state {
+                GroupState::PreparingRebalance => {
+                    if now < g.settle_until {
+                        // Kafka's initial delay grows with each new member, up to the timeout.
+                        g.settle_until = (now + self.initial_delay)
+                            .min(g.rebalance_started + g.max_rebalance_timeout());
+                    }
+                }
+                _ => g.start_rebalance(now, self.initial_delay),
+            }
+            g.maybe_complete_join(now);
+            rx
+        };
+        rx.await.unwrap_or(Err(GroupError::RebalanceInProgress))
+    }
+
+    pub async fn sync(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Result<SyncResult, GroupError> {
+        let rx = {
+            let mut groups = self.groups.lock();
+            let g = groups.get_mut(group).ok_or(GroupError::UnknownMemberId)?;
+            g.check_member(member_id, generation)?;
+            let result_for = |g: &Group, id: &str| SyncResult {
+                protocol_type: g.protocol_type.clone(),
+                protocol: g.protocol.clone(),
+                assignment: g
+                    .members
+                    .get(id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default(),
+            };
+            match g.state {
+                GroupState::PreparingRebalance => return Err(GroupError::RebalanceInProgress),
+                GroupState::Stable => return Ok(result_for(g, member_id)),
+                GroupState::Empty => return Err(GroupError::UnknownMemberId),
+                GroupState::CompletingRebalance => {}
+            }
+            if g.leader.as_deref() == Some(member_id) {
+                let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                let now = Instant::now();
+                for (id, m) in g.members.iter_mut() {
+                    m.assignment = given.remove(id).unwrap_or_default();
+                    m.last_seen = now;
+                }
+                g.state = GroupState::Stable;
+                let ids: Vec<String> = g.members.keys().cloned().collect();
+                for id in ids {
+                    let r = result_for(g, &id);
+                    if let Some(tx) = g.members.get_mut(&id).and_then(|m| m.sync_tx.take()) {
+                        let _ = tx.send(Ok(r));
+                    }
+                }
+                return Ok(result_for(g, member_id));
+            }
+            let (tx, rx) = oneshot::channel();
+            if let Some(m) = g.members.get_mut(member_id) {
+                m.sync_tx = Some(tx);
+            }
+            rx
+        };
+        rx.await.unwrap_or(Err(GroupError::RebalanceInProgress))
+    }
+
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Result<(), GroupError> {
+        let mut groups = self.groups.lock();
+        let g = groups.get_mut(group).ok_or(GroupError::UnknownMemberId)?;
+        let m = g
+            .members
+            .get_mut(member_id)
+            .ok_or(GroupError::UnknownMemberId)?;
+        m.last_seen = Instant::now();
+        if g.state == GroupState::PreparingRebalance {
+            return Err(GroupError::RebalanceInProgress);
+        }
+        if generation != g.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// Removes members (by id, or by static instance id); one result per member.
+    pub fn leave(
+        &self,
+        group: &str,
+        members: Vec<(String, Option<String>)>,
+    ) -> Vec<Result<(), GroupError>> {
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group) else {
+            return members
+                .iter()
+                .map(|_| Err(GroupError::UnknownMemberId))
+                .collect();
+        };
+        let now = Instant::now();
+        let mut removed = false;
+        let results = members
+            .into_iter()
+            .map(|(id, instance)| {
+                let id = if id.is_empty() {
+                    instance.as_ref().and_then(|i| {
+                        g.members
+                            .iter()
+                            .find(|(_, m)| m.instance_id.as_ref() == Some(i))
+                            .map(|(id, _)| id.clone())
+                    })
+                } else {
+                    Some(id)
+                };
+                let Some(mut m) = id.and_then(|id| g.members.remove(&id)) else {
+                    return Err(GroupError::UnknownMemberId);
+                };
+                if let Some(tx) = m.join_tx.take() {
+                    let _ = tx.send(Err(GroupError::UnknownMemberId));
+                }
+                removed = true;
+                Ok(())
+            })
+            .collect();
+        if removed {
+            if g.members.is_empty() {
+                g.state = GroupState::Empty;
+                g.generation += 1;
+                g.leader = None;
+            } else {
+                g.start_rebalance(now, Duration::ZERO);
+                g.maybe_complete_join(now);
+            }
+        }
+        results
+    }
+
+    /// Commits offsets. `generation < 0` is a commit from outside the group (simple consumers
+    /// and admin tools), allowed while the group has no members.
+    pub fn commit(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        offsets: Vec<(String, i32, Committed)>,
+    ) -> Result<(), GroupError> {
+        if group.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let doc = {
+            let mut groups = self.groups.lock();
+            let g = groups
+                .entry(group.to_string())
+                .or_insert_with(|| Group::new(Instant::now()));
+            if generation < 0 {
+                if !g.members.is_empty() {
+                    return Err(GroupError::UnknownMemberId);
+                }
+            } else {
+                g.check_member(member_id, generation)?;
+                if g.state == GroupState::CompletingRebalance {
+                    return Err(GroupError::RebalanceInProgress);
+                }
+                if let Some(m) = g.members.get_mut(member_id) {
+                    m.last_seen = Instant::now();
+                }
+            }
+            for (t, p, c) in offsets {
+                g.offsets.insert((t, p), c);
+            }
+            GroupDoc {
+                protocol_type: g.protocol_type.clone(),
+                offsets: g
+                    .offsets
+                    .iter()
+                    .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+                    .collect(),
+            }
+        };
+        self.persist(group, &doc);
+        Ok(())
+    }
+
+    fn persist(&self, group: &str, doc: &GroupDoc) {
+        let bytes = serde_json::to_vec(doc).expect("group documents serialise");
+        if let Err(e) = self.meta.put(&format!("{GROUP_PREFIX}{group}"), &bytes) {
+            tracing::error!(group, error = %e, "persisting committed offsets failed");
+        }
+    }
+
+    /// Committed offsets; `topics` None means every committed partition.
+    pub fn committed(
+        &self,
+        group: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Vec<(String, i32, Option<Committed>)> {
+        let groups = self.groups.lock();
+        let offsets = groups.get(group).map(|g| &g.offsets);
+        match topics {
+            None => offsets
+                .into_iter()
+                .flatten()
+                .map(|((t, p), c)| (t.clone(), *p, Some(c.clone())))
+                .collect(),
+            Some(ts) => ts
+                .iter()
+                .flat_map(|(t, ps)| {
+                    ps.iter().map(move |p| {
+                        let c = offsets.and_then(|o| o.get(&(t.clone(), *p))).cloned();
+                        (t.clone(), *p, c)
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    pub fn describe(&self, group: &str) -> Option<GroupView> {
+        let groups = self.groups.lock();
+        let g = groups.get(group)?;
+        Some(GroupView {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: g.protocol.clone().unwrap_or_default(),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| MemberView {
+                    member_id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| Some(n) == g.protocol.as_ref())
+                        .map(|(_, md)| md.clone())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// (group, protocol type, state) of every group.
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<_> = groups
+            .iter()
+            .map(|(n, g)| {
+                (
+                    n.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn delete(&self, group: &str) -> Result<(), GroupError> {
+        let mut groups = self.groups.lock();
+        match groups.get(group) {
+            None => return Err(GroupError::GroupIdNotFound),
+            Some(g) if !g.members.is_empty() => return Err(GroupError::NonEmptyGroup),
+            Some(_) => {}
+        }
+        groups.remove(group);
+        if let Err(e) = self.meta.delete(&format!("{GROUP_PREFIX}{group}")) {
+            tracing::error!(group, error = %e, "deleting a group document failed");
+        }
+        Ok(())
+    }
+
+    /// Deletes committed offsets of partitions; refused while members are in the group.
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<(), GroupError> {
+        let doc = {
+            let mut groups = self.groups.lock();
+            let g = groups.get_mut(group).ok_or(GroupError::GroupIdNotFound)?;
+            if !g.members.is_empty() {
+                return Err(GroupError::GroupSubscribedToTopic);
+            }
+            for (t, p) in partitions {
+                g.offsets.remove(&(t.clone(), *p));
+            }
+            GroupDoc {
+                protocol_type: g.protocol_type.clone(),
+                offsets: g
+                    .offsets
+                    .iter()
+                    .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+                    .collect(),
+            }
+        };
+        self.persist(group, &doc);
+        Ok(())
+    }
+}

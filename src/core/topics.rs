@@ -1,0 +1,203 @@
+//! Streams seen as Kafka topics: creation with the Kafka key hash, stable topic ids, raw
+//! batch appends with idempotent-producer checks, raw batch reads with offset bounds, and the
+//! wake-up that long-polling readers wait on.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use md5::{Digest, Md5};
+
+use super::batch;
+use super::catalog::{shard_id, KeyHash, Stream, StreamMode};
+use super::error::{CoreError, CoreResult};
+use super::hashing::md5_hash_key;
+use super::producers::{BatchIdentity, SequenceCheck};
+use super::record::decode_batch;
+use super::service::{Core, CreateStreamRequest};
+use crate::backend::{PartitionOffsets, ReadBatches};
+use crate::config::KeyCheck;
+
+/// Where a produced batch landed.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub log_start: i64,
+}
+
+/// A stable topic id: derived from the stream's name and creation time, so a recreated
+/// topic gets a new one and no table is needed.
+pub fn topic_id(s: &Stream) -> uuid::Uuid {
+    let mut h = Md5::new();
+    h.update(s.name.as_bytes());
+    h.update(s.created_ms.to_be_bytes());
+    uuid::Builder::from_md5_bytes(h.finalize().into()).into_uuid()
+}
+
+impl Core {
+    /// Creates a topic through Kafka: provisioned, with the Kafka key hash.
+    pub async fn create_topic(&self, name: &str, partitions: u32) -> CoreResult<()> {
+        self.create_stream(CreateStreamRequest {
+            name: name.to_string(),
+            shard_count: Some(partitions),
+            mode: StreamMode::Provisioned,
+            max_record_kib: None,
+            tags: BTreeMap::new(),
+            key_hash: self.streams_config.default_key_hash_kafka,
+        })
+        .await
+    }
+
+    /// Appends a producer's batch to a partition, deduplicating idempotent retries.
+    pub async fn produce(
+        &self,
+        stream: &str,
+        partition: u32,
+        batch_bytes: BytesMut,
+    ) -> CoreResult<Appended> {
+        let entry = self.entry(stream)?;
+        let _gate = entry.gate.read().await;
+        let s = entry.snapshot();
+        let shard = s.shard(partition).ok_or_else(|| CoreError::ShardNotFound {
+            stream: stream.to_string(),
+            shard: shard_id(partition),
+            account: self.account_id.clone(),
+        })?;
+        if !shard.is_open() {
+            return Err(CoreError::ShardClosed {
+                stream: stream.to_string(),
+                shard: shard_id(partition),
+                account: self.account_id.clone(),
+            });
+        }
+        let header = batch::check_batch(&batch_bytes)
+            .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
+        if header.total_len != batch_bytes.len() {
+            return Err(CoreError::CorruptBatch(
+                "trailing bytes after the record batch".into(),
+            ));
+        }
+        if s.key_hash == KeyHash::KinesisMd5 && self.streams_config.key_check != KeyCheck::Off {
+            self.check_keys(&s, partition, &batch_bytes)?;
+        }
+        let appended = if header.producer_id >= 0 && !header.is_control() {
+            let id = BatchIdentity {
+                producer_id: header.producer_id,
+                epoch: header.producer_epoch,
+                first_sequence: header.base_sequence,
+                last_sequence: header.base_sequence.wrapping_add(header.last_offset_delta),
+            };
+            let state = self.producers.partition(id.producer_id, stream, partition);
+            let mut state = state.lock().await;
+            match state.check(&id) {
+                SequenceCheck::Duplicate(base) => base,
+                SequenceCheck::Fenced => {
+                    return Err(CoreError::ProducerFenced {
+                        producer_id: id.producer_id,
+                    })
+                }
+                SequenceCheck::OutOfOrder { expected } => {
+                    return Err(CoreError::OutOfOrderSequence {
+                        producer_id: id.producer_id,
+                        got: id.first_sequence,
+                        expected,
+                    })
+                }
+                SequenceCheck::Fresh => {
+                    let base = self.log.append(stream, partition, batch_bytes).await?;
+                    state.record(&id, base);
+                    base
+                }
+            }
+        } else {
+            self.log.append(stream, partition, batch_bytes).await?
+        };
+        self.appended.notify_waiters();
+        Ok(Appended {
+            base_offset: appended,
+            log_start: self.log.offsets(stream, partition)?.log_start,
+        })
+    }
+
+    /// `key_check`: keyed records must hash into the partition's advertised range.
+    fn check_keys(&self, s: &Stream, partition: u32, batch_bytes: &[u8]) -> CoreResult<()> {
+        let shard = s.shard(partition).expect("checked by the caller");
+        let records = decode_batch(bytes::Bytes::copy_from_slice(batch_bytes))
+            .map_err(CoreError::CorruptBatch)?;
+        for r in records {
+            let Some(key) = r.key else { continue };
+            if shard.contains(md5_hash_key(&key)) {
+                continue;
+            }
+            let err = CoreError::KeyOutsideRange {
+                stream: s.name.clone(),
+                partition,
+                key: String::from_utf8_lossy(&key).into_owned(),
+            };
+            if self.streams_config.key_check == KeyCheck::Reject {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, "key_check");
+        }
+        Ok(())
+    }
+
+    /// Stored batches from `offset` on. An offset outside `[log start, high watermark]` is
+    /// OffsetOutOfRange, as Kafka answers it.
+    pub fn fetch(
+        &self,
+        stream: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> CoreResult<ReadBatches> {
+        let offsets = self.partition_offsets_checked(stream, partition)?;
+        if offset < offsets.log_start || offset > offsets.high_watermark {
+            return Err(CoreError::OffsetOutOfRange {
+                stream: stream.to_string(),
+                partition,
+                offset,
+                log_start: offsets.log_start,
+                high_watermark: offsets.high_watermark,
+            });
+        }
+        self.log.read(stream, partition, offset, max_bytes)
+    }
+
+    /// Offsets of a partition that must exist.
+    pub fn partition_offsets_checked(
+        &self,
+        stream: &str,
+        partition: u32,
+    ) -> CoreResult<PartitionOffsets> {
+        let s = self.stream(stream)?;
+        if s.shard(partition).is_none() {
+            return Err(CoreError::ShardNotFound {
+                stream: stream.to_string(),
+                shard: shard_id(partition),
+                account: self.account_id.clone(),
+            });
+        }
+        self.log.offsets(stream, partition)
+    }
+
+    /// The first offset at or after `timestamp_ms` (the high watermark when none).
+    pub fn offset_for_timestamp(
+        &self,
+        stream: &str,
+        partition: u32,
+        timestamp_ms: i64,
+    ) -> CoreResult<i64> {
+        self.partition_offsets_checked(stream, partition)?;
+        self.offset_at_time(stream, partition, timestamp_ms)
+    }
+
+    /// Waits until something is appended anywhere, or `timeout` passes.
+    pub async fn wait_for_append(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.appended.notified()).await;
+    }
+
+    pub fn allocate_producer_id(&self) -> i64 {
+        self.producers.allocate()
+    }
+}

@@ -1,0 +1,56 @@
+//! Kafka error codes: `code` is the one place where core errors become Kafka errors.
+
+use kafka_protocol::error::ResponseError;
+
+use crate::core::error::CoreError;
+use crate::core::groups::GroupError;
+
+pub fn code(e: &CoreError) -> i16 {
+    let err = match e {
+        CoreError::StreamNotFound { .. } | CoreError::ShardNotFound { .. } => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        CoreError::StreamExists { .. } => ResponseError::TopicAlreadyExists,
+        CoreError::StreamNotActive { .. } => ResponseError::LeaderNotAvailable,
+        CoreError::ShardClosed { .. } => ResponseError::PolicyViolation,
+        CoreError::IteratorExpired { .. } | CoreError::InvalidArgument(_) => {
+            ResponseError::InvalidRequest
+        }
+        CoreError::Validation(_) => ResponseError::InvalidRequest,
+        CoreError::LimitExceeded(_) | CoreError::Policy(_) => ResponseError::PolicyViolation,
+        CoreError::CorruptBatch(_) => ResponseError::CorruptMessage,
+        CoreError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        CoreError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
+        CoreError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        CoreError::KeyOutsideRange { .. } => ResponseError::InvalidRecord,
+        CoreError::Storage(detail) => {
+            tracing::error!(error = %detail, "storage failure");
+            ResponseError::KafkaStorageError
+        }
+    };
+    err.code()
+}
+
+/// Group coordinator errors, mapped here beside core errors.
+pub fn group_code(e: &GroupError) -> i16 {
+    let err = match e {
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+    };
+    err.code()
+}
+
+pub const NONE: i16 = 0;
+
+pub fn of(e: ResponseError) -> i16 {
+    e.code()
+}

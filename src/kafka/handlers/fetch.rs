@@ -1,0 +1,205 @@
+//! Fetch (long poll over the log, stored batches sent as they are) and ListOffsets.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+};
+
+use crate::core::topic_id;
+use crate::kafka::error::{self, NONE};
+use crate::kafka::KafkaCtx;
+
+/// The longest a fetch may wait, whatever the client asks.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub async fn fetch(ctx: &KafkaCtx, r: FetchRequest, version: i16) -> FetchResponse {
+    let deadline =
+        Instant::now() + Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let max_bytes = if version >= 3 && r.max_bytes > 0 {
+        r.max_bytes as usize
+    } else {
+        usize::MAX / 2
+    };
+    let min_bytes = r.min_bytes.max(0) as usize;
+    // Topic ids (v13+) resolve to names once per request.
+    let names: Vec<Option<String>> = r
+        .topics
+        .iter()
+        .map(|t| {
+            if version >= 13 {
+                ctx.core
+                    .streams()
+                    .iter()
+                    .find(|s| topic_id(s) == t.topic_id)
+                    .map(|s| s.name.clone())
+            } else {
+                Some(t.topic.0.to_string())
+            }
+        })
+        .collect();
+    loop {
+        let (responses, total, errors) = read_once(ctx, &r, &names, max_bytes, version);
+        let now = Instant::now();
+        if total >= min_bytes.max(1) || errors || now >= deadline {
+            return FetchResponse::default()
+                .with_error_code(NONE)
+                .with_session_id(0)
+                .with_responses(responses);
+        }
+        ctx.core.wait_for_append(deadline - now).await;
+    }
+}
+
+fn read_once(
+    ctx: &KafkaCtx,
+    r: &FetchRequest,
+    names: &[Option<String>],
+    max_bytes: usize,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut responses = Vec::with_capacity(r.topics.len());
+    for (t, name) in r.topics.iter().zip(names) {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let base = PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            let Some(name) = name else {
+                errors = true;
+                partitions.push(base.with_error_code(error::of(ResponseError::UnknownTopicId)));
+                continue;
+            };
+            if p.partition < 0 {
+                errors = true;
+                partitions
+                    .push(base.with_error_code(error::of(ResponseError::UnknownTopicOrPartition)));
+                continue;
+            }
+            let room = max_bytes.saturating_sub(total);
+            // Kafka returns at least one batch even past the limits, so a consumer can move on.
+            let want = (p.partition_max_bytes.max(0) as usize).min(room).max(1);
+            match ctx
+                .core
+                .fetch(name, p.partition as u32, p.fetch_offset, want)
+            {
+                Ok(read) => {
+                    let offsets = read.offsets.expect("the embedded log reports offsets");
+                    let records = concat(read.batches);
+                    total += records.len();
+                    partitions.push(
+                        base.with_error_code(NONE)
+                            .with_high_watermark(offsets.high_watermark)
+                            .with_last_stable_offset(offsets.high_watermark)
+                            .with_log_start_offset(offsets.log_start)
+                            .with_records(Some(records)),
+                    );
+                }
+                Err(e) => {
+                    errors = true;
+                    let offsets = ctx.core.partition_offsets_checked(name, p.partition as u32);
+                    let mut out = base.with_error_code(error::code(&e));
+                    if let Ok(o) = offsets {
+                        out = out
+                            .with_high_watermark(o.high_watermark)
+                            .with_last_stable_offset(o.high_watermark)
+                            .with_log_start_offset(o.log_start);
+                    }
+                    partitions.push(out);
+                }
+            }
+        }
+        let mut topic = FetchableTopicResponse::default().with_partitions(partitions);
+        if version >= 13 {
+            topic = topic.with_topic_id(t.topic_id);
+        } else {
+            topic = topic.with_topic(t.topic.clone());
+        }
+        responses.push(topic);
+    }
+    (responses, total, errors)
+}
+
+/// One buffer for a partition's batches: a single batch is sent without copying.
+fn concat(mut batches: Vec<Bytes>) -> Bytes {
+    match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.pop().expect("one batch"),
+        _ => {
+            let mut out = BytesMut::with_capacity(batches.iter().map(|b| b.len()).sum());
+            for b in batches {
+                out.extend_from_slice(&b);
+            }
+            out.freeze()
+        }
+    }
+}
+
+pub fn list_offsets(ctx: &KafkaCtx, r: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let out = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_leader_epoch(-1)
+                        .with_timestamp(-1)
+                        .with_offset(-1);
+                    if p.partition_index < 0 {
+                        return out
+                            .with_error_code(error::of(ResponseError::UnknownTopicOrPartition));
+                    }
+                    let part = p.partition_index as u32;
+                    let offsets = match ctx.core.partition_offsets_checked(&name, part) {
+                        Ok(o) => o,
+                        Err(e) => return out.with_error_code(error::code(&e)),
+                    };
+                    let found = match p.timestamp {
+                        -1 => Ok((offsets.high_watermark, -1)),
+                        -2 => Ok((offsets.log_start, -1)),
+                        // Max timestamp: records arrive in time order, so the newest one.
+                        -3 => Ok(match offsets.last_timestamp_ms {
+                            Some(ts) if offsets.high_watermark > offsets.log_start => {
+                                (offsets.high_watermark - 1, ts)
+                            }
+                            _ => (-1, -1),
+                        }),
+                        ts => ctx.core.offset_for_timestamp(&name, part, ts).map(|o| {
+                            if o >= offsets.high_watermark {
+                                (-1, -1)
+                            } else {
+                                (o, ts)
+                            }
+                        }),
+                    };
+                    match found {
+                        Ok((offset, ts)) => out
+                            .with_error_code(NONE)
+                            .with_offset(offset)
+                            .with_timestamp(ts),
+                        Err(e) => out.with_error_code(error::code(&e)),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,464 @@
+//! Consumer-group APIs over the core's coordinator: FindCoordinator, JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups
+//! and OffsetDelete.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+};
+
+use super::{str_bytes, topic_name, Conn};
+use crate::core::groups::{Committed, GroupError, JoinRequest};
+use crate::kafka::error::{self, group_code, NONE};
+use crate::kafka::{KafkaCtx, NODE_ID};
+
+const GROUP_KEY: i8 = 0;
+
+pub fn find_coordinator(
+    ctx: &KafkaCtx,
+    r: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    // Transactions are not supported: say so rather than have producers retry forever.
+    let code = if r.key_type == GROUP_KEY {
+        NONE
+    } else {
+        error::of(ResponseError::TransactionalIdAuthorizationFailed)
+    };
+    if version >= 4 {
+        let coordinators = r
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(BrokerId(NODE_ID))
+                    .with_host(str_bytes(&ctx.advertised_host))
+                    .with_port(ctx.advertised_port)
+                    .with_error_code(code)
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    FindCoordinatorResponse::default()
+        .with_error_code(code)
+        .with_node_id(BrokerId(NODE_ID))
+        .with_host(str_bytes(&ctx.advertised_host))
+        .with_port(ctx.advertised_port)
+}
+
+pub async fn join_group(
+    ctx: &KafkaCtx,
+    conn: &Conn,
+    r: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
+    let req = JoinRequest {
+        group: r.group_id.0.to_string(),
+        member_id: r.member_id.to_string(),
+        instance_id: r.group_instance_id.as_ref().map(|i| i.to_string()),
+        client_id: conn.client_id.clone(),
+        client_host: format!("/{}", conn.client_host),
+        session_timeout_ms: r.session_timeout_ms,
+        rebalance_timeout_ms: if version >= 1 {
+            r.rebalance_timeout_ms
+        } else {
+            r.session_timeout_ms
+        },
+        protocol_type: r.protocol_type.to_string(),
+        protocols: r
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    let base = JoinGroupResponse::default().with_generation_id(-1);
+    match ctx.groups.join(req).await {
+        Ok(j) => base
+            .with_error_code(NONE)
+            .with_generation_id(j.generation)
+            .with_protocol_type(j.protocol_type.map(|p| str_bytes(&p)))
+            .with_protocol_name(j.protocol.map(|p| str_bytes(&p)))
+            .with_leader(str_bytes(&j.leader))
+            .with_member_id(str_bytes(&j.member_id))
+            .with_members(
+                j.members
+                    .into_iter()
+                    .map(|m| {
+                        JoinGroupResponseMember::default()
+                            .with_member_id(str_bytes(&m.member_id))
+                            .with_group_instance_id(m.instance_id.map(|i| str_bytes(&i)))
+                            .with_metadata(m.metadata)
+                    })
+                    .collect(),
+            ),
+        Err(GroupError::MemberIdRequired(id)) => base
+            .with_error_code(group_code(&GroupError::MemberIdRequired(String::new())))
+            .with_member_id(str_bytes(&id)),
+        Err(e) => base
+            .with_error_code(group_code(&e))
+            .with_member_id(r.member_id),
+    }
+}
+
+pub async fn sync_group(ctx: &KafkaCtx, r: SyncGroupRequest) -> SyncGroupResponse {
+    let assignments = r
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    match ctx
+        .groups
+        .sync(&r.group_id.0, r.generation_id, &r.member_id, assignments)
+        .await
+    {
+        Ok(s) => SyncGroupResponse::default()
+            .with_error_code(NONE)
+            .with_protocol_type(s.protocol_type.map(|p| str_bytes(&p)))
+            .with_protocol_name(s.protocol.map(|p| str_bytes(&p)))
+            .with_assignment(s.assignment),
+        Err(e) => SyncGroupResponse::default().with_error_code(group_code(&e)),
+    }
+}
+
+pub fn heartbeat(ctx: &KafkaCtx, r: HeartbeatRequest) -> HeartbeatResponse {
+    let code = match ctx
+        .groups
+        .heartbeat(&r.group_id.0, r.generation_id, &r.member_id)
+    {
+        Ok(()) => NONE,
+        Err(e) => group_code(&e),
+    };
+    HeartbeatResponse::default().with_error_code(code)
+}
+
+pub fn leave_group(ctx: &KafkaCtx, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let members: Vec<(String, Option<String>)> = if version >= 3 {
+        r.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(r.member_id.to_string(), None)]
+    };
+    let results = ctx.groups.leave(&r.group_id.0, members.clone());
+    if version < 3 {
+        let code = results
+            .first()
+            .map_or(NONE, |r| r.as_ref().err().map_or(NONE, group_code));
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
+    LeaveGroupResponse::default()
+        .with_error_code(NONE)
+        .with_members(
+            members
+                .into_iter()
+                .zip(results)
+                .map(|((id, instance), res)| {
+                    MemberResponse::default()
+                        .with_member_id(str_bytes(&id))
+                        .with_group_instance_id(instance.map(|i| str_bytes(&i)))
+                        .with_error_code(res.err().map_or(NONE, |e| group_code(&e)))
+                })
+                .collect(),
+        )
+}
+
+pub fn offset_commit(ctx: &KafkaCtx, r: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = r.group_id.0.to_string();
+    // Partitions of unknown topics fail on their own; the rest commit together.
+    let mut offsets = Vec::new();
+    let mut unknown = Vec::new();
+    for t in &r.topics {
+        let name = t.name.0.to_string();
+        let stream = ctx.core.stream(&name).ok();
+        for p in &t.partitions {
+            let exists = stream.as_ref().is_some_and(|s| {
+                p.partition_index >= 0 && s.shard(p.partition_index as u32).is_some()
+            });
+            if exists {
+                offsets.push((
+                    name.clone(),
+                    p.partition_index,
+                    Committed {
+                        offset: p.committed_offset,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        leader_epoch: p.committed_leader_epoch,
+                    },
+                ));
+            } else {
+                unknown.push((name.clone(), p.partition_index));
+            }
+        }
+    }
+    let result = ctx.groups.commit(
+        &group,
+        r.generation_id_or_member_epoch,
+        &r.member_id,
+        offsets,
+    );
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = if unknown.contains(&(name.clone(), p.partition_index)) {
+                        error::of(ResponseError::UnknownTopicOrPartition)
+                    } else {
+                        result.as_ref().err().map_or(NONE, group_code)
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// A topic's committed offsets: (partition, offset if any).
+type TopicOffsets = (String, Vec<(i32, Option<Committed>)>);
+
+/// Committed offsets of one group, grouped by topic, for either OffsetFetch shape.
+fn fetch_group(
+    ctx: &KafkaCtx,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<TopicOffsets> {
+    let rows = ctx.groups.committed(group, topics.as_deref());
+    let mut out: Vec<TopicOffsets> = Vec::new();
+    for (t, p, c) in rows {
+        match out.iter_mut().find(|(n, _)| *n == t) {
+            Some((_, ps)) => ps.push((p, c)),
+            None => out.push((t, vec![(p, c)])),
+        }
+    }
+    out
+}
+
+pub fn offset_fetch(ctx: &KafkaCtx, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = r
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let topics = fetch_group(ctx, &g.group_id.0, wanted)
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(topic_name(&t))
+                            .with_partitions(
+                                ps.into_iter()
+                                    .map(|(p, c)| {
+                                        let (o, m, e) = committed_fields(c);
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(o)
+                                            .with_metadata(m)
+                                            .with_committed_leader_epoch(e)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = r.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let topics = fetch_group(ctx, &r.group_id.0, wanted)
+        .into_iter()
+        .map(|(t, ps)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&t))
+                .with_partitions(
+                    ps.into_iter()
+                        .map(|(p, c)| {
+                            let (o, m, e) = committed_fields(c);
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                                .with_metadata(m)
+                                .with_committed_leader_epoch(e)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponse::default()
+        .with_error_code(NONE)
+        .with_topics(topics)
+}
+
+fn committed_fields(
+    c: Option<Committed>,
+) -> (i64, Option<kafka_protocol::protocol::StrBytes>, i32) {
+    match c {
+        Some(c) => (
+            c.offset,
+            Some(str_bytes(c.metadata.as_deref().unwrap_or(""))),
+            c.leader_epoch,
+        ),
+        None => (-1, Some(str_bytes("")), -1),
+    }
+}
+
+pub fn describe_groups(ctx: &KafkaCtx, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let groups = r
+        .groups
+        .into_iter()
+        .map(|id| {
+            let base = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(i32::MIN);
+            match ctx.groups.describe(&id.0) {
+                None => base
+                    .with_error_code(NONE)
+                    .with_group_state(str_bytes("Dead")),
+                Some(v) => base
+                    .with_error_code(NONE)
+                    .with_group_state(str_bytes(v.state.as_str()))
+                    .with_protocol_type(str_bytes(&v.protocol_type))
+                    .with_protocol_data(str_bytes(&v.protocol))
+                    .with_members(
+                        v.members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(str_bytes(&m.member_id))
+                                    .with_group_instance_id(m.instance_id.map(|i| str_bytes(&i)))
+                                    .with_client_id(str_bytes(&m.client_id))
+                                    .with_client_host(str_bytes(&m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub fn list_groups(ctx: &KafkaCtx, _r: ListGroupsRequest) -> ListGroupsResponse {
+    ListGroupsResponse::default()
+        .with_error_code(NONE)
+        .with_groups(
+            ctx.groups
+                .list()
+                .into_iter()
+                .map(|(name, protocol_type, state)| {
+                    ListedGroup::default()
+                        .with_group_id(GroupId(str_bytes(&name)))
+                        .with_protocol_type(str_bytes(&protocol_type))
+                        .with_group_state(str_bytes(state.as_str()))
+                        .with_group_type(str_bytes("classic"))
+                })
+                .collect(),
+        )
+}
+
+pub fn delete_groups(ctx: &KafkaCtx, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    DeleteGroupsResponse::default().with_results(
+        r.groups_names
+            .into_iter()
+            .map(|g| {
+                let code = ctx
+                    .groups
+                    .delete(&g.0)
+                    .err()
+                    .map_or(NONE, |e| group_code(&e));
+                DeletableGroupResult::default()
+                    .with_group_id(g)
+                    .with_error_code(code)
+            })
+            .collect(),
+    )
+}
+
+pub fn offset_delete(ctx: &KafkaCtx, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let partitions: Vec<(String, i32)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    match ctx.groups.delete_offsets(&r.group_id.0, &partitions) {
+        Err(GroupError::GroupIdNotFound) => OffsetDeleteResponse::default()
+            .with_error_code(group_code(&GroupError::GroupIdNotFound)),
+        res => {
+            let code = res.err().map_or(NONE, |e| group_code(&e));
+            OffsetDeleteResponse::default()
+                .with_error_code(NONE)
+                .with_topics(
+                    r.topics
+                        .into_iter()
+                        .map(|t| {
+                            OffsetDeleteResponseTopic::default()
+                                .with_name(t.name)
+                                .with_partitions(
+                                    t.partitions
+                                        .into_iter()
+                                        .map(|p| {
+                                            OffsetDeleteResponsePartition::default()
+                                                .with_partition_index(p.partition_index)
+                                                .with_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                )
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Produce and InitProducerId. A partition's records go to the core as the producer's own
+//! batches (one copy, to assign offsets); idempotent retries are answered from the core's
+//! producer state.
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+};
+
+use super::{str_bytes, valid_topic_name};
+use crate::core::batch;
+use crate::core::error::CoreError;
+use crate::kafka::error::{self, NONE};
+use crate::kafka::KafkaCtx;
+
+/// Produce batches above this size get MESSAGE_TOO_LARGE unless the stream allows larger
+/// records (its MaxRecordSizeInKiB, plus batch overhead).
+const MIN_MAX_BATCH: usize = 1 << 20;
+
+fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(|m| str_bytes(&m)))
+}
+
+pub async fn produce(ctx: &KafkaCtx, r: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = r.acks;
+    let mut responses = Vec::with_capacity(r.topic_data.len());
+    for t in r.topic_data {
+        let name = t.name.0.to_string();
+        let mut stream = ctx.core.stream(&name);
+        if stream.is_err() && ctx.auto_create_topics && valid_topic_name(&name) {
+            let _ = ctx.core.create_topic(&name, ctx.default_partitions).await;
+            stream = ctx.core.stream(&name);
+        }
+        let mut partitions = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            let stream = match &stream {
+                Ok(s) => s,
+                Err(e) => {
+                    partitions.push(failed(p.index, error::code(e), None));
+                    continue;
+                }
+            };
+            if transactional(&r.transactional_id) {
+                partitions.push(failed(
+                    p.index,
+                    error::of(ResponseError::TransactionalIdAuthorizationFailed),
+                    Some("transactions are not supported by strait".into()),
+                ));
+                continue;
+            }
+            let Some(records) = p.records else {
+                partitions.push(failed(
+                    p.index,
+                    error::of(ResponseError::CorruptMessage),
+                    None,
+                ));
+                continue;
+            };
+            let limit = (stream.max_record_kib as usize * 1024 + 64 * 1024).max(MIN_MAX_BATCH);
+            if records.len() > limit {
+                partitions.push(failed(
+                    p.index,
+                    error::of(ResponseError::MessageTooLarge),
+                    Some(format!(
+                        "{} bytes exceed the limit of {limit}",
+                        records.len()
+                    )),
+                ));
+                continue;
+            }
+            partitions.push(append_all(ctx, &name, p.index, &records).await);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+fn transactional(id: &Option<kafka_protocol::messages::TransactionalId>) -> bool {
+    id.as_ref().is_some_and(|t| !t.0.is_empty())
+}
+
+/// Appends every batch of a partition's records, answering with the first base offset.
+async fn append_all(
+    ctx: &KafkaCtx,
+    topic: &str,
+    index: i32,
+    records: &[u8],
+) -> PartitionProduceResponse {
+    if index < 0 {
+        return failed(
+            index,
+            error::of(ResponseError::UnknownTopicOrPartition),
+            None,
+        );
+    }
+    let mut at = 0;
+    let mut first: Option<(i64, i64)> = None;
+    while at < records.len() {
+        let len = match batch::parse_header(&records[at..]) {
+            Ok(h) if at + h.total_len <= records.len() => h.total_len,
+            _ => {
+                return failed(
+                    index,
+                    error::of(ResponseError::CorruptMessage),
+                    Some("truncated or malformed record batch".into()),
+                )
+            }
+        };
+        let batch = BytesMut::from(&records[at..at + len]);
+        match ctx.core.produce(topic, index as u32, batch).await {
+            Ok(a) => {
+                first.get_or_insert((a.base_offset, a.log_start));
+            }
+            Err(e) => {
+                let message = match &e {
+                    CoreError::Storage(_) => None,
+                    other => Some(other.to_string()),
+                };
+                return failed(index, error::code(&e), message);
+            }
+        }
+        at += len;
+    }
+    let Some((base, log_start)) = first else {
+        return failed(
+            index,
+            error::of(ResponseError::CorruptMessage),
+            Some("no record batch".into()),
+        );
+    };
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(NONE)
+        .with_base_offset(base)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(log_start)
+}
+
+pub fn init_producer_id(ctx: &KafkaCtx, r: InitProducerIdRequest) -> InitProducerIdResponse {
+    if transactional(&r.transactional_id) {
+        return InitProducerIdResponse::default()
+            .with_error_code(error::of(ResponseError::TransactionalIdAuthorizationFailed))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    // A known producer asking to bump its epoch (KIP-360) keeps its id.
+    let (id, epoch) = if r.producer_id.0 >= 0 && r.producer_epoch >= 0 {
+        if r.producer_epoch == i16::MAX {
+            (ctx.core.allocate_producer_id(), 0)
+        } else {
+            (r.producer_id.0, r.producer_epoch + 1)
+        }
+    } else {
+        (ctx.core.allocate_producer_id(), 0)
+    };
+    InitProducerIdResponse::default()
+        .with_error_code(NONE)
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch)
+}

@@ -1,0 +1,165 @@
+//! The Kafka listener and connection loop. Each connection is one task that reads
+//! length-prefixed frames, answers them in order (pipelined requests wait their turn, as in
+//! Kafka), and closes where Kafka closes: oversized frames, unknown APIs, undecodable requests.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{handlers, versions, KafkaCtx};
+
+pub async fn serve(listener: TcpListener, ctx: Arc<KafkaCtx>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(reason) = connection(stream, ctx).await {
+                tracing::debug!(%peer, %reason, "kafka connection closed");
+            }
+        });
+    }
+}
+
+/// Why a connection was closed.
+type Closed = String;
+
+async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>) -> Result<(), Closed> {
+    let client = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let (rd, wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    loop {
+        let len = match rd.read_i32().await {
+            Ok(n) => n,
+            Err(_) => return Ok(()),
+        };
+        if len < 8 || len as usize > ctx.max_frame_bytes {
+            return Err(format!(
+                "frame of {len} bytes outside 8..={}",
+                ctx.max_frame_bytes
+            ));
+        }
+        let mut frame = BytesMut::zeroed(len as usize);
+        rd.read_exact(&mut frame)
+            .await
+            .map_err(|e| format!("short frame: {e}"))?;
+        let frame = frame.freeze();
+        let Some(out) = respond(&ctx, &client, frame).await? else {
+            continue;
+        };
+        wr.write_all(&out).await.map_err(|e| e.to_string())?;
+        // Flush unless the client has already pipelined another request.
+        if rd.buffer().is_empty() {
+            wr.flush().await.map_err(|e| e.to_string())?;
+        }
+    }
+}
+
+/// Handles one frame; `Ok(None)` when no response is due (acks=0 produce).
+async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Option<Bytes>, Closed> {
+    let raw_key = frame.clone().get_i16();
+    let version = {
+        let mut b = frame.slice(2..4);
+        b.get_i16()
+    };
+    let key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
+    let Some((min, max)) = versions::served(key) else {
+        return Err(format!("{key:?} is not served"));
+    };
+    if version < min || version > max {
+        if key == ApiKey::ApiVersions {
+            let correlation_id = {
+                let mut b = frame.slice(4..8);
+                b.get_i32()
+            };
+            return Ok(Some(unsupported_api_versions(correlation_id)));
+        }
+        return Err(format!("{key:?} v{version} is not served ({min}..={max})"));
+    }
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(|e| format!("bad {key:?} header: {e}"))?;
+    let request = RequestKind::decode(key, &mut frame, version)
+        .map_err(|e| format!("bad {key:?} v{version} request: {e}"))?;
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let conn = handlers::Conn {
+        client_id,
+        client_host: client.to_string(),
+    };
+    let Some(response) = handlers::handle(ctx, &conn, request, version).await else {
+        return Ok(None);
+    };
+    Ok(Some(encode(
+        header.correlation_id,
+        key.response_header_version(version),
+        &response,
+        version,
+    )?))
+}
+
+fn encode(
+    correlation_id: i32,
+    header_version: i16,
+    response: &ResponseKind,
+    version: i16,
+) -> Result<Bytes, Closed> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, header_version)
+        .map_err(|e| format!("encode header: {e}"))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| format!("encode response: {e}"))?;
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// An ApiVersions v0 response with UNSUPPORTED_VERSION and the served table, so the client
+/// retries at a version both sides know.
+fn unsupported_api_versions(correlation_id: i32) -> Bytes {
+    let response = ApiVersionsResponse::default()
+        .with_error_code(35)
+        .with_api_keys(api_versions_list());
+    encode(correlation_id, 0, &ResponseKind::ApiVersions(response), 0)
+        .expect("ApiVersions v0 always encodes")
+}
+
+pub fn api_versions_list() -> Vec<ApiVersion> {
+    versions::SERVED
+        .iter()
+        .map(|(k, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect()
+}

@@ -1,0 +1,80 @@
+//! The Kafka API versions strait serves: one table, from which ApiVersions is answered and
+//! requests are admitted. A test compares the crate's versions with a reviewed snapshot, so a
+//! kafka-protocol upgrade that offers new versions fails until someone reviews them.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, lowest served, highest served). Everything else is refused.
+pub const SERVED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The served range of `key`, if strait serves it.
+pub fn served(key: ApiKey) -> Option<(i16, i16)> {
+    SERVED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What kafka-protocol offered when the table above was last reviewed: `key:min-max`.
+    const REVIEWED_CRATE_VERSIONS: &str = include_str!("crate_versions.txt");
+
+    fn crate_versions() -> String {
+        ApiKey::iter()
+            .map(|k| {
+                let v = k.valid_versions();
+                format!("{}:{}-{}\n", k as i16, v.min, v.max)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn crate_versions_are_reviewed() {
+        assert_eq!(
+            crate_versions(),
+            REVIEWED_CRATE_VERSIONS,
+            "kafka-protocol's versions changed: review src/kafka/versions.rs against them, then update crate_versions.txt"
+        );
+    }
+
+    #[test]
+    fn served_versions_exist_in_the_crate() {
+        for (key, min, max) in SERVED {
+            let v = key.valid_versions();
+            assert!(v.min <= *min && *max <= v.max, "{key:?} {min}-{max}");
+        }
+    }
+
+    #[test]
+    fn telemetry_is_not_advertised() {
+        assert!(served(ApiKey::GetTelemetrySubscriptions).is_none());
+        assert!(served(ApiKey::PushTelemetry).is_none());
+    }
+}
