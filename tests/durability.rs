@@ -96,7 +96,7 @@ fn torn_tail_is_truncated_and_writes_continue() {
     s.ok("CreateStream", json!({"StreamName": "t", "ShardCount": 1}));
     let mut acked = put_batch(&s, "t", 10, "a");
     s.kill9();
-    let seg = s.data_dir.join("log/t/0/00000000000000000000.log");
+    let seg = s.data_dir.join("log/t-t/0/00000000000000000000.log");
     let mut bytes = std::fs::read(&seg).unwrap();
     let good = bytes.len();
     // Half a batch header and some garbage, as a crash mid-write leaves it.
@@ -113,7 +113,7 @@ fn corrupt_batch_in_the_middle_cuts_the_log_there() {
     let mut s = Server::start();
     s.ok("CreateStream", json!({"StreamName": "m", "ShardCount": 1}));
     let first = put_batch(&s, "m", 5, "a");
-    let seg = s.data_dir.join("log/m/0/00000000000000000000.log");
+    let seg = s.data_dir.join("log/t-m/0/00000000000000000000.log");
     let cut = std::fs::metadata(&seg).unwrap().len() as usize;
     put_batch(&s, "m", 5, "b");
     s.kill9();
@@ -125,4 +125,36 @@ fn corrupt_batch_in_the_middle_cuts_the_log_there() {
     assert!(s.alive());
     assert_eq!(std::fs::metadata(&seg).unwrap().len() as usize, cut);
     assert_eq!(read_all(&s, "m", "shardId-000000000000"), first);
+}
+
+#[test]
+fn odd_stream_names_survive_restarts_and_stay_apart() {
+    let mut s = Server::start();
+    let names = [".", "..", ".hidden", "x.tmp", "0"];
+    for n in names {
+        s.ok("CreateStream", json!({"StreamName": n, "ShardCount": 1}));
+        put_batch(&s, n, 3, n);
+    }
+    s.ok("DeleteStream", json!({"StreamName": "0"}));
+    s.kill9();
+    s.spawn();
+    let listed = s.ok("ListStreams", json!({}));
+    assert_eq!(
+        listed["StreamNames"],
+        json!([".", "..", ".hidden", "x.tmp"])
+    );
+    for n in &names[..4] {
+        assert_eq!(read_all(&s, n, "shardId-000000000000").len(), 3, "{n}");
+    }
+    // A recreated stream starts empty: the deleted one's records do not come back.
+    s.ok("CreateStream", json!({"StreamName": "0", "ShardCount": 1}));
+    assert!(read_all(&s, "0", "shardId-000000000000").is_empty());
+    // Nothing was written outside the log directory.
+    let stray: Vec<_> = std::fs::read_dir(&s.data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    let mut stray = stray;
+    stray.sort();
+    assert_eq!(stray, ["log", "meta"]);
 }

@@ -38,6 +38,10 @@ pub trait Log: Send + Sync {
     fn create_partitions(&self, topic: &str, partitions: Range<u32>) -> CoreResult<()>;
     /// Removes a topic and all its data.
     fn delete_topic(&self, topic: &str) -> CoreResult<()>;
+    /// Every topic the log holds.
+    fn topics(&self) -> Vec<String>;
+    /// Makes everything appended to a partition durable (a reshard fixes end offsets on it).
+    fn flush(&self, topic: &str, partition: u32) -> CoreResult<()>;
     /// Sets how long records are kept; `None` keeps them forever.
     fn set_retention(&self, topic: &str, retention_ms: Option<i64>);
     /// Appends one RecordBatch v2 and returns its assigned base offset once it is as durable

@@ -61,7 +61,7 @@ pub struct RecordsPage {
 
 /// Kinesis caps a GetRecords response at 10 MiB.
 const MAX_READ_BYTES: usize = 10 << 20;
-/// Log reads go in steps of this size, so small Limits do not copy megabytes.
+/// The largest step of one log read; GetRecords reads in steps sized to its Limit.
 const READ_STEP: usize = 1 << 20;
 
 impl Core {
@@ -175,6 +175,12 @@ impl Core {
         let offsets = self.log.offsets(stream, partition)?;
         let end = shard.end_offset.unwrap_or(offsets.high_watermark);
         let check_seq = |seq: &SeqNo, kind: &str| {
+            if seq.offset >= i64::MAX as u64 {
+                return Err(CoreError::InvalidArgument(format!(
+                    "StartingSequenceNumber {seq} used in {kind} is beyond the end of {} of stream {stream}.",
+                    shard_id(partition)
+                )));
+            }
             if seq.partition != partition {
                 return Err(CoreError::InvalidArgument(format!(
                     "Invalid StartingSequenceNumber for {kind}: sequence number {seq} belongs to {}, not {} of stream {stream}.",
@@ -241,9 +247,17 @@ impl Core {
         let end = shard.end_offset.unwrap_or(i64::MAX);
         offset = offset.max(offsets.log_start);
         let mut last_ts = None;
+        // Small Limits read small steps, so Limit=1 does not decode a megabyte.
+        let step_for = |bytes: usize| {
+            (limit.saturating_mul(256))
+                .clamp(64 * 1024, READ_STEP)
+                .min(MAX_READ_BYTES - bytes)
+                .max(64 * 1024)
+        };
         'read: while records.len() < limit && offset < end {
-            let step = READ_STEP.min(MAX_READ_BYTES - bytes).max(64 * 1024);
-            let read = self.log.read(&s.name, pos.partition, offset, step)?;
+            let read = self
+                .log
+                .read(&s.name, pos.partition, offset, step_for(bytes))?;
             if let Some(o) = read.offsets {
                 offsets = o;
             }
@@ -251,6 +265,10 @@ impl Core {
                 break;
             }
             for batch in read.batches {
+                // Control batches decode to no records; the offset still moves past them.
+                let batch_end = crate::core::batch::parse_header(&batch)
+                    .map(|h| h.next_offset())
+                    .unwrap_or(offset);
                 for r in decode_batch(batch).map_err(CoreError::Storage)? {
                     if r.offset < offset {
                         continue;
@@ -284,6 +302,7 @@ impl Core {
                         break 'read;
                     }
                 }
+                offset = offset.max(batch_end);
             }
         }
         let at_end = offset >= offsets.high_watermark.min(end);

@@ -103,13 +103,17 @@ impl Core {
         .await
     }
 
-    /// UNIFORM_SCALING: every open shard closes and `target` uniform shards open, each
-    /// listing the old shards its range overlaps as parents. Returns the previous count.
+    /// UNIFORM_SCALING in one step, the way Kinesis builds it from splits and merges: scaling
+    /// up splits the widest open shards at their midpoints, scaling down merges adjacent
+    /// pairs. Every child therefore has one or two parents, which is all the Kinesis shard
+    /// shape (ParentShardId, AdjacentParentShardId) and KCL's lineage can express. Returns
+    /// the previous count.
     pub async fn update_shard_count(&self, stream: &str, target: u32) -> CoreResult<u32> {
         let mut previous = 0;
         self.reshard(stream, |s| {
             self.reshardable(s, "UpdateShardCount")?;
-            let open: Vec<&Shard> = s.open_shards().collect();
+            let mut open: Vec<&Shard> = s.open_shards().collect();
+            open.sort_by_key(|s| s.start_hash);
             let current = open.len() as u32;
             previous = current;
             if target > current * 2 || target * 2 < current {
@@ -118,28 +122,36 @@ impl Core {
                     s.name
                 )));
             }
-            if target == current {
-                return Ok(Plan { close: vec![], open: vec![] });
+            let mut plan = Plan { close: vec![], open: vec![] };
+            if target > current {
+                let mut widest = open.clone();
+                widest.sort_by_key(|s| (std::cmp::Reverse(s.end_hash - s.start_hash), s.partition));
+                let split: Vec<u32> = widest
+                    .iter()
+                    .take((target - current) as usize)
+                    .map(|s| s.partition)
+                    .collect();
+                for sh in open.iter().filter(|s| split.contains(&s.partition)) {
+                    if sh.end_hash - sh.start_hash < 3 {
+                        return Err(CoreError::LimitExceeded(format!(
+                            "{} of stream {} is too narrow to split.",
+                            shard_id(sh.partition),
+                            s.name
+                        )));
+                    }
+                    let mid = sh.start_hash + (sh.end_hash - sh.start_hash) / 2 + 1;
+                    plan.close.push(sh.partition);
+                    plan.open.push((sh.start_hash, mid - 1, vec![sh.partition]));
+                    plan.open.push((mid, sh.end_hash, vec![sh.partition]));
+                }
+            } else if target < current {
+                for pair in open.chunks(2).take((current - target) as usize) {
+                    let (a, b) = (pair[0], pair[1]);
+                    plan.close.extend([a.partition, b.partition]);
+                    plan.open.push((a.start_hash, b.end_hash, vec![a.partition, b.partition]));
+                }
             }
-            let mut sorted = open.clone();
-            sorted.sort_by_key(|s| s.start_hash);
-            let lo = sorted.first().map_or(0, |s| s.start_hash);
-            let hi = sorted.last().map_or(u128::MAX, |s| s.end_hash);
-            let ranges = uniform_ranges(lo, hi, target);
-            Ok(Plan {
-                close: sorted.iter().map(|s| s.partition).collect(),
-                open: ranges
-                    .into_iter()
-                    .map(|(a, b)| {
-                        let parents = sorted
-                            .iter()
-                            .filter(|p| p.start_hash <= b && a <= p.end_hash)
-                            .map(|p| p.partition)
-                            .collect();
-                        (a, b, parents)
-                    })
-                    .collect(),
-            })
+            Ok(plan)
         })
         .await?;
         Ok(previous)
@@ -227,6 +239,9 @@ impl Core {
         let created_secs = (created_ms / 1000) as u64;
         let mut next = (*current).clone();
         for p in &plan.close {
+            // The end offset is persisted, so it must not count records an OS crash could
+            // still take back (fsync: interval or never).
+            self.log.flush(stream, *p)?;
             let end = self.log.offsets(stream, *p)?.high_watermark;
             if let Some(shard) = next.shards.iter_mut().find(|s| s.partition == *p) {
                 shard.end_offset = Some(end);

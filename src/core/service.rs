@@ -102,6 +102,14 @@ impl Core {
                 }),
             );
         }
+        // A crash between deleting a stream's catalog entry and its log leaves an orphan;
+        // it must not come back as the data of a new stream of the same name.
+        for topic in log.topics() {
+            if !catalog.contains_key(&topic) {
+                tracing::warn!(%topic, "removing log data of a deleted stream");
+                log.delete_topic(&topic)?;
+            }
+        }
         tracing::info!(streams = catalog.len(), "catalog loaded");
         Ok(Core {
             account_id,
@@ -177,7 +185,7 @@ impl Core {
         let open = self.limits().open_shard_count;
         if open + shards > self.streams_config.shard_limit {
             return Err(CoreError::LimitExceeded(format!(
-                "This request would exceed the shard limit for the account {} in us-east-1. Current shard count for the account: {open}. Limit: {}. Number of additional shards that would have resulted from this request: {shards}.",
+                "This request would exceed the shard limit for the account {}. Current shard count for the account: {open}. Limit: {}. Number of additional shards that would have resulted from this request: {shards}.",
                 self.account_id, self.streams_config.shard_limit
             )));
         }

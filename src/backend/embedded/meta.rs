@@ -19,9 +19,10 @@ pub struct FileMetaStore {
 impl FileMetaStore {
     pub fn open(dir: PathBuf) -> std::io::Result<FileMetaStore> {
         fs::create_dir_all(&dir)?;
-        // Leftovers of writes interrupted before their rename.
+        // Leftovers of writes interrupted before their rename. Keys always have a
+        // `kind/` prefix, so no document's file name starts with a dot.
         for e in fs::read_dir(&dir)?.flatten() {
-            if e.file_name().to_string_lossy().ends_with(".tmp") {
+            if e.file_name().to_string_lossy().starts_with('.') {
                 let _ = fs::remove_file(e.path());
             }
         }
@@ -49,7 +50,7 @@ impl MetaStore for FileMetaStore {
     fn put(&self, key: &str, value: &[u8]) -> CoreResult<()> {
         let _guard = self.write_lock.lock();
         let path = self.path(key);
-        let tmp = path.with_extension("tmp");
+        let tmp = self.dir.join(format!(".{}.tmp", key.replace('/', "@")));
         let mut f = fs::File::create(&tmp)?;
         f.write_all(value)?;
         f.sync_all()?;
@@ -71,7 +72,7 @@ impl MetaStore for FileMetaStore {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.dir)?.flatten() {
             let name = e.file_name().to_string_lossy().replace('@', "/");
-            if name.starts_with(prefix) && !name.ends_with(".tmp") {
+            if name.starts_with(prefix) && !name.starts_with('.') {
                 out.push((name, fs::read(e.path())?));
             }
         }
@@ -92,10 +93,17 @@ mod tests {
         m.put("streams/b", b"2").unwrap();
         m.put("secrets/x", b"3").unwrap();
         m.put("streams/a", b"11").unwrap();
+        // Names that look like temporary files are ordinary keys.
+        m.put("streams/x.tmp", b"4").unwrap();
+        m.put("streams/.hidden", b"5").unwrap();
         assert_eq!(m.get("streams/a").unwrap().unwrap(), b"11");
+        drop(m);
+        let m = FileMetaStore::open(dir.path().join("meta")).unwrap();
         let l = m.list("streams/").unwrap();
-        assert_eq!(l.len(), 2);
-        assert_eq!(l[0], ("streams/a".to_string(), b"11".to_vec()));
+        assert_eq!(l.len(), 4);
+        assert_eq!(m.get("streams/x.tmp").unwrap().unwrap(), b"4");
+        assert!(l.contains(&("streams/a".to_string(), b"11".to_vec())));
+        assert!(l.contains(&("streams/.hidden".to_string(), b"5".to_vec())));
         m.delete("streams/a").unwrap();
         assert!(m.get("streams/a").unwrap().is_none());
     }

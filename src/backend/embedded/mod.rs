@@ -25,6 +25,14 @@ use crate::backend::{Log, PartitionOffsets, ReadBatches};
 use crate::config::{EmbeddedConfig, FsyncPolicy};
 use crate::core::error::{CoreError, CoreResult};
 
+/// Topic directories are `t-<name>`: a name such as `.` or `..` never becomes a path of
+/// its own, and trash (`.deleted-*`) cannot collide with a topic.
+const TOPIC_DIR_PREFIX: &str = "t-";
+
+fn topic_dir(root: &Path, topic: &str) -> PathBuf {
+    root.join(format!("{TOPIC_DIR_PREFIX}{topic}"))
+}
+
 struct Topic {
     partitions: RwLock<HashMap<u32, Arc<PartitionLog>>>,
     /// −1 keeps records forever.
@@ -44,11 +52,14 @@ impl EmbeddedLog {
         fs::create_dir_all(&root)?;
         let mut topics = HashMap::new();
         for t in fs::read_dir(&root)?.flatten() {
-            let name = t.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') {
-                let _ = fs::remove_dir_all(t.path());
+            let dir_name = t.file_name().to_string_lossy().to_string();
+            let Some(name) = dir_name.strip_prefix(TOPIC_DIR_PREFIX).map(str::to_string) else {
+                // Trash of an interrupted delete, or something that is not ours.
+                if dir_name.starts_with(".deleted-") {
+                    let _ = fs::remove_dir_all(t.path());
+                }
                 continue;
-            }
+            };
             let mut parts = HashMap::new();
             for p in fs::read_dir(t.path())?.flatten() {
                 let Ok(idx) = p.file_name().to_string_lossy().parse::<u32>() else {
@@ -172,11 +183,11 @@ impl Log for EmbeddedLog {
             if parts.contains_key(&p) {
                 continue;
             }
-            let dir = self.root.join(topic).join(p.to_string());
+            let dir = topic_dir(&self.root, topic).join(p.to_string());
             let log = PartitionLog::open(&dir, self.config.fsync, self.config.segment_bytes)?;
             parts.insert(p, Arc::new(log));
         }
-        partition::sync_dir(&self.root.join(topic))?;
+        partition::sync_dir(&topic_dir(&self.root, topic))?;
         partition::sync_dir(&self.root)?;
         Ok(())
     }
@@ -185,7 +196,7 @@ impl Log for EmbeddedLog {
         if self.topics.write().remove(topic).is_none() {
             return Ok(());
         }
-        let dir = self.root.join(topic);
+        let dir = topic_dir(&self.root, topic);
         let trash = self
             .root
             .join(format!(".deleted-{}", uuid::Uuid::new_v4().simple()));
@@ -193,6 +204,14 @@ impl Log for EmbeddedLog {
         partition::sync_dir(&self.root)?;
         fs::remove_dir_all(&trash)?;
         Ok(())
+    }
+
+    fn topics(&self) -> Vec<String> {
+        self.topics.read().keys().cloned().collect()
+    }
+
+    fn flush(&self, topic: &str, partition: u32) -> CoreResult<()> {
+        Ok(self.partition(topic, partition)?.sync_now()?)
     }
 
     fn set_retention(&self, topic: &str, retention_ms: Option<i64>) {

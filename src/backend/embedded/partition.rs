@@ -40,6 +40,10 @@ pub struct PartitionLog {
     durable: AtomicI64,
     syncing: Mutex<bool>,
     synced: Notify,
+    /// Set by a failed fsync. Linux reports a writeback error once and then forgets it, so a
+    /// retried fsync could succeed without the data; the partition refuses writes until a
+    /// restart re-runs recovery.
+    failed: std::sync::atomic::AtomicBool,
     fsync: FsyncPolicy,
     segment_bytes: u64,
 }
@@ -84,6 +88,11 @@ impl PartitionLog {
             segments.push(Segment::create(dir, 0)?);
             sync_dir(dir)?;
         }
+        // What a killed process wrote may still be only in the page cache; make it durable
+        // before anyone reads it, so an OS crash cannot take back offsets already served.
+        if let Some(last) = segments.last() {
+            last.file.sync_data()?;
+        }
         let next_offset = segments.last().map_or(0, |s| s.next_offset);
         let last_timestamp = segments
             .iter()
@@ -100,6 +109,7 @@ impl PartitionLog {
             durable: AtomicI64::new(next_offset),
             syncing: Mutex::new(false),
             synced: Notify::new(),
+            failed: std::sync::atomic::AtomicBool::new(false),
             fsync,
             segment_bytes,
         })
@@ -109,7 +119,18 @@ impl PartitionLog {
         &self.dir
     }
 
+    fn check_healthy(&self) -> CoreResult<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(CoreError::Storage(format!(
+                "an earlier fsync failed in {}; restart to recover the partition",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn append(&self, mut batch_bytes: BytesMut) -> CoreResult<i64> {
+        self.check_healthy()?;
         let header = batch::check_batch(&batch_bytes)
             .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
         if header.total_len != batch_bytes.len() {
@@ -167,6 +188,7 @@ impl PartitionLog {
             if self.durable.load(Ordering::Acquire) >= target {
                 return Ok(());
             }
+            self.check_healthy()?;
             let lead = {
                 let mut s = self.syncing.lock();
                 !std::mem::replace(&mut *s, true)
@@ -175,32 +197,38 @@ impl PartitionLog {
                 notified.await;
                 continue;
             }
+            // If this future is dropped mid-fsync (a client went away), the guard hands the
+            // leadership back so the writers behind it are not stranded.
+            let _guard = LeaderGuard(self);
             let (file, end) = {
                 let st = self.state.lock();
                 (st.active().file.clone(), st.next_offset)
             };
             let res = tokio::task::spawn_blocking(move || file.sync_data()).await;
-            *self.syncing.lock() = false;
-            let outcome = match res {
+            match res {
                 Ok(Ok(())) => {
                     self.durable.fetch_max(end, Ordering::AcqRel);
-                    Ok(())
                 }
-                Ok(Err(e)) => Err(CoreError::Storage(format!("fsync failed: {e}"))),
-                Err(e) => Err(CoreError::Storage(format!("fsync task failed: {e}"))),
-            };
-            self.synced.notify_waiters();
-            outcome?;
+                Ok(Err(e)) => {
+                    self.failed.store(true, Ordering::Release);
+                    tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the partition stops taking writes");
+                    return Err(CoreError::Storage(format!("fsync failed: {e}")));
+                }
+                Err(e) => return Err(CoreError::Storage(format!("fsync task failed: {e}"))),
+            }
         }
     }
 
-    /// Syncs whatever has been written (the `interval` policy's timer).
+    /// Syncs whatever has been written (the `interval` policy's timer, and reshards).
     pub fn sync_now(&self) -> io::Result<()> {
         let (file, end) = {
             let st = self.state.lock();
             (st.active().file.clone(), st.next_offset)
         };
-        file.sync_data()?;
+        if let Err(e) = file.sync_data() {
+            self.failed.store(true, Ordering::Release);
+            return Err(e);
+        }
         self.durable.fetch_max(end, Ordering::AcqRel);
         Ok(())
     }
@@ -304,6 +332,16 @@ impl PartitionLog {
     }
 }
 
+/// Releases group-commit leadership and wakes the waiters, however the leader ends.
+struct LeaderGuard<'a>(&'a PartitionLog);
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.syncing.lock() = false;
+        self.0.synced.notify_waiters();
+    }
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
@@ -403,6 +441,27 @@ mod tests {
         log.enforce_retention(i64::MAX).unwrap();
         assert_eq!(log.offsets().log_start, 20_000);
         assert!(offsets_of(&log, 0).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_commit_leader_does_not_strand_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(PartitionLog::open(dir.path(), FsyncPolicy::Always, 1 << 20).unwrap());
+        {
+            let fut = log.append(batch(1, 0, "a"));
+            tokio::pin!(fut);
+            // Poll once: the write happens and this append becomes the fsync leader.
+            let _ = futures_util::poll!(fut.as_mut());
+        }
+        let next = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            log.append(batch(1, 0, "b")),
+        )
+        .await
+        .expect("the second append must not hang")
+        .unwrap();
+        assert_eq!(next, 1);
+        assert_eq!(log.offsets().high_watermark, 2);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! its handler. The router dispatches from it and `docs/compatibility.md` is checked against
 //! it. Handlers live in the sibling modules, grouped by what they touch.
 
+mod paging;
 mod records;
 mod reshard;
 mod settings;

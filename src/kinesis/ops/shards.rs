@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::paging;
 use super::shapes::{shard_out, ShardOut};
 use super::Ctx;
 use crate::core::catalog::{parse_shard_id, Shard, Stream};
@@ -133,8 +134,6 @@ impl Filter {
     }
 }
 
-const TOKEN_TTL_MS: i64 = 300_000;
-
 pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShardsOutput, ApiError> {
     let max = int_range(i.max_results.unwrap_or(1000), "maxResults", 1, 10_000)?.min(1000) as usize;
     let (name, filter, after) = match &i.next_token {
@@ -192,34 +191,17 @@ pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShards
 }
 
 fn seal_token(ctx: &Ctx, stream: &str, filter: &Filter, last: u32) -> String {
-    let payload = format!(
-        "shards\n{}\n{}\n{last}\n{stream}",
-        now_ms(),
-        filter.encode()
-    );
-    ctx.core.signer().seal(payload.as_bytes())
+    paging::seal(
+        ctx,
+        "shards",
+        &[&filter.encode(), &last.to_string(), stream],
+    )
 }
 
 fn open_token(ctx: &Ctx, token: &str) -> Result<(String, Filter, i64), ApiError> {
     let invalid = || ApiError::invalid_argument(format!("Invalid NextToken: {token}"));
-    let raw = ctx.core.signer().open(token).ok_or_else(invalid)?;
-    let text = String::from_utf8(raw).map_err(|_| invalid())?;
-    let parts: Vec<&str> = text.splitn(5, '\n').collect();
-    let [kind, issued, filter, last, stream] = parts[..] else {
-        return Err(invalid());
-    };
-    if kind != "shards" {
-        return Err(invalid());
-    }
-    let issued: i64 = issued.parse().map_err(|_| invalid())?;
-    if now_ms() - issued > TOKEN_TTL_MS {
-        return Err(ApiError {
-            code: "ExpiredNextTokenException",
-            message: format!("The NextToken has expired: {token}"),
-            status: 400,
-        });
-    }
-    let filter = Filter::decode(filter).ok_or_else(invalid)?;
-    let last: i64 = last.parse().map_err(|_| invalid())?;
-    Ok((stream.to_string(), filter, last))
+    let fields = paging::open(ctx, "shards", 3, token)?;
+    let filter = Filter::decode(&fields[0]).ok_or_else(invalid)?;
+    let last: i64 = fields[1].parse().map_err(|_| invalid())?;
+    Ok((fields[2].clone(), filter, last))
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::paging;
 use super::shapes::{
     arn, encryption_type, enhanced_monitoring, shard_out, Empty, EnhancedMetrics, ShardOut,
     StreamModeDetails,
@@ -13,7 +14,7 @@ use super::shapes::{
 use super::tags::check_tags;
 use super::Ctx;
 use crate::core::catalog::{parse_shard_id, StreamMode};
-use crate::core::{now_ms, CreateStreamRequest};
+use crate::core::CreateStreamRequest;
 use crate::kinesis::codec as ts;
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
@@ -283,29 +284,10 @@ pub async fn list_streams(
     })
 }
 
-const TOKEN_TTL_MS: i64 = 300_000;
-
 fn seal_list_token(ctx: &Ctx, last: &str) -> String {
-    let payload = format!("streams\n{}\n{last}", now_ms());
-    ctx.core.signer().seal(payload.as_bytes())
+    paging::seal(ctx, "streams", &[last])
 }
 
 fn open_list_token(ctx: &Ctx, token: &str) -> Result<String, ApiError> {
-    let invalid = || ApiError::invalid_argument(format!("Invalid NextToken: {token}"));
-    let raw = ctx.core.signer().open(token).ok_or_else(invalid)?;
-    let text = String::from_utf8(raw).map_err(|_| invalid())?;
-    let mut parts = text.splitn(3, '\n');
-    let (Some("streams"), Some(issued), Some(last)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid());
-    };
-    let issued: i64 = issued.parse().map_err(|_| invalid())?;
-    if now_ms() - issued > TOKEN_TTL_MS {
-        return Err(ApiError {
-            code: "ExpiredNextTokenException",
-            message: format!("The NextToken has expired: {token}"),
-            status: 400,
-        });
-    }
-    Ok(last.to_string())
+    Ok(paging::open(ctx, "streams", 1, token)?.remove(0))
 }
