@@ -46,7 +46,10 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr} (kinesis.listen): {e}"))?;
+    let addr = listener.local_addr().unwrap_or(addr);
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "Kinesis API listening");
+    // Machine-readable, for tools that start strait on port 0.
+    println!("strait: kinesis listening on {addr}");
     let kafka = if config.kafka.listen.is_empty() {
         None
     } else {
@@ -55,11 +58,24 @@ pub async fn run(
             std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
         )
         .map_err(|e| format!("cannot load consumer groups: {e}"))?;
+        let kaddr = &config.kafka.listen;
+        let klistener = tokio::net::TcpListener::bind(kaddr)
+            .await
+            .map_err(|e| format!("cannot listen on {kaddr} (kafka.listen): {e}"))?;
+        let bound = klistener
+            .local_addr()
+            .map_err(|e| format!("kafka listener: {e}"))?;
         let (host, port) = config
             .kafka
             .advertised_address
             .rsplit_once(':')
             .expect("validated host:port");
+        // Port 0 in the advertised address means "the port the listener got".
+        let port = if port == "0" {
+            bound.port().to_string()
+        } else {
+            port.to_string()
+        };
         let kctx = Arc::new(kafka::KafkaCtx {
             core: core.clone(),
             groups,
@@ -70,11 +86,8 @@ pub async fn run(
             default_partitions: config.streams.default_shard_count,
             auto_create_topics: config.streams.auto_create_topics,
         });
-        let kaddr = &config.kafka.listen;
-        let klistener = tokio::net::TcpListener::bind(kaddr)
-            .await
-            .map_err(|e| format!("cannot listen on {kaddr} (kafka.listen): {e}"))?;
-        tracing::info!(addr = %kaddr, "Kafka API listening");
+        tracing::info!(addr = %bound, "Kafka API listening");
+        println!("strait: kafka listening on {bound}");
         Some(tokio::spawn(kafka::server::serve(
             klistener,
             kctx,

@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,20 +17,12 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Server {
     pub fn start() -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = Server {
-            port: free_port(),
-            kafka_port: free_port(),
+            port: 0,
+            kafka_port: 0,
             data_dir: tmp.path().to_path_buf(),
             child: None,
             _tmp: Some(tmp),
@@ -40,30 +32,39 @@ impl Server {
     }
 
     pub fn spawn(&mut self) {
+        self.port = 0;
+        self.kafka_port = 0;
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/strait.yaml");
-        let child = Command::new(env!("CARGO_BIN_EXE_strait"))
+        // Port 0 everywhere: strait reports the ports it got, so parallel tests never race
+        // for a port.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
             .args(["serve", "--config"])
             .arg(config)
             .env("STRAIT_DATA_DIR", &self.data_dir)
-            .env("STRAIT_KINESIS__LISTEN", format!("127.0.0.1:{}", self.port))
-            .env(
-                "STRAIT_KAFKA__LISTEN",
-                format!("127.0.0.1:{}", self.kafka_port),
-            )
-            .env(
-                "STRAIT_KAFKA__ADVERTISED_ADDRESS",
-                format!("127.0.0.1:{}", self.kafka_port),
-            )
+            .env("STRAIT_KINESIS__LISTEN", "127.0.0.1:0")
+            .env("STRAIT_KAFKA__LISTEN", "127.0.0.1:0")
+            .env("STRAIT_KAFKA__ADVERTISED_ADDRESS", "127.0.0.1:0")
+            .env("STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS", "100")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("start strait");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "strait did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port_of = |line: &str| line.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        while self.port == 0 || self.kafka_port == 0 {
+            let line = lines
+                .next()
+                .expect("strait exited before listening")
+                .unwrap();
+            if line.starts_with("strait: kinesis listening on ") {
+                self.port = port_of(&line);
+            } else if line.starts_with("strait: kafka listening on ") {
+                self.kafka_port = port_of(&line);
+            }
         }
+        // Keep draining stdout so strait never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        self.child = Some(child);
     }
 
     /// SIGKILL: no chance to flush anything.
