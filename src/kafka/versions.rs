@@ -72,6 +72,24 @@ mod tests {
         }
     }
 
+    /// docs/compatibility.md lists every served API with its range.
+    #[test]
+    fn compatibility_doc_matches_the_table() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/compatibility.md"),
+        )
+        .unwrap();
+        for (key, min, max) in SERVED {
+            let range = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min}–{max}")
+            };
+            let row = format!("| {} | {key:?} | {range} |", *key as i16);
+            assert!(doc.contains(&row), "docs/compatibility.md lacks `{row}`");
+        }
+    }
+
     #[test]
     fn telemetry_is_not_advertised() {
         assert!(served(ApiKey::GetTelemetrySubscriptions).is_none());
