@@ -3,7 +3,8 @@
 #   unit and integration tests (cargo test)
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
-# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java rust-sdk) to skip suites locally.
+# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java rust-sdk kafka-java franz-go kcat)
+# to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -40,6 +41,21 @@ fi
 if wanted rust-sdk && [ -f "$repo/tests/interop/rust-sdk/run.sh" ]; then
   step "rust interop: aws-sdk-kinesis"
   bash "$repo/tests/interop/rust-sdk/run.sh"; record rust-sdk-interop $?
+fi
+
+if wanted kafka-java && [ -f "$repo/tests/interop/kafka-java/run.sh" ]; then
+  step "kafka interop: Apache Kafka Java clients and tools"
+  M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-java/run.sh"; record kafka-java-interop $?
+fi
+
+if wanted franz-go && [ -f "$repo/tests/interop/franz-go/run.sh" ]; then
+  step "kafka interop: franz-go"
+  bash "$repo/tests/interop/franz-go/run.sh"; record franz-go-interop $?
+fi
+
+if wanted kcat && [ -f "$repo/tests/interop/kcat/run.sh" ]; then
+  step "kafka interop: kcat (Debian, librdkafka 2.0)"
+  bash "$repo/tests/interop/kcat/run.sh"; record kcat-interop $?
 fi
 
 step "summary"

@@ -2,11 +2,9 @@
 //! batch appends with idempotent-producer checks, raw batch reads with offset bounds, and the
 //! wake-up that long-polling readers wait on.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use bytes::BytesMut;
 use md5::{Digest, Md5};
+use std::collections::BTreeMap;
 
 use super::batch;
 use super::catalog::{shard_id, KeyHash, Stream, StreamMode};
@@ -192,9 +190,10 @@ impl Core {
         self.offset_at_time(stream, partition, timestamp_ms)
     }
 
-    /// Waits until something is appended anywhere, or `timeout` passes.
-    pub async fn wait_for_append(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.appended.notified()).await;
+    /// Woken after every append anywhere. Long polls arm `notified()` before they read, so
+    /// an append between their read and their wait is not missed.
+    pub fn append_signal(&self) -> &tokio::sync::Notify {
+        &self.appended
     }
 
     pub fn allocate_producer_id(&self) -> i64 {

@@ -45,6 +45,9 @@ pub async fn fetch(ctx: &KafkaCtx, r: FetchRequest, version: i16) -> FetchRespon
         })
         .collect();
     loop {
+        let signal = ctx.core.append_signal().notified();
+        tokio::pin!(signal);
+        signal.as_mut().enable();
         let (responses, total, errors) = read_once(ctx, &r, &names, max_bytes, version);
         let now = Instant::now();
         if total >= min_bytes.max(1) || errors || now >= deadline {
@@ -53,7 +56,7 @@ pub async fn fetch(ctx: &KafkaCtx, r: FetchRequest, version: i16) -> FetchRespon
                 .with_session_id(0)
                 .with_responses(responses);
         }
-        ctx.core.wait_for_append(deadline - now).await;
+        let _ = tokio::time::timeout(deadline - now, signal).await;
     }
 }
 
