@@ -74,7 +74,13 @@ impl Conn {
     }
 }
 
+/// Current timestamps: records older than the topic's retention may be deleted at once, as
+/// Kafka deletes segments by their newest record timestamp.
 fn batch(records: &[(&str, &str)], producer: Option<(i64, i16, i32)>) -> Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
@@ -87,7 +93,7 @@ fn batch(records: &[(&str, &str)], producer: Option<(i64, i16, i32)>) -> Bytes {
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: producer.map_or(i as i32, |p| p.2 + i as i32),
-            timestamp: 1_700_000_000_000 + i as i64,
+            timestamp: now + i as i64,
             key: Some(Bytes::copy_from_slice(k.as_bytes())),
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
             headers: IndexMap::new(),

@@ -31,7 +31,9 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
 
 pub async fn produce(ctx: &KafkaCtx, r: ProduceRequest) -> Option<ProduceResponse> {
     let acks = r.acks;
-    let mut responses = Vec::with_capacity(r.topic_data.len());
+    let is_transactional = transactional(&r.transactional_id);
+    let mut names = Vec::with_capacity(r.topic_data.len());
+    let mut appends = Vec::new();
     for t in r.topic_data {
         let name = t.name.0.to_string();
         let mut stream = ctx.core.stream(&name);
@@ -39,50 +41,54 @@ pub async fn produce(ctx: &KafkaCtx, r: ProduceRequest) -> Option<ProduceRespons
             let _ = ctx.core.create_topic(&name, ctx.default_partitions).await;
             stream = ctx.core.stream(&name);
         }
-        let mut partitions = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
-            let stream = match &stream {
-                Ok(s) => s,
-                Err(e) => {
-                    partitions.push(failed(p.index, error::code(e), None));
-                    continue;
-                }
-            };
-            if transactional(&r.transactional_id) {
-                partitions.push(failed(
+            let refused = match &stream {
+                Err(e) => Some(failed(p.index, error::code(e), None)),
+                Ok(_) if is_transactional => Some(failed(
                     p.index,
                     error::of(ResponseError::TransactionalIdAuthorizationFailed),
                     Some("transactions are not supported by strait".into()),
-                ));
-                continue;
-            }
-            let Some(records) = p.records else {
-                partitions.push(failed(
+                )),
+                Ok(_) if p.records.is_none() => Some(failed(
                     p.index,
                     error::of(ResponseError::CorruptMessage),
                     None,
-                ));
-                continue;
+                )),
+                Ok(s) => {
+                    let len = p.records.as_ref().map_or(0, |r| r.len());
+                    let limit = (s.max_record_kib as usize * 1024 + 64 * 1024).max(MIN_MAX_BATCH);
+                    (len > limit).then(|| {
+                        failed(
+                            p.index,
+                            error::of(ResponseError::MessageTooLarge),
+                            Some(format!("{len} bytes exceed the limit of {limit}")),
+                        )
+                    })
+                }
             };
-            let limit = (stream.max_record_kib as usize * 1024 + 64 * 1024).max(MIN_MAX_BATCH);
-            if records.len() > limit {
-                partitions.push(failed(
-                    p.index,
-                    error::of(ResponseError::MessageTooLarge),
-                    Some(format!(
-                        "{} bytes exceed the limit of {limit}",
-                        records.len()
-                    )),
-                ));
-                continue;
-            }
-            partitions.push(append_all(ctx, &name, p.index, &records).await);
+            let index = names.len();
+            let topic = name.clone();
+            appends.push(async move {
+                let response = match refused {
+                    Some(r) => r,
+                    None => {
+                        let records = p.records.expect("checked above");
+                        append_all(ctx, &topic, p.index, &records).await
+                    }
+                };
+                (index, response)
+            });
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(t.name)
-                .with_partition_responses(partitions),
-        );
+        names.push(t.name);
+    }
+    // Partitions append concurrently, so their fsyncs overlap instead of queueing.
+    let done = futures_util::future::join_all(appends).await;
+    let mut responses: Vec<TopicProduceResponse> = names
+        .into_iter()
+        .map(|n| TopicProduceResponse::default().with_name(n))
+        .collect();
+    for (index, partition) in done {
+        responses[index].partition_responses.push(partition);
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }

@@ -138,7 +138,9 @@ class StraitServer:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"strait exited with {self.proc.returncode} during start:\n{self.log_tail()}")
-            if port_accepts(self.host, self.port):
+            if port_accepts(self.host, self.port) and (
+                not self.env.get("STRAIT_KAFKA__LISTEN") or port_accepts(self.host, self.kafka_port)
+            ):
                 return self
             time.sleep(0.05)
         self.kill9()
@@ -260,3 +262,11 @@ def client(server):
 def raw_client(server):
     """A client with botocore's own parameter validation off, so bad input reaches the server."""
     return server.client(validate=False)
+
+
+@pytest.fixture
+def kafka_bootstrap(server):
+    """host:port of the session server's Kafka listener."""
+    if server.external:
+        pytest.skip("Kafka suites need a strait started by the suite (STRAIT_ENDPOINT is set)")
+    return server.kafka_bootstrap
