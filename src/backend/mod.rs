@@ -57,6 +57,9 @@ pub trait Log: Send + Sync {
         max_bytes: usize,
     ) -> CoreResult<ReadBatches>;
     fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets>;
+    /// The first visible batch holding the partition's largest record timestamp:
+    /// (its base offset, that timestamp).
+    fn max_timestamp_batch(&self, topic: &str, partition: u32) -> CoreResult<Option<(i64, i64)>>;
     /// The first offset whose batch holds a record at or after `timestamp_ms` (the high
     /// watermark when there is none). Batch granularity: callers skip earlier records.
     fn offset_for_timestamp(

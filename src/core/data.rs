@@ -215,6 +215,16 @@ impl Core {
 
     /// The first offset whose record arrived at or after `ts`.
     pub(super) fn offset_at_time(&self, stream: &str, partition: u32, ts: i64) -> CoreResult<i64> {
+        Ok(self.record_at_time(stream, partition, ts)?.0)
+    }
+
+    /// The first record at or after `ts`: (offset, its timestamp), or (high watermark, None).
+    pub(super) fn record_at_time(
+        &self,
+        stream: &str,
+        partition: u32,
+        ts: i64,
+    ) -> CoreResult<(i64, Option<i64>)> {
         let base = self.log.offset_for_timestamp(stream, partition, ts)?;
         let read = self.log.read(stream, partition, base, READ_STEP)?;
         for batch in read.batches {
@@ -223,10 +233,13 @@ impl Core {
                 .iter()
                 .find(|r| r.offset >= base && r.timestamp_ms >= ts)
             {
-                return Ok(r.offset);
+                return Ok((r.offset, Some(r.timestamp_ms)));
             }
         }
-        Ok(read.offsets.map_or(base, |o| o.high_watermark.max(base)))
+        Ok((
+            read.offsets.map_or(base, |o| o.high_watermark.max(base)),
+            None,
+        ))
     }
 
     pub fn get_records(&self, iterator: &str, limit: usize) -> CoreResult<RecordsPage> {

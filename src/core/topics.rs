@@ -179,15 +179,41 @@ impl Core {
         self.log.offsets(stream, partition)
     }
 
-    /// The first offset at or after `timestamp_ms` (the high watermark when none).
-    pub fn offset_for_timestamp(
+    /// The first record at or after `timestamp_ms`: its offset and timestamp, or None when
+    /// there is none (Kafka's ListOffsets answer).
+    pub fn record_for_timestamp(
         &self,
         stream: &str,
         partition: u32,
         timestamp_ms: i64,
-    ) -> CoreResult<i64> {
+    ) -> CoreResult<Option<(i64, i64)>> {
         self.partition_offsets_checked(stream, partition)?;
-        self.offset_at_time(stream, partition, timestamp_ms)
+        let (offset, ts) = self.record_at_time(stream, partition, timestamp_ms)?;
+        Ok(ts.map(|t| (offset, t)))
+    }
+
+    /// The first record carrying the partition's largest timestamp (ListOffsets −3). Producers
+    /// stamp their own records, so this is not simply the newest one.
+    pub fn record_with_max_timestamp(
+        &self,
+        stream: &str,
+        partition: u32,
+    ) -> CoreResult<Option<(i64, i64)>> {
+        self.partition_offsets_checked(stream, partition)?;
+        let Some((base, max_ts)) = self.log.max_timestamp_batch(stream, partition)? else {
+            return Ok(None);
+        };
+        let read = self.log.read(stream, partition, base, 1)?;
+        for batch in read.batches {
+            let records = decode_batch(batch).map_err(CoreError::Storage)?;
+            if let Some(r) = records
+                .iter()
+                .find(|r| r.offset >= base && r.timestamp_ms == max_ts)
+            {
+                return Ok(Some((r.offset, r.timestamp_ms)));
+            }
+        }
+        Ok(None)
     }
 
     /// Woken after every append anywhere. Long polls arm `notified()` before they read, so

@@ -239,6 +239,10 @@ impl Log for EmbeddedLog {
         Ok(self.partition(topic, partition)?.offsets())
     }
 
+    fn max_timestamp_batch(&self, topic: &str, partition: u32) -> CoreResult<Option<(i64, i64)>> {
+        self.partition(topic, partition)?.max_timestamp_batch()
+    }
+
     fn offset_for_timestamp(&self, topic: &str, partition: u32, ts: i64) -> CoreResult<i64> {
         self.partition(topic, partition)?.offset_for_timestamp(ts)
     }

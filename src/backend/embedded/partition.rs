@@ -277,6 +277,41 @@ impl PartitionLog {
         })
     }
 
+    pub fn max_timestamp_batch(&self) -> CoreResult<Option<(i64, i64)>> {
+        let (file, size, max_ts, visible) = {
+            let st = self.state.lock();
+            let visible = self.durable.load(Ordering::Acquire).min(st.next_offset);
+            // The first segment with the largest timestamp (strictly larger wins, as Kafka).
+            let mut best: Option<&Segment> = None;
+            for seg in &st.segments {
+                if seg.max_timestamp != i64::MIN
+                    && best.is_none_or(|b| seg.max_timestamp > b.max_timestamp)
+                {
+                    best = Some(seg);
+                }
+            }
+            match best {
+                None => return Ok(None),
+                Some(seg) => (seg.file.clone(), seg.size, seg.max_timestamp, visible),
+            }
+        };
+        let mut pos = 0u64;
+        while pos < size {
+            let mut head = [0u8; batch::HEADER_LEN];
+            file.read_exact_at(&mut head, pos)?;
+            let h = batch::parse_header(&head)
+                .map_err(|e| CoreError::Storage(format!("corrupt log at {pos}: {e:?}")))?;
+            if h.base_offset >= visible {
+                break;
+            }
+            if h.max_timestamp == max_ts {
+                return Ok(Some((h.base_offset, max_ts)));
+            }
+            pos += h.total_len as u64;
+        }
+        Ok(None)
+    }
+
     pub fn offset_for_timestamp(&self, ts: i64) -> CoreResult<i64> {
         let (file, from, to, visible) = {
             let st = self.state.lock();

@@ -175,20 +175,14 @@ pub fn list_offsets(ctx: &KafkaCtx, r: ListOffsetsRequest) -> ListOffsetsRespons
                     let found = match p.timestamp {
                         -1 => Ok((offsets.high_watermark, -1)),
                         -2 => Ok((offsets.log_start, -1)),
-                        // Max timestamp: records arrive in time order, so the newest one.
-                        -3 => Ok(match offsets.last_timestamp_ms {
-                            Some(ts) if offsets.high_watermark > offsets.log_start => {
-                                (offsets.high_watermark - 1, ts)
-                            }
-                            _ => (-1, -1),
-                        }),
-                        ts => ctx.core.offset_for_timestamp(&name, part, ts).map(|o| {
-                            if o >= offsets.high_watermark {
-                                (-1, -1)
-                            } else {
-                                (o, ts)
-                            }
-                        }),
+                        -3 => ctx
+                            .core
+                            .record_with_max_timestamp(&name, part)
+                            .map(|found| found.unwrap_or((-1, -1))),
+                        ts => ctx
+                            .core
+                            .record_for_timestamp(&name, part, ts)
+                            .map(|found| found.unwrap_or((-1, -1))),
                     };
                     match found {
                         Ok((offset, ts)) => out

@@ -387,13 +387,21 @@ pub fn describe_groups(ctx: &KafkaCtx, r: DescribeGroupsRequest) -> DescribeGrou
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn list_groups(ctx: &KafkaCtx, _r: ListGroupsRequest) -> ListGroupsResponse {
+pub fn list_groups(ctx: &KafkaCtx, r: ListGroupsRequest) -> ListGroupsResponse {
+    // v4+: only groups in one of the requested states (case-insensitive, as Kafka).
+    let wanted = |state: &str| {
+        r.states_filter.is_empty()
+            || r.states_filter
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(state))
+    };
     ListGroupsResponse::default()
         .with_error_code(NONE)
         .with_groups(
             ctx.groups
                 .list()
                 .into_iter()
+                .filter(|(_, _, state)| wanted(state.as_str()))
                 .map(|(name, protocol_type, state)| {
                     ListedGroup::default()
                         .with_group_id(GroupId(str_bytes(&name)))

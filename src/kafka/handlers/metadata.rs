@@ -63,9 +63,12 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
     } else {
         let auto = ctx.auto_create_topics && (version < 4 || r.allow_auto_topic_creation);
         for t in r.topics.unwrap_or_default() {
+            // Kafka looks a topic up by id whenever one is given; the Java client then sends
+            // an empty name rather than null.
+            let by_id = !t.topic_id.is_nil() || t.name.is_none();
             let name = match &t.name {
-                Some(n) => n.0.to_string(),
-                None => {
+                Some(n) if !by_id => n.0.to_string(),
+                _ => {
                     // Lookup by topic id (v10+).
                     match ctx
                         .core

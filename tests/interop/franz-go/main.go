@@ -73,7 +73,7 @@ type logger struct {
 	seen  []string
 }
 
-func (l *logger) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+func (l *logger) Level() kgo.LogLevel { return max(l.level, kgo.LogLevelInfo) }
 func (l *logger) Log(level kgo.LogLevel, msg string, kv ...any) {
 	line := msg
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -164,6 +164,7 @@ var (
 	brokerID    int32 = -1
 	produceOK   bool
 	extraBefore int // records appended after the first consumer group pass
+	adminClient *kgo.Client
 )
 
 func main() {
@@ -193,6 +194,7 @@ func main() {
 	}())
 
 	adminCl, err := newClient()
+	adminClient = adminCl
 	if err != nil {
 		check("client", err)
 		finish()
@@ -427,6 +429,32 @@ func checkProduce() {
 func checkListOffsets(adm *kadm.Client) {
 	ctx, cancel := ctxT(20 * time.Second)
 	defer cancel()
+	check("raw ListOffsets at a timestamp after every record -> offset -1, timestamp -1 (as Kafka)", func() error {
+		p, v, err := rawListOffsets(adm, time.Now().Add(time.Hour).UnixMilli())
+		if err != nil {
+			return fmt.Errorf("v%d: %w", v, err)
+		}
+		if p.ErrorCode != 0 || p.Offset != -1 || p.Timestamp != -1 {
+			return fmt.Errorf("v%d: error %v offset %d timestamp %d", v, kerr.ErrorForCode(p.ErrorCode), p.Offset, p.Timestamp)
+		}
+		return nil
+	}())
+	check("raw ListOffsets at timestamp 0 -> offset 0 with the first record's timestamp", func() error {
+		p, v, err := rawListOffsets(adm, 0)
+		if err != nil {
+			return fmt.Errorf("v%d: %w", v, err)
+		}
+		var first rec
+		for _, r := range produced {
+			if r.partition == 0 && r.offset == 0 {
+				first = r
+			}
+		}
+		if p.ErrorCode != 0 || p.Offset != 0 || p.Timestamp != first.ts {
+			return fmt.Errorf("v%d: error %v offset %d timestamp %d (first record's %d)", v, kerr.ErrorForCode(p.ErrorCode), p.Offset, p.Timestamp, first.ts)
+		}
+		return nil
+	}())
 	check("ListOffsets: start offsets are 0", func() error {
 		l, err := adm.ListStartOffsets(ctx, topic)
 		if err != nil {
@@ -461,6 +489,30 @@ func checkListOffsets(adm *kadm.Client) {
 		}
 		return nil
 	}())
+}
+
+// rawListOffsets asks for partition 0's offset at timestamp ts (-1 latest, -2 earliest, else millis).
+func rawListOffsets(adm *kadm.Client, ts int64) (kmsg.ListOffsetsResponseTopicPartition, int16, error) {
+	ctx, cancel := ctxT(15 * time.Second)
+	defer cancel()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = topic
+	p := kmsg.NewListOffsetsRequestTopicPartition()
+	p.Partition = 0
+	p.CurrentLeaderEpoch = -1
+	p.Timestamp = ts
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, adminClient.Broker(int(brokerID)))
+	if err != nil {
+		return kmsg.ListOffsetsResponseTopicPartition{}, req.Version, err
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return kmsg.ListOffsetsResponseTopicPartition{}, req.Version, fmt.Errorf("response shape: %d topics", len(resp.Topics))
+	}
+	return resp.Topics[0].Partitions[0], req.Version, nil
 }
 
 func expectOffsets(l kadm.ListedOffsets, want func(int32) int64) error {
@@ -692,7 +744,20 @@ func newMember(name string) (*member, error) {
 				m.own[p] = true
 			}
 		}),
-		kgo.OnPartitionsRevoked(drop), kgo.OnPartitionsLost(drop),
+		// Overriding OnPartitionsRevoked replaces franz-go's default (commit, then revoke), so commit
+		// here as the default would.
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, ps map[string][]int32) {
+			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+				m.mu.Lock()
+				m.errs = append(m.errs, "commit on revoke: "+err.Error())
+				m.mu.Unlock()
+			}
+			drop(ctx, cl, ps)
+		}),
+		kgo.OnPartitionsLost(drop),
+		kgo.AutoCommitCallback(func(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			fmt.Printf("#   %s\n", describeCommit(name, req, resp, err))
+		}),
 	)
 	if err != nil {
 		return nil, err
@@ -716,6 +781,28 @@ func newMember(name string) (*member, error) {
 		}
 	}()
 	return m, nil
+}
+
+// describeCommit renders an OffsetCommit exchange in one line: what was committed and what strait answered.
+func describeCommit(who string, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "commit by %s (v%d gen %d):", who, req.Version, req.Generation)
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			fmt.Fprintf(&b, " p%d=%d(epoch %d)", p.Partition, p.Offset, p.LeaderEpoch)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(&b, " -> error %v", err)
+	} else if resp != nil {
+		b.WriteString(" ->")
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, " p%d:%v", p.Partition, kerr.ErrorForCode(p.ErrorCode))
+			}
+		}
+	}
+	return b.String()
 }
 
 func (m *member) close() {
@@ -895,8 +982,11 @@ func checkTwoMembers(adm *kadm.Client) {
 		}
 		for p := int32(0); p < partitions; p++ {
 			o, ok := os.Lookup(topic, p)
-			if !ok || o.Err != nil || o.At != perPartEnd[p] {
-				return fmt.Errorf("partition %d: committed %+v, end %d", p, o, perPartEnd[p])
+			if !ok {
+				return fmt.Errorf("partition %d: no committed offset (end %d); errors a=%v b=%v", p, perPartEnd[p], a.errs, b.errs)
+			}
+			if o.Err != nil || o.At != perPartEnd[p] {
+				return fmt.Errorf("partition %d: committed %d (err %v), end %d", p, o.At, o.Err, perPartEnd[p])
 			}
 		}
 		return nil
