@@ -109,6 +109,12 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// Sets the partition leader epoch (outside the CRC, like the base offset). strait reports
+/// leader epoch −1 in Metadata, so stored batches carry −1 too.
+pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
+    buf[12..16].copy_from_slice(&epoch.to_be_bytes());
+}
+
 /// Sets the base offset. It lies outside the CRC, as Kafka's offset assignment relies on.
 pub fn set_base_offset(buf: &mut [u8], base_offset: i64) {
     buf[0..8].copy_from_slice(&base_offset.to_be_bytes());

@@ -1,7 +1,8 @@
 //! The Kafka classic-protocol group coordinator, for backends without native groups
 //! (reference §4d): membership, generations, rebalances, session expiry and committed
-//! offsets. Committed offsets are persisted through the `MetaStore` and survive restarts;
-//! membership does not, as after a Kafka coordinator failover members simply rejoin.
+//! offsets. Committed offsets, and the membership of stable groups, are persisted through the
+//! `MetaStore`, so after a restart members keep their ids and generation, as Kafka reloads its
+//! groups.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -91,6 +92,8 @@ pub struct JoinResult {
     pub member_id: String,
     /// Filled for the leader only.
     pub members: Vec<JoinedMember>,
+    /// A static leader rejoining a stable group keeps the current assignment (KIP-814).
+    pub skip_assignment: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +262,7 @@ impl Group {
                     } else {
                         Vec::new()
                     },
+                    skip_assignment: false,
                 }));
             }
         }
@@ -290,10 +294,110 @@ impl Group {
     }
 }
 
+/// What a group persists: committed offsets, and its membership while it is stable, so that
+/// after a restart members keep their ids and generation (as Kafka reloads its groups).
 #[derive(Serialize, Deserialize, Default)]
 struct GroupDoc {
     protocol_type: Option<String>,
     offsets: Vec<(String, i32, Committed)>,
+    #[serde(default)]
+    stable: Option<StableDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StableDoc {
+    generation: i32,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: Vec<MemberDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MemberDoc {
+    id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+    protocols: Vec<(String, Vec<u8>)>,
+    assignment: Vec<u8>,
+}
+
+impl Group {
+    fn doc(&self) -> GroupDoc {
+        GroupDoc {
+            protocol_type: self.protocol_type.clone(),
+            offsets: self
+                .offsets
+                .iter()
+                .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+                .collect(),
+            stable: (self.state == GroupState::Stable).then(|| StableDoc {
+                generation: self.generation,
+                protocol: self.protocol.clone(),
+                leader: self.leader.clone(),
+                members: self
+                    .members
+                    .iter()
+                    .map(|(id, m)| MemberDoc {
+                        id: id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        session_timeout_ms: m.session_timeout.as_millis() as u64,
+                        rebalance_timeout_ms: m.rebalance_timeout.as_millis() as u64,
+                        protocols: m
+                            .protocols
+                            .iter()
+                            .map(|(n, md)| (n.clone(), md.to_vec()))
+                            .collect(),
+                        assignment: m.assignment.to_vec(),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn restore(doc: GroupDoc, now: Instant) -> Group {
+        let mut g = Group::new(now);
+        g.protocol_type = doc.protocol_type;
+        g.offsets = doc
+            .offsets
+            .into_iter()
+            .map(|(t, p, c)| ((t, p), c))
+            .collect();
+        if let Some(s) = doc.stable {
+            g.state = GroupState::Stable;
+            g.generation = s.generation;
+            g.protocol = s.protocol;
+            g.leader = s.leader;
+            for m in s.members {
+                g.members.insert(
+                    m.id,
+                    Member {
+                        instance_id: m.instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        session_timeout: Duration::from_millis(m.session_timeout_ms),
+                        rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                        protocols: m
+                            .protocols
+                            .into_iter()
+                            .map(|(n, md)| (n, Bytes::from(md)))
+                            .collect(),
+                        assignment: Bytes::from(m.assignment),
+                        // A fresh session: members have their full timeout to come back.
+                        last_seen: now,
+                        joined: false,
+                        join_tx: None,
+                        sync_tx: None,
+                    },
+                );
+            }
+        }
+        g
+    }
 }
 
 pub struct GroupCoordinator {
@@ -312,14 +416,10 @@ impl GroupCoordinator {
                 tracing::warn!(%key, "skipping an unreadable group document");
                 continue;
             };
-            let mut g = Group::new(now);
-            g.protocol_type = doc.protocol_type;
-            g.offsets = doc
-                .offsets
-                .into_iter()
-                .map(|(t, p, c)| ((t, p), c))
-                .collect();
-            groups.insert(key[GROUP_PREFIX.len()..].to_string(), g);
+            groups.insert(
+                key[GROUP_PREFIX.len()..].to_string(),
+                Group::restore(doc, now),
+            );
         }
         let this = Arc::new(GroupCoordinator {
             groups: Mutex::new(groups),
@@ -396,6 +496,8 @@ impl GroupCoordinator {
                     return Err(GroupError::InconsistentGroupProtocol);
                 }
             }
+            // Set when a static member comes back under a new id to a stable group.
+            let mut static_rejoin: Option<(bool, bool)> = None;
             let member_id = if req.member_id.is_empty() {
                 let fresh = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
                 // A static member rejoining with a new id replaces its old one.
@@ -410,9 +512,16 @@ impl GroupCoordinator {
                         if let Some(tx) = m.join_tx.take() {
                             let _ = tx.send(Err(GroupError::FencedInstanceId));
                         }
-                        if g.leader.as_ref() == Some(&old) {
+                        let was_leader = g.leader.as_ref() == Some(&old);
+                        if was_leader {
                             g.leader = Some(fresh.clone());
                         }
+                        // Kafka rebalances only if the group's protocol would change.
+                        let keeps_protocol = g
+                            .protocol
+                            .as_ref()
+                            .is_some_and(|p| req.protocols.iter().any(|(n, _)| n == p));
+                        static_rejoin = Some((was_leader, keeps_protocol));
                         g.members.insert(fresh.clone(), m);
                     }
                 } else if req.require_known_member_id {
@@ -427,6 +536,49 @@ impl GroupCoordinator {
                 }
                 req.member_id.clone()
             };
+            // Kafka: a static member rejoining a stable group without changing its protocol
+            // gets the current generation and keeps its assignment; nobody rebalances. A
+            // leader also gets the members, with skip_assignment.
+            if let (GroupState::Stable, Some((is_leader, true))) = (g.state, static_rejoin) {
+                let m = g.members.get_mut(&member_id).expect("inserted above");
+                m.protocols = req.protocols;
+                m.client_id = req.client_id;
+                m.client_host = req.client_host;
+                m.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
+                m.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64);
+                m.last_seen = now;
+                let protocol = g.protocol.clone();
+                let members = if is_leader {
+                    g.members
+                        .iter()
+                        .map(|(id, m)| JoinedMember {
+                            member_id: id.clone(),
+                            instance_id: m.instance_id.clone(),
+                            metadata: m
+                                .protocols
+                                .iter()
+                                .find(|(n, _)| Some(n) == protocol.as_ref())
+                                .map(|(_, md)| md.clone())
+                                .unwrap_or_default(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let result = JoinResult {
+                    generation: g.generation,
+                    protocol_type: g.protocol_type.clone(),
+                    protocol,
+                    leader: g.leader.clone().unwrap_or_default(),
+                    member_id,
+                    members,
+                    skip_assignment: is_leader,
+                };
+                let doc = g.doc();
+                drop(groups);
+                self.persist(&req.group, &doc);
+                return Ok(result);
+            }
             let (tx, rx) = oneshot::channel();
             let m = g
                 .members
@@ -513,7 +665,11 @@ impl GroupCoordinator {
                         let _ = tx.send(Ok(r));
                     }
                 }
-                return Ok(result_for(g, member_id));
+                let mine = result_for(g, member_id);
+                let doc = g.doc();
+                drop(groups);
+                self.persist(group, &doc);
+                return Ok(mine);
             }
             let (tx, rx) = oneshot::channel();
             if let Some(m) = g.members.get_mut(member_id) {
@@ -593,6 +749,9 @@ impl GroupCoordinator {
                 g.start_rebalance(now, Duration::ZERO);
                 g.maybe_complete_join(now);
             }
+            let doc = g.doc();
+            drop(groups);
+            self.persist(group, &doc);
         }
         results
     }
@@ -630,14 +789,7 @@ impl GroupCoordinator {
             for (t, p, c) in offsets {
                 g.offsets.insert((t, p), c);
             }
-            GroupDoc {
-                protocol_type: g.protocol_type.clone(),
-                offsets: g
-                    .offsets
-                    .iter()
-                    .map(|((t, p), c)| (t.clone(), *p, c.clone()))
-                    .collect(),
-            }
+            g.doc()
         };
         self.persist(group, &doc);
         Ok(())
@@ -749,14 +901,7 @@ impl GroupCoordinator {
             for (t, p) in partitions {
                 g.offsets.remove(&(t.clone(), *p));
             }
-            GroupDoc {
-                protocol_type: g.protocol_type.clone(),
-                offsets: g
-                    .offsets
-                    .iter()
-                    .map(|((t, p), c)| (t.clone(), *p, c.clone()))
-                    .collect(),
-            }
+            g.doc()
         };
         self.persist(group, &doc);
         Ok(())

@@ -33,7 +33,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<KafkaCtx>, shutdown: impl Fut
         let ctx = ctx.clone();
         tokio::spawn(async move {
             if let Err(reason) = connection(stream, ctx).await {
-                tracing::debug!(%peer, %reason, "kafka connection closed");
+                // A response that cannot be encoded is our bug, not the client's.
+                if reason.starts_with("encode") {
+                    tracing::error!(%peer, %reason, "kafka connection closed");
+                } else {
+                    tracing::debug!(%peer, %reason, "kafka connection closed");
+                }
             }
         });
     }

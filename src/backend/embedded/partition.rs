@@ -142,6 +142,7 @@ impl PartitionLog {
             let mut st = self.state.lock();
             let base = st.next_offset;
             batch::set_base_offset(&mut batch_bytes, base);
+            batch::set_partition_leader_epoch(&mut batch_bytes, -1);
             let active_size = st.active().size;
             if active_size > 0 && active_size + batch_bytes.len() as u64 > self.segment_bytes {
                 self.roll(&mut st)?;

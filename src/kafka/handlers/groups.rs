@@ -102,6 +102,9 @@ pub async fn join_group(
             .with_protocol_type(j.protocol_type.map(|p| str_bytes(&p)))
             .with_protocol_name(j.protocol.map(|p| str_bytes(&p)))
             .with_leader(str_bytes(&j.leader))
+            // The field exists from v9; older leaders recompute and SyncGroup keeps the
+            // stored assignment anyway.
+            .with_skip_assignment(j.skip_assignment && version >= 9)
             .with_member_id(str_bytes(&j.member_id))
             .with_members(
                 j.members

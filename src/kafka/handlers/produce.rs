@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
 };
 
-use super::{str_bytes, valid_topic_name};
+use super::str_bytes;
 use crate::core::batch;
 use crate::core::error::CoreError;
 use crate::kafka::error::{self, NONE};
@@ -36,11 +36,8 @@ pub async fn produce(ctx: &KafkaCtx, r: ProduceRequest) -> Option<ProduceRespons
     let mut appends = Vec::new();
     for t in r.topic_data {
         let name = t.name.0.to_string();
-        let mut stream = ctx.core.stream(&name);
-        if stream.is_err() && ctx.auto_create_topics && valid_topic_name(&name) {
-            let _ = ctx.core.create_topic(&name, ctx.default_partitions).await;
-            stream = ctx.core.stream(&name);
-        }
+        // As Kafka: only Metadata auto-creates; a Produce to an unknown topic is refused.
+        let stream = ctx.core.stream(&name);
         for p in t.partition_data {
             let refused = match &stream {
                 Err(e) => Some(failed(p.index, error::code(e), None)),

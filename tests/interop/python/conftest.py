@@ -6,6 +6,7 @@ Environment:
   STRAIT_ENDPOINT  use this already-running server (e.g. kinesalite) instead of starting strait;
                    tests that restart or crash the server are then skipped
   STRAIT_KEEP_DATA keep the temp data dirs and logs (printed at teardown)
+  STRAIT_KAFKA_BOOTSTRAP  run the Kafka-only tests against this broker (e.g. a real Apache Kafka)
 """
 
 import os
@@ -245,8 +246,11 @@ def server():
 @pytest.fixture
 def fresh_server():
     """A private strait (fsync: always) for tests that stop, restart or crash it."""
-    if _external():
-        pytest.skip("restart/crash tests need a strait process started by the suite (STRAIT_ENDPOINT is set)")
+    if _external() or external_kafka():
+        pytest.skip(
+            "restart/crash tests need a strait process started by the suite "
+            "(STRAIT_ENDPOINT or STRAIT_KAFKA_BOOTSTRAP is set)"
+        )
     srv = StraitServer(None, fsync="always")
     srv.start()
     yield srv
@@ -264,9 +268,25 @@ def raw_client(server):
     return server.client(validate=False)
 
 
+def external_kafka():
+    """STRAIT_KAFKA_BOOTSTRAP: run the Kafka-only tests against this broker instead of strait's
+    listener (e.g. a real Apache Kafka, to check the tests' own expectations)."""
+    return os.environ.get("STRAIT_KAFKA_BOOTSTRAP") or None
+
+
 @pytest.fixture
 def kafka_bootstrap(server):
-    """host:port of the session server's Kafka listener."""
+    """host:port of the session server's Kafka listener (or STRAIT_KAFKA_BOOTSTRAP)."""
+    if external_kafka():
+        return external_kafka()
     if server.external:
         pytest.skip("Kafka suites need a strait started by the suite (STRAIT_ENDPOINT is set)")
     return server.kafka_bootstrap
+
+
+@pytest.fixture
+def strait_kafka(kafka_bootstrap):
+    """For tests that need strait itself behind the Kafka listener (Kinesis on the same streams)."""
+    if external_kafka():
+        pytest.skip("needs strait's own Kafka listener (STRAIT_KAFKA_BOOTSTRAP is set)")
+    return kafka_bootstrap

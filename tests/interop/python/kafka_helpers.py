@@ -1,11 +1,8 @@
 """Shared helpers for the Kafka-protocol suites (confluent-kafka, kafka-python, raw frames)."""
 
 import hashlib
-import struct
 import time
 import uuid
-
-import pytest
 
 MAX_HASH = 2**128 - 1
 
@@ -112,7 +109,23 @@ def create_topic(bootstrap, name, partitions, config=None):
     fs = admin.create_topics([NewTopic(name, partitions, 1, config=config or {})], operation_timeout=10)
     fs[name].result(timeout=15)
     wait_topic(admin, name, partitions)
+    wait_leaders(bootstrap, name, partitions)
     return name
+
+
+def wait_leaders(bootstrap, topic, partitions, timeout=15.0):
+    """Until ListOffsets answers for every partition: Kafka may list a new topic in Metadata a
+    moment before its leader takes requests (NOT_LEADER_OR_FOLLOWER meanwhile)."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return watermarks(bootstrap, topic, partitions)
+        except KafkaException:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def wait_topic(admin, name, partitions, timeout=15.0):
@@ -262,8 +275,3 @@ def check_key_order(rows):
         assert seq == prev + 1, f"key {k} from {tag}: seq {seq} after {prev} (partition {p} offset {off})"
         last[(tag, k)] = seq
     return part_of
-
-
-def skip_if_external(server):
-    if server.external or not getattr(server, "kafka_bootstrap", None):
-        pytest.skip("Kafka suites need a strait started by the suite (STRAIT_ENDPOINT is set)")
