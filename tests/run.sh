@@ -29,7 +29,12 @@ if wanted cargo; then
 fi
 
 if wanted python; then
-  step "python interop: boto3, AWS CLI"
+  step "python interop: boto3, AWS CLI v1 and v2, confluent-kafka, kafka-python"
+  # AWS CLI v2 is not on PyPI; Debian's awscli package is v2 (2.9).
+  if [ ! -x /usr/bin/aws ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null) \
+      || echo "could not install Debian's awscli (AWS CLI v2)"
+  fi
   STRAIT_PY_VENV="$cache/venv" bash "$repo/tests/interop/python/run.sh" -q; record python-interop $?
 fi
 

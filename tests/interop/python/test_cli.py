@@ -1,6 +1,8 @@
-"""The AWS CLI (v1, from PyPI) against strait: every stream, record, tag, retention and reshard command.
+"""The AWS CLI against strait: every stream, record, tag, retention and reshard command.
 
-CLI v1 sends --data (and Data inside --records) as raw text; its JSON output shows blobs as base64.
+Two CLIs: v1 from PyPI (in the venv), and v2 from Debian's `awscli` package (/usr/bin/aws, 2.9),
+which tests/run.sh installs. v1 sends --data (and Data inside --records) as raw text; v2 is told
+to do the same with `--cli-binary-format raw-in-base64-out`. Both print blobs as base64.
 """
 
 import base64
@@ -16,15 +18,25 @@ from conftest import DUMMY_ENV
 from helpers import MAX_HASH, stream_arn, unique
 
 
+V2 = "/usr/bin/aws"
+
+
 class Cli:
-    def __init__(self, endpoint):
+    def __init__(self, endpoint, version):
         self.endpoint = endpoint
+        self.version = version
         self.env = dict(os.environ)
         self.env.update(DUMMY_ENV)
         self.env.pop("AWS_PROFILE", None)
 
     def run(self, *args):
-        cmd = [sys.executable, "-m", "awscli", "kinesis", *args, "--endpoint-url", self.endpoint, "--output", "json"]
+        if self.version == "v1":
+            base = [sys.executable, "-m", "awscli"]
+            extra = []
+        else:
+            base = [V2]
+            extra = ["--cli-binary-format", "raw-in-base64-out"]
+        cmd = [*base, "kinesis", *args, "--endpoint-url", self.endpoint, "--output", "json", *extra]
         return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
 
     def __call__(self, *args):
@@ -39,9 +51,14 @@ class Cli:
         return p.stderr
 
 
-@pytest.fixture(scope="module")
-def aws(server):
-    return Cli(server.endpoint)
+@pytest.fixture(scope="module", params=["v1", "v2"])
+def aws(server, request):
+    if request.param == "v2":
+        if not os.path.exists(V2):
+            pytest.fail(f"AWS CLI v2 missing at {V2}: tests/run.sh installs Debian's awscli package")
+        out = subprocess.run([V2, "--version"], capture_output=True, text=True).stdout
+        assert out.startswith("aws-cli/2."), out
+    return Cli(server.endpoint, request.param)
 
 
 def datas(records):
@@ -115,7 +132,12 @@ def test_cli_put_and_get_records(aws):
     assert datas(out["Records"]) == ["first", "second", "third", "fourth", "fifth"]
     assert out["MillisBehindLatest"] == 0 and out["NextShardIterator"]
     assert [r["PartitionKey"] for r in out["Records"]] == ["k", "k", "k", "k2", "k"]
-    assert all(isinstance(r["ApproximateArrivalTimestamp"], (int, float)) for r in out["Records"])
+    # v1 prints epoch seconds; v2 prints ISO 8601 (its cli_timestamp_format default).
+    for r in out["Records"]:
+        ts = r["ApproximateArrivalTimestamp"]
+        if aws.version == "v2":
+            ts = __import__("datetime").datetime.fromisoformat(ts).timestamp()
+        assert abs(ts - time.time()) < 120, r
 
     out = read("--shard-iterator-type", "TRIM_HORIZON", limit=2)
     assert datas(out["Records"]) == ["first", "second"]
