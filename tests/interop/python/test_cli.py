@@ -224,3 +224,47 @@ def test_cli_resharding(aws):
     w = aws("put-record", "--stream-name", name, "--partition-key", "k", "--data", "after")
     assert w["ShardId"] in {x["ShardId"] for x in aws("list-shards", "--stream-name", name, "--shard-filter", "Type=AT_LATEST")["Shards"]}
     aws("delete-stream", "--stream-name", name)
+
+
+def has_command(aws, command):
+    """Whether this CLI's bundled API model knows `command` (Debian's v2.9 predates some)."""
+    p = aws.run(command, "help")
+    return "Invalid choice" not in p.stderr and "Invalid choice" not in p.stdout
+
+
+def test_cli_settings_and_limits(aws):
+    name = unique("cliset")
+    arn = stream_arn(name)
+    aws("create-stream", "--stream-name", name, "--shard-count", "1")
+    wait_exists(aws, name)
+
+    limits = aws("describe-limits")
+    assert limits["ShardLimit"] >= 1 and limits["OpenShardCount"] >= 1
+
+    aws("start-stream-encryption", "--stream-name", name, "--encryption-type", "KMS", "--key-id", "alias/aws/kinesis")
+    s = aws("describe-stream-summary", "--stream-name", name)["StreamDescriptionSummary"]
+    assert s["EncryptionType"] == "KMS" and s["KeyId"] == "alias/aws/kinesis"
+    aws("stop-stream-encryption", "--stream-name", name, "--encryption-type", "KMS", "--key-id", "alias/aws/kinesis")
+    s = aws("describe-stream-summary", "--stream-name", name)["StreamDescriptionSummary"]
+    assert s["EncryptionType"] == "NONE"
+
+    on = aws("enable-enhanced-monitoring", "--stream-name", name, "--shard-level-metrics", "IncomingBytes", "OutgoingRecords")
+    assert sorted(on["DesiredShardLevelMetrics"]) == ["IncomingBytes", "OutgoingRecords"]
+    off = aws("disable-enhanced-monitoring", "--stream-name", name, "--shard-level-metrics", "IncomingBytes")
+    assert off["DesiredShardLevelMetrics"] == ["OutgoingRecords"]
+
+    aws("update-stream-mode", "--stream-arn", arn, "--stream-mode-details", "StreamMode=ON_DEMAND")
+    s = aws("describe-stream-summary", "--stream-name", name)["StreamDescriptionSummary"]
+    assert s["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
+
+    if has_command(aws, "update-max-record-size"):
+        aws("update-max-record-size", "--stream-arn", arn, "--max-record-size-in-ki-b", "2048")
+        s = aws("describe-stream-summary", "--stream-name", name)["StreamDescriptionSummary"]
+        assert s["MaxRecordSizeInKiB"] == 2048
+    if has_command(aws, "tag-resource"):
+        aws("tag-resource", "--resource-arn", arn, "--tags", "env=test")
+        assert aws("list-tags-for-resource", "--resource-arn", arn)["Tags"] == [{"Key": "env", "Value": "test"}]
+        aws("untag-resource", "--resource-arn", arn, "--tag-keys", "env")
+        assert aws("list-tags-for-resource", "--resource-arn", arn)["Tags"] == []
+    aws("delete-stream", "--stream-arn", arn) if has_command(aws, "tag-resource") else aws("delete-stream", "--stream-name", name)
+    aws("wait", "stream-not-exists", "--stream-name", name)
