@@ -7,6 +7,7 @@ pub mod config;
 pub mod core;
 pub mod kafka;
 pub mod kinesis;
+mod listener;
 
 use std::future::Future;
 use std::sync::Arc;

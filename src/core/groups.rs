@@ -136,6 +136,16 @@ struct Member {
     sync_tx: Option<oneshot::Sender<Result<SyncResult, GroupError>>>,
 }
 
+impl Member {
+    fn metadata_for(&self, protocol: Option<&str>) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| Some(n.as_str()) == protocol)
+            .map(|(_, md)| md.clone())
+            .unwrap_or_default()
+    }
+}
+
 struct Group {
     state: GroupState,
     generation: i32,
@@ -232,20 +242,7 @@ impl Group {
         self.state = GroupState::CompletingRebalance;
         let leader = self.leader.clone().unwrap_or_default();
         let protocol = self.protocol.clone();
-        let everyone: Vec<JoinedMember> = self
-            .members
-            .iter()
-            .map(|(id, m)| JoinedMember {
-                member_id: id.clone(),
-                instance_id: m.instance_id.clone(),
-                metadata: m
-                    .protocols
-                    .iter()
-                    .find(|(n, _)| Some(n) == protocol.as_ref())
-                    .map(|(_, md)| md.clone())
-                    .unwrap_or_default(),
-            })
-            .collect();
+        let everyone = self.joined_members();
         for (id, m) in self.members.iter_mut() {
             m.joined = false;
             m.assignment = Bytes::new();
@@ -266,6 +263,18 @@ impl Group {
                 }));
             }
         }
+    }
+
+    /// Every member with its metadata for the chosen protocol: what the leader assigns from.
+    fn joined_members(&self) -> Vec<JoinedMember> {
+        self.members
+            .iter()
+            .map(|(id, m)| JoinedMember {
+                member_id: id.clone(),
+                instance_id: m.instance_id.clone(),
+                metadata: m.metadata_for(self.protocol.as_deref()),
+            })
+            .collect()
     }
 
     /// The first protocol of the first member that every member supports.
@@ -549,19 +558,7 @@ impl GroupCoordinator {
                 m.last_seen = now;
                 let protocol = g.protocol.clone();
                 let members = if is_leader {
-                    g.members
-                        .iter()
-                        .map(|(id, m)| JoinedMember {
-                            member_id: id.clone(),
-                            instance_id: m.instance_id.clone(),
-                            metadata: m
-                                .protocols
-                                .iter()
-                                .find(|(n, _)| Some(n) == protocol.as_ref())
-                                .map(|(_, md)| md.clone())
-                                .unwrap_or_default(),
-                        })
-                        .collect()
+                    g.joined_members()
                 } else {
                     Vec::new()
                 };
@@ -843,12 +840,7 @@ impl GroupCoordinator {
                     instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    metadata: m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| Some(n) == g.protocol.as_ref())
-                        .map(|(_, md)| md.clone())
-                        .unwrap_or_default(),
+                    metadata: m.metadata_for(g.protocol.as_deref()),
                     assignment: m.assignment.clone(),
                 })
                 .collect(),

@@ -17,21 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{handlers, versions, KafkaCtx};
 
 pub async fn serve(listener: TcpListener, ctx: Arc<KafkaCtx>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka accept failed");
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    crate::listener::accept_until(listener, "kafka", shutdown, move |stream, peer| {
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        async move {
             if let Err(reason) = connection(stream, ctx).await {
                 // A response that cannot be encoded is our bug, not the client's.
                 if reason.starts_with("encode") {
@@ -40,8 +28,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<KafkaCtx>, shutdown: impl Fut
                     tracing::debug!(%peer, %reason, "kafka connection closed");
                 }
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Why a connection was closed.

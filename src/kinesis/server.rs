@@ -30,21 +30,9 @@ pub async fn serve(
     max_body: usize,
     shutdown: impl Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    crate::listener::accept_until(listener, "kinesis", shutdown, move |stream, peer| {
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        async move {
             let svc = tower::service_fn(move |req| handle(ctx.clone(), max_body, req));
             let builder = auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder
@@ -53,8 +41,9 @@ pub async fn serve(
             {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 async fn handle(
