@@ -21,28 +21,10 @@ if [ ! -f "$jar" ] || [ ! -f "$cpfile" ] || [ -n "$(find "$here/src" "$here/pom.
   MAVEN_OPTS="${MAVEN_OPTS:--Xmx384m}" mvn -q -B -f "$here/pom.xml" -Dmaven.repo.local="$m2" package
 fi
 
-server_pid=""; data_dir=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  if [ -n "$data_dir" ]; then rm -rf "$data_dir"; fi
-}
-trap cleanup EXIT
+source "$repo_root/tests/interop/lib/strait.sh"
 if [ -z "$endpoint" ]; then
-  bin="${STRAIT_BIN:-$repo_root/target/debug/strait}"
-  [ -x "$bin" ] || { echo "no STRAIT_ENDPOINT and no strait binary at $bin" >&2; exit 2; }
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  data_dir="$(mktemp -d /tmp/strait-java-interop.XXXXXX)"
-  cfg=(); [ -f "$repo_root/config/strait.yaml" ] && cfg=(--config "$repo_root/config/strait.yaml")
-  STRAIT_DATA_DIR="$data_dir" STRAIT_KINESIS__LISTEN="127.0.0.1:$port" STRAIT_KAFKA__LISTEN="" \
-    "$bin" serve "${cfg[@]}" > "$data_dir.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-    kill -0 "$server_pid" 2>/dev/null || { echo "strait exited early:" >&2; tail -20 "$data_dir.log" >&2; exit 2; }
-    sleep 0.1
-  done
-  endpoint="http://127.0.0.1:$port"
-  echo "# started $bin (pid $server_pid) on $endpoint, data $data_dir, log $data_dir.log"
+  start_strait java-interop || exit 2
+  endpoint="$STRAIT_ENDPOINT"
 fi
 
 total_pass=0; total_fail=0; rc=0
@@ -65,10 +47,6 @@ for mode in "${modes[@]}"; do
   [ "$status" -eq 0 ] || rc=1
   rm -f "$log"
 done
-if [ "$rc" -ne 0 ] && [ -n "$server_pid" ]; then
-  echo "# last lines of the strait log ($data_dir.log):"
-  tail -30 "$data_dir.log" | sed 's/^/#   /'
-fi
-[ "$rc" -ne 0 ] || [ -z "$data_dir" ] || rm -f "$data_dir.log"
+strait_log_tail_on_failure "$rc"
 echo "java-interop: $total_pass passed, $total_fail failed"
 exit $rc

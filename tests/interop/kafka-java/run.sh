@@ -21,40 +21,9 @@ if [ ! -f "$jar" ] || [ ! -f "$cpfile" ] || [ -n "$(find "$here/src" "$here/pom.
   MAVEN_OPTS="${MAVEN_OPTS:--Xmx384m}" mvn -q -B -f "$here/pom.xml" -Dmaven.repo.local="$m2" package
 fi
 
-server_pid=""; data_dir=""
-cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill -CONT "$server_pid" 2>/dev/null || true   # in case the run died while strait was paused
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  if [ -n "$data_dir" ]; then rm -rf "$data_dir" "$data_dir.out" "$data_dir.log"; fi
-}
-trap cleanup EXIT
-
+source "$repo_root/tests/interop/lib/strait.sh"
 if [ -z "${STRAIT_KAFKA:-}" ]; then
-  bin="${STRAIT_BIN:-$repo_root/target/debug/strait}"
-  [ -x "$bin" ] || { echo "no STRAIT_KAFKA and no strait binary at $bin" >&2; exit 2; }
-  data_dir="$(mktemp -d /tmp/strait-kafka-java.XXXXXX)"
-  cfg=(); [ -f "$repo_root/config/strait.yaml" ] && cfg=(--config "$repo_root/config/strait.yaml")
-  STRAIT_DATA_DIR="$data_dir" \
-  STRAIT_KINESIS__LISTEN=127.0.0.1:0 \
-  STRAIT_KAFKA__LISTEN=127.0.0.1:0 \
-  STRAIT_KAFKA__ADVERTISED_ADDRESS=127.0.0.1:0 \
-  STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS=300 \
-    "$bin" serve "${cfg[@]}" > "$data_dir.out" 2> "$data_dir.log" &
-  server_pid=$!
-  kin=""; kaf=""
-  for _ in $(seq 1 300); do
-    kin="$(sed -nE 's/^strait: kinesis listening on ([0-9.]+:[0-9]+).*/\1/p' "$data_dir.out" | head -1)"
-    kaf="$(sed -nE 's/^strait: kafka listening on ([0-9.]+:[0-9]+).*/\1/p' "$data_dir.out" | head -1)"
-    [ -n "$kin" ] && [ -n "$kaf" ] && break
-    kill -0 "$server_pid" 2>/dev/null || { echo "strait exited early:" >&2; tail -20 "$data_dir.log" >&2; exit 2; }
-    sleep 0.1
-  done
-  [ -n "$kin" ] && [ -n "$kaf" ] || { echo "strait did not print its listening ports:" >&2; cat "$data_dir.out" >&2; exit 2; }
-  export STRAIT_KAFKA="$kaf" STRAIT_ENDPOINT="http://$kin" STRAIT_PID="$server_pid"
-  echo "# started $bin (pid $server_pid): kafka $kaf, kinesis $kin, data $data_dir, log $data_dir.log"
+  start_strait kafka-java || exit 2
 fi
 
 set +e
@@ -64,9 +33,5 @@ java -Xmx256m -Xss512k -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
   -cp "$jar:$(cat "$cpfile")" strait.kafkainterop.Main
 rc=$?
 set -e
-if [ "$rc" -ne 0 ] && [ -n "$server_pid" ]; then
-  echo "# last lines of the strait log ($data_dir.log):"
-  tail -30 "$data_dir.log" | sed 's/^/#   /'
-  cp "$data_dir.log" "/tmp/strait-kafka-java-last.log" 2>/dev/null && echo "# full log kept at /tmp/strait-kafka-java-last.log"
-fi
+strait_log_tail_on_failure "$rc"
 exit $rc

@@ -19,31 +19,12 @@ if ! command -v kcat >/dev/null 2>&1; then
 fi
 echo "# $(kcat -V 2>&1 | grep -m1 '^Version')"
 
-server_pid=""; data_dir=""; work="$(mktemp -d /tmp/strait-kcat-work.XXXXXX)"
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  if [ -n "$data_dir" ]; then rm -rf "$data_dir"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+work="$(mktemp -d /tmp/strait-kcat-work.XXXXXX)"
+source "$repo_root/tests/interop/lib/strait.sh"
 kafka="${STRAIT_KAFKA:-}"
 if [ -z "$kafka" ]; then
-  bin="${STRAIT_BIN:-$repo_root/target/debug/strait}"
-  [ -x "$bin" ] || { echo "no STRAIT_KAFKA and no strait binary at $bin" >&2; exit 2; }
-  data_dir="$(mktemp -d /tmp/strait-kcat-interop.XXXXXX)"
-  cfg=(); [ -f "$repo_root/config/strait.yaml" ] && cfg=(--config "$repo_root/config/strait.yaml")
-  STRAIT_DATA_DIR="$data_dir" STRAIT_KINESIS__LISTEN=127.0.0.1:0 STRAIT_KAFKA__LISTEN=127.0.0.1:0 \
-    STRAIT_KAFKA__ADVERTISED_ADDRESS=127.0.0.1:0 STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS=300 \
-    "$bin" serve "${cfg[@]}" > "$data_dir.out" 2> "$data_dir.log" &
-  server_pid=$!
-  for _ in $(seq 1 300); do
-    kafka="$(sed -n 's/^strait: kafka listening on //p' "$data_dir.out" | head -1)"
-    [ -n "$kafka" ] && break
-    kill -0 "$server_pid" 2>/dev/null || { echo "strait exited early:" >&2; tail -20 "$data_dir.log" >&2; exit 2; }
-    sleep 0.1
-  done
-  [ -n "$kafka" ] || { echo "strait did not print its kafka port" >&2; cat "$data_dir.out" >&2; exit 2; }
-  echo "# started $bin (pid $server_pid): kafka $kafka, data $data_dir, log $data_dir.log"
+  start_strait kcat-interop || exit 2
+  kafka="$STRAIT_KAFKA"
 fi
 
 run_id="$(date +%s%N | tail -c 9)"
@@ -199,11 +180,7 @@ for codec in gzip snappy lz4 zstd; do
   fi
 done
 
-if [ "$failed" -ne 0 ] && [ -n "$server_pid" ]; then
-  echo "# last lines of the strait log ($data_dir.log):"
-  tail -30 "$data_dir.log" | sed 's/^/#   /'
-elif [ -n "$data_dir" ]; then
-  rm -f "$data_dir.log" "$data_dir.out"
-fi
+rm -rf "$work"
+strait_log_tail_on_failure "$failed"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
