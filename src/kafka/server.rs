@@ -55,11 +55,18 @@ async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>) -> Result<(), Closed>
                 ctx.max_frame_bytes
             ));
         }
-        let mut frame = BytesMut::zeroed(len as usize);
-        rd.read_exact(&mut frame)
+        // Memory grows with the bytes that actually arrive, not with the length a client
+        // claims: a header announcing 100 MiB and then silence costs at most 1 MiB.
+        let mut frame = Vec::with_capacity((len as usize).min(1 << 20));
+        (&mut rd)
+            .take(len as u64)
+            .read_to_end(&mut frame)
             .await
-            .map_err(|e| format!("short frame: {e}"))?;
-        let frame = frame.freeze();
+            .map_err(|e| format!("reading a frame: {e}"))?;
+        if frame.len() != len as usize {
+            return Err(format!("short frame: {} of {len} bytes", frame.len()));
+        }
+        let frame = Bytes::from(frame);
         let Some(out) = respond(&ctx, &client, frame).await? else {
             continue;
         };
