@@ -227,6 +227,38 @@ fn malformed_frames_close_the_connection() {
 }
 
 #[test]
+fn huge_counts_in_small_requests_do_not_take_the_server_down() {
+    let s = Server::start();
+    // Metadata v1 whose topic array claims 2^31−1 entries in a 14-byte frame.
+    let mut c = Conn::open(s.kafka_port);
+    let mut f = BytesMut::new();
+    f.put_i32(14);
+    f.put_i16(3);
+    f.put_i16(1);
+    f.put_i32(1);
+    f.put_i16(-1);
+    f.put_i32(i32::MAX);
+    c.send_raw(&f);
+    assert!(
+        c.recv_raw().is_none(),
+        "an undecodable request closes the connection"
+    );
+    // A produced batch whose record count is huge but whose CRC is right is refused.
+    let mut c = Conn::open(s.kafka_port);
+    let mut b = BytesMut::from(&batch(&[("k", "v")], None)[..]);
+    b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+    b[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    s.ok(
+        "CreateStream",
+        json!({"StreamName": "huge", "ShardCount": 1}),
+    );
+    assert_eq!(produce(&mut c, "huge", 0, b.freeze()).0, 2);
+    let _: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
+}
+
+#[test]
 fn topics_and_streams_are_one_namespace() {
     let s = Server::start();
     s.ok(

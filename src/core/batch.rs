@@ -93,6 +93,22 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             "negative record count or offset delta",
         ));
     }
+    // Producers write offset deltas 0..n-1; a count that disagrees (or one too large for the
+    // bytes of an uncompressed batch) would make decoders reserve for records that are not
+    // there.
+    if header.record_count as i64 != header.last_offset_delta as i64 + 1 {
+        return Err(BatchError::Malformed(
+            "record count disagrees with the last offset delta",
+        ));
+    }
+    const MIN_RECORD_BYTES: usize = 7;
+    let uncompressed = header.attributes & 0x7 == 0;
+    let room = header.total_len.saturating_sub(HEADER_LEN) / MIN_RECORD_BYTES;
+    if uncompressed && header.record_count as usize > room {
+        return Err(BatchError::Malformed(
+            "more records than an uncompressed batch can hold",
+        ));
+    }
     Ok(header)
 }
 
