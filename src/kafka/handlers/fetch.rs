@@ -90,8 +90,30 @@ fn read_once(
                 continue;
             }
             let room = max_bytes.saturating_sub(total);
-            // Kafka returns at least one batch even past the limits, so a consumer can move on.
-            let want = (p.partition_max_bytes.max(0) as usize).min(room).max(1);
+            if room == 0 {
+                // The response is full: later partitions report their offsets, no records.
+                match ctx.core.partition_offsets_checked(name, p.partition as u32) {
+                    Ok(o) => partitions.push(
+                        base.with_error_code(NONE)
+                            .with_high_watermark(o.high_watermark)
+                            .with_last_stable_offset(o.high_watermark)
+                            .with_log_start_offset(o.log_start)
+                            .with_records(Some(Bytes::new())),
+                    ),
+                    Err(e) => {
+                        errors = true;
+                        partitions.push(base.with_error_code(error::code(&e)));
+                    }
+                }
+                continue;
+            }
+            // Only the first batch of a response may exceed the limits (as Kafka), so a
+            // consumer can always move past a batch larger than its fetch sizes.
+            let want = if total == 0 {
+                (p.partition_max_bytes.max(0) as usize).min(room).max(1)
+            } else {
+                (p.partition_max_bytes.max(0) as usize).min(room)
+            };
             match ctx
                 .core
                 .fetch(name, p.partition as u32, p.fetch_offset, want)

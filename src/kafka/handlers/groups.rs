@@ -198,7 +198,7 @@ pub fn offset_commit(ctx: &KafkaCtx, r: OffsetCommitRequest) -> OffsetCommitResp
     let group = r.group_id.0.to_string();
     // Partitions of unknown topics fail on their own; the rest commit together.
     let mut offsets = Vec::new();
-    let mut unknown = Vec::new();
+    let mut unknown = std::collections::HashSet::new();
     for t in &r.topics {
         let name = t.name.0.to_string();
         let stream = ctx.core.stream(&name).ok();
@@ -217,7 +217,7 @@ pub fn offset_commit(ctx: &KafkaCtx, r: OffsetCommitRequest) -> OffsetCommitResp
                     },
                 ));
             } else {
-                unknown.push((name.clone(), p.partition_index));
+                unknown.insert((name.clone(), p.partition_index));
             }
         }
     }
