@@ -5,6 +5,7 @@
 //! groups.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -240,6 +241,8 @@ impl Group {
             self.leader = self.members.keys().next().cloned();
         }
         self.state = GroupState::CompletingRebalance;
+        // The sync phase gets as long as a rebalance may take.
+        self.deadline = now + self.max_rebalance_timeout();
         let leader = self.leader.clone().unwrap_or_default();
         let protocol = self.protocol.clone();
         let everyone = self.joined_members();
@@ -411,6 +414,9 @@ impl Group {
 
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
+    doc_seq: AtomicU64,
+    /// The newest snapshot written per group; held while writing.
+    written: Mutex<HashMap<String, u64>>,
     meta: Arc<dyn MetaStore>,
     initial_delay: Duration,
 }
@@ -432,6 +438,8 @@ impl GroupCoordinator {
         }
         let this = Arc::new(GroupCoordinator {
             groups: Mutex::new(groups),
+            doc_seq: AtomicU64::new(0),
+            written: Mutex::new(HashMap::new()),
             meta,
             initial_delay,
         });
@@ -453,7 +461,11 @@ impl GroupCoordinator {
             let expired: Vec<String> = g
                 .members
                 .iter()
-                .filter(|(_, m)| m.join_tx.is_none() && m.last_seen + m.session_timeout < now)
+                .filter(|(_, m)| {
+                    m.join_tx.is_none()
+                        && m.sync_tx.is_none()
+                        && m.last_seen + m.session_timeout < now
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             if !expired.is_empty() {
@@ -476,6 +488,11 @@ impl GroupCoordinator {
                     }
                     _ => {}
                 }
+            }
+            // A leader that never sends SyncGroup must not strand its followers.
+            if g.state == GroupState::CompletingRebalance && now >= g.deadline {
+                tracing::info!("group sync timed out; rebalancing");
+                g.start_rebalance(now, Duration::ZERO);
             }
             g.maybe_complete_join(now);
         }
@@ -571,7 +588,7 @@ impl GroupCoordinator {
                     members,
                     skip_assignment: is_leader,
                 };
-                let doc = g.doc();
+                let doc = self.snapshot(g);
                 drop(groups);
                 self.persist(&req.group, &doc);
                 return Ok(result);
@@ -663,7 +680,7 @@ impl GroupCoordinator {
                     }
                 }
                 let mine = result_for(g, member_id);
-                let doc = g.doc();
+                let doc = self.snapshot(g);
                 drop(groups);
                 self.persist(group, &doc);
                 return Ok(mine);
@@ -746,7 +763,7 @@ impl GroupCoordinator {
                 g.start_rebalance(now, Duration::ZERO);
                 g.maybe_complete_join(now);
             }
-            let doc = g.doc();
+            let doc = self.snapshot(g);
             drop(groups);
             self.persist(group, &doc);
         }
@@ -786,16 +803,31 @@ impl GroupCoordinator {
             for (t, p, c) in offsets {
                 g.offsets.insert((t, p), c);
             }
-            g.doc()
+            self.snapshot(g)
         };
         self.persist(group, &doc);
         Ok(())
     }
 
-    fn persist(&self, group: &str, doc: &GroupDoc) {
+    /// A group's document with a sequence number. Taken under the groups lock, so sequence
+    /// order is state order.
+    fn snapshot(&self, g: &Group) -> (u64, GroupDoc) {
+        (self.doc_seq.fetch_add(1, Ordering::Relaxed), g.doc())
+    }
+
+    /// Writes a snapshot unless a newer one of the same group is already written: two
+    /// commits racing to disk must not leave the older offsets there.
+    fn persist(&self, group: &str, (seq, doc): &(u64, GroupDoc)) {
+        let mut written = self.written.lock();
+        if written.get(group).is_some_and(|w| *w > *seq) {
+            return;
+        }
         let bytes = serde_json::to_vec(doc).expect("group documents serialise");
-        if let Err(e) = self.meta.put(&format!("{GROUP_PREFIX}{group}"), &bytes) {
-            tracing::error!(group, error = %e, "persisting committed offsets failed");
+        match self.meta.put(&format!("{GROUP_PREFIX}{group}"), &bytes) {
+            Ok(()) => {
+                written.insert(group.to_string(), *seq);
+            }
+            Err(e) => tracing::error!(group, error = %e, "persisting committed offsets failed"),
         }
     }
 
@@ -893,7 +925,7 @@ impl GroupCoordinator {
             for (t, p) in partitions {
                 g.offsets.remove(&(t.clone(), *p));
             }
-            g.doc()
+            self.snapshot(g)
         };
         self.persist(group, &doc);
         Ok(())

@@ -82,6 +82,16 @@ impl PartitionProducer {
     }
 }
 
+/// The sequence of a batch's last record: sequences wrap from i32::MAX to 0, as Kafka's
+/// `DefaultRecordBatch.incrementSequence`.
+pub fn last_sequence(base: i32, last_offset_delta: i32) -> i32 {
+    if base > i32::MAX - last_offset_delta {
+        last_offset_delta - (i32::MAX - base) - 1
+    } else {
+        base + last_offset_delta
+    }
+}
+
 type Key = (i64, String, u32);
 
 pub struct Producers {
@@ -158,6 +168,14 @@ mod tests {
         assert_eq!(p.check(&b(1, 0, 0)), SequenceCheck::Fresh);
         p.record(&b(1, 0, 0), 110);
         assert_eq!(p.check(&b(0, 10, 10)), SequenceCheck::Fenced);
+    }
+
+    #[test]
+    fn last_sequence_wraps_like_kafka() {
+        assert_eq!(last_sequence(10, 4), 14);
+        assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
+        assert_eq!(last_sequence(i32::MAX, 1), 0);
+        assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
     }
 
     #[test]

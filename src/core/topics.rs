@@ -10,7 +10,7 @@ use super::batch;
 use super::catalog::{shard_id, KeyHash, Stream, StreamMode};
 use super::error::{CoreError, CoreResult};
 use super::hashing::md5_hash_key;
-use super::producers::{BatchIdentity, SequenceCheck};
+use super::producers::{last_sequence, BatchIdentity, SequenceCheck};
 use super::record::decode_batch;
 use super::service::{Core, CreateStreamRequest};
 use crate::backend::{PartitionOffsets, ReadBatches};
@@ -83,7 +83,7 @@ impl Core {
                 producer_id: header.producer_id,
                 epoch: header.producer_epoch,
                 first_sequence: header.base_sequence,
-                last_sequence: header.base_sequence.wrapping_add(header.last_offset_delta),
+                last_sequence: last_sequence(header.base_sequence, header.last_offset_delta),
             };
             let state = self.producers.partition(id.producer_id, stream, partition);
             let mut state = state.lock().await;
