@@ -4,7 +4,7 @@
 //! `MetaStore`, so after a restart members keep their ids and generation, as Kafka reloads its
 //! groups.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,8 @@ use crate::backend::MetaStore;
 const GROUP_PREFIX: &str = "groups/";
 const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
 const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+/// How long an id handed out with MEMBER_ID_REQUIRED waits for its JoinGroup.
+const PENDING_MEMBER_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupError {
@@ -155,7 +157,7 @@ struct Group {
     leader: Option<String>,
     members: BTreeMap<String, Member>,
     /// Ids handed out with MEMBER_ID_REQUIRED and not yet used.
-    pending: HashSet<String>,
+    pending: HashMap<String, Instant>,
     /// When the current rebalance ends regardless of stragglers.
     deadline: Instant,
     /// The initial-delay window of a rebalance that started from Empty.
@@ -173,7 +175,7 @@ impl Group {
             protocol: None,
             leader: None,
             members: BTreeMap::new(),
-            pending: HashSet::new(),
+            pending: HashMap::new(),
             deadline: now,
             settle_until: now,
             rebalance_started: now,
@@ -457,6 +459,17 @@ impl GroupCoordinator {
 
     fn tick(&self, now: Instant) {
         let mut groups = self.groups.lock();
+        // Nothing a client sends may grow memory for good: ids handed out with
+        // MEMBER_ID_REQUIRED and never used expire, and groups with no members and no
+        // offsets (stray JoinGroups, failed joins) are forgotten.
+        groups.retain(|_, g| {
+            g.pending
+                .retain(|_, issued| now.duration_since(*issued) < PENDING_MEMBER_TTL);
+            !(g.state == GroupState::Empty
+                && g.members.is_empty()
+                && g.offsets.is_empty()
+                && g.pending.is_empty())
+        });
         for g in groups.values_mut() {
             let expired: Vec<String> = g
                 .members
@@ -551,13 +564,13 @@ impl GroupCoordinator {
                         g.members.insert(fresh.clone(), m);
                     }
                 } else if req.require_known_member_id {
-                    g.pending.insert(fresh.clone());
+                    g.pending.insert(fresh.clone(), now);
                     return Err(GroupError::MemberIdRequired(fresh));
                 }
                 fresh
             } else {
                 let known = g.members.contains_key(&req.member_id);
-                if !known && !g.pending.remove(&req.member_id) {
+                if !known && g.pending.remove(&req.member_id).is_none() {
                     return Err(GroupError::UnknownMemberId);
                 }
                 req.member_id.clone()

@@ -33,11 +33,21 @@ pub enum SequenceCheck {
     },
 }
 
-#[derive(Default)]
 pub(super) struct PartitionProducer {
     epoch: i16,
+    last_used: std::time::Instant,
     /// (first sequence, last sequence, base offset)
     recent: VecDeque<(i32, i32, i64)>,
+}
+
+impl Default for PartitionProducer {
+    fn default() -> Self {
+        PartitionProducer {
+            epoch: 0,
+            last_used: std::time::Instant::now(),
+            recent: VecDeque::new(),
+        }
+    }
 }
 
 impl PartitionProducer {
@@ -70,6 +80,7 @@ impl PartitionProducer {
     }
 
     pub(super) fn record(&mut self, b: &BatchIdentity, base_offset: i64) {
+        self.last_used = std::time::Instant::now();
         if b.epoch != self.epoch {
             self.epoch = b.epoch;
             self.recent.clear();
@@ -94,8 +105,12 @@ pub fn last_sequence(base: i32, last_offset_delta: i32) -> i32 {
 
 type Key = (i64, String, u32);
 
+/// Kafka's default producer.id.expiration.ms.
+const PRODUCER_EXPIRY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 pub struct Producers {
     next_id: AtomicI64,
+    lookups: std::sync::atomic::AtomicU64,
     /// One lock per (producer, stream, partition): check, append and record happen under it.
     partitions: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<PartitionProducer>>>>,
 }
@@ -106,6 +121,7 @@ impl Default for Producers {
         let start = super::now_ms().max(1) * 1000;
         Producers {
             next_id: AtomicI64::new(start),
+            lookups: std::sync::atomic::AtomicU64::new(0),
             partitions: Mutex::new(HashMap::new()),
         }
     }
@@ -122,9 +138,16 @@ impl Producers {
         stream: &str,
         partition: u32,
     ) -> Arc<tokio::sync::Mutex<PartitionProducer>> {
-        self.partitions
-            .lock()
-            .entry((producer_id, stream.to_string(), partition))
+        let mut map = self.partitions.lock();
+        // Forget producers idle longer than Kafka's producer.id.expiration.ms (one day);
+        // checked every few thousand lookups so the sweep costs nothing per produce.
+        if self.lookups.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            map.retain(|_, p| {
+                p.try_lock()
+                    .map_or(true, |p| p.last_used.elapsed() < PRODUCER_EXPIRY)
+            });
+        }
+        map.entry((producer_id, stream.to_string(), partition))
             .or_default()
             .clone()
     }
