@@ -25,6 +25,19 @@ pub struct KinesisConfig {
     pub listen: String,
     /// Largest request body accepted; PutRecords carries up to 10 MiB of data, base64-encoded.
     pub max_body_bytes: usize,
+    pub tls: TlsConfig,
+    /// How long one SubscribeToShard stream lasts before the client must resubscribe.
+    pub subscription_lifetime_secs: u64,
+    /// Enhanced fan-out consumers one stream may have registered.
+    pub max_consumers_per_stream: u32,
+}
+
+/// PEM files for TLS on the Kinesis port. With both set, the port also accepts TLS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +141,9 @@ impl Default for KinesisConfig {
         KinesisConfig {
             listen: "127.0.0.1:4567".into(),
             max_body_bytes: 20 << 20,
+            tls: TlsConfig::default(),
+            subscription_lifetime_secs: 300,
+            max_consumers_per_stream: 20,
         }
     }
 }
@@ -281,6 +297,30 @@ impl Config {
                 format!("{} is below 1 MiB", self.backend.embedded.segment_bytes),
             );
         }
+        if self.kinesis.tls.cert.is_some() != self.kinesis.tls.key.is_some() {
+            return bad(
+                "kinesis.tls",
+                "set both `cert` and `key`, or neither".into(),
+            );
+        }
+        if !(1..=86_400).contains(&self.kinesis.subscription_lifetime_secs) {
+            return bad(
+                "kinesis.subscription_lifetime_secs",
+                format!(
+                    "{} is not in 1..=86400",
+                    self.kinesis.subscription_lifetime_secs
+                ),
+            );
+        }
+        if !(1..=10_000).contains(&self.kinesis.max_consumers_per_stream) {
+            return bad(
+                "kinesis.max_consumers_per_stream",
+                format!(
+                    "{} is not in 1..=10000",
+                    self.kinesis.max_consumers_per_stream
+                ),
+            );
+        }
         if self.kinesis.max_body_bytes < 1 << 20 {
             return bad(
                 "kinesis.max_body_bytes",
@@ -356,6 +396,15 @@ mod tests {
         assert_eq!(c.backend.embedded.fsync, FsyncPolicy::Always);
         assert_eq!(c.streams.default_shard_count, d.streams.default_shard_count);
         assert_eq!(c.account_id, "000000000000");
+        assert_eq!(
+            c.kinesis.subscription_lifetime_secs,
+            d.kinesis.subscription_lifetime_secs
+        );
+        assert_eq!(
+            c.kinesis.max_consumers_per_stream,
+            d.kinesis.max_consumers_per_stream
+        );
+        assert!(c.kinesis.tls.cert.is_none() && c.kinesis.tls.key.is_none());
     }
 
     #[test]

@@ -42,13 +42,21 @@ pub async fn run(
     let ctx = Arc::new(kinesis::ops::Ctx {
         core: core.clone(),
         region: config.region.clone(),
+        max_consumers_per_stream: config.kinesis.max_consumers_per_stream,
+        subscription_lifetime: std::time::Duration::from_secs(
+            config.kinesis.subscription_lifetime_secs,
+        ),
     });
+    let tls = match (&config.kinesis.tls.cert, &config.kinesis.tls.key) {
+        (Some(cert), Some(key)) => Some(kinesis::tls::server_config(cert, key)?),
+        _ => None,
+    };
     let addr = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr} (kinesis.listen): {e}"))?;
     let addr = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "Kinesis API listening");
+    tracing::info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), "Kinesis API listening");
     // Machine-readable, for tools that start strait on port 0.
     println!("strait: kinesis listening on {addr}");
     let kafka = if config.kafka.listen.is_empty() {
@@ -95,7 +103,7 @@ pub async fn run(
             shutdown.clone(),
         )))
     };
-    kinesis::server::serve(listener, ctx, config.kinesis.max_body_bytes, shutdown).await;
+    kinesis::server::serve(listener, ctx, config.kinesis.max_body_bytes, tls, shutdown).await;
     if let Some(k) = kafka {
         let _ = k.await;
     }

@@ -1,4 +1,4 @@
-//! The `strait` command: serve, check-config, version.
+//! The `strait` command: serve, check-config, cert, version.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +29,15 @@ enum Command {
         #[arg(long, default_value = "config/strait.yaml")]
         config: PathBuf,
     },
+    /// Write a development CA (ca.pem) and a server certificate it signs (cert.pem, with the
+    /// CA appended) and key (key.pem) for kinesis.tls. Clients trust ca.pem.
+    Cert {
+        #[arg(long)]
+        out: PathBuf,
+        /// Host names or IP addresses the certificate is for (localhost and loopback are added).
+        #[arg(long, required = true)]
+        host: Vec<String>,
+    },
     /// Print the version.
     Version,
 }
@@ -46,6 +55,23 @@ fn main() -> ExitCode {
             println!("strait {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Cert { out, host } => match write_certificate(&out, &host) {
+            Ok(()) => {
+                println!(
+                    "wrote {0}/ca.pem (trust this), {0}/cert.pem and {0}/key.pem",
+                    out.display()
+                );
+                println!(
+                    "use: STRAIT_KINESIS__TLS__CERT={0}/cert.pem STRAIT_KINESIS__TLS__KEY={0}/key.pem",
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("strait cert: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { config } => match Config::load(Some(&config), std::env::vars()) {
             Ok(c) => {
                 println!("{}: ok\n{c:#?}", config.display());
@@ -77,6 +103,26 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn write_certificate(out: &std::path::Path, hosts: &[String]) -> Result<(), String> {
+    let c = strait::kinesis::tls::dev_certificate(hosts)?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let write = |name: &str, text: &str, private: bool| -> Result<(), String> {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        let _ = private;
+        Ok(())
+    };
+    write("ca.pem", &c.ca_pem, false)?;
+    write("cert.pem", &c.chain_pem, false)?;
+    write("key.pem", &c.key_pem, true)
 }
 
 async fn shutdown_signal() {

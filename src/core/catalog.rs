@@ -123,6 +123,9 @@ pub struct Stream {
     pub max_record_kib: u32,
     pub key_hash: KeyHash,
     pub shards: Vec<Shard>,
+    /// Enhanced fan-out registrations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<super::fanout::Consumer>,
 }
 
 impl Stream {
@@ -201,6 +204,7 @@ mod tests {
             shard_level_metrics: Default::default(),
             max_record_kib: 1024,
             key_hash,
+            consumers: Vec::new(),
             shards: uniform_ranges(0, MAX_HASH_KEY, n)
                 .into_iter()
                 .enumerate()

@@ -48,6 +48,32 @@ pub struct ReadRecord {
     pub data: Bytes,
 }
 
+/// What one read of a partition found.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub records: Vec<ReadRecord>,
+    /// Where the next read starts.
+    pub next_offset: i64,
+    pub millis_behind_latest: i64,
+    /// The shard is closed and has been read to its end.
+    pub shard_ended: bool,
+    /// Set with `shard_ended`: the shards that replaced this one.
+    pub child_shards: Vec<Shard>,
+    pub shard_created_secs: u64,
+}
+
+impl Span {
+    /// A sequence number to resume after: the last record read, or the position just before
+    /// `next_offset` when nothing was read (SubscribeToShard's ContinuationSequenceNumber).
+    pub fn continuation(&self, partition: u32) -> String {
+        match self.records.last() {
+            Some(r) => r.sequence_number.clone(),
+            None => SeqNo::position(partition, self.next_offset as u64, self.shard_created_secs)
+                .to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RecordsPage {
     pub records: Vec<ReadRecord>,
@@ -252,11 +278,39 @@ impl Core {
         if s.created_ms != pos.stream_created_ms {
             return Err(self.not_found(&pos.stream));
         }
-        let shard = self.shard_of(&s, pos.partition)?.clone();
-        let mut offset = pos.offset as i64;
+        let span = self.read_span(&s, pos.partition, pos.offset as i64, limit, MAX_READ_BYTES)?;
+        let next_iterator = (!span.shard_ended).then(|| {
+            self.signer.sign(&IteratorPosition {
+                offset: span.next_offset as u64,
+                issued_ms: now,
+                ..pos
+            })
+        });
+        Ok(RecordsPage {
+            records: span.records,
+            next_iterator,
+            millis_behind_latest: span.millis_behind_latest,
+            child_shards: span.child_shards,
+            stream: s,
+        })
+    }
+
+    /// Reads one partition from `offset`: at most `limit` records and about `max_bytes` of
+    /// data (never fewer than one record). Shared by GetRecords and SubscribeToShard.
+    pub fn read_span(
+        &self,
+        s: &Stream,
+        partition: u32,
+        offset: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> CoreResult<Span> {
+        let now = now_ms();
+        let shard = self.shard_of(s, partition)?.clone();
+        let mut offset = offset;
         let mut records = Vec::new();
         let mut bytes = 0usize;
-        let mut offsets = self.log.offsets(&s.name, pos.partition)?;
+        let mut offsets = self.log.offsets(&s.name, partition)?;
         let end = shard.end_offset.unwrap_or(i64::MAX);
         offset = offset.max(offsets.log_start);
         let mut last_ts = None;
@@ -264,13 +318,11 @@ impl Core {
         let step_for = |bytes: usize| {
             (limit.saturating_mul(256))
                 .clamp(64 * 1024, READ_STEP)
-                .min(MAX_READ_BYTES - bytes)
+                .min(max_bytes.saturating_sub(bytes))
                 .max(64 * 1024)
         };
         'read: while records.len() < limit && offset < end {
-            let read = self
-                .log
-                .read(&s.name, pos.partition, offset, step_for(bytes))?;
+            let read = self.log.read(&s.name, partition, offset, step_for(bytes))?;
             if let Some(o) = read.offsets {
                 offsets = o;
             }
@@ -289,11 +341,9 @@ impl Core {
                     let data = r.value.unwrap_or_default();
                     // A null Kafka key reads as the partition number, as awslabs' connector
                     // does (reference §4h).
-                    let key = r
-                        .key
-                        .unwrap_or_else(|| Bytes::from(pos.partition.to_string()));
+                    let key = r.key.unwrap_or_else(|| Bytes::from(partition.to_string()));
                     let size = data.len() + key.len();
-                    if !records.is_empty() && bytes + size > MAX_READ_BYTES {
+                    if !records.is_empty() && bytes + size > max_bytes {
                         break 'read;
                     }
                     bytes += size;
@@ -301,7 +351,7 @@ impl Core {
                     last_ts = Some(r.timestamp_ms);
                     records.push(ReadRecord {
                         sequence_number: SeqNo::record(
-                            pos.partition,
+                            partition,
                             r.offset as u64,
                             shard.created_secs,
                             (r.timestamp_ms.max(0) / 1000) as u64,
@@ -328,23 +378,34 @@ impl Core {
                 _ => 0,
             }
         };
-        let closed_and_done = shard.end_offset.is_some_and(|e| offset >= e);
-        let (next_iterator, child_shards) = if closed_and_done {
-            (None, s.children(shard.partition).cloned().collect())
+        let shard_ended = shard.end_offset.is_some_and(|e| offset >= e);
+        let child_shards = if shard_ended {
+            s.children(shard.partition).cloned().collect()
         } else {
-            let next = self.signer.sign(&IteratorPosition {
-                offset: offset as u64,
-                issued_ms: now,
-                ..pos
-            });
-            (Some(next), Vec::new())
+            Vec::new()
         };
-        Ok(RecordsPage {
+        Ok(Span {
             records,
-            next_iterator,
+            next_offset: offset,
             millis_behind_latest,
+            shard_ended,
             child_shards,
-            stream: s,
+            shard_created_secs: shard.created_secs,
         })
+    }
+
+    /// Resolves a start position to an offset without signing an iterator (SubscribeToShard).
+    pub fn start_offset(
+        &self,
+        stream: &str,
+        partition: u32,
+        start: IteratorStart,
+    ) -> CoreResult<i64> {
+        let token = self.get_shard_iterator(stream, partition, start)?;
+        let pos = self
+            .signer
+            .verify(&token, now_ms())
+            .map_err(|_| CoreError::Storage("a fresh iterator failed to verify".into()))?;
+        Ok(pos.offset as i64)
     }
 }

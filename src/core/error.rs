@@ -69,6 +69,28 @@ pub enum CoreError {
         partition: u32,
         key: String,
     },
+    #[error("Consumer {consumer} under stream {stream} under account {account} not found.")]
+    ConsumerNotFound {
+        stream: String,
+        consumer: String,
+        account: String,
+    },
+    #[error("Consumer {consumer} under stream {stream} under account {account} already exists.")]
+    ConsumerExists {
+        stream: String,
+        consumer: String,
+        account: String,
+    },
+    /// A second subscription to one (consumer, shard) within five seconds of the first.
+    #[error("Another active subscription exists for consumer {consumer} on shard {shard}; it started {age_ms} ms ago. Retry after 5 seconds to take it over.")]
+    SubscriptionInUse {
+        consumer: String,
+        shard: String,
+        age_ms: u64,
+    },
+    /// Stream deletion refused while consumers are registered.
+    #[error("Stream {stream} under account {account} has registered consumers; set EnforceConsumerDeletion to delete it with them.")]
+    HasConsumers { stream: String, account: String },
     /// Storage failed; the request may be retried. Never used for bad input.
     #[error("storage failure: {0}")]
     Storage(String),

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod catalog;
 mod data;
 pub mod error;
+pub mod fanout;
 pub mod groups;
 pub mod hashing;
 pub mod iterator;
@@ -15,7 +16,7 @@ pub mod seqno;
 mod service;
 mod topics;
 
-pub use data::{IteratorStart, PutInput, PutOutcome, ReadRecord, RecordsPage};
+pub use data::{IteratorStart, PutInput, PutOutcome, ReadRecord, RecordsPage, Span};
 pub use service::{
     retention_ms, Core, CreateStreamRequest, Limits, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS,
 };

@@ -266,6 +266,8 @@ impl Core {
             .create_partitions(stream, first..next.next_partition())?;
         self.persist(&next)?;
         *entry.state.write() = Arc::new(next);
+        // Subscribers at the end of a parent learn it closed.
+        self.appended.notify_waiters();
         Ok(())
     }
 }

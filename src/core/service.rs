@@ -50,6 +50,7 @@ pub struct Core {
     /// Woken after every append, for long-polling readers.
     pub(super) appended: tokio::sync::Notify,
     pub(super) producers: super::producers::Producers,
+    pub(super) subscriptions: super::fanout::Subscriptions,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +123,7 @@ impl Core {
             spread: AtomicUsize::new(0),
             appended: tokio::sync::Notify::new(),
             producers: super::producers::Producers::default(),
+            subscriptions: super::fanout::Subscriptions::default(),
         })
     }
 
@@ -202,6 +204,7 @@ impl Core {
             shard_level_metrics: BTreeSet::new(),
             max_record_kib: req.max_record_kib.unwrap_or(1024),
             key_hash: req.key_hash,
+            consumers: Vec::new(),
             shards: uniform_ranges(0, MAX_HASH_KEY, shards)
                 .into_iter()
                 .enumerate()
@@ -233,9 +236,25 @@ impl Core {
         Ok(())
     }
 
-    pub async fn delete_stream(&self, name: &str) -> CoreResult<()> {
+    /// Deletes a stream with its data and consumers. `keep_if_consumers` refuses when
+    /// consumers are registered (Kinesis DeleteStream without EnforceConsumerDeletion).
+    pub async fn delete_stream(&self, name: &str, keep_if_consumers: bool) -> CoreResult<()> {
         let _admin = self.admin.lock().await;
         let entry = self.entry(name)?;
+        let now = now_ms();
+        if keep_if_consumers
+            && entry
+                .snapshot()
+                .consumers
+                .iter()
+                .any(|c| c.status(now).is_some())
+        {
+            return Err(CoreError::HasConsumers {
+                stream: name.to_string(),
+                account: self.account_id.clone(),
+            });
+        }
+        self.revoke_stream_leases(name);
         let _gate = entry.gate.write().await;
         self.meta.delete(&format!("{STREAM_PREFIX}{name}"))?;
         self.catalog.write().remove(name);

@@ -10,6 +10,11 @@ pub fn code(e: &CoreError) -> i16 {
         CoreError::StreamNotFound { .. } | CoreError::ShardNotFound { .. } => {
             ResponseError::UnknownTopicOrPartition
         }
+        // Kinesis-only conditions; DeleteTopics removes consumers along with the stream.
+        CoreError::ConsumerNotFound { .. }
+        | CoreError::ConsumerExists { .. }
+        | CoreError::SubscriptionInUse { .. }
+        | CoreError::HasConsumers { .. } => ResponseError::InvalidRequest,
         CoreError::StreamExists { .. } => ResponseError::TopicAlreadyExists,
         CoreError::StreamNotActive { .. } => ResponseError::LeaderNotAvailable,
         CoreError::ShardClosed { .. } => ResponseError::PolicyViolation,

@@ -35,6 +35,9 @@ impl ApiError {
     pub fn resource_not_found(message: impl Into<String>) -> Self {
         Self::client("ResourceNotFoundException", message)
     }
+    pub fn resource_in_use(message: impl Into<String>) -> Self {
+        Self::client("ResourceInUseException", message)
+    }
     pub fn limit_exceeded(message: impl Into<String>) -> Self {
         Self::client("LimitExceededException", message)
     }
@@ -78,12 +81,16 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let message = e.to_string();
         match e {
-            CoreError::StreamNotFound { .. } | CoreError::ShardNotFound { .. } => {
+            CoreError::StreamNotFound { .. }
+            | CoreError::ShardNotFound { .. }
+            | CoreError::ConsumerNotFound { .. } => {
                 ApiError::client("ResourceNotFoundException", message)
             }
-            CoreError::StreamExists { .. } | CoreError::StreamNotActive { .. } => {
-                ApiError::client("ResourceInUseException", message)
-            }
+            CoreError::StreamExists { .. }
+            | CoreError::StreamNotActive { .. }
+            | CoreError::ConsumerExists { .. }
+            | CoreError::SubscriptionInUse { .. }
+            | CoreError::HasConsumers { .. } => ApiError::client("ResourceInUseException", message),
             CoreError::ShardClosed { .. } | CoreError::InvalidArgument(_) => {
                 ApiError::client("InvalidArgumentException", message)
             }

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod codec;
 pub mod error;
+pub mod eventstream;
 pub mod ops;
 pub mod server;
+pub mod tls;
 pub mod validate;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -20,25 +21,51 @@ use tokio::net::TcpListener;
 use super::auth;
 use super::codec::{self, Protocol};
 use super::error::ApiError;
-use super::ops::{self, Ctx};
+use super::ops::{self, Ctx, EventStream, Handler};
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// What a request produced: one encoded body or an event stream.
+enum Answer {
+    Body(Bytes),
+    Events(EventStream),
+}
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
+const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 
+/// Serves plain HTTP/1.1, h2c with prior knowledge and, with `tls` set, TLS (ALPN h2 or
+/// http/1.1) on one port. hyper's auto builder tells HTTP/2 from HTTP/1.1 by the preface,
+/// so h2 works over TLS whatever ALPN said.
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<Ctx>,
     max_body: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     crate::listener::accept_until(listener, "kinesis", shutdown, move |stream, peer| {
         let ctx = ctx.clone();
+        let acceptor = acceptor.clone();
         async move {
             let svc = tower::service_fn(move |req| handle(ctx.clone(), max_body, req));
+            let svc = TowerToHyperService::new(svc);
             let builder = auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-                .await
-            {
+            let mut first = [0u8; 1];
+            let is_tls = acceptor.is_some()
+                && matches!(stream.peek(&mut first).await, Ok(1) if first[0] == super::tls::HANDSHAKE_RECORD);
+            let served = match acceptor {
+                Some(acceptor) if is_tls => match acceptor.accept(stream).await {
+                    Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                _ => builder.serve_connection(TokioIo::new(stream), svc).await,
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         }
@@ -46,11 +73,11 @@ pub async fn serve(
     .await;
 }
 
-async fn handle(
+pub async fn handle(
     ctx: Arc<Ctx>,
     max_body: usize,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     let content_type = parts
@@ -69,9 +96,18 @@ async fn handle(
     };
     let result = dispatch(ctx, max_body, &parts, body, protocol).await;
     Ok(match result {
-        Ok(bytes) => {
-            let mut resp = Response::new(Full::new(bytes));
-            decorate(&mut resp, protocol, &request_id);
+        Ok(Answer::Body(bytes)) => {
+            let mut resp = Response::new(Full::new(bytes).boxed_unsync());
+            decorate(&mut resp, protocol.content_type(), &request_id);
+            resp
+        }
+        Ok(Answer::Events(events)) => {
+            let frames = futures_util::stream::unfold(events.messages, |mut rx| async move {
+                let msg = rx.recv().await?;
+                Some((Ok(http_body::Frame::data(msg)), rx))
+            });
+            let mut resp = Response::new(StreamBody::new(frames).boxed_unsync());
+            decorate(&mut resp, EVENT_STREAM, &request_id);
             resp
         }
         Err(e) => error_response(protocol, &e, &request_id),
@@ -84,7 +120,7 @@ async fn dispatch(
     parts: &http::request::Parts,
     body: Incoming,
     protocol: Protocol,
-) -> Result<Bytes, ApiError> {
+) -> Result<Answer, ApiError> {
     if parts.method != Method::POST {
         return Err(ApiError::unknown_operation(format!(
             "Method {} is not supported; the Kinesis API takes POST /.",
@@ -122,10 +158,13 @@ async fn dispatch(
         })?
         .to_bytes();
     tracing::debug!(op = op.name, ?principal, bytes = body.len(), "request");
-    match AssertUnwindSafe(handler(ctx, protocol, body))
-        .catch_unwind()
-        .await
-    {
+    let answer = async move {
+        match handler {
+            Handler::Unary(f) => f(ctx, protocol, body).await.map(Answer::Body),
+            Handler::Stream(f) => f(ctx, protocol, body).await.map(Answer::Events),
+        }
+    };
+    match AssertUnwindSafe(answer).catch_unwind().await {
         Ok(result) => result,
         Err(_) => {
             tracing::error!(op = op.name, "handler panicked");
@@ -134,21 +173,21 @@ async fn dispatch(
     }
 }
 
-fn decorate(resp: &mut Response<Full<Bytes>>, protocol: Protocol, request_id: &str) {
+fn decorate(resp: &mut Response<Body>, content_type: &'static str, request_id: &str) {
     let h = resp.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static(protocol.content_type()),
+        HeaderValue::from_static(content_type),
     );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-amzn-requestid", v);
     }
 }
 
-fn error_response(protocol: Protocol, e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(codec::encode(protocol, &e.body())));
+fn error_response(protocol: Protocol, e: &ApiError, request_id: &str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(codec::encode(protocol, &e.body())).boxed_unsync());
     *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    decorate(&mut resp, protocol, request_id);
+    decorate(&mut resp, protocol.content_type(), request_id);
     if let Ok(v) = HeaderValue::from_str(e.code) {
         resp.headers_mut().insert("x-amzn-errortype", v);
     }

@@ -170,7 +170,7 @@ pub async fn delete_topics(
             continue;
         };
         let tid = ctx.core.stream(&name).map(|s| topic_id(&s)).unwrap_or(id);
-        let code = match ctx.core.delete_stream(&name).await {
+        let code = match ctx.core.delete_stream(&name, false).await {
             Ok(()) => NONE,
             Err(e) => error::code(&e),
         };

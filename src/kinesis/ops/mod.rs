@@ -2,6 +2,7 @@
 //! its handler. The router dispatches from it and `docs/compatibility.md` is checked against
 //! it. Handlers live in the sibling modules, grouped by what they touch.
 
+mod consumers;
 mod paging;
 mod records;
 mod reshard;
@@ -9,6 +10,7 @@ mod settings;
 mod shapes;
 mod shards;
 mod streams;
+mod subscribe;
 mod tags;
 
 use std::future::Future;
@@ -27,6 +29,8 @@ use crate::core::Core;
 pub struct Ctx {
     pub core: Arc<Core>,
     pub region: String,
+    pub max_consumers_per_stream: u32,
+    pub subscription_lifetime: std::time::Duration,
 }
 
 impl Ctx {
@@ -39,8 +43,17 @@ impl Ctx {
     }
 }
 
+pub use subscribe::EventStream;
+
 pub type Reply = Pin<Box<dyn Future<Output = Result<Bytes, ApiError>> + Send>>;
-pub type Handler = fn(Arc<Ctx>, Protocol, Bytes) -> Reply;
+pub type StreamReply = Pin<Box<dyn Future<Output = Result<EventStream, ApiError>> + Send>>;
+
+/// How an operation answers: one encoded body, or an event stream (SubscribeToShard).
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Unary(fn(Arc<Ctx>, Protocol, Bytes) -> Reply),
+    Stream(fn(Arc<Ctx>, Protocol, Bytes) -> StreamReply),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -91,7 +104,9 @@ macro_rules! op {
             name: $name,
             status: Status::$status,
             note: $note,
-            handler: Some(|ctx, protocol, body| Box::pin(run(ctx, protocol, body, $f))),
+            handler: Some(Handler::Unary(|ctx, protocol, body| {
+                Box::pin(run(ctx, protocol, body, $f))
+            })),
         }
     };
     ($name:literal, $note:literal) => {
@@ -109,12 +124,12 @@ pub static OPERATIONS: &[Operation] = &[
     op!("CreateStream", Supported, "Streams are ACTIVE at once. Tags, StreamModeDetails and MaxRecordSizeInKiB are honoured; WarmThroughputMiBps is ignored.", streams::create_stream),
     op!("DecreaseStreamRetentionPeriod", Supported, "", settings::decrease_retention),
     op!("DeleteResourcePolicy", "Resource policies are not modelled."),
-    op!("DeleteStream", Supported, "EnforceConsumerDeletion is accepted; there are no consumers until enhanced fan-out lands.", streams::delete_stream),
-    op!("DeregisterStreamConsumer", "Enhanced fan-out arrives in a later release."),
+    op!("DeleteStream", Supported, "Refused with ResourceInUseException while consumers are registered, unless EnforceConsumerDeletion is set.", streams::delete_stream),
+    op!("DeregisterStreamConsumer", Supported, "ConsumerARN, or StreamARN with ConsumerName. DELETING for a moment, then gone; open subscriptions end.", consumers::deregister_stream_consumer),
     op!("DescribeAccountSettings", "Account settings are not modelled."),
     op!("DescribeLimits", Supported, "Limits come from `streams.shard_limit` and `streams.on_demand_stream_count_limit`.", settings::describe_limits),
     op!("DescribeStream", Supported, "Paging with Limit and ExclusiveStartShardId.", streams::describe_stream),
-    op!("DescribeStreamConsumer", "Enhanced fan-out arrives in a later release."),
+    op!("DescribeStreamConsumer", Supported, "CREATING for about 200 ms after registration, then ACTIVE.", consumers::describe_stream_consumer),
     op!("DescribeStreamSummary", Supported, "Never returns a StreamId, so SDK endpoint rules keep the custom endpoint.", streams::describe_stream_summary),
     op!("DisableEnhancedMonitoring", Partial, "State is recorded and reported; no CloudWatch metrics are emitted.", settings::disable_monitoring),
     op!("EnableEnhancedMonitoring", Partial, "State is recorded and reported; no CloudWatch metrics are emitted.", settings::enable_monitoring),
@@ -123,7 +138,7 @@ pub static OPERATIONS: &[Operation] = &[
     op!("GetShardIterator", Supported, "All five iterator types. Iterators are signed tokens that expire after 300 s.", records::get_shard_iterator),
     op!("IncreaseStreamRetentionPeriod", Supported, "", settings::increase_retention),
     op!("ListShards", Supported, "Every ShardFilter type and NextToken paging.", shards::list_shards),
-    op!("ListStreamConsumers", "Enhanced fan-out arrives in a later release."),
+    op!("ListStreamConsumers", Supported, "MaxResults, NextToken and StreamCreationTimestamp.", consumers::list_stream_consumers),
     op!("ListStreams", Supported, "StreamNames and StreamSummaries, with Limit, ExclusiveStartStreamName and NextToken.", streams::list_streams),
     op!("ListTagsForResource", Supported, "Stream ARNs; consumer ARNs arrive with enhanced fan-out.", tags::list_tags_for_resource),
     op!("ListTagsForStream", Supported, "", tags::list_tags_for_stream),
@@ -131,12 +146,19 @@ pub static OPERATIONS: &[Operation] = &[
     op!("PutRecord", Supported, "ExplicitHashKey and SequenceNumberForOrdering (order per shard is always strict).", records::put_record),
     op!("PutRecords", Supported, "Up to 500 records and 10 MiB; per-record results in request order.", records::put_records),
     op!("PutResourcePolicy", "Resource policies are not modelled."),
-    op!("RegisterStreamConsumer", "Enhanced fan-out arrives in a later release."),
+    op!("RegisterStreamConsumer", Supported, "Registrations persist with the stream; `kinesis.max_consumers_per_stream` (default 20) per stream. Tags are accepted and not stored.", consumers::register_stream_consumer),
     op!("RemoveTagsFromStream", Supported, "", tags::remove_tags_from_stream),
     op!("SplitShard", Supported, "kinesis-md5 streams: the parent closes and two children are appended as new partitions.", reshard::split_shard),
     op!("StartStreamEncryption", Partial, "The KMS key id is recorded and reported; data is not encrypted by KMS.", settings::start_encryption),
     op!("StopStreamEncryption", Partial, "Recorded state only, as StartStreamEncryption.", settings::stop_encryption),
-    op!("SubscribeToShard", "Enhanced fan-out arrives in a later release."),
+    Operation {
+        name: "SubscribeToShard",
+        status: Status::Supported,
+        note: "HTTP/2 and HTTP/1.1. Records are pushed as they are appended; the stream ends after `kinesis.subscription_lifetime_secs`; a second subscriber within 5 s is refused, a later one takes over. Event payloads use the request's encoding (JSON or CBOR).",
+        handler: Some(Handler::Stream(|ctx, protocol, body| {
+            Box::pin(subscribe::subscribe_to_shard(ctx, protocol, body))
+        })),
+    },
     op!("TagResource", Supported, "Stream ARNs.", tags::tag_resource),
     op!("UntagResource", Supported, "Stream ARNs.", tags::untag_resource),
     op!("UpdateAccountSettings", "Account settings are not modelled."),

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::shapes::{hash_range, HashKeyRange};
 use super::Ctx;
 use crate::core::catalog::shard_id;
+use crate::core::catalog::Shard;
 use crate::core::seqno::{is_decimal_sequence, SeqNo};
-use crate::core::{now_ms, IteratorStart, PutInput};
+use crate::core::{now_ms, IteratorStart, PutInput, ReadRecord};
 use crate::kinesis::codec::{Blob, Timestamp};
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
@@ -207,31 +208,24 @@ pub struct GetShardIteratorOutput {
     shard_iterator: String,
 }
 
-pub async fn get_shard_iterator(
-    ctx: Arc<Ctx>,
-    i: GetShardIteratorInput,
-) -> Result<GetShardIteratorOutput, ApiError> {
-    let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    let shard = required(i.shard_id, "shardId")?;
-    let kind = required(i.shard_iterator_type, "shardIteratorType")?;
-    validate::name(&shard, "shardId")?;
-    let partition = validate::shard_id(&shard, "shardId").map_err(|_| {
-        ApiError::resource_not_found(format!(
-            "Shard {shard} in stream {name} under account {} does not exist",
-            ctx.core.account_id()
-        ))
-    })?;
-    let wants_seq = matches!(
-        kind.as_str(),
-        "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER"
-    );
-    if !wants_seq && i.starting_sequence_number.is_some() {
+/// An iterator start from its type and the members that go with it (GetShardIterator and
+/// SubscribeToShard's StartingPosition).
+pub fn iterator_start(
+    ctx: &Ctx,
+    name: &str,
+    shard: &str,
+    kind: &str,
+    starting_sequence_number: Option<&str>,
+    timestamp: Option<Timestamp>,
+) -> Result<IteratorStart, ApiError> {
+    let wants_seq = matches!(kind, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
+    if !wants_seq && starting_sequence_number.is_some() {
         return Err(ApiError::invalid_argument(format!(
             "Request specified ShardIteratorType {kind} together with a StartingSequenceNumber. Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON, LATEST or AT_TIMESTAMP and no StartingSequenceNumber."
         )));
     }
     let seq = |kind: &str| -> Result<SeqNo, ApiError> {
-        let s = i.starting_sequence_number.as_deref().ok_or_else(|| {
+        let s = starting_sequence_number.ok_or_else(|| {
             ApiError::invalid_argument(format!(
                 "StartingSequenceNumber is required for ShardIteratorType {kind}."
             ))
@@ -250,14 +244,13 @@ pub async fn get_shard_iterator(
             ))
         })
     };
-    let start = match kind.as_str() {
+    let start = match kind {
         "TRIM_HORIZON" => IteratorStart::TrimHorizon,
         "LATEST" => IteratorStart::Latest,
         "AT_SEQUENCE_NUMBER" => IteratorStart::AtSequence(seq("AT_SEQUENCE_NUMBER")?),
         "AFTER_SEQUENCE_NUMBER" => IteratorStart::AfterSequence(seq("AFTER_SEQUENCE_NUMBER")?),
         "AT_TIMESTAMP" => {
-            let at = i
-                .timestamp
+            let at = timestamp
                 .ok_or_else(|| {
                     ApiError::invalid_argument(
                         "Timestamp is required for ShardIteratorType AT_TIMESTAMP.",
@@ -280,6 +273,31 @@ pub async fn get_shard_iterator(
             ))
         }
     };
+    Ok(start)
+}
+
+pub async fn get_shard_iterator(
+    ctx: Arc<Ctx>,
+    i: GetShardIteratorInput,
+) -> Result<GetShardIteratorOutput, ApiError> {
+    let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    let shard = required(i.shard_id, "shardId")?;
+    let kind = required(i.shard_iterator_type, "shardIteratorType")?;
+    validate::name(&shard, "shardId")?;
+    let partition = validate::shard_id(&shard, "shardId").map_err(|_| {
+        ApiError::resource_not_found(format!(
+            "Shard {shard} in stream {name} under account {} does not exist",
+            ctx.core.account_id()
+        ))
+    })?;
+    let start = iterator_start(
+        &ctx,
+        &name,
+        &shard,
+        &kind,
+        i.starting_sequence_number.as_deref(),
+        i.timestamp,
+    )?;
     let shard_iterator = ctx.core.get_shard_iterator(&name, partition, start)?;
     Ok(GetShardIteratorOutput { shard_iterator })
 }
@@ -323,6 +341,24 @@ pub struct GetRecordsOutput {
     child_shards: Vec<ChildShard>,
 }
 
+pub fn record_out(r: ReadRecord, encryption: Option<&'static str>) -> RecordOut {
+    RecordOut {
+        sequence_number: r.sequence_number,
+        approximate_arrival_timestamp: Timestamp(r.arrival_ms),
+        data: Blob(r.data),
+        partition_key: r.partition_key,
+        encryption_type: encryption,
+    }
+}
+
+pub fn child_shard(c: &Shard) -> ChildShard {
+    ChildShard {
+        shard_id: shard_id(c.partition),
+        parent_shards: c.parents.iter().map(|p| shard_id(*p)).collect(),
+        hash_key_range: hash_range(c),
+    }
+}
+
 pub async fn get_records(ctx: Arc<Ctx>, i: GetRecordsInput) -> Result<GetRecordsOutput, ApiError> {
     let iterator = required(i.shard_iterator, "shardIterator")?;
     if iterator.is_empty() || iterator.len() > 512 {
@@ -341,26 +377,12 @@ pub async fn get_records(ctx: Arc<Ctx>, i: GetRecordsInput) -> Result<GetRecords
         .await
         .map_err(|e| ApiError::internal(format!("GetRecords task failed: {e}")))??;
     let encryption = page.stream.encryption_key.as_ref().map(|_| "KMS");
-    let child_shards = page
-        .child_shards
-        .iter()
-        .map(|c| ChildShard {
-            shard_id: shard_id(c.partition),
-            parent_shards: c.parents.iter().map(|p| shard_id(*p)).collect(),
-            hash_key_range: hash_range(c),
-        })
-        .collect();
+    let child_shards = page.child_shards.iter().map(child_shard).collect();
     Ok(GetRecordsOutput {
         records: page
             .records
             .into_iter()
-            .map(|r| RecordOut {
-                sequence_number: r.sequence_number,
-                approximate_arrival_timestamp: Timestamp(r.arrival_ms),
-                data: Blob(r.data),
-                partition_key: r.partition_key,
-                encryption_type: encryption,
-            })
+            .map(|r| record_out(r, encryption))
             .collect(),
         next_shard_iterator: page.next_iterator,
         millis_behind_latest: page.millis_behind_latest,

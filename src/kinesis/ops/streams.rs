@@ -71,13 +71,13 @@ pub struct DeleteStreamInput {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
-    #[allow(dead_code)]
     enforce_consumer_deletion: Option<bool>,
 }
 
 pub async fn delete_stream(ctx: Arc<Ctx>, i: DeleteStreamInput) -> Result<Empty, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    ctx.core.delete_stream(&name).await?;
+    let enforce = i.enforce_consumer_deletion.unwrap_or(false);
+    ctx.core.delete_stream(&name, !enforce).await?;
     Ok(Empty {})
 }
 
@@ -201,7 +201,13 @@ pub async fn describe_stream_summary(
             encryption_type: encryption_type(&s),
             key_id: s.encryption_key.clone(),
             open_shard_count: s.open_shard_count(),
-            consumer_count: 0,
+            consumer_count: {
+                let now = crate::core::now_ms();
+                s.consumers
+                    .iter()
+                    .filter(|c| c.status(now).is_some())
+                    .count()
+            },
             max_record_size_in_kib: s.max_record_kib,
         },
     })

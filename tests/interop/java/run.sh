@@ -3,7 +3,12 @@
 #   STRAIT_ENDPOINT=http://127.0.0.1:4567 tests/interop/java/run.sh [mode...]   # a server you started
 #   tests/interop/java/run.sh [mode...]   # no STRAIT_ENDPOINT: starts $STRAIT_BIN (default target/debug/strait)
 #                                         # on a free loopback port with a temp data dir, and stops it after
-# Modes: cbor/http1 json/http1 cbor/h2c (default: all three); json/h2c is also accepted.
+# Modes: cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls (default: all six).
+#   tls = the async Netty client over HTTPS with ALPN h2 (https://localhost:PORT, trusting strait's self-signed
+#   cert). When run.sh starts strait itself it makes the cert with `strait cert` and enables TLS on the Kinesis
+#   port (which keeps serving plain HTTP/1.1 and h2c too). Against your own server set STRAIT_CA=<cert.pem>
+#   (and STRAIT_TLS_ENDPOINT if it is not https://localhost:<port of STRAIT_ENDPOINT>).
+# h2c and tls modes also run the enhanced fan-out checks (Efo.java).
 # Dependencies go to <repo>/.cache/m2 (override with M2_REPO). Exit status is non-zero if any check failed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,7 +16,9 @@ repo_root="$(cd "$here/../../.." && pwd)"
 m2="${M2_REPO:-$repo_root/.cache/m2}"
 endpoint="${STRAIT_ENDPOINT:-}"
 modes=("$@")
-[ ${#modes[@]} -gt 0 ] || modes=(cbor/http1 json/http1 cbor/h2c)
+[ ${#modes[@]} -gt 0 ] || modes=(cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls)
+want_tls=false
+for m in "${modes[@]}"; do [ "${m##*/}" = tls ] && want_tls=true; done
 
 jar="$here/target/strait-interop-java-0.1.0.jar"
 cpfile="$here/target/classpath.txt"
@@ -22,9 +29,22 @@ if [ ! -f "$jar" ] || [ ! -f "$cpfile" ] || [ -n "$(find "$here/src" "$here/pom.
 fi
 
 source "$repo_root/tests/interop/lib/strait.sh"
+certdir=""
 if [ -z "$endpoint" ]; then
-  start_strait java-interop || exit 2
+  tls_env=()
+  if $want_tls; then
+    certdir="$(mktemp -d /tmp/strait-java-cert.XXXXXX)"
+    "${STRAIT_BIN:-$repo_root/target/debug/strait}" cert --out "$certdir" --host localhost >/dev/null \
+      || { echo "strait cert failed (needed for the tls modes)" >&2; exit 2; }
+    export STRAIT_CA="$certdir/cert.pem"
+    tls_env=(STRAIT_KINESIS__TLS__CERT="$certdir/cert.pem" STRAIT_KINESIS__TLS__KEY="$certdir/key.pem")
+  fi
+  start_strait java-interop "${tls_env[@]}" || exit 2
   endpoint="$STRAIT_ENDPOINT"
+fi
+if $want_tls; then
+  [ -n "${STRAIT_CA:-}" ] || { echo "tls modes need STRAIT_CA (the server's certificate, PEM)" >&2; exit 2; }
+  export STRAIT_TLS_ENDPOINT="${STRAIT_TLS_ENDPOINT:-https://localhost:${endpoint##*:}}"
 fi
 
 total_pass=0; total_fail=0; rc=0
@@ -47,6 +67,7 @@ for mode in "${modes[@]}"; do
   [ "$status" -eq 0 ] || rc=1
   rm -f "$log"
 done
+[ -z "$certdir" ] || rm -rf "$certdir"
 strait_log_tail_on_failure "$rc"
 echo "java-interop: $total_pass passed, $total_fail failed"
 exit $rc

@@ -1,12 +1,21 @@
 package strait.interop;
 
+import java.io.InputStream;
 import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
+
+import javax.net.ssl.TrustManager;
+import javax.net.ssl.TrustManagerFactory;
 
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
@@ -31,8 +40,9 @@ import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
 import software.amazon.awssdk.services.kinesis.KinesisClient;
 
 /**
- * Entry point. Usage: java [-Daws.cborEnabled=false] -cp ... strait.interop.Main http1|h2c
- * Endpoint from STRAIT_ENDPOINT (default http://127.0.0.1:4567). Exit status 0 only if every check passed.
+ * Entry point. Usage: java [-Daws.cborEnabled=false] -cp ... strait.interop.Main http1|h2c|tls
+ * Endpoint from STRAIT_ENDPOINT (default http://127.0.0.1:4567); in tls mode STRAIT_TLS_ENDPOINT
+ * (https://localhost:PORT) and STRAIT_CA (PEM to trust). Exit status 0 only if every check passed.
  */
 public final class Main {
     private Main() {}
@@ -56,7 +66,9 @@ public final class Main {
             exchanges.incrementAndGet();
             String req = attrs.getAttribute(REQ_CT);
             String resp = mediaType(ctx.httpResponse().firstMatchingHeader("Content-Type").orElse("<none>"));
-            if (req != null && !req.equals(resp)) {
+            boolean eventStream = "SubscribeToShard".equals(attrs.getAttribute(SdkExecutionAttribute.OPERATION_NAME))
+                    && ctx.httpResponse().isSuccessful() && resp.equals("application/vnd.amazon.eventstream");
+            if (req != null && !req.equals(resp) && !eventStream) {
                 String op = attrs.getAttribute(SdkExecutionAttribute.OPERATION_NAME);
                 mismatches.add(op + " (HTTP " + ctx.httpResponse().statusCode() + "): request " + req + ", response " + resp);
             }
@@ -94,13 +106,32 @@ public final class Main {
         public void close() {}
     }
 
+    /** Trust managers that trust exactly the certificates in a PEM file (strait's self-signed cert). */
+    static TrustManager[] trustManagers(Path pem) throws Exception {
+        KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+        ks.load(null, null);
+        int i = 0;
+        try (InputStream in = Files.newInputStream(pem)) {
+            for (Certificate c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                ks.setCertificateEntry("strait-" + i++, c);
+            }
+        }
+        if (i == 0) throw new IllegalArgumentException("no certificate in " + pem);
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(ks);
+        return tmf.getTrustManagers();
+    }
+
     public static void main(String[] args) throws Exception {
         String transport = args.length > 0 ? args[0] : "http1";
-        if (!transport.equals("http1") && !transport.equals("h2c")) {
-            System.err.println("usage: Main http1|h2c");
+        if (!transport.equals("http1") && !transport.equals("h2c") && !transport.equals("tls")) {
+            System.err.println("usage: Main http1|h2c|tls");
             System.exit(2);
         }
-        String endpoint = System.getenv().getOrDefault("STRAIT_ENDPOINT", "http://127.0.0.1:4567");
+        // tls: STRAIT_TLS_ENDPOINT (https://localhost:PORT) and STRAIT_CA (the PEM to trust)
+        String endpoint = transport.equals("tls")
+                ? System.getenv().getOrDefault("STRAIT_TLS_ENDPOINT", "https://localhost:4567")
+                : System.getenv().getOrDefault("STRAIT_ENDPOINT", "http://127.0.0.1:4567");
         // Same switches the SDK reads (SdkSystemSetting.CBOR_ENABLED).
         boolean cbor = Boolean.parseBoolean(System.getProperty("aws.cborEnabled",
                 System.getenv().getOrDefault("AWS_CBOR_DISABLED", "false").equalsIgnoreCase("true") ? "false" : "true"));
@@ -110,11 +141,13 @@ public final class Main {
 
         WireRecorder wire = new WireRecorder();
         MetricRecorder metrics = new MetricRecorder();
+        EventStreamTap tap = new EventStreamTap();
         ClientOverrideConfiguration override = ClientOverrideConfiguration.builder()
                 // No retries: a server error must surface as a failed check, not be hidden by a retry.
                 .retryStrategy(AwsRetryStrategy.doNotRetry())
                 .apiCallTimeout(Duration.ofSeconds(60))
                 .addExecutionInterceptor(wire)
+                .addExecutionInterceptor(tap)
                 .addMetricPublisher(metrics)
                 .build();
         StaticCredentialsProvider creds = StaticCredentialsProvider.create(
@@ -133,6 +166,28 @@ public final class Main {
                             .build())
                     .overrideConfiguration(override)
                     .build();
+        } else if (transport.equals("tls")) {
+            String ca = System.getenv().getOrDefault("STRAIT_CA", "");
+            if (ca.isEmpty()) {
+                System.err.println("tls mode needs STRAIT_CA (the server certificate, PEM)");
+                System.exit(2);
+            }
+            TrustManager[] trust = trustManagers(Path.of(ca));
+            async = KinesisAsyncClient.builder()
+                    .endpointOverride(URI.create(endpoint))
+                    .region(Region.US_EAST_1)
+                    .credentialsProvider(creds)
+                    .httpClientBuilder(NettyNioAsyncHttpClient.builder()
+                            .protocol(Protocol.HTTP2)
+                            // https + HTTP2 + ALPN: the TLS handshake offers h2 and the server must pick it
+                            .protocolNegotiation(ProtocolNegotiation.ALPN)
+                            .tlsTrustManagersProvider(() -> trust)
+                            .maxConcurrency(64)
+                            .connectionTimeout(Duration.ofSeconds(5))
+                            .readTimeout(Duration.ofSeconds(60)))
+                    .overrideConfiguration(override)
+                    .build();
+            client = Harness.syncView(async, 90);
         } else {
             async = KinesisAsyncClient.builder()
                     .endpointOverride(URI.create(endpoint))
@@ -153,6 +208,9 @@ public final class Main {
         Harness h = new Harness(mode);
         try {
             new Suite(client, async, h, cbor, transport).run();
+            if (async != null) {
+                new Efo(client, async, h, tap, cbor, transport).run();
+            }
         } finally {
             // Transport-level checks, from everything the suite sent.
             String expectedType = cbor ? "application/x-amz-cbor-1.1" : "application/x-amz-json-1.1";
@@ -165,7 +223,7 @@ public final class Main {
                         wire.mismatches.stream().limit(5).toList());
             });
             Thread.sleep(200); // async metric publication may trail the last call slightly
-            if (transport.equals("h2c")) {
+            if (async != null) {
                 h.check("wire: calls went over HTTP/2 (Netty HTTP/2 stream metrics seen)", () -> {
                     Harness.ok(metrics.clientNames.contains("NettyNio"), "HTTP client names: %s", metrics.clientNames);
                     Harness.ok(metrics.http2Samples.get() > 0, "no HTTP/2 stream-window metric was published");

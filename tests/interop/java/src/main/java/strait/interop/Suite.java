@@ -316,7 +316,7 @@ final class Suite {
             eq("shardId-000000000001", r.records().get(1).shardId(), "entry 1 ShardId");
         });
         if (async != null) {
-            h.check("h2c: 64 concurrent PutRecord calls multiplexed by the async client", () -> {
+            h.check(transport + ": 64 concurrent PutRecord calls multiplexed by the async client", () -> {
                 List<CompletableFuture<PutRecordResponse>> fs = new ArrayList<>();
                 for (int i = 0; i < 64; i++) {
                     final int n = i;
