@@ -21,6 +21,9 @@ pub struct PutInput {
     pub partition_key: String,
     pub data: Bytes,
     pub explicit_hash_key: Option<u128>,
+    /// Routes by this hash's range instead of the record's own key: the user records of one
+    /// KPL aggregate stay together on the shard the aggregate was meant for.
+    pub route_hash: Option<u128>,
 }
 
 /// Where one record landed.
@@ -128,7 +131,7 @@ impl Core {
         let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for (i, r) in inputs.iter().enumerate() {
             let shard = s
-                .route(&r.partition_key, r.explicit_hash_key, pick)
+                .route(&r.partition_key, r.route_hash.or(r.explicit_hash_key), pick)
                 .ok_or_else(|| CoreError::Storage(format!("stream {stream} has no open shard")))?;
             groups.entry(shard.partition).or_default().push(i);
         }

@@ -6,10 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use super::shapes::{hash_range, HashKeyRange};
 use super::Ctx;
-use crate::core::catalog::shard_id;
+use std::ops::Range;
+
 use crate::core::catalog::Shard;
+use crate::core::catalog::{shard_id, KeyHash};
+use crate::core::error::CoreError;
+use crate::core::hashing::md5_hash_key;
 use crate::core::seqno::{is_decimal_sequence, SeqNo};
 use crate::core::{now_ms, IteratorStart, PutInput, ReadRecord};
+use crate::kinesis::aggregation;
 use crate::kinesis::codec::{Blob, Timestamp};
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
@@ -53,7 +58,71 @@ fn put_input(
         partition_key,
         data: data.0,
         explicit_hash_key,
+        route_hash: None,
     })
+}
+
+/// Where one request record landed: its shard and sequence number.
+struct Placed {
+    shard_id: String,
+    sequence_number: String,
+}
+
+/// Writes request records, splitting KPL aggregates into their user records first
+/// (reference §4g). Each request record answers with its first user record's sequence
+/// number and the shard the KPL predicted for it (the one whose range holds the aggregate's
+/// hash key), so the KPL's wrong-shard check stays quiet. A record fails if any part fails.
+async fn put_split(
+    ctx: &Ctx,
+    name: &str,
+    inputs: Vec<PutInput>,
+) -> Result<Vec<Result<Placed, CoreError>>, ApiError> {
+    let stream = ctx.core.stream(name)?;
+    let mut parts: Vec<PutInput> = Vec::with_capacity(inputs.len());
+    // Per request record: its parts, and the predicted shard when it was an aggregate.
+    let mut spans: Vec<(Range<usize>, Option<u32>)> = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let start = parts.len();
+        match aggregation::split(&input.data) {
+            Some(users) => {
+                let outer_hash = input
+                    .explicit_hash_key
+                    .unwrap_or_else(|| md5_hash_key(input.partition_key.as_bytes()));
+                let keep_together = stream.key_hash != KeyHash::KafkaMurmur2;
+                parts.extend(users.into_iter().map(|u| PutInput {
+                    partition_key: u.partition_key,
+                    data: u.data,
+                    explicit_hash_key: u.explicit_hash_key,
+                    route_hash: keep_together.then_some(outer_hash),
+                }));
+                let predicted = stream.shard_for_hash(outer_hash).map(|s| s.partition);
+                spans.push((start..parts.len(), predicted));
+            }
+            None => {
+                parts.push(input);
+                spans.push((start..parts.len(), None));
+            }
+        }
+    }
+    let mut results = ctx.core.put_records(name, parts).await?.into_iter();
+    let mut out = Vec::with_capacity(spans.len());
+    for (range, predicted) in spans {
+        let mut first: Option<Result<Placed, CoreError>> = None;
+        for r in results.by_ref().take(range.len()) {
+            match (r, &first) {
+                (Ok(o), None) => {
+                    first = Some(Ok(Placed {
+                        shard_id: shard_id(predicted.unwrap_or(o.partition)),
+                        sequence_number: o.sequence_number,
+                    }))
+                }
+                (Err(e), None | Some(Ok(_))) => first = Some(Err(e)),
+                _ => {}
+            }
+        }
+        out.push(first.expect("every request record has a part"));
+    }
+    Ok(out)
 }
 
 fn encryption(ctx: &Ctx, stream: &str) -> &'static str {
@@ -75,14 +144,12 @@ pub async fn put_record(ctx: Arc<Ctx>, i: PutRecordInput) -> Result<PutRecordOut
         }
     }
     let input = put_input(i.data, i.partition_key, i.explicit_hash_key, "")?;
-    let outcome = ctx
-        .core
-        .put_records(&name, vec![input])
+    let outcome = put_split(&ctx, &name, vec![input])
         .await?
         .pop()
         .expect("one result per record")?;
     Ok(PutRecordOutput {
-        shard_id: shard_id(outcome.partition),
+        shard_id: outcome.shard_id,
         sequence_number: outcome.sequence_number,
         encryption_type: encryption(&ctx, &name),
     })
@@ -161,14 +228,14 @@ pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecords
             "Records size {total} bytes exceeds the limit of {MAX_PUT_RECORDS_BYTES} bytes for a PutRecords request."
         )));
     }
-    let results = ctx.core.put_records(&name, inputs).await?;
+    let results = put_split(&ctx, &name, inputs).await?;
     let mut failed = 0;
     let records = results
         .into_iter()
         .map(|r| match r {
             Ok(o) => PutRecordsResultEntry {
                 sequence_number: Some(o.sequence_number),
-                shard_id: Some(shard_id(o.partition)),
+                shard_id: Some(o.shard_id),
                 error_code: None,
                 error_message: None,
             },

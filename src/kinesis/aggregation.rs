@@ -1,0 +1,275 @@
+//! KPL aggregated records (reference §1.12, §4g): magic `F3 89 9A C2`, a protobuf
+//! `AggregatedRecord`, and the MD5 of the protobuf bytes. Parsed the way KCL's
+//! `AggregatorUtil.deaggregate` accepts them; anything that does not pass every check is not
+//! an aggregate and is stored as the plain record it then is.
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+
+pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
+const DIGEST_LEN: usize = 16;
+
+/// One user record inside an aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub partition_key: String,
+    pub explicit_hash_key: Option<u128>,
+    pub data: Bytes,
+}
+
+/// The user records of `data`, or `None` when it is not a well-formed aggregate.
+pub fn split(data: &Bytes) -> Option<Vec<UserRecord>> {
+    if data.len() <= MAGIC.len() + DIGEST_LEN || data[..4] != MAGIC {
+        return None;
+    }
+    let body = &data[MAGIC.len()..data.len() - DIGEST_LEN];
+    let digest = &data[data.len() - DIGEST_LEN..];
+    if Md5::digest(body).as_slice() != digest {
+        return None;
+    }
+    let offset = MAGIC.len();
+    let mut keys = Vec::new();
+    let mut hashes = Vec::new();
+    let mut raw_records = Vec::new();
+    let mut r = Reader { buf: body, pos: 0 };
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match (field, wire) {
+            (1, LEN) => keys.push(String::from_utf8(r.bytes()?.to_vec()).ok()?),
+            (2, LEN) => {
+                let s = std::str::from_utf8(r.bytes()?).ok()?;
+                hashes.push(parse_hash(s)?);
+            }
+            (3, LEN) => {
+                let len = r.bytes()?.len();
+                raw_records.push((offset + r.pos - len, len));
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    if raw_records.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw_records.len());
+    for (at, len) in raw_records {
+        let mut rec = Reader {
+            buf: &data[at..at + len],
+            pos: 0,
+        };
+        let (mut pk, mut ehk, mut value) = (None, None, None);
+        while !rec.done() {
+            let (field, wire) = rec.key()?;
+            match (field, wire) {
+                (1, VARINT) => pk = Some(rec.varint()?),
+                (2, VARINT) => ehk = Some(rec.varint()?),
+                (3, LEN) => {
+                    let v = rec.bytes()?;
+                    let start = at + rec.pos - v.len();
+                    value = Some(data.slice(start..start + v.len()));
+                }
+                _ => rec.skip(wire)?,
+            }
+        }
+        let partition_key = keys.get(usize::try_from(pk?).ok()?)?.clone();
+        let explicit_hash_key = match ehk {
+            Some(i) => Some(*hashes.get(usize::try_from(i).ok()?)?),
+            None => None,
+        };
+        out.push(UserRecord {
+            partition_key,
+            explicit_hash_key,
+            data: value?,
+        });
+    }
+    Some(out)
+}
+
+fn parse_hash(s: &str) -> Option<u128> {
+    if s.is_empty() || s.len() > 39 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+const VARINT: u8 = 0;
+const I64: u8 = 1;
+const LEN: u8 = 2;
+const I32: u8 = 5;
+
+/// A bounds-checked protobuf reader: every read returns `None` past the end.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..70).step_by(7) {
+            let b = *self.buf.get(self.pos)?;
+            self.pos += 1;
+            if shift == 63 && b > 1 {
+                return None;
+            }
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn key(&mut self) -> Option<(u64, u8)> {
+        let k = self.varint()?;
+        Some((k >> 3, (k & 7) as u8))
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        let end = self.pos.checked_add(len)?;
+        let out = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(out)
+    }
+
+    fn skip(&mut self, wire: u8) -> Option<()> {
+        match wire {
+            VARINT => {
+                self.varint()?;
+            }
+            I64 => self.advance(8)?,
+            LEN => {
+                self.bytes()?;
+            }
+            I32 => self.advance(4)?,
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn advance(&mut self, n: usize) -> Option<()> {
+        let end = self.pos.checked_add(n)?;
+        if end > self.buf.len() {
+            return None;
+        }
+        self.pos = end;
+        Some(())
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    fn field_bytes(field: u64, bytes: &[u8], out: &mut Vec<u8>) {
+        varint(field << 3 | 2, out);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+
+    /// Builds an aggregate as the KPL does: key tables, then records.
+    pub fn aggregate(
+        keys: &[&str],
+        hashes: &[&str],
+        records: &[(u64, Option<u64>, &[u8])],
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        for k in keys {
+            field_bytes(1, k.as_bytes(), &mut body);
+        }
+        for h in hashes {
+            field_bytes(2, h.as_bytes(), &mut body);
+        }
+        for (pk, ehk, data) in records {
+            let mut r = Vec::new();
+            varint(1 << 3, &mut r);
+            varint(*pk, &mut r);
+            if let Some(e) = ehk {
+                varint(2 << 3, &mut r);
+                varint(*e, &mut r);
+            }
+            field_bytes(3, data, &mut r);
+            field_bytes(3, &r, &mut body);
+        }
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&Md5::digest(&body));
+        out
+    }
+
+    /// Keys "a", "b" and one hash key "1"; records ("a", data1), ("b", ehk "1", data2) and
+    /// an empty record. The real KPL's aggregates are checked by the interop suite.
+    #[test]
+    fn splits_an_aggregate() {
+        let agg = aggregate(
+            &["a", "b"],
+            &["1"],
+            &[(0, None, b"data1"), (1, Some(0), b"data2"), (0, None, b"")],
+        );
+        let recs = split(&Bytes::from(agg)).unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[0].partition_key, "a");
+        assert_eq!(recs[0].data.as_ref(), b"data1");
+        assert_eq!(recs[0].explicit_hash_key, None);
+        assert_eq!(recs[1].partition_key, "b");
+        assert_eq!(recs[1].explicit_hash_key, Some(1));
+        assert_eq!(recs[2].data.as_ref(), b"");
+    }
+
+    #[test]
+    fn malformed_aggregates_are_plain_records() {
+        let good = aggregate(&["a"], &[], &[(0, None, b"x")]);
+        assert!(split(&Bytes::from(good.clone())).is_some());
+        // Bad MD5.
+        let mut bad = good.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(split(&Bytes::from(bad)).is_none());
+        // No magic, or too short.
+        assert!(split(&Bytes::from_static(b"plain data")).is_none());
+        assert!(split(&Bytes::from(MAGIC.to_vec())).is_none());
+        // Index past the key table; EHK index with no EHK table; not a decimal EHK.
+        for agg in [
+            aggregate(&["a"], &[], &[(1, None, b"x")]),
+            aggregate(&["a"], &[], &[(0, Some(0), b"x")]),
+            aggregate(&["a"], &["12x"], &[(0, Some(0), b"x")]),
+            aggregate(&["a"], &[], &[]),
+        ] {
+            assert!(split(&Bytes::from(agg)).is_none());
+        }
+        // A truncated protobuf with a valid MD5 of the truncated bytes.
+        let mut body = good[4..good.len() - 16].to_vec();
+        body.truncate(body.len() - 1);
+        let mut t = MAGIC.to_vec();
+        t.extend_from_slice(&body);
+        t.extend_from_slice(&Md5::digest(&body));
+        assert!(split(&Bytes::from(t)).is_none());
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes behind the magic never panic, with or without a matching MD5.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let mut t = MAGIC.to_vec();
+            t.extend_from_slice(&body);
+            t.extend_from_slice(&Md5::digest(&body));
+            let _ = split(&Bytes::from(t));
+        }
+    }
+}
