@@ -8,5 +8,6 @@ pub mod error;
 pub mod eventstream;
 pub mod ops;
 pub mod server;
+pub mod sigv4;
 pub mod tls;
 pub mod validate;
