@@ -39,8 +39,15 @@ pub async fn run(
     )
     .map_err(|e| format!("cannot load the catalog: {e}"))?;
     let core = Arc::new(core);
+    // Kafka groups, and the shadow groups that show enhanced fan-out positions to Kafka tools.
+    let groups = core::groups::GroupCoordinator::open(
+        meta,
+        std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
+    )
+    .map_err(|e| format!("cannot load consumer groups: {e}"))?;
     let ctx = Arc::new(kinesis::ops::Ctx {
         core: core.clone(),
+        groups: groups.clone(),
         region: config.region.clone(),
         max_consumers_per_stream: config.kinesis.max_consumers_per_stream,
         subscription_lifetime: std::time::Duration::from_secs(
@@ -62,11 +69,6 @@ pub async fn run(
     let kafka = if config.kafka.listen.is_empty() {
         None
     } else {
-        let groups = core::groups::GroupCoordinator::open(
-            meta,
-            std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
-        )
-        .map_err(|e| format!("cannot load consumer groups: {e}"))?;
         let kaddr = &config.kafka.listen;
         let klistener = tokio::net::TcpListener::bind(kaddr)
             .await

@@ -37,7 +37,12 @@ pub enum GroupError {
     GroupSubscribedToTopic,
     InvalidGroupId,
     FencedInstanceId,
+    /// A `kinesis-efo.` shadow group: strait writes it, Kafka clients only read it.
+    ReadOnlyGroup,
 }
+
+/// Groups that mirror enhanced fan-out positions (reference §4c).
+pub const SHADOW_GROUP_PREFIX: &str = "kinesis-efo.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -515,6 +520,9 @@ impl GroupCoordinator {
         if req.group.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
+        if req.group.starts_with(SHADOW_GROUP_PREFIX) {
+            return Err(GroupError::ReadOnlyGroup);
+        }
         if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&req.session_timeout_ms) {
             return Err(GroupError::InvalidSessionTimeout);
         }
@@ -795,6 +803,37 @@ impl GroupCoordinator {
         if group.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
+        if group.starts_with(SHADOW_GROUP_PREFIX) {
+            return Err(GroupError::ReadOnlyGroup);
+        }
+        self.commit_unchecked(group, generation, member_id, offsets)
+    }
+
+    /// Records an enhanced fan-out subscription's position in its shadow group
+    /// `kinesis-efo.<consumer>`: the next offset it will push, so Kafka tools show its lag.
+    pub fn commit_shadow(&self, consumer: &str, stream: &str, partition: u32, next_offset: i64) {
+        let group = format!("{SHADOW_GROUP_PREFIX}{consumer}");
+        let offsets = vec![(
+            stream.to_string(),
+            partition as i32,
+            Committed {
+                offset: next_offset,
+                metadata: Some("enhanced fan-out".into()),
+                leader_epoch: -1,
+            },
+        )];
+        if let Err(e) = self.commit_unchecked(&group, -1, "", offsets) {
+            tracing::warn!(%group, error = ?e, "shadow group commit failed");
+        }
+    }
+
+    fn commit_unchecked(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        offsets: Vec<(String, i32, Committed)>,
+    ) -> Result<(), GroupError> {
         let doc = {
             let mut groups = self.groups.lock();
             let g = groups

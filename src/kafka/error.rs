@@ -50,6 +50,7 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::ReadOnlyGroup => ResponseError::GroupAuthorizationFailed,
     };
     err.code()
 }

@@ -28,6 +28,7 @@ use crate::core::Core;
 /// What a handler gets: the core and the identity the ARNs are built from.
 pub struct Ctx {
     pub core: Arc<Core>,
+    pub groups: Arc<crate::core::groups::GroupCoordinator>,
     pub region: String,
     pub max_consumers_per_stream: u32,
     pub subscription_lifetime: std::time::Duration,

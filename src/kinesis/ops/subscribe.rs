@@ -129,6 +129,8 @@ pub async fn subscribe_to_shard(
         lease,
         tx,
         deadline: Instant::now() + ctx.subscription_lifetime,
+        consumer: arn.consumer.clone(),
+        shadow: None,
     };
     tracing::debug!(consumer = %arn.consumer, shard = %shard_id(partition), offset, "subscribed");
     tokio::spawn(sub.run());
@@ -144,7 +146,13 @@ struct Subscription {
     lease: SubscriptionLease,
     tx: mpsc::Sender<Bytes>,
     deadline: Instant,
+    consumer: String,
+    /// When the shadow group last recorded this subscription, and at which offset.
+    shadow: Option<(Instant, i64)>,
 }
+
+/// The shadow group is written at most this often per subscription.
+const SHADOW_EVERY: Duration = Duration::from_secs(1);
 
 /// Why the push loop stopped.
 enum End {
@@ -157,6 +165,7 @@ enum End {
 impl Subscription {
     async fn run(mut self) {
         let end = self.push().await;
+        self.record_position(true);
         if let End::Exception(kind, message) = end {
             let payload = codec::encode(self.protocol, &ExceptionBody { message: &message });
             let msg = eventstream::exception(kind, event_content_type(self.protocol), &payload);
@@ -228,6 +237,7 @@ impl Subscription {
                     return end;
                 }
                 last_event = Some(Instant::now());
+                self.record_position(false);
                 if ended {
                     return End::Clean;
                 }
@@ -245,6 +255,24 @@ impl Subscription {
                 return End::Clean;
             }
         }
+    }
+
+    /// Mirrors the position into `kinesis-efo.<consumer>` (off the runtime: it writes a file).
+    fn record_position(&mut self, force: bool) {
+        let due = match self.shadow {
+            None => true,
+            Some((at, offset)) => offset != self.offset && (force || at.elapsed() >= SHADOW_EVERY),
+        };
+        if !due {
+            return;
+        }
+        self.shadow = Some((Instant::now(), self.offset));
+        let groups = self.ctx.groups.clone();
+        let (consumer, stream) = (self.consumer.clone(), self.stream.clone());
+        let (partition, offset) = (self.partition, self.offset);
+        tokio::task::spawn_blocking(move || {
+            groups.commit_shadow(&consumer, &stream, partition, offset)
+        });
     }
 
     async fn read(&self) -> Result<Span, CoreError> {
