@@ -69,6 +69,8 @@ impl Consumer {
 pub enum Revoked {
     Held,
     TakenOver,
+    /// The consumer was deregistered or its stream deleted.
+    Gone,
 }
 
 struct Lease {
@@ -193,7 +195,7 @@ impl Core {
         leases.retain(|(s, c, _), lease| {
             let keep = !(s == stream && c == consumer);
             if !keep {
-                let _ = lease.revoke.send(Revoked::TakenOver);
+                let _ = lease.revoke.send(Revoked::Gone);
             }
             keep
         });
@@ -243,7 +245,7 @@ impl Core {
         let mut leases = self.subscriptions.leases.lock();
         leases.retain(|(s, _, _), lease| {
             if s == stream {
-                let _ = lease.revoke.send(Revoked::TakenOver);
+                let _ = lease.revoke.send(Revoked::Gone);
             }
             s != stream
         });

@@ -13,17 +13,27 @@ pub struct Server {
     pub port: u16,
     pub kafka_port: u16,
     pub data_dir: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts with extra environment (configuration overrides).
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = Server {
             port: 0,
             kafka_port: 0,
             data_dir: tmp.path().to_path_buf(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             _tmp: Some(tmp),
         };
@@ -46,6 +56,7 @@ impl Server {
             .env("STRAIT_KAFKA__ADVERTISED_ADDRESS", "127.0.0.1:0")
             .env("STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS", "100")
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .spawn()
             .expect("start strait");

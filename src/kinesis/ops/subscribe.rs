@@ -192,6 +192,13 @@ impl Subscription {
                     shard_id(self.partition)
                 ),
             ),
+            Revoked::Gone => End::Exception(
+                "ResourceNotFoundException",
+                format!(
+                    "Consumer {} or stream {} no longer exists.",
+                    self.consumer, self.stream
+                ),
+            ),
             Revoked::Held => End::Clean,
         }
     }
@@ -250,6 +257,8 @@ impl Subscription {
                 _ = &mut appended => {}
                 _ = tokio::time::sleep_until(heartbeat.min(self.deadline)) => {}
                 _ = self.lease.revoked.changed() => return self.revoked(),
+                // The client went away: free the lease now, not at the next heartbeat.
+                _ = self.tx.closed() => return End::Clean,
             }
             if Instant::now() >= self.deadline {
                 return End::Clean;

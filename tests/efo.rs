@@ -1,0 +1,286 @@
+//! Enhanced fan-out over the real binary, on the wire: SubscribeToShard over HTTP/1.1
+//! (chunked), decoded with strait's event-stream decoder: initial-response first, records
+//! pushed as they arrive, the lifetime, takeover, closed shards and CBOR payloads.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::{json, Value};
+use strait::kinesis::eventstream::{decode, Message};
+
+fn setup(s: &Server, stream: &str, shards: u32, consumer: &str) -> String {
+    s.ok(
+        "CreateStream",
+        json!({"StreamName": stream, "ShardCount": shards}),
+    );
+    let arn = s.ok("DescribeStreamSummary", json!({"StreamName": stream}))
+        ["StreamDescriptionSummary"]["StreamARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = s.ok(
+        "RegisterStreamConsumer",
+        json!({"StreamARN": arn, "ConsumerName": consumer}),
+    );
+    let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
+    assert_eq!(c["Consumer"]["ConsumerStatus"], "CREATING");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let d = s.ok("DescribeStreamConsumer", json!({"ConsumerARN": carn}));
+        if d["ConsumerDescription"]["ConsumerStatus"] == "ACTIVE" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "consumer never became ACTIVE");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    carn
+}
+
+/// Opens a subscription; returns the connection positioned after the response head, and the
+/// status line's code.
+fn subscribe(s: &Server, content_type: &str, body: &[u8]) -> (u16, TcpStream, Vec<u8>) {
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Amz-Target: Kinesis_20131202.SubscribeToShard\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(body).unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        c.read_exact(&mut byte).unwrap();
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, c, buf)
+}
+
+/// Reads a chunked body to its end and decodes the event-stream messages in it.
+fn read_messages(mut c: TcpStream) -> Vec<Message> {
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw).unwrap();
+    let mut body = Vec::new();
+    let mut rest = &raw[..];
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let (m, used) = decode(&body[at..]).expect("well-formed event-stream message");
+        out.push(m);
+        at += used;
+    }
+    out
+}
+
+fn events(messages: &[Message]) -> Vec<Value> {
+    messages
+        .iter()
+        .filter(|m| m.header(":event-type") == Some("SubscribeToShardEvent"))
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect()
+}
+
+fn sub_body(carn: &str, shard: &str, kind: &str) -> Vec<u8> {
+    json!({"ConsumerARN": carn, "ShardId": shard, "StartingPosition": {"Type": kind}})
+        .to_string()
+        .into_bytes()
+}
+
+const JSON: &str = "application/x-amz-json-1.1";
+
+#[test]
+fn records_are_pushed_and_the_stream_ends_at_its_lifetime() {
+    let s = Server::start_with(&[("STRAIT_KINESIS__SUBSCRIPTION_LIFETIME_SECS", "2")]);
+    let carn = setup(&s, "efo", 1, "app");
+    for i in 0..3 {
+        s.ok(
+            "PutRecord",
+            json!({"StreamName": "efo", "Data": "aGk=", "PartitionKey": format!("k{i}")}),
+        );
+    }
+    let started = Instant::now();
+    let (status, c, head) = subscribe(
+        &s,
+        JSON,
+        &sub_body(&carn, "shardId-000000000000", "TRIM_HORIZON"),
+    );
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&head).contains("application/vnd.amazon.eventstream"));
+    let port = s.port;
+    let putter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        common::raw_request(
+            port,
+            "POST",
+            &[
+                ("X-Amz-Target", "Kinesis_20131202.PutRecord"),
+                ("Content-Type", JSON),
+            ],
+            json!({"StreamName": "efo", "Data": "bGF0ZQ==", "PartitionKey": "late"})
+                .to_string()
+                .as_bytes(),
+        )
+    });
+    let messages = read_messages(c);
+    let elapsed = started.elapsed();
+    assert_eq!(putter.join().unwrap().0, 200);
+    assert_eq!(messages[0].header(":event-type"), Some("initial-response"));
+    assert_eq!(messages[0].header(":message-type"), Some("event"));
+    let evs = events(&messages);
+    let keys: Vec<String> = evs
+        .iter()
+        .flat_map(|e| e["Records"].as_array().unwrap().clone())
+        .map(|r| r["PartitionKey"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, ["k0", "k1", "k2", "late"]);
+    // Every event of an open shard carries a continuation: the last record read.
+    let last = evs.last().unwrap();
+    assert!(last["ContinuationSequenceNumber"].is_string());
+    assert!(last.get("ChildShards").is_none());
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(8),
+        "ended after {elapsed:?}"
+    );
+}
+
+#[test]
+fn a_second_subscriber_is_refused_then_takes_over() {
+    let s = Server::start();
+    let carn = setup(&s, "take", 1, "app");
+    let body = sub_body(&carn, "shardId-000000000000", "LATEST");
+    let (status, first, _) = subscribe(&s, JSON, &body);
+    assert_eq!(status, 200);
+    let (status, mut refused, _) = subscribe(&s, JSON, &body);
+    assert_eq!(status, 400);
+    let mut text = String::new();
+    let _ = refused.read_to_string(&mut text);
+    assert!(text.contains("ResourceInUseException"), "{text}");
+    std::thread::sleep(Duration::from_millis(5_100));
+    let (status, _second, _) = subscribe(&s, JSON, &body);
+    assert_eq!(status, 200);
+    let messages = read_messages(first);
+    let last = messages.last().unwrap();
+    assert_eq!(last.header(":message-type"), Some("exception"));
+    assert_eq!(
+        last.header(":exception-type"),
+        Some("ResourceInUseException")
+    );
+}
+
+#[test]
+fn a_closed_shard_ends_with_its_children() {
+    let s = Server::start();
+    let carn = setup(&s, "split", 1, "app");
+    s.ok(
+        "PutRecord",
+        json!({"StreamName": "split", "Data": "aGk=", "PartitionKey": "k"}),
+    );
+    s.ok(
+        "SplitShard",
+        json!({"StreamName": "split", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "170141183460469231731687303715884105728"}),
+    );
+    let (status, c, _) = subscribe(
+        &s,
+        JSON,
+        &sub_body(&carn, "shardId-000000000000", "TRIM_HORIZON"),
+    );
+    assert_eq!(status, 200);
+    let evs = events(&read_messages(c));
+    let last = evs.last().unwrap();
+    assert!(last.get("ContinuationSequenceNumber").is_none(), "{last}");
+    let children: Vec<&str> = last["ChildShards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ShardId"].as_str().unwrap())
+        .collect();
+    assert_eq!(children, ["shardId-000000000001", "shardId-000000000002"]);
+    let records: usize = evs
+        .iter()
+        .map(|e| e["Records"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(records, 1);
+}
+
+#[test]
+fn cbor_requests_get_cbor_events_and_bad_requests_get_errors() {
+    let s = Server::start_with(&[("STRAIT_KINESIS__SUBSCRIPTION_LIFETIME_SECS", "1")]);
+    let carn = setup(&s, "cbor", 1, "app");
+    s.ok(
+        "PutRecord",
+        json!({"StreamName": "cbor", "Data": "AAEC", "PartitionKey": "k"}),
+    );
+    let mut body = Vec::new();
+    ciborium::into_writer(
+        &ciborium::Value::Map(vec![
+            ("ConsumerARN".into(), carn.as_str().into()),
+            ("ShardId".into(), "shardId-000000000000".into()),
+            (
+                "StartingPosition".into(),
+                ciborium::Value::Map(vec![("Type".into(), "TRIM_HORIZON".into())]),
+            ),
+        ]),
+        &mut body,
+    )
+    .unwrap();
+    let (status, c, _) = subscribe(&s, "application/x-amz-cbor-1.1", &body);
+    assert_eq!(status, 200);
+    let messages = read_messages(c);
+    let ev = messages
+        .iter()
+        .find(|m| m.header(":event-type") == Some("SubscribeToShardEvent"))
+        .unwrap();
+    assert_eq!(ev.header(":content-type"), Some("application/cbor"));
+    let v: ciborium::Value = ciborium::from_reader(&ev.payload[..]).unwrap();
+    let text = format!("{v:?}");
+    assert!(text.contains("Bytes([0, 1, 2])"), "{text}");
+
+    // Errors before the stream starts are plain HTTP errors in the request's encoding.
+    for (body, code) in [
+        (
+            sub_body(&carn, "shardId-000000000009", "LATEST"),
+            "ResourceNotFoundException",
+        ),
+        (
+            sub_body(&carn, "shardId-000000000000", "SIDEWAYS"),
+            "ValidationException",
+        ),
+        (
+            sub_body("arn:aws:kinesis:x", "shardId-000000000000", "LATEST"),
+            "ValidationException",
+        ),
+        (
+            sub_body(&format!("{}9", carn), "shardId-000000000000", "LATEST"),
+            "ResourceNotFoundException",
+        ),
+        (
+            json!({"ShardId": "shardId-000000000000"})
+                .to_string()
+                .into_bytes(),
+            "ValidationException",
+        ),
+    ] {
+        let (status, mut c, _) = subscribe(&s, JSON, &body);
+        let mut text = String::new();
+        let _ = c.read_to_string(&mut text);
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains(code), "want {code}: {text}");
+    }
+}
