@@ -29,6 +29,8 @@ pub struct Consumer {
     /// Set by deregistration; the consumer is gone once `TRANSITION_MS` have passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleting_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +140,7 @@ impl Core {
         stream: &str,
         name: &str,
         limit: u32,
+        tags: std::collections::BTreeMap<String, String>,
     ) -> CoreResult<Consumer> {
         let account = self.account_id.clone();
         self.update_stream(stream, |s| {
@@ -160,6 +163,7 @@ impl Core {
                 name: name.to_string(),
                 created_ms: now,
                 deleting_ms: None,
+                tags,
             };
             s.consumers.push(c.clone());
             Ok(c)
@@ -262,6 +266,7 @@ mod tests {
             name: "c".into(),
             created_ms: 1_000,
             deleting_ms: None,
+            tags: Default::default(),
         };
         assert_eq!(c.status(1_000), Some(ConsumerStatus::Creating));
         assert_eq!(

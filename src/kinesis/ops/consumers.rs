@@ -116,14 +116,11 @@ pub async fn register_stream_consumer(
     let stream = stream_name_from_arn(&required(i.stream_arn, "streamARN")?)?;
     let name = required(i.consumer_name, "consumerName")?;
     consumer_name(&name)?;
-    if i.tags.as_ref().is_some_and(|t| t.len() > 50) {
-        return Err(ApiError::validation(
-            "1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50",
-        ));
-    }
+    let tags = i.tags.unwrap_or_default();
+    super::tags::check_tags(&tags, 0)?;
     let c = ctx
         .core
-        .register_consumer(&stream, &name, ctx.max_consumers_per_stream)
+        .register_consumer(&stream, &name, ctx.max_consumers_per_stream, tags)
         .await?;
     tracing::info!(%stream, consumer = %name, "consumer registered");
     Ok(RegisterOutput {

@@ -1,14 +1,17 @@
-//! Stream tags, by stream name (…TagsToStream, ListTagsForStream) and by resource ARN
-//! (TagResource, UntagResource, ListTagsForResource).
+//! Stream tags, by stream name (…TagsToStream, ListTagsForStream), and stream or consumer
+//! tags by resource ARN (TagResource, UntagResource, ListTagsForResource).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::consumers::{parse_consumer_arn, ConsumerArn};
 use super::shapes::Empty;
 use super::Ctx;
+use crate::core::catalog::Stream;
 use crate::core::error::CoreError;
+use crate::core::now_ms;
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{int_range, required, resolve_stream, stream_name_from_arn};
 
@@ -75,23 +78,76 @@ pub fn check_tags(tags: &BTreeMap<String, String>, existing: usize) -> Result<()
     Ok(())
 }
 
+/// What a tag call names: a stream, or an enhanced fan-out consumer of one.
+enum Resource {
+    Stream(String),
+    Consumer(ConsumerArn),
+}
+
+impl Resource {
+    fn stream(&self) -> &str {
+        match self {
+            Resource::Stream(s) => s,
+            Resource::Consumer(c) => &c.stream,
+        }
+    }
+
+    /// The tag map of the resource inside its stream's catalog entry.
+    fn tags_in<'a>(
+        &self,
+        s: &'a mut Stream,
+        account: &str,
+    ) -> Result<&'a mut BTreeMap<String, String>, CoreError> {
+        match self {
+            Resource::Stream(_) => Ok(&mut s.tags),
+            Resource::Consumer(arn) => {
+                let now = now_ms();
+                s.consumers
+                    .iter_mut()
+                    .find(|c| {
+                        c.name == arn.consumer
+                            && c.created_secs() == arn.created_secs
+                            && c.deleting_ms.is_none()
+                            && c.status(now).is_some()
+                    })
+                    .map(|c| &mut c.tags)
+                    .ok_or_else(|| CoreError::ConsumerNotFound {
+                        stream: arn.stream.clone(),
+                        consumer: arn.consumer.clone(),
+                        account: account.to_string(),
+                    })
+            }
+        }
+    }
+}
+
 async fn add_tags(ctx: &Ctx, stream: &str, tags: BTreeMap<String, String>) -> Result<(), ApiError> {
+    add_resource_tags(ctx, &Resource::Stream(stream.to_string()), tags).await
+}
+
+async fn add_resource_tags(
+    ctx: &Ctx,
+    resource: &Resource,
+    tags: BTreeMap<String, String>,
+) -> Result<(), ApiError> {
     if tags.is_empty() {
         return Err(ApiError::validation(
             "1 validation error detected: Value '{}' at 'tags' failed to satisfy constraint: Member must have length greater than or equal to 1",
         ));
     }
     check_tags(&tags, 0)?;
+    let account = ctx.core.account_id().to_string();
     ctx.core
-        .update_stream(stream, |s| {
-            if s.tags.len() + tags.keys().filter(|k| !s.tags.contains_key(*k)).count() > MAX_TAGS {
+        .update_stream(resource.stream(), |s| {
+            let name = s.name.clone();
+            let have = resource.tags_in(s, &account)?;
+            if have.len() + tags.keys().filter(|k| !have.contains_key(*k)).count() > MAX_TAGS {
                 return Err(CoreError::LimitExceeded(format!(
-                    "A stream may have at most {MAX_TAGS} tags; stream {} has {}.",
-                    s.name,
-                    s.tags.len()
+                    "A resource may have at most {MAX_TAGS} tags; this one in stream {name} has {}.",
+                    have.len()
                 )));
             }
-            s.tags.extend(tags);
+            have.extend(tags);
             Ok(())
         })
         .await?;
@@ -99,6 +155,14 @@ async fn add_tags(ctx: &Ctx, stream: &str, tags: BTreeMap<String, String>) -> Re
 }
 
 async fn remove_tags(ctx: &Ctx, stream: &str, keys: Vec<String>) -> Result<(), ApiError> {
+    remove_resource_tags(ctx, &Resource::Stream(stream.to_string()), keys).await
+}
+
+async fn remove_resource_tags(
+    ctx: &Ctx,
+    resource: &Resource,
+    keys: Vec<String>,
+) -> Result<(), ApiError> {
     if keys.is_empty() || keys.len() > 50 {
         return Err(ApiError::validation(format!(
             "1 validation error detected: Value at 'tagKeys' failed to satisfy constraint: Member must have length between 1 and 50 (got {})",
@@ -108,10 +172,12 @@ async fn remove_tags(ctx: &Ctx, stream: &str, keys: Vec<String>) -> Result<(), A
     for k in &keys {
         check_tag_key(k, "tagKeys")?;
     }
+    let account = ctx.core.account_id().to_string();
     ctx.core
-        .update_stream(stream, |s| {
+        .update_stream(resource.stream(), |s| {
+            let have = resource.tags_in(s, &account)?;
             for k in &keys {
-                s.tags.remove(k);
+                have.remove(k);
             }
             Ok(())
         })
@@ -205,15 +271,13 @@ pub async fn list_tags_for_stream(
     })
 }
 
-/// The stream a resource ARN names. Consumer ARNs arrive with enhanced fan-out.
-fn resource_stream(arn: Option<String>) -> Result<String, ApiError> {
+/// The stream or consumer a resource ARN names.
+fn resource(arn: Option<String>) -> Result<Resource, ApiError> {
     let arn = required(arn, "resourceARN")?;
     if arn.contains("/consumer/") {
-        return Err(ApiError::resource_not_found(format!(
-            "Consumer {arn} not found."
-        )));
+        return Ok(Resource::Consumer(parse_consumer_arn(&arn, "resourceARN")?));
     }
-    stream_name_from_arn(&arn)
+    Ok(Resource::Stream(stream_name_from_arn(&arn)?))
 }
 
 #[derive(Deserialize)]
@@ -225,8 +289,8 @@ pub struct TagResourceInput {
 }
 
 pub async fn tag_resource(ctx: Arc<Ctx>, i: TagResourceInput) -> Result<Empty, ApiError> {
-    let name = resource_stream(i.resource_arn)?;
-    add_tags(&ctx, &name, required(i.tags, "tags")?).await?;
+    let r = resource(i.resource_arn)?;
+    add_resource_tags(&ctx, &r, required(i.tags, "tags")?).await?;
     Ok(Empty {})
 }
 
@@ -239,8 +303,8 @@ pub struct UntagResourceInput {
 }
 
 pub async fn untag_resource(ctx: Arc<Ctx>, i: UntagResourceInput) -> Result<Empty, ApiError> {
-    let name = resource_stream(i.resource_arn)?;
-    remove_tags(&ctx, &name, required(i.tag_keys, "tagKeys")?).await?;
+    let r = resource(i.resource_arn)?;
+    remove_resource_tags(&ctx, &r, required(i.tag_keys, "tagKeys")?).await?;
     Ok(Empty {})
 }
 
@@ -261,11 +325,13 @@ pub async fn list_tags_for_resource(
     ctx: Arc<Ctx>,
     i: ListTagsForResourceInput,
 ) -> Result<ListTagsForResourceOutput, ApiError> {
-    let name = resource_stream(i.resource_arn)?;
-    let s = ctx.core.stream(&name)?;
+    let r = resource(i.resource_arn)?;
+    let tags = match &r {
+        Resource::Stream(name) => ctx.core.stream(name)?.tags.clone(),
+        Resource::Consumer(arn) => ctx.resolve_consumer_arn(arn)?.tags,
+    };
     Ok(ListTagsForResourceOutput {
-        tags: s
-            .tags
+        tags: tags
             .iter()
             .map(|(k, v)| Tag {
                 key: k.clone(),
