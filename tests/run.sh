@@ -3,7 +3,7 @@
 #   unit and integration tests (cargo test)
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
-# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java rust-sdk kafka-java franz-go kcat)
+# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +41,11 @@ fi
 if wanted java; then
   step "java interop: AWS SDK for Java v2 (CBOR and JSON, HTTP/1.1 and h2c)"
   M2_REPO="$cache/m2" bash "$repo/tests/interop/java/run.sh"; record java-interop $?
+fi
+
+if wanted kcl && [ -f "$repo/tests/interop/kcl/run.sh" ]; then
+  step "kinesis interop: KCL 3.x with enhanced fan-out over h2c and TLS (DynamoDB from moto)"
+  M2_REPO="$cache/m2" bash "$repo/tests/interop/kcl/run.sh"; record kcl-interop $?
 fi
 
 if wanted rust-sdk && [ -f "$repo/tests/interop/rust-sdk/run.sh" ]; then

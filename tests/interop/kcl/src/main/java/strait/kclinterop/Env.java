@@ -20,6 +20,8 @@ final class Env {
     final String dynamoEndpoint = required("DYNAMODB_ENDPOINT");
     /** fanout (the suite) or polling (only to check the harness). */
     final String retrieval = System.getenv().getOrDefault("KCL_RETRIEVAL", "fanout");
+    /** strait's kinesis.subscription_lifetime_secs when run.sh started it (0: unknown). */
+    final int subscriptionLifetimeSecs = Integer.parseInt(System.getenv().getOrDefault("KCL_SUBSCRIPTION_LIFETIME_SECS", "0"));
     final Region region = Region.US_EAST_1;
     final AwsCredentialsProvider creds = StaticCredentialsProvider.create(AwsBasicCredentials.create("AKIDSTRAITKCL", "secret"));
     final String runTag = Long.toString(System.currentTimeMillis() % 100_000_000L, 36);

@@ -38,7 +38,7 @@ public final class Main {
     public static void main(String[] args) {
         Main m = new Main();
         List<String> scenarios = args.length > 0 ? List.of(args) : List.of("basic", "restart", "reshard");
-        System.out.println("# kcl-interop: retrieval=" + m.env.retrieval + ", kinesis " + m.env.kinesisEndpoint
+        System.out.println("# kcl-interop: retrieval=" + m.env.retrieval + ", subscription lifetime " + m.env.subscriptionLifetimeSecs + " s, kinesis " + m.env.kinesisEndpoint
             + ", kafka " + m.env.kafkaBootstrap + ", dynamodb " + m.env.dynamoEndpoint + ", run " + m.env.runTag);
         for (String s : scenarios) {
             long t0 = System.nanoTime();
@@ -78,10 +78,22 @@ public final class Main {
             w = new Worker(env, stream, app, "basic-w1-" + env.runTag, col).start();
             int before = p.sentCount();
             boolean caughtUp = waitFor(() -> col.distinctIds() >= before, WAIT_MS);
-            System.out.printf("# basic: %d records written before start; %d delivered (%s)%n", before, col.distinctIds(), caughtUp ? "all" : "timed out");
+            note("basic: %d records written before start; %d delivered (%s)", before, col.distinctIds(), caughtUp ? "all" : "timed out");
             for (int round = 2; round < 4; round++) {
                 p.kinesis(Producer.cycle(keys, round * 500, 500), "live");
                 p.kafka(Producer.cycle(keys, round * 250, 250), "live", null);
+            }
+            int live = p.sentCount();
+            waitFor(() -> col.distinctIds() >= live, WAIT_MS);
+            // Outlive strait's subscription lifetime, so KCL has to subscribe again from its continuation point,
+            // then write more.
+            int subscribesBefore = w.ops.calls("SubscribeToShard");
+            boolean renewal = env.fanout() && env.subscriptionLifetimeSecs > 0 && env.subscriptionLifetimeSecs <= 30;
+            if (renewal) {
+                note("basic: %d delivered; waiting %d s for subscriptions to end and be renewed", col.distinctIds(), env.subscriptionLifetimeSecs + 3);
+                Thread.sleep((env.subscriptionLifetimeSecs + 3) * 1000L);
+                p.kinesis(Producer.cycle(keys, 0, 100), "renewed");
+                p.kafka(Producer.cycle(keys, 0, 50), "renewed", null);
             }
             List<Producer.Sent> sent = p.sent();
             waitFor(() -> col.distinctIds() >= sent.size(), WAIT_MS);
@@ -93,7 +105,7 @@ public final class Main {
             Map<String, Map<String, AttributeValue>> leases = leaseTable(app);
 
             checks.check("basic: writes acknowledged (" + sent.size() + " records, per-key sequence numbers ascending)", () -> {
-                require(sent.size() == 3_000, "expected 3000 acknowledged records, have %d", sent.size());
+                require(sent.size() == (renewal ? 3_150 : 3_000), "expected %d acknowledged records, have %d", renewal ? 3_150 : 3_000, sent.size());
                 require(p.problems().isEmpty(), "%s", p.problems());
             });
             checks.check("basic: KCL worker started, retrieved and shut down gracefully", () -> {
@@ -102,7 +114,16 @@ public final class Main {
                 require(col.errors().isEmpty(), "processor errors: %s", col.errors());
             });
             retrievalCheck("basic", w, consumers, app);
-            checks.check("basic: every record processed (" + sent.size() + " = 2000 PutRecords + 1000 Kafka)", () -> requireAll(sent, got));
+            checks.check("basic: every record processed (" + sent.size() + " via PutRecords and Kafka)", () -> requireAll(sent, got));
+            if (renewal) {
+                checks.check("basic: subscriptions renewed after strait ended them (" + env.subscriptionLifetimeSecs + " s lifetime), later records delivered", () -> {
+                    require(w.ops.calls("SubscribeToShard") > subscribesBefore, "no new SubscribeToShard after %d s: %s", env.subscriptionLifetimeSecs + 3, w.ops.summary());
+                    Set<String> delivered = got.stream().map(Collector.Delivery::id).collect(Collectors.toSet());
+                    long renewed = sent.stream().filter(x -> x.phase().equals("renewed")).count();
+                    long missing = sent.stream().filter(x -> x.phase().equals("renewed") && !delivered.contains(x.id())).count();
+                    require(missing == 0, "%d of %d records written after the renewal not processed", missing, renewed);
+                });
+            }
             checks.check("basic: exactly once (no record processed twice)", () -> requireNoDuplicates(got));
             checks.check("basic: per-key order across PutRecords and Kafka writes", () -> requireOrder(got));
             checks.check("basic: records arrive on the shard their partition key hashes to, with the Kafka key as partition key", () -> requireRouting(got, shards));
@@ -123,22 +144,27 @@ public final class Main {
             AtomicReference<Throwable> producerError = new AtomicReference<>();
             Thread producer = new Thread(() -> {
                 try {
-                    int i = 0;
-                    while (producing.get()) {
+                    // about 250 records a second, at most 120 rounds (9,000 records)
+                    for (int i = 0; producing.get() && i < 120; i++) {
                         p.kinesis(Producer.cycle(keys, i * 50, 50), phase.get());
                         p.kafka(Producer.cycle(keys, i * 25, 25), phase.get(), null);
-                        i++;
-                        Thread.sleep(100);
+                        Thread.sleep(300);
                     }
                 } catch (Throwable t) {
                     producerError.set(t);
                 }
             }, "restart-producer");
+            p.kinesis(Producer.cycle(keys, 0, 50), "seed");
+            p.kafka(Producer.cycle(keys, 0, 25), "seed", null);
             Worker a = new Worker(env, stream, app, "restart-A-" + env.runTag, col).start();
+            boolean aUp = waitFor(() -> col.countFor(a.id) > 0, WAIT_MS);
+            note("restart: A is processing (%s); writing continuously", aUp);
             producer.start();
             // A stops part-way, while records are still being written.
             boolean aWorked = waitFor(() -> col.countFor(a.id) >= 600, WAIT_MS);
+            note("restart: A processed %d of %d written; stopping A", col.countFor(a.id), p.sentCount());
             boolean aStopped = a.stop();
+            note("restart: A stopped after %d records; %d written", col.countFor(a.id), p.sentCount());
             Map<String, String> aCheckpoints = col.lastCheckpoints(a.id);
             int aCount = col.countFor(a.id);
             Map<String, Map<String, AttributeValue>> leasesAfterA = leaseTable(app);
@@ -146,6 +172,7 @@ public final class Main {
             Thread.sleep(2_000);  // written while no worker runs
             phase.set("b");
             Worker b = new Worker(env, stream, app, "restart-B-" + env.runTag, col).start();
+            note("restart: B started; %d written", p.sentCount());
             Thread.sleep(4_000);
             producing.set(false);
             producer.join(60_000);
@@ -215,28 +242,52 @@ public final class Main {
         Collector col = new Collector();
         try (Producer p = new Producer(env, stream, "reshard")) {
             Worker w = new Worker(env, stream, app, "reshard-w1-" + env.runTag, col).start();
-            for (int i = 0; i < 6; i++) {
-                p.kinesis(Producer.cycle(keys, i * 50, 50), "pre");
-                p.kafka(Producer.cycle(keys, i * 25, 25), "pre", null);
-            }
+            // PutRecords run on their own thread throughout, so some race with the split; Kafka batches are
+            // written before the split (MD5 partitioner) and after it (partition from ListShards' open ranges).
+            AtomicReference<String> phase = new AtomicReference<>("pre");
+            AtomicBoolean producing = new AtomicBoolean(true);
+            AtomicReference<Throwable> producerError = new AtomicReference<>();
+            Thread putter = new Thread(() -> {
+                try {
+                    for (int i = 1; producing.get() && i < 200; i++) {
+                        p.kinesis(Producer.cycle(keys, i * 50, 50), phase.get());
+                        Thread.sleep(150);
+                    }
+                } catch (Throwable t) {
+                    producerError.set(t);
+                }
+            }, "reshard-putter");
+            p.kinesis(Producer.cycle(keys, 0, 50), "seed");
+            p.kafka(Producer.cycle(keys, 0, 25), "seed", null);
             boolean started = waitFor(() -> col.distinctIds() > 0, WAIT_MS);
+            note("reshard: worker is processing (%s); writing continuously", started);
+            putter.start();
+            for (int i = 1; i < 6; i++) {
+                p.kafka(Producer.cycle(keys, i * 25, 25), "pre", null);
+                Thread.sleep(200);
+            }
             // Split shard 0 at the middle of its range while the application is reading it.
             Shard parent = listShards(stream).stream().filter(s -> s.shardId().endsWith("-000000000000")).findFirst().orElseThrow();
             BigInteger lo = new BigInteger(parent.hashKeyRange().startingHashKey());
             BigInteger hi = new BigInteger(parent.hashKeyRange().endingHashKey());
             BigInteger mid = lo.add(hi).add(BigInteger.ONE).shiftRight(1);
             int deliveredAtSplit = col.distinctIds();
+            phase.set("around");
             env.admin.splitShard(b -> b.streamName(stream).shardToSplit(parent.shardId()).newStartingHashKey(mid.toString())).join();
             waitActive(stream);
             List<Shard> afterSplit = listShards(stream);
+            phase.set("post");
             List<Shard> open = afterSplit.stream().filter(s -> s.sequenceNumberRange().endingSequenceNumber() == null).toList();
             Set<String> children = afterSplit.stream().filter(s -> parent.shardId().equals(s.parentShardId())).map(Shard::shardId).collect(Collectors.toSet());
-            System.out.printf("# reshard: split %s at %s with %d of %d records delivered; open shards %s, children %s%n",
+            note("reshard: split %s at %s with %d of %d records delivered; open shards %s, children %s",
                 parent.shardId(), mid, deliveredAtSplit, p.sentCount(), open.stream().map(Shard::shardId).toList(), children);
             for (int i = 6; i < 12; i++) {
-                p.kinesis(Producer.cycle(keys, i * 50, 50), "post");
                 p.kafka(Producer.cycle(keys, i * 25, 25), "post", key -> partitionOf(key, open));
+                Thread.sleep(200);
             }
+            Thread.sleep(500);
+            producing.set(false);
+            putter.join(60_000);
             List<Producer.Sent> sent = p.sent();
             waitFor(() -> col.distinctIds() >= sent.size(), WAIT_MS);
             Thread.sleep(3_000);
@@ -246,7 +297,8 @@ public final class Main {
             List<Shard> shards = listShards(stream);
             Map<String, Map<String, AttributeValue>> leases = leaseTable(app);
 
-            checks.check("reshard: writes acknowledged before and after SplitShard", () -> {
+            checks.check("reshard: writes acknowledged before, during and after SplitShard", () -> {
+                require(producerError.get() == null, "PutRecords thread failed: %s", producerError.get());
                 require(p.problems().isEmpty(), "%s", p.problems());
                 require(children.size() == 2, "expected 2 children of %s, ListShards says %s", parent.shardId(), children);
             });
@@ -433,6 +485,13 @@ public final class Main {
             start = r.hasLastEvaluatedKey() && !r.lastEvaluatedKey().isEmpty() ? r.lastEvaluatedKey() : null;
         } while (start != null);
         return out;
+    }
+
+    private static long t0 = System.nanoTime();
+
+    private static void note(String fmt, Object... args) {
+        System.out.printf("# [%5.1fs] %s%n", (System.nanoTime() - t0) / 1e9, String.format(fmt, args));
+        System.out.flush();
     }
 
     private static boolean waitFor(BooleanSupplier cond, long timeoutMs) throws InterruptedException {

@@ -24,7 +24,8 @@ import software.amazon.awssdk.services.kinesis.model.PutRecordsResultEntry;
 
 /**
  * Writes a scenario's records through Kinesis PutRecords and a Kafka producer, numbering each key's records in
- * write order (a batch is acknowledged before the next one is sent, so the counter order is the write order).
+ * write order (batches are serialized and each is acknowledged before the next one is sent, so the counter order
+ * is the write order, also when several threads write).
  */
 final class Producer implements AutoCloseable {
     /** One record that was acknowledged by strait. */
@@ -84,7 +85,7 @@ final class Producer implements AutoCloseable {
     }
 
     /** One PutRecords call with one record per entry of {@code keys}, in that order. Throws if any record failed. */
-    void kinesis(List<String> keys, String phase) {
+    synchronized void kinesis(List<String> keys, String phase) {
         List<PutRecordsRequestEntry> entries = new ArrayList<>();
         List<String[]> meta = new ArrayList<>();
         for (String key : keys) {
@@ -129,7 +130,7 @@ final class Producer implements AutoCloseable {
      * for all acknowledgements. {@code partitionOf} picks the partition explicitly (after a reshard); null leaves it
      * to {@link Md5RangePartitioner}.
      */
-    void kafka(List<String> keys, String phase, ToIntFunction<String> partitionOf) throws Exception {
+    synchronized void kafka(List<String> keys, String phase, ToIntFunction<String> partitionOf) throws Exception {
         List<Future<RecordMetadata>> futures = new ArrayList<>();
         List<String[]> meta = new ArrayList<>();
         for (String key : keys) {
