@@ -39,13 +39,18 @@ if wanted python; then
 fi
 
 if wanted java; then
-  step "java interop: AWS SDK for Java v2 (CBOR and JSON, HTTP/1.1 and h2c)"
+  step "java interop: AWS SDK for Java v2 (CBOR and JSON over HTTP/1.1, h2c and TLS; enhanced fan-out)"
   M2_REPO="$cache/m2" bash "$repo/tests/interop/java/run.sh"; record java-interop $?
 fi
 
 if wanted kcl && [ -f "$repo/tests/interop/kcl/run.sh" ]; then
   step "kinesis interop: KCL 3.x with enhanced fan-out over h2c and TLS (DynamoDB from moto)"
   M2_REPO="$cache/m2" bash "$repo/tests/interop/kcl/run.sh"; record kcl-interop $?
+fi
+
+if wanted kpl && [ -f "$repo/tests/interop/kpl/run.sh" ]; then
+  step "kinesis interop: KPL 1.1 with aggregation over TLS, read back by a Kafka group and GetRecords"
+  M2_REPO="$cache/m2" bash "$repo/tests/interop/kpl/run.sh"; record kpl-interop $?
 fi
 
 if wanted rust-sdk && [ -f "$repo/tests/interop/rust-sdk/run.sh" ]; then

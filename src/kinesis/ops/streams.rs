@@ -13,7 +13,7 @@ use super::shapes::{
 };
 use super::tags::check_tags;
 use super::Ctx;
-use crate::core::catalog::{parse_shard_id, StreamMode};
+use crate::core::catalog::{parse_shard_id, KeyHash, Stream, StreamMode};
 use crate::core::CreateStreamRequest;
 use crate::kinesis::codec as ts;
 use crate::kinesis::error::ApiError;
@@ -175,6 +175,18 @@ pub struct StreamDescriptionSummary {
     consumer_count: usize,
     #[serde(rename = "MaxRecordSizeInKiB")]
     max_record_size_in_kib: u32,
+    /// Read by KPL 1.1: `USER_PARTITION_KEY` lets it aggregate per predicted shard; `AUTO`
+    /// makes it send every user record on its own, which is what murmur2 and spread streams
+    /// need (their shards are not MD5 ranges).
+    record_distribution_strategy: &'static str,
+}
+
+/// How a stream places records, in the API's RecordDistributionStrategy terms.
+fn record_distribution_strategy(s: &Stream) -> &'static str {
+    match s.key_hash {
+        KeyHash::KinesisMd5 => "USER_PARTITION_KEY",
+        KeyHash::KafkaMurmur2 | KeyHash::Auto => "AUTO",
+    }
 }
 
 #[derive(Serialize)]
@@ -209,6 +221,7 @@ pub async fn describe_stream_summary(
                     .count()
             },
             max_record_size_in_kib: s.max_record_kib,
+            record_distribution_strategy: record_distribution_strategy(&s),
         },
     })
 }

@@ -3,11 +3,12 @@
 #   STRAIT_ENDPOINT=http://127.0.0.1:4567 tests/interop/java/run.sh [mode...]   # a server you started
 #   tests/interop/java/run.sh [mode...]   # no STRAIT_ENDPOINT: starts $STRAIT_BIN (default target/debug/strait)
 #                                         # on a free loopback port with a temp data dir, and stops it after
-# Modes: cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls (default: all six).
+# Modes: cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls (default: all six; the tls ones only with a cert).
 #   tls = the async Netty client over HTTPS with ALPN h2 (https://localhost:PORT, trusting strait's self-signed
 #   cert). When run.sh starts strait itself it makes the cert with `strait cert` and enables TLS on the Kinesis
-#   port (which keeps serving plain HTTP/1.1 and h2c too). Against your own server set STRAIT_CA=<cert.pem>
-#   (and STRAIT_TLS_ENDPOINT if it is not https://localhost:<port of STRAIT_ENDPOINT>).
+#   port (which keeps serving plain HTTP/1.1 and h2c too). Against your own server set STRAIT_CA to the PEM
+#   that signs its cert (ca.pem from `strait cert`), and STRAIT_TLS_ENDPOINT if it is not
+#   https://localhost:<port of STRAIT_ENDPOINT>.
 # h2c and tls modes also run the enhanced fan-out checks (Efo.java).
 # Dependencies go to <repo>/.cache/m2 (override with M2_REPO). Exit status is non-zero if any check failed.
 set -euo pipefail
@@ -16,7 +17,15 @@ repo_root="$(cd "$here/../../.." && pwd)"
 m2="${M2_REPO:-$repo_root/.cache/m2}"
 endpoint="${STRAIT_ENDPOINT:-}"
 modes=("$@")
-[ ${#modes[@]} -gt 0 ] || modes=(cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls)
+if [ ${#modes[@]} -eq 0 ]; then
+  modes=(cbor/http1 json/http1 cbor/h2c json/h2c)
+  # tls needs a certificate: ours when run.sh starts strait, STRAIT_CA for a server you started
+  if [ -z "$endpoint" ] || [ -n "${STRAIT_CA:-}" ]; then
+    modes+=(cbor/tls json/tls)
+  else
+    echo "# tls modes skipped: set STRAIT_CA to the PEM that signs your server's certificate"
+  fi
+fi
 want_tls=false
 for m in "${modes[@]}"; do [ "${m##*/}" = tls ] && want_tls=true; done
 
@@ -36,7 +45,7 @@ if [ -z "$endpoint" ]; then
     certdir="$(mktemp -d /tmp/strait-java-cert.XXXXXX)"
     "${STRAIT_BIN:-$repo_root/target/debug/strait}" cert --out "$certdir" --host localhost >/dev/null \
       || { echo "strait cert failed (needed for the tls modes)" >&2; exit 2; }
-    export STRAIT_CA="$certdir/cert.pem"
+    export STRAIT_CA="$certdir/ca.pem"  # strait cert: ca.pem signs cert.pem; clients trust ca.pem
     tls_env=(STRAIT_KINESIS__TLS__CERT="$certdir/cert.pem" STRAIT_KINESIS__TLS__KEY="$certdir/key.pem")
   fi
   start_strait java-interop "${tls_env[@]}" || exit 2

@@ -2,7 +2,7 @@
 # KPL interop: the Kinesis Producer Library (aggregation on, TLS with certificate verification) writes through
 # strait; a Kafka consumer group and GetRecords must read back exactly the plain user records.
 #   tests/interop/kpl/run.sh    # starts $STRAIT_BIN (default target/debug/strait) with a fresh self-signed cert
-#   STRAIT_ENDPOINT=https://localhost:PORT STRAIT_CA=cert.pem STRAIT_KAFKA=127.0.0.1:PORT tests/interop/kpl/run.sh
+#   STRAIT_ENDPOINT=https://localhost:PORT STRAIT_CA=ca.pem STRAIT_KAFKA=127.0.0.1:PORT tests/interop/kpl/run.sh
 #                               # a server you started (TLS on the Kinesis port, cert trusted via STRAIT_CA)
 # Knobs: KPL_RECORDS (5000), KPL_KEYS (100), KPL_SHARDS (4), KPL_LOG_LEVEL (warning; the native daemon's level).
 # Dependencies go to <repo>/.cache/m2 (override with M2_REPO). Last line: "kpl-interop: N passed, M failed";
@@ -30,7 +30,7 @@ if [ -z "$endpoint" ]; then
     || exit 2
   # The KPL checks the certificate against the host name it dials, so use "localhost" (in the cert's SAN).
   endpoint="https://localhost:${STRAIT_ENDPOINT##*:}"
-  export STRAIT_CA="$certdir/cert.pem"
+  export STRAIT_CA="$certdir/ca.pem"  # strait cert: ca.pem signs cert.pem; clients trust ca.pem
 fi
 [ -n "${STRAIT_KAFKA:-}" ] || { echo "STRAIT_KAFKA is not set" >&2; exit 2; }
 

@@ -11,6 +11,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -40,6 +41,7 @@ final class Efo {
     private final KinesisAsyncClient async;
     private final Harness h;
     private final EventStreamTap tap;
+    private final Main.WireRecorder wire;
     private final boolean cbor;
     private final String stream;
     private final String streamArn;
@@ -51,7 +53,9 @@ final class Efo {
     private Consumer c1;
     private Consumer c2;
 
-    Efo(KinesisClient kc, KinesisAsyncClient async, Harness h, EventStreamTap tap, boolean cbor, String transport) {
+    Efo(KinesisClient kc, KinesisAsyncClient async, Harness h, EventStreamTap tap, Main.WireRecorder wire, boolean cbor,
+        String transport) {
+        this.wire = wire;
         this.kc = kc;
         this.async = async;
         this.h = h;
@@ -70,6 +74,7 @@ final class Efo {
         volatile int responseOrder = -1;   // when onResponse ran, relative to events
         volatile int firstEventOrder = -1;
         volatile SubscribeToShardResponse response;
+        volatile long responseNanos;
         final List<SubscribeToShardEvent> events = new ArrayList<>();
         final List<String> otherEvents = new ArrayList<>();
         volatile Throwable error;
@@ -95,6 +100,7 @@ final class Efo {
         Sub sub = new Sub();
         SubscribeToShardResponseHandler handler = SubscribeToShardResponseHandler.builder()
                 .onResponse(r -> {
+                    sub.responseNanos = System.nanoTime();
                     sub.response = r;
                     sub.responseOrder = sub.order.getAndIncrement();
                 })
@@ -130,6 +136,11 @@ final class Efo {
         }
     }
 
+    /** Harness.describe, null-safe. */
+    static String descr(Throwable t) {
+        return t == null ? "nothing (no error)" : Harness.describe(root(t));
+    }
+
     static Throwable root(Throwable t) {
         while ((t instanceof ExecutionException || t instanceof java.util.concurrent.CompletionException
                 || (t != null && t.getClass().getName().startsWith("software.amazon.awssdk.core.exception.SdkClientException")
@@ -146,6 +157,12 @@ final class Efo {
         Suite.Put p = new Suite.Put(r.shardId(), r.sequenceNumber(), pk, data);
         synchronized (puts) { puts.add(p); }
         return p;
+    }
+
+    private Map<String, String> tags(String arn) {
+        Map<String, String> m = new TreeMap<>();
+        for (Tag t : kc.listTagsForResource(b -> b.resourceARN(arn)).tags()) m.put(t.key(), t.value());
+        return m;
     }
 
     /** Records vs puts: same sequence numbers, keys and bytes, same order. */
@@ -211,7 +228,8 @@ final class Efo {
             eq(c1.consumerCreationTimestamp(), d.consumerCreationTimestamp(), "creation timestamp");
         });
         h.check("EFO: second consumer; ListStreamConsumers lists both (MaxResults=1 + NextToken paging)", () -> {
-            c2 = kc.registerStreamConsumer(b -> b.streamARN(streamArn).consumerName("efo-two")).consumer();
+            c2 = kc.registerStreamConsumer(b -> b.streamARN(streamArn).consumerName("efo-two")
+                    .tags(Map.of("role", "second", "suite", "java"))).consumer();
             waitUntil("consumer 2 ACTIVE", 10_000, () -> kc.describeStreamConsumer(b -> b.consumerARN(c2.consumerARN()))
                     .consumerDescription().consumerStatus() == ConsumerStatus.ACTIVE);
             Map<String, String> all = new TreeMap<>();
@@ -222,9 +240,21 @@ final class Efo {
             ListStreamConsumersResponse p1 = kc.listStreamConsumers(b -> b.streamARN(streamArn).maxResults(1));
             eq(1, p1.consumers().size(), "page 1 size");
             ok(p1.nextToken() != null, "no NextToken after page 1 of 2");
-            ListStreamConsumersResponse p2 = kc.listStreamConsumers(b -> b.nextToken(p1.nextToken()).maxResults(1));
+            // StreamARN is required on every page (the API model marks it required)
+            ListStreamConsumersResponse p2 = kc.listStreamConsumers(b -> b.streamARN(streamArn).nextToken(p1.nextToken())
+                    .maxResults(1));
+            ok(p2.nextToken() == null, "NextToken after the last page: %s", p2.nextToken());
             eq(1, p2.consumers().size(), "page 2 size");
             ok(!p1.consumers().get(0).consumerName().equals(p2.consumers().get(0).consumerName()), "same consumer twice");
+        });
+        h.check("consumer tags: RegisterStreamConsumer Tags, then Tag/Untag/ListTagsForResource on the ConsumerARN", () -> {
+            need(c2, "no second consumer");
+            eq(Map.of("role", "second", "suite", "java"), tags(c2.consumerARN()), "tags from RegisterStreamConsumer");
+            kc.tagResource(b -> b.resourceARN(c2.consumerARN()).tags(Map.of("extra", "1")));
+            kc.untagResource(b -> b.resourceARN(c2.consumerARN()).tagKeys("suite"));
+            eq(Map.of("role", "second", "extra", "1"), tags(c2.consumerARN()), "consumer tags after tag + untag");
+            eq(Map.of(), tags(c1.consumerARN()), "tags of the untagged consumer");
+            eq(Map.of(), tags(streamArn), "the stream's own tags (consumer tags must not leak to it)");
         });
         h.check("error: RegisterStreamConsumer with a taken name -> ResourceInUseException", () ->
                 expectError(ResourceInUseException.class, "ResourceInUseException",
@@ -244,7 +274,7 @@ final class Efo {
         long s1Start = System.nanoTime();
         h.check("SubscribeToShard: initial response arrives before any event", () -> {
             waitUntil("initial response or error", 15_000, () -> s1.response != null || s1.error != null);
-            ok(s1.error == null, "subscription failed: %s", Harness.describe(root(s1.error)));
+            ok(s1.error == null, "subscription failed: %s", descr(s1.error));
             waitUntil("first event", 15_000, () -> s1.firstEventOrder >= 0 || s1.ended());
             ok(s1.firstEventOrder > s1.responseOrder, "first event (#%d) before the initial response (#%d)",
                     s1.firstEventOrder, s1.responseOrder);
@@ -283,12 +313,13 @@ final class Efo {
         Sub[] s2 = new Sub[1];
         h.check("SubscribeToShard after 5 s takes over (AFTER_SEQUENCE_NUMBER = continuation); the old stream gets ResourceInUseException", () -> {
             need(cont, "no continuation from the first subscription");
-            long wait = TimeUnit.NANOSECONDS.toMillis(s1Start + TimeUnit.MILLISECONDS.toNanos(5300) - System.nanoTime());
+            // 5.3 s after the initial response, which the server sent after it had started the subscription
+            long wait = TimeUnit.NANOSECONDS.toMillis(s1.responseNanos + TimeUnit.MILLISECONDS.toNanos(5300) - System.nanoTime());
             if (wait > 0) Thread.sleep(wait);
             s2[0] = subscribe(c1.consumerARN(), shardId, StartingPosition.builder()
                     .type(ShardIteratorType.AFTER_SEQUENCE_NUMBER).sequenceNumber(cont).build());
             waitUntil("takeover", 10_000, () -> s2[0].response != null || s2[0].error != null);
-            ok(s2[0].error == null, "newcomer failed: %s", Harness.describe(root(s2[0].error)));
+            ok(s2[0].error == null, "newcomer failed: %s", descr(s2[0].error));
             waitUntil("the old subscription to end", 10_000, s1::ended);
             Throwable t = root(s1.error);
             ok(t instanceof ResourceInUseException, "old subscription ended with %s",
@@ -327,7 +358,7 @@ final class Efo {
         Sub s3 = subscribe(c2.consumerARN(), shardId, trim);
         h.check("SubscribeToShard on a closed shard: every record, then ChildShards, null continuation, clean end", () -> {
             waitUntil("the subscription to end", 20_000, s3::ended);
-            ok(s3.error == null, "ended with an error: %s", Harness.describe(root(s3.error)));
+            ok(s3.error == null, "ended with an error: %s", descr(s3.error));
             ok(s3.response != null, "no initial response");
             checkClosedShardEnd(s3, puts, children);
         });
@@ -356,13 +387,18 @@ final class Efo {
                         : m.header(":exception-type")) + " content-type=" + m.header(":content-type") + " payload=" + m.payloadKind();
                 kinds.merge(key, 1, Integer::sum);
             }
-            System.out.printf("#   event-stream messages seen (%s requests): %s%n", cbor ? "CBOR" : "JSON", kinds);
-            String want = cbor ? "cbor" : "json";
+            Set<String> reqTypes = wire.requestTypesByOp.getOrDefault("SubscribeToShard", Set.of());
+            System.out.printf("#   SubscribeToShard requests sent as %s (client CBOR switch %s); event-stream messages: %s%n",
+                    reqTypes, cbor ? "on" : "off", kinds);
+            eq(1, reqTypes.size(), "SubscribeToShard request content types");
+            String want = reqTypes.iterator().next().contains("cbor") ? "cbor" : "json";
             for (EventStreamTap.Message m : ms) {
-                if ("SubscribeToShardEvent".equals(m.header(":event-type")) || "initial-response".equals(m.header(":event-type"))) {
-                    if (m.payload().length == 0) continue;
-                    eq(want, m.payloadKind(), "payload encoding of " + m.header(":event-type"));
-                }
+                if (m.payload().length == 0) continue;
+                String ct = String.valueOf(m.header(":content-type"));
+                String declared = ct.contains("cbor") ? "cbor" : ct.contains("json") ? "json" : ct;
+                eq(declared, m.payloadKind(), "payload vs its :content-type header " + ct);
+                eq(want, m.payloadKind(), "payload encoding of " + m.header(":message-type") + " "
+                        + m.header(":event-type") + m.header(":exception-type") + " (request was " + reqTypes + ")");
             }
         });
 
@@ -386,7 +422,7 @@ final class Efo {
 
     /** The records of a closed shard in order, then one event with ChildShards and no continuation. */
     private static void checkClosedShardEnd(Sub s, List<Suite.Put> want, List<String> children) {
-        ok(s.error == null, "ended with an error: %s", Harness.describe(root(s.error)));
+        ok(s.error == null, "ended with an error: %s", descr(s.error));
         sameRecords(want, s.records(), "records");
         List<SubscribeToShardEvent> evs = s.eventsCopy();
         ok(!evs.isEmpty(), "no events");
