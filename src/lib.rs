@@ -53,6 +53,7 @@ pub async fn run(
         subscription_lifetime: std::time::Duration::from_secs(
             config.kinesis.subscription_lifetime_secs,
         ),
+        events: kinesis::ops::event_cache::EventCache::new(32 << 20),
     });
     let tls = match (&config.kinesis.tls.cert, &config.kinesis.tls.key) {
         (Some(cert), Some(key)) => Some(kinesis::tls::server_config(cert, key)?),

@@ -3,6 +3,7 @@
 //! it. Handlers live in the sibling modules, grouped by what they touch.
 
 mod consumers;
+pub mod event_cache;
 mod paging;
 mod records;
 mod reshard;
@@ -32,6 +33,8 @@ pub struct Ctx {
     pub region: String,
     pub max_consumers_per_stream: u32,
     pub subscription_lifetime: std::time::Duration,
+    /// Encoded events shared by the consumers of one shard.
+    pub events: event_cache::EventCache,
 }
 
 impl Ctx {

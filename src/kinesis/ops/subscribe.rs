@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::consumers::parse_consumer_arn;
+use super::event_cache::{CachedEvent, EventKey};
 use super::records::{child_shard, iterator_start, record_out, ChildShard, RecordOut};
 use super::Ctx;
 use crate::core::catalog::shard_id;
@@ -218,6 +219,15 @@ impl Subscription {
         }
         let mut last_event: Option<Instant> = None;
         loop {
+            if let Some(hit) = self.cached() {
+                if let Err(end) = self.send(hit.message).await {
+                    return end;
+                }
+                self.offset = hit.next_offset;
+                last_event = Some(Instant::now());
+                self.record_position(false);
+                continue;
+            }
             let core = self.ctx.core.clone();
             // Armed before reading, so an append between the read and the wait wakes us.
             let appended = core.append_signal().notified();
@@ -234,12 +244,25 @@ impl Subscription {
                     return End::Exception(kind, e.message);
                 }
             };
+            let start = self.offset;
             self.offset = span.next_offset;
             let due = last_event.is_none_or(|t| t.elapsed() >= HEARTBEAT);
             let more = span.millis_behind_latest > 0 || span.records.len() >= MAX_EVENT_RECORDS;
             if !span.records.is_empty() || span.shard_ended || due {
                 let ended = span.shard_ended;
+                let shareable = !span.records.is_empty() && !ended;
                 let msg = self.event(span);
+                if shareable {
+                    if let Some(key) = self.key(start) {
+                        self.ctx.events.insert(
+                            key,
+                            CachedEvent {
+                                message: msg.clone(),
+                                next_offset: self.offset,
+                            },
+                        );
+                    }
+                }
                 if let Err(end) = self.send(msg).await {
                     return end;
                 }
@@ -282,6 +305,29 @@ impl Subscription {
         tokio::task::spawn_blocking(move || {
             groups.commit_shadow(&consumer, &stream, partition, offset)
         });
+    }
+
+    fn key(&self, offset: i64) -> Option<EventKey> {
+        let s = self.ctx.core.stream(&self.stream).ok()?;
+        Some(EventKey {
+            stream: self.stream.clone(),
+            stream_created_ms: s.created_ms,
+            partition: self.partition,
+            offset,
+            protocol: self.protocol,
+        })
+    }
+
+    /// An event another consumer already built from this offset, while the offset is still
+    /// retained.
+    fn cached(&self) -> Option<CachedEvent> {
+        let hit = self.ctx.events.get(&self.key(self.offset)?)?;
+        let offsets = self
+            .ctx
+            .core
+            .partition_offsets(&self.stream, self.partition)
+            .ok()?;
+        (self.offset >= offsets.log_start).then_some(hit)
     }
 
     async fn read(&self) -> Result<Span, CoreError> {
