@@ -60,6 +60,11 @@ pub struct Span {
     pub millis_behind_latest: i64,
     /// The shard is closed and has been read to its end.
     pub shard_ended: bool,
+    /// The read reached the high watermark (or the end of a closed shard): nothing more to
+    /// read right now.
+    pub caught_up: bool,
+    /// Arrival time of the last record read.
+    pub last_arrival_ms: Option<i64>,
     /// Set with `shard_ended`: the shards that replaced this one.
     pub child_shards: Vec<Shard>,
     pub shard_created_secs: u64,
@@ -392,6 +397,8 @@ impl Core {
             next_offset: offset,
             millis_behind_latest,
             shard_ended,
+            caught_up: at_end,
+            last_arrival_ms: last_ts,
             child_shards,
             shard_created_secs: shard.created_secs,
         })

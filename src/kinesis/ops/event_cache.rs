@@ -23,10 +23,13 @@ pub struct EventKey {
 
 #[derive(Debug, Clone)]
 pub struct CachedEvent {
-    /// The whole event-stream message.
-    pub message: Bytes,
+    /// The encoded SubscribeToShardEvent up to its last member's value, MillisBehindLatest,
+    /// which depends on when the event is sent and is appended per send.
+    pub payload_prefix: Bytes,
     /// Where the next event starts.
     pub next_offset: i64,
+    /// Arrival time of the event's last record, for MillisBehindLatest.
+    pub last_arrival_ms: i64,
 }
 
 pub struct EventCache {
@@ -54,7 +57,7 @@ impl EventCache {
     }
 
     pub fn insert(&self, key: EventKey, event: CachedEvent) {
-        let size = event.message.len();
+        let size = event.payload_prefix.len();
         if size > self.budget / 4 {
             return;
         }
@@ -67,7 +70,7 @@ impl EventCache {
                 break;
             };
             if let Some(e) = inner.entries.remove(&old) {
-                inner.bytes -= e.message.len();
+                inner.bytes -= e.payload_prefix.len();
             }
         }
         inner.bytes += size;
@@ -97,8 +100,9 @@ mod tests {
             cache.insert(
                 key(i),
                 CachedEvent {
-                    message: Bytes::from(vec![0u8; 20]),
+                    payload_prefix: Bytes::from(vec![0u8; 20]),
                     next_offset: i + 1,
+                    last_arrival_ms: 0,
                 },
             );
         }
@@ -109,8 +113,9 @@ mod tests {
         cache.insert(
             key(50),
             CachedEvent {
-                message: Bytes::from(vec![0u8; 60]),
+                payload_prefix: Bytes::from(vec![0u8; 60]),
                 next_offset: 51,
+                last_arrival_ms: 0,
             },
         );
         assert!(cache.get(&key(50)).is_none());

@@ -61,9 +61,53 @@ struct SubscribeToShardEvent {
     records: Vec<RecordOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     continuation_sequence_number: Option<String>,
-    millis_behind_latest: i64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     child_shards: Vec<ChildShard>,
+    /// Last, so a shared event's encoding can end with a fresh value (see `split_millis`).
+    millis_behind_latest: i64,
+}
+
+/// An event encoded with MillisBehindLatest 0, cut just before that 0, so each send can
+/// append its own value. `None` if the encoding does not end the expected way.
+fn split_millis(protocol: Protocol, payload: &Bytes) -> Option<Bytes> {
+    let tail: &[u8] = match protocol {
+        Protocol::Json => b"0}",
+        // The last value of a definite-length map: unsigned 0.
+        Protocol::Cbor => &[0x00],
+    };
+    payload
+        .ends_with(tail)
+        .then(|| payload.slice(..payload.len() - tail.len()))
+}
+
+/// The payload of a split event with `millis` as its MillisBehindLatest.
+fn with_millis(protocol: Protocol, prefix: &[u8], millis: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + 12);
+    out.extend_from_slice(prefix);
+    let millis = millis.max(0) as u64;
+    match protocol {
+        Protocol::Json => {
+            out.extend_from_slice(millis.to_string().as_bytes());
+            out.push(b'}');
+        }
+        Protocol::Cbor => match millis {
+            0..=23 => out.push(millis as u8),
+            24..=0xff => out.extend_from_slice(&[0x18, millis as u8]),
+            0x100..=0xffff => {
+                out.push(0x19);
+                out.extend_from_slice(&(millis as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(0x1a);
+                out.extend_from_slice(&(millis as u32).to_be_bytes());
+            }
+            _ => {
+                out.push(0x1b);
+                out.extend_from_slice(&millis.to_be_bytes());
+            }
+        },
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -219,8 +263,10 @@ impl Subscription {
         }
         let mut last_event: Option<Instant> = None;
         loop {
-            if let Some(hit) = self.cached() {
-                if let Err(end) = self.send(hit.message).await {
+            if let Some((hit, millis)) = self.cached() {
+                let payload = with_millis(self.protocol, &hit.payload_prefix, millis);
+                let msg = eventstream::event("SubscribeToShardEvent", content_type, &payload);
+                if let Err(end) = self.send(msg).await {
                     return end;
                 }
                 self.offset = hit.next_offset;
@@ -247,22 +293,11 @@ impl Subscription {
             let start = self.offset;
             self.offset = span.next_offset;
             let due = last_event.is_none_or(|t| t.elapsed() >= HEARTBEAT);
-            let more = span.millis_behind_latest > 0 || span.records.len() >= MAX_EVENT_RECORDS;
+            // An event cut by its size limits leaves records behind: send on at once.
+            let more = !span.caught_up;
             if !span.records.is_empty() || span.shard_ended || due {
                 let ended = span.shard_ended;
-                let shareable = !span.records.is_empty() && !ended;
-                let msg = self.event(span);
-                if shareable {
-                    if let Some(key) = self.key(start) {
-                        self.ctx.events.insert(
-                            key,
-                            CachedEvent {
-                                message: msg.clone(),
-                                next_offset: self.offset,
-                            },
-                        );
-                    }
-                }
+                let msg = self.event(span, start);
                 if let Err(end) = self.send(msg).await {
                     return end;
                 }
@@ -319,15 +354,25 @@ impl Subscription {
     }
 
     /// An event another consumer already built from this offset, while the offset is still
-    /// retained.
-    fn cached(&self) -> Option<CachedEvent> {
+    /// retained, with the MillisBehindLatest it has now.
+    fn cached(&self) -> Option<(CachedEvent, i64)> {
         let hit = self.ctx.events.get(&self.key(self.offset)?)?;
         let offsets = self
             .ctx
             .core
             .partition_offsets(&self.stream, self.partition)
             .ok()?;
-        (self.offset >= offsets.log_start).then_some(hit)
+        if self.offset < offsets.log_start {
+            return None;
+        }
+        let millis = if hit.next_offset >= offsets.high_watermark {
+            0
+        } else {
+            offsets
+                .last_timestamp_ms
+                .map_or(0, |latest| (latest - hit.last_arrival_ms).max(0))
+        };
+        Some((hit, millis))
     }
 
     async fn read(&self) -> Result<Span, CoreError> {
@@ -341,29 +386,82 @@ impl Subscription {
         .map_err(|e| CoreError::Storage(format!("subscription read failed: {e}")))?
     }
 
-    fn event(&self, span: Span) -> Bytes {
+    /// Encodes an event read from `start`. Events with records on an open shard are shared
+    /// with the other consumers of the shard through the event cache.
+    fn event(&self, span: Span, start: i64) -> Bytes {
         let encryption = self
             .ctx
             .core
             .stream(&self.stream)
             .ok()
             .and_then(|s| s.encryption_key.as_ref().map(|_| "KMS"));
+        let shareable = !span.records.is_empty() && !span.shard_ended;
+        let millis = span.millis_behind_latest;
         let continuation = (!span.shard_ended).then(|| span.continuation(self.partition));
-        let event = SubscribeToShardEvent {
+        let mut event = SubscribeToShardEvent {
             child_shards: span.child_shards.iter().map(child_shard).collect(),
             continuation_sequence_number: continuation,
-            millis_behind_latest: span.millis_behind_latest,
+            millis_behind_latest: if shareable { 0 } else { millis },
             records: span
                 .records
                 .into_iter()
                 .map(|r| record_out(r, encryption))
                 .collect(),
         };
-        let payload = codec::encode(self.protocol, &event);
+        let mut payload = codec::encode(self.protocol, &event);
+        if shareable {
+            let Some(prefix) = split_millis(self.protocol, &payload) else {
+                event.millis_behind_latest = millis;
+                let payload = codec::encode(self.protocol, &event);
+                return eventstream::event(
+                    "SubscribeToShardEvent",
+                    event_content_type(self.protocol),
+                    &payload,
+                );
+            };
+            payload = Bytes::from(with_millis(self.protocol, &prefix, millis));
+            if let (Some(key), Some(last)) = (self.key(start), span.last_arrival_ms) {
+                self.ctx.events.insert(
+                    key,
+                    CachedEvent {
+                        payload_prefix: prefix,
+                        next_offset: self.offset,
+                        last_arrival_ms: last,
+                    },
+                );
+            }
+        }
         eventstream::event(
             "SubscribeToShardEvent",
             event_content_type(self.protocol),
             &payload,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A split event with a spliced MillisBehindLatest encodes exactly as a whole one.
+    #[test]
+    fn spliced_millis_match_whole_encodings() {
+        for protocol in [Protocol::Json, Protocol::Cbor] {
+            for millis in [0i64, 7, 23, 24, 255, 256, 65_535, 65_536, 4_294_967_296] {
+                let event = |m| SubscribeToShardEvent {
+                    records: Vec::new(),
+                    continuation_sequence_number: Some("49".into()),
+                    child_shards: Vec::new(),
+                    millis_behind_latest: m,
+                };
+                let whole = codec::encode(protocol, &event(millis));
+                let prefix = split_millis(protocol, &codec::encode(protocol, &event(0))).unwrap();
+                assert_eq!(
+                    with_millis(protocol, &prefix, millis),
+                    whole.to_vec(),
+                    "{protocol:?} {millis}"
+                );
+            }
+        }
     }
 }

@@ -290,3 +290,30 @@ def strait_kafka(kafka_bootstrap):
     if external_kafka():
         pytest.skip("needs strait's own Kafka listener (STRAIT_KAFKA_BOOTSTRAP is set)")
     return kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def tls_server():
+    """A second strait: TLS on its Kinesis port (certificates from `strait cert`, trust
+    certs/ca.pem) and a 4 s kinesis.subscription_lifetime_secs. Plain HTTP keeps working on the
+    same port (srv.endpoint); srv.https_endpoint is https://localhost:PORT."""
+    if _external():
+        pytest.skip("needs a strait started by the suite (STRAIT_ENDPOINT is set)")
+    bin_ = os.environ.get("STRAIT_BIN", os.path.join(REPO, "target", "debug", "strait"))
+    certs = tempfile.mkdtemp(prefix="strait-certs-")
+    out = subprocess.run([bin_, "cert", "--out", certs, "--host", "localhost"], capture_output=True, text=True)
+    assert out.returncode == 0, f"strait cert failed: {out.stdout}{out.stderr}"
+    srv = StraitServer(
+        None,
+        extra_env={
+            "STRAIT_KINESIS__TLS__CERT": os.path.join(certs, "cert.pem"),
+            "STRAIT_KINESIS__TLS__KEY": os.path.join(certs, "key.pem"),
+            "STRAIT_KINESIS__SUBSCRIPTION_LIFETIME_SECS": "4",
+        },
+    )
+    srv.certs = certs
+    srv.https_endpoint = f"https://localhost:{srv.port}"
+    srv.start()
+    yield srv
+    srv.cleanup()
+    shutil.rmtree(certs, ignore_errors=True)

@@ -42,6 +42,9 @@ struct Exchange {
     target: String,
     request: String,
     response: String,
+    /// Transfer-Encoding and Content-Type of the last response (how an event stream was framed).
+    transfer_encoding: String,
+    content_type: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,6 +79,8 @@ impl Intercept for Capture {
         };
         ex.request = format!("POST {} [{}; {}] {}", req.uri(), ex.target, ct, clip(&body, 1500));
         ex.response = "<no response>".to_string();
+        ex.transfer_encoding.clear();
+        ex.content_type.clear();
         Ok(())
     }
     fn read_after_deserialization(
@@ -91,6 +96,8 @@ impl Intercept for Capture {
         };
         let ct = resp.headers().get("content-type").unwrap_or("?").to_string();
         let mut ex = self.0.lock().unwrap();
+        ex.transfer_encoding = resp.headers().get("transfer-encoding").unwrap_or("").to_string();
+        ex.content_type = ct.clone();
         ex.response = format!("HTTP {} [{}] {}", resp.status().as_u16(), ct, clip(&body, 1500));
         if std::env::var_os("RUST_SDK_INTEROP_TRACE").is_some() {
             println!("     > {}\n     < {}", ex.request, ex.response);
@@ -1124,6 +1131,9 @@ async fn cleanup(s: &Suite, stream: &str) {
     let _ = s.client.delete_stream().stream_name(stream).enforce_consumer_deletion(true).send().await;
 }
 
+// After the helpers and the expect! macro, which it uses.
+mod efo;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let endpoint = std::env::var("STRAIT_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4567".to_string());
@@ -1146,6 +1156,7 @@ async fn main() {
         .build();
     let mut s = Suite { client: Client::from_conf(config), capture, passed: 0, failed: 0 };
     run(&mut s).await;
+    efo::run(&mut s).await;
     println!("{} passed, {} failed", s.passed, s.failed);
     std::process::exit(if s.failed == 0 { 0 } else { 1 });
 }
