@@ -147,12 +147,20 @@ fn framing_errors_are_aws_shaped() {
         (st, v["__type"].as_str()),
         (400, Some("UnknownOperationException"))
     );
-    let (st, _, b) = s.call("SubscribeToShard", "application/x-amz-json-1.1", b"{}");
+    let (st, _, b) = s.call("PutResourcePolicy", "application/x-amz-json-1.1", b"{}");
     let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(
         (st, v["__type"].as_str()),
         (400, Some("UnknownOperationException"))
     );
+    // SubscribeToShard without its members: a plain error, not an event stream.
+    let (st, ct, b) = s.call("SubscribeToShard", "application/x-amz-json-1.1", b"{}");
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(
+        (st, v["__type"].as_str()),
+        (400, Some("ValidationException"))
+    );
+    assert_eq!(ct, "application/x-amz-json-1.1");
     let (st, _, b) = s.call("ListStreams", "text/plain", b"{}");
     let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(
