@@ -16,8 +16,11 @@ use super::error::{CoreError, CoreResult};
 use super::now_ms;
 use super::service::Core;
 
-/// How long a new registration reports CREATING, and a deregistered one DELETING.
+/// How long a new registration reports CREATING.
 pub const TRANSITION_MS: i64 = 200;
+/// How long a deregistered consumer reports DELETING. At least a second, so a new
+/// registration of the same name never gets the old ARN (ARNs carry whole seconds).
+pub const DELETING_MS: i64 = 1_000;
 /// A second subscription to one (consumer, shard) within this window is refused.
 pub const TAKEOVER_AFTER: Duration = Duration::from_secs(5);
 
@@ -58,7 +61,7 @@ impl Consumer {
     /// `None` once a deregistered consumer has finished deleting.
     pub fn status(&self, now: i64) -> Option<ConsumerStatus> {
         match self.deleting_ms {
-            Some(d) if now - d >= TRANSITION_MS => None,
+            Some(d) if now - d >= DELETING_MS => None,
             Some(_) => Some(ConsumerStatus::Deleting),
             None if now - self.created_ms < TRANSITION_MS => Some(ConsumerStatus::Creating),
             None => Some(ConsumerStatus::Active),
@@ -210,11 +213,22 @@ impl Core {
     pub fn subscribe_lease(
         self: &Arc<Self>,
         stream: &str,
-        consumer: &str,
+        registered: &Consumer,
         partition: u32,
     ) -> CoreResult<SubscriptionLease> {
+        let consumer = registered.name.as_str();
         let key = (stream.to_string(), consumer.to_string(), partition);
         let mut leases = self.subscriptions.leases.lock();
+        // Checked under the lease lock: a deregistration revokes leases under it after
+        // marking the consumer, so a subscription either sees DELETING here or is revoked.
+        let current = self.consumer(stream, consumer)?;
+        if current.created_ms != registered.created_ms || current.deleting_ms.is_some() {
+            return Err(CoreError::ConsumerNotFound {
+                stream: stream.to_string(),
+                consumer: consumer.to_string(),
+                account: self.account_id.clone(),
+            });
+        }
         if let Some(old) = leases.get(&key) {
             let age = old.started.elapsed();
             if age < TAKEOVER_AFTER {
@@ -278,6 +292,10 @@ mod tests {
             ..c
         };
         assert_eq!(d.status(5_000), Some(ConsumerStatus::Deleting));
-        assert_eq!(d.status(5_000 + TRANSITION_MS), None);
+        assert_eq!(
+            d.status(5_000 + TRANSITION_MS),
+            Some(ConsumerStatus::Deleting)
+        );
+        assert_eq!(d.status(5_000 + DELETING_MS), None);
     }
 }

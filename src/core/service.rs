@@ -258,6 +258,8 @@ impl Core {
         let _gate = entry.gate.write().await;
         self.meta.delete(&format!("{STREAM_PREFIX}{name}"))?;
         self.catalog.write().remove(name);
+        // Again: a subscription may have started while the gate was awaited.
+        self.revoke_stream_leases(name);
         self.log.delete_topic(name)?;
         self.producers.forget_stream(name);
         tracing::info!(stream = %name, "stream deleted");

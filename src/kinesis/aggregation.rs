@@ -8,6 +8,9 @@ use md5::{Digest, Md5};
 
 pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 const DIGEST_LEN: usize = 16;
+/// Split records may take at most this many times the aggregate's own size: the key table
+/// lets a small aggregate name one long key from many records, and each copy costs memory.
+const MAX_EXPANSION: usize = 16;
 
 /// One user record inside an aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +38,15 @@ pub fn split(data: &Bytes) -> Option<Vec<UserRecord>> {
     while !r.done() {
         let (field, wire) = r.key()?;
         match (field, wire) {
-            (1, LEN) => keys.push(String::from_utf8(r.bytes()?.to_vec()).ok()?),
+            (0, _) => return None,
+            (1, LEN) => {
+                let key = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+                // The same rule as a PutRecords partition key.
+                if !(1..=256).contains(&key.chars().count()) {
+                    return None;
+                }
+                keys.push(key);
+            }
             (2, LEN) => {
                 let s = std::str::from_utf8(r.bytes()?).ok()?;
                 hashes.push(parse_hash(s)?);
@@ -51,6 +62,7 @@ pub fn split(data: &Bytes) -> Option<Vec<UserRecord>> {
         return None;
     }
     let mut out = Vec::with_capacity(raw_records.len());
+    let mut expanded = 0usize;
     for (at, len) in raw_records {
         let mut rec = Reader {
             buf: &data[at..at + len],
@@ -60,6 +72,7 @@ pub fn split(data: &Bytes) -> Option<Vec<UserRecord>> {
         while !rec.done() {
             let (field, wire) = rec.key()?;
             match (field, wire) {
+                (0, _) => return None,
                 (1, VARINT) => pk = Some(rec.varint()?),
                 (2, VARINT) => ehk = Some(rec.varint()?),
                 (3, LEN) => {
@@ -70,7 +83,12 @@ pub fn split(data: &Bytes) -> Option<Vec<UserRecord>> {
                 _ => rec.skip(wire)?,
             }
         }
-        let partition_key = keys.get(usize::try_from(pk?).ok()?)?.clone();
+        let key = keys.get(usize::try_from(pk?).ok()?)?;
+        expanded += key.len() + len;
+        if expanded > data.len().saturating_mul(MAX_EXPANSION) {
+            return None;
+        }
+        let partition_key = key.clone();
         let explicit_hash_key = match ehk {
             Some(i) => Some(*hashes.get(usize::try_from(i).ok()?)?),
             None => None,
@@ -250,6 +268,8 @@ pub mod tests {
             aggregate(&["a"], &[], &[(0, Some(0), b"x")]),
             aggregate(&["a"], &["12x"], &[(0, Some(0), b"x")]),
             aggregate(&["a"], &[], &[]),
+            aggregate(&[""], &[], &[(0, None, b"x")]),
+            aggregate(&[&"k".repeat(257)], &[], &[(0, None, b"x")]),
         ] {
             assert!(split(&Bytes::from(agg)).is_none());
         }
@@ -260,6 +280,23 @@ pub mod tests {
         t.extend_from_slice(&body);
         t.extend_from_slice(&Md5::digest(&body));
         assert!(split(&Bytes::from(t)).is_none());
+    }
+
+    /// One long key named by many tiny records would multiply memory; such an aggregate is
+    /// stored as the plain record it then is.
+    #[test]
+    fn expansion_is_bounded() {
+        let key = "k".repeat(256);
+        let many: Vec<(u64, Option<u64>, &[u8])> =
+            (0..2_000).map(|_| (0, None, &b""[..])).collect();
+        assert!(split(&Bytes::from(aggregate(&[&key], &[], &many))).is_none());
+        let few: Vec<(u64, Option<u64>, &[u8])> = (0..20).map(|_| (0, None, &b"xx"[..])).collect();
+        assert_eq!(
+            split(&Bytes::from(aggregate(&[&key], &[], &few)))
+                .unwrap()
+                .len(),
+            20
+        );
     }
 
     proptest::proptest! {

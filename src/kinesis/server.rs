@@ -13,10 +13,12 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
 
 use super::auth;
 use super::codec::{self, Protocol};
@@ -51,19 +53,31 @@ pub async fn serve(
         async move {
             let svc = tower::service_fn(move |req| handle(ctx.clone(), max_body, req));
             let svc = TowerToHyperService::new(svc);
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let mut first = [0u8; 1];
-            let is_tls = acceptor.is_some()
-                && matches!(stream.peek(&mut first).await, Ok(1) if first[0] == super::tls::HANDSHAKE_RECORD);
-            let served = match acceptor {
-                Some(acceptor) if is_tls => match acceptor.accept(stream).await {
-                    Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                },
-                _ => builder.serve_connection(TokioIo::new(stream), svc).await,
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // HTTP/1.1 connections that do not finish a request head within a minute, idle
+            // ones included, are closed; idle HTTP/2 connections are pinged.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(60)));
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, open(stream, acceptor)).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "no TLS handshake or first byte in time");
+                    return;
+                }
+            };
+            let served = match conn {
+                Conn::Tls(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
+                Conn::Plain(tcp) => builder.serve_connection(TokioIo::new(tcp), svc).await,
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -71,6 +85,33 @@ pub async fn serve(
         }
     })
     .await;
+}
+
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// A new connection must send its first byte, and a TLS client finish its handshake, in time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Tells a TLS ClientHello from plain HTTP by the first byte (left in the socket), and
+/// completes the handshake for TLS.
+async fn open(
+    stream: TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<Conn> {
+    let Some(acceptor) = acceptor else {
+        return Ok(Conn::Plain(stream));
+    };
+    let mut first = [0u8; 1];
+    // Ok(0) is a closed connection: hyper sees the EOF on the plain path.
+    if stream.peek(&mut first).await? == 1 && first[0] == super::tls::HANDSHAKE_RECORD {
+        Ok(Conn::Tls(Box::new(acceptor.accept(stream).await?)))
+    } else {
+        Ok(Conn::Plain(stream))
+    }
 }
 
 pub async fn handle(

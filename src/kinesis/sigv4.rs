@@ -5,7 +5,9 @@
 //! represent. The signing key and the final HMAC come from aws-sigv4.
 //!
 //! Verification against stored secrets is not switched on yet: `kinesis/auth.rs` only reads
-//! the claimed identity. This module is what that step will call.
+//! the claimed identity. This module is what that step will call; that step also owes a
+//! clock-skew check on X-Amz-Date against the credential scope, URI-encoding of paths and
+//! queries other than `POST /`, and a constant-time comparison of signatures.
 
 use std::time::{Duration, SystemTime};
 
@@ -152,12 +154,22 @@ pub fn expected_signature(
         .get("x-amz-date")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| SigError::Incomplete("Missing X-Amz-Date header.".into()))?;
-    let payload = parts
+    // A claimed payload hash must be the body's (or the explicit UNSIGNED-PAYLOAD);
+    // otherwise a signed header would let the body be swapped.
+    let actual = sha256_hex(body);
+    let payload = match parts
         .headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| sha256_hex(body));
+    {
+        Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_string(),
+        Some(claimed) if claimed != actual => {
+            return Err(SigError::Incomplete(
+                "The provided x-amz-content-sha256 header does not match what was computed.".into(),
+            ))
+        }
+        _ => actual,
+    };
     let canonical = canonical_request(parts, &auth.signed_headers, &payload)?;
     let scope = format!(
         "{}/{}/{}/aws4_request",

@@ -19,6 +19,8 @@ pub struct EventKey {
     pub partition: u32,
     pub offset: i64,
     pub protocol: Protocol,
+    /// Records carry EncryptionType, which follows the stream's encryption setting.
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +92,7 @@ mod tests {
             partition: 0,
             offset,
             protocol: Protocol::Json,
+            encrypted: false,
         }
     }
 

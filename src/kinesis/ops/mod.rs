@@ -129,7 +129,7 @@ pub static OPERATIONS: &[Operation] = &[
     op!("DecreaseStreamRetentionPeriod", Supported, "", settings::decrease_retention),
     op!("DeleteResourcePolicy", "Resource policies are not modelled."),
     op!("DeleteStream", Supported, "Refused with ResourceInUseException while consumers are registered, unless EnforceConsumerDeletion is set.", streams::delete_stream),
-    op!("DeregisterStreamConsumer", Supported, "ConsumerARN, or StreamARN with ConsumerName. DELETING for a moment, then gone; open subscriptions end.", consumers::deregister_stream_consumer),
+    op!("DeregisterStreamConsumer", Supported, "ConsumerARN, or StreamARN with ConsumerName. DELETING for a second (so the name never gets the old ARN back), then gone; open subscriptions end with ResourceNotFoundException.", consumers::deregister_stream_consumer),
     op!("DescribeAccountSettings", "Account settings are not modelled."),
     op!("DescribeLimits", Supported, "Limits come from `streams.shard_limit` and `streams.on_demand_stream_count_limit`.", settings::describe_limits),
     op!("DescribeStream", Supported, "Paging with Limit and ExclusiveStartShardId.", streams::describe_stream),

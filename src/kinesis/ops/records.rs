@@ -78,6 +78,18 @@ async fn put_split(
     inputs: Vec<PutInput>,
 ) -> Result<Vec<Result<Placed, CoreError>>, ApiError> {
     let stream = ctx.core.stream(name)?;
+    // Kinesis limits apply to the records as sent, before any aggregate is split (§4g).
+    let limit = stream.max_record_kib as usize * 1024;
+    for r in &inputs {
+        let size = r.data.len() + r.partition_key.len();
+        if size > limit {
+            return Err(CoreError::InvalidArgument(format!(
+                "Record size {size} bytes (data plus partition key) exceeds the maximum record size of {} KiB for stream {name}.",
+                stream.max_record_kib
+            ))
+            .into());
+        }
+    }
     let mut parts: Vec<PutInput> = Vec::with_capacity(inputs.len());
     // Per request record: its parts, and the predicted shard when it was an aggregate.
     let mut spans: Vec<(Range<usize>, Option<u32>)> = Vec::with_capacity(inputs.len());
@@ -95,7 +107,14 @@ async fn put_split(
                     explicit_hash_key: u.explicit_hash_key,
                     route_hash: keep_together.then_some(outer_hash),
                 }));
-                let predicted = stream.shard_for_hash(outer_hash).map(|s| s.partition);
+                // Kept together, the parts land on the predicted shard by construction and
+                // report it from the write itself; spread by murmur2, they report the shard
+                // whose advertised range the KPL predicted.
+                let predicted = if keep_together {
+                    None
+                } else {
+                    stream.shard_for_hash(outer_hash).map(|s| s.partition)
+                };
                 spans.push((start..parts.len(), predicted));
             }
             None => {
@@ -279,6 +298,7 @@ pub struct GetShardIteratorOutput {
 /// SubscribeToShard's StartingPosition).
 pub fn iterator_start(
     ctx: &Ctx,
+    op: &str,
     name: &str,
     shard: &str,
     kind: &str,
@@ -306,7 +326,7 @@ pub fn iterator_start(
         }
         SeqNo::parse(s).ok_or_else(|| {
             ApiError::invalid_argument(format!(
-                "StartingSequenceNumber {s} used in GetShardIterator on shard {shard} in stream {name} under account {} is invalid.",
+                "StartingSequenceNumber {s} used in {op} on shard {shard} in stream {name} under account {} is invalid.",
                 ctx.core.account_id()
             ))
         })
@@ -359,6 +379,7 @@ pub async fn get_shard_iterator(
     })?;
     let start = iterator_start(
         &ctx,
+        "GetShardIterator",
         &name,
         &shard,
         &kind,

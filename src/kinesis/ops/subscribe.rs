@@ -154,21 +154,22 @@ pub async fn subscribe_to_shard(
     })?;
     let start = iterator_start(
         &ctx,
+        "SubscribeToShard",
         &stream,
         &shard,
         &kind,
         position.sequence_number.as_deref(),
         position.timestamp,
     )?;
+    let stream_created_ms = ctx.core.stream(&stream)?.created_ms;
     let offset = ctx.core.start_offset(&stream, partition, start)?;
-    let lease = ctx
-        .core
-        .subscribe_lease(&stream, &arn.consumer, partition)?;
+    let lease = ctx.core.subscribe_lease(&stream, &consumer, partition)?;
     let (tx, rx) = mpsc::channel(1);
     let sub = Subscription {
         ctx: ctx.clone(),
         protocol,
         stream,
+        stream_created_ms,
         partition,
         offset,
         lease,
@@ -186,6 +187,9 @@ struct Subscription {
     ctx: Arc<Ctx>,
     protocol: Protocol,
     stream: String,
+    /// The incarnation subscribed to: a stream deleted and re-created under the same name
+    /// ends the subscription rather than continuing into the new one.
+    stream_created_ms: i64,
     partition: u32,
     offset: i64,
     lease: SubscriptionLease,
@@ -210,7 +214,10 @@ enum End {
 impl Subscription {
     async fn run(mut self) {
         let end = self.push().await;
-        self.record_position(true);
+        // A subscription that was taken over leaves the position to its successor.
+        if *self.lease.revoked.borrow() == Revoked::Held {
+            self.record_position(true);
+        }
         if let End::Exception(kind, message) = end {
             let payload = codec::encode(self.protocol, &ExceptionBody { message: &message });
             let msg = eventstream::exception(kind, event_content_type(self.protocol), &payload);
@@ -290,17 +297,18 @@ impl Subscription {
                     return End::Exception(kind, e.message);
                 }
             };
-            let start = self.offset;
-            self.offset = span.next_offset;
+            let (start, next) = (self.offset, span.next_offset);
             let due = last_event.is_none_or(|t| t.elapsed() >= HEARTBEAT);
             // An event cut by its size limits leaves records behind: send on at once.
             let more = !span.caught_up;
             if !span.records.is_empty() || span.shard_ended || due {
                 let ended = span.shard_ended;
-                let msg = self.event(span, start);
+                let msg = self.event(span, start, next);
                 if let Err(end) = self.send(msg).await {
                     return end;
                 }
+                // Only what was handed on counts as read (the shadow group records it).
+                self.offset = next;
                 last_event = Some(Instant::now());
                 self.record_position(false);
                 if ended {
@@ -309,6 +317,8 @@ impl Subscription {
                 if more {
                     continue;
                 }
+            } else {
+                self.offset = next;
             }
             let heartbeat = last_event.map_or(Instant::now(), |t| t + HEARTBEAT);
             tokio::select! {
@@ -324,7 +334,8 @@ impl Subscription {
         }
     }
 
-    /// Mirrors the position into `kinesis-efo.<consumer>` (off the runtime: it writes a file).
+    /// Mirrors the position into `kinesis-efo.<consumer>`. Written in place (it is a small
+    /// file, at most once a second), so one subscription's commits land in order.
     fn record_position(&mut self, force: bool) {
         let due = match self.shadow {
             None => true,
@@ -334,29 +345,48 @@ impl Subscription {
             return;
         }
         self.shadow = Some((Instant::now(), self.offset));
-        let groups = self.ctx.groups.clone();
-        let (consumer, stream) = (self.consumer.clone(), self.stream.clone());
-        let (partition, offset) = (self.partition, self.offset);
-        tokio::task::spawn_blocking(move || {
-            groups.commit_shadow(&consumer, &stream, partition, offset)
-        });
+        let commit = || {
+            self.ctx
+                .groups
+                .commit_shadow(&self.consumer, &self.stream, self.partition, self.offset)
+        };
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(commit),
+            _ => commit(),
+        }
     }
 
-    fn key(&self, offset: i64) -> Option<EventKey> {
-        let s = self.ctx.core.stream(&self.stream).ok()?;
-        Some(EventKey {
+    fn key(&self, offset: i64, encrypted: bool) -> EventKey {
+        EventKey {
             stream: self.stream.clone(),
-            stream_created_ms: s.created_ms,
+            stream_created_ms: self.stream_created_ms,
             partition: self.partition,
             offset,
             protocol: self.protocol,
-        })
+            encrypted,
+        }
+    }
+
+    /// The stream as this subscription knows it: gone once deleted, even if re-created.
+    fn current_stream(&self) -> Result<Arc<crate::core::catalog::Stream>, CoreError> {
+        let s = self.ctx.core.stream(&self.stream)?;
+        if s.created_ms != self.stream_created_ms {
+            return Err(CoreError::StreamNotFound {
+                stream: self.stream.clone(),
+                account: self.ctx.core.account_id().to_string(),
+            });
+        }
+        Ok(s)
     }
 
     /// An event another consumer already built from this offset, while the offset is still
     /// retained, with the MillisBehindLatest it has now.
     fn cached(&self) -> Option<(CachedEvent, i64)> {
-        let hit = self.ctx.events.get(&self.key(self.offset)?)?;
+        let s = self.current_stream().ok()?;
+        let hit = self
+            .ctx
+            .events
+            .get(&self.key(self.offset, s.encryption_key.is_some()))?;
         let offsets = self
             .ctx
             .core
@@ -377,9 +407,9 @@ impl Subscription {
 
     async fn read(&self) -> Result<Span, CoreError> {
         let core = self.ctx.core.clone();
-        let (stream, partition, offset) = (self.stream.clone(), self.partition, self.offset);
+        let s = self.current_stream()?;
+        let (partition, offset) = (self.partition, self.offset);
         tokio::task::spawn_blocking(move || {
-            let s = core.stream(&stream)?;
             core.read_span(&s, partition, offset, MAX_EVENT_RECORDS, MAX_EVENT_BYTES)
         })
         .await
@@ -388,11 +418,9 @@ impl Subscription {
 
     /// Encodes an event read from `start`. Events with records on an open shard are shared
     /// with the other consumers of the shard through the event cache.
-    fn event(&self, span: Span, start: i64) -> Bytes {
+    fn event(&self, span: Span, start: i64, next: i64) -> Bytes {
         let encryption = self
-            .ctx
-            .core
-            .stream(&self.stream)
+            .current_stream()
             .ok()
             .and_then(|s| s.encryption_key.as_ref().map(|_| "KMS"));
         let shareable = !span.records.is_empty() && !span.shard_ended;
@@ -420,12 +448,12 @@ impl Subscription {
                 );
             };
             payload = Bytes::from(with_millis(self.protocol, &prefix, millis));
-            if let (Some(key), Some(last)) = (self.key(start), span.last_arrival_ms) {
+            if let Some(last) = span.last_arrival_ms {
                 self.ctx.events.insert(
-                    key,
+                    self.key(start, encryption.is_some()),
                     CachedEvent {
                         payload_prefix: prefix,
-                        next_offset: self.offset,
+                        next_offset: next,
                         last_arrival_ms: last,
                     },
                 );
