@@ -88,6 +88,7 @@ class Server:
                 "STRAIT_KINESIS__LISTEN": f"127.0.0.1:{self.port}",
                 "STRAIT_KAFKA__LISTEN": self.kafka,
                 "STRAIT_KAFKA__ADVERTISED_ADDRESS": self.kafka,
+                "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
                 "STRAIT_BACKEND__EMBEDDED__FSYNC": args.fsync,
                 "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
             })

@@ -201,6 +201,7 @@ class Server:
             "STRAIT_KINESIS__LISTEN": "127.0.0.1:0",
             "STRAIT_KAFKA__LISTEN": "127.0.0.1:0",
             "STRAIT_KAFKA__ADVERTISED_ADDRESS": "127.0.0.1:0",
+            "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
             "STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS": str(self.args.rebalance_delay_ms),
             "STRAIT_BACKEND__EMBEDDED__FSYNC": self.kind.split("-", 1)[1],
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),

@@ -100,6 +100,7 @@ def make_server(kind, port, args, tmp_root):
             "STRAIT_DATA_DIR": data,
             "STRAIT_KINESIS__LISTEN": f"127.0.0.1:{port}",
             "STRAIT_KAFKA__LISTEN": "",
+            "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
             "STRAIT_BACKEND__EMBEDDED__FSYNC": args.fsync,
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         }

@@ -17,6 +17,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub backend: BackendConfig,
     pub streams: StreamsConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +39,26 @@ pub struct KinesisConfig {
 pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+}
+
+/// The admin listener: /metrics, /healthz, /readyz.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Empty turns it off.
+    pub listen: String,
+    /// Label record and byte counters with the stream name. Turn off for deployments with
+    /// very many streams, to keep the number of series bounded.
+    pub per_stream_metrics: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9180".into(),
+            per_stream_metrics: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +153,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             backend: BackendConfig::default(),
             streams: StreamsConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -191,6 +213,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "kafka",
     "backend",
     "streams",
+    "admin",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +294,11 @@ impl Config {
                     "kafka.advertised_address",
                     format!("{:?} is not host:port", self.kafka.advertised_address),
                 );
+            }
+        }
+        if !self.admin.listen.is_empty() {
+            if let Err(e) = self.admin.listen.parse::<SocketAddr>() {
+                return bad("admin.listen", format!("{:?}: {e}", self.admin.listen));
             }
         }
         if self.kafka.max_frame_bytes < 1 << 20 {
@@ -405,6 +433,8 @@ mod tests {
             d.kinesis.max_consumers_per_stream
         );
         assert!(c.kinesis.tls.cert.is_none() && c.kinesis.tls.key.is_none());
+        assert_eq!(c.admin.listen, d.admin.listen);
+        assert_eq!(c.admin.per_stream_metrics, d.admin.per_stream_metrics);
     }
 
     #[test]

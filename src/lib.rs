@@ -8,6 +8,7 @@ pub mod core;
 pub mod kafka;
 pub mod kinesis;
 mod listener;
+pub mod observe;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +25,27 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
     let shutdown = shutdown.shared();
+    observe::metrics().set_per_stream(config.admin.per_stream_metrics);
+    let ready = Arc::new(observe::admin::Readiness::default());
+    // The admin listener comes up first, so probes answer (not ready) while the catalog loads.
+    let admin = if config.admin.listen.is_empty() {
+        None
+    } else {
+        let aaddr = &config.admin.listen;
+        let alistener = tokio::net::TcpListener::bind(aaddr)
+            .await
+            .map_err(|e| format!("cannot listen on {aaddr} (admin.listen): {e}"))?;
+        let bound = alistener
+            .local_addr()
+            .map_err(|e| format!("admin listener: {e}"))?;
+        tracing::info!(addr = %bound, "admin listening");
+        println!("strait: admin listening on {bound}");
+        Some(tokio::spawn(observe::admin::serve(
+            alistener,
+            ready.clone(),
+            shutdown.clone(),
+        )))
+    };
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
     log.spawn_background();
@@ -106,9 +128,21 @@ pub async fn run(
             shutdown.clone(),
         )))
     };
+    ready.set(true);
+    {
+        // Not ready from the moment shutdown begins, so load balancers stop sending.
+        let (ready, shutdown) = (ready.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            ready.set(false);
+        });
+    }
     kinesis::server::serve(listener, ctx, config.kinesis.max_body_bytes, tls, shutdown).await;
     if let Some(k) = kafka {
         let _ = k.await;
+    }
+    if let Some(a) = admin {
+        let _ = a.await;
     }
     tracing::info!("stopped");
     Ok(())

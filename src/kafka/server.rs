@@ -20,6 +20,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<KafkaCtx>, shutdown: impl Fut
     crate::listener::accept_until(listener, "kafka", shutdown, move |stream, peer| {
         let ctx = ctx.clone();
         async move {
+            let _open = crate::observe::metrics::ConnectionGuard::new("kafka");
             if let Err(reason) = connection(stream, ctx).await {
                 // A response that cannot be encoded is our bug, not the client's.
                 if reason.starts_with("encode") {
@@ -112,7 +113,10 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
         client_id,
         client_host: client.to_string(),
     };
-    let Some(response) = handlers::handle(ctx, &conn, request, version).await else {
+    let started = std::time::Instant::now();
+    let response = handlers::handle(ctx, &conn, request, version).await;
+    crate::observe::metrics().request("kafka", key_name(key), started.elapsed());
+    let Some(response) = response else {
         return Ok(None);
     };
     Ok(Some(encode(
@@ -121,6 +125,22 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
         &response,
         version,
     )?))
+}
+
+/// The API's name as a metric label: one of the served APIs, a fixed set.
+fn key_name(key: ApiKey) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static NAMES: OnceLock<HashMap<i16, String>> = OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            versions::SERVED
+                .iter()
+                .map(|(k, _, _)| (*k as i16, format!("{k:?}")))
+                .collect()
+        })
+        .get(&(key as i16))
+        .map_or("unknown", String::as_str)
 }
 
 fn encode(

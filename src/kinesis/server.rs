@@ -51,6 +51,7 @@ pub async fn serve(
         let ctx = ctx.clone();
         let acceptor = acceptor.clone();
         async move {
+            let _open = crate::observe::metrics::ConnectionGuard::new("kinesis");
             let svc = tower::service_fn(move |req| handle(ctx.clone(), max_body, req));
             let svc = TowerToHyperService::new(svc);
             let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -135,7 +136,21 @@ pub async fn handle(
             }
         },
     };
+    let started = std::time::Instant::now();
+    // The operation label comes from the table, so unknown targets share one label.
+    let operation = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .and_then(ops::find)
+        .map_or("unknown", |o| o.name);
     let result = dispatch(ctx, max_body, &parts, body, protocol).await;
+    let m = crate::observe::metrics();
+    m.request("kinesis", operation, started.elapsed());
+    if let Err(e) = &result {
+        m.error("kinesis", e.code);
+    }
     Ok(match result {
         Ok(Answer::Body(bytes)) => {
             let mut resp = Response::new(Full::new(bytes).boxed_unsync());

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub port: u16,
     pub kafka_port: u16,
+    pub admin_port: u16,
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
     child: Option<Child>,
@@ -29,6 +30,7 @@ impl Server {
         let mut s = Server {
             port: 0,
             kafka_port: 0,
+            admin_port: 0,
             data_dir: tmp.path().to_path_buf(),
             env: env
                 .iter()
@@ -55,6 +57,7 @@ impl Server {
             .env("STRAIT_KAFKA__LISTEN", "127.0.0.1:0")
             .env("STRAIT_KAFKA__ADVERTISED_ADDRESS", "127.0.0.1:0")
             .env("STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS", "100")
+            .env("STRAIT_ADMIN__LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
@@ -71,6 +74,8 @@ impl Server {
                 self.port = port_of(&line);
             } else if line.starts_with("strait: kafka listening on ") {
                 self.kafka_port = port_of(&line);
+            } else if line.starts_with("strait: admin listening on ") {
+                self.admin_port = port_of(&line);
             }
         }
         // Keep draining stdout so strait never blocks on a full pipe.

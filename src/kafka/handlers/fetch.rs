@@ -120,7 +120,21 @@ fn read_once(
             {
                 Ok(read) => {
                     let offsets = read.offsets.expect("the embedded log reports offsets");
+                    let count: i64 = read
+                        .batches
+                        .iter()
+                        .filter_map(|b| crate::core::batch::parse_header(b).ok())
+                        .map(|h| h.record_count.max(0) as i64)
+                        .sum();
                     let records = concat(read.batches);
+                    if count > 0 {
+                        crate::observe::metrics().read(
+                            "kafka",
+                            name,
+                            count as u64,
+                            records.len() as u64,
+                        );
+                    }
                     total += records.len();
                     partitions.push(
                         base.with_error_code(NONE)
@@ -132,6 +146,7 @@ fn read_once(
                 }
                 Err(e) => {
                     errors = true;
+                    crate::observe::metrics().error("kafka", &error::code(&e).to_string());
                     let offsets = ctx.core.partition_offsets_checked(name, p.partition as u32);
                     let mut out = base.with_error_code(error::code(&e));
                     if let Ok(o) = offsets {

@@ -20,6 +20,7 @@ use crate::kafka::KafkaCtx;
 const MIN_MAX_BATCH: usize = 1 << 20;
 
 fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    crate::observe::metrics().error("kafka", &code.to_string());
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(code)
@@ -111,8 +112,8 @@ async fn append_all(
     let mut at = 0;
     let mut first: Option<(i64, i64)> = None;
     while at < records.len() {
-        let len = match batch::parse_header(&records[at..]) {
-            Ok(h) if at + h.total_len <= records.len() => h.total_len,
+        let (len, count) = match batch::parse_header(&records[at..]) {
+            Ok(h) if at + h.total_len <= records.len() => (h.total_len, h.record_count.max(0)),
             _ => {
                 return failed(
                     index,
@@ -125,6 +126,7 @@ async fn append_all(
         match ctx.core.produce(topic, index as u32, batch).await {
             Ok(a) => {
                 first.get_or_insert((a.base_offset, a.log_start));
+                crate::observe::metrics().written("kafka", topic, count as u64, len as u64);
             }
             Err(e) => {
                 let message = match &e {

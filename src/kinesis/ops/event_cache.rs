@@ -32,6 +32,9 @@ pub struct CachedEvent {
     pub next_offset: i64,
     /// Arrival time of the event's last record, for MillisBehindLatest.
     pub last_arrival_ms: i64,
+    /// Records and their key + data bytes, for the read counters.
+    pub records: u64,
+    pub bytes: u64,
 }
 
 pub struct EventCache {
@@ -106,6 +109,8 @@ mod tests {
                     payload_prefix: Bytes::from(vec![0u8; 20]),
                     next_offset: i + 1,
                     last_arrival_ms: 0,
+                    records: 0,
+                    bytes: 0,
                 },
             );
         }
@@ -119,6 +124,8 @@ mod tests {
                 payload_prefix: Bytes::from(vec![0u8; 60]),
                 next_offset: 51,
                 last_arrival_ms: 0,
+                records: 0,
+                bytes: 0,
             },
         );
         assert!(cache.get(&key(50)).is_none());

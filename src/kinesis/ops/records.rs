@@ -123,7 +123,15 @@ async fn put_split(
             }
         }
     }
-    let mut results = ctx.core.put_records(name, parts).await?.into_iter();
+    let written: u64 = parts
+        .iter()
+        .map(|p| (p.data.len() + p.partition_key.len()) as u64)
+        .sum();
+    let count = parts.len() as u64;
+    let results = ctx.core.put_records(name, parts).await?;
+    let failed = results.iter().filter(|r| r.is_err()).count() as u64;
+    crate::observe::metrics().written("kinesis", name, count - failed, written);
+    let mut results = results.into_iter();
     let mut out = Vec::with_capacity(spans.len());
     for (range, predicted) in spans {
         let mut first: Option<Result<Placed, CoreError>> = None;
@@ -465,6 +473,17 @@ pub async fn get_records(ctx: Arc<Ctx>, i: GetRecordsInput) -> Result<GetRecords
         .await
         .map_err(|e| ApiError::internal(format!("GetRecords task failed: {e}")))??;
     let encryption = page.stream.encryption_key.as_ref().map(|_| "KMS");
+    let bytes: usize = page
+        .records
+        .iter()
+        .map(|r| r.data.len() + r.partition_key.len())
+        .sum();
+    crate::observe::metrics().read(
+        "kinesis",
+        &page.stream.name,
+        page.records.len() as u64,
+        bytes as u64,
+    );
     let child_shards = page.child_shards.iter().map(child_shard).collect();
     Ok(GetRecordsOutput {
         records: page

@@ -213,7 +213,10 @@ enum End {
 
 impl Subscription {
     async fn run(mut self) {
+        let gauge = &crate::observe::metrics().efo_subscriptions;
+        gauge.inc();
         let end = self.push().await;
+        gauge.dec();
         // A subscription that was taken over leaves the position to its successor.
         if *self.lease.revoked.borrow() == Revoked::Held {
             self.record_position(true);
@@ -277,6 +280,7 @@ impl Subscription {
                     return end;
                 }
                 self.offset = hit.next_offset;
+                crate::observe::metrics().read("kinesis", &self.stream, hit.records, hit.bytes);
                 last_event = Some(Instant::now());
                 self.record_position(false);
                 continue;
@@ -425,6 +429,13 @@ impl Subscription {
             .and_then(|s| s.encryption_key.as_ref().map(|_| "KMS"));
         let shareable = !span.records.is_empty() && !span.shard_ended;
         let millis = span.millis_behind_latest;
+        let records = span.records.len() as u64;
+        let bytes: u64 = span
+            .records
+            .iter()
+            .map(|r| (r.data.len() + r.partition_key.len()) as u64)
+            .sum();
+        crate::observe::metrics().read("kinesis", &self.stream, records, bytes);
         let continuation = (!span.shard_ended).then(|| span.continuation(self.partition));
         let mut event = SubscribeToShardEvent {
             child_shards: span.child_shards.iter().map(child_shard).collect(),
@@ -455,6 +466,8 @@ impl Subscription {
                         payload_prefix: prefix,
                         next_offset: next,
                         last_arrival_ms: last,
+                        records,
+                        bytes,
                     },
                 );
             }

@@ -31,6 +31,7 @@ start_strait() {
   trap _strait_stop EXIT
   env STRAIT_DATA_DIR="$_strait_data" STRAIT_KINESIS__LISTEN=127.0.0.1:0 \
     STRAIT_KAFKA__LISTEN=127.0.0.1:0 STRAIT_KAFKA__ADVERTISED_ADDRESS=127.0.0.1:0 \
+    STRAIT_ADMIN__LISTEN=127.0.0.1:0 \
     STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS=300 "$@" \
     "$bin" serve --config "$_strait_lib_root/config/strait.yaml" \
     > "$_strait_data.out" 2> "$_strait_data.log" &
@@ -48,6 +49,8 @@ start_strait() {
   [ -n "$kinesis" ] && [ -n "$kafka" ] || { echo "strait did not print its ports" >&2; return 2; }
   export STRAIT_ENDPOINT="http://$kinesis" STRAIT_KAFKA="$kafka" STRAIT_PID="$_strait_pid"
   export STRAIT_SERVER_LOG="$_strait_data.log"
+  STRAIT_ADMIN="$(sed -n 's/^strait: admin listening on //p' "$_strait_data.out" | head -1)"
+  export STRAIT_ADMIN
   echo "# started $bin (pid $_strait_pid): kinesis $STRAIT_ENDPOINT, kafka $STRAIT_KAFKA, log $STRAIT_SERVER_LOG"
 }
 

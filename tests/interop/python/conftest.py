@@ -111,6 +111,8 @@ class StraitServer:
                 "STRAIT_KAFKA__LISTEN": self.kafka_bootstrap,
                 "STRAIT_KAFKA__ADVERTISED_ADDRESS": self.kafka_bootstrap,
                 "STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS": "300",
+                # Several servers run at once: the admin listener takes a free port too.
+                "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
             }
         )
         if fsync:

@@ -1,0 +1,79 @@
+//! The admin listener: `GET /metrics` (Prometheus text format), `/healthz` (liveness: the
+//! process serves HTTP) and `/readyz` (readiness: the catalog is loaded and every listener is
+//! bound; not ready again once shutdown begins).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+/// Whether strait is ready to take traffic.
+#[derive(Default)]
+pub struct Readiness(AtomicBool);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    ready: Arc<Readiness>,
+    shutdown: impl Future<Output = ()>,
+) {
+    crate::listener::accept_until(listener, "admin", shutdown, move |stream, _peer| {
+        let ready = ready.clone();
+        async move {
+            let svc = tower::service_fn(move |req| answer(ready.clone(), req));
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+                .await;
+        }
+    })
+    .await;
+}
+
+async fn answer(
+    ready: Arc<Readiness>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let text = |status: StatusCode, body: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *r.status_mut() = status;
+        r
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n"));
+    }
+    Ok(match req.uri().path() {
+        "/metrics" => {
+            let mut r = Response::new(Full::new(Bytes::from(super::metrics().render())));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if ready.get() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz or /readyz\n",
+        ),
+    })
+}
