@@ -18,6 +18,8 @@ pub struct Config {
     pub backend: BackendConfig,
     pub streams: StreamsConfig,
     pub admin: AdminConfig,
+    /// At SIGTERM, how long in-flight requests may take before connections are closed.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,6 +156,7 @@ impl Default for Config {
             backend: BackendConfig::default(),
             streams: StreamsConfig::default(),
             admin: AdminConfig::default(),
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -214,6 +217,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "backend",
     "streams",
     "admin",
+    "shutdown_grace_secs",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +299,12 @@ impl Config {
                     format!("{:?} is not host:port", self.kafka.advertised_address),
                 );
             }
+        }
+        if self.shutdown_grace_secs > 3600 {
+            return bad(
+                "shutdown_grace_secs",
+                format!("{} is above 3600", self.shutdown_grace_secs),
+            );
         }
         if !self.admin.listen.is_empty() {
             if let Err(e) = self.admin.listen.parse::<SocketAddr>() {
@@ -434,6 +444,7 @@ mod tests {
         );
         assert!(c.kinesis.tls.cert.is_none() && c.kinesis.tls.key.is_none());
         assert_eq!(c.admin.listen, d.admin.listen);
+        assert_eq!(c.shutdown_grace_secs, d.shutdown_grace_secs);
         assert_eq!(c.admin.per_stream_metrics, d.admin.per_stream_metrics);
     }
 

@@ -21,10 +21,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    use futures_util::FutureExt;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
-    let shutdown = shutdown.shared();
+    // Everything that stops at shutdown watches this.
+    let (close, closing) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; in-flight work finishes");
+        let _ = close.send(true);
+    });
     observe::metrics().set_per_stream(config.admin.per_stream_metrics);
     let ready = Arc::new(observe::admin::Readiness::default());
     // The admin listener comes up first, so probes answer (not ready) while the catalog loads.
@@ -43,7 +48,7 @@ pub async fn run(
         Some(tokio::spawn(observe::admin::serve(
             alistener,
             ready.clone(),
-            shutdown.clone(),
+            closing.clone(),
         )))
     };
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
@@ -67,7 +72,9 @@ pub async fn run(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
+    let conns = Arc::new(listener::Connections::default());
     let ctx = Arc::new(kinesis::ops::Ctx {
+        closing: closing.clone(),
         core: core.clone(),
         groups: groups.clone(),
         region: config.region.clone(),
@@ -125,22 +132,40 @@ pub async fn run(
         Some(tokio::spawn(kafka::server::serve(
             klistener,
             kctx,
-            shutdown.clone(),
+            conns.clone(),
+            closing.clone(),
         )))
     };
     ready.set(true);
     {
         // Not ready from the moment shutdown begins, so load balancers stop sending.
-        let (ready, shutdown) = (ready.clone(), shutdown.clone());
+        let (ready, closing) = (ready.clone(), closing.clone());
         tokio::spawn(async move {
-            shutdown.await;
+            listener::closed(closing).await;
             ready.set(false);
         });
     }
-    kinesis::server::serve(listener, ctx, config.kinesis.max_body_bytes, tls, shutdown).await;
+    kinesis::server::serve(
+        listener,
+        ctx,
+        config.kinesis.max_body_bytes,
+        tls,
+        conns.clone(),
+        closing.clone(),
+    )
+    .await;
     if let Some(k) = kafka {
         let _ = k.await;
     }
+    // The listeners have stopped accepting; let in-flight requests finish.
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
+    if !conns.drained(grace).await {
+        tracing::warn!(
+            connections = conns.live(),
+            "shutdown grace period over; closing the remaining connections"
+        );
+    }
+    core.flush_all();
     if let Some(a) = admin {
         let _ = a.await;
     }

@@ -284,3 +284,52 @@ fn cbor_requests_get_cbor_events_and_bad_requests_get_errors() {
         assert!(text.contains(code), "want {code}: {text}");
     }
 }
+
+/// SIGTERM: an open subscription ends with a clean end of stream (the chunked terminator,
+/// no exception), idle connections do not hold the process, and it exits well within the
+/// grace period.
+#[test]
+fn sigterm_ends_subscriptions_cleanly() {
+    let mut s = Server::start();
+    let carn = setup(&s, "bye", 1, "app");
+    let (status, c, _) = subscribe(&s, JSON, &sub_body(&carn, "shardId-000000000000", "LATEST"));
+    assert_eq!(status, 200);
+    // An idle keep-alive HTTP/1.1 connection and an idle Kafka connection.
+    let _idle_http = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let _idle_kafka = TcpStream::connect(("127.0.0.1", s.kafka_port)).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut c = c;
+        let mut raw = Vec::new();
+        c.read_to_end(&mut raw).unwrap();
+        raw
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    s.stop();
+    let stopped = started.elapsed();
+    let raw = reader.join().unwrap();
+    assert!(stopped < Duration::from_secs(5), "took {stopped:?} to stop");
+    assert!(raw.ends_with(b"0\r\n\r\n"), "no clean end of stream");
+    // Re-read the bytes as messages: initial-response, and no exception.
+    let mut body = Vec::new();
+    let mut rest = &raw[..];
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+    let (first, _) = decode(&body).unwrap();
+    assert_eq!(first.header(":event-type"), Some("initial-response"));
+    let mut at = 0;
+    while at < body.len() {
+        let (m, used) = decode(&body[at..]).unwrap();
+        assert_ne!(m.header(":message-type"), Some("exception"));
+        at += used;
+    }
+}

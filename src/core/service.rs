@@ -284,6 +284,18 @@ impl Core {
         Ok(out)
     }
 
+    /// Flushes every partition to disk (shutdown; with `fsync: always` there is nothing
+    /// left to flush, with `interval` or `never` this is the last chance).
+    pub fn flush_all(&self) {
+        for s in self.streams() {
+            for shard in &s.shards {
+                if let Err(e) = self.log.flush(&s.name, shard.partition) {
+                    tracing::error!(stream = %s.name, partition = shard.partition, error = %e, "flush at shutdown failed");
+                }
+            }
+        }
+    }
+
     pub fn limits(&self) -> Limits {
         let streams = self.streams();
         Limits {

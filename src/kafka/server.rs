@@ -2,7 +2,6 @@
 //! length-prefixed frames, answers them in order (pipelined requests wait their turn, as in
 //! Kafka), and closes where Kafka closes: oversized frames, unknown APIs, undecodable requests.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -15,13 +14,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{handlers, versions, KafkaCtx};
+use crate::listener::{Closing, Connections};
 
-pub async fn serve(listener: TcpListener, ctx: Arc<KafkaCtx>, shutdown: impl Future<Output = ()>) {
-    crate::listener::accept_until(listener, "kafka", shutdown, move |stream, peer| {
+/// Serves until `closing`; then each connection finishes the request it is handling and
+/// closes (the caller waits for `conns` to drain).
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<KafkaCtx>,
+    conns: Arc<Connections>,
+    closing: Closing,
+) {
+    let shutdown = crate::listener::closed(closing.clone());
+    crate::listener::accept_until(listener, "kafka", conns, shutdown, move |stream, peer| {
         let ctx = ctx.clone();
+        let closing = closing.clone();
         async move {
             let _open = crate::observe::metrics::ConnectionGuard::new("kafka");
-            if let Err(reason) = connection(stream, ctx).await {
+            if let Err(reason) = connection(stream, ctx, closing).await {
                 // A response that cannot be encoded is our bug, not the client's.
                 if reason.starts_with("encode") {
                     tracing::error!(%peer, %reason, "kafka connection closed");
@@ -37,7 +46,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<KafkaCtx>, shutdown: impl Fut
 /// Why a connection was closed.
 type Closed = String;
 
-async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>) -> Result<(), Closed> {
+async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>, closing: Closing) -> Result<(), Closed> {
     let client = stream
         .peer_addr()
         .map(|a| a.ip().to_string())
@@ -46,9 +55,17 @@ async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>) -> Result<(), Closed>
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     loop {
-        let len = match rd.read_i32().await {
-            Ok(n) => n,
-            Err(_) => return Ok(()),
+        // Between requests is where a closing connection stops: a request already being
+        // read is answered first.
+        if *closing.borrow() {
+            return Ok(());
+        }
+        let len = tokio::select! {
+            len = rd.read_i32() => match len {
+                Ok(n) => n,
+                Err(_) => return Ok(()),
+            },
+            _ = crate::listener::closed(closing.clone()), if rd.buffer().is_empty() => return Ok(()),
         };
         if len < 8 || len as usize > ctx.max_frame_bytes {
             return Err(format!(

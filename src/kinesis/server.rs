@@ -3,7 +3,6 @@
 //! through the operations table, and turning results and errors into responses.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -24,6 +23,7 @@ use super::auth;
 use super::codec::{self, Protocol};
 use super::error::ApiError;
 use super::ops::{self, Ctx, EventStream, Handler};
+use crate::listener::{Closing, Connections};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -44,12 +44,15 @@ pub async fn serve(
     ctx: Arc<Ctx>,
     max_body: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: impl Future<Output = ()>,
+    conns: Arc<Connections>,
+    closing: Closing,
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    crate::listener::accept_until(listener, "kinesis", shutdown, move |stream, peer| {
+    let shutdown = crate::listener::closed(closing.clone());
+    crate::listener::accept_until(listener, "kinesis", conns, shutdown, move |stream, peer| {
         let ctx = ctx.clone();
         let acceptor = acceptor.clone();
+        let closing = closing.clone();
         async move {
             let _open = crate::observe::metrics::ConnectionGuard::new("kinesis");
             let svc = tower::service_fn(move |req| handle(ctx.clone(), max_body, req));
@@ -76,9 +79,24 @@ pub async fn serve(
                     return;
                 }
             };
+            // Once shutdown begins a connection finishes what is in flight (HTTP/1.1: the
+            // current response, then close; HTTP/2: GOAWAY, open streams run to their end).
+            macro_rules! until_drained {
+                ($io:expr) => {{
+                    let conn = builder.serve_connection(TokioIo::new($io), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        served = conn.as_mut() => served,
+                        _ = crate::listener::closed(closing) => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    }
+                }};
+            }
             let served = match conn {
-                Conn::Tls(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
-                Conn::Plain(tcp) => builder.serve_connection(TokioIo::new(tcp), svc).await,
+                Conn::Tls(tls) => until_drained!(tls),
+                Conn::Plain(tcp) => until_drained!(tcp),
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

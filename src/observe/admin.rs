@@ -3,7 +3,6 @@
 //! bound; not ready again once shutdown begins).
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -15,6 +14,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+
+use crate::listener::{Closing, Connections};
 
 /// Whether strait is ready to take traffic.
 #[derive(Default)]
@@ -30,12 +31,12 @@ impl Readiness {
     }
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    ready: Arc<Readiness>,
-    shutdown: impl Future<Output = ()>,
-) {
-    crate::listener::accept_until(listener, "admin", shutdown, move |stream, _peer| {
+pub async fn serve(listener: TcpListener, ready: Arc<Readiness>, closing: Closing) {
+    // Admin connections are not drained: probes are short, and /readyz must keep answering
+    // "not ready" while the other listeners drain.
+    let conns = Arc::new(Connections::default());
+    let shutdown = crate::listener::closed(closing);
+    crate::listener::accept_until(listener, "admin", conns, shutdown, move |stream, _peer| {
         let ready = ready.clone();
         async move {
             let svc = tower::service_fn(move |req| answer(ready.clone(), req));

@@ -35,6 +35,8 @@ pub struct Ctx {
     pub subscription_lifetime: std::time::Duration,
     /// Encoded events shared by the consumers of one shard.
     pub events: event_cache::EventCache,
+    /// Turns true at shutdown: subscriptions end cleanly.
+    pub closing: crate::listener::Closing,
 }
 
 impl Ctx {

@@ -233,6 +233,7 @@ impl Subscription {
     async fn send(&mut self, msg: Bytes) -> Result<(), End> {
         tokio::select! {
             sent = self.tx.send(msg) => sent.map_err(|_| End::Clean),
+            _ = crate::listener::closed(self.ctx.closing.clone()) => Err(End::Clean),
             _ = self.lease.revoked.changed() => Err(self.revoked()),
             _ = tokio::time::sleep_until(self.deadline) => Err(End::Clean),
         }
@@ -331,6 +332,8 @@ impl Subscription {
                 _ = self.lease.revoked.changed() => return self.revoked(),
                 // The client went away: free the lease now, not at the next heartbeat.
                 _ = self.tx.closed() => return End::Clean,
+                // Shutdown: a clean end of stream, so clients resubscribe elsewhere.
+                _ = crate::listener::closed(self.ctx.closing.clone()) => return End::Clean,
             }
             if Instant::now() >= self.deadline {
                 return End::Clean;
