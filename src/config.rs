@@ -448,6 +448,47 @@ mod tests {
         assert_eq!(c.admin.per_stream_metrics, d.admin.per_stream_metrics);
     }
 
+    /// docs/configuration.md lists every key of the shipped file with its environment name.
+    #[test]
+    fn configuration_doc_lists_every_key() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let doc = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+        let shipped: serde_yaml::Value = serde_yaml::from_str(
+            &std::fs::read_to_string(root.join("config/strait.yaml")).unwrap(),
+        )
+        .unwrap();
+        fn leaves(v: &serde_yaml::Value, path: &str, out: &mut Vec<String>) {
+            match v.as_mapping() {
+                Some(m) => {
+                    for (k, v) in m {
+                        let k = k.as_str().unwrap();
+                        let p = if path.is_empty() {
+                            k.to_string()
+                        } else {
+                            format!("{path}.{k}")
+                        };
+                        leaves(v, &p, out);
+                    }
+                }
+                None => out.push(path.to_string()),
+            }
+        }
+        let mut keys = Vec::new();
+        leaves(&shipped, "", &mut keys);
+        assert!(keys.len() > 20);
+        for k in keys {
+            let env = format!("STRAIT_{}", k.to_uppercase().replace('.', "__"));
+            assert!(
+                doc.contains(&format!("| `{k}` |")),
+                "docs/configuration.md lacks `{k}`"
+            );
+            assert!(
+                doc.contains(&format!("`{env}`")),
+                "docs/configuration.md lacks `{env}`"
+            );
+        }
+    }
+
     #[test]
     fn env_overrides_nested_keys() {
         let c = Config::load(
