@@ -3,7 +3,7 @@
 #   unit and integration tests (cargo test)
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
-# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat)
+# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat helm)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,6 +71,11 @@ fi
 if wanted kcat && [ -f "$repo/tests/interop/kcat/run.sh" ]; then
   step "kafka interop: kcat (Debian, librdkafka 2.0)"
   bash "$repo/tests/interop/kcat/run.sh"; record kcat-interop $?
+fi
+
+if wanted helm && [ -f "$repo/tests/helm/run.sh" ]; then
+  step "helm chart: lint, template for each example, Kubernetes schema validation"
+  bash "$repo/tests/helm/run.sh"; record helm $?
 fi
 
 step "summary"
