@@ -111,5 +111,7 @@ fn health_readiness_and_metrics_for_both_protocols() {
         ) >= 1.0
     );
     assert!(m.contains("strait_build_info{version="), "{m}");
+    // fsync: always: the PutRecords above waited for at least one group commit.
+    assert!(value(&m, "strait_log_fsync_duration_seconds_count") >= 1.0);
     assert!(m.contains("strait_connections{protocol=\"kafka\"}"), "{m}");
 }

@@ -29,6 +29,8 @@ pub struct Metrics {
     /// Open client connections by protocol.
     pub connections: IntGaugeVec,
     pub efo_subscriptions: IntGauge,
+    /// Group-commit fdatasync calls of the embedded log (`fsync: always`).
+    pub fsync_seconds: prometheus::Histogram,
     pub build_info: IntGaugeVec,
 }
 
@@ -71,6 +73,19 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(efo_subscriptions.clone()))
+            .expect("unique metric");
+        let fsync_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "strait_log_fsync_duration_seconds",
+                "Embedded log: time of each group-commit fdatasync.",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(fsync_seconds.clone()))
             .expect("unique metric");
         let build_info = IntGaugeVec::new(
             Opts::new("strait_build_info", "Always 1; the version is a label."),
@@ -122,6 +137,7 @@ impl Metrics {
             request_seconds,
             connections,
             efo_subscriptions,
+            fsync_seconds,
             build_info,
             per_stream: AtomicBool::new(true),
             registry: r,

@@ -205,7 +205,15 @@ impl PartitionLog {
                 let st = self.state.lock();
                 (st.active().file.clone(), st.next_offset)
             };
-            let res = tokio::task::spawn_blocking(move || file.sync_data()).await;
+            let res = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let r = file.sync_data();
+                crate::observe::metrics()
+                    .fsync_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                r
+            })
+            .await;
             match res {
                 Ok(Ok(())) => {
                     self.durable.fetch_max(end, Ordering::AcqRel);
