@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Checks the Helm chart (helm/strait) and the example app chart offline:
+#   helm lint, helm template for every example values file, Kubernetes schema validation of
+#   every rendered manifest (kubernetes-validate, strict), workload policy (non-root, probes,
+#   grace period), and `strait check-config` on every rendered strait.yaml.
+# Installs what it needs into .cache/: helm (go install from the Go module proxy) into
+# .cache/bin, kubernetes-validate (PyPI) into .cache/venv. Builds target/debug/strait if missing.
+# Prints PASS/FAIL per check and, last, `helm: N passed, M failed`; exits 1 on any failure.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=$ROOT/.cache
+HELM=$CACHE/bin/helm
+HELM_VERSION=v3.22.0
+KV_SPEC='kubernetes-validate==1.37.*'
+VENV=$CACHE/venv
+PY=$VENV/bin/python
+STRAIT=$ROOT/target/debug/strait
+CHART=$ROOT/helm/strait
+EXAMPLES=$ROOT/helm/examples
+APP=$EXAMPLES/app-with-sidecar
+OUT=$CACHE/helm-test
+NS=default
+here=$(cd "$(dirname "$0")" && pwd)
+
+passed=0
+failed=0
+pass() { echo "PASS  $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL  $*"; failed=$((failed + 1)); }
+finish() {
+    echo "helm: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit $?
+}
+
+# Runs a command; PASS/FAIL on its exit status, its output shown on failure.
+check() {
+    local name=$1
+    shift
+    local log
+    log=$(mktemp)
+    if "$@" >"$log" 2>&1; then
+        pass "$name"
+    else
+        fail "$name"
+        sed 's/^/      /' "$log" | tail -40
+    fi
+    rm -f "$log"
+}
+
+# The opposite: the command must fail, with TEXT in its output.
+check_fails() {
+    local name=$1 text=$2
+    shift 2
+    local log
+    log=$(mktemp)
+    if "$@" >"$log" 2>&1; then
+        fail "$name (succeeded; expected an error)"
+    elif grep -qF -- "$text" "$log"; then
+        pass "$name"
+    else
+        fail "$name (error lacks '$text')"
+        sed 's/^/      /' "$log" | tail -20
+    fi
+    rm -f "$log"
+}
+
+# Runs a Python checker that prints PASS/FAIL/SKIP lines itself; counts them.
+run_checker() {
+    local log rc
+    log=$(mktemp)
+    "$PY" "$@" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    local p f
+    p=$(grep -c '^PASS' "$log")
+    f=$(grep -c '^FAIL' "$log")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        fail "checker $2 exited $rc"
+    fi
+    rm -f "$log"
+}
+
+# --- tools -----------------------------------------------------------------------------------
+mkdir -p "$CACHE/bin" "$OUT"
+if [ ! -x "$HELM" ]; then
+    echo "installing helm $HELM_VERSION (go install) ..."
+    t0=$(date +%s)
+    if ! GOBIN=$CACHE/bin GOMODCACHE=$CACHE/go GOFLAGS=-mod=mod \
+        nice go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >"$OUT/helm-install.log" 2>&1; then
+        tail -20 "$OUT/helm-install.log"
+        fail "install helm $HELM_VERSION"
+        finish
+    fi
+    echo "helm installed in $(($(date +%s) - t0)) s"
+fi
+echo "using $("$HELM" version --short 2>/dev/null)"
+
+if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV" || { fail "create $VENV"; finish; }
+fi
+if ! "$PY" -c 'import kubernetes_validate, sys; sys.exit(not kubernetes_validate.__version__.startswith("1.37."))' 2>/dev/null; then
+    echo "installing $KV_SPEC into $VENV ..."
+    if ! nice "$PY" -m pip install -q "$KV_SPEC" >"$OUT/pip.log" 2>&1; then
+        tail -20 "$OUT/pip.log"
+        fail "pip install $KV_SPEC"
+        finish
+    fi
+fi
+echo "using kubernetes-validate $("$PY" -c 'import kubernetes_validate; print(kubernetes_validate.__version__)')"
+
+if [ ! -x "$STRAIT" ]; then
+    echo "building target/debug/strait ..."
+    (cd "$ROOT" && nice cargo build --bin strait) >"$OUT/cargo.log" 2>&1 || {
+        tail -20 "$OUT/cargo.log"
+        fail "cargo build"
+        finish
+    }
+fi
+
+# --- lint --------------------------------------------------------------------------------------
+check "helm lint --strict helm/strait" "$HELM" lint --strict "$CHART"
+for f in values-embedded.yaml values-kafka.yaml; do
+    check "helm lint --strict helm/strait -f examples/$f" "$HELM" lint --strict "$CHART" -f "$EXAMPLES/$f"
+done
+check "helm dependency build examples/app-with-sidecar (file:// dependency, offline)" \
+    "$HELM" dependency build "$APP"
+check "helm lint --strict examples/app-with-sidecar -f values-sidecar.yaml" \
+    "$HELM" lint --strict "$APP" -f "$EXAMPLES/values-sidecar.yaml"
+
+# --- render, validate, check-config --------------------------------------------------------------
+# case chart values-file expect-kinds forbid-kinds check-config-flags... ; "-" for none
+render_case() {
+    local case=$1 chart=$2 values=$3 expect=$4 forbid=$5
+    shift 5
+    local out=$OUT/$case.yaml
+    local args=(template strait "$chart" --namespace "$NS")
+    [ "$values" != - ] && args+=(-f "$values")
+    if "$HELM" "${args[@]}" "${EXTRA_SET[@]}" >"$out" 2>"$OUT/$case.err"; then
+        pass "$case: helm template"
+    else
+        fail "$case: helm template"
+        sed 's/^/      /' "$OUT/$case.err" | tail -20
+        return
+    fi
+    run_checker "$here/validate.py" "$out" "$case" \
+        --expect-kinds "$([ "$expect" = - ] || echo "$expect")" \
+        --forbid-kinds "$([ "$forbid" = - ] || echo "$forbid")"
+    run_checker "$here/check_config.py" "$out" "$case" "$STRAIT" "$OUT/$case.config" "$@"
+}
+
+EXTRA_SET=()
+render_case defaults "$CHART" - \
+    StatefulSet,Service,ConfigMap,ServiceAccount Deployment,HorizontalPodAutoscaler \
+    --advertised 'strait-0\.strait-headless\.default\.svc\.cluster\.local:9092'
+render_case embedded "$CHART" "$EXAMPLES/values-embedded.yaml" \
+    StatefulSet,Service,ConfigMap,ServiceMonitor,PodDisruptionBudget Deployment,HorizontalPodAutoscaler \
+    --advertised 'strait-0\.strait-headless\.default\.svc\.cluster\.local:9092'
+render_case kafka "$CHART" "$EXAMPLES/values-kafka.yaml" \
+    Deployment,Service,ConfigMap,HorizontalPodAutoscaler,PodDisruptionBudget StatefulSet \
+    --expect-reject 'only `embedded` is available' --advertised '10\.1\.2\.3:9092'
+render_case sidecar "$APP" "$EXAMPLES/values-sidecar.yaml" \
+    Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
+    --advertised '127\.0\.0\.1:9092'
+# The HPA is for deployment mode only, whatever autoscaling.enabled says.
+EXTRA_SET=(--set autoscaling.enabled=true --set podDisruptionBudget.enabled=true)
+render_case statefulset-ignores-hpa "$CHART" - StatefulSet,PodDisruptionBudget HorizontalPodAutoscaler \
+    --advertised 'strait-0\.strait-headless\.default\.svc\.cluster\.local:9092'
+# Deployment mode on the embedded backend with a TLS Secret and every option on.
+EXTRA_SET=(--set mode=deployment --set tls.enabled=true --set tls.secretName=strait-tls
+    --set serviceMonitor.enabled=true --set autoscaling.enabled=true --set persistence.enabled=false)
+render_case deployment-embedded-tls "$CHART" - \
+    Deployment,HorizontalPodAutoscaler,ServiceMonitor StatefulSet --advertised '10\.1\.2\.3:9092'
+EXTRA_SET=()
+
+# --- what the chart must refuse -------------------------------------------------------------------
+check_fails "refuses sasl.enabled (SASL not implemented in strait yet)" "not implemented" \
+    "$HELM" template strait "$CHART" --set sasl.enabled=true
+check_fails "refuses a loopback kinesis.listen in a cluster" "must listen on 0.0.0.0" \
+    "$HELM" template strait "$CHART" --set config.kinesis.listen=127.0.0.1:4567
+check_fails "refuses tls.enabled without tls.secretName" "tls.secretName" \
+    "$HELM" template strait "$CHART" --set tls.enabled=true
+check_fails "refuses kafka.advertise=podDNS in deployment mode" "podDNS needs mode: statefulset" \
+    "$HELM" template strait "$CHART" --set mode=deployment --set kafka.advertise=podDNS
+
+finish
