@@ -23,22 +23,11 @@ for a in "$@"; do
   fi
 done
 
+# The installer is shared with the Kafka-backend test suite.
+source "$ROOT/tests/interop/lib/kafka-broker.sh"
 install_kafka() {
-  local stamp="$DEST/.installed"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$KAFKA_VERSION $(sha1sum "$HERE/kafka/pom.xml" | cut -d' ' -f1)" ]] \
-     && compgen -G "$DEST/libs/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null \
-     && compgen -G "$DEST/libs/kafka-tools-$KAFKA_VERSION.jar" >/dev/null; then
-    echo "[bench] Kafka $KAFKA_VERSION jars already in $DEST/libs" >&2
-    return
-  fi
-  echo "[bench] resolving Kafka $KAFKA_VERSION (kafka_2.13 + kafka-tools) from Maven Central into $DEST/libs" >&2
-  rm -rf "$DEST/libs.tmp"
-  mkdir -p "$DEST"
-  (cd "$HERE/kafka" && mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$ROOT/.cache/m2" -Dkafka.version="$KAFKA_VERSION" \
-      dependency:copy-dependencies -DoutputDirectory="$DEST/libs.tmp")
-  rm -rf "$DEST/libs"
-  mv "$DEST/libs.tmp" "$DEST/libs"
-  echo "$KAFKA_VERSION $(sha1sum "$HERE/kafka/pom.xml" | cut -d' ' -f1)" >"$stamp"
+  install_kafka_broker || { echo "[bench] could not resolve Kafka $KAFKA_VERSION" >&2; exit 1; }
+  echo "[bench] Kafka $KAFKA_VERSION jars in $DEST/libs" >&2
 }
 
 install_kafka

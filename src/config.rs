@@ -110,6 +110,56 @@ pub struct BackendConfig {
     #[serde(rename = "type")]
     pub kind: BackendType,
     pub embedded: EmbeddedConfig,
+    pub kafka: KafkaBackendConfig,
+}
+
+/// The cluster behind `backend.type: kafka`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaBackendConfig {
+    /// host:port of one or more brokers; strait learns the rest from Metadata. A
+    /// comma-separated string also works (for the environment override).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub bootstrap: Vec<String>,
+    /// The client id on strait's own requests to the cluster.
+    pub client_id: String,
+    pub tls: KafkaBackendTls,
+    pub sasl: KafkaBackendSasl,
+    /// Stream "x" is topic "<prefix>x".
+    pub topic_prefix: String,
+    /// The compacted topic holding stream attributes and consumer registrations.
+    pub metadata_topic: String,
+}
+
+impl Default for KafkaBackendConfig {
+    fn default() -> Self {
+        KafkaBackendConfig {
+            bootstrap: vec!["127.0.0.1:19092".into()],
+            client_id: "strait".into(),
+            tls: KafkaBackendTls::default(),
+            sasl: KafkaBackendSasl::default(),
+            topic_prefix: String::new(),
+            metadata_topic: "__strait_meta".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaBackendTls {
+    pub enabled: bool,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaBackendSasl {
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM.
+    pub mechanism: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -178,6 +228,7 @@ impl Default for BackendConfig {
         BackendConfig {
             kind: BackendType::Embedded,
             embedded: EmbeddedConfig::default(),
+            kafka: KafkaBackendConfig::default(),
         }
     }
 }
@@ -220,6 +271,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "shutdown_grace_secs",
 ];
 
+/// The top-level keys that hold a section rather than a value.
+const SECTIONS: &[&str] = &["kinesis", "kafka", "backend", "streams", "admin"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -260,6 +314,11 @@ impl Config {
                 if !TOP_LEVEL_KEYS.contains(&keys[0].as_str()) {
                     continue;
                 }
+                // A whole section cannot come from one variable: STRAIT_KAFKA is the test
+                // suites' name for strait's Kafka address, not a config override.
+                if keys.len() == 1 && SECTIONS.contains(&keys[0].as_str()) {
+                    continue;
+                }
                 set_path(&mut tree, &keys, scalar(&v))
                     .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
             }
@@ -268,6 +327,56 @@ impl Config {
             serde_yaml::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// What the Kafka backend can do in this version is checked here, so a setting it would
+    /// ignore fails at start-up instead.
+    fn validate_kafka_backend(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        let k = &self.backend.kafka;
+        if k.bootstrap.is_empty() {
+            return bad(
+                "backend.kafka.bootstrap",
+                "needs at least one host:port".into(),
+            );
+        }
+        for addr in &k.bootstrap {
+            let ok = addr
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return bad(
+                    "backend.kafka.bootstrap",
+                    format!("{addr:?} is not host:port"),
+                );
+            }
+        }
+        if self.kafka.listen.is_empty() {
+            return bad(
+                "kafka.listen",
+                "the Kafka backend serves Kafka clients; kafka.listen must be set".into(),
+            );
+        }
+        if k.tls.enabled {
+            return bad(
+                "backend.kafka.tls.enabled",
+                "TLS to the cluster is not available in this version".into(),
+            );
+        }
+        if let Some(m) = &k.sasl.mechanism {
+            return bad(
+                "backend.kafka.sasl.mechanism",
+                format!("{m:?}: strait's own SASL login is not available in this version; clients' SASL passes through"),
+            );
+        }
+        if !k.topic_prefix.is_empty() {
+            return bad(
+                "backend.kafka.topic_prefix",
+                "not available in this version (the pass-through forwards topic names as they are)"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -317,11 +426,8 @@ impl Config {
                 format!("{} is below 1 MiB", self.kafka.max_frame_bytes),
             );
         }
-        if self.backend.kind != BackendType::Embedded {
-            return bad(
-                "backend.type",
-                "only `embedded` is available in this version".into(),
-            );
+        if self.backend.kind == BackendType::Kafka {
+            self.validate_kafka_backend()?;
         }
         if !(1..=10_000).contains(&self.streams.default_shard_count) {
             return bad(
@@ -375,6 +481,24 @@ impl Config {
 
 /// Environment values: integers and booleans become YAML scalars; anything else, including
 /// numbers with leading zeros such as account ids, stays a string.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(v) => v,
+        ListOrString::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
 fn scalar(v: &str) -> serde_yaml::Value {
     match v {
         "true" => return serde_yaml::Value::Bool(true),
@@ -526,8 +650,38 @@ mod tests {
     fn other_tools_variables_are_ignored() {
         let c = Config::load(
             None,
-            env(&[("STRAIT_BIN", "/x"), ("STRAIT_ENDPOINT", "http://h")]),
+            env(&[
+                ("STRAIT_BIN", "/x"),
+                ("STRAIT_ENDPOINT", "http://h"),
+                ("STRAIT_KAFKA", "127.0.0.1:9092"),
+                ("STRAIT_ADMIN", "127.0.0.1:9180"),
+            ]),
         );
-        assert!(c.is_ok());
+        assert!(c.is_ok(), "{:?}", c.err());
+    }
+
+    #[test]
+    fn kafka_backend_settings_are_checked() {
+        let kafka = |extra: &[(&str, &str)]| {
+            let mut vars = vec![("STRAIT_BACKEND__TYPE", "kafka")];
+            vars.extend_from_slice(extra);
+            Config::load(None, env(&vars))
+        };
+        let c = kafka(&[("STRAIT_BACKEND__KAFKA__BOOTSTRAP", "a:9092, b:9093")]).unwrap();
+        assert_eq!(c.backend.kafka.bootstrap, vec!["a:9092", "b:9093"]);
+        for (key, value, named) in [
+            ("STRAIT_BACKEND__KAFKA__BOOTSTRAP", "nohost", "bootstrap"),
+            ("STRAIT_BACKEND__KAFKA__TLS__ENABLED", "true", "tls.enabled"),
+            (
+                "STRAIT_BACKEND__KAFKA__SASL__MECHANISM",
+                "PLAIN",
+                "sasl.mechanism",
+            ),
+            ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "p.", "topic_prefix"),
+            ("STRAIT_KAFKA__LISTEN", "", "kafka.listen"),
+        ] {
+            let e = kafka(&[(key, value)]).unwrap_err().to_string();
+            assert!(e.contains(named), "{key}={value}: {e}");
+        }
     }
 }

@@ -51,6 +51,57 @@ pub async fn run(
             closing.clone(),
         )))
     };
+    let conns = Arc::new(listener::Connections::default());
+    let (kinesis, kafka, core) = match config.backend.kind {
+        config::BackendType::Embedded => {
+            let (kinesis, kafka, core) =
+                start_embedded(&config, conns.clone(), closing.clone()).await?;
+            (Some(kinesis), kafka, Some(core))
+        }
+        config::BackendType::Kafka => {
+            let kafka =
+                start_kafka_backend(&config, &ready, conns.clone(), closing.clone()).await?;
+            (None, Some(kafka), None)
+        }
+    };
+    ready.set(true);
+    {
+        // Not ready from the moment shutdown begins, so load balancers stop sending.
+        let (ready, closing) = (ready.clone(), closing.clone());
+        tokio::spawn(async move {
+            listener::closed(closing).await;
+            ready.set(false);
+        });
+    }
+    for task in kinesis.into_iter().chain(kafka) {
+        let _ = task.await;
+    }
+    // The listeners have stopped accepting; let in-flight requests finish.
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
+    if !conns.drained(grace).await {
+        tracing::warn!(
+            connections = conns.live(),
+            "shutdown grace period over; closing the remaining connections"
+        );
+    }
+    if let Some(core) = core {
+        core.flush_all();
+    }
+    if let Some(a) = admin {
+        let _ = a.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+type Task = tokio::task::JoinHandle<()>;
+
+/// The embedded backend: the log and metadata in `data_dir`, the core, and both front ends.
+async fn start_embedded(
+    config: &Config,
+    conns: Arc<listener::Connections>,
+    closing: listener::Closing,
+) -> Result<(Task, Option<Task>, Arc<core::Core>), String> {
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
     log.spawn_background();
@@ -72,7 +123,6 @@ pub async fn run(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
-    let conns = Arc::new(listener::Connections::default());
     let ctx = Arc::new(kinesis::ops::Ctx {
         closing: closing.clone(),
         core: core.clone(),
@@ -136,39 +186,72 @@ pub async fn run(
             closing.clone(),
         )))
     };
-    ready.set(true);
-    {
-        // Not ready from the moment shutdown begins, so load balancers stop sending.
-        let (ready, closing) = (ready.clone(), closing.clone());
-        tokio::spawn(async move {
-            listener::closed(closing).await;
-            ready.set(false);
-        });
-    }
-    kinesis::server::serve(
+    let kinesis = tokio::spawn(kinesis::server::serve(
         listener,
         ctx,
         config.kinesis.max_body_bytes,
         tls,
-        conns.clone(),
-        closing.clone(),
-    )
-    .await;
-    if let Some(k) = kafka {
-        let _ = k.await;
+        conns,
+        closing,
+    ));
+    Ok((kinesis, kafka, core))
+}
+
+/// The Kafka backend: Kafka clients pass through to the cluster. The Kinesis API is not
+/// served on this backend yet, so its port stays closed rather than answer from nowhere.
+async fn start_kafka_backend(
+    config: &Config,
+    ready: &Arc<observe::admin::Readiness>,
+    conns: Arc<listener::Connections>,
+    closing: listener::Closing,
+) -> Result<Task, String> {
+    let k = &config.backend.kafka;
+    let cluster = backend::kafka::cluster::Cluster::new(k.bootstrap.clone(), k.client_id.clone());
+    match cluster.refresh().await {
+        Ok(()) => tracing::info!(brokers = ?cluster.nodes(), "Kafka cluster reachable"),
+        // Start anyway: clients are refused until it answers, and /readyz says not ready.
+        Err(e) => tracing::warn!(error = %e, "Kafka cluster unreachable at start-up"),
     }
-    // The listeners have stopped accepting; let in-flight requests finish.
-    let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
-    if !conns.drained(grace).await {
-        tracing::warn!(
-            connections = conns.live(),
-            "shutdown grace period over; closing the remaining connections"
+    {
+        let ready = ready.clone();
+        cluster.spawn_probe(
+            std::time::Duration::from_secs(5),
+            move |ok| ready.set_backend(ok),
+            closing.clone(),
         );
     }
-    core.flush_all();
-    if let Some(a) = admin {
-        let _ = a.await;
-    }
-    tracing::info!("stopped");
-    Ok(())
+    tracing::warn!("the Kinesis API is not served on the Kafka backend in this version");
+    println!("strait: kinesis not served (backend.type: kafka)");
+    let kaddr: std::net::SocketAddr = config
+        .kafka
+        .listen
+        .parse()
+        .map_err(|e| format!("kafka.listen: {e}"))?;
+    let klistener = tokio::net::TcpListener::bind(kaddr)
+        .await
+        .map_err(|e| format!("cannot listen on {kaddr} (kafka.listen): {e}"))?;
+    let bound = klistener
+        .local_addr()
+        .map_err(|e| format!("kafka listener: {e}"))?;
+    let (host, port) = config
+        .kafka
+        .advertised_address
+        .rsplit_once(':')
+        .expect("validated host:port");
+    let advertised_port: u16 = port.parse().expect("validated port");
+    let settings = kafka::passthrough::Settings {
+        listen: kaddr,
+        advertised_host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        advertised_port: if advertised_port == 0 {
+            bound.port()
+        } else {
+            advertised_port
+        },
+        max_frame_bytes: config.kafka.max_frame_bytes,
+    };
+    let (_pt, task) =
+        kafka::passthrough::Passthrough::start(klistener, settings, cluster, conns, closing);
+    tracing::info!(addr = %bound, "Kafka API listening (pass-through)");
+    println!("strait: kafka listening on {bound}");
+    Ok(task)
 }

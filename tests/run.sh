@@ -3,7 +3,8 @@
 #   unit and integration tests (cargo test)
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
-# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat helm)
+# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat
+# kafka-backend helm)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,6 +72,11 @@ fi
 if wanted kcat && [ -f "$repo/tests/interop/kcat/run.sh" ]; then
   step "kafka interop: kcat (Debian, librdkafka 2.0)"
   bash "$repo/tests/interop/kcat/run.sh"; record kcat-interop $?
+fi
+
+if wanted kafka-backend && [ -f "$repo/tests/interop/kafka-backend/run.sh" ]; then
+  step "kafka backend: a real Apache Kafka 4.x broker behind strait (pass-through checks, Java with transactions, franz-go, kcat)"
+  STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-backend/run.sh"; record kafka-backend $?
 fi
 
 if wanted helm && [ -f "$repo/tests/helm/run.sh" ]; then

@@ -3,6 +3,7 @@
 //! Kafka wire shapes; they store RecordBatch v2 bytes and opaque documents.
 
 pub mod embedded;
+pub mod kafka;
 
 use std::ops::Range;
 

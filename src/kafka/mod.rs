@@ -3,6 +3,7 @@
 
 pub mod error;
 mod handlers;
+pub mod passthrough;
 pub mod server;
 pub mod versions;
 

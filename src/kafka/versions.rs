@@ -31,6 +31,62 @@ pub const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
+/// APIs the Kafka-backend pass-through never forwards: controller and quorum APIs (brokers
+/// do not serve them to clients), and share groups (KIP-932, a preview in Kafka 4.x) whose
+/// fetch responses carry broker addresses strait does not rewrite. Every other API the
+/// crate knows is forwarded at the versions both the crate and the cluster serve.
+pub const PASSTHROUGH_DENIED: &[ApiKey] = &[
+    ApiKey::Vote,
+    ApiKey::BeginQuorumEpoch,
+    ApiKey::EndQuorumEpoch,
+    ApiKey::DescribeQuorum,
+    ApiKey::Envelope,
+    ApiKey::FetchSnapshot,
+    ApiKey::BrokerRegistration,
+    ApiKey::BrokerHeartbeat,
+    ApiKey::UnregisterBroker,
+    ApiKey::ControllerRegistration,
+    ApiKey::AddRaftVoter,
+    ApiKey::RemoveRaftVoter,
+    ApiKey::UpdateRaftVoter,
+    ApiKey::ShareGroupHeartbeat,
+    ApiKey::ShareGroupDescribe,
+    ApiKey::ShareFetch,
+    ApiKey::ShareAcknowledge,
+    ApiKey::InitializeShareGroupState,
+    ApiKey::ReadShareGroupState,
+    ApiKey::WriteShareGroupState,
+    ApiKey::DeleteShareGroupState,
+    ApiKey::ReadShareGroupStateSummary,
+    ApiKey::DescribeShareGroupOffsets,
+    ApiKey::AlterShareGroupOffsets,
+    ApiKey::DeleteShareGroupOffsets,
+];
+
+/// The range of `key` the pass-through may forward, before intersecting with the cluster.
+pub fn passthrough(key: ApiKey) -> Option<(i16, i16)> {
+    if PASSTHROUGH_DENIED.contains(&key) {
+        return None;
+    }
+    let v = key.valid_versions();
+    Some((v.min, v.max))
+}
+
+/// The API's name as a metric label (a fixed set: the crate's keys).
+pub fn api_name(key: i16) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static NAMES: OnceLock<HashMap<i16, String>> = OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            ApiKey::iter()
+                .map(|k| (k as i16, format!("{k:?}")))
+                .collect()
+        })
+        .get(&key)
+        .map_or("unknown", String::as_str)
+}
+
 /// The served range of `key`, if strait serves it.
 pub fn served(key: ApiKey) -> Option<(i16, i16)> {
     SERVED

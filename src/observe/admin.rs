@@ -17,17 +17,42 @@ use tokio::net::TcpListener;
 
 use crate::listener::{Closing, Connections};
 
-/// Whether strait is ready to take traffic.
-#[derive(Default)]
-pub struct Readiness(AtomicBool);
+/// Whether strait is ready to take traffic: its listeners serve, and its backend (when it
+/// is a remote one) answers.
+pub struct Readiness {
+    serving: AtomicBool,
+    backend: AtomicBool,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness {
+            serving: AtomicBool::new(false),
+            backend: AtomicBool::new(true),
+        }
+    }
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.serving.store(ready, Ordering::SeqCst);
+    }
+
+    /// Reported by the Kafka backend's reachability probe.
+    pub fn set_backend(&self, reachable: bool) {
+        self.backend.store(reachable, Ordering::SeqCst);
     }
 
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.serving.load(Ordering::SeqCst) && self.backend.load(Ordering::SeqCst)
+    }
+
+    fn why_not(&self) -> &'static str {
+        if !self.backend.load(Ordering::SeqCst) {
+            "not ready: the Kafka cluster is unreachable\n"
+        } else {
+            "not ready\n"
+        }
     }
 }
 
@@ -71,7 +96,7 @@ async fn answer(
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if ready.get() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, ready.why_not()),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /metrics, /healthz or /readyz\n",

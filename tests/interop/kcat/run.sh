@@ -41,7 +41,14 @@ kc() { timeout "${KC_TIMEOUT:-30}" kcat -b "$kafka" -X socket.timeout.ms=10000 "
 # 1. Metadata listing: the first thing any librdkafka client does (after ApiVersions).
 dbg=(); [ -n "${KCAT_DEBUG:-}" ] && dbg=(-d broker,protocol)
 if kc -L "${dbg[@]}" -m 15 > "$work/meta"; then rc=0; else rc=$?; fi
-if [ $rc -eq 0 ] && grep -q " 1 brokers:" "$work/meta" && grep -q "broker 0 at $kafka" "$work/meta" \
+# The embedded backend is one broker (node 0) at the bootstrap address; the Kafka backend's
+# pass-through (KAFKA_PORT_PER_BROKER=true) serves broker n at bootstrap port + 1 + n.
+if [ "${KAFKA_PORT_PER_BROKER:-false}" = true ]; then
+  want_broker="broker 1 at ${kafka%:*}:$((${kafka##*:} + 2))"
+else
+  want_broker="broker 0 at $kafka"
+fi
+if [ $rc -eq 0 ] && grep -q " 1 brokers:" "$work/meta" && grep -q "$want_broker" "$work/meta" \
    && ! grep -q '^%[0-3]|' "$work/err"; then
   pass "kcat -L lists one broker at $kafka"
 else

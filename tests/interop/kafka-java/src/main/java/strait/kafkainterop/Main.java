@@ -163,7 +163,7 @@ public final class Main {
         ap.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
         ap.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "15000");
         admin = Admin.create(ap);
-        kinesis = KinesisClient.builder()
+        kinesis = "none".equals(endpoint) ? null : KinesisClient.builder()
                 .endpointOverride(URI.create(endpoint))
                 .region(Region.US_EAST_1)
                 .credentialsProvider(StaticCredentialsProvider.create(
@@ -181,9 +181,16 @@ public final class Main {
             offsetChecks();
             consumerGroupsToolChecks();
             crossProtocolChecks();
+            if (Boolean.parseBoolean(env("KAFKA_TRANSACTIONS", "false"))) {
+                transactionChecks();
+            } else {
+                skip("transactions", "KAFKA_TRANSACTIONS not set (strait's embedded backend has no transactions)");
+            }
         } finally {
             admin.close(Duration.ofSeconds(5));
-            kinesis.close();
+            if (kinesis != null) {
+                kinesis.close();
+            }
         }
         for (String n : notes) {
             System.out.println("# note: " + n);
@@ -213,6 +220,15 @@ public final class Main {
             }
         }
         System.out.flush();
+    }
+
+    /** A check that needs strait's Kinesis API; skipped when STRAIT_ENDPOINT is "none" (the Kafka backend). */
+    static void kinesisCheck(String name, Body body) {
+        if (kinesis == null) {
+            skip(name, "no Kinesis endpoint (STRAIT_ENDPOINT=none)");
+        } else {
+            check(name, body);
+        }
     }
 
     static void skip(String name, String why) {
@@ -274,6 +290,14 @@ public final class Main {
             Thread.sleep(50);
         }
         return cond.getAsBoolean();
+    }
+
+    /**
+     * The port strait advertises for broker {@code id}: its one port on the embedded backend; with
+     * KAFKA_PORT_PER_BROKER=true (the Kafka backend's pass-through), bootstrap port + 1 + id.
+     */
+    static int nodePort(int bootstrapPort, int id) {
+        return Boolean.parseBoolean(env("KAFKA_PORT_PER_BROKER", "false")) ? bootstrapPort + 1 + id : bootstrapPort;
     }
 
     static String env(String name, String def) {
@@ -456,7 +480,7 @@ public final class Main {
             for (int i = 0; i < 3; i++) {
                 TopicPartitionInfo p = ps.get(i);
                 require(p.partition() == i, "partition %d is %s", i, p);
-                require(p.leader() != null && p.leader().id() >= 0 && p.leader().port() == kafkaPort,
+                require(p.leader() != null && p.leader().id() >= 0 && p.leader().port() == nodePort(kafkaPort, p.leader().id()),
                         "partition %d leader %s", i, p.leader());
                 require(p.replicas().contains(p.leader()) && p.isr().contains(p.leader()), "replicas/isr of %s", p);
             }
@@ -475,7 +499,7 @@ public final class Main {
             require(clusterId != null && !clusterId.isEmpty(), "clusterId %s", clusterId);
             require(!nodes.isEmpty(), "no nodes");
             for (Node n : nodes) {
-                require(n.port() == kafkaPort && n.id() >= 0, "node %s (bootstrap %s)", n, bootstrap);
+                require(n.id() >= 0 && n.port() == nodePort(kafkaPort, n.id()), "node %s (bootstrap %s)", n, bootstrap);
             }
             require(controller != null && controller.id() >= 0, "controller %s", controller);
             info("clusterId=%s nodes=%s controller=%s", clusterId, nodes, controller);
@@ -494,7 +518,7 @@ public final class Main {
             ConfigEntry e = admin.describeConfigs(List.of(res)).all().get(30, TimeUnit.SECONDS).get(res).get("retention.ms");
             require(e != null && "172800000".equals(e.value()), "retention.ms now %s", e);
         });
-        check("kinesis DescribeStreamSummary sees the Kafka retention change (48 h)", () -> {
+        kinesisCheck("kinesis DescribeStreamSummary sees the Kafka retention change (48 h)", () -> {
             Integer h = kinesis.describeStreamSummary(b -> b.streamName(topic)).streamDescriptionSummary().retentionPeriodHours();
             require(h != null && h == 48, "RetentionPeriodHours=%s", h);
         });
@@ -511,12 +535,12 @@ public final class Main {
             });
             require(ok, "describeTopics shows %d partitions", n[0]);
         });
-        check("kinesis ListShards on that topic lists 5 shards", () -> {
+        kinesisCheck("kinesis ListShards on that topic lists 5 shards", () -> {
             List<Shard> shards = kinesis.listShards(b -> b.streamName(topic)).shards();
             require(shards.size() == 5, "shards %s", shards.stream().map(Shard::shardId).collect(Collectors.toList()));
         });
         String md5Stream = prefix + "-kin2";
-        check("admin.createPartitions on a Kinesis-created stream -> PolicyViolationException", () -> {
+        kinesisCheck("admin.createPartitions on a Kinesis-created stream -> PolicyViolationException", () -> {
             kinesis.createStream(b -> b.streamName(md5Stream).shardCount(2));
             kinesis.waiter().waitUntilStreamExists(b -> b.streamName(md5Stream));
             PolicyViolationException e = expectThrows(PolicyViolationException.class, () ->
@@ -1306,6 +1330,81 @@ public final class Main {
         }
     }
 
+    // ------------------------------------------------------------------------------------------------ transactions
+
+    /** Transactions and the KIP-848 consumer protocol: run where the cluster behind strait provides them. */
+    static void transactionChecks() throws Exception {
+        String topic = prefix + "-txn";
+        createTopic(topic, 2);
+        List<String> committed = new ArrayList<>();
+        check("transactions: a transactional producer commits 100 records and aborts 50 (2 partitions)", () -> {
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(producerProps(
+                    ProducerConfig.TRANSACTIONAL_ID_CONFIG, prefix + "-tx"))) {
+                p.initTransactions();
+                p.beginTransaction();
+                for (int i = 0; i < 100; i++) {
+                    p.send(new ProducerRecord<>(topic, i % 2, "k" + i, "committed-" + i));
+                    committed.add("committed-" + i);
+                }
+                p.commitTransaction();
+                p.beginTransaction();
+                for (int i = 0; i < 50; i++) {
+                    p.send(new ProducerRecord<>(topic, i % 2, "k" + i, "aborted-" + i));
+                }
+                p.flush();
+                p.abortTransaction();
+            }
+        });
+        check("transactions: a read_committed consumer sees exactly the committed records, in order per partition", () -> {
+            List<String> seen = new ArrayList<>();
+            try (KafkaConsumer<String, String> c = new KafkaConsumer<>(consumerProps(null,
+                    ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed"))) {
+                List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1));
+                c.assign(tps);
+                c.seekToBeginning(tps);
+                long deadline = System.currentTimeMillis() + 30000;
+                while (seen.size() < committed.size() && System.currentTimeMillis() < deadline) {
+                    for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                        seen.add(r.value());
+                    }
+                }
+                // Anything after the commit would be an aborted record leaking through.
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofSeconds(1))) {
+                    seen.add(r.value());
+                }
+            }
+            List<String> sortedSeen = new ArrayList<>(seen);
+            Collections.sort(sortedSeen);
+            List<String> sortedWant = new ArrayList<>(committed);
+            Collections.sort(sortedWant);
+            require(sortedSeen.equals(sortedWant), "read %d records (want %d); aborted among them: %s", seen.size(),
+                    committed.size(), seen.stream().filter(v -> v.startsWith("aborted")).limit(5).collect(Collectors.toList()));
+        });
+        check("transactions: a read_uncommitted consumer also sees the aborted records", () -> {
+            List<ConsumerRecord<String, String>> all = readAll(topic, 2, 30000);
+            long aborted = all.stream().filter(r -> r.value().startsWith("aborted")).count();
+            require(aborted == 50, "aborted records seen: %d of 50 (total %d)", aborted, all.size());
+        });
+        String group = prefix + "-g848";
+        check("consumer group protocol (KIP-848): a `consumer`-protocol member is assigned both partitions and commits", () -> {
+            try (KafkaConsumer<String, String> c = new KafkaConsumer<>(consumerProps(null,
+                    ConsumerConfig.GROUP_ID_CONFIG, group, ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer",
+                    ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed"))) {
+                c.subscribe(List.of(topic));
+                int n = 0;
+                long deadline = System.currentTimeMillis() + 45000;
+                while (n < committed.size() && System.currentTimeMillis() < deadline) {
+                    n += c.poll(Duration.ofMillis(200)).count();
+                }
+                require(n == committed.size(), "consumed %d of %d", n, committed.size());
+                require(c.assignment().size() == 2, "assignment %s", c.assignment());
+                c.commitSync();
+            }
+            var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+            require(offsets.size() == 2, "committed offsets %s", offsets);
+        });
+    }
+
     // ------------------------------------------------------------------------------------------------ cross-protocol
 
     static void crossProtocolChecks() throws Exception {
@@ -1313,7 +1412,7 @@ public final class Main {
         int parts = 4;
         Map<String, Integer> kinesisShard = new HashMap<>();
         Map<String, Integer> kafkaPartition = new HashMap<>();
-        check("cross: Kinesis PutRecords (k0..k99) on a Kafka-created 4-partition topic land on the murmur2 partition", () -> {
+        kinesisCheck("cross: Kinesis PutRecords (k0..k99) on a Kafka-created 4-partition topic land on the murmur2 partition", () -> {
             createTopic(topic, parts);
             List<PutRecordsRequestEntry> entries = new ArrayList<>();
             for (int i = 0; i < 100; i++) {
@@ -1333,7 +1432,7 @@ public final class Main {
             }
             require(wrong.isEmpty(), "%d keys off their murmur2 partition: %s", wrong.size(), wrong.subList(0, Math.min(10, wrong.size())));
         });
-        check("cross: Java producer writes the same keys; each lands on the partition Kinesis used", () -> {
+        kinesisCheck("cross: Java producer writes the same keys; each lands on the partition Kinesis used", () -> {
             List<ProducerRecord<String, String>> recs = new ArrayList<>();
             for (int i = 0; i < 100; i++) {
                 recs.add(new ProducerRecord<>(topic, "k" + i, "kafka-" + i));
@@ -1352,7 +1451,7 @@ public final class Main {
             }
             require(wrong.isEmpty(), "%s", wrong);
         });
-        check("cross: a Java consumer group reads all 200 records; each key's records from both producers share a partition", () -> {
+        kinesisCheck("cross: a Java consumer group reads all 200 records; each key's records from both producers share a partition", () -> {
             Map<String, Set<Integer>> partsByKey = new HashMap<>();
             Map<String, String> seen = new HashMap<>();
             List<String> dups = new ArrayList<>();
@@ -1383,7 +1482,7 @@ public final class Main {
             }
             require(wrong.isEmpty(), "%s", wrong.subList(0, Math.min(10, wrong.size())));
         });
-        check("cross: Kinesis GetRecords on the topic returns the Kafka-produced records (PartitionKey = key, Data = value)", () -> {
+        kinesisCheck("cross: Kinesis GetRecords on the topic returns the Kafka-produced records (PartitionKey = key, Data = value)", () -> {
             Map<String, String> found = new HashMap<>(); // data -> shard
             Map<String, String> pkOf = new HashMap<>();
             for (int s = 0; s < parts; s++) {
@@ -1410,7 +1509,7 @@ public final class Main {
         int shards = 3;
         Map<String, Integer> md5Partition = new HashMap<>();
         List<Shard> listed = new ArrayList<>();
-        check("Md5RangePartitioner ranges equal the HashKeyRanges ListShards reports for a Kinesis-created 3-shard stream", () -> {
+        kinesisCheck("Md5RangePartitioner ranges equal the HashKeyRanges ListShards reports for a Kinesis-created 3-shard stream", () -> {
             kinesis.createStream(b -> b.streamName(stream).shardCount(shards));
             kinesis.waiter().waitUntilStreamExists(b -> b.streamName(stream));
             listed.addAll(kinesis.listShards(b -> b.streamName(stream)).shards());
@@ -1425,7 +1524,7 @@ public final class Main {
                         Md5RangePartitioner.rangeEnd(i, shards));
             }
         });
-        check("cross: Java producer with Md5RangePartitioner on a Kinesis-created stream; GetRecords finds each key on the "
+        kinesisCheck("cross: Java producer with Md5RangePartitioner on a Kinesis-created stream; GetRecords finds each key on the "
                 + "shard whose HashKeyRange contains md5(key)", () -> {
             List<ProducerRecord<String, String>> recs = new ArrayList<>();
             for (int i = 0; i < 100; i++) {
@@ -1465,7 +1564,7 @@ public final class Main {
             }
             require(wrong.isEmpty(), "%d wrong: %s", wrong.size(), wrong.subList(0, Math.min(10, wrong.size())));
         });
-        check("cross: Kinesis PutRecord with the same keys lands on the partitions the Md5RangePartitioner chose", () -> {
+        kinesisCheck("cross: Kinesis PutRecord with the same keys lands on the partitions the Md5RangePartitioner chose", () -> {
             require(!md5Partition.isEmpty(), "producer step failed");
             List<String> wrong = new ArrayList<>();
             for (int i = 0; i < 20; i++) {

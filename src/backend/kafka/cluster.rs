@@ -1,0 +1,249 @@
+//! What strait knows of the Kafka cluster behind it: the brokers' addresses by node id and
+//! the API versions the cluster serves, refreshed from any reachable broker. Also owns the
+//! reachability probe that `/readyz` reports.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use parking_lot::RwLock;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::wire;
+
+/// How long strait waits for a broker to accept a connection or answer one of its own
+/// requests.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// ApiVersions and Metadata versions strait uses for its own requests; Kafka 2.4 and later
+/// serve both.
+const API_VERSIONS_VERSION: i16 = 3;
+const METADATA_VERSION: i16 = 9;
+
+pub struct Cluster {
+    bootstrap: Vec<String>,
+    client_id: String,
+    /// node id → host:port, as the brokers advertise themselves.
+    nodes: RwLock<BTreeMap<i32, String>>,
+    /// api key → (min, max) the cluster serves: the lowest max across the brokers asked.
+    versions: RwLock<BTreeMap<i16, (i16, i16)>>,
+    reachable: AtomicBool,
+    correlation: AtomicI32,
+}
+
+impl Cluster {
+    pub fn new(bootstrap: Vec<String>, client_id: String) -> Arc<Cluster> {
+        Arc::new(Cluster {
+            bootstrap,
+            client_id,
+            nodes: RwLock::default(),
+            versions: RwLock::default(),
+            reachable: AtomicBool::new(false),
+            correlation: AtomicI32::new(1),
+        })
+    }
+
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::SeqCst)
+    }
+
+    pub fn node(&self, id: i32) -> Option<String> {
+        self.nodes.read().get(&id).cloned()
+    }
+
+    pub fn nodes(&self) -> BTreeMap<i32, String> {
+        self.nodes.read().clone()
+    }
+
+    /// Records broker addresses seen in a response passing through.
+    pub fn learn(&self, brokers: impl IntoIterator<Item = (i32, String)>) {
+        let mut nodes = self.nodes.write();
+        for (id, addr) in brokers {
+            nodes.insert(id, addr);
+        }
+    }
+
+    /// The range of `key` the cluster serves, if it serves it.
+    pub fn versions(&self, key: i16) -> Option<(i16, i16)> {
+        self.versions.read().get(&key).copied()
+    }
+
+    /// Connects to the first reachable bootstrap address, then any known broker.
+    pub async fn connect_any(&self) -> Result<(TcpStream, String), String> {
+        let known: Vec<String> = self.nodes.read().values().cloned().collect();
+        let mut last = String::from("no bootstrap address");
+        for addr in self.bootstrap.iter().chain(known.iter()) {
+            match connect(addr).await {
+                Ok(s) => return Ok((s, addr.clone())),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// Asks one broker for the cluster's API versions and brokers.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let result = self.refresh_once().await;
+        self.reachable.store(result.is_ok(), Ordering::SeqCst);
+        result
+    }
+
+    async fn refresh_once(&self) -> Result<(), String> {
+        let (stream, addr) = self.connect_any().await?;
+        let mut conn = BufReader::new(stream);
+        let versions: ApiVersionsResponse = self
+            .call(
+                &mut conn,
+                ApiKey::ApiVersions,
+                API_VERSIONS_VERSION,
+                &ApiVersionsRequest::default()
+                    .with_client_software_name(StrBytes::from_static_str("strait"))
+                    .with_client_software_version(StrBytes::from_static_str(env!(
+                        "CARGO_PKG_VERSION"
+                    ))),
+            )
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        if versions.error_code != 0 {
+            return Err(format!("{addr}: ApiVersions error {}", versions.error_code));
+        }
+        let metadata: MetadataResponse = self
+            .call(
+                &mut conn,
+                ApiKey::Metadata,
+                METADATA_VERSION,
+                // An empty list asks for no topics; the brokers come anyway.
+                &MetadataRequest::default().with_topics(Some(Vec::new())),
+            )
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        *self.versions.write() = versions
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        let brokers: BTreeMap<i32, String> = metadata
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, join_host_port(&b.host, b.port)))
+            .collect();
+        if brokers.is_empty() {
+            return Err(format!("{addr}: Metadata listed no brokers"));
+        }
+        *self.nodes.write() = brokers;
+        Ok(())
+    }
+
+    /// One request on a connection of strait's own.
+    async fn call<Req: Encodable, Resp: Decodable>(
+        &self,
+        conn: &mut BufReader<TcpStream>,
+        key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Result<Resp, String> {
+        let correlation = self.correlation.fetch_add(1, Ordering::Relaxed);
+        let frame = wire::encode_request(key, version, correlation, &self.client_id, request)?;
+        let exchange = async {
+            conn.get_mut()
+                .write_all(&frame)
+                .await
+                .map_err(|e| e.to_string())?;
+            wire::read_frame(conn, 100 << 20)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "connection closed".to_string())
+        };
+        let response = tokio::time::timeout(BROKER_TIMEOUT, exchange)
+            .await
+            .map_err(|_| format!("{key:?} timed out"))??;
+        let (got, mut body) = wire::response_body(key, version, response)?;
+        if got != correlation {
+            return Err(format!(
+                "{key:?}: correlation {got}, expected {correlation}"
+            ));
+        }
+        Resp::decode(&mut body, version).map_err(|e| format!("bad {key:?} response: {e}"))
+    }
+
+    /// Refreshes every `every` until `closing`, reporting reachability after each try and
+    /// logging when it changes.
+    pub fn spawn_probe(
+        self: &Arc<Self>,
+        every: Duration,
+        report: impl Fn(bool) + Send + 'static,
+        closing: crate::listener::Closing,
+    ) -> tokio::task::JoinHandle<()> {
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let mut was = cluster.reachable();
+            report(was);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = crate::listener::closed(closing.clone()) => return,
+                }
+                let now = cluster.refresh().await;
+                report(now.is_ok());
+                match (&now, was) {
+                    (Err(e), true) => tracing::warn!(error = %e, "Kafka cluster unreachable"),
+                    (Ok(()), false) => tracing::info!("Kafka cluster reachable again"),
+                    _ => {}
+                }
+                was = now.is_ok();
+            }
+        })
+    }
+}
+
+async fn connect(addr: &str) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(BROKER_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Connects to one broker.
+pub async fn connect_broker(addr: &str) -> Result<TcpStream, String> {
+    connect(addr).await.map_err(|e| format!("{addr}: {e}"))
+}
+
+/// host:port, with IPv6 literals bracketed.
+pub fn join_host_port(host: &str, port: i32) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        assert_eq!(join_host_port("::1", 9092), "[::1]:9092");
+        assert_eq!(join_host_port("broker-1", 9092), "broker-1:9092");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_cluster_is_reported() {
+        // A bound-then-dropped port refuses connections.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Cluster::new(vec![format!("127.0.0.1:{port}")], "t".into());
+        let err = cluster.refresh().await.unwrap_err();
+        assert!(err.contains(&port.to_string()), "{err}");
+        assert!(!cluster.reachable());
+    }
+}

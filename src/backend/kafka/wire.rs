@@ -1,0 +1,221 @@
+//! Kafka framing shared by strait's own requests to the cluster and the pass-through proxy:
+//! reading one length-prefixed frame, peeking at a request's header, and encoding typed
+//! requests and responses.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Reads one frame's payload (without its length prefix). `Ok(None)` is a clean end of
+/// stream between frames. Memory grows with the bytes that arrive, not the length claimed.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    max_bytes: usize,
+) -> std::io::Result<Option<Bytes>> {
+    let len = match rd.read_i32().await {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if len < 4 || len as usize > max_bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes outside 4..={max_bytes}"),
+        ));
+    }
+    let mut frame = Vec::with_capacity((len as usize).min(1 << 20));
+    rd.take(len as u64).read_to_end(&mut frame).await?;
+    if frame.len() != len as usize {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("short frame: {} of {len} bytes", frame.len()),
+        ));
+    }
+    Ok(Some(Bytes::from(frame)))
+}
+
+/// The fixed start of every request header: API key, version and correlation id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestStart {
+    pub api_key: i16,
+    pub version: i16,
+    pub correlation_id: i32,
+}
+
+pub fn request_start(frame: &[u8]) -> Option<RequestStart> {
+    let mut b = frame.get(..8)?;
+    Some(RequestStart {
+        api_key: b.get_i16(),
+        version: b.get_i16(),
+        correlation_id: b.get_i32(),
+    })
+}
+
+/// Whether a Produce request expects an answer: Kafka sends none for `acks = 0`.
+/// `frame` is the whole request, header included. `None` when it cannot be parsed.
+pub fn produce_expects_response(frame: &Bytes, version: i16) -> Option<bool> {
+    let mut b = frame.clone();
+    RequestHeader::decode(&mut b, ApiKey::Produce.request_header_version(version)).ok()?;
+    // transactional_id: a nullable string, compact from v9.
+    if version >= 9 {
+        let len = read_unsigned_varint(&mut b)? as usize;
+        // 0 is null; n is n-1 bytes.
+        b.advance_checked(len.saturating_sub(1))?;
+    } else {
+        if b.remaining() < 2 {
+            return None;
+        }
+        let len = b.get_i16();
+        if len > 0 {
+            b.advance_checked(len as usize)?;
+        }
+    }
+    if b.remaining() < 2 {
+        return None;
+    }
+    Some(b.get_i16() != 0)
+}
+
+trait AdvanceChecked {
+    fn advance_checked(&mut self, n: usize) -> Option<()>;
+}
+
+impl AdvanceChecked for Bytes {
+    fn advance_checked(&mut self, n: usize) -> Option<()> {
+        if self.remaining() < n {
+            return None;
+        }
+        self.advance(n);
+        Some(())
+    }
+}
+
+fn read_unsigned_varint(b: &mut Bytes) -> Option<u32> {
+    let mut value = 0u32;
+    for shift in (0..35).step_by(7) {
+        if !b.has_remaining() {
+            return None;
+        }
+        let byte = b.get_u8();
+        value |= u32::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Encodes a request with its length prefix.
+pub fn encode_request<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+    request: &R,
+) -> Result<Bytes, String> {
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_string(client_id.to_string())))
+        .encode(&mut buf, key.request_header_version(version))
+        .map_err(|e| format!("encode {key:?} header: {e}"))?;
+    request
+        .encode(&mut buf, version)
+        .map_err(|e| format!("encode {key:?} v{version}: {e}"))?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Splits a response frame into its correlation id and body, for a request of `key` at
+/// `version` (ApiVersions responses always use header v0).
+pub fn response_body(key: ApiKey, version: i16, mut frame: Bytes) -> Result<(i32, Bytes), String> {
+    let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
+        .map_err(|e| format!("bad {key:?} response header: {e}"))?;
+    Ok((header.correlation_id, frame))
+}
+
+/// Encodes a response body under a header, with its length prefix.
+pub fn encode_response<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+) -> Result<Bytes, String> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, key.response_header_version(version))
+        .map_err(|e| format!("encode {key:?} response header: {e}"))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| format!("encode {key:?} v{version} response: {e}"))?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ProduceRequest, TransactionalId};
+
+    fn produce(version: i16, acks: i16, txn: Option<&str>) -> Bytes {
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(1000)
+            .with_transactional_id(txn.map(|t| TransactionalId(StrBytes::from_string(t.into()))));
+        let framed = encode_request(ApiKey::Produce, version, 7, "c", &req).unwrap();
+        framed.slice(4..)
+    }
+
+    #[test]
+    fn acks_are_found_in_every_produce_version() {
+        for version in 3..=13 {
+            for txn in [None, Some("tx-1")] {
+                for acks in [-1, 0, 1] {
+                    let frame = produce(version, acks, txn);
+                    assert_eq!(
+                        produce_expects_response(&frame, version),
+                        Some(acks != 0),
+                        "v{version} {txn:?} acks={acks}"
+                    );
+                    let start = request_start(&frame).unwrap();
+                    assert_eq!((start.api_key, start.version), (0, version));
+                    assert_eq!(start.correlation_id, 7);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_produce_is_not_parsed() {
+        let frame = produce(9, 1, Some("tx"));
+        for cut in 0..frame.len() - 2 {
+            let short = frame.slice(..cut);
+            // Either unparseable or, past the acks field, the right answer.
+            if let Some(v) = produce_expects_response(&short, 9) {
+                assert!(v);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_are_read_whole_and_bounded() {
+        let mut data: &[u8] = &[0, 0, 0, 4, 1, 2, 3, 4, 0, 0, 0, 9, 1];
+        assert_eq!(
+            read_frame(&mut data, 100).await.unwrap().unwrap(),
+            Bytes::from_static(&[1, 2, 3, 4])[..]
+        );
+        assert!(read_frame(&mut data, 100).await.is_err(), "short frame");
+        let mut empty: &[u8] = &[];
+        assert!(read_frame(&mut empty, 100).await.unwrap().is_none());
+        let mut big: &[u8] = &[0, 0, 1, 0];
+        assert!(read_frame(&mut big, 100).await.is_err());
+    }
+}

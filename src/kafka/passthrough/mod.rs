@@ -1,0 +1,410 @@
+//! The Kafka-backend pass-through: Kafka clients talk to the real cluster through strait.
+//! strait presents one port per broker (the Kroxylicious "port per broker" scheme): the
+//! configured `kafka.listen` port is the bootstrap, and broker `n` is served on
+//! `listen port + 1 + n` (or an ephemeral port when `kafka.listen` has port 0). A client
+//! connection on a broker's port is paired with one connection to that broker, so requests
+//! reach the partition leader or coordinator the client chose from the rewritten metadata.
+//! Frames travel as bytes; only responses carrying broker addresses, and ApiVersions, are
+//! decoded and re-encoded (see `rewrite`).
+
+mod rewrite;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
+use parking_lot::Mutex;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::versions;
+use crate::backend::kafka::cluster::{self, Cluster};
+use crate::backend::kafka::wire;
+use crate::listener::{Closing, Connections};
+
+/// Requests a client may have in flight on one connection before strait stops reading more.
+const MAX_IN_FLIGHT: usize = 1024;
+
+pub struct Passthrough {
+    cluster: Arc<Cluster>,
+    listen_ip: IpAddr,
+    /// The configured bootstrap port; 0 means every broker port is ephemeral too.
+    listen_port: u16,
+    advertised_host: StrBytes,
+    advertised_port: u16,
+    max_frame_bytes: usize,
+    /// node id → the port strait advertises for it (its listener is running).
+    node_ports: Mutex<BTreeMap<i32, u16>>,
+    conns: Arc<Connections>,
+    closing: Closing,
+}
+
+/// Which broker a strait port stands for.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// The bootstrap port: any reachable broker.
+    Any,
+    Node(i32),
+}
+
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub max_frame_bytes: usize,
+}
+
+impl Passthrough {
+    /// Starts serving the bootstrap listener, and a listener for every broker known so far.
+    pub fn start(
+        bootstrap: TcpListener,
+        settings: Settings,
+        cluster: Arc<Cluster>,
+        conns: Arc<Connections>,
+        closing: Closing,
+    ) -> (Arc<Passthrough>, tokio::task::JoinHandle<()>) {
+        let pt = Arc::new(Passthrough {
+            cluster,
+            listen_ip: settings.listen.ip(),
+            listen_port: settings.listen.port(),
+            advertised_host: StrBytes::from_string(settings.advertised_host),
+            advertised_port: settings.advertised_port,
+            max_frame_bytes: settings.max_frame_bytes,
+            node_ports: Mutex::default(),
+            conns,
+            closing,
+        });
+        for node in pt.cluster.nodes().keys() {
+            pt.node_port(*node);
+        }
+        let task = tokio::spawn(pt.clone().accept(bootstrap, Target::Any));
+        (pt, task)
+    }
+
+    /// The port strait advertises for `node`, starting its listener on first use.
+    fn node_port(self: &Arc<Self>, node: i32) -> u16 {
+        let mut ports = self.node_ports.lock();
+        if let Some(p) = ports.get(&node) {
+            return *p;
+        }
+        let fixed = |base: u16| u16::try_from(i64::from(base) + 1 + i64::from(node)).ok();
+        let (bind_port, advertised) = if self.listen_port == 0 {
+            (Some(0), None)
+        } else {
+            (fixed(self.listen_port), fixed(self.advertised_port))
+        };
+        let bound = bind_port
+            .ok_or_else(|| "port out of range".to_string())
+            .and_then(|p| {
+                let l =
+                    std::net::TcpListener::bind((self.listen_ip, p)).map_err(|e| e.to_string())?;
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                let port = l.local_addr().map_err(|e| e.to_string())?.port();
+                Ok((TcpListener::from_std(l).map_err(|e| e.to_string())?, port))
+            });
+        match bound {
+            Ok((listener, port)) => {
+                let advertised = advertised.unwrap_or(port);
+                tracing::info!(node, port, advertised, "serving Kafka broker");
+                tokio::spawn(self.clone().accept(listener, Target::Node(node)));
+                ports.insert(node, advertised);
+                advertised
+            }
+            Err(e) => {
+                // Clients told about this port get a refused connection and ask again.
+                tracing::error!(node, error = %e, "cannot serve Kafka broker");
+                advertised.unwrap_or(0)
+            }
+        }
+    }
+
+    async fn accept(self: Arc<Self>, listener: TcpListener, target: Target) {
+        let shutdown = crate::listener::closed(self.closing.clone());
+        let conns = self.conns.clone();
+        crate::listener::accept_until(listener, "kafka", conns, shutdown, move |stream, peer| {
+            let pt = self.clone();
+            async move {
+                let _open = crate::observe::metrics::ConnectionGuard::new("kafka");
+                if let Err(reason) = pt.proxy(stream, target).await {
+                    tracing::debug!(%peer, ?target, %reason, "kafka connection closed");
+                }
+            }
+        })
+        .await;
+    }
+
+    async fn upstream(&self, target: Target) -> Result<TcpStream, String> {
+        // Started while the cluster was down: learn its versions before forwarding.
+        if self.cluster.versions(ApiKey::ApiVersions as i16).is_none() {
+            self.cluster.refresh().await?;
+        }
+        match target {
+            Target::Any => Ok(self.cluster.connect_any().await?.0),
+            Target::Node(id) => {
+                if self.cluster.node(id).is_none() {
+                    self.cluster.refresh().await?;
+                }
+                let addr = self
+                    .cluster
+                    .node(id)
+                    .ok_or_else(|| format!("the cluster has no broker {id}"))?;
+                cluster::connect_broker(&addr).await
+            }
+        }
+    }
+
+    async fn proxy(self: Arc<Self>, client: TcpStream, target: Target) -> Result<(), String> {
+        let upstream = match self.upstream(target).await {
+            Ok(u) => u,
+            Err(e) => {
+                self.unavailable(client).await;
+                return Err(format!("no broker: {e}"));
+            }
+        };
+        let (crd, cwr) = client.into_split();
+        let (urd, uwr) = upstream.into_split();
+        let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+        let requests = self.clone().forward_requests(crd, uwr, tx);
+        let responses = self.clone().forward_responses(urd, cwr, rx);
+        // Requests end at the client's EOF or shutdown; responses then drain what is owed.
+        let (req, resp) = tokio::join!(requests, responses);
+        resp.and(req)
+    }
+
+    async fn forward_requests(
+        self: Arc<Self>,
+        crd: OwnedReadHalf,
+        uwr: OwnedWriteHalf,
+        owed: mpsc::Sender<Owed>,
+    ) -> Result<(), String> {
+        let mut rd = BufReader::with_capacity(64 * 1024, crd);
+        let mut wr = BufWriter::with_capacity(64 * 1024, uwr);
+        loop {
+            let frame = tokio::select! {
+                f = wire::read_frame(&mut rd, self.max_frame_bytes) => f.map_err(|e| e.to_string())?,
+                _ = crate::listener::closed(self.closing.clone()), if rd.buffer().is_empty() => None,
+                // The broker side failed: stop reading requests nobody will answer.
+                _ = owed.closed() => None,
+            };
+            let Some(frame) = frame else {
+                wr.flush().await.map_err(|e| e.to_string())?;
+                return Ok(());
+            };
+            let start = wire::request_start(&frame).ok_or_else(|| "frame too short".to_string())?;
+            let key = ApiKey::try_from(start.api_key)
+                .map_err(|_| format!("unknown API key {}", start.api_key))?;
+            let (min, max) = self
+                .forwarded_versions(start.api_key)
+                .ok_or_else(|| format!("{key:?} is not forwarded"))?;
+            let entry = |kind| Owed {
+                key,
+                version: start.version,
+                correlation_id: start.correlation_id,
+                started: Instant::now(),
+                kind,
+            };
+            if start.version < min || start.version > max {
+                if key != ApiKey::ApiVersions {
+                    return Err(format!("{key:?} v{} is not forwarded", start.version));
+                }
+                // Kafka answers an unknown ApiVersions version in v0 with the table, so the
+                // client retries at one both sides know.
+                let answer = self.unsupported_api_versions(start.correlation_id)?;
+                owed.send(entry(OwedKind::Local(answer)))
+                    .await
+                    .map_err(|_| "closed".to_string())?;
+                continue;
+            }
+            let expects_response = key != ApiKey::Produce
+                || wire::produce_expects_response(&frame, start.version)
+                    .ok_or_else(|| "unreadable Produce request".to_string())?;
+            if expects_response {
+                let kind = if rewrite::needs_rewrite(key, start.version) {
+                    OwedKind::Rewrite
+                } else {
+                    OwedKind::Forward
+                };
+                // Queued before the request leaves, so the answer always finds its entry.
+                owed.send(entry(kind))
+                    .await
+                    .map_err(|_| "closed".to_string())?;
+            }
+            wr.write_all(&(frame.len() as i32).to_be_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            wr.write_all(&frame).await.map_err(|e| e.to_string())?;
+            if rd.buffer().is_empty() {
+                wr.flush().await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+
+    async fn forward_responses(
+        self: Arc<Self>,
+        urd: OwnedReadHalf,
+        cwr: OwnedWriteHalf,
+        mut owed: mpsc::Receiver<Owed>,
+    ) -> Result<(), String> {
+        let mut rd = BufReader::with_capacity(64 * 1024, urd);
+        let mut wr = BufWriter::with_capacity(64 * 1024, cwr);
+        let metrics = crate::observe::metrics();
+        loop {
+            // Flush once nothing more is owed right now.
+            let next = match owed.try_recv() {
+                Ok(o) => Some(o),
+                Err(_) => {
+                    wr.flush().await.map_err(|e| e.to_string())?;
+                    owed.recv().await
+                }
+            };
+            let Some(o) = next else {
+                wr.flush().await.map_err(|e| e.to_string())?;
+                return Ok(());
+            };
+            let out = match o.kind {
+                OwedKind::Local(bytes) => bytes,
+                kind => {
+                    let frame = wire::read_frame(&mut rd, usize::MAX >> 1)
+                        .await
+                        .map_err(|e| format!("broker: {e}"))?
+                        .ok_or_else(|| "the broker closed the connection".to_string())?;
+                    let got = frame
+                        .get(..4)
+                        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    if got != Some(o.correlation_id) {
+                        return Err(format!(
+                            "broker answered correlation {got:?}, expected {}",
+                            o.correlation_id
+                        ));
+                    }
+                    match kind {
+                        OwedKind::Rewrite => rewrite::rewrite(o.key, o.version, frame, &self)?,
+                        _ => rewrite::prefixed(&frame),
+                    }
+                }
+            };
+            metrics.request(
+                "kafka",
+                versions::api_name(o.key as i16),
+                o.started.elapsed(),
+            );
+            wr.write_all(&out).await.map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// With the broker unreachable, a client still gets its ApiVersions answered (from what
+    /// strait last learned of the cluster) before the connection closes at its next request.
+    /// A connection closed during ApiVersions makes librdkafka assume a pre-0.10 broker and
+    /// fall back to old request versions, which breaks idempotent producers.
+    async fn unavailable(&self, client: TcpStream) {
+        let (rd, mut wr) = client.into_split();
+        let mut rd = BufReader::new(rd);
+        let read = wire::read_frame(&mut rd, self.max_frame_bytes);
+        let Ok(Ok(Some(frame))) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), read).await
+        else {
+            return;
+        };
+        let Some(start) = wire::request_start(&frame) else {
+            return;
+        };
+        if start.api_key != ApiKey::ApiVersions as i16 {
+            return;
+        }
+        let answer = match self.forwarded_versions(start.api_key) {
+            Some((min, max)) if (min..=max).contains(&start.version) => wire::encode_response(
+                ApiKey::ApiVersions,
+                start.version,
+                start.correlation_id,
+                &ApiVersionsResponse::default().with_api_keys(self.api_version_list()),
+            ),
+            _ => self.unsupported_api_versions(start.correlation_id),
+        };
+        if let Ok(bytes) = answer {
+            let _ = wr.write_all(&bytes).await;
+            let _ = wr.flush().await;
+            // Wait for the next request (or the client's close), then close.
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                wire::read_frame(&mut rd, self.max_frame_bytes),
+            )
+            .await;
+        }
+    }
+
+    fn api_version_list(&self) -> Vec<ApiVersion> {
+        ApiKey::iter()
+            .filter_map(|k| {
+                let (min, max) = self.forwarded_versions(k as i16)?;
+                Some(
+                    ApiVersion::default()
+                        .with_api_key(k as i16)
+                        .with_min_version(min)
+                        .with_max_version(max),
+                )
+            })
+            .collect()
+    }
+
+    fn unsupported_api_versions(&self, correlation_id: i32) -> Result<Bytes, String> {
+        let keys = self.api_version_list();
+        let response = ApiVersionsResponse::default()
+            .with_error_code(35)
+            .with_api_keys(keys);
+        wire::encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)
+    }
+}
+
+impl rewrite::Addresses for Arc<Passthrough> {
+    fn advertise(&self, node: i32) -> (StrBytes, i32) {
+        (
+            self.advertised_host.clone(),
+            i32::from(self.node_port(node)),
+        )
+    }
+
+    fn learn(&self, node: i32, real: String) {
+        if self.cluster.node(node).as_deref() != Some(real.as_str()) {
+            self.cluster.learn([(node, real)]);
+        }
+    }
+
+    fn forwarded_versions(&self, key: i16) -> Option<(i16, i16)> {
+        Passthrough::forwarded_versions(self, key)
+    }
+}
+
+impl Passthrough {
+    /// strait's pass-through table ∩ the cluster's versions.
+    fn forwarded_versions(&self, key: i16) -> Option<(i16, i16)> {
+        let (min, max) = versions::passthrough(ApiKey::try_from(key).ok()?)?;
+        let (cmin, cmax) = self.cluster.versions(key)?;
+        let (lo, hi) = (min.max(cmin), max.min(cmax));
+        (lo <= hi).then_some((lo, hi))
+    }
+}
+
+/// A response the client is owed, in request order.
+struct Owed {
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    started: Instant,
+    kind: OwedKind,
+}
+
+enum OwedKind {
+    /// The broker's answer, as bytes.
+    Forward,
+    /// The broker's answer, rewritten.
+    Rewrite,
+    /// An answer strait made itself.
+    Local(Bytes),
+}
