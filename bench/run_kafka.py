@@ -51,7 +51,7 @@ ROOT = os.path.dirname(HERE)
 CACHE = os.path.join(ROOT, ".cache")
 RESULTS = os.path.join(HERE, "results")
 KAFKA_CONF = os.path.join(HERE, "kafka")
-SERVERS = ("kafka", "strait-always", "strait-never")
+SERVERS = ("kafka", "strait-always", "strait-never", "strait-passthrough")
 # What kafka-run-class.sh passes by default (KAFKA_JVM_PERFORMANCE_OPTS).
 JVM_PERF_OPTS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
                  "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"]
@@ -111,11 +111,21 @@ class Server:
         self.log_path = os.path.join(run_dir, f"{kind}.log")
         self.proc = None
         self.bootstrap = None
+        # strait-passthrough: the broker behind strait (self.proc is strait).
+        self.broker = None
 
     def start(self):
         os.makedirs(self.data_dir)
         if self.kind == "kafka":
             self._start_kafka()
+        elif self.kind == "strait-passthrough":
+            # The same broker as the "kafka" runs, with strait's Kafka backend in front; the
+            # CPU and RSS columns then measure strait alone.
+            broker = Server("kafka", self.args, self.run_dir)
+            broker.data_dir, broker.log_path = self.data_dir, os.path.join(self.run_dir, "kafka.log")
+            broker._start_kafka()
+            self.broker = broker
+            self._start_strait(backend=broker.bootstrap)
         else:
             self._start_strait()
         return self.proc.pid
@@ -195,15 +205,16 @@ class Server:
         self._wait(ready, "'Kafka Server started'")
         self.bootstrap = f"127.0.0.1:{port}"
 
-    def _start_strait(self):
+    def _start_strait(self, backend=None):
         env = {
-            "STRAIT_DATA_DIR": self.data_dir,
+            "STRAIT_DATA_DIR": os.path.join(self.data_dir, "strait") if backend else self.data_dir,
             "STRAIT_KINESIS__LISTEN": "127.0.0.1:0",
             "STRAIT_KAFKA__LISTEN": "127.0.0.1:0",
             "STRAIT_KAFKA__ADVERTISED_ADDRESS": "127.0.0.1:0",
             "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
             "STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS": str(self.args.rebalance_delay_ms),
-            "STRAIT_BACKEND__EMBEDDED__FSYNC": self.kind.split("-", 1)[1],
+            **({"STRAIT_BACKEND__TYPE": "kafka", "STRAIT_BACKEND__KAFKA__BOOTSTRAP": backend} if backend else
+               {"STRAIT_BACKEND__EMBEDDED__FSYNC": self.kind.split("-", 1)[1]}),
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
             "NO_COLOR": "1",
         }
@@ -224,15 +235,16 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            log(f"{self.kind} did not stop on SIGTERM within 30s; SIGKILL pid {self.proc.pid}")
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log(f"{self.kind} did not stop on SIGTERM within 30s; SIGKILL pid {self.proc.pid}")
+                self.proc.kill()
+                self.proc.wait()
+        if self.broker is not None:
+            self.broker.stop()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -540,7 +552,8 @@ def ratio(a, b):
     return f"{a / b:.2f}×"
 
 
-LABEL = {"kafka": "Kafka {v}", "strait-always": "strait, fsync always", "strait-never": "strait, fsync never"}
+LABEL = {"kafka": "Kafka {v}", "strait-always": "strait, fsync always", "strait-never": "strait, fsync never",
+         "strait-passthrough": "Kafka {v} through strait"}
 
 
 def strait_build_info(args):
@@ -578,6 +591,11 @@ def render(summ, runs, args, started, loadavg_start, loadavg_end, busy_notes):
     L.append(f"- **strait**: {strait_build_info(args)}; embedded backend, `fsync: always` (acknowledged after an "
              f"fsync covering the write, group commit) or `fsync: never` (the page cache, like Kafka here); "
              f"`group_initial_rebalance_delay_ms={args.rebalance_delay_ms}`, RUST_LOG=warn.")
+    if "strait-passthrough" in args.servers:
+        L.append(f"- **Kafka {args.kafka_version} through strait**: the same broker set-up, with strait "
+                 f"(`backend.type: kafka`) in front: the tools connect to strait, which forwards their frames to the "
+                 f"broker (Metadata rewritten to strait's ports). Its server CPU and RSS columns are strait's alone; "
+                 f"its ratios compare the same tool going through strait with going to the broker directly.")
     L.append(f"- Machine: {os.cpu_count()} CPUs, {platform.platform()}; the tools, the server and anything "
              f"else running share the cores. Load average at start {loadavg_start}, at end {loadavg_end}.")
     if busy_notes:

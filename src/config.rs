@@ -357,17 +357,43 @@ impl Config {
                 "the Kafka backend serves Kafka clients; kafka.listen must be set".into(),
             );
         }
-        if k.tls.enabled {
+        if k.tls.enabled && k.tls.ca.is_none() {
             return bad(
-                "backend.kafka.tls.enabled",
-                "TLS to the cluster is not available in this version".into(),
+                "backend.kafka.tls.ca",
+                "required when TLS is enabled (a PEM bundle; /etc/ssl/certs/ca-certificates.crt holds the public CAs MSK uses)".into(),
+            );
+        }
+        if k.tls.cert.is_some() != k.tls.key.is_some() {
+            return bad(
+                "backend.kafka.tls.cert",
+                "cert and key go together (TLS client authentication)".into(),
             );
         }
         if let Some(m) = &k.sasl.mechanism {
-            return bad(
-                "backend.kafka.sasl.mechanism",
-                format!("{m:?}: strait's own SASL login is not available in this version; clients' SASL passes through"),
-            );
+            match m.as_str() {
+                "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512" => {
+                    if k.sasl.username.as_deref().unwrap_or("").is_empty()
+                        || k.sasl.password.is_none()
+                    {
+                        return bad(
+                            "backend.kafka.sasl.username",
+                            format!("{m} needs a username and a password"),
+                        );
+                    }
+                }
+                "AWS_MSK_IAM" => {
+                    return bad(
+                        "backend.kafka.sasl.mechanism",
+                        "AWS_MSK_IAM is not available in this version (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)".into(),
+                    )
+                }
+                other => {
+                    return bad(
+                        "backend.kafka.sasl.mechanism",
+                        format!("{other:?} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM"),
+                    )
+                }
+            }
         }
         if !k.topic_prefix.is_empty() {
             return bad(
@@ -671,11 +697,22 @@ mod tests {
         assert_eq!(c.backend.kafka.bootstrap, vec!["a:9092", "b:9093"]);
         for (key, value, named) in [
             ("STRAIT_BACKEND__KAFKA__BOOTSTRAP", "nohost", "bootstrap"),
-            ("STRAIT_BACKEND__KAFKA__TLS__ENABLED", "true", "tls.enabled"),
+            ("STRAIT_BACKEND__KAFKA__TLS__ENABLED", "true", "tls.ca"),
+            ("STRAIT_BACKEND__KAFKA__TLS__CERT", "/c.pem", "cert and key"),
             (
                 "STRAIT_BACKEND__KAFKA__SASL__MECHANISM",
                 "PLAIN",
-                "sasl.mechanism",
+                "username",
+            ),
+            (
+                "STRAIT_BACKEND__KAFKA__SASL__MECHANISM",
+                "AWS_MSK_IAM",
+                "not available",
+            ),
+            (
+                "STRAIT_BACKEND__KAFKA__SASL__MECHANISM",
+                "GSSAPI",
+                "not one of",
             ),
             ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "p.", "topic_prefix"),
             ("STRAIT_KAFKA__LISTEN", "", "kafka.listen"),

@@ -206,7 +206,8 @@ async fn start_kafka_backend(
     closing: listener::Closing,
 ) -> Result<Task, String> {
     let k = &config.backend.kafka;
-    let cluster = backend::kafka::cluster::Cluster::new(k.bootstrap.clone(), k.client_id.clone());
+    let connector = backend::kafka::connect::Connector::from_config(k)?;
+    let cluster = backend::kafka::cluster::Cluster::new(k.bootstrap.clone(), connector);
     match cluster.refresh().await {
         Ok(()) => tracing::info!(brokers = ?cluster.nodes(), "Kafka cluster reachable"),
         // Start anyway: clients are refused until it answers, and /readyz says not ready.

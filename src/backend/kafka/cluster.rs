@@ -13,12 +13,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use parking_lot::RwLock;
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
+use super::connect::{BrokerStream, Connector};
 use super::wire;
 
-/// How long strait waits for a broker to accept a connection or answer one of its own
-/// requests.
+/// How long strait waits for a broker to answer one of its own requests.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// ApiVersions and Metadata versions strait uses for its own requests; Kafka 2.4 and later
 /// serve both.
@@ -27,7 +26,7 @@ const METADATA_VERSION: i16 = 9;
 
 pub struct Cluster {
     bootstrap: Vec<String>,
-    client_id: String,
+    connector: Connector,
     /// node id → host:port, as the brokers advertise themselves.
     nodes: RwLock<BTreeMap<i32, String>>,
     /// api key → (min, max) the cluster serves: the lowest max across the brokers asked.
@@ -37,10 +36,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(bootstrap: Vec<String>, client_id: String) -> Arc<Cluster> {
+    pub fn new(bootstrap: Vec<String>, connector: Connector) -> Arc<Cluster> {
         Arc::new(Cluster {
             bootstrap,
-            client_id,
+            connector,
             nodes: RwLock::default(),
             versions: RwLock::default(),
             reachable: AtomicBool::new(false),
@@ -73,14 +72,24 @@ impl Cluster {
         self.versions.read().get(&key).copied()
     }
 
+    /// Whether strait logs in to the cluster itself.
+    pub fn logs_in(&self) -> bool {
+        self.connector.logs_in()
+    }
+
+    /// A ready (TLS, logged-in) connection to one broker.
+    pub async fn connect(&self, addr: &str) -> Result<BrokerStream, String> {
+        self.connector.connect(addr).await
+    }
+
     /// Connects to the first reachable bootstrap address, then any known broker.
-    pub async fn connect_any(&self) -> Result<(TcpStream, String), String> {
+    pub async fn connect_any(&self) -> Result<(BrokerStream, String), String> {
         let known: Vec<String> = self.nodes.read().values().cloned().collect();
         let mut last = String::from("no bootstrap address");
         for addr in self.bootstrap.iter().chain(known.iter()) {
-            match connect(addr).await {
+            match self.connect(addr).await {
                 Ok(s) => return Ok((s, addr.clone())),
-                Err(e) => last = format!("{addr}: {e}"),
+                Err(e) => last = e,
             }
         }
         Err(last)
@@ -142,18 +151,23 @@ impl Cluster {
     /// One request on a connection of strait's own.
     async fn call<Req: Encodable, Resp: Decodable>(
         &self,
-        conn: &mut BufReader<TcpStream>,
+        conn: &mut BufReader<BrokerStream>,
         key: ApiKey,
         version: i16,
         request: &Req,
     ) -> Result<Resp, String> {
         let correlation = self.correlation.fetch_add(1, Ordering::Relaxed);
-        let frame = wire::encode_request(key, version, correlation, &self.client_id, request)?;
+        let frame = wire::encode_request(
+            key,
+            version,
+            correlation,
+            self.connector.client_id(),
+            request,
+        )?;
         let exchange = async {
-            conn.get_mut()
-                .write_all(&frame)
-                .await
-                .map_err(|e| e.to_string())?;
+            let w = conn.get_mut();
+            w.write_all(&frame).await.map_err(|e| e.to_string())?;
+            w.flush().await.map_err(|e| e.to_string())?;
             wire::read_frame(conn, 100 << 20)
                 .await
                 .map_err(|e| e.to_string())?
@@ -201,19 +215,6 @@ impl Cluster {
     }
 }
 
-async fn connect(addr: &str) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(BROKER_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-/// Connects to one broker.
-pub async fn connect_broker(addr: &str) -> Result<TcpStream, String> {
-    connect(addr).await.map_err(|e| format!("{addr}: {e}"))
-}
-
 /// host:port, with IPv6 literals bracketed.
 pub fn join_host_port(host: &str, port: i32) -> String {
     if host.contains(':') && !host.starts_with('[') {
@@ -241,7 +242,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let cluster = Cluster::new(vec![format!("127.0.0.1:{port}")], "t".into());
+        let cluster = Cluster::new(vec![format!("127.0.0.1:{port}")], Connector::plain("t"));
         let err = cluster.refresh().await.unwrap_err();
         assert!(err.contains(&port.to_string()), "{err}");
         assert!(!cluster.reachable());

@@ -3,4 +3,6 @@
 //! the cluster view (brokers, versions, reachability) and the framing both sides share.
 
 pub mod cluster;
+pub mod connect;
+pub mod sasl;
 pub mod wire;

@@ -9,6 +9,8 @@
 
 mod rewrite;
 
+use rewrite::Rewritten;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,13 +21,13 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::versions;
-use crate::backend::kafka::cluster::{self, Cluster};
+use crate::backend::kafka::cluster::Cluster;
+use crate::backend::kafka::connect::BrokerStream;
 use crate::backend::kafka::wire;
 use crate::listener::{Closing, Connections};
 
@@ -140,7 +142,7 @@ impl Passthrough {
         .await;
     }
 
-    async fn upstream(&self, target: Target) -> Result<TcpStream, String> {
+    async fn upstream(&self, target: Target) -> Result<BrokerStream, String> {
         // Started while the cluster was down: learn its versions before forwarding.
         if self.cluster.versions(ApiKey::ApiVersions as i16).is_none() {
             self.cluster.refresh().await?;
@@ -155,7 +157,7 @@ impl Passthrough {
                     .cluster
                     .node(id)
                     .ok_or_else(|| format!("the cluster has no broker {id}"))?;
-                cluster::connect_broker(&addr).await
+                self.cluster.connect(&addr).await
             }
         }
     }
@@ -169,7 +171,7 @@ impl Passthrough {
             }
         };
         let (crd, cwr) = client.into_split();
-        let (urd, uwr) = upstream.into_split();
+        let (urd, uwr) = tokio::io::split(upstream);
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let requests = self.clone().forward_requests(crd, uwr, tx);
         let responses = self.clone().forward_responses(urd, cwr, rx);
@@ -180,8 +182,8 @@ impl Passthrough {
 
     async fn forward_requests(
         self: Arc<Self>,
-        crd: OwnedReadHalf,
-        uwr: OwnedWriteHalf,
+        crd: impl AsyncRead + Unpin,
+        uwr: impl AsyncWrite + Unpin,
         owed: mpsc::Sender<Owed>,
     ) -> Result<(), String> {
         let mut rd = BufReader::with_capacity(64 * 1024, crd);
@@ -248,8 +250,8 @@ impl Passthrough {
 
     async fn forward_responses(
         self: Arc<Self>,
-        urd: OwnedReadHalf,
-        cwr: OwnedWriteHalf,
+        urd: impl AsyncRead + Unpin,
+        cwr: impl AsyncWrite + Unpin,
         mut owed: mpsc::Receiver<Owed>,
     ) -> Result<(), String> {
         let mut rd = BufReader::with_capacity(64 * 1024, urd);
@@ -268,8 +270,8 @@ impl Passthrough {
                 wr.flush().await.map_err(|e| e.to_string())?;
                 return Ok(());
             };
-            let out = match o.kind {
-                OwedKind::Local(bytes) => bytes,
+            match o.kind {
+                OwedKind::Local(bytes) => wr.write_all(&bytes).await.map_err(|e| e.to_string())?,
                 kind => {
                     let frame = wire::read_frame(&mut rd, usize::MAX >> 1)
                         .await
@@ -284,18 +286,31 @@ impl Passthrough {
                             o.correlation_id
                         ));
                     }
-                    match kind {
-                        OwedKind::Rewrite => rewrite::rewrite(o.key, o.version, frame, &self)?,
-                        _ => rewrite::prefixed(&frame),
+                    let out = match kind {
+                        OwedKind::Rewrite => {
+                            rewrite::rewrite(o.key, o.version, frame.clone(), &self)?
+                        }
+                        _ => Rewritten::Same,
+                    };
+                    match out {
+                        Rewritten::New(bytes) => {
+                            wr.write_all(&bytes).await.map_err(|e| e.to_string())?
+                        }
+                        // The broker's frame goes on without being copied.
+                        Rewritten::Same => {
+                            wr.write_all(&(frame.len() as i32).to_be_bytes())
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            wr.write_all(&frame).await.map_err(|e| e.to_string())?;
+                        }
                     }
                 }
-            };
+            }
             metrics.request(
                 "kafka",
                 versions::api_name(o.key as i16),
                 o.started.elapsed(),
             );
-            wr.write_all(&out).await.map_err(|e| e.to_string())?;
         }
     }
 
@@ -382,9 +397,15 @@ impl rewrite::Addresses for Arc<Passthrough> {
 }
 
 impl Passthrough {
-    /// strait's pass-through table ∩ the cluster's versions.
+    /// strait's pass-through table ∩ the cluster's versions. When strait logs in itself, the
+    /// connection is already authenticated, so clients' SASL requests are not forwarded.
     fn forwarded_versions(&self, key: i16) -> Option<(i16, i16)> {
-        let (min, max) = versions::passthrough(ApiKey::try_from(key).ok()?)?;
+        let api = ApiKey::try_from(key).ok()?;
+        if self.cluster.logs_in() && matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+        {
+            return None;
+        }
+        let (min, max) = versions::passthrough(api)?;
         let (cmin, cmax) = self.cluster.versions(key)?;
         let (lo, hi) = (min.max(cmin), max.min(cmax));
         (lo <= hi).then_some((lo, hi))

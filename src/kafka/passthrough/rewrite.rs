@@ -36,14 +36,22 @@ pub fn needs_rewrite(key: ApiKey, version: i16) -> bool {
     }
 }
 
-/// Rewrites one response frame (without length prefix); returns the frame to send on, with
-/// its length prefix.
+/// What to send the client in place of a response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rewritten {
+    /// The broker's frame as it is (nothing to change), so it is not copied.
+    Same,
+    /// A new frame, length prefix included.
+    New(Bytes),
+}
+
+/// Rewrites one response frame (without length prefix).
 pub fn rewrite(
     key: ApiKey,
     version: i16,
     frame: Bytes,
     addrs: &dyn Addresses,
-) -> Result<Bytes, String> {
+) -> Result<Rewritten, String> {
     let (correlation, mut body) = wire::response_body(key, version, frame.clone())?;
     macro_rules! decode {
         ($t:ty) => {
@@ -51,7 +59,7 @@ pub fn rewrite(
                 .map_err(|e| format!("bad {key:?} v{version} response: {e}"))?
         };
     }
-    let out = |r: &dyn EncodeAt| r.encode_at(key, version, correlation);
+    let out = |r: &dyn EncodeAt| r.encode_at(key, version, correlation).map(Rewritten::New);
     match key {
         ApiKey::Metadata => {
             let mut r = decode!(MetadataResponse);
@@ -94,7 +102,9 @@ pub fn rewrite(
                     let (_, mut v0) = wire::response_body(key, 0, frame)?;
                     let r = ApiVersionsResponse::decode(&mut v0, 0)
                         .map_err(|e| format!("bad ApiVersions response: {e}"))?;
-                    return narrow_versions(r, addrs).encode_at(key, 0, correlation);
+                    return narrow_versions(r, addrs)
+                        .encode_at(key, 0, correlation)
+                        .map(Rewritten::New);
                 }
             };
             r = narrow_versions(r, addrs);
@@ -103,7 +113,7 @@ pub fn rewrite(
         ApiKey::Produce => {
             let mut r = decode!(ProduceResponse);
             if r.node_endpoints.is_empty() {
-                return Ok(prefixed(&frame));
+                return Ok(Rewritten::Same);
             }
             for n in &mut r.node_endpoints {
                 addrs.learn(n.node_id.0, join_host_port(&n.host, n.port));
@@ -114,7 +124,7 @@ pub fn rewrite(
         ApiKey::Fetch => {
             let mut r = decode!(FetchResponse);
             if r.node_endpoints.is_empty() {
-                return Ok(prefixed(&frame));
+                return Ok(Rewritten::Same);
             }
             for n in &mut r.node_endpoints {
                 addrs.learn(n.node_id.0, join_host_port(&n.host, n.port));
@@ -122,7 +132,7 @@ pub fn rewrite(
             }
             out(&r)
         }
-        _ => Ok(prefixed(&frame)),
+        _ => Ok(Rewritten::Same),
     }
 }
 
@@ -137,14 +147,6 @@ fn narrow_versions(mut r: ApiVersionsResponse, addrs: &dyn Addresses) -> ApiVers
             None => false,
         });
     r
-}
-
-/// `frame` with its length prefix put back.
-pub fn prefixed(frame: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(frame.len() + 4);
-    out.extend_from_slice(&(frame.len() as i32).to_be_bytes());
-    out.extend_from_slice(frame);
-    Bytes::from(out)
 }
 
 /// Object-safe encoding under a response header.
@@ -192,7 +194,10 @@ mod tests {
             .slice(4..)
     }
 
-    fn decoded<T: Decodable>(key: ApiKey, version: i16, framed: Bytes) -> T {
+    fn decoded<T: Decodable>(key: ApiKey, version: i16, out: Rewritten) -> T {
+        let Rewritten::New(framed) = out else {
+            panic!("expected a rewritten frame")
+        };
         let (corr, mut body) = wire::response_body(key, version, framed.slice(4..)).unwrap();
         assert_eq!(corr, 42);
         T::decode(&mut body, version).unwrap()
@@ -314,8 +319,8 @@ mod tests {
     fn produce_without_leader_hints_travels_unchanged() {
         let r = ProduceResponse::default().with_throttle_time_ms(5);
         let frame = frame_of(ApiKey::Produce, 11, &r);
-        let out = rewrite(ApiKey::Produce, 11, frame.clone(), &Seen::default()).unwrap();
-        assert_eq!(&out[4..], &frame[..]);
+        let out = rewrite(ApiKey::Produce, 11, frame, &Seen::default()).unwrap();
+        assert_eq!(out, Rewritten::Same);
     }
 
     #[test]

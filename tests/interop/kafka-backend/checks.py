@@ -279,6 +279,8 @@ CHECKS = [
 ]
 
 if __name__ == "__main__":
+    import faulthandler
+    faulthandler.dump_traceback_later(480, exit=True)  # a hang becomes a failure with a trace
     # Optional arguments: run only the checks with these function names.
     only = set(sys.argv[1:])
     for name, fn in CHECKS:

@@ -4,7 +4,9 @@
 #   1. checks.py: both-ways visibility (through strait vs directly), Metadata and ApiVersions
 #      rewriting, bad frames, /readyz and a broker kill -9 + restart under idempotent load;
 #   2. the Kafka client suites of the Kafka issue through strait's pass-through: Apache Kafka Java
-#      clients and tools (plus transactions and the KIP-848 consumer protocol), franz-go, kcat.
+#      clients and tools (plus transactions and the KIP-848 consumer protocol), franz-go, kcat;
+#   3. leader_change.sh: a 3-node cluster, a partition leader killed and restarted under load;
+#   4. secured.sh: strait's own TLS + SASL (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker.
 #   tests/interop/kafka-backend/run.sh
 # Caches: .cache/kafka-broker (the broker), .cache/m2 (M2_REPO), .cache/venv (STRAIT_PY_VENV).
 set -uo pipefail
@@ -47,12 +49,16 @@ run "pass-through checks" "$venv/bin/python" "$here/checks.py"
 run "Kafka Java clients and tools (with transactions)" env KAFKA_TRANSACTIONS=true bash "$repo_root/tests/interop/kafka-java/run.sh"
 run "franz-go" bash "$repo_root/tests/interop/franz-go/run.sh"
 run "kcat" bash "$repo_root/tests/interop/kcat/run.sh"
-
-rc=0
 if [ ${#failures[@]} -gt 0 ]; then
-  echo "# failed: ${failures[*]}"
-  rc=1
   strait_log_tail_on_failure 1
   kafka_broker_log_tail
 fi
-exit $rc
+# The single broker and its strait make way for the 3-node cluster.
+_strait_stop; _strait_pid=""; stop_kafka_broker
+run "leader change on a 3-node cluster" bash "$here/leader_change.sh"
+run "strait's TLS and SASL login (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker" bash "$here/secured.sh"
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "# failed: ${failures[*]}"
+  exit 1
+fi

@@ -97,6 +97,77 @@ EOF
   echo "# started Apache Kafka $KAFKA_VERSION (pid $KAFKA_BROKER_PID) on $KAFKA_BOOTSTRAP, log $KAFKA_BROKER_LOG"
 }
 
+# start_kafka_cluster NAME N: N combined broker+controller nodes (ids 1..N) on free ports, each
+# with its own properties file $KAFKA_CLUSTER_DIR/node-<id>.properties and log node-<id>.log.
+# Exports KAFKA_BOOTSTRAP (every node) and KAFKA_CLUSTER_DIR. Node helpers: kafka_node_kill ID,
+# kafka_node_start ID. stop_kafka_cluster stops them all.
+start_kafka_cluster() {
+  local name="$1" n="$2" i voters="" cluster_id
+  install_kafka_broker || return 1
+  KAFKA_CLUSTER_DIR="$(mktemp -d "/tmp/kafka-$name.XXXXXX")"
+  export KAFKA_CLUSTER_DIR
+  local -a ports cports
+  for i in $(seq 1 "$n"); do
+    ports[$i]="$(_kb_free_port)"; cports[$i]="$(_kb_free_port)"
+    voters="${voters:+$voters,}$i@127.0.0.1:${cports[$i]}"
+  done
+  cluster_id="$(java -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$_kb_root/bench/kafka/log4j2-tools.properties" \
+      kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+  KAFKA_BOOTSTRAP=""
+  for i in $(seq 1 "$n"); do
+    printf '%s\n' \
+      "process.roles=broker,controller" "node.id=$i" "controller.quorum.voters=$voters" \
+      "listeners=PLAINTEXT://127.0.0.1:${ports[$i]},CONTROLLER://127.0.0.1:${cports[$i]}" \
+      "advertised.listeners=PLAINTEXT://127.0.0.1:${ports[$i]}" "controller.listener.names=CONTROLLER" \
+      "inter.broker.listener.name=PLAINTEXT" \
+      "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" \
+      "log.dirs=$KAFKA_CLUSTER_DIR/data-$i" "num.partitions=3" "default.replication.factor=3" \
+      "min.insync.replicas=2" "offsets.topic.replication.factor=3" "offsets.topic.num.partitions=3" \
+      "transaction.state.log.replication.factor=3" "transaction.state.log.min.isr=2" \
+      "transaction.state.log.num.partitions=3" "group.initial.rebalance.delay.ms=300" \
+      "unclean.leader.election.enable=false" > "$KAFKA_CLUSTER_DIR/node-$i.properties"
+    java -Xmx256m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$_kb_root/bench/kafka/log4j2-tools.properties" \
+      kafka.tools.StorageTool format --cluster-id="$cluster_id" --config "$KAFKA_CLUSTER_DIR/node-$i.properties" \
+      >> "$KAFKA_CLUSTER_DIR/node-$i.log" 2>&1 || { echo "format of node $i failed" >&2; return 1; }
+    KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:+$KAFKA_BOOTSTRAP,}127.0.0.1:${ports[$i]}"
+  done
+  export KAFKA_BOOTSTRAP
+  for i in $(seq 1 "$n"); do kafka_node_start "$i" nowait; done
+  for i in $(seq 1 "$n"); do _kb_wait_started "$KAFKA_CLUSTER_DIR/node-$i.log" || return 1; done
+  echo "# started a $n-node Apache Kafka $KAFKA_VERSION cluster on $KAFKA_BOOTSTRAP ($KAFKA_CLUSTER_DIR)"
+}
+
+kafka_node_start() { # ID [nowait]
+  local props="$KAFKA_CLUSTER_DIR/node-$1.properties" log="$KAFKA_CLUSTER_DIR/node-$1.log"
+  sed -i 's/Kafka Server started/Kafka Server started (earlier run)/' "$log"
+  java -Xmx256m -Xms256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Dlog4j2.configurationFile="$_kb_root/bench/kafka/log4j2-broker.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$props" >> "$log" 2>&1 &
+  [ "${2:-}" = nowait ] || _kb_wait_started "$log"
+}
+
+kafka_node_kill() { # ID
+  pkill -9 -f "kafka.Kafka $KAFKA_CLUSTER_DIR/node-$1.properties" 2>/dev/null || true
+}
+
+_kb_wait_started() { # LOG: waits for a "Kafka Server started" line of the current run
+  local _
+  for _ in $(seq 1 1200); do
+    grep -v "(earlier run)" "$1" 2>/dev/null | grep -q "Kafka Server started" && return 0
+    sleep 0.1
+  done
+  echo "no 'Kafka Server started' in $1 after 120 s" >&2; tail -20 "$1" >&2; return 1
+}
+
+stop_kafka_cluster() {
+  [ -n "${KAFKA_CLUSTER_DIR:-}" ] || return 0
+  pkill -f "kafka.Kafka $KAFKA_CLUSTER_DIR/" 2>/dev/null || true
+  local _
+  for _ in $(seq 1 100); do pgrep -f "kafka.Kafka $KAFKA_CLUSTER_DIR/" >/dev/null || break; sleep 0.1; done
+  pkill -9 -f "kafka.Kafka $KAFKA_CLUSTER_DIR/" 2>/dev/null || true
+  rm -rf "$KAFKA_CLUSTER_DIR"; KAFKA_CLUSTER_DIR=""
+}
+
 # kill -9 (every broker started with these properties), then the same broker again on the same
 # ports and data. Prints "pid N" for callers in another process.
 restart_kafka_broker() {

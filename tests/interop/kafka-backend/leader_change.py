@@ -1,0 +1,160 @@
+"""Leader changes behind strait: a 3-node Kafka cluster (KAFKA_CLUSTER_DIR), strait's Kafka
+backend in front of it (STRAIT_KAFKA). An idempotent producer and a consumer group go through
+strait while the leader of partition 0 is killed with SIGKILL and later restarted.
+
+Prints PASS/FAIL per check and "N passed, N failed"; exits non-zero if any failed.
+"""
+
+import faulthandler
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+STRAIT = os.environ["STRAIT_KAFKA"]
+CLUSTER_DIR = os.environ["KAFKA_CLUSTER_DIR"]
+LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "kafka-broker.sh")
+TOPIC = f"lc-{uuid.uuid4().hex[:8]}"
+PARTITIONS = 6
+
+passed = failed = 0
+
+
+def check(name, fn):
+    global passed, failed
+    t0 = time.time()
+    try:
+        fn()
+        passed += 1
+        print(f"PASS {name} ({(time.time() - t0) * 1000:.0f} ms)", flush=True)
+    except Exception as e:  # noqa: BLE001 - a failed check reports whatever went wrong
+        failed += 1
+        print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+
+
+def require(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+admin = AdminClient({"bootstrap.servers": STRAIT})
+
+
+def leaders():
+    md = admin.list_topics(TOPIC, timeout=10)
+    return {p: m.leader for p, m in md.topics[TOPIC].partitions.items()}
+
+
+def three_brokers_at_strait_ports():
+    md = admin.list_topics(timeout=15)
+    host, port = STRAIT.rsplit(":", 1)
+    got = {b.id: f"{b.host}:{b.port}" for b in md.brokers.values()}
+    want = {i: f"{host}:{int(port) + 1 + i}" for i in (1, 2, 3)}
+    require(got == want, f"brokers {got}, want {want}")
+
+
+def topic_spread_over_three_leaders():
+    fs = admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)])
+    fs[TOPIC].result(30)
+    wait_for(lambda: len(set(leaders().values()) - {-1}) == 3, 30, "leaders on all three nodes")
+
+
+state = {"acked": [], "errors": [], "sent": 0, "killed": None, "moved": None}
+
+
+def produce_through_a_leader_kill():
+    p = Producer({"bootstrap.servers": STRAIT, "enable.idempotence": True, "acks": "all",
+                  "linger.ms": 2, "message.timeout.ms": 120000, "log_level": 3})
+    stop = threading.Event()
+
+    def done(err, msg):
+        if err:
+            state["errors"].append(str(err))
+        else:
+            state["acked"].append(msg.value())
+
+    def load():
+        i = 0
+        while not stop.is_set():
+            try:
+                p.produce(TOPIC, key=f"k{i % 97}".encode(), value=f"r{i}".encode(), on_delivery=done)
+                i += 1
+                state["sent"] = i
+            except BufferError:
+                pass
+            p.poll(0.001 if i % 100 else 0.01)
+        p.flush(150)
+    t = threading.Thread(target=load)
+    t.start()
+    wait_for(lambda: len(state["acked"]) > 3000, 30, "3,000 acknowledged records")
+    victim = leaders()[0]
+    state["killed"] = victim
+    print(f"  # {len(state['acked'])} acknowledged; killing node {victim}, leader of partition 0", flush=True)
+    subprocess.run(["pkill", "-9", "-f", f"kafka.Kafka {CLUSTER_DIR}/node-{victim}.properties"], check=False)
+    wait_for(lambda: leaders().get(0) not in (victim, -1), 60, f"partition 0 to leave node {victim}")
+    state["moved"] = leaders()[0]
+    before = len(state["acked"])
+    wait_for(lambda: len(state["acked"]) > before + 3000, 60, "3,000 more acknowledged after the move")
+    out = subprocess.run(["bash", "-c", f'source "{LIB}"; KAFKA_CLUSTER_DIR="{CLUSTER_DIR}"; kafka_node_start {victim}'],
+                         capture_output=True, text=True, timeout=180)
+    require(out.returncode == 0, f"restart of node {victim}: {out.stderr[-400:]}")
+    before = len(state["acked"])
+    wait_for(lambda: len(state["acked"]) > before + 2000, 60, "2,000 more acknowledged after the restart")
+    stop.set()
+    t.join(180)
+    require(not state["errors"], f"{len(state['errors'])} delivery errors, e.g. {state['errors'][:3]}")
+    require(len(state["acked"]) == state["sent"], f"{state['sent']} sent, {len(state['acked'])} acknowledged")
+    print(f"  # partition 0 moved from node {victim} to node {state['moved']}; "
+          f"{len(state['acked'])} records acknowledged", flush=True)
+
+
+def a_group_through_strait_reads_every_acknowledged_record_once():
+    c = Consumer({"bootstrap.servers": STRAIT, "group.id": f"lc-{uuid.uuid4().hex[:6]}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 3,
+                  "isolation.level": "read_committed"})
+    c.subscribe([TOPIC])
+    want = set(state["acked"])
+    seen, dup = set(), 0
+    deadline = time.time() + 90
+    while len(seen) < len(want) and time.time() < deadline:
+        for m in c.consume(1000, 0.5):
+            if m.error():
+                continue
+            v = m.value()
+            if v in seen:
+                dup += 1
+            seen.add(v)
+    c.commit(asynchronous=False)
+    c.close()
+    missing = want - seen
+    require(not missing, f"{len(missing)} acknowledged records missing, e.g. {sorted(missing)[:3]}")
+    require(dup == 0, f"{dup} duplicates")
+
+
+if __name__ == "__main__":
+    # A hung run can be asked where it is (kill -USR1 <pid>); past 8 minutes it prints every
+    # thread's stack and exits, so a hang is a failure with a trace rather than a stuck suite.
+    faulthandler.register(signal.SIGUSR1)
+    faulthandler.dump_traceback_later(480, exit=True)
+    check("Metadata through strait lists the three brokers at strait's ports", three_brokers_at_strait_ports)
+    check(f"a {PARTITIONS}-partition, replication-3 topic has leaders on all three nodes", topic_spread_over_three_leaders)
+    check("an idempotent producer through strait keeps going while partition 0's leader is killed (-9) "
+          "and restarted; nothing fails", produce_through_a_leader_kill)
+    check("a consumer group through strait reads every acknowledged record exactly once",
+          a_group_through_strait_reads_every_acknowledged_record_once)
+    print(f"{passed} passed, {failed} failed")
+    raise SystemExit(1 if failed else 0)
