@@ -306,6 +306,11 @@ impl Passthrough {
                     }
                 }
             }
+            // Pipelined requests keep the queue non-empty, so flush whenever the broker has
+            // sent nothing more yet: a response must not wait for the next one.
+            if rd.buffer().is_empty() {
+                wr.flush().await.map_err(|e| e.to_string())?;
+            }
             metrics.request(
                 "kafka",
                 versions::api_name(o.key as i16),
