@@ -382,17 +382,20 @@ impl Config {
                     }
                 }
                 "AWS_MSK_IAM" => {
-                    return bad(
-                        "backend.kafka.sasl.mechanism",
-                        "AWS_MSK_IAM is not available in this version (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)".into(),
-                    )
+                    if !k.tls.enabled {
+                        return bad(
+                            "backend.kafka.tls.enabled",
+                            "AWS_MSK_IAM needs TLS (MSK serves IAM on its TLS listener, port 9098)"
+                                .into(),
+                        );
+                    }
                 }
-                other => {
-                    return bad(
-                        "backend.kafka.sasl.mechanism",
-                        format!("{other:?} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM"),
-                    )
-                }
+                other => return bad(
+                    "backend.kafka.sasl.mechanism",
+                    format!(
+                        "{other:?} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM"
+                    ),
+                ),
             }
         }
         if !k.topic_prefix.is_empty() {
@@ -707,7 +710,7 @@ mod tests {
             (
                 "STRAIT_BACKEND__KAFKA__SASL__MECHANISM",
                 "AWS_MSK_IAM",
-                "not available",
+                "needs TLS",
             ),
             (
                 "STRAIT_BACKEND__KAFKA__SASL__MECHANISM",

@@ -206,7 +206,7 @@ async fn start_kafka_backend(
     closing: listener::Closing,
 ) -> Result<Task, String> {
     let k = &config.backend.kafka;
-    let connector = backend::kafka::connect::Connector::from_config(k)?;
+    let connector = backend::kafka::connect::Connector::from_config(k, &config.region)?;
     let cluster = backend::kafka::cluster::Cluster::new(k.bootstrap.clone(), connector);
     match cluster.refresh().await {
         Ok(()) => tracing::info!(brokers = ?cluster.nodes(), "Kafka cluster reachable"),

@@ -160,7 +160,7 @@ render_case embedded "$CHART" "$EXAMPLES/values-embedded.yaml" \
     --advertised 'strait-0\.strait-headless\.default\.svc\.cluster\.local:9092'
 render_case kafka "$CHART" "$EXAMPLES/values-kafka.yaml" \
     Deployment,Service,ConfigMap,HorizontalPodAutoscaler,PodDisruptionBudget StatefulSet \
-    --expect-reject 'only `embedded` is available' --advertised '10\.1\.2\.3:9092'
+    --advertised '10\.1\.2\.3:9092'
 render_case sidecar "$APP" "$EXAMPLES/values-sidecar.yaml" \
     Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
     --advertised '127\.0\.0\.1:9092'
@@ -176,7 +176,7 @@ render_case deployment-embedded-tls "$CHART" - \
 EXTRA_SET=()
 
 # --- what the chart must refuse -------------------------------------------------------------------
-check_fails "refuses sasl.enabled (SASL not implemented in strait yet)" "not implemented" \
+check_fails "refuses sasl.enabled (the chart does not mount a SASL secret yet)" "does not mount a SASL secret" \
     "$HELM" template strait "$CHART" --set sasl.enabled=true
 check_fails "refuses a loopback kinesis.listen in a cluster" "must listen on 0.0.0.0" \
     "$HELM" template strait "$CHART" --set config.kinesis.listen=127.0.0.1:4567

@@ -68,7 +68,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail (printf "mode must be statefulset, deployment or sidecar, not %q" $mode) }}
 {{- end }}
 {{- if .Values.sasl.enabled }}
-{{- fail "sasl.enabled: Kafka SASL is not implemented in strait 0.1.0 yet; leave it false (the values are a placeholder)" }}
+{{- fail "sasl.enabled: the chart does not mount a SASL secret yet; leave it false and set config.backend.kafka.sasl, with STRAIT_BACKEND__KAFKA__SASL__PASSWORD from your own secret" }}
 {{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
 {{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" }}

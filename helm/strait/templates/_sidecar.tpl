@@ -93,7 +93,7 @@ data:
 {{- define "strait.sidecar" -}}
 {{- $v := include "strait.sidecar.values" . | fromYaml }}
 {{- if $v.sasl.enabled }}
-{{- fail "strait.sasl.enabled: Kafka SASL is not implemented in strait 0.1.0 yet" }}
+{{- fail "strait.sasl.enabled: the chart does not mount a SASL secret yet; set config.backend.kafka.sasl instead" }}
 {{- end }}
 {{- $c := include "strait.sidecar.config" . | fromYaml }}
 {{- $kinesisPort := include "strait.port" $c.kinesis.listen }}

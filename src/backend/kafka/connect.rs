@@ -1,6 +1,6 @@
 //! Connections from strait to the cluster's brokers: TCP, then TLS (rustls, ring) when
-//! `backend.kafka.tls.enabled`, then strait's own SASL login when `backend.kafka.sasl` is
-//! set. Every connection strait opens, its own and those paired with clients', goes through
+//! `backend.kafka.tls.enabled`, then strait's own SASL login (`sasl`) when `backend.kafka.sasl`
+//! is set. Every connection strait opens, its own and those paired with clients', goes through
 //! here, so a client that speaks plaintext without SASL to strait reaches a TLS + SASL cluster.
 
 use std::path::Path;
@@ -40,7 +40,7 @@ impl Connector {
     }
 
     /// From validated configuration; file errors name the key.
-    pub fn from_config(k: &KafkaBackendConfig) -> Result<Connector, String> {
+    pub fn from_config(k: &KafkaBackendConfig, region: &str) -> Result<Connector, String> {
         let tls = if k.tls.enabled {
             let ca = k
                 .tls
@@ -62,8 +62,13 @@ impl Connector {
                     .ok_or_else(|| format!("backend.kafka.sasl.mechanism: {m:?} is not built"))?,
                 username: k.sasl.username.clone().unwrap_or_default(),
                 password: k.sasl.password.clone().unwrap_or_default(),
+                region: region.to_string(),
             }),
         };
+        if sasl.as_ref().map(|c| c.mechanism) == Some(Mechanism::AwsMskIam) {
+            // Fail at start-up, not at the first connection.
+            super::msk_iam::AwsCredentials::from_env()?;
+        }
         Ok(Connector {
             client_id: k.client_id.clone(),
             tls,
@@ -90,13 +95,13 @@ impl Connector {
     async fn connect_inner(&self, addr: &str) -> Result<BrokerStream, String> {
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr, |(h, _)| h)
+            .trim_matches(|c| c == '[' || c == ']');
         let mut stream: BrokerStream = match &self.tls {
             None => Box::new(tcp),
             Some(tls) => {
-                let host = addr
-                    .rsplit_once(':')
-                    .map_or(addr, |(h, _)| h)
-                    .trim_matches(|c| c == '[' || c == ']');
                 let name = ServerName::try_from(host.to_string())
                     .map_err(|e| format!("TLS server name {host:?}: {e}"))?;
                 Box::new(
@@ -107,7 +112,7 @@ impl Connector {
             }
         };
         if let Some(creds) = &self.sasl {
-            sasl::authenticate(&mut stream, creds, &self.client_id).await?;
+            sasl::authenticate(&mut stream, creds, &self.client_id, host).await?;
         }
         Ok(stream)
     }

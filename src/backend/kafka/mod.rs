@@ -4,5 +4,6 @@
 
 pub mod cluster;
 pub mod connect;
+pub mod msk_iam;
 pub mod sasl;
 pub mod wire;

@@ -1,5 +1,5 @@
-//! strait's own SASL login to the cluster: PLAIN and SCRAM-SHA-256/512 (RFC 5802, RFC 7677)
-//! over SaslHandshake v1 and SaslAuthenticate v2. AWS_MSK_IAM is not built yet.
+//! strait's own SASL login to the cluster: PLAIN, SCRAM-SHA-256/512 (RFC 5802, RFC 7677) and
+//! AWS_MSK_IAM (`msk_iam`), over SaslHandshake v1 and SaslAuthenticate v2.
 
 use hmac::{Hmac, Mac};
 use kafka_protocol::messages::{
@@ -18,6 +18,7 @@ pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    AwsMskIam,
 }
 
 impl Mechanism {
@@ -26,6 +27,7 @@ impl Mechanism {
             "PLAIN" => Some(Mechanism::Plain),
             "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
             "SCRAM-SHA-512" => Some(Mechanism::ScramSha512),
+            "AWS_MSK_IAM" => Some(Mechanism::AwsMskIam),
             _ => None,
         }
     }
@@ -35,6 +37,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::AwsMskIam => "AWS_MSK_IAM",
         }
     }
 }
@@ -44,6 +47,8 @@ pub struct Credentials {
     pub mechanism: Mechanism,
     pub username: String,
     pub password: String,
+    /// AWS_MSK_IAM signs for this region (strait's `region`).
+    pub region: String,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -60,6 +65,7 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     creds: &Credentials,
     client_id: &str,
+    host: &str,
 ) -> Result<(), String> {
     let mut correlation = 0;
     let handshake: SaslHandshakeResponse = call(
@@ -88,6 +94,18 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Mechanism::ScramSha256 => scram::<Sha256>(stream, creds, &mut correlation, client_id).await,
         Mechanism::ScramSha512 => scram::<Sha512>(stream, creds, &mut correlation, client_id).await,
+        Mechanism::AwsMskIam => {
+            let aws = super::msk_iam::AwsCredentials::from_env()?;
+            let token = super::msk_iam::payload(
+                host,
+                &creds.region,
+                &aws,
+                std::time::SystemTime::now(),
+                concat!("strait/", env!("CARGO_PKG_VERSION")),
+            );
+            exchange(stream, &mut correlation, client_id, token).await?;
+            Ok(())
+        }
     }
 }
 
@@ -323,6 +341,7 @@ mod tests {
             mechanism: Mechanism::Plain,
             username: "u".into(),
             password: "hunter2".into(),
+            region: "eu-west-1".into(),
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }

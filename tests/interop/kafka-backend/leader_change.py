@@ -43,12 +43,16 @@ def require(cond, msg):
 
 
 def wait_for(cond, timeout, what):
-    deadline = time.time() + timeout
+    """Polls cond; a metadata request failing while a broker is down counts as not yet."""
+    deadline, last = time.time() + timeout, None
     while time.time() < deadline:
-        if cond():
-            return
+        try:
+            if cond():
+                return
+        except Exception as e:  # noqa: BLE001 - librdkafka reports a dropped connection as an error
+            last = e
         time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
 
 
 admin = AdminClient({"bootstrap.servers": STRAIT})
@@ -100,13 +104,27 @@ def produce_through_a_leader_kill():
         p.flush(150)
     t = threading.Thread(target=load)
     t.start()
+    try:
+        kill_and_restart_under_load()
+    finally:
+        stop.set()
+        t.join(180)
+    require(not state["errors"], f"{len(state['errors'])} delivery errors, e.g. {state['errors'][:3]}")
+    require(len(state["acked"]) == state["sent"], f"{state['sent']} sent, {len(state['acked'])} acknowledged")
+    print(f"  # partition 0 moved from node {state['killed']} to node {state['moved']}; "
+          f"{len(state['acked'])} records acknowledged", flush=True)
+
+
+def kill_and_restart_under_load():
     wait_for(lambda: len(state["acked"]) > 3000, 30, "3,000 acknowledged records")
-    victim = leaders()[0]
+    found = {}
+    wait_for(lambda: found.setdefault("leader", leaders()[0]) is not None, 30, "partition 0's leader")
+    victim = found["leader"]
     state["killed"] = victim
     print(f"  # {len(state['acked'])} acknowledged; killing node {victim}, leader of partition 0", flush=True)
     subprocess.run(["pkill", "-9", "-f", f"kafka.Kafka {CLUSTER_DIR}/node-{victim}.properties"], check=False)
     wait_for(lambda: leaders().get(0) not in (victim, -1), 60, f"partition 0 to leave node {victim}")
-    state["moved"] = leaders()[0]
+    wait_for(lambda: state.__setitem__("moved", leaders()[0]) is None, 30, "the new leader")
     before = len(state["acked"])
     wait_for(lambda: len(state["acked"]) > before + 3000, 60, "3,000 more acknowledged after the move")
     out = subprocess.run(["bash", "-c", f'source "{LIB}"; KAFKA_CLUSTER_DIR="{CLUSTER_DIR}"; kafka_node_start {victim}'],
@@ -114,12 +132,6 @@ def produce_through_a_leader_kill():
     require(out.returncode == 0, f"restart of node {victim}: {out.stderr[-400:]}")
     before = len(state["acked"])
     wait_for(lambda: len(state["acked"]) > before + 2000, 60, "2,000 more acknowledged after the restart")
-    stop.set()
-    t.join(180)
-    require(not state["errors"], f"{len(state['errors'])} delivery errors, e.g. {state['errors'][:3]}")
-    require(len(state["acked"]) == state["sent"], f"{state['sent']} sent, {len(state['acked'])} acknowledged")
-    print(f"  # partition 0 moved from node {victim} to node {state['moved']}; "
-          f"{len(state['acked'])} records acknowledged", flush=True)
 
 
 def a_group_through_strait_reads_every_acknowledged_record_once():
