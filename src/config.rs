@@ -390,12 +390,11 @@ impl Config {
                         );
                     }
                 }
-                other => return bad(
-                    "backend.kafka.sasl.mechanism",
-                    format!(
-                        "{other:?} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM"
-                    ),
-                ),
+                other => {
+                    let known = "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM";
+                    let why = format!("{other:?} is not one of {known}");
+                    return bad("backend.kafka.sasl.mechanism", why);
+                }
             }
         }
         if !k.topic_prefix.is_empty() {

@@ -63,13 +63,36 @@ pub const PASSTHROUGH_DENIED: &[ApiKey] = &[
     ApiKey::DeleteShareGroupOffsets,
 ];
 
+/// Also not forwarded when strait logs in to the cluster itself: the connection already runs
+/// as strait's principal, so clients must not authenticate again (SASL), mint credentials in
+/// its name (delegation tokens, SCRAM credentials) or change what it may do (ACLs).
+pub const PASSTHROUGH_DENIED_WHEN_LOGGED_IN: &[ApiKey] = &[
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::CreateDelegationToken,
+    ApiKey::RenewDelegationToken,
+    ApiKey::ExpireDelegationToken,
+    ApiKey::DescribeDelegationToken,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+];
+
 /// The range of `key` the pass-through may forward, before intersecting with the cluster.
 pub fn passthrough(key: ApiKey) -> Option<(i16, i16)> {
     if PASSTHROUGH_DENIED.contains(&key) {
         return None;
     }
     let v = key.valid_versions();
-    Some((v.min, v.max))
+    // SaslHandshake v0 sends the tokens that follow without Kafka framing, which a
+    // frame-by-frame proxy cannot carry; clients since Kafka 1.0 use v1.
+    let min = if key == ApiKey::SaslHandshake {
+        v.min.max(1)
+    } else {
+        v.min
+    };
+    Some((min, v.max))
 }
 
 /// The API's name as a metric label (a fixed set: the crate's keys).
@@ -144,6 +167,14 @@ mod tests {
             let row = format!("| {} | {key:?} | {range} |", *key as i16);
             assert!(doc.contains(&row), "docs/compatibility.md lacks `{row}`");
         }
+    }
+
+    #[test]
+    fn the_pass_through_never_forwards_unframed_sasl() {
+        assert_eq!(passthrough(ApiKey::SaslHandshake).map(|v| v.0), Some(1));
+        assert!(passthrough(ApiKey::ShareFetch).is_none());
+        assert!(passthrough(ApiKey::DescribeQuorum).is_none());
+        assert!(PASSTHROUGH_DENIED_WHEN_LOGGED_IN.contains(&ApiKey::CreateDelegationToken));
     }
 
     #[test]

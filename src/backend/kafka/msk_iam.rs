@@ -1,7 +1,8 @@
 //! The AWS_MSK_IAM SASL payload: a SigV4 query-string signature of `kafka-cluster:Connect` for
 //! the broker's host name, sent as JSON in the format of AWS's aws-msk-iam-auth library
 //! (version 2020_10_22). The signing key comes from aws-sigv4. Credentials are the standard
-//! AWS environment variables, read at each login so rotated ones are picked up.
+//! AWS environment variables only (no container, web-identity or instance-profile source yet,
+//! so temporary credentials expire with the process's environment).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

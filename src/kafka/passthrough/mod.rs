@@ -102,15 +102,28 @@ impl Passthrough {
         } else {
             (fixed(self.listen_port), fixed(self.advertised_port))
         };
-        let bound = bind_port
+        let bind = |p: u16| -> Result<(TcpListener, u16), String> {
+            let l = std::net::TcpListener::bind((self.listen_ip, p)).map_err(|e| e.to_string())?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            Ok((TcpListener::from_std(l).map_err(|e| e.to_string())?, port))
+        };
+        let mut advertised = advertised;
+        let bound = match bind_port
             .ok_or_else(|| "port out of range".to_string())
-            .and_then(|p| {
-                let l =
-                    std::net::TcpListener::bind((self.listen_ip, p)).map_err(|e| e.to_string())?;
-                l.set_nonblocking(true).map_err(|e| e.to_string())?;
-                let port = l.local_addr().map_err(|e| e.to_string())?.port();
-                Ok((TcpListener::from_std(l).map_err(|e| e.to_string())?, port))
-            });
+            .and_then(bind)
+        {
+            Ok(b) => Ok(b),
+            // Never advertise a port nothing (or something else, such as the admin
+            // listener) answers on: an ephemeral port, advertised as bound, still works for
+            // clients that reach the advertised host directly.
+            Err(e) if bind_port != Some(0) => {
+                tracing::warn!(node, error = %e, "broker port taken or out of range; using an ephemeral port");
+                advertised = None;
+                bind(0)
+            }
+            Err(e) => Err(e),
+        };
         match bound {
             Ok((listener, port)) => {
                 let advertised = advertised.unwrap_or(port);
@@ -188,9 +201,24 @@ impl Passthrough {
     ) -> Result<(), String> {
         let mut rd = BufReader::with_capacity(64 * 1024, crd);
         let mut wr = BufWriter::with_capacity(64 * 1024, uwr);
+        let result = self.forward_each_request(&mut rd, &mut wr, &owed).await;
+        if result.is_err() {
+            // Requests already queued as owed must reach the broker, or their answers are
+            // awaited forever: a bad frame right after good ones ends only what follows it.
+            let _ = wr.flush().await;
+        }
+        result
+    }
+
+    async fn forward_each_request(
+        &self,
+        rd: &mut BufReader<impl AsyncRead + Unpin>,
+        wr: &mut BufWriter<impl AsyncWrite + Unpin>,
+        owed: &mpsc::Sender<Owed>,
+    ) -> Result<(), String> {
         loop {
             let frame = tokio::select! {
-                f = wire::read_frame(&mut rd, self.max_frame_bytes) => f.map_err(|e| e.to_string())?,
+                f = wire::read_frame(rd, self.max_frame_bytes) => f.map_err(|e| e.to_string())?,
                 _ = crate::listener::closed(self.closing.clone()), if rd.buffer().is_empty() => None,
                 // The broker side failed: stop reading requests nobody will answer.
                 _ = owed.closed() => None,
@@ -202,8 +230,11 @@ impl Passthrough {
             let start = wire::request_start(&frame).ok_or_else(|| "frame too short".to_string())?;
             let key = ApiKey::try_from(start.api_key)
                 .map_err(|_| format!("unknown API key {}", start.api_key))?;
+            // strait's own table, not the cluster's: a probe that reached an older broker
+            // during a rolling restart must not cut clients off; the broker refuses what it
+            // does not serve.
             let (min, max) = self
-                .forwarded_versions(start.api_key)
+                .admitted_versions(key)
                 .ok_or_else(|| format!("{key:?} is not forwarded"))?;
             let entry = |kind| Owed {
                 key,
@@ -219,9 +250,7 @@ impl Passthrough {
                 // Kafka answers an unknown ApiVersions version in v0 with the table, so the
                 // client retries at one both sides know.
                 let answer = self.unsupported_api_versions(start.correlation_id)?;
-                owed.send(entry(OwedKind::Local(answer)))
-                    .await
-                    .map_err(|_| "closed".to_string())?;
+                send_owed(owed, wr, entry(OwedKind::Local(answer))).await?;
                 continue;
             }
             let expects_response = key != ApiKey::Produce
@@ -234,9 +263,7 @@ impl Passthrough {
                     OwedKind::Forward
                 };
                 // Queued before the request leaves, so the answer always finds its entry.
-                owed.send(entry(kind))
-                    .await
-                    .map_err(|_| "closed".to_string())?;
+                send_owed(owed, wr, entry(kind)).await?;
             }
             wr.write_all(&(frame.len() as i32).to_be_bytes())
                 .await
@@ -402,19 +429,34 @@ impl rewrite::Addresses for Arc<Passthrough> {
 }
 
 impl Passthrough {
-    /// strait's pass-through table ∩ the cluster's versions. When strait logs in itself, the
-    /// connection is already authenticated, so clients' SASL requests are not forwarded.
-    fn forwarded_versions(&self, key: i16) -> Option<(i16, i16)> {
-        let api = ApiKey::try_from(key).ok()?;
-        if self.cluster.logs_in() && matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
-        {
+    /// The versions strait forwards for `key`, whatever the cluster serves.
+    fn admitted_versions(&self, key: ApiKey) -> Option<(i16, i16)> {
+        if self.cluster.logs_in() && versions::PASSTHROUGH_DENIED_WHEN_LOGGED_IN.contains(&key) {
             return None;
         }
-        let (min, max) = versions::passthrough(api)?;
+        versions::passthrough(key)
+    }
+
+    /// strait's pass-through table ∩ the cluster's versions: what ApiVersions advertises.
+    fn forwarded_versions(&self, key: i16) -> Option<(i16, i16)> {
+        let (min, max) = self.admitted_versions(ApiKey::try_from(key).ok()?)?;
         let (cmin, cmax) = self.cluster.versions(key)?;
         let (lo, hi) = (min.max(cmin), max.min(cmax));
         (lo <= hi).then_some((lo, hi))
     }
+}
+
+/// Queues what the client is owed; when the queue is full, what is buffered for the broker
+/// goes out first, or the answers that would make room could never come.
+async fn send_owed(
+    owed: &mpsc::Sender<Owed>,
+    wr: &mut BufWriter<impl AsyncWrite + Unpin>,
+    entry: Owed,
+) -> Result<(), String> {
+    if owed.capacity() == 0 {
+        wr.flush().await.map_err(|e| e.to_string())?;
+    }
+    owed.send(entry).await.map_err(|_| "closed".to_string())
 }
 
 /// A response the client is owed, in request order.

@@ -115,7 +115,7 @@ pub fn rewrite(
             if r.node_endpoints.is_empty() {
                 return Ok(Rewritten::Same);
             }
-            for n in &mut r.node_endpoints {
+            for n in r.node_endpoints.iter_mut().filter(|n| n.node_id.0 >= 0) {
                 addrs.learn(n.node_id.0, join_host_port(&n.host, n.port));
                 (n.host, n.port) = addrs.advertise(n.node_id.0);
             }
@@ -126,7 +126,7 @@ pub fn rewrite(
             if r.node_endpoints.is_empty() {
                 return Ok(Rewritten::Same);
             }
-            for n in &mut r.node_endpoints {
+            for n in r.node_endpoints.iter_mut().filter(|n| n.node_id.0 >= 0) {
                 addrs.learn(n.node_id.0, join_host_port(&n.host, n.port));
                 (n.host, n.port) = addrs.advertise(n.node_id.0);
             }

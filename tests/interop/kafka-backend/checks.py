@@ -179,6 +179,13 @@ def bad_requests_close_the_connection():
         require(got == b"", f"{what}: answered {got[:40]!r}")
     got = raw_exchange(struct.pack(">i", 0x7FFFFFF0) + b"\x00" * 8)
     require(got == b"", f"oversized frame answered {got[:40]!r}")
+    # A good request and a bad one in the same segment: the good one is still answered.
+    good = header(3, 1, 41) + struct.pack(">i", 0)  # Metadata v1, no topics
+    bad = header(999, 0, 42)
+    t0 = time.time()
+    got = raw_exchange(struct.pack(">i", len(good)) + good + struct.pack(">i", len(bad)) + bad)
+    require(len(got) >= 8 and struct.unpack(">i", got[4:8])[0] == 41,
+            f"Metadata before a bad frame: answered {got[:16]!r} after {time.time() - t0:.1f} s")
     # A v0 ApiVersions answer, with UNSUPPORTED_VERSION, to a version from the future.
     frame = header(18, 99, 7)
     got = raw_exchange(struct.pack(">i", len(frame)) + frame)
@@ -272,7 +279,8 @@ CHECKS = [
      metadata_hides_the_broker),
     ("ApiVersions through strait is within the broker's, without share-group APIs",
      api_versions_are_the_intersection),
-    ("bad frames (unknown API, unforwarded API or version, oversized) close the connection; "
+    ("bad frames (unknown API, unforwarded API or version, oversized) close the connection, after "
+     "answering good requests sent just before them; "
      "ApiVersions from the future gets v0 UNSUPPORTED_VERSION", bad_requests_close_the_connection),
     ("kill -9 and restart of the broker under idempotent load: /readyz goes 503 and back, "
      "every acknowledged record is stored exactly once", readyz_follows_the_broker_and_restart_loses_nothing),
