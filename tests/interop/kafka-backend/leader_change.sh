@@ -30,7 +30,8 @@ for _ in range(50):
 PY
 )
 start_strait leader-change STRAIT_BACKEND__TYPE=kafka STRAIT_BACKEND__KAFKA__BOOTSTRAP="$KAFKA_BOOTSTRAP" \
-  STRAIT_KAFKA__LISTEN="127.0.0.1:$port" STRAIT_KAFKA__ADVERTISED_ADDRESS="127.0.0.1:$port" || exit 2
+  STRAIT_KAFKA__LISTEN="127.0.0.1:$port" STRAIT_KAFKA__ADVERTISED_ADDRESS="127.0.0.1:$port" \
+  || { stop_kafka_cluster; exit 2; }
 trap '_strait_stop; stop_kafka_cluster' EXIT
 "$venv/bin/python" "$here/leader_change.py"
 rc=$?
