@@ -149,29 +149,17 @@ async fn start_embedded(
     let kafka = if config.kafka.listen.is_empty() {
         None
     } else {
-        let kaddr = &config.kafka.listen;
-        let klistener = tokio::net::TcpListener::bind(kaddr)
-            .await
-            .map_err(|e| format!("cannot listen on {kaddr} (kafka.listen): {e}"))?;
-        let bound = klistener
-            .local_addr()
-            .map_err(|e| format!("kafka listener: {e}"))?;
-        let (host, port) = config
-            .kafka
-            .advertised_address
-            .rsplit_once(':')
-            .expect("validated host:port");
-        // Port 0 in the advertised address means "the port the listener got".
-        let port = if port == "0" {
-            bound.port().to_string()
-        } else {
-            port.to_string()
-        };
+        let KafkaBinding {
+            listener: klistener,
+            bound,
+            advertised_host,
+            advertised_port,
+        } = bind_kafka(config).await?;
         let kctx = Arc::new(kafka::KafkaCtx {
             core: core.clone(),
             groups,
-            advertised_host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
-            advertised_port: port.parse().expect("validated port"),
+            advertised_host,
+            advertised_port: i32::from(advertised_port),
             cluster_id: format!("strait-{}", config.account_id),
             max_frame_bytes: config.kafka.max_frame_bytes,
             default_partitions: config.streams.default_shard_count,
@@ -223,31 +211,22 @@ async fn start_kafka_backend(
     }
     tracing::warn!("the Kinesis API is not served on the Kafka backend in this version");
     println!("strait: kinesis not served (backend.type: kafka)");
-    let kaddr: std::net::SocketAddr = config
-        .kafka
-        .listen
-        .parse()
-        .map_err(|e| format!("kafka.listen: {e}"))?;
-    let klistener = tokio::net::TcpListener::bind(kaddr)
-        .await
-        .map_err(|e| format!("cannot listen on {kaddr} (kafka.listen): {e}"))?;
-    let bound = klistener
-        .local_addr()
-        .map_err(|e| format!("kafka listener: {e}"))?;
-    let (host, port) = config
-        .kafka
-        .advertised_address
-        .rsplit_once(':')
-        .expect("validated host:port");
-    let advertised_port: u16 = port.parse().expect("validated port");
+    let KafkaBinding {
+        listener: klistener,
+        bound,
+        advertised_host,
+        advertised_port,
+    } = bind_kafka(config).await?;
     let settings = kafka::passthrough::Settings {
-        listen: kaddr,
-        advertised_host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
-        advertised_port: if advertised_port == 0 {
-            bound.port()
-        } else {
-            advertised_port
-        },
+        // The configured address, not the bound one: its port 0 means "ephemeral broker
+        // ports too".
+        listen: config
+            .kafka
+            .listen
+            .parse()
+            .map_err(|e| format!("kafka.listen: {e}"))?,
+        advertised_host,
+        advertised_port,
         max_frame_bytes: config.kafka.max_frame_bytes,
     };
     let (_pt, task) =
@@ -255,4 +234,35 @@ async fn start_kafka_backend(
     tracing::info!(addr = %bound, "Kafka API listening (pass-through)");
     println!("strait: kafka listening on {bound}");
     Ok(task)
+}
+
+/// The Kafka listener, bound, and the address it is advertised at.
+struct KafkaBinding {
+    listener: tokio::net::TcpListener,
+    bound: std::net::SocketAddr,
+    advertised_host: String,
+    advertised_port: u16,
+}
+
+async fn bind_kafka(config: &Config) -> Result<KafkaBinding, String> {
+    let kaddr = &config.kafka.listen;
+    let listener = tokio::net::TcpListener::bind(kaddr)
+        .await
+        .map_err(|e| format!("cannot listen on {kaddr} (kafka.listen): {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("kafka listener: {e}"))?;
+    let (host, port) = config
+        .kafka
+        .advertised_address
+        .rsplit_once(':')
+        .expect("validated host:port");
+    let port: u16 = port.parse().expect("validated port");
+    Ok(KafkaBinding {
+        listener,
+        bound,
+        advertised_host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        // Port 0 in the advertised address means "the port the listener got".
+        advertised_port: if port == 0 { bound.port() } else { port },
+    })
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
@@ -132,7 +132,7 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
     };
     let started = std::time::Instant::now();
     let response = handlers::handle(ctx, &conn, request, version).await;
-    crate::observe::metrics().request("kafka", key_name(key), started.elapsed());
+    crate::observe::metrics().request("kafka", versions::api_name(key as i16), started.elapsed());
     let Some(response) = response else {
         return Ok(None);
     };
@@ -144,40 +144,21 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
     )?))
 }
 
-/// The API's name as a metric label: one of the served APIs, a fixed set.
-fn key_name(key: ApiKey) -> &'static str {
-    use std::collections::HashMap;
-    use std::sync::OnceLock;
-    static NAMES: OnceLock<HashMap<i16, String>> = OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            versions::SERVED
-                .iter()
-                .map(|(k, _, _)| (*k as i16, format!("{k:?}")))
-                .collect()
-        })
-        .get(&(key as i16))
-        .map_or("unknown", String::as_str)
-}
-
 fn encode(
     correlation_id: i32,
     header_version: i16,
     response: &ResponseKind,
     version: i16,
 ) -> Result<Bytes, Closed> {
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, header_version)
-        .map_err(|e| format!("encode header: {e}"))?;
-    response
-        .encode(&mut buf, version)
-        .map_err(|e| format!("encode response: {e}"))?;
-    let len = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    crate::backend::kafka::wire::framed(|buf| {
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(buf, header_version)
+            .map_err(|e| format!("encode header: {e}"))?;
+        response
+            .encode(buf, version)
+            .map_err(|e| format!("encode response: {e}"))
+    })
 }
 
 /// An ApiVersions v0 response with UNSUPPORTED_VERSION and the served table, so the client

@@ -106,6 +106,16 @@ fn read_unsigned_varint(b: &mut Bytes) -> Option<u32> {
     None
 }
 
+/// One frame: what `body` writes, behind its length prefix.
+pub fn framed(body: impl FnOnce(&mut BytesMut) -> Result<(), String>) -> Result<Bytes, String> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    body(&mut buf)?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
 /// Encodes a request with its length prefix.
 pub fn encode_request<R: Encodable>(
     key: ApiKey,
@@ -114,21 +124,18 @@ pub fn encode_request<R: Encodable>(
     client_id: &str,
     request: &R,
 ) -> Result<Bytes, String> {
-    let mut buf = BytesMut::with_capacity(128);
-    buf.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_string(client_id.to_string())))
-        .encode(&mut buf, key.request_header_version(version))
-        .map_err(|e| format!("encode {key:?} header: {e}"))?;
-    request
-        .encode(&mut buf, version)
-        .map_err(|e| format!("encode {key:?} v{version}: {e}"))?;
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    framed(|buf| {
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_string(client_id.to_string())))
+            .encode(buf, key.request_header_version(version))
+            .map_err(|e| format!("encode {key:?} header: {e}"))?;
+        request
+            .encode(buf, version)
+            .map_err(|e| format!("encode {key:?} v{version}: {e}"))
+    })
 }
 
 /// Splits a response frame into its correlation id and body, for a request of `key` at
@@ -146,18 +153,15 @@ pub fn encode_response<R: Encodable>(
     correlation_id: i32,
     response: &R,
 ) -> Result<Bytes, String> {
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, key.response_header_version(version))
-        .map_err(|e| format!("encode {key:?} response header: {e}"))?;
-    response
-        .encode(&mut buf, version)
-        .map_err(|e| format!("encode {key:?} v{version} response: {e}"))?;
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    framed(|buf| {
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(buf, key.response_header_version(version))
+            .map_err(|e| format!("encode {key:?} response header: {e}"))?;
+        response
+            .encode(buf, version)
+            .map_err(|e| format!("encode {key:?} v{version} response: {e}"))
+    })
 }
 
 #[cfg(test)]

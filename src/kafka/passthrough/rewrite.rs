@@ -60,42 +60,50 @@ pub fn rewrite(
         };
     }
     let out = |r: &dyn EncodeAt| r.encode_at(key, version, correlation).map(Rewritten::New);
+    // KIP-951 leader hints come only with NOT_LEADER_OR_FOLLOWER: most responses have none
+    // and go on as they came.
+    macro_rules! leader_hints {
+        ($t:ty) => {{
+            let mut r = decode!($t);
+            if r.node_endpoints.is_empty() {
+                return Ok(Rewritten::Same);
+            }
+            for n in &mut r.node_endpoints {
+                relocate(addrs, n.node_id.0, &mut n.host, &mut n.port);
+            }
+            out(&r)
+        }};
+    }
     match key {
         ApiKey::Metadata => {
             let mut r = decode!(MetadataResponse);
             for b in &mut r.brokers {
-                addrs.learn(b.node_id.0, join_host_port(&b.host, b.port));
-                (b.host, b.port) = addrs.advertise(b.node_id.0);
+                relocate(addrs, b.node_id.0, &mut b.host, &mut b.port);
             }
             out(&r)
         }
         ApiKey::DescribeCluster => {
             let mut r = decode!(DescribeClusterResponse);
             for b in &mut r.brokers {
-                addrs.learn(b.broker_id.0, join_host_port(&b.host, b.port));
-                (b.host, b.port) = addrs.advertise(b.broker_id.0);
+                relocate(addrs, b.broker_id.0, &mut b.host, &mut b.port);
             }
             out(&r)
         }
         ApiKey::FindCoordinator => {
             let mut r = decode!(FindCoordinatorResponse);
             if version < 4 {
-                if r.error_code == 0 && r.node_id.0 >= 0 {
-                    addrs.learn(r.node_id.0, join_host_port(&r.host, r.port));
-                    (r.host, r.port) = addrs.advertise(r.node_id.0);
+                if r.error_code == 0 {
+                    relocate(addrs, r.node_id.0, &mut r.host, &mut r.port);
                 }
             } else {
-                for c in &mut r.coordinators {
-                    if c.error_code == 0 && c.node_id.0 >= 0 {
-                        addrs.learn(c.node_id.0, join_host_port(&c.host, c.port));
-                        (c.host, c.port) = addrs.advertise(c.node_id.0);
-                    }
+                for c in r.coordinators.iter_mut().filter(|c| c.error_code == 0) {
+                    relocate(addrs, c.node_id.0, &mut c.host, &mut c.port);
                 }
             }
             out(&r)
         }
         ApiKey::ApiVersions => {
-            let mut r = match ApiVersionsResponse::decode(&mut body, version) {
+            let r = match ApiVersionsResponse::decode(&mut body, version) {
                 Ok(r) => r,
                 // A broker answers an ApiVersions version it does not know in v0.
                 Err(_) => {
@@ -107,33 +115,22 @@ pub fn rewrite(
                         .map(Rewritten::New);
                 }
             };
-            r = narrow_versions(r, addrs);
-            out(&r)
+            out(&narrow_versions(r, addrs))
         }
-        ApiKey::Produce => {
-            let mut r = decode!(ProduceResponse);
-            if r.node_endpoints.is_empty() {
-                return Ok(Rewritten::Same);
-            }
-            for n in r.node_endpoints.iter_mut().filter(|n| n.node_id.0 >= 0) {
-                addrs.learn(n.node_id.0, join_host_port(&n.host, n.port));
-                (n.host, n.port) = addrs.advertise(n.node_id.0);
-            }
-            out(&r)
-        }
-        ApiKey::Fetch => {
-            let mut r = decode!(FetchResponse);
-            if r.node_endpoints.is_empty() {
-                return Ok(Rewritten::Same);
-            }
-            for n in r.node_endpoints.iter_mut().filter(|n| n.node_id.0 >= 0) {
-                addrs.learn(n.node_id.0, join_host_port(&n.host, n.port));
-                (n.host, n.port) = addrs.advertise(n.node_id.0);
-            }
-            out(&r)
-        }
+        ApiKey::Produce => leader_hints!(ProduceResponse),
+        ApiKey::Fetch => leader_hints!(FetchResponse),
         _ => Ok(Rewritten::Same),
     }
+}
+
+/// One broker address in a response: remembered as the broker's, replaced by strait's port
+/// for it. Node ids below 0 (errors, no coordinator) are left alone.
+fn relocate(addrs: &dyn Addresses, node: i32, host: &mut StrBytes, port: &mut i32) {
+    if node < 0 {
+        return;
+    }
+    addrs.learn(node, join_host_port(host, *port));
+    (*host, *port) = addrs.advertise(node);
 }
 
 fn narrow_versions(mut r: ApiVersionsResponse, addrs: &dyn Addresses) -> ApiVersionsResponse {

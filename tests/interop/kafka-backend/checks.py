@@ -18,6 +18,7 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from harness import check, finish, require, wait_for
 
 STRAIT = os.environ["STRAIT_KAFKA"]
 BROKER = os.environ["KAFKA_BOOTSTRAP"]
@@ -25,25 +26,6 @@ ADMIN = os.environ["STRAIT_ADMIN"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIB = os.path.join(HERE, "..", "lib", "kafka-broker.sh")
 RUN = uuid.uuid4().hex[:8]
-
-passed = failed = 0
-
-
-def check(name, fn):
-    global passed, failed
-    t0 = time.time()
-    try:
-        fn()
-        passed += 1
-        print(f"PASS {name} ({(time.time() - t0) * 1000:.0f} ms)", flush=True)
-    except Exception as e:  # noqa: BLE001 - a failed check reports whatever went wrong
-        failed += 1
-        print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-
-
-def require(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def create_topic(bootstrap, name, partitions):
@@ -100,15 +82,6 @@ def broker_cmd(fn):
                          timeout=120)
     require(out.returncode == 0, f"{fn}: {out.stdout[-500:]} {out.stderr[-500:]}")
     return out.stdout
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,5 +267,4 @@ if __name__ == "__main__":
     for name, fn in CHECKS:
         if not only or fn.__name__ in only:
             check(name, fn)
-    print(f"{passed} passed, {failed} failed")
-    raise SystemExit(1 if failed else 0)
+    finish()

@@ -15,44 +15,13 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from harness import check, finish, require, wait_for
 
 STRAIT = os.environ["STRAIT_KAFKA"]
 CLUSTER_DIR = os.environ["KAFKA_CLUSTER_DIR"]
 LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "kafka-broker.sh")
 TOPIC = f"lc-{uuid.uuid4().hex[:8]}"
 PARTITIONS = 6
-
-passed = failed = 0
-
-
-def check(name, fn):
-    global passed, failed
-    t0 = time.time()
-    try:
-        fn()
-        passed += 1
-        print(f"PASS {name} ({(time.time() - t0) * 1000:.0f} ms)", flush=True)
-    except Exception as e:  # noqa: BLE001 - a failed check reports whatever went wrong
-        failed += 1
-        print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-
-
-def require(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def wait_for(cond, timeout, what):
-    """Polls cond; a metadata request failing while a broker is down counts as not yet."""
-    deadline, last = time.time() + timeout, None
-    while time.time() < deadline:
-        try:
-            if cond():
-                return
-        except Exception as e:  # noqa: BLE001 - librdkafka reports a dropped connection as an error
-            last = e
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
 
 
 admin = AdminClient({"bootstrap.servers": STRAIT})
@@ -168,5 +137,4 @@ if __name__ == "__main__":
           "and restarted; nothing fails", produce_through_a_leader_kill)
     check("a consumer group through strait reads every acknowledged record exactly once",
           a_group_through_strait_reads_every_acknowledged_record_once)
-    print(f"{passed} passed, {failed} failed")
-    raise SystemExit(1 if failed else 0)
+    finish()

@@ -17,30 +17,12 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from harness import check, finish, require
 
 BROKER = os.environ["KAFKA_SECURED"]
 CA = os.environ["KAFKA_CA"]
 BIN = os.environ["STRAIT_BIN"]
 CONFIG = os.environ["STRAIT_CONFIG"]
-
-passed = failed = 0
-
-
-def check(name, fn):
-    global passed, failed
-    t0 = time.time()
-    try:
-        fn()
-        passed += 1
-        print(f"PASS {name} ({(time.time() - t0) * 1000:.0f} ms)", flush=True)
-    except Exception as e:  # noqa: BLE001 - a failed check reports whatever went wrong
-        failed += 1
-        print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-
-
-def require(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def free_port_with_broker_port():
@@ -181,5 +163,4 @@ if __name__ == "__main__":
     check("a wrong SCRAM password: /readyz 503 and 'SASL authentication failed' in the log", wrong_password_is_reported)
     check("a certificate from another CA is refused: /readyz 503, a TLS certificate error in the log",
           an_untrusted_certificate_is_refused)
-    print(f"{passed} passed, {failed} failed")
-    raise SystemExit(1 if failed else 0)
+    finish()
