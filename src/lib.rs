@@ -85,7 +85,7 @@ pub async fn run(
         );
     }
     if let Some(core) = core {
-        core.flush_all();
+        core.flush_all().await;
     }
     if let Some(a) = admin {
         let _ = a.await;
@@ -105,7 +105,7 @@ async fn start_embedded(
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
     log.spawn_background();
-    let meta: Arc<dyn backend::MetaStore> = Arc::new(
+    let meta = Arc::new(
         FileMetaStore::open(config.data_dir.join("meta"))
             .map_err(|e| format!("cannot open metadata in {}: {e}", config.data_dir.display()))?,
     );
@@ -114,7 +114,9 @@ async fn start_embedded(
         config.streams.clone(),
         log,
         meta.clone(),
+        core::ForeignTopics::Delete,
     )
+    .await
     .map_err(|e| format!("cannot load the catalog: {e}"))?;
     let core = Arc::new(core);
     // Kafka groups, and the shadow groups that show enhanced fan-out positions to Kafka tools.

@@ -32,38 +32,58 @@ pub struct ReadBatches {
     pub offsets: Option<PartitionOffsets>,
 }
 
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    /// Set when the backend stamped the batch with its own clock (Kafka's `LogAppendTime`):
+    /// the records' arrival time.
+    pub log_append_time_ms: Option<i64>,
+}
+
 /// Topics of partitioned, append-only record logs.
 #[async_trait]
 pub trait Log: Send + Sync {
     /// Creates the given partitions of a topic; existing ones are left as they are.
-    fn create_partitions(&self, topic: &str, partitions: Range<u32>) -> CoreResult<()>;
+    /// `retention_ms` applies when the topic is new.
+    async fn create_partitions(
+        &self,
+        topic: &str,
+        partitions: Range<u32>,
+        retention_ms: Option<i64>,
+    ) -> CoreResult<()>;
     /// Removes a topic and all its data.
-    fn delete_topic(&self, topic: &str) -> CoreResult<()>;
-    /// Every topic the log holds.
-    fn topics(&self) -> Vec<String>;
+    async fn delete_topic(&self, topic: &str) -> CoreResult<()>;
+    /// Every topic the log holds, with its partition count.
+    async fn topics(&self) -> CoreResult<Vec<(String, u32)>>;
     /// Makes everything appended to a partition durable (a reshard fixes end offsets on it).
-    fn flush(&self, topic: &str, partition: u32) -> CoreResult<()>;
+    async fn flush(&self, topic: &str, partition: u32) -> CoreResult<()>;
     /// Sets how long records are kept; `None` keeps them forever.
-    fn set_retention(&self, topic: &str, retention_ms: Option<i64>);
-    /// Appends one RecordBatch v2 and returns its assigned base offset once it is as durable
-    /// as the backend promises (for the embedded log: fsynced when `fsync: always`).
-    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<i64>;
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()>;
+    /// Appends one RecordBatch v2 and returns where it landed once it is as durable as the
+    /// backend promises (embedded: fsynced when `fsync: always`; Kafka: acks=all).
+    async fn append(&self, topic: &str, partition: u32, batch: BytesMut)
+        -> CoreResult<AppendInfo>;
     /// Reads whole batches holding offsets from `offset` on, up to about `max_bytes`
     /// (at least one batch when any is visible).
-    fn read(
+    async fn read(
         &self,
         topic: &str,
         partition: u32,
         offset: i64,
         max_bytes: usize,
     ) -> CoreResult<ReadBatches>;
-    fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets>;
+    async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets>;
     /// The first visible batch holding the partition's largest record timestamp:
     /// (its base offset, that timestamp).
-    fn max_timestamp_batch(&self, topic: &str, partition: u32) -> CoreResult<Option<(i64, i64)>>;
+    async fn max_timestamp_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> CoreResult<Option<(i64, i64)>>;
     /// The first offset whose batch holds a record at or after `timestamp_ms` (the high
     /// watermark when there is none). Batch granularity: callers skip earlier records.
-    fn offset_for_timestamp(
+    async fn offset_for_timestamp(
         &self,
         topic: &str,
         partition: u32,
@@ -71,12 +91,44 @@ pub trait Log: Send + Sync {
     ) -> CoreResult<i64>;
 }
 
-/// Small documents kept durably by key (stream attributes, secrets, later group state).
+/// Small documents kept durably by key (stream attributes, EFO registrations, secrets).
+/// A store shared by several strait replicas reports changes made by the others.
+#[async_trait]
 pub trait MetaStore: Send + Sync {
-    fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>>;
+    async fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>>;
     /// Replaces the document atomically and durably.
+    async fn put(&self, key: &str, value: &[u8]) -> CoreResult<()>;
+    async fn delete(&self, key: &str) -> CoreResult<()>;
+    /// Every document whose key starts with `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>>;
+    /// Ticks whenever another writer changed a document; `None` when nobody else writes.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// A `MetaStore` that answers without waiting. The embedded group coordinator writes
+/// snapshots under a lock, in state order, so it needs one; on the Kafka backend the
+/// cluster is the group coordinator and this store is not used.
+pub trait SyncMetaStore: Send + Sync {
+    fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>>;
     fn put(&self, key: &str, value: &[u8]) -> CoreResult<()>;
     fn delete(&self, key: &str) -> CoreResult<()>;
-    /// Every document whose key starts with `prefix`, in key order.
     fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>>;
+}
+
+#[async_trait]
+impl<T: SyncMetaStore> MetaStore for T {
+    async fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>> {
+        SyncMetaStore::get(self, key)
+    }
+    async fn put(&self, key: &str, value: &[u8]) -> CoreResult<()> {
+        SyncMetaStore::put(self, key, value)
+    }
+    async fn delete(&self, key: &str) -> CoreResult<()> {
+        SyncMetaStore::delete(self, key)
+    }
+    async fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>> {
+        SyncMetaStore::list(self, prefix)
+    }
 }

@@ -161,13 +161,16 @@ impl Core {
             let idxs = &groups[&partition];
             let shard = s.shard(partition).expect("routed to a known shard");
             match result {
-                Ok(base) => {
+                Ok(at) => {
+                    // A backend that stamps its own arrival time decides the sequence
+                    // number's time part, so GetRecords later shows the same number.
+                    let arrival = at.log_append_time_ms.unwrap_or(now);
                     for (n, &i) in idxs.iter().enumerate() {
                         let seq = SeqNo::record(
                             partition,
-                            (base + n as i64) as u64,
+                            (at.base_offset + n as i64) as u64,
                             shard.created_secs,
-                            (now / 1000) as u64,
+                            (arrival.max(0) / 1000) as u64,
                         );
                         out[i] = Some(Ok(PutOutcome {
                             partition,
@@ -198,7 +201,7 @@ impl Core {
     }
 
     /// Resolves an iterator start to an offset and signs the iterator.
-    pub fn get_shard_iterator(
+    pub async fn get_shard_iterator(
         &self,
         stream: &str,
         partition: u32,
@@ -206,7 +209,7 @@ impl Core {
     ) -> CoreResult<String> {
         let s = self.stream(stream)?;
         let shard = self.shard_of(&s, partition)?;
-        let offsets = self.log.offsets(stream, partition)?;
+        let offsets = self.log.offsets(stream, partition).await?;
         let end = shard.end_offset.unwrap_or(offsets.high_watermark);
         let check_seq = |seq: &SeqNo, kind: &str| {
             if seq.offset >= i64::MAX as u64 {
@@ -235,7 +238,7 @@ impl Core {
                 check_seq(seq, "AFTER_SEQUENCE_NUMBER")?;
                 seq.after_offset() as i64
             }
-            IteratorStart::AtTimestamp(ts) => self.offset_at_time(stream, partition, *ts)?,
+            IteratorStart::AtTimestamp(ts) => self.offset_at_time(stream, partition, *ts).await?,
         };
         let offset = offset.clamp(offsets.log_start, end.max(offsets.log_start));
         Ok(self.signer.sign(&IteratorPosition {
@@ -248,19 +251,27 @@ impl Core {
     }
 
     /// The first offset whose record arrived at or after `ts`.
-    pub(super) fn offset_at_time(&self, stream: &str, partition: u32, ts: i64) -> CoreResult<i64> {
-        Ok(self.record_at_time(stream, partition, ts)?.0)
+    pub(super) async fn offset_at_time(
+        &self,
+        stream: &str,
+        partition: u32,
+        ts: i64,
+    ) -> CoreResult<i64> {
+        Ok(self.record_at_time(stream, partition, ts).await?.0)
     }
 
     /// The first record at or after `ts`: (offset, its timestamp), or (high watermark, None).
-    pub(super) fn record_at_time(
+    pub(super) async fn record_at_time(
         &self,
         stream: &str,
         partition: u32,
         ts: i64,
     ) -> CoreResult<(i64, Option<i64>)> {
-        let base = self.log.offset_for_timestamp(stream, partition, ts)?;
-        let read = self.log.read(stream, partition, base, READ_STEP)?;
+        let base = self
+            .log
+            .offset_for_timestamp(stream, partition, ts)
+            .await?;
+        let read = self.log.read(stream, partition, base, READ_STEP).await?;
         for batch in read.batches {
             let records = decode_batch(batch).map_err(CoreError::Storage)?;
             if let Some(r) = records
@@ -276,7 +287,7 @@ impl Core {
         ))
     }
 
-    pub fn get_records(&self, iterator: &str, limit: usize) -> CoreResult<RecordsPage> {
+    pub async fn get_records(&self, iterator: &str, limit: usize) -> CoreResult<RecordsPage> {
         let now = now_ms();
         let pos = self.signer.verify(iterator, now).map_err(|e| match e {
             IteratorError::Invalid => CoreError::InvalidArgument("Invalid ShardIterator.".into()),
@@ -286,7 +297,9 @@ impl Core {
         if s.created_ms != pos.stream_created_ms {
             return Err(self.not_found(&pos.stream));
         }
-        let span = self.read_span(&s, pos.partition, pos.offset as i64, limit, MAX_READ_BYTES)?;
+        let span = self
+            .read_span(&s, pos.partition, pos.offset as i64, limit, MAX_READ_BYTES)
+            .await?;
         let next_iterator = (!span.shard_ended).then(|| {
             self.signer.sign(&IteratorPosition {
                 offset: span.next_offset as u64,
@@ -305,7 +318,7 @@ impl Core {
 
     /// Reads one partition from `offset`: at most `limit` records and about `max_bytes` of
     /// data (never fewer than one record). Shared by GetRecords and SubscribeToShard.
-    pub fn read_span(
+    pub async fn read_span(
         &self,
         s: &Stream,
         partition: u32,
@@ -318,7 +331,7 @@ impl Core {
         let mut offset = offset;
         let mut records = Vec::new();
         let mut bytes = 0usize;
-        let mut offsets = self.log.offsets(&s.name, partition)?;
+        let mut offsets = self.log.offsets(&s.name, partition).await?;
         let end = shard.end_offset.unwrap_or(i64::MAX);
         offset = offset.max(offsets.log_start);
         let mut last_ts = None;
@@ -330,7 +343,10 @@ impl Core {
                 .max(64 * 1024)
         };
         'read: while records.len() < limit && offset < end {
-            let read = self.log.read(&s.name, partition, offset, step_for(bytes))?;
+            let read = self
+                .log
+                .read(&s.name, partition, offset, step_for(bytes))
+                .await?;
             if let Some(o) = read.offsets {
                 offsets = o;
             }
@@ -405,13 +421,13 @@ impl Core {
     }
 
     /// Resolves a start position to an offset without signing an iterator (SubscribeToShard).
-    pub fn start_offset(
+    pub async fn start_offset(
         &self,
         stream: &str,
         partition: u32,
         start: IteratorStart,
     ) -> CoreResult<i64> {
-        let token = self.get_shard_iterator(stream, partition, start)?;
+        let token = self.get_shard_iterator(stream, partition, start).await?;
         let pos = self
             .signer
             .verify(&token, now_ms())

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::error::CoreResult;
-use crate::backend::MetaStore;
+use crate::backend::SyncMetaStore as MetaStore;
 
 const GROUP_PREFIX: &str = "groups/";
 const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;

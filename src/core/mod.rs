@@ -14,11 +14,12 @@ pub mod record;
 mod reshard;
 pub mod seqno;
 mod service;
+mod shared_catalog;
 mod topics;
 
 pub use data::{IteratorStart, PutInput, PutOutcome, ReadRecord, RecordsPage, Span};
 pub use service::{
-    retention_ms, Core, CreateStreamRequest, Limits, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS,
+    retention_ms, Core, CreateStreamRequest, ForeignTopics, Limits, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS,
 };
 pub use topics::{topic_id, Appended};
 

@@ -78,6 +78,12 @@ pub fn encode_batch(records: &[NewRecord]) -> BytesMut {
 
 /// Decodes one stored batch (already CRC-checked by the log) into records.
 pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
+    // With `LogAppendTime` the broker stamps only the header's max timestamp; that is
+    // every record's arrival time.
+    let append_time = super::batch::parse_header(&batch)
+        .ok()
+        .filter(|h| h.attributes & (1 << 3) != 0)
+        .map(|h| h.max_timestamp);
     let mut buf = batch;
     let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| e.to_string())?;
     Ok(set
@@ -86,7 +92,7 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
         .filter(|r| !r.control)
         .map(|r| StoredRecord {
             offset: r.offset,
-            timestamp_ms: r.timestamp,
+            timestamp_ms: append_time.unwrap_or(r.timestamp),
             key: r.key,
             value: r.value,
         })

@@ -207,8 +207,10 @@ impl Core {
                 s.end_hash = end;
             }
         }
-        self.log.create_partitions(stream, have..total)?;
-        self.persist(&next)?;
+        self.log
+            .create_partitions(stream, have..total, None)
+            .await?;
+        self.persist(&next).await?;
         *entry.state.write() = Arc::new(next);
         Ok(())
     }
@@ -241,8 +243,8 @@ impl Core {
         for p in &plan.close {
             // The end offset is persisted, so it must not count records an OS crash could
             // still take back (fsync: interval or never).
-            self.log.flush(stream, *p)?;
-            let end = self.log.offsets(stream, *p)?.high_watermark;
+            self.log.flush(stream, *p).await?;
+            let end = self.log.offsets(stream, *p).await?.high_watermark;
             if let Some(shard) = next.shards.iter_mut().find(|s| s.partition == *p) {
                 shard.end_offset = Some(end);
                 shard.closed_ms = Some(created_ms);
@@ -263,8 +265,9 @@ impl Core {
             });
         }
         self.log
-            .create_partitions(stream, first..next.next_partition())?;
-        self.persist(&next)?;
+            .create_partitions(stream, first..next.next_partition(), None)
+            .await?;
+        self.persist(&next).await?;
         *entry.state.write() = Arc::new(next);
         // Subscribers at the end of a parent learn it closed.
         self.appended.notify_waiters();

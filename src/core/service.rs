@@ -32,6 +32,13 @@ pub(super) struct StreamEntry {
 }
 
 impl StreamEntry {
+    pub(super) fn new(stream: Stream) -> Arc<StreamEntry> {
+        Arc::new(StreamEntry {
+            state: RwLock::new(Arc::new(stream)),
+            gate: tokio::sync::RwLock::new(()),
+        })
+    }
+
     pub(super) fn snapshot(&self) -> Arc<Stream> {
         self.state.read().clone()
     }
@@ -51,6 +58,18 @@ pub struct Core {
     pub(super) appended: tokio::sync::Notify,
     pub(super) producers: super::producers::Producers,
     pub(super) subscriptions: super::fanout::Subscriptions,
+    pub(super) foreign_topics: ForeignTopics,
+}
+
+/// What the catalog does with topics in the log that no stream document names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForeignTopics {
+    /// The embedded log: a crash between deleting a stream's document and its log leaves
+    /// an orphan, which must not come back as the data of a new stream of the same name.
+    Delete,
+    /// A Kafka cluster: topics made by Kafka clients or before strait are streams too,
+    /// with the Kafka key hash.
+    Adopt,
 }
 
 #[derive(Debug, Clone)]
@@ -73,58 +92,64 @@ pub struct Limits {
 
 impl Core {
     /// Loads the catalog and the iterator key, and makes sure every shard has its partition.
-    pub fn open(
+    pub async fn open(
         account_id: String,
         streams_config: StreamsConfig,
         log: Arc<dyn Log>,
         meta: Arc<dyn MetaStore>,
+        foreign_topics: ForeignTopics,
     ) -> CoreResult<Core> {
-        let key = match meta.get(ITERATOR_KEY)? {
+        let key = match meta.get(ITERATOR_KEY).await? {
             Some(k) if k.len() >= 32 => k,
             _ => {
                 let mut k = vec![0u8; 32];
                 rand::thread_rng().fill_bytes(&mut k);
-                meta.put(ITERATOR_KEY, &k)?;
-                k
+                meta.put(ITERATOR_KEY, &k).await?;
+                // Replicas starting together may race; every one keeps the key that won.
+                meta.get(ITERATOR_KEY).await?.unwrap_or(k)
             }
         };
-        let mut catalog = BTreeMap::new();
-        for (key, doc) in meta.list(STREAM_PREFIX)? {
-            let stream: Stream = serde_json::from_slice(&doc)
-                .map_err(|e| CoreError::Storage(format!("corrupt catalog entry {key}: {e}")))?;
-            let top = stream.next_partition();
-            log.create_partitions(&stream.name, 0..top)?;
-            log.set_retention(&stream.name, Some(retention_ms(stream.retention_hours)));
-            catalog.insert(
-                stream.name.clone(),
-                Arc::new(StreamEntry {
-                    state: RwLock::new(Arc::new(stream)),
-                    gate: tokio::sync::RwLock::new(()),
-                }),
-            );
-        }
-        // A crash between deleting a stream's catalog entry and its log leaves an orphan;
-        // it must not come back as the data of a new stream of the same name.
-        for topic in log.topics() {
-            if !catalog.contains_key(&topic) {
-                tracing::warn!(%topic, "removing log data of a deleted stream");
-                log.delete_topic(&topic)?;
-            }
-        }
-        tracing::info!(streams = catalog.len(), "catalog loaded");
-        Ok(Core {
+        let core = Core {
             account_id,
             streams_config,
             log,
             meta,
             signer: IteratorSigner::new(key),
-            catalog: RwLock::new(catalog),
+            catalog: RwLock::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
             spread: AtomicUsize::new(0),
             appended: tokio::sync::Notify::new(),
             producers: super::producers::Producers::default(),
             subscriptions: super::fanout::Subscriptions::default(),
-        })
+            foreign_topics,
+        };
+        for stream in core.stored_streams().await? {
+            if foreign_topics == ForeignTopics::Delete {
+                let top = stream.next_partition();
+                let retention = Some(retention_ms(stream.retention_hours));
+                core.log
+                    .create_partitions(&stream.name, 0..top, retention)
+                    .await?;
+                core.log.set_retention(&stream.name, retention).await?;
+            }
+            core.catalog
+                .write()
+                .insert(stream.name.clone(), StreamEntry::new(stream));
+        }
+        core.reconcile_topics().await?;
+        tracing::info!(streams = core.catalog.read().len(), "catalog loaded");
+        Ok(core)
+    }
+
+    /// Every stream document in the `MetaStore`.
+    pub(super) async fn stored_streams(&self) -> CoreResult<Vec<Stream>> {
+        let mut out = Vec::new();
+        for (key, doc) in self.meta.list(STREAM_PREFIX).await? {
+            let stream: Stream = serde_json::from_slice(&doc)
+                .map_err(|e| CoreError::Storage(format!("corrupt catalog entry {key}: {e}")))?;
+            out.push(stream);
+        }
+        Ok(out)
     }
 
     pub fn account_id(&self) -> &str {
@@ -164,10 +189,11 @@ impl Core {
         self.catalog.read().values().map(|e| e.snapshot()).collect()
     }
 
-    pub(super) fn persist(&self, stream: &Stream) -> CoreResult<()> {
+    pub(super) async fn persist(&self, stream: &Stream) -> CoreResult<()> {
         let doc = serde_json::to_vec(stream).expect("catalog entries serialise");
         self.meta
             .put(&format!("{STREAM_PREFIX}{}", stream.name), &doc)
+            .await
     }
 
     pub async fn create_stream(&self, req: CreateStreamRequest) -> CoreResult<()> {
@@ -191,47 +217,15 @@ impl Core {
                 self.account_id, self.streams_config.shard_limit
             )));
         }
-        let created_ms = now_ms();
-        let created_secs = (created_ms / 1000) as u64;
-        let stream = Stream {
-            name: req.name.clone(),
-            created_ms,
-            status: StreamStatus::Active,
-            mode: req.mode,
-            retention_hours: MIN_RETENTION_HOURS,
-            tags: req.tags,
-            encryption_key: None,
-            shard_level_metrics: BTreeSet::new(),
-            max_record_kib: req.max_record_kib.unwrap_or(1024),
-            key_hash: req.key_hash,
-            consumers: Vec::new(),
-            shards: uniform_ranges(0, MAX_HASH_KEY, shards)
-                .into_iter()
-                .enumerate()
-                .map(|(i, (start, end))| Shard {
-                    partition: i as u32,
-                    parents: Vec::new(),
-                    start_hash: start,
-                    end_hash: end,
-                    created_secs,
-                    start_offset: 0,
-                    end_offset: None,
-                    closed_ms: None,
-                    created_ms,
-                })
-                .collect(),
-        };
-        self.log.create_partitions(&stream.name, 0..shards)?;
+        let stream = new_stream(&req, shards, now_ms());
+        let retention = Some(retention_ms(stream.retention_hours));
         self.log
-            .set_retention(&stream.name, Some(retention_ms(stream.retention_hours)));
-        self.persist(&stream)?;
-        self.catalog.write().insert(
-            stream.name.clone(),
-            Arc::new(StreamEntry {
-                state: RwLock::new(Arc::new(stream)),
-                gate: tokio::sync::RwLock::new(()),
-            }),
-        );
+            .create_partitions(&stream.name, 0..shards, retention)
+            .await?;
+        self.persist(&stream).await?;
+        self.catalog
+            .write()
+            .insert(stream.name.clone(), StreamEntry::new(stream));
         tracing::info!(stream = %req.name, shards, "stream created");
         Ok(())
     }
@@ -256,11 +250,18 @@ impl Core {
         }
         self.revoke_stream_leases(name);
         let _gate = entry.gate.write().await;
-        self.meta.delete(&format!("{STREAM_PREFIX}{name}"))?;
+        if self.foreign_topics == ForeignTopics::Adopt {
+            // Data first: a replica that saw the topic without a document would adopt it
+            // back as a new stream.
+            self.log.delete_topic(name).await?;
+        }
+        self.meta.delete(&format!("{STREAM_PREFIX}{name}")).await?;
         self.catalog.write().remove(name);
         // Again: a subscription may have started while the gate was awaited.
         self.revoke_stream_leases(name);
-        self.log.delete_topic(name)?;
+        if self.foreign_topics == ForeignTopics::Delete {
+            self.log.delete_topic(name).await?;
+        }
         self.producers.forget_stream(name);
         tracing::info!(stream = %name, "stream deleted");
         Ok(())
@@ -277,19 +278,22 @@ impl Core {
         let entry = self.entry(name)?;
         let mut next = (*entry.snapshot()).clone();
         let out = change(&mut next)?;
-        self.persist(&next)?;
-        self.log
-            .set_retention(name, Some(retention_ms(next.retention_hours)));
+        if next.retention_hours != entry.snapshot().retention_hours {
+            self.log
+                .set_retention(name, Some(retention_ms(next.retention_hours)))
+                .await?;
+        }
+        self.persist(&next).await?;
         *entry.state.write() = Arc::new(next);
         Ok(out)
     }
 
     /// Flushes every partition to disk (shutdown; with `fsync: always` there is nothing
     /// left to flush, with `interval` or `never` this is the last chance).
-    pub fn flush_all(&self) {
+    pub async fn flush_all(&self) {
         for s in self.streams() {
             for shard in &s.shards {
-                if let Err(e) = self.log.flush(&s.name, shard.partition) {
+                if let Err(e) = self.log.flush(&s.name, shard.partition).await {
                     tracing::error!(stream = %s.name, partition = shard.partition, error = %e, "flush at shutdown failed");
                 }
             }
@@ -310,12 +314,45 @@ impl Core {
     }
 
     /// Offsets of one shard's partition (for sequence-number ranges and iterator starts).
-    pub fn partition_offsets(
+    pub async fn partition_offsets(
         &self,
         stream: &str,
         partition: u32,
     ) -> CoreResult<crate::backend::PartitionOffsets> {
-        self.log.offsets(stream, partition)
+        self.log.offsets(stream, partition).await
+    }
+}
+
+/// A new stream's document: `shards` open shards tiling the hash space.
+pub(super) fn new_stream(req: &CreateStreamRequest, shards: u32, created_ms: i64) -> Stream {
+    let created_secs = (created_ms / 1000) as u64;
+    Stream {
+        name: req.name.clone(),
+        created_ms,
+        status: StreamStatus::Active,
+        mode: req.mode,
+        retention_hours: MIN_RETENTION_HOURS,
+        tags: req.tags.clone(),
+        encryption_key: None,
+        shard_level_metrics: BTreeSet::new(),
+        max_record_kib: req.max_record_kib.unwrap_or(1024),
+        key_hash: req.key_hash,
+        consumers: Vec::new(),
+        shards: uniform_ranges(0, MAX_HASH_KEY, shards)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (start, end))| Shard {
+                partition: i as u32,
+                parents: Vec::new(),
+                start_hash: start,
+                end_hash: end,
+                created_secs,
+                start_offset: 0,
+                end_offset: None,
+                closed_ms: None,
+                created_ms,
+            })
+            .collect(),
     }
 }
 

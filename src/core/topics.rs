@@ -102,18 +102,18 @@ impl Core {
                     })
                 }
                 SequenceCheck::Fresh => {
-                    let base = self.log.append(stream, partition, batch_bytes).await?;
+                    let base = self.log.append(stream, partition, batch_bytes).await?.base_offset;
                     state.record(&id, base);
                     base
                 }
             }
         } else {
-            self.log.append(stream, partition, batch_bytes).await?
+            self.log.append(stream, partition, batch_bytes).await?.base_offset
         };
         self.appended.notify_waiters();
         Ok(Appended {
             base_offset: appended,
-            log_start: self.log.offsets(stream, partition)?.log_start,
+            log_start: self.log.offsets(stream, partition).await?.log_start,
         })
     }
 
@@ -142,14 +142,14 @@ impl Core {
 
     /// Stored batches from `offset` on. An offset outside `[log start, high watermark]` is
     /// OffsetOutOfRange, as Kafka answers it.
-    pub fn fetch(
+    pub async fn fetch(
         &self,
         stream: &str,
         partition: u32,
         offset: i64,
         max_bytes: usize,
     ) -> CoreResult<ReadBatches> {
-        let offsets = self.partition_offsets_checked(stream, partition)?;
+        let offsets = self.partition_offsets_checked(stream, partition).await?;
         if offset < offsets.log_start || offset > offsets.high_watermark {
             return Err(CoreError::OffsetOutOfRange {
                 stream: stream.to_string(),
@@ -159,11 +159,11 @@ impl Core {
                 high_watermark: offsets.high_watermark,
             });
         }
-        self.log.read(stream, partition, offset, max_bytes)
+        self.log.read(stream, partition, offset, max_bytes).await
     }
 
     /// Offsets of a partition that must exist.
-    pub fn partition_offsets_checked(
+    pub async fn partition_offsets_checked(
         &self,
         stream: &str,
         partition: u32,
@@ -176,34 +176,36 @@ impl Core {
                 account: self.account_id.clone(),
             });
         }
-        self.log.offsets(stream, partition)
+        self.log.offsets(stream, partition).await
     }
 
     /// The first record at or after `timestamp_ms`: its offset and timestamp, or None when
     /// there is none (Kafka's ListOffsets answer).
-    pub fn record_for_timestamp(
+    pub async fn record_for_timestamp(
         &self,
         stream: &str,
         partition: u32,
         timestamp_ms: i64,
     ) -> CoreResult<Option<(i64, i64)>> {
-        self.partition_offsets_checked(stream, partition)?;
-        let (offset, ts) = self.record_at_time(stream, partition, timestamp_ms)?;
+        self.partition_offsets_checked(stream, partition).await?;
+        let (offset, ts) = self
+            .record_at_time(stream, partition, timestamp_ms)
+            .await?;
         Ok(ts.map(|t| (offset, t)))
     }
 
     /// The first record carrying the partition's largest timestamp (ListOffsets −3). Producers
     /// stamp their own records, so this is not simply the newest one.
-    pub fn record_with_max_timestamp(
+    pub async fn record_with_max_timestamp(
         &self,
         stream: &str,
         partition: u32,
     ) -> CoreResult<Option<(i64, i64)>> {
-        self.partition_offsets_checked(stream, partition)?;
-        let Some((base, max_ts)) = self.log.max_timestamp_batch(stream, partition)? else {
+        self.partition_offsets_checked(stream, partition).await?;
+        let Some((base, max_ts)) = self.log.max_timestamp_batch(stream, partition).await? else {
             return Ok(None);
         };
-        let read = self.log.read(stream, partition, base, 1)?;
+        let read = self.log.read(stream, partition, base, 1).await?;
         for batch in read.batches {
             let records = decode_batch(batch).map_err(CoreError::Storage)?;
             if let Some(r) = records

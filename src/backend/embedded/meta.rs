@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use parking_lot::Mutex;
 
 use super::partition::sync_dir;
-use crate::backend::MetaStore;
+use crate::backend::SyncMetaStore;
 use crate::core::error::CoreResult;
 
 pub struct FileMetaStore {
@@ -38,7 +38,7 @@ impl FileMetaStore {
     }
 }
 
-impl MetaStore for FileMetaStore {
+impl SyncMetaStore for FileMetaStore {
     fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>> {
         match fs::read(self.path(key)) {
             Ok(v) => Ok(Some(v)),

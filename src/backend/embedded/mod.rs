@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 pub use meta::FileMetaStore;
 use partition::PartitionLog;
 
-use crate::backend::{Log, PartitionOffsets, ReadBatches};
+use crate::backend::{AppendInfo, Log, PartitionOffsets, ReadBatches};
 use crate::config::{EmbeddedConfig, FsyncPolicy};
 use crate::core::error::{CoreError, CoreResult};
 
@@ -165,7 +165,12 @@ impl EmbeddedLog {
 
 #[async_trait]
 impl Log for EmbeddedLog {
-    fn create_partitions(&self, topic: &str, partitions: Range<u32>) -> CoreResult<()> {
+    async fn create_partitions(
+        &self,
+        topic: &str,
+        partitions: Range<u32>,
+        retention_ms: Option<i64>,
+    ) -> CoreResult<()> {
         let t = {
             let mut topics = self.topics.write();
             topics
@@ -173,7 +178,7 @@ impl Log for EmbeddedLog {
                 .or_insert_with(|| {
                     Arc::new(Topic {
                         partitions: RwLock::new(HashMap::new()),
-                        retention_ms: AtomicI64::new(-1),
+                        retention_ms: AtomicI64::new(retention_ms.unwrap_or(-1)),
                     })
                 })
                 .clone()
@@ -192,7 +197,7 @@ impl Log for EmbeddedLog {
         Ok(())
     }
 
-    fn delete_topic(&self, topic: &str) -> CoreResult<()> {
+    async fn delete_topic(&self, topic: &str) -> CoreResult<()> {
         if self.topics.write().remove(topic).is_none() {
             return Ok(());
         }
@@ -206,26 +211,41 @@ impl Log for EmbeddedLog {
         Ok(())
     }
 
-    fn topics(&self) -> Vec<String> {
-        self.topics.read().keys().cloned().collect()
+    async fn topics(&self) -> CoreResult<Vec<(String, u32)>> {
+        Ok(self
+            .topics
+            .read()
+            .iter()
+            .map(|(name, t)| (name.clone(), t.partitions.read().len() as u32))
+            .collect())
     }
 
-    fn flush(&self, topic: &str, partition: u32) -> CoreResult<()> {
+    async fn flush(&self, topic: &str, partition: u32) -> CoreResult<()> {
         Ok(self.partition(topic, partition)?.sync_now()?)
     }
 
-    fn set_retention(&self, topic: &str, retention_ms: Option<i64>) {
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()> {
         if let Some(t) = self.topics.read().get(topic) {
             t.retention_ms
                 .store(retention_ms.unwrap_or(-1), Ordering::Relaxed);
         }
+        Ok(())
     }
 
-    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<i64> {
-        self.partition(topic, partition)?.append(batch).await
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> CoreResult<AppendInfo> {
+        let base_offset = self.partition(topic, partition)?.append(batch).await?;
+        Ok(AppendInfo {
+            base_offset,
+            log_append_time_ms: None,
+        })
     }
 
-    fn read(
+    async fn read(
         &self,
         topic: &str,
         partition: u32,
@@ -235,15 +255,24 @@ impl Log for EmbeddedLog {
         self.partition(topic, partition)?.read(offset, max_bytes)
     }
 
-    fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
+    async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
         Ok(self.partition(topic, partition)?.offsets())
     }
 
-    fn max_timestamp_batch(&self, topic: &str, partition: u32) -> CoreResult<Option<(i64, i64)>> {
+    async fn max_timestamp_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> CoreResult<Option<(i64, i64)>> {
         self.partition(topic, partition)?.max_timestamp_batch()
     }
 
-    fn offset_for_timestamp(&self, topic: &str, partition: u32, ts: i64) -> CoreResult<i64> {
+    async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        ts: i64,
+    ) -> CoreResult<i64> {
         self.partition(topic, partition)?.offset_for_timestamp(ts)
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -48,7 +49,7 @@ pub async fn fetch(ctx: &KafkaCtx, r: FetchRequest, version: i16) -> FetchRespon
         let signal = ctx.core.append_signal().notified();
         tokio::pin!(signal);
         signal.as_mut().enable();
-        let (responses, total, errors) = read_once(ctx, &r, &names, max_bytes, version);
+        let (responses, total, errors) = read_once(ctx, &r, &names, max_bytes, version).await;
         let now = Instant::now();
         if total >= min_bytes.max(1) || errors || now >= deadline {
             return FetchResponse::default()
@@ -60,7 +61,7 @@ pub async fn fetch(ctx: &KafkaCtx, r: FetchRequest, version: i16) -> FetchRespon
     }
 }
 
-fn read_once(
+async fn read_once(
     ctx: &KafkaCtx,
     r: &FetchRequest,
     names: &[Option<String>],
@@ -92,7 +93,11 @@ fn read_once(
             let room = max_bytes.saturating_sub(total);
             if room == 0 {
                 // The response is full: later partitions report their offsets, no records.
-                match ctx.core.partition_offsets_checked(name, p.partition as u32) {
+                match ctx
+                    .core
+                    .partition_offsets_checked(name, p.partition as u32)
+                    .await
+                {
                     Ok(o) => partitions.push(
                         base.with_error_code(NONE)
                             .with_high_watermark(o.high_watermark)
@@ -117,6 +122,7 @@ fn read_once(
             match ctx
                 .core
                 .fetch(name, p.partition as u32, p.fetch_offset, want)
+                .await
             {
                 Ok(read) => {
                     let offsets = read.offsets.expect("the embedded log reports offsets");
@@ -147,7 +153,10 @@ fn read_once(
                 Err(e) => {
                     errors = true;
                     crate::observe::metrics().error("kafka", &error::code(&e).to_string());
-                    let offsets = ctx.core.partition_offsets_checked(name, p.partition as u32);
+                    let offsets = ctx
+                        .core
+                        .partition_offsets_checked(name, p.partition as u32)
+                        .await;
                     let mut out = base.with_error_code(error::code(&e));
                     if let Ok(o) = offsets {
                         out = out
@@ -185,16 +194,28 @@ fn concat(mut batches: Vec<Bytes>) -> Bytes {
     }
 }
 
-pub fn list_offsets(ctx: &KafkaCtx, r: ListOffsetsRequest) -> ListOffsetsResponse {
-    let topics = r
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
+pub async fn list_offsets(ctx: &KafkaCtx, r: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(r.topics.len());
+    for t in r.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            partitions.push(list_partition(ctx, &name, p).await);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+async fn list_partition(
+    ctx: &KafkaCtx,
+    name: &str,
+    p: ListOffsetsPartition,
+) -> ListOffsetsPartitionResponse {
                     let out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)
                         .with_leader_epoch(-1)
@@ -205,7 +226,7 @@ pub fn list_offsets(ctx: &KafkaCtx, r: ListOffsetsRequest) -> ListOffsetsRespons
                             .with_error_code(error::of(ResponseError::UnknownTopicOrPartition));
                     }
                     let part = p.partition_index as u32;
-                    let offsets = match ctx.core.partition_offsets_checked(&name, part) {
+                    let offsets = match ctx.core.partition_offsets_checked(name, part).await {
                         Ok(o) => o,
                         Err(e) => return out.with_error_code(error::code(&e)),
                     };
@@ -214,11 +235,13 @@ pub fn list_offsets(ctx: &KafkaCtx, r: ListOffsetsRequest) -> ListOffsetsRespons
                         -2 => Ok((offsets.log_start, -1)),
                         -3 => ctx
                             .core
-                            .record_with_max_timestamp(&name, part)
+                            .record_with_max_timestamp(name, part)
+                            .await
                             .map(|found| found.unwrap_or((-1, -1))),
                         ts => ctx
                             .core
-                            .record_for_timestamp(&name, part, ts)
+                            .record_for_timestamp(name, part, ts)
+                            .await
                             .map(|found| found.unwrap_or((-1, -1))),
                     };
                     match found {
@@ -228,12 +251,4 @@ pub fn list_offsets(ctx: &KafkaCtx, r: ListOffsetsRequest) -> ListOffsetsRespons
                             .with_timestamp(ts),
                         Err(e) => out.with_error_code(error::code(&e)),
                     }
-                })
-                .collect();
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
-    ListOffsetsResponse::default().with_topics(topics)
 }

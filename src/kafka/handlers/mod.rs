@@ -34,7 +34,7 @@ pub async fn handle(
         R::Produce(r) => return produce::produce(ctx, r).await.map(S::Produce),
         R::InitProducerId(r) => S::InitProducerId(produce::init_producer_id(ctx, r)),
         R::Fetch(r) => S::Fetch(fetch::fetch(ctx, r, version).await),
-        R::ListOffsets(r) => S::ListOffsets(fetch::list_offsets(ctx, r)),
+        R::ListOffsets(r) => S::ListOffsets(fetch::list_offsets(ctx, r).await),
         R::CreateTopics(r) => S::CreateTopics(topics::create_topics(ctx, r).await),
         R::DeleteTopics(r) => S::DeleteTopics(topics::delete_topics(ctx, r, version).await),
         R::CreatePartitions(r) => S::CreatePartitions(topics::create_partitions(ctx, r).await),

@@ -394,7 +394,10 @@ pub async fn get_shard_iterator(
         i.starting_sequence_number.as_deref(),
         i.timestamp,
     )?;
-    let shard_iterator = ctx.core.get_shard_iterator(&name, partition, start)?;
+    let shard_iterator = ctx
+        .core
+        .get_shard_iterator(&name, partition, start)
+        .await?;
     Ok(GetShardIteratorOutput { shard_iterator })
 }
 
@@ -468,10 +471,7 @@ pub async fn get_records(ctx: Arc<Ctx>, i: GetRecordsInput) -> Result<GetRecords
     if let Some(arn) = &i.stream_arn {
         validate::stream_name_from_arn(arn)?;
     }
-    let core = ctx.core.clone();
-    let page = tokio::task::spawn_blocking(move || core.get_records(&iterator, limit))
-        .await
-        .map_err(|e| ApiError::internal(format!("GetRecords task failed: {e}")))??;
+    let page = ctx.core.get_records(&iterator, limit).await?;
     let encryption = page.stream.encryption_key.as_ref().map(|_| "KMS");
     let bytes: usize = page
         .records

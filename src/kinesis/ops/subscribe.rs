@@ -162,7 +162,7 @@ pub async fn subscribe_to_shard(
         position.timestamp,
     )?;
     let stream_created_ms = ctx.core.stream(&stream)?.created_ms;
-    let offset = ctx.core.start_offset(&stream, partition, start)?;
+    let offset = ctx.core.start_offset(&stream, partition, start).await?;
     let lease = ctx.core.subscribe_lease(&stream, &consumer, partition)?;
     let (tx, rx) = mpsc::channel(1);
     let sub = Subscription {
@@ -274,7 +274,7 @@ impl Subscription {
         }
         let mut last_event: Option<Instant> = None;
         loop {
-            if let Some((hit, millis)) = self.cached() {
+            if let Some((hit, millis)) = self.cached().await {
                 let payload = with_millis(self.protocol, &hit.payload_prefix, millis);
                 let msg = eventstream::event("SubscribeToShardEvent", content_type, &payload);
                 if let Err(end) = self.send(msg).await {
@@ -388,7 +388,7 @@ impl Subscription {
 
     /// An event another consumer already built from this offset, while the offset is still
     /// retained, with the MillisBehindLatest it has now.
-    fn cached(&self) -> Option<(CachedEvent, i64)> {
+    async fn cached(&self) -> Option<(CachedEvent, i64)> {
         let s = self.current_stream().ok()?;
         let hit = self
             .ctx
@@ -398,6 +398,7 @@ impl Subscription {
             .ctx
             .core
             .partition_offsets(&self.stream, self.partition)
+            .await
             .ok()?;
         if self.offset < offsets.log_start {
             return None;
@@ -413,14 +414,11 @@ impl Subscription {
     }
 
     async fn read(&self) -> Result<Span, CoreError> {
-        let core = self.ctx.core.clone();
         let s = self.current_stream()?;
-        let (partition, offset) = (self.partition, self.offset);
-        tokio::task::spawn_blocking(move || {
-            core.read_span(&s, partition, offset, MAX_EVENT_RECORDS, MAX_EVENT_BYTES)
-        })
-        .await
-        .map_err(|e| CoreError::Storage(format!("subscription read failed: {e}")))?
+        self.ctx
+            .core
+            .read_span(&s, self.partition, self.offset, MAX_EVENT_RECORDS, MAX_EVENT_BYTES)
+            .await
     }
 
     /// Encodes an event read from `start`. Events with records on an open shard are shared
