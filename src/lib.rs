@@ -59,9 +59,9 @@ pub async fn run(
             (Some(kinesis), kafka, Some(core))
         }
         config::BackendType::Kafka => {
-            let kafka =
+            let (kinesis, kafka, core) =
                 start_kafka_backend(&config, &ready, conns.clone(), closing.clone()).await?;
-            (None, Some(kafka), None)
+            (kinesis, Some(kafka), core)
         }
     };
     ready.set(true);
@@ -125,29 +125,8 @@ async fn start_embedded(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
-    let ctx = Arc::new(kinesis::ops::Ctx {
-        closing: closing.clone(),
-        core: core.clone(),
-        groups: groups.clone(),
-        region: config.region.clone(),
-        max_consumers_per_stream: config.kinesis.max_consumers_per_stream,
-        subscription_lifetime: std::time::Duration::from_secs(
-            config.kinesis.subscription_lifetime_secs,
-        ),
-        events: kinesis::ops::event_cache::EventCache::new(32 << 20),
-    });
-    let tls = match (&config.kinesis.tls.cert, &config.kinesis.tls.key) {
-        (Some(cert), Some(key)) => Some(kinesis::tls::server_config(cert, key)?),
-        _ => None,
-    };
-    let addr = config.listen_addr();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} (kinesis.listen): {e}"))?;
-    let addr = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), "Kinesis API listening");
-    // Machine-readable, for tools that start strait on port 0.
-    println!("strait: kinesis listening on {addr}");
+    let (listener, ctx, tls) =
+        bind_kinesis(config, core.clone(), Some(groups.clone()), closing.clone()).await?;
     let kafka = if config.kafka.listen.is_empty() {
         None
     } else {
@@ -187,14 +166,53 @@ async fn start_embedded(
     Ok((kinesis, kafka, core))
 }
 
-/// The Kafka backend: Kafka clients pass through to the cluster. The Kinesis API is not
-/// served on this backend yet, so its port stays closed rather than answer from nowhere.
+type KinesisBinding = (
+    tokio::net::TcpListener,
+    Arc<kinesis::ops::Ctx>,
+    Option<Arc<rustls::ServerConfig>>,
+);
+
+/// The Kinesis listener, bound, with the context its operations run in.
+async fn bind_kinesis(
+    config: &Config,
+    core: Arc<core::Core>,
+    groups: Option<Arc<core::groups::GroupCoordinator>>,
+    closing: listener::Closing,
+) -> Result<KinesisBinding, String> {
+    let ctx = Arc::new(kinesis::ops::Ctx {
+        closing,
+        core,
+        groups,
+        region: config.region.clone(),
+        max_consumers_per_stream: config.kinesis.max_consumers_per_stream,
+        subscription_lifetime: std::time::Duration::from_secs(
+            config.kinesis.subscription_lifetime_secs,
+        ),
+        events: kinesis::ops::event_cache::EventCache::new(32 << 20),
+    });
+    let tls = match (&config.kinesis.tls.cert, &config.kinesis.tls.key) {
+        (Some(cert), Some(key)) => Some(kinesis::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let addr = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (kinesis.listen): {e}"))?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    tracing::info!(%addr, tls = tls.is_some(), backend = ?config.backend.kind, "Kinesis API listening");
+    // Machine-readable, for tools that start strait on port 0.
+    println!("strait: kinesis listening on {addr}");
+    Ok((listener, ctx, tls))
+}
+
+/// The Kafka backend: Kafka clients pass through to the cluster; Kinesis clients reach it
+/// through the core, with the catalog in the metadata topic.
 async fn start_kafka_backend(
     config: &Config,
     ready: &Arc<observe::admin::Readiness>,
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
-) -> Result<Task, String> {
+) -> Result<(Option<Task>, Task, Option<Arc<core::Core>>), String> {
     let k = &config.backend.kafka;
     let connector = backend::kafka::connect::Connector::from_config(k, &config.region)?;
     let cluster = backend::kafka::cluster::Cluster::new(k.bootstrap.clone(), connector);
@@ -211,8 +229,6 @@ async fn start_kafka_backend(
             closing.clone(),
         );
     }
-    tracing::warn!("the Kinesis API is not served on the Kafka backend in this version");
-    println!("strait: kinesis not served (backend.type: kafka)");
     let KafkaBinding {
         listener: klistener,
         bound,
@@ -231,11 +247,84 @@ async fn start_kafka_backend(
         advertised_port,
         max_frame_bytes: config.kafka.max_frame_bytes,
     };
-    let (_pt, task) =
-        kafka::passthrough::Passthrough::start(klistener, settings, cluster, conns, closing);
+    let (_pt, task) = kafka::passthrough::Passthrough::start(
+        klistener,
+        settings,
+        cluster.clone(),
+        conns.clone(),
+        closing.clone(),
+    );
     tracing::info!(addr = %bound, "Kafka API listening (pass-through)");
     println!("strait: kafka listening on {bound}");
-    Ok(task)
+    let Some(core) = open_kafka_core(config, cluster, closing.clone()).await else {
+        // Shut down before the cluster ever answered.
+        return Ok((None, task, None));
+    };
+    let (listener, ctx, tls) = bind_kinesis(config, core.clone(), None, closing.clone()).await?;
+    let kinesis = tokio::spawn(kinesis::server::serve(
+        listener,
+        ctx,
+        config.kinesis.max_body_bytes,
+        tls,
+        conns,
+        closing,
+    ));
+    Ok((Some(kinesis), task, Some(core)))
+}
+
+/// How often the catalog looks for topics made outside strait, and how often readers
+/// waiting at the end of a shard look again (appends may come from other replicas or
+/// straight from Kafka producers, which this replica does not see).
+const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+const READER_WAKE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The core over the Kafka cluster. Retries until the metadata topic is readable, since a
+/// sidecar may start before the cluster does; `None` when shutdown comes first.
+async fn open_kafka_core(
+    config: &Config,
+    cluster: Arc<backend::kafka::cluster::Cluster>,
+    closing: listener::Closing,
+) -> Option<Arc<core::Core>> {
+    let k = &config.backend.kafka;
+    let log = backend::kafka::log::KafkaLog::new(cluster, vec![k.metadata_topic.clone()]);
+    let core = loop {
+        let opened = async {
+            let meta = backend::kafka::meta::KafkaMetaStore::open(log.clone(), &k.metadata_topic)
+                .await?;
+            core::Core::open(
+                config.account_id.clone(),
+                config.streams.clone(),
+                log.clone(),
+                meta,
+                core::ForeignTopics::Adopt,
+            )
+            .await
+        };
+        let error = tokio::select! {
+            r = opened => match r {
+                Ok(core) => break Arc::new(core),
+                Err(e) => e,
+            },
+            _ = listener::closed(closing.clone()) => return None,
+        };
+        tracing::warn!(error = %error, "cannot read the catalog from the Kafka cluster; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = listener::closed(closing.clone()) => return None,
+        }
+    };
+    core.spawn_catalog_refresh(CATALOG_REFRESH, closing.clone());
+    let waker = Arc::clone(&core);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(READER_WAKE);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => waker.append_signal().notify_waiters(),
+                _ = listener::closed(closing.clone()) => return,
+            }
+        }
+    });
+    Some(core)
 }
 
 /// The Kafka listener, bound, and the address it is advertised at.

@@ -136,6 +136,15 @@ pub fn set_base_offset(buf: &mut [u8], base_offset: i64) {
     buf[0..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Stamps an idempotent producer's identity on a whole batch and recomputes its CRC.
+pub fn set_producer(buf: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    buf[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    buf[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
+    buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +179,14 @@ mod tests {
             (0, 1, 2)
         );
         assert_eq!((h.base_timestamp, h.max_timestamp), (1000, 1005));
+    }
+
+    #[test]
+    fn producer_stamp_keeps_the_batch_valid() {
+        let mut b = sample();
+        set_producer(&mut b, 4242, 3, 17);
+        let h = check_batch(&b).unwrap();
+        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (4242, 3, 17));
     }
 
     #[test]

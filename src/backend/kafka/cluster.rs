@@ -1,8 +1,9 @@
-//! What strait knows of the Kafka cluster behind it: the brokers' addresses by node id and
-//! the API versions the cluster serves, refreshed from any reachable broker. Also owns the
-//! reachability probe that `/readyz` reports.
+//! What strait knows of the Kafka cluster behind it: the brokers' addresses by node id, the
+//! API versions the cluster serves and each topic's partition leaders, refreshed from any
+//! reachable broker. Also owns strait's own connections to the brokers (a small idle pool
+//! per broker) and the reachability probe that `/readyz` reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::connect::{BrokerStream, Connector};
@@ -31,9 +32,18 @@ pub struct Cluster {
     nodes: RwLock<BTreeMap<i32, String>>,
     /// api key → (min, max) the cluster serves: the lowest max across the brokers asked.
     versions: RwLock<BTreeMap<i16, (i16, i16)>>,
+    /// topic → leader node id per partition (−1 while it has none).
+    topics: RwLock<BTreeMap<String, Vec<i32>>>,
+    controller: AtomicI32,
     reachable: AtomicBool,
     correlation: AtomicI32,
+    /// Idle connections of strait's own, by broker address.
+    idle: Mutex<HashMap<String, Vec<Conn>>>,
 }
+
+type Conn = BufReader<BrokerStream>;
+/// Idle connections kept per broker; more are opened when requests overlap.
+const IDLE_PER_BROKER: usize = 16;
 
 impl Cluster {
     pub fn new(bootstrap: Vec<String>, connector: Connector) -> Arc<Cluster> {
@@ -42,9 +52,60 @@ impl Cluster {
             connector,
             nodes: RwLock::default(),
             versions: RwLock::default(),
+            topics: RwLock::default(),
+            controller: AtomicI32::new(-1),
             reachable: AtomicBool::new(false),
             correlation: AtomicI32::new(1),
+            idle: Mutex::default(),
         })
+    }
+
+    /// The address of a partition's leader, as of the last refresh.
+    pub fn leader(&self, topic: &str, partition: u32) -> Option<String> {
+        let id = *self.topics.read().get(topic)?.get(partition as usize)?;
+        (id >= 0).then(|| self.node(id)).flatten()
+    }
+
+    /// Every topic with its partition count, as of the last refresh.
+    pub fn topics(&self) -> Vec<(String, u32)> {
+        let topics = self.topics.read();
+        topics
+            .iter()
+            .map(|(name, leaders)| (name.clone(), leaders.len() as u32))
+            .collect()
+    }
+
+    /// A broker to send cluster-wide requests to: the controller if known (topic changes
+    /// on clusters with ZooKeeper must go there), else any broker.
+    pub fn any_broker(&self) -> Option<String> {
+        let controller = self.controller.load(Ordering::Relaxed);
+        self.node(controller)
+            .or_else(|| self.nodes.read().values().next().cloned())
+            .or_else(|| self.bootstrap.first().cloned())
+    }
+
+    /// One request to the broker at `addr`, on an idle connection or a new one.
+    pub async fn request<Req: Encodable, Resp: Decodable>(
+        &self,
+        addr: &str,
+        key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Result<Resp, String> {
+        let idle = self.idle.lock().get_mut(addr).and_then(Vec::pop);
+        let mut conn = match idle {
+            Some(c) => c,
+            None => BufReader::new(self.connect(addr).await?),
+        };
+        let out = self.call(&mut conn, key, version, request).await;
+        if out.is_ok() {
+            let mut idle = self.idle.lock();
+            let conns = idle.entry(addr.to_string()).or_default();
+            if conns.len() < IDLE_PER_BROKER {
+                conns.push(conn);
+            }
+        }
+        out.map_err(|e| format!("{addr}: {e}"))
     }
 
     pub fn reachable(&self) -> bool {
@@ -126,8 +187,8 @@ impl Cluster {
                 &mut conn,
                 ApiKey::Metadata,
                 METADATA_VERSION,
-                // An empty list asks for no topics; the brokers come anyway.
-                &MetadataRequest::default().with_topics(Some(Vec::new())),
+                // No list asks for every topic.
+                &MetadataRequest::default().with_topics(None),
             )
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
@@ -145,6 +206,23 @@ impl Cluster {
             return Err(format!("{addr}: Metadata listed no brokers"));
         }
         *self.nodes.write() = brokers;
+        self.controller
+            .store(metadata.controller_id.0, Ordering::Relaxed);
+        let mut topics = BTreeMap::new();
+        for t in metadata.topics {
+            let Some(name) = t.name else { continue };
+            if t.error_code != 0 || t.is_internal {
+                continue;
+            }
+            let mut leaders = vec![-1; t.partitions.len()];
+            for p in &t.partitions {
+                if let Some(slot) = leaders.get_mut(p.partition_index.max(0) as usize) {
+                    *slot = if p.error_code == 0 { p.leader_id.0 } else { -1 };
+                }
+            }
+            topics.insert(name.0.to_string(), leaders);
+        }
+        *self.topics.write() = topics;
         Ok(())
     }
 

@@ -1,9 +1,15 @@
-//! The Apache Kafka / Amazon MSK backend: strait stores nothing itself. This version carries
-//! Kafka clients through to the cluster (`crate::kafka::passthrough`); the pieces here are
-//! the cluster view (brokers, versions, reachability) and the framing both sides share.
+//! The Apache Kafka / Amazon MSK backend: strait stores nothing itself. Kafka clients pass
+//! through to the cluster (`crate::kafka::passthrough`); Kinesis clients reach it through
+//! the core, with streams as topics (`log`) and the catalog in a compacted topic (`meta`).
+//! Also here: the cluster view (brokers, versions, leaders, reachability), connections with
+//! TLS and SASL, and the framing both sides share.
 
 pub mod cluster;
 pub mod connect;
+mod errors;
+pub mod log;
+pub mod meta;
 pub mod msk_iam;
+mod producer;
 pub mod sasl;
 pub mod wire;

@@ -29,7 +29,9 @@ use crate::core::Core;
 /// What a handler gets: the core and the identity the ARNs are built from.
 pub struct Ctx {
     pub core: Arc<Core>,
-    pub groups: Arc<crate::core::groups::GroupCoordinator>,
+    /// Shadow groups showing EFO positions to Kafka tools; `None` on the Kafka backend,
+    /// where Kafka tools see the cluster's own groups.
+    pub groups: Option<Arc<crate::core::groups::GroupCoordinator>>,
     pub region: String,
     pub max_consumers_per_stream: u32,
     pub subscription_lifetime: std::time::Duration,

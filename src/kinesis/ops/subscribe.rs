@@ -352,11 +352,10 @@ impl Subscription {
             return;
         }
         self.shadow = Some((Instant::now(), self.offset));
-        let commit = || {
-            self.ctx
-                .groups
-                .commit_shadow(&self.consumer, &self.stream, self.partition, self.offset)
+        let Some(groups) = &self.ctx.groups else {
+            return;
         };
+        let commit = || groups.commit_shadow(&self.consumer, &self.stream, self.partition, self.offset);
         match tokio::runtime::Handle::current().runtime_flavor() {
             tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(commit),
             _ => commit(),

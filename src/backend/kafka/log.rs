@@ -1,0 +1,520 @@
+//! The `Log` on a Kafka cluster: streams are topics, appends are idempotent acks=all
+//! Produce requests to the partition leader, reads are Fetch and ListOffsets requests.
+//! Leader moves and broker restarts are retried with backoff (see `retry`); the producer
+//! identity and sequence numbers are in `producer.rs`.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest, FetchResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::cluster::Cluster;
+use super::errors::{self, Failure};
+use super::producer::{Producer, IDENTITY_REFUSED};
+use crate::backend::{AppendInfo, Log, PartitionOffsets, ReadBatches};
+use crate::core::batch;
+use crate::core::error::{CoreError, CoreResult};
+
+/// Versions of strait's own requests: all served by Kafka 3.0 and later (ListOffsets v7
+/// brought the max-timestamp lookup).
+const PRODUCE_V: i16 = 9;
+const FETCH_V: i16 = 12;
+const LIST_OFFSETS_V: i16 = 7;
+const CREATE_TOPICS_V: i16 = 5;
+const DELETE_TOPICS_V: i16 = 4;
+const CREATE_PARTITIONS_V: i16 = 2;
+const ALTER_CONFIGS_V: i16 = 1;
+/// The broker's own deadline for acks=all and topic changes; below the connection timeout.
+const BROKER_WAIT_MS: i32 = 5_000;
+/// How long a request keeps being retried through leader moves and broker restarts.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+pub struct KafkaLog {
+    cluster: Arc<Cluster>,
+    producer: Producer,
+    /// Topics strait keeps for itself (the metadata topic): never a stream.
+    hidden: Vec<String>,
+}
+
+impl KafkaLog {
+    pub fn new(cluster: Arc<Cluster>, hidden: Vec<String>) -> Arc<KafkaLog> {
+        Arc::new(KafkaLog {
+            producer: Producer::new(cluster.clone()),
+            cluster,
+            hidden,
+        })
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Runs `attempt` against the partition's leader until it succeeds, fails for good, or
+    /// `RETRY_FOR` runs out; metadata is refreshed between tries.
+    async fn on_leader<T, F, Fut>(&self, topic: &str, partition: u32, attempt: F) -> Result<T, Failure>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let result = match self.cluster.leader(topic, partition) {
+                Some(addr) => attempt(addr).await,
+                None => Err(Failure::Retriable(format!(
+                    "no leader known for {topic}-{partition}"
+                ))),
+            };
+            match result {
+                Err(Failure::Retriable(why)) if tokio::time::Instant::now() + backoff < deadline => {
+                    tracing::debug!(topic, partition, %why, "retrying on the leader");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    let _ = self.cluster.refresh().await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Fetches from `offset`, waiting up to `max_wait_ms` for at least one byte.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+        max_wait_ms: i32,
+    ) -> CoreResult<ReadBatches> {
+        let max_bytes = max_bytes.clamp(1, i32::MAX as usize) as i32;
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_isolation_level(0)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition as i32)
+                    .with_current_leader_epoch(-1)
+                    .with_fetch_offset(offset)
+                    .with_last_fetched_epoch(-1)
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(max_bytes)])]);
+        let response: FetchResponse = self
+            .on_leader(topic, partition, |addr| {
+                let request = &request;
+                async move {
+                    let r: FetchResponse = self
+                        .cluster
+                        .request(&addr, ApiKey::Fetch, FETCH_V, request)
+                        .await
+                        .map_err(Failure::Retriable)?;
+                    errors::check(r.error_code, "Fetch", topic)?;
+                    let p = r
+                        .responses
+                        .first()
+                        .and_then(|t| t.partitions.first())
+                        .ok_or_else(|| Failure::Retriable("empty Fetch response".into()))?;
+                    errors::check(p.error_code, "Fetch", topic)?;
+                    Ok(r)
+                }
+            })
+            .await
+            .map_err(|f| f.into_core(topic))?;
+        let p = &response.responses[0].partitions[0];
+        Ok(ReadBatches {
+            batches: split_batches(p.records.clone().unwrap_or_default()),
+            offsets: Some(PartitionOffsets {
+                log_start: p.log_start_offset,
+                high_watermark: p.high_watermark,
+                last_timestamp_ms: None,
+            }),
+        })
+    }
+
+    /// ListOffsets for one partition: (offset, timestamp), offset −1 when none matches.
+    pub async fn list_offset(&self, topic: &str, partition: u32, timestamp: i64) -> CoreResult<(i64, i64)> {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(0)
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition as i32)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(timestamp)])]);
+        self.on_leader(topic, partition, |addr| {
+            let request = &request;
+            async move {
+                let r: ListOffsetsResponse = self
+                    .cluster
+                    .request(&addr, ApiKey::ListOffsets, LIST_OFFSETS_V, request)
+                    .await
+                    .map_err(Failure::Retriable)?;
+                let p = r
+                    .topics
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .ok_or_else(|| Failure::Retriable("empty ListOffsets response".into()))?;
+                errors::check(p.error_code, "ListOffsets", topic)?;
+                Ok((p.offset, p.timestamp))
+            }
+        })
+        .await
+        .map_err(|f| f.into_core(topic))
+    }
+
+    /// Waits until the cluster's metadata shows every partition below `count` with a leader.
+    pub async fn await_leaders(&self, topic: &str, count: u32) -> CoreResult<()> {
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        loop {
+            let _ = self.cluster.refresh().await;
+            if (0..count).all(|p| self.cluster.leader(topic, p).is_some()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CoreError::Storage(format!(
+                    "topic {topic} has partitions without a leader"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn admin<Req, Resp>(&self, key: ApiKey, version: i16, request: &Req) -> CoreResult<Resp>
+    where
+        Req: kafka_protocol::protocol::Encodable,
+        Resp: kafka_protocol::protocol::Decodable,
+    {
+        let addr = self
+            .cluster
+            .any_broker()
+            .ok_or_else(|| CoreError::Storage("no Kafka broker known".into()))?;
+        self.cluster
+            .request(&addr, key, version, request)
+            .await
+            .map_err(|e| CoreError::Storage(format!("Kafka cluster: {e}")))
+    }
+
+    /// Creates a topic with the given configs; false when it already existed.
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: u32,
+        configs: &[(&str, String)],
+    ) -> CoreResult<bool> {
+        let configs = configs
+            .iter()
+            .map(|(k, v)| {
+                CreatableTopicConfig::default()
+                    .with_name(text(k))
+                    .with_value(Some(text(v)))
+            })
+            .collect();
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(BROKER_WAIT_MS)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions as i32)
+                .with_replication_factor(-1)
+                .with_configs(configs)]);
+        let r: CreateTopicsResponse = self
+            .admin(ApiKey::CreateTopics, CREATE_TOPICS_V, &request)
+            .await?;
+        let t = r
+            .topics
+            .first()
+            .ok_or_else(|| CoreError::Storage("empty CreateTopics response".into()))?;
+        match t.error_code {
+            0 => Ok(true),
+            errors::TOPIC_ALREADY_EXISTS => Ok(false),
+            code => Err(errors::refusal(code, t.error_message.as_deref(), "CreateTopics", topic)),
+        }
+    }
+
+    async fn grow_topic(&self, topic: &str, count: u32) -> CoreResult<()> {
+        let request = CreatePartitionsRequest::default()
+            .with_timeout_ms(BROKER_WAIT_MS)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name(topic))
+                .with_count(count as i32)]);
+        let r: CreatePartitionsResponse = self
+            .admin(ApiKey::CreatePartitions, CREATE_PARTITIONS_V, &request)
+            .await?;
+        let t = r
+            .results
+            .first()
+            .ok_or_else(|| CoreError::Storage("empty CreatePartitions response".into()))?;
+        match t.error_code {
+            0 => Ok(()),
+            // Already at least that many: what was asked for is there.
+            errors::INVALID_PARTITIONS
+                if self
+                    .cluster
+                    .topics()
+                    .iter()
+                    .any(|(n, c)| n == topic && *c >= count) =>
+            {
+                Ok(())
+            }
+            code => Err(errors::refusal(code, t.error_message.as_deref(), "CreatePartitions", topic)),
+        }
+    }
+}
+
+/// Whole batches of a Fetch answer; a batch cut off by the size limit is dropped, as
+/// Kafka consumers do.
+fn split_batches(mut records: Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while records.len() >= batch::LOG_OVERHEAD {
+        let len = i32::from_be_bytes(records[8..12].try_into().expect("4 bytes"));
+        let total = batch::LOG_OVERHEAD + len.max(0) as usize;
+        if len <= 0 || records.len() < total {
+            break;
+        }
+        out.push(records.split_to(total));
+    }
+    out
+}
+
+#[async_trait]
+impl Log for KafkaLog {
+    async fn create_partitions(
+        &self,
+        topic: &str,
+        partitions: Range<u32>,
+        retention_ms: Option<i64>,
+    ) -> CoreResult<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        // Arrival time is the broker's, as Kinesis's ApproximateArrivalTimestamp is AWS's.
+        let mut configs = vec![("message.timestamp.type", "LogAppendTime".to_string())];
+        if let Some(ms) = retention_ms {
+            configs.push(("retention.ms", ms.to_string()));
+        }
+        let created = partitions.start == 0
+            && self
+                .create_topic(topic, partitions.end, &configs)
+                .await?;
+        if !created {
+            let _ = self.cluster.refresh().await;
+            let have = self
+                .cluster
+                .topics()
+                .into_iter()
+                .find(|(n, _)| n == topic)
+                .map_or(0, |(_, c)| c);
+            if have < partitions.end {
+                self.grow_topic(topic, partitions.end).await?;
+            }
+        }
+        self.await_leaders(topic, partitions.end).await
+    }
+
+    async fn delete_topic(&self, topic: &str) -> CoreResult<()> {
+        let request = DeleteTopicsRequest::default()
+            .with_timeout_ms(BROKER_WAIT_MS)
+            .with_topic_names(vec![name(topic)]);
+        let r: DeleteTopicsResponse = self
+            .admin(ApiKey::DeleteTopics, DELETE_TOPICS_V, &request)
+            .await?;
+        self.producer.forget_topic(topic);
+        match r.responses.first().map(|t| (t.error_code, t.error_message.clone())) {
+            Some((0 | errors::UNKNOWN_TOPIC_OR_PARTITION, _)) => Ok(()),
+            Some((code, message)) => Err(errors::refusal(code, message.as_deref(), "DeleteTopics", topic)),
+            None => Err(CoreError::Storage("empty DeleteTopics response".into())),
+        }
+    }
+
+    async fn topics(&self) -> CoreResult<Vec<(String, u32)>> {
+        self.cluster
+            .refresh()
+            .await
+            .map_err(|e| CoreError::Storage(format!("Kafka cluster unreachable: {e}")))?;
+        Ok(self
+            .cluster
+            .topics()
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("__") && !self.hidden.contains(n))
+            .collect())
+    }
+
+    async fn flush(&self, _topic: &str, _partition: u32) -> CoreResult<()> {
+        // Every append was acknowledged by all in-sync replicas.
+        Ok(())
+    }
+
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()> {
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(text(topic))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(text("retention.ms"))
+                    .with_config_operation(0)
+                    .with_value(Some(text(&retention_ms.unwrap_or(-1).to_string())))]),
+        ]);
+        let r: IncrementalAlterConfigsResponse = self
+            .admin(ApiKey::IncrementalAlterConfigs, ALTER_CONFIGS_V, &request)
+            .await?;
+        match r.responses.first() {
+            Some(t) if t.error_code == 0 => Ok(()),
+            Some(t) => Err(errors::refusal(t.error_code, t.error_message.as_deref(), "IncrementalAlterConfigs", topic)),
+            None => Err(CoreError::Storage("empty IncrementalAlterConfigs response".into())),
+        }
+    }
+
+    async fn append(&self, topic: &str, partition: u32, mut batch: BytesMut) -> CoreResult<AppendInfo> {
+        let header = batch::parse_header(&batch)
+            .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
+        let slot = self.producer.slot(topic, partition);
+        // One Produce in flight per partition: sequence numbers stay in send order.
+        let mut seq = slot.lock().await;
+        let mut identity_refused = false;
+        loop {
+        let (id, epoch) = seq.stamp(&self.producer).await.map_err(|f| f.into_core(topic))?;
+        batch::set_producer(&mut batch, id, epoch, seq.next);
+        let records = Bytes::copy_from_slice(&batch);
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(BROKER_WAIT_MS)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition as i32)
+                    .with_records(Some(records))])]);
+        let result = self
+            .on_leader(topic, partition, |addr| {
+                let request = &request;
+                async move {
+                    let r: ProduceResponse = self
+                        .cluster
+                        .request(&addr, ApiKey::Produce, PRODUCE_V, request)
+                        .await
+                        .map_err(Failure::Retriable)?;
+                    let p = r
+                        .responses
+                        .first()
+                        .and_then(|t| t.partition_responses.first())
+                        .ok_or_else(|| Failure::Retriable("empty Produce response".into()))?;
+                    errors::check(p.error_code, "Produce", topic)?;
+                    Ok(AppendInfo {
+                        base_offset: p.base_offset,
+                        log_append_time_ms: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
+                    })
+                }
+            })
+            .await;
+        match result {
+            Ok(info) => {
+                seq.advance(header.record_count);
+                return Ok(info);
+            }
+            // Refused for its identity (an idle producer id expired, say): not written, so
+            // it may go once more under a new one.
+            Err(Failure::Fatal { code, .. })
+                if !identity_refused && IDENTITY_REFUSED.contains(&code) =>
+            {
+                identity_refused = true;
+                seq.reset(&self.producer);
+            }
+            Err(f) => {
+                // Whether the broker kept the batch is unknown: a new producer identity
+                // keeps the next batch from being taken for this one's retry.
+                seq.reset(&self.producer);
+                return Err(f.into_core(topic));
+            }
+        }
+        }
+    }
+
+    async fn read(&self, topic: &str, partition: u32, offset: i64, max_bytes: usize) -> CoreResult<ReadBatches> {
+        self.fetch(topic, partition, offset, max_bytes, 0).await
+    }
+
+    async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
+        let (start, end, newest) = tokio::join!(
+            self.list_offset(topic, partition, -2),
+            self.list_offset(topic, partition, -1),
+            self.list_offset(topic, partition, -3),
+        );
+        let (log_start, high_watermark) = (start?.0, end?.0);
+        let last_timestamp_ms = newest.ok().map(|(_, ts)| ts).filter(|ts| *ts >= 0);
+        Ok(PartitionOffsets {
+            log_start,
+            high_watermark,
+            last_timestamp_ms,
+        })
+    }
+
+    async fn max_timestamp_batch(&self, topic: &str, partition: u32) -> CoreResult<Option<(i64, i64)>> {
+        let (offset, ts) = self.list_offset(topic, partition, -3).await?;
+        Ok((offset >= 0).then_some((offset, ts)))
+    }
+
+    async fn offset_for_timestamp(&self, topic: &str, partition: u32, ts: i64) -> CoreResult<i64> {
+        match self.list_offset(topic, partition, ts.max(0)).await? {
+            (offset, _) if offset >= 0 => Ok(offset),
+            _ => Ok(self.list_offset(topic, partition, -1).await?.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::{encode_batch, NewRecord};
+
+    #[test]
+    fn fetch_answers_split_into_whole_batches() {
+        let one = |v: u8| {
+            encode_batch(&[NewRecord {
+                key: None,
+                value: Bytes::from(vec![v; 10]),
+                timestamp_ms: 1,
+                explicit_hash_key: None,
+            }])
+        };
+        let (a, b) = (one(1), one(2));
+        let mut joined = BytesMut::new();
+        joined.extend_from_slice(&a);
+        joined.extend_from_slice(&b);
+        // A third batch cut off by the size limit.
+        joined.extend_from_slice(&a[..a.len() - 3]);
+        let parts = split_batches(joined.freeze());
+        assert_eq!(parts.len(), 2);
+        assert_eq!(&parts[0][..], &a[..]);
+        assert_eq!(&parts[1][..], &b[..]);
+        assert!(split_batches(Bytes::from_static(&[0; 5])).is_empty());
+    }
+}

@@ -1,0 +1,194 @@
+//! The `MetaStore` on a Kafka cluster: documents are records of one compacted topic
+//! (`backend.kafka.metadata_topic`), keyed by document key, a tombstone for a delete. Every
+//! replica tails the topic into memory, so reads are local, a write returns once this
+//! replica has read it back, and writes by other replicas are reported as changes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType,
+};
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use super::log::KafkaLog;
+use crate::backend::{Log, MetaStore};
+use crate::core::error::{CoreError, CoreResult};
+
+/// The header naming the replica that wrote a document.
+const WRITER_HEADER: &str = "strait.replica";
+/// How long a write waits to be read back.
+const READ_BACK: Duration = Duration::from_secs(30);
+/// A tailer's long poll.
+const TAIL_WAIT_MS: i32 = 500;
+
+pub struct KafkaMetaStore {
+    log: Arc<KafkaLog>,
+    topic: String,
+    replica: Bytes,
+    docs: RwLock<BTreeMap<String, Vec<u8>>>,
+    /// The next offset to apply.
+    applied: watch::Sender<i64>,
+    changes: watch::Sender<u64>,
+}
+
+impl KafkaMetaStore {
+    /// Creates the topic if needed and reads it to its end before answering anything.
+    pub async fn open(log: Arc<KafkaLog>, topic: &str) -> CoreResult<Arc<KafkaMetaStore>> {
+        let configs = [
+            ("cleanup.policy", "compact".to_string()),
+            ("message.timestamp.type", "LogAppendTime".to_string()),
+        ];
+        log.create_topic(topic, 1, &configs).await?;
+        log.await_leaders(topic, 1).await?;
+        let (start, _) = log.list_offset(topic, 0, -2).await?;
+        let (end, _) = log.list_offset(topic, 0, -1).await?;
+        let store = Arc::new(KafkaMetaStore {
+            log,
+            topic: topic.to_string(),
+            replica: Bytes::from(uuid::Uuid::new_v4().to_string()),
+            docs: RwLock::default(),
+            applied: watch::Sender::new(start),
+            changes: watch::Sender::new(0),
+        });
+        while *store.applied.borrow() < end {
+            store.poll(0).await?;
+        }
+        tracing::info!(topic, documents = store.docs.read().len(), "metadata topic read");
+        let tailer = Arc::downgrade(&store);
+        tokio::spawn(tail(tailer));
+        Ok(store)
+    }
+
+    /// Reads what follows the applied offset and applies it.
+    async fn poll(&self, wait_ms: i32) -> CoreResult<()> {
+        let from = *self.applied.borrow();
+        let read = self.log.fetch(&self.topic, 0, from, 1 << 20, wait_ms).await?;
+        let mut next = from;
+        let mut foreign = false;
+        for batch in read.batches {
+            // Compaction can leave empty batches; the offset still moves past them.
+            let batch_end = crate::core::batch::parse_header(&batch)
+                .map(|h| h.next_offset())
+                .unwrap_or(next);
+            let mut buf = batch;
+            let set = RecordBatchDecoder::decode(&mut buf)
+                .map_err(|e| CoreError::Storage(format!("metadata topic: {e}")))?;
+            let mut docs = self.docs.write();
+            for r in set.records {
+                if r.offset < next {
+                    continue;
+                }
+                next = r.offset + 1;
+                if r.control {
+                    continue;
+                }
+                let Some(key) = r.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else {
+                    continue;
+                };
+                let writer = r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.as_str() == WRITER_HEADER)
+                    .and_then(|(_, v)| v.clone());
+                foreign |= writer.as_ref() != Some(&self.replica);
+                match r.value {
+                    Some(v) => docs.insert(key.to_string(), v.to_vec()),
+                    None => docs.remove(key),
+                };
+            }
+            next = next.max(batch_end);
+        }
+        if next > from {
+            self.applied.send_replace(next);
+            if foreign {
+                self.changes.send_modify(|n| *n += 1);
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&self, key: &str, value: Option<&[u8]>) -> CoreResult<()> {
+        let mut headers = IndexMap::new();
+        headers.insert(
+            StrBytes::from_static_str(WRITER_HEADER),
+            Some(self.replica.clone()),
+        );
+        let record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: 0,
+            timestamp: crate::core::now_ms(),
+            key: Some(Bytes::copy_from_slice(key.as_bytes())),
+            value: value.map(Bytes::copy_from_slice),
+            headers,
+            delete_horizon: false,
+        };
+        let mut batch = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut batch, [&record], &options)
+            .map_err(|e| CoreError::Storage(format!("encode a metadata record: {e}")))?;
+        let at = self.log.append(&self.topic, 0, batch).await?;
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(READ_BACK, applied.wait_for(|n| *n > at.base_offset))
+            .await
+            .map_err(|_| CoreError::Storage("a metadata write was not read back in time".into()))?
+            .map_err(|_| CoreError::Storage("the metadata tailer stopped".into()))?;
+        Ok(())
+    }
+}
+
+async fn tail(store: Weak<KafkaMetaStore>) {
+    loop {
+        let Some(s) = store.upgrade() else { return };
+        if let Err(e) = s.poll(TAIL_WAIT_MS).await {
+            tracing::warn!(error = %e, "reading the metadata topic failed; retrying");
+            drop(s);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl MetaStore for KafkaMetaStore {
+    async fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>> {
+        Ok(self.docs.read().get(key).cloned())
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> CoreResult<()> {
+        self.write(key, Some(value)).await
+    }
+
+    async fn delete(&self, key: &str) -> CoreResult<()> {
+        self.write(key, None).await
+    }
+
+    async fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .docs
+            .read()
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.changes.subscribe())
+    }
+}
