@@ -348,7 +348,11 @@ impl Core {
                 .read(&s.name, partition, offset, step_for(bytes))
                 .await?;
             if let Some(o) = read.offsets {
-                offsets = o;
+                // A backend may not know the newest timestamp from a read alone.
+                offsets = crate::backend::PartitionOffsets {
+                    last_timestamp_ms: o.last_timestamp_ms.or(offsets.last_timestamp_ms),
+                    ..o
+                };
             }
             if read.batches.is_empty() {
                 break;

@@ -43,6 +43,8 @@ const CREATE_PARTITIONS_V: i16 = 2;
 const ALTER_CONFIGS_V: i16 = 1;
 /// The broker's own deadline for acks=all and topic changes; below the connection timeout.
 const BROKER_WAIT_MS: i32 = 5_000;
+/// The largest batch strait writes to a topic it creates: 10 MiB of records plus overhead.
+const MAX_BATCH_BYTES: usize = 10 * 1024 * 1024 + 512 * 1024;
 /// How long a request keeps being retried through leader moves and broker restarts.
 const RETRY_FOR: Duration = Duration::from_secs(30);
 
@@ -266,7 +268,9 @@ impl KafkaLog {
             .with_timeout_ms(BROKER_WAIT_MS)
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(name(topic))
-                .with_count(count as i32)]);
+                .with_count(count as i32)
+                // Null, not empty: the broker places the new partitions itself.
+                .with_assignments(None)]);
         let r: CreatePartitionsResponse = self
             .admin(ApiKey::CreatePartitions, CREATE_PARTITIONS_V, &request)
             .await?;
@@ -318,7 +322,12 @@ impl Log for KafkaLog {
             return Ok(());
         }
         // Arrival time is the broker's, as Kinesis's ApproximateArrivalTimestamp is AWS's.
-        let mut configs = vec![("message.timestamp.type", "LogAppendTime".to_string())];
+        let mut configs = vec![
+            ("message.timestamp.type", "LogAppendTime".to_string()),
+            // A PutRecords batch for one shard may reach 10 MiB (records of up to 10 MiB
+            // with UpdateMaxRecordSize); Kafka's default cap is 1 MiB.
+            ("max.message.bytes", MAX_BATCH_BYTES.to_string()),
+        ];
         if let Some(ms) = retention_ms {
             configs.push(("retention.ms", ms.to_string()));
         }
