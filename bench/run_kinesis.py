@@ -106,6 +106,22 @@ def make_server(kind, port, args, tmp_root):
         }
         return Server("strait", [args.strait_bin, "serve", "--config", args.strait_config], env=env, cwd=tmp_root,
                       data_dir=data)
+    if kind == "strait-kafka":
+        # The Kafka backend: the broker at --kafka-bootstrap holds the streams (its CPU and
+        # memory are not in this server's columns).
+        data = tempfile.mkdtemp(prefix="strait-data-", dir=tmp_root)
+        env = {
+            "STRAIT_DATA_DIR": data,
+            "STRAIT_KINESIS__LISTEN": f"127.0.0.1:{port}",
+            "STRAIT_KAFKA__LISTEN": "127.0.0.1:0",
+            "STRAIT_KAFKA__ADVERTISED_ADDRESS": "127.0.0.1:0",
+            "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
+            "STRAIT_BACKEND__TYPE": "kafka",
+            "STRAIT_BACKEND__KAFKA__BOOTSTRAP": args.kafka_bootstrap,
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+        }
+        return Server("strait-kafka", [args.strait_bin, "serve", "--config", args.strait_config], env=env,
+                      cwd=tmp_root, data_dir=data)
     if kind == "kinesalite":
         argv = ["node", os.path.join(PEERS, "kinesalite-server.js"), str(port)]
         data = None
@@ -163,7 +179,7 @@ def run_loadgen(port, server_pid, records, args, extra=(), on_line=None, timeout
 
 
 def records_for(kind, args):
-    return {"strait": args.records, "kinesalite": args.kinesalite_records,
+    return {"strait": args.records, "strait-kafka": args.records, "kinesalite": args.kinesalite_records,
             "kinesis-local": args.kinesis_local_records}[kind]
 
 
@@ -283,7 +299,7 @@ def strait_build_info(args):
 
 
 def render_table(summ, args, busy_notes, started, loadavg):
-    base = summ.get("kinesalite")
+    base = summ.get(args.baseline)
     lines = []
     lines.append(f"## Kinesis benchmark ({started})")
     lines.append("")
@@ -297,18 +313,22 @@ def render_table(summ, args, busy_notes, started, loadavg):
     lines.append(f"strait: embedded backend, `fsync: {args.fsync}`, fresh data dir. "
                  + ("kinesalite 3.3.3: LevelDB on disk (no fsync), fresh dir. " if args.kinesalite_on_disk
                     else "kinesalite 3.3.3: in memory (its default). ")
-                 + "kinesis-local 0.6.2: in memory.")
+                 + "kinesis-local 0.6.2: in memory."
+                 + (" strait-kafka: the Kafka backend on one Apache Kafka 4.4.0 KRaft broker on this machine "
+                    "(512 MB heap, its defaults; a fresh stream, so a fresh topic, per run): every PutRecords "
+                    "batch is an idempotent acks=all Produce per shard." if "strait-kafka" in args.servers else ""))
     lines.append("")
     lines.append("| server | records/run | put rec/s (min–max) | get rec/s (min–max) | put server CPU-s /100k rec | get server CPU-s /100k rec "
-                 "| peak RSS MB | put rate vs kinesalite | get rate vs kinesalite | put CPU vs kinesalite "
-                 "| peak RSS vs kinesalite |")
+                 f"| peak RSS MB | put rate vs {args.baseline} | get rate vs {args.baseline} | put CPU vs {args.baseline} "
+                 f"| peak RSS vs {args.baseline} |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind in args.servers:
         s = summ.get(kind)
         if not s:
             continue
         lines.append("| " + " | ".join([
-            kind + (f" (fsync {args.fsync})" if kind == "strait" else ""),
+            kind + (f" (fsync {args.fsync})" if kind == "strait" else "")
+            + (" (Kafka 4.4.0 broker, acks=all)" if kind == "strait-kafka" else ""),
             fmt(s["records"]), fmt_range(s["put_rps"], s["put_rps_range"]),
             fmt_range(s["get_rps"], s["get_rps_range"]),
             fmt(s["put_cpu_100k"], 2), fmt(s["get_cpu_100k"], 2), fmt(s["rss_mb"]),
@@ -320,6 +340,8 @@ def render_table(summ, args, busy_notes, started, loadavg):
                  "server process and its descendants, from /proc; peak RSS is the sum of VmHWM over that tree. "
                  "Put latency medians (p50/p99 ms): " + ", ".join(
                      f"{k} {fmt(summ[k]['put_p50'], 1)}/{fmt(summ[k]['put_p99'], 1)}" for k in args.servers if k in summ)
+                 + ". Put MB/s of record data (median): " + ", ".join(
+                     f"{k} {summ[k]['put_rps'] * args.record_size / 1e6:.1f}" for k in args.servers if k in summ)
                  + ".")
     for k in ("strait", "kinesalite"):
         if k in summ and summ[k].get("disk_bytes_per_record"):
@@ -443,18 +465,21 @@ def build(args):
         env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "bench-loadgen"))
         subprocess.run(["cargo", "build", "--release"], cwd=LOADGEN_DIR, env=env, check=True)
     needed = [args.scale_server] if args.scale else args.servers
-    if any(s != "strait" for s in needed):
+    if any(s not in ("strait", "strait-kafka") for s in needed):
         subprocess.run([os.path.join(HERE, "peers", "install.sh")], check=True)
     if not os.path.exists(LOADGEN_BIN):
         sys.exit(f"missing {LOADGEN_BIN}")
-    if "strait" in needed and not os.path.exists(args.strait_bin):
+    if {"strait", "strait-kafka"} & set(needed) and not os.path.exists(args.strait_bin):
         sys.exit(f"missing {args.strait_bin}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--servers", default="strait,kinesalite,kinesis-local",
-                    help="comma-separated subset of strait,kinesalite,kinesis-local")
+                    help="comma-separated subset of strait,strait-kafka,kinesalite,kinesis-local")
+    ap.add_argument("--baseline", default="kinesalite", help="the server the ratio columns divide by")
+    ap.add_argument("--kafka-bootstrap", default=None,
+                    help="the broker strait-kafka uses (bench/kinesis_on_kafka.sh starts one)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--records", type=int, default=1_000_000, help="records per strait run")
     ap.add_argument("--kinesalite-records", type=int, default=1_000_000)
@@ -480,8 +505,10 @@ def main():
     args = ap.parse_args()
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     for s in args.servers:
-        if s not in ("strait", "kinesalite", "kinesis-local"):
+        if s not in ("strait", "strait-kafka", "kinesalite", "kinesis-local"):
             sys.exit(f"unknown server {s}")
+    if "strait-kafka" in args.servers and not args.kafka_bootstrap:
+        sys.exit("strait-kafka needs --kafka-bootstrap (bench/kinesis_on_kafka.sh starts a broker)")
 
     build(args)
     os.makedirs(RESULTS, exist_ok=True)

@@ -289,8 +289,8 @@ async fn open_kafka_core(
     let log = backend::kafka::log::KafkaLog::new(cluster, vec![k.metadata_topic.clone()]);
     let core = loop {
         let opened = async {
-            let meta = backend::kafka::meta::KafkaMetaStore::open(log.clone(), &k.metadata_topic)
-                .await?;
+            let meta =
+                backend::kafka::meta::KafkaMetaStore::open(log.clone(), &k.metadata_topic).await?;
             core::Core::open(
                 config.account_id.clone(),
                 config.streams.clone(),

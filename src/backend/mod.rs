@@ -58,12 +58,16 @@ pub trait Log: Send + Sync {
     async fn topics(&self) -> CoreResult<Vec<(String, u32)>>;
     /// Makes everything appended to a partition durable (a reshard fixes end offsets on it).
     async fn flush(&self, topic: &str, partition: u32) -> CoreResult<()>;
+    /// How long the topic keeps records (−1: forever), when the backend keeps that itself
+    /// and others may change it; `None` when strait's own record is the truth.
+    async fn retention_ms(&self, _topic: &str) -> CoreResult<Option<i64>> {
+        Ok(None)
+    }
     /// Sets how long records are kept; `None` keeps them forever.
     async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()>;
     /// Appends one RecordBatch v2 and returns where it landed once it is as durable as the
     /// backend promises (embedded: fsynced when `fsync: always`; Kafka: acks=all).
-    async fn append(&self, topic: &str, partition: u32, batch: BytesMut)
-        -> CoreResult<AppendInfo>;
+    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<AppendInfo>;
     /// Reads whole batches holding offsets from `offset` on, up to about `max_bytes`
     /// (at least one batch when any is visible).
     async fn read(

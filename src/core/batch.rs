@@ -186,7 +186,10 @@ mod tests {
         let mut b = sample();
         set_producer(&mut b, 4242, 3, 17);
         let h = check_batch(&b).unwrap();
-        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (4242, 3, 17));
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (4242, 3, 17)
+        );
     }
 
     #[test]

@@ -267,10 +267,7 @@ impl Core {
         partition: u32,
         ts: i64,
     ) -> CoreResult<(i64, Option<i64>)> {
-        let base = self
-            .log
-            .offset_for_timestamp(stream, partition, ts)
-            .await?;
+        let base = self.log.offset_for_timestamp(stream, partition, ts).await?;
         let read = self.log.read(stream, partition, base, READ_STEP).await?;
         for batch in read.batches {
             let records = decode_batch(batch).map_err(CoreError::Storage)?;

@@ -19,7 +19,8 @@ mod topics;
 
 pub use data::{IteratorStart, PutInput, PutOutcome, ReadRecord, RecordsPage, Span};
 pub use service::{
-    retention_ms, Core, CreateStreamRequest, ForeignTopics, Limits, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS,
+    retention_ms, Core, CreateStreamRequest, ForeignTopics, Limits, MAX_RETENTION_HOURS,
+    MIN_RETENTION_HOURS,
 };
 pub use topics::{topic_id, Appended};
 

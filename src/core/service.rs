@@ -17,7 +17,7 @@ use super::now_ms;
 use crate::backend::{Log, MetaStore};
 use crate::config::StreamsConfig;
 
-const STREAM_PREFIX: &str = "streams/";
+pub(super) const STREAM_PREFIX: &str = "streams/";
 const ITERATOR_KEY: &str = "secrets/iterator-key";
 pub const MIN_RETENTION_HOURS: u32 = 24;
 pub const MAX_RETENTION_HOURS: u32 = 8760;
@@ -59,6 +59,11 @@ pub struct Core {
     pub(super) producers: super::producers::Producers,
     pub(super) subscriptions: super::fanout::Subscriptions,
     pub(super) foreign_topics: ForeignTopics,
+    /// Adopt mode: streams whose topic is not listed, since when.
+    pub(super) missing_topics:
+        parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Adopt mode: when a request for an unknown stream last refreshed the catalog.
+    pub(super) discovered: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// What the catalog does with topics in the log that no stream document names.
@@ -122,6 +127,8 @@ impl Core {
             producers: super::producers::Producers::default(),
             subscriptions: super::fanout::Subscriptions::default(),
             foreign_topics,
+            missing_topics: Default::default(),
+            discovered: Default::default(),
         };
         for stream in core.stored_streams().await? {
             if foreign_topics == ForeignTopics::Delete {

@@ -2,14 +2,21 @@
 //! reach the others through the `MetaStore`'s change ticks, and topics that no document
 //! names are adopted as `kafka-murmur2` streams (or removed, on the embedded log).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::catalog::StreamMode;
 use super::error::CoreResult;
 use super::now_ms;
-use super::service::{new_stream, Core, CreateStreamRequest, ForeignTopics, StreamEntry};
+use super::service::{
+    new_stream, Core, CreateStreamRequest, ForeignTopics, StreamEntry, STREAM_PREFIX,
+};
+
+/// The shortest time between two refreshes for unknown stream names.
+const DISCOVER_EVERY: Duration = Duration::from_secs(1);
+/// How long a stream's topic must be missing before the stream is forgotten.
+const MISSING_FOR: Duration = Duration::from_secs(10);
 
 impl Core {
     /// Brings the in-memory catalog up to the stored documents, then to the log's topics.
@@ -52,7 +59,11 @@ impl Core {
     /// Topics without a stream document: removed or adopted (see `ForeignTopics`). An
     /// adopted topic that gained partitions outside strait gains shards too.
     pub(super) async fn reconcile_topics(&self) -> CoreResult<()> {
-        for (topic, partitions) in self.log.topics().await? {
+        let topics = self.log.topics().await?;
+        if self.foreign_topics == ForeignTopics::Adopt {
+            self.forget_deleted_topics(&topics).await?;
+        }
+        for (topic, partitions) in topics {
             let known = self.catalog.read().get(&topic).map(|e| e.snapshot());
             match (known, self.foreign_topics) {
                 (None, ForeignTopics::Delete) => {
@@ -70,6 +81,75 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Streams whose topic was deleted outside strait (by a Kafka client) go too, once the
+    /// topic has been missing for `MISSING_FOR`: a broker with stale metadata may not list
+    /// a topic another replica has just created.
+    async fn forget_deleted_topics(&self, topics: &[(String, u32)]) -> CoreResult<()> {
+        let present: BTreeSet<&str> = topics.iter().map(|(n, _)| n.as_str()).collect();
+        let now = Instant::now();
+        let names: Vec<String> = self.catalog.read().keys().cloned().collect();
+        let due: Vec<String> = {
+            let mut missing = self.missing_topics.lock();
+            missing.retain(|n, _| !present.contains(n.as_str()) && names.contains(n));
+            names
+                .into_iter()
+                .filter(|n| !present.contains(n.as_str()))
+                .filter(|n| {
+                    now.duration_since(*missing.entry(n.clone()).or_insert(now)) >= MISSING_FOR
+                })
+                .collect()
+        };
+        for name in due {
+            tracing::info!(stream = %name, "topic deleted outside strait; forgetting its stream");
+            let _admin = self.admin.lock().await;
+            self.meta.delete(&format!("{STREAM_PREFIX}{name}")).await?;
+            self.catalog.write().remove(&name);
+            self.missing_topics.lock().remove(&name);
+            self.revoke_stream_leases(&name);
+            self.producers.forget_stream(&name);
+        }
+        Ok(())
+    }
+
+    /// A stream's attributes for Describe*: on a cluster, with the topic's own retention,
+    /// which Kafka clients may have changed.
+    pub async fn described(&self, name: &str) -> CoreResult<Arc<super::catalog::Stream>> {
+        let s = self.stream(name)?;
+        if self.foreign_topics != ForeignTopics::Adopt {
+            return Ok(s);
+        }
+        let hours = match self.log.retention_ms(name).await? {
+            Some(ms) if ms < 0 => super::service::MAX_RETENTION_HOURS,
+            Some(ms) => (ms / 3_600_000).max(1) as u32,
+            None => return Ok(s),
+        };
+        if hours == s.retention_hours {
+            return Ok(s);
+        }
+        let mut s = (*s).clone();
+        s.retention_hours = hours;
+        Ok(Arc::new(s))
+    }
+
+    /// A stream this replica has not seen may be a topic just made on the cluster, or a
+    /// stream another replica just created: look once before answering "not found". At most
+    /// one look per `DISCOVER_EVERY`, so unknown names cannot flood the cluster.
+    pub async fn discover(&self, name: &str) {
+        if self.foreign_topics != ForeignTopics::Adopt || self.catalog.read().contains_key(name) {
+            return;
+        }
+        let mut last = self.discovered.lock().await;
+        if self.catalog.read().contains_key(name)
+            || last.is_some_and(|t| t.elapsed() < DISCOVER_EVERY)
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self.refresh_catalog().await {
+            tracing::warn!(error = %e, "catalog refresh for an unknown stream failed");
+        }
     }
 
     async fn adopt_topic(&self, topic: &str, partitions: u32) -> CoreResult<()> {

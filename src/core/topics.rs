@@ -102,13 +102,20 @@ impl Core {
                     })
                 }
                 SequenceCheck::Fresh => {
-                    let base = self.log.append(stream, partition, batch_bytes).await?.base_offset;
+                    let base = self
+                        .log
+                        .append(stream, partition, batch_bytes)
+                        .await?
+                        .base_offset;
                     state.record(&id, base);
                     base
                 }
             }
         } else {
-            self.log.append(stream, partition, batch_bytes).await?.base_offset
+            self.log
+                .append(stream, partition, batch_bytes)
+                .await?
+                .base_offset
         };
         self.appended.notify_waiters();
         Ok(Appended {
@@ -188,9 +195,7 @@ impl Core {
         timestamp_ms: i64,
     ) -> CoreResult<Option<(i64, i64)>> {
         self.partition_offsets_checked(stream, partition).await?;
-        let (offset, ts) = self
-            .record_at_time(stream, partition, timestamp_ms)
-            .await?;
+        let (offset, ts) = self.record_at_time(stream, partition, timestamp_ms).await?;
         Ok(ts.map(|t| (offset, t)))
     }
 

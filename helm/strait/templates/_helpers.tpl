@@ -84,7 +84,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "config.admin.listen must be set: the liveness and readiness probes use the admin port" }}
 {{- end }}
 {{- if and (eq $mode "statefulset") (ne (toString .Values.config.backend.type) "embedded") }}
-{{- fail "mode: statefulset is for backend.type: embedded; use mode: deployment for the (future) kafka backend" }}
+{{- fail "mode: statefulset is for backend.type: embedded; use mode: deployment for the kafka backend" }}
 {{- end }}
 {{- if and (eq .Values.kafka.advertise "podDNS") (ne $mode "statefulset") }}
 {{- fail "kafka.advertise: podDNS needs mode: statefulset (Deployment pods have no stable DNS names); use podIP" }}

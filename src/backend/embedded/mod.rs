@@ -232,12 +232,7 @@ impl Log for EmbeddedLog {
         Ok(())
     }
 
-    async fn append(
-        &self,
-        topic: &str,
-        partition: u32,
-        batch: BytesMut,
-    ) -> CoreResult<AppendInfo> {
+    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<AppendInfo> {
         let base_offset = self.partition(topic, partition)?.append(batch).await?;
         Ok(AppendInfo {
             base_offset,
@@ -267,12 +262,7 @@ impl Log for EmbeddedLog {
         self.partition(topic, partition)?.max_timestamp_batch()
     }
 
-    async fn offset_for_timestamp(
-        &self,
-        topic: &str,
-        partition: u32,
-        ts: i64,
-    ) -> CoreResult<i64> {
+    async fn offset_for_timestamp(&self, topic: &str, partition: u32, ts: i64) -> CoreResult<i64> {
         self.partition(topic, partition)?.offset_for_timestamp(ts)
     }
 }

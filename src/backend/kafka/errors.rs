@@ -56,7 +56,8 @@ pub fn check(code: i16, api: &str, topic: &str) -> Result<(), Failure> {
 /// A refusal the client can act on becomes InvalidArgument or LimitExceeded; the rest are
 /// storage failures (InternalFailure on the Kinesis side).
 pub fn refusal(code: i16, message: Option<&str>, api: &str, topic: &str) -> CoreError {
-    let name = ResponseError::try_from_code(code).map_or_else(|| code.to_string(), |e| format!("{e:?}"));
+    let name =
+        ResponseError::try_from_code(code).map_or_else(|| code.to_string(), |e| format!("{e:?}"));
     let detail = message.unwrap_or("");
     let said = format!("The Kafka cluster refused {api} for topic {topic} ({name}). {detail}");
     match code {
@@ -64,11 +65,9 @@ pub fn refusal(code: i16, message: Option<&str>, api: &str, topic: &str) -> Core
             CoreError::InvalidArgument(said.trim_end().to_string())
         }
         INVALID_REPLICATION_FACTOR => CoreError::LimitExceeded(said.trim_end().to_string()),
-        TOPIC_AUTHORIZATION_FAILED | CLUSTER_AUTHORIZATION_FAILED => {
-            CoreError::InvalidArgument(format!(
-                "strait's Kafka principal is not allowed to {api} topic {topic} ({name})."
-            ))
-        }
+        TOPIC_AUTHORIZATION_FAILED | CLUSTER_AUTHORIZATION_FAILED => CoreError::InvalidArgument(
+            format!("strait's Kafka principal is not allowed to {api} topic {topic} ({name})."),
+        ),
         _ => CoreError::Storage(said.trim_end().to_string()),
     }
 }
@@ -82,11 +81,17 @@ mod tests {
         assert!(check(0, "Produce", "t").is_ok());
         // NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT.
         for code in [6, 19, 7, UNKNOWN_TOPIC_OR_PARTITION] {
-            assert!(matches!(check(code, "Produce", "t"), Err(Failure::Retriable(_))), "{code}");
+            assert!(
+                matches!(check(code, "Produce", "t"), Err(Failure::Retriable(_))),
+                "{code}"
+            );
         }
         // MESSAGE_TOO_LARGE, OUT_OF_ORDER_SEQUENCE_NUMBER.
         for code in [10, 45] {
-            assert!(matches!(check(code, "Produce", "t"), Err(Failure::Fatal { .. })), "{code}");
+            assert!(
+                matches!(check(code, "Produce", "t"), Err(Failure::Fatal { .. })),
+                "{code}"
+            );
         }
         assert!(matches!(
             refusal(INVALID_TOPIC, Some("bad name"), "CreateTopics", ".."),

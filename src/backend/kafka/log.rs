@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -19,9 +20,10 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest, FetchResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListOffsetsRequest,
-    ListOffsetsResponse, ProduceRequest, ProduceResponse, TopicName,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, ListOffsetsRequest, ListOffsetsResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -41,6 +43,7 @@ const CREATE_TOPICS_V: i16 = 5;
 const DELETE_TOPICS_V: i16 = 4;
 const CREATE_PARTITIONS_V: i16 = 2;
 const ALTER_CONFIGS_V: i16 = 1;
+const DESCRIBE_CONFIGS_V: i16 = 1;
 /// The broker's own deadline for acks=all and topic changes; below the connection timeout.
 const BROKER_WAIT_MS: i32 = 5_000;
 /// The largest batch strait writes to a topic it creates: 10 MiB of records plus overhead.
@@ -78,7 +81,12 @@ impl KafkaLog {
 
     /// Runs `attempt` against the partition's leader until it succeeds, fails for good, or
     /// `RETRY_FOR` runs out; metadata is refreshed between tries.
-    async fn on_leader<T, F, Fut>(&self, topic: &str, partition: u32, attempt: F) -> Result<T, Failure>
+    async fn on_leader<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        attempt: F,
+    ) -> Result<T, Failure>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -93,7 +101,9 @@ impl KafkaLog {
                 ))),
             };
             match result {
-                Err(Failure::Retriable(why)) if tokio::time::Instant::now() + backoff < deadline => {
+                Err(Failure::Retriable(why))
+                    if tokio::time::Instant::now() + backoff < deadline =>
+                {
                     tracing::debug!(topic, partition, %why, "retrying on the leader");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -164,7 +174,12 @@ impl KafkaLog {
     }
 
     /// ListOffsets for one partition: (offset, timestamp), offset −1 when none matches.
-    pub async fn list_offset(&self, topic: &str, partition: u32, timestamp: i64) -> CoreResult<(i64, i64)> {
+    pub async fn list_offset(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp: i64,
+    ) -> CoreResult<(i64, i64)> {
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_isolation_level(0)
@@ -259,7 +274,12 @@ impl KafkaLog {
         match t.error_code {
             0 => Ok(true),
             errors::TOPIC_ALREADY_EXISTS => Ok(false),
-            code => Err(errors::refusal(code, t.error_message.as_deref(), "CreateTopics", topic)),
+            code => Err(errors::refusal(
+                code,
+                t.error_message.as_deref(),
+                "CreateTopics",
+                topic,
+            )),
         }
     }
 
@@ -290,7 +310,12 @@ impl KafkaLog {
             {
                 Ok(())
             }
-            code => Err(errors::refusal(code, t.error_message.as_deref(), "CreatePartitions", topic)),
+            code => Err(errors::refusal(
+                code,
+                t.error_message.as_deref(),
+                "CreatePartitions",
+                topic,
+            )),
         }
     }
 }
@@ -331,10 +356,8 @@ impl Log for KafkaLog {
         if let Some(ms) = retention_ms {
             configs.push(("retention.ms", ms.to_string()));
         }
-        let created = partitions.start == 0
-            && self
-                .create_topic(topic, partitions.end, &configs)
-                .await?;
+        let created =
+            partitions.start == 0 && self.create_topic(topic, partitions.end, &configs).await?;
         if !created {
             let _ = self.cluster.refresh().await;
             let have = self
@@ -358,9 +381,18 @@ impl Log for KafkaLog {
             .admin(ApiKey::DeleteTopics, DELETE_TOPICS_V, &request)
             .await?;
         self.producer.forget_topic(topic);
-        match r.responses.first().map(|t| (t.error_code, t.error_message.clone())) {
+        match r
+            .responses
+            .first()
+            .map(|t| (t.error_code, t.error_message.clone()))
+        {
             Some((0 | errors::UNKNOWN_TOPIC_OR_PARTITION, _)) => Ok(()),
-            Some((code, message)) => Err(errors::refusal(code, message.as_deref(), "DeleteTopics", topic)),
+            Some((code, message)) => Err(errors::refusal(
+                code,
+                message.as_deref(),
+                "DeleteTopics",
+                topic,
+            )),
             None => Err(CoreError::Storage("empty DeleteTopics response".into())),
         }
     }
@@ -383,6 +415,34 @@ impl Log for KafkaLog {
         Ok(())
     }
 
+    async fn retention_ms(&self, topic: &str) -> CoreResult<Option<i64>> {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(text(topic))
+                .with_configuration_keys(Some(vec![text("retention.ms")])),
+        ]);
+        let r: DescribeConfigsResponse = self
+            .admin(ApiKey::DescribeConfigs, DESCRIBE_CONFIGS_V, &request)
+            .await?;
+        let Some(result) = r.results.first() else {
+            return Ok(None);
+        };
+        if result.error_code != 0 {
+            return Err(errors::refusal(
+                result.error_code,
+                result.error_message.as_deref(),
+                "DescribeConfigs",
+                topic,
+            ));
+        }
+        Ok(result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .and_then(|c| c.value.as_deref()?.parse().ok()))
+    }
+
     async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()> {
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
             AlterConfigsResource::default()
@@ -398,76 +458,98 @@ impl Log for KafkaLog {
             .await?;
         match r.responses.first() {
             Some(t) if t.error_code == 0 => Ok(()),
-            Some(t) => Err(errors::refusal(t.error_code, t.error_message.as_deref(), "IncrementalAlterConfigs", topic)),
-            None => Err(CoreError::Storage("empty IncrementalAlterConfigs response".into())),
+            Some(t) => Err(errors::refusal(
+                t.error_code,
+                t.error_message.as_deref(),
+                "IncrementalAlterConfigs",
+                topic,
+            )),
+            None => Err(CoreError::Storage(
+                "empty IncrementalAlterConfigs response".into(),
+            )),
         }
     }
 
-    async fn append(&self, topic: &str, partition: u32, mut batch: BytesMut) -> CoreResult<AppendInfo> {
-        let header = batch::parse_header(&batch)
-            .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        mut batch: BytesMut,
+    ) -> CoreResult<AppendInfo> {
+        let header =
+            batch::parse_header(&batch).map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
         let slot = self.producer.slot(topic, partition);
         // One Produce in flight per partition: sequence numbers stay in send order.
         let mut seq = slot.lock().await;
         let mut identity_refused = false;
         loop {
-        let (id, epoch) = seq.stamp(&self.producer).await.map_err(|f| f.into_core(topic))?;
-        batch::set_producer(&mut batch, id, epoch, seq.next);
-        let records = Bytes::copy_from_slice(&batch);
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(BROKER_WAIT_MS)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition as i32)
-                    .with_records(Some(records))])]);
-        let result = self
-            .on_leader(topic, partition, |addr| {
-                let request = &request;
-                async move {
-                    let r: ProduceResponse = self
-                        .cluster
-                        .request(&addr, ApiKey::Produce, PRODUCE_V, request)
-                        .await
-                        .map_err(Failure::Retriable)?;
-                    let p = r
-                        .responses
-                        .first()
-                        .and_then(|t| t.partition_responses.first())
-                        .ok_or_else(|| Failure::Retriable("empty Produce response".into()))?;
-                    errors::check(p.error_code, "Produce", topic)?;
-                    Ok(AppendInfo {
-                        base_offset: p.base_offset,
-                        log_append_time_ms: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
-                    })
+            let (id, epoch) = seq
+                .stamp(&self.producer)
+                .await
+                .map_err(|f| f.into_core(topic))?;
+            batch::set_producer(&mut batch, id, epoch, seq.next);
+            let records = Bytes::copy_from_slice(&batch);
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(BROKER_WAIT_MS)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(name(topic))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(partition as i32)
+                        .with_records(Some(records))])]);
+            let result = self
+                .on_leader(topic, partition, |addr| {
+                    let request = &request;
+                    async move {
+                        let r: ProduceResponse = self
+                            .cluster
+                            .request(&addr, ApiKey::Produce, PRODUCE_V, request)
+                            .await
+                            .map_err(Failure::Retriable)?;
+                        let p = r
+                            .responses
+                            .first()
+                            .and_then(|t| t.partition_responses.first())
+                            .ok_or_else(|| Failure::Retriable("empty Produce response".into()))?;
+                        errors::check(p.error_code, "Produce", topic)?;
+                        Ok(AppendInfo {
+                            base_offset: p.base_offset,
+                            log_append_time_ms: (p.log_append_time_ms >= 0)
+                                .then_some(p.log_append_time_ms),
+                        })
+                    }
+                })
+                .await;
+            match result {
+                Ok(info) => {
+                    seq.advance(header.record_count);
+                    return Ok(info);
                 }
-            })
-            .await;
-        match result {
-            Ok(info) => {
-                seq.advance(header.record_count);
-                return Ok(info);
+                // Refused for its identity (an idle producer id expired, say): not written, so
+                // it may go once more under a new one.
+                Err(Failure::Fatal { code, .. })
+                    if !identity_refused && IDENTITY_REFUSED.contains(&code) =>
+                {
+                    identity_refused = true;
+                    seq.reset(&self.producer);
+                }
+                Err(f) => {
+                    // Whether the broker kept the batch is unknown: a new producer identity
+                    // keeps the next batch from being taken for this one's retry.
+                    seq.reset(&self.producer);
+                    return Err(f.into_core(topic));
+                }
             }
-            // Refused for its identity (an idle producer id expired, say): not written, so
-            // it may go once more under a new one.
-            Err(Failure::Fatal { code, .. })
-                if !identity_refused && IDENTITY_REFUSED.contains(&code) =>
-            {
-                identity_refused = true;
-                seq.reset(&self.producer);
-            }
-            Err(f) => {
-                // Whether the broker kept the batch is unknown: a new producer identity
-                // keeps the next batch from being taken for this one's retry.
-                seq.reset(&self.producer);
-                return Err(f.into_core(topic));
-            }
-        }
         }
     }
 
-    async fn read(&self, topic: &str, partition: u32, offset: i64, max_bytes: usize) -> CoreResult<ReadBatches> {
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> CoreResult<ReadBatches> {
         self.fetch(topic, partition, offset, max_bytes, 0).await
     }
 
@@ -486,7 +568,11 @@ impl Log for KafkaLog {
         })
     }
 
-    async fn max_timestamp_batch(&self, topic: &str, partition: u32) -> CoreResult<Option<(i64, i64)>> {
+    async fn max_timestamp_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> CoreResult<Option<(i64, i64)>> {
         let (offset, ts) = self.list_offset(topic, partition, -3).await?;
         Ok((offset >= 0).then_some((offset, ts)))
     }

@@ -12,8 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use parking_lot::RwLock;
 use tokio::sync::watch;
@@ -61,7 +60,11 @@ impl KafkaMetaStore {
         while *store.applied.borrow() < end {
             store.poll(0).await?;
         }
-        tracing::info!(topic, documents = store.docs.read().len(), "metadata topic read");
+        tracing::info!(
+            topic,
+            documents = store.docs.read().len(),
+            "metadata topic read"
+        );
         let tailer = Arc::downgrade(&store);
         tokio::spawn(tail(tailer));
         Ok(store)
@@ -70,7 +73,10 @@ impl KafkaMetaStore {
     /// Reads what follows the applied offset and applies it.
     async fn poll(&self, wait_ms: i32) -> CoreResult<()> {
         let from = *self.applied.borrow();
-        let read = self.log.fetch(&self.topic, 0, from, 1 << 20, wait_ms).await?;
+        let read = self
+            .log
+            .fetch(&self.topic, 0, from, 1 << 20, wait_ms)
+            .await?;
         let mut next = from;
         let mut foreign = false;
         for batch in read.batches {

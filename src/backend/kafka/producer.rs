@@ -23,6 +23,9 @@ pub const IDENTITY_REFUSED: [i16; 4] = [
     90, // PRODUCER_FENCED
 ];
 
+/// A partition's sequence; holding its lock keeps one batch in flight.
+pub type SequenceSlot = Arc<tokio::sync::Mutex<Sequence>>;
+
 #[derive(Debug, Clone, Copy)]
 struct Identity {
     id: i64,
@@ -35,7 +38,7 @@ pub struct Producer {
     identity: tokio::sync::Mutex<Option<Identity>>,
     /// Bumped when the identity must be replaced.
     generation: AtomicU64,
-    slots: parking_lot::Mutex<HashMap<(String, u32), Arc<tokio::sync::Mutex<Sequence>>>>,
+    slots: parking_lot::Mutex<HashMap<(String, u32), SequenceSlot>>,
 }
 
 /// A partition's next sequence number under one identity generation.
@@ -78,7 +81,7 @@ impl Producer {
     }
 
     /// The sequence slot of a partition; holding its lock keeps one batch in flight.
-    pub fn slot(&self, topic: &str, partition: u32) -> Arc<tokio::sync::Mutex<Sequence>> {
+    pub fn slot(&self, topic: &str, partition: u32) -> SequenceSlot {
         self.slots
             .lock()
             .entry((topic.to_string(), partition))
@@ -147,7 +150,11 @@ impl Producer {
             epoch: response.producer_epoch,
             generation,
         };
-        tracing::info!(producer_id = id.id, epoch = id.epoch, "idempotent producer identity");
+        tracing::info!(
+            producer_id = id.id,
+            epoch = id.epoch,
+            "idempotent producer identity"
+        );
         *current = Some(id);
         Ok(id)
     }

@@ -216,39 +216,38 @@ async fn list_partition(
     name: &str,
     p: ListOffsetsPartition,
 ) -> ListOffsetsPartitionResponse {
-                    let out = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index)
-                        .with_leader_epoch(-1)
-                        .with_timestamp(-1)
-                        .with_offset(-1);
-                    if p.partition_index < 0 {
-                        return out
-                            .with_error_code(error::of(ResponseError::UnknownTopicOrPartition));
-                    }
-                    let part = p.partition_index as u32;
-                    let offsets = match ctx.core.partition_offsets_checked(name, part).await {
-                        Ok(o) => o,
-                        Err(e) => return out.with_error_code(error::code(&e)),
-                    };
-                    let found = match p.timestamp {
-                        -1 => Ok((offsets.high_watermark, -1)),
-                        -2 => Ok((offsets.log_start, -1)),
-                        -3 => ctx
-                            .core
-                            .record_with_max_timestamp(name, part)
-                            .await
-                            .map(|found| found.unwrap_or((-1, -1))),
-                        ts => ctx
-                            .core
-                            .record_for_timestamp(name, part, ts)
-                            .await
-                            .map(|found| found.unwrap_or((-1, -1))),
-                    };
-                    match found {
-                        Ok((offset, ts)) => out
-                            .with_error_code(NONE)
-                            .with_offset(offset)
-                            .with_timestamp(ts),
-                        Err(e) => out.with_error_code(error::code(&e)),
-                    }
+    let out = ListOffsetsPartitionResponse::default()
+        .with_partition_index(p.partition_index)
+        .with_leader_epoch(-1)
+        .with_timestamp(-1)
+        .with_offset(-1);
+    if p.partition_index < 0 {
+        return out.with_error_code(error::of(ResponseError::UnknownTopicOrPartition));
+    }
+    let part = p.partition_index as u32;
+    let offsets = match ctx.core.partition_offsets_checked(name, part).await {
+        Ok(o) => o,
+        Err(e) => return out.with_error_code(error::code(&e)),
+    };
+    let found = match p.timestamp {
+        -1 => Ok((offsets.high_watermark, -1)),
+        -2 => Ok((offsets.log_start, -1)),
+        -3 => ctx
+            .core
+            .record_with_max_timestamp(name, part)
+            .await
+            .map(|found| found.unwrap_or((-1, -1))),
+        ts => ctx
+            .core
+            .record_for_timestamp(name, part, ts)
+            .await
+            .map(|found| found.unwrap_or((-1, -1))),
+    };
+    match found {
+        Ok((offset, ts)) => out
+            .with_error_code(NONE)
+            .with_offset(offset)
+            .with_timestamp(ts),
+        Err(e) => out.with_error_code(error::code(&e)),
+    }
 }

@@ -161,6 +161,7 @@ fn encryption(ctx: &Ctx, stream: &str) -> &'static str {
 
 pub async fn put_record(ctx: Arc<Ctx>, i: PutRecordInput) -> Result<PutRecordOutput, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    ctx.core.discover(&name).await;
     if let Some(s) = &i.sequence_number_for_ordering {
         if !is_decimal_sequence(s) {
             return Err(ApiError::constraint(
@@ -234,6 +235,7 @@ pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecords
         )));
     }
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    ctx.core.discover(&name).await;
     let inputs = records
         .into_iter()
         .enumerate()
@@ -376,6 +378,7 @@ pub async fn get_shard_iterator(
     i: GetShardIteratorInput,
 ) -> Result<GetShardIteratorOutput, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    ctx.core.discover(&name).await;
     let shard = required(i.shard_id, "shardId")?;
     let kind = required(i.shard_iterator_type, "shardIteratorType")?;
     validate::name(&shard, "shardId")?;
@@ -394,10 +397,7 @@ pub async fn get_shard_iterator(
         i.starting_sequence_number.as_deref(),
         i.timestamp,
     )?;
-    let shard_iterator = ctx
-        .core
-        .get_shard_iterator(&name, partition, start)
-        .await?;
+    let shard_iterator = ctx.core.get_shard_iterator(&name, partition, start).await?;
     Ok(GetShardIteratorOutput { shard_iterator })
 }
 

@@ -153,6 +153,7 @@ pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShards
         }
         None => {
             let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+            ctx.core.discover(&name).await;
             let filter = match &i.shard_filter {
                 Some(f) => Filter::parse(f)?,
                 None => Filter::FromTrimHorizon,

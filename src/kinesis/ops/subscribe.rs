@@ -355,7 +355,8 @@ impl Subscription {
         let Some(groups) = &self.ctx.groups else {
             return;
         };
-        let commit = || groups.commit_shadow(&self.consumer, &self.stream, self.partition, self.offset);
+        let commit =
+            || groups.commit_shadow(&self.consumer, &self.stream, self.partition, self.offset);
         match tokio::runtime::Handle::current().runtime_flavor() {
             tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(commit),
             _ => commit(),
@@ -416,7 +417,13 @@ impl Subscription {
         let s = self.current_stream()?;
         self.ctx
             .core
-            .read_span(&s, self.partition, self.offset, MAX_EVENT_RECORDS, MAX_EVENT_BYTES)
+            .read_span(
+                &s,
+                self.partition,
+                self.offset,
+                MAX_EVENT_RECORDS,
+                MAX_EVENT_BYTES,
+            )
             .await
     }
 

@@ -6,7 +6,11 @@
 #   2. the Kafka client suites of the Kafka issue through strait's pass-through: Apache Kafka Java
 #      clients and tools (plus transactions and the KIP-848 consumer protocol), franz-go, kcat;
 #   3. leader_change.sh: a 3-node cluster, a partition leader killed and restarted under load;
-#   4. secured.sh: strait's own TLS + SASL (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker.
+#   4. Kinesis clients on the Kafka backend: kinesis_checks.py (both sides in view, two replicas,
+#      a broker kill under PutRecords load), then the Kinesis suites of the first and EFO issues
+#      against this strait: boto3 and the AWS CLI, the Java SDK v2 (six modes, TLS included), the
+#      Rust SDK, KCL 3 and KPL 1;
+#   5. secured.sh: strait's own TLS + SASL (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker.
 #   tests/interop/kafka-backend/run.sh
 # Caches: .cache/kafka-broker (the broker), .cache/m2 (M2_REPO), .cache/venv (STRAIT_PY_VENV).
 set -uo pipefail
@@ -31,10 +35,18 @@ for _ in range(50):
         s.close(); t.close()
 PY
 )
+# A certificate for the Kinesis port, so the TLS modes of the Kinesis suites run too.
+certdir="$(mktemp -d /tmp/strait-kb-cert.XXXXXX)"
+"${STRAIT_BIN:-$repo_root/target/debug/strait}" cert --out "$certdir" --host localhost >/dev/null \
+  || { stop_kafka_broker; exit 2; }
 start_strait kafka-backend STRAIT_BACKEND__TYPE=kafka STRAIT_BACKEND__KAFKA__BOOTSTRAP="$KAFKA_BOOTSTRAP" \
-  STRAIT_KAFKA__LISTEN="127.0.0.1:$port" STRAIT_KAFKA__ADVERTISED_ADDRESS="127.0.0.1:$port" || { stop_kafka_broker; exit 2; }
-trap '_strait_stop; stop_kafka_broker' EXIT
-[ "$STRAIT_ENDPOINT" = none ] || { echo "strait served the Kinesis API on the Kafka backend" >&2; exit 1; }
+  STRAIT_KAFKA__LISTEN="127.0.0.1:$port" STRAIT_KAFKA__ADVERTISED_ADDRESS="127.0.0.1:$port" \
+  STRAIT_KINESIS__TLS__CERT="$certdir/cert.pem" STRAIT_KINESIS__TLS__KEY="$certdir/key.pem" \
+  || { stop_kafka_broker; exit 2; }
+trap '_strait_stop; stop_kafka_broker; rm -rf "$certdir"' EXIT
+[ "$STRAIT_ENDPOINT" != none ] || { echo "strait did not serve the Kinesis API on the Kafka backend" >&2; exit 1; }
+export STRAIT_CA="$certdir/ca.pem" STRAIT_TLS_CA="$certdir/ca.pem"
+export STRAIT_TLS_ENDPOINT="https://localhost:${STRAIT_ENDPOINT##*:}"
 
 failures=()
 run() { # name, command...
@@ -49,6 +61,16 @@ run "pass-through checks" "$venv/bin/python" "$here/checks.py"
 run "Kafka Java clients and tools (with transactions)" env KAFKA_TRANSACTIONS=true bash "$repo_root/tests/interop/kafka-java/run.sh"
 run "franz-go" bash "$repo_root/tests/interop/franz-go/run.sh"
 run "kcat" bash "$repo_root/tests/interop/kcat/run.sh"
+run "Kinesis on Kafka: both sides, two replicas, broker restart under PutRecords" \
+  "$venv/bin/python" "$here/kinesis_checks.py"
+run "boto3 and AWS CLI Kinesis suites" bash "$repo_root/tests/interop/python/run.sh" -q -p no:cacheprovider \
+  test_boto3_acceptance.py test_boto3_ops.py test_bad_input.py test_cli.py test_efo.py \
+  test_efo_consumers.py test_kpl_aggregation.py
+run "AWS SDK for Java v2 (six modes)" bash "$repo_root/tests/interop/java/run.sh" \
+  cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls
+run "AWS SDK for Rust" bash "$repo_root/tests/interop/rust-sdk/run.sh"
+run "KCL 3 (enhanced fan-out)" bash "$repo_root/tests/interop/kcl/run.sh"
+run "KPL 1 (TLS)" env STRAIT_ENDPOINT="$STRAIT_TLS_ENDPOINT" bash "$repo_root/tests/interop/kpl/run.sh"
 if [ ${#failures[@]} -gt 0 ]; then
   strait_log_tail_on_failure 1
   kafka_broker_log_tail

@@ -17,7 +17,7 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from harness import check, finish, require
+from harness import check, finish, require, wait_for
 
 BROKER = os.environ["KAFKA_SECURED"]
 CA = os.environ["KAFKA_CA"]
@@ -94,7 +94,8 @@ def round_trip(mechanism, password):
                STRAIT_BACKEND__KAFKA__SASL__USERNAME="strait",
                STRAIT_BACKEND__KAFKA__SASL__PASSWORD=password)
     try:
-        require(s.ready()[0] == 200, f"/readyz {s.ready()}")
+        # Ready once the catalog is read from the cluster (the metadata topic, made on first start).
+        wait_for(lambda: s.ready()[0] == 200, 60, f"/readyz 200 (last: {s.ready()})")
         topic = f"sec-{mechanism.lower()}-{uuid.uuid4().hex[:6]}"
         admin = AdminClient({"bootstrap.servers": s.kafka})
         admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)

@@ -536,11 +536,19 @@ public final class Main {
             require(ok, "describeTopics shows %d partitions", n[0]);
         });
         kinesisCheck("kinesis ListShards on that topic lists 5 shards", () -> {
-            List<Shard> shards = kinesis.listShards(b -> b.streamName(topic)).shards();
-            require(shards.size() == 5, "shards %s", shards.stream().map(Shard::shardId).collect(Collectors.toList()));
+            // On the Kafka backend the cluster adds the partitions and strait follows within seconds.
+            List<List<Shard>> seen = new ArrayList<>(List.of(List.of()));
+            boolean ok = waitFor(10000, () -> {
+                seen.set(0, kinesis.listShards(b -> b.streamName(topic)).shards());
+                return seen.get(0).size() == 5;
+            });
+            require(ok, "shards %s", seen.get(0).stream().map(Shard::shardId).collect(Collectors.toList()));
         });
         String md5Stream = prefix + "-kin2";
-        kinesisCheck("admin.createPartitions on a Kinesis-created stream -> PolicyViolationException", () -> {
+        String md5Check = "admin.createPartitions on a Kinesis-created stream -> PolicyViolationException";
+        if (Boolean.parseBoolean(env("KAFKA_PORT_PER_BROKER", "false"))) {
+            skip(md5Check, "the Kafka backend passes CreatePartitions to the cluster (docs/compatibility.md)");
+        } else kinesisCheck(md5Check, () -> {
             kinesis.createStream(b -> b.streamName(md5Stream).shardCount(2));
             kinesis.waiter().waitUntilStreamExists(b -> b.streamName(md5Stream));
             PolicyViolationException e = expectThrows(PolicyViolationException.class, () ->

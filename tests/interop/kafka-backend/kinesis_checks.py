@@ -1,0 +1,358 @@
+"""Kinesis clients on the Kafka backend, checked from both sides: boto3 through strait
+(STRAIT_ENDPOINT) and Kafka clients straight on the broker (KAFKA_BOOTSTRAP). A second strait
+replica (started here from STRAIT_BIN) checks that replicas share one catalog, iterators and
+EFO registrations; the broker is killed and restarted under PutRecords load at the end
+(kafka-broker.sh's functions, with the KAFKA_BROKER_* variables start_kafka_broker exported).
+
+Prints PASS/FAIL per check and "N passed, N failed"; exits non-zero if any failed.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from harness import check, finish, require, wait_for
+
+ENDPOINT = os.environ["STRAIT_ENDPOINT"]
+BROKER = os.environ["KAFKA_BOOTSTRAP"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+LIB = os.path.join(HERE, "..", "lib", "kafka-broker.sh")
+BIN = os.environ.get("STRAIT_BIN", os.path.join(REPO, "target", "debug", "strait"))
+RUN = uuid.uuid4().hex[:8]
+
+
+def kinesis(endpoint=ENDPOINT, **conf):
+    return boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+                        config=Config(retries={"max_attempts": 1}, read_timeout=120, **conf))
+
+
+K = kinesis()
+
+
+def wait_active(client, name, timeout=15):
+    wait_for(lambda: client.describe_stream_summary(StreamName=name)
+             ["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", timeout, f"{name} ACTIVE")
+
+
+def topic_configs(topic):
+    admin = AdminClient({"bootstrap.servers": BROKER})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([res])[res].result(30)
+    return {k: v.value for k, v in entries.items()}
+
+
+def partitions_of(topic):
+    md = AdminClient({"bootstrap.servers": BROKER}).list_topics(topic, timeout=30)
+    return len(md.topics[topic].partitions)
+
+
+def consume_direct(topic, partitions, expect, timeout=30):
+    c = Consumer({"bootstrap.servers": BROKER, "group.id": f"kk-{uuid.uuid4().hex[:6]}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out, deadline = [], time.time() + timeout
+    while len(out) < expect and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(m)
+    c.close()
+    return out
+
+
+def read_shard(client, name, shard_id, kind="TRIM_HORIZON", limit=10000):
+    it = client.get_shard_iterator(StreamName=name, ShardId=shard_id,
+                                   ShardIteratorType=kind)["ShardIterator"]
+    out = []
+    for _ in range(50):
+        r = client.get_records(ShardIterator=it, Limit=limit)
+        out.extend(r["Records"])
+        it = r.get("NextShardIterator")
+        if not r["Records"] and r["MillisBehindLatest"] == 0:
+            break
+    return out
+
+
+def read_stream(client, name):
+    out = []
+    for s in client.list_shards(StreamName=name)["Shards"]:
+        out.extend((s["ShardId"], r) for r in read_shard(client, name, s["ShardId"]))
+    return out
+
+
+class Replica:
+    """A second strait on the same cluster, with its own ports and data dir."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="strait-replica-")
+        env = dict(os.environ, STRAIT_BACKEND__TYPE="kafka", STRAIT_BACKEND__KAFKA__BOOTSTRAP=BROKER,
+                   STRAIT_DATA_DIR=self.dir, STRAIT_KINESIS__LISTEN="127.0.0.1:0",
+                   STRAIT_KAFKA__LISTEN="127.0.0.1:0", STRAIT_KAFKA__ADVERTISED_ADDRESS="127.0.0.1:0",
+                   STRAIT_ADMIN__LISTEN="127.0.0.1:0")
+        self.out = open(os.path.join(self.dir, "out"), "w+")
+        self.log = open(os.path.join(self.dir, "log"), "w+")
+        self.proc = subprocess.Popen([BIN, "serve", "--config", os.path.join(REPO, "config", "strait.yaml")],
+                                     env=env, stdout=self.out, stderr=self.log)
+        self.endpoint = None
+        deadline = time.time() + 60
+        while time.time() < deadline and self.endpoint is None:
+            require(self.proc.poll() is None, f"replica exited: {self.tail()}")
+            self.out.seek(0)
+            for line in self.out.read().splitlines():
+                if line.startswith("strait: kinesis listening on "):
+                    self.endpoint = "http://" + line.rsplit(" ", 1)[1]
+            time.sleep(0.1)
+        require(self.endpoint, f"replica did not listen: {self.tail()}")
+        self.client = kinesis(self.endpoint)
+
+    def tail(self):
+        self.log.seek(0)
+        return self.log.read()[-1500:]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def create_stream_makes_a_topic():
+    name = f"kk-create-{RUN}"
+    K.create_stream(StreamName=name, ShardCount=3)
+    wait_active(K, name)
+    require(partitions_of(name) == 3, f"{partitions_of(name)} partitions")
+    conf = topic_configs(name)
+    require(conf["retention.ms"] == str(24 * 3600 * 1000), f"retention.ms {conf['retention.ms']}")
+    require(conf["message.timestamp.type"] == "LogAppendTime", conf["message.timestamp.type"])
+    K.increase_stream_retention_period(StreamName=name, RetentionPeriodHours=48)
+    wait_for(lambda: topic_configs(name)["retention.ms"] == str(48 * 3600 * 1000), 10,
+             "retention.ms to follow IncreaseStreamRetentionPeriod")
+    K.update_shard_count(StreamName=name, TargetShardCount=6, ScalingType="UNIFORM_SCALING")
+    wait_active(K, name)
+    open_shards = [s for s in K.list_shards(StreamName=name)["Shards"]
+                   if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    require(len(open_shards) == 6, f"{len(open_shards)} open shards")
+    require(partitions_of(name) == 9, f"resharding 3 → 6 left {partitions_of(name)} partitions")
+    K.delete_stream(StreamName=name)
+    wait_for(lambda: name not in AdminClient({"bootstrap.servers": BROKER}).list_topics(timeout=10).topics,
+             15, "DeleteStream to delete the topic")
+
+
+def kinesis_writes_read_directly():
+    name = f"kk-direct-{RUN}"
+    K.create_stream(StreamName=name, ShardCount=2)
+    wait_active(K, name)
+    records = [{"Data": f"d{i}".encode(), "PartitionKey": f"pk{i}"} for i in range(100)]
+    records[7]["ExplicitHashKey"] = str(2 ** 127 + 5)
+    put = K.put_records(StreamName=name, Records=records)
+    require(put["FailedRecordCount"] == 0, put)
+    by_data = {r["Data"]: (out["ShardId"], out["SequenceNumber"])
+               for r, out in zip(records, put["Records"])}
+    read = read_stream(K, name)
+    require(len(read) == 100, f"GetRecords read {len(read)}")
+    arrival = {}
+    for shard, r in read:
+        require(by_data[r["Data"]] == (shard, r["SequenceNumber"]),
+                f"{r['Data']}: read at {shard} {r['SequenceNumber']}, put said {by_data[r['Data']]}")
+        arrival[r["Data"]] = int(r["ApproximateArrivalTimestamp"].timestamp() * 1000)
+    got = consume_direct(name, 2, 100)
+    require(len(got) == 100, f"a Kafka consumer on the broker read {len(got)}")
+    for m in got:
+        data = m.value()
+        require(m.key() == b"pk" + data[1:], f"key {m.key()} for {data}")
+        shard = by_data[data][0]
+        require(m.partition() == int(shard.split("-")[1]), f"{data} in partition {m.partition()}, shard {shard}")
+        ts_type, ts = m.timestamp()
+        require(ts_type == 2, f"timestamp type {ts_type} (2 = LogAppendTime)")
+        require(ts == arrival[data], f"{data}: Kafka timestamp {ts}, ApproximateArrivalTimestamp {arrival[data]}")
+        headers = dict(m.headers() or [])
+        if data == b"d7":
+            require(headers.get("kinesis.ehk") == str(2 ** 127 + 5).encode(), f"EHK header {headers}")
+        else:
+            require("kinesis.ehk" not in headers, f"{data}: headers {headers}")
+
+
+def kafka_topic_is_a_stream():
+    name = f"kk-adopt-{RUN}"
+    admin = AdminClient({"bootstrap.servers": BROKER})
+    admin.create_topics([NewTopic(name, num_partitions=4, replication_factor=1)])[name].result(30)
+    # The Java client's default partitioner: murmur2 of the key.
+    p = Producer({"bootstrap.servers": BROKER, "partitioner": "murmur2_random"})
+    where = {}
+
+    def done(err, msg):
+        require(err is None, err)
+        where[msg.key()] = msg.partition()
+    for i in range(200):
+        p.produce(name, key=f"key-{i}".encode(), value=f"value-{i}".encode(),
+                  headers=[("h", b"x")], on_delivery=done)
+    require(p.flush(30) == 0, "undelivered")
+    wait_for(lambda: name in K.list_streams()["StreamNames"], 15, "the topic to appear as a stream")
+    shards = K.list_shards(StreamName=name)["Shards"]
+    require(len(shards) == 4, f"{len(shards)} shards")
+    read = read_stream(K, name)
+    require(len(read) == 200, f"boto3 read {len(read)}")
+    for shard, r in read:
+        key = r["PartitionKey"].encode()
+        require(r["Data"] == b"value-" + key[4:], f"{key}: {r['Data']}")
+        require(int(shard.split("-")[1]) == where[key], f"{key} read from {shard}, written to {where[key]}")
+    # A Kinesis write with a key routes where the Java producer put that key.
+    for key in (b"key-3", b"key-42", b"key-199"):
+        out = K.put_record(StreamName=name, Data=b"again", PartitionKey=key.decode())
+        require(int(out["ShardId"].split("-")[1]) == where[key], f"{key}: {out['ShardId']} vs {where[key]}")
+    # Kafka grows the topic; the stream follows.
+    from confluent_kafka.admin import NewPartitions
+    admin.create_partitions([NewPartitions(name, 6)])[name].result(30)
+    wait_for(lambda: len(K.list_shards(StreamName=name)["Shards"]) == 6, 15,
+             "CreatePartitions on the broker to add shards")
+    # And deleting the topic there forgets the stream.
+    admin.delete_topics([name])[name].result(30)
+    wait_for(lambda: name not in K.list_streams()["StreamNames"], 30,
+             "a topic deleted on the broker to leave the stream list")
+
+
+def two_replicas_share_the_catalog():
+    b = Replica()
+    try:
+        name = f"kk-replicas-{RUN}"
+        K.create_stream(StreamName=name, ShardCount=2)
+        wait_active(K, name)
+        wait_for(lambda: b.client.describe_stream_summary(StreamName=name), 10, "B to see A's stream")
+        K.add_tags_to_stream(StreamName=name, Tags={"team": "a"})
+        wait_for(lambda: b.client.list_tags_for_stream(StreamName=name)["Tags"] == [{"Key": "team", "Value": "a"}],
+                 10, "B to see A's tags")
+        out = K.put_records(StreamName=name, Records=[{"Data": f"r{i}".encode(), "PartitionKey": "same"} for i in range(10)])
+        shard = out["Records"][0]["ShardId"]
+        it = K.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        got = b.client.get_records(ShardIterator=it)
+        require([r["SequenceNumber"] for r in got["Records"]] == [r["SequenceNumber"] for r in out["Records"]],
+                "B read different sequence numbers with A's iterator")
+        b.client.put_record(StreamName=name, Data=b"from-b", PartitionKey="same")
+        more = K.get_records(ShardIterator=got["NextShardIterator"])
+        require([r["Data"] for r in more["Records"]] == [b"from-b"], f"A with B's iterator: {more['Records']}")
+        arn = K.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+        consumer = K.register_stream_consumer(StreamARN=arn, ConsumerName="c1")["Consumer"]["ConsumerARN"]
+        wait_for(lambda: b.client.describe_stream_consumer(ConsumerARN=consumer)
+                 ["ConsumerDescription"]["ConsumerStatus"] == "ACTIVE", 20, "B to see A's consumer ACTIVE")
+        sub = b.client.subscribe_to_shard(ConsumerARN=consumer, ShardId=shard,
+                                          StartingPosition={"Type": "TRIM_HORIZON"})
+        seen = []
+        for ev in sub["EventStream"]:
+            seen.extend(r["Data"] for r in ev["SubscribeToShardEvent"]["Records"])
+            if len(seen) >= 11:
+                break
+        require(seen == [f"r{i}".encode() for i in range(10)] + [b"from-b"], f"B's subscription: {seen}")
+        # A third replica started now reads the catalog from the metadata topic.
+        b.stop()
+        c = Replica()
+        try:
+            summary = c.client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+            require(summary["ConsumerCount"] == 1 and summary["OpenShardCount"] == 2, summary)
+            require(c.client.list_tags_for_stream(StreamName=name)["Tags"] == [{"Key": "team", "Value": "a"}],
+                    "tags lost")
+            c.client.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+            wait_for(lambda: name not in K.list_streams()["StreamNames"], 10, "A to see C's delete")
+        finally:
+            c.stop()
+    finally:
+        if b.proc.poll() is None:
+            b.stop()
+
+
+def bad_input_gets_kinesis_errors():
+    def code_of(fn):
+        try:
+            fn()
+        except ClientError as e:
+            return e.response["Error"]["Code"], e.response["Error"]["Message"]
+        return None, None
+    # Kafka refuses names that collide with an existing one once '.' and '_' are equal.
+    first = f"kk.collide-{RUN}"
+    K.create_stream(StreamName=first, ShardCount=1)
+    code, msg = code_of(lambda: K.create_stream(StreamName=first.replace(".", "_"), ShardCount=1))
+    require(code == "InvalidArgumentException" and "InvalidTopicException" in msg, f"{code}: {msg}")
+    code, _ = code_of(lambda: K.create_stream(StreamName=first, ShardCount=1))
+    require(code == "ResourceInUseException", code)
+    code, _ = code_of(lambda: K.put_record(StreamName=f"kk-none-{RUN}", Data=b"x", PartitionKey="k"))
+    require(code == "ResourceNotFoundException", code)
+    code, msg = code_of(lambda: K.create_stream(StreamName="..", ShardCount=1))
+    require(code == "InvalidArgumentException", f"{code}: {msg}")
+    K.delete_stream(StreamName=first)
+
+
+def broker_restart_under_put_load_loses_nothing():
+    name = f"kk-restart-{RUN}"
+    K.create_stream(StreamName=name, ShardCount=3)
+    wait_active(K, name)
+    acked, failed, stop, calls = [], [], threading.Event(), [0]
+
+    def load():
+        client = kinesis()
+        i = 0
+        while not stop.is_set():
+            batch = [{"Data": f"r{i + j}".encode(), "PartitionKey": f"k{(i + j) % 37}"} for j in range(50)]
+            i += 50
+            try:
+                out = client.put_records(StreamName=name, Records=batch)
+            except Exception as e:  # noqa: BLE001 - the whole call failed: nothing acknowledged
+                failed.append(str(e))
+                continue
+            calls[0] += 1
+            for rec, res in zip(batch, out["Records"]):
+                (acked if "SequenceNumber" in res else failed).append(rec["Data"])
+    t = threading.Thread(target=load)
+    t.start()
+    wait_for(lambda: len(acked) > 2000, 60, "2,000 acknowledged records before the outage")
+    broker("kill_kafka_broker")
+    time.sleep(3)
+    before = len(acked)
+    broker("restart_kafka_broker")
+    wait_for(lambda: len(acked) > before + 2000, 120, "records acknowledged after the restart")
+    stop.set()
+    t.join(180)
+    read = [r["Data"] for _, r in read_stream(K, name)]
+    missing = set(acked) - set(read)
+    require(not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:3]}")
+    require(len(read) == len(set(read)), f"{len(read) - len(set(read))} duplicates")
+    print(f"  # {len(acked)} acknowledged, {len(failed)} refused during the outage; "
+          f"every acknowledged record read once", flush=True)
+
+
+def broker(fn):
+    out = subprocess.run(["bash", "-c", f'source "{LIB}"; {fn}'], capture_output=True, text=True, timeout=120)
+    require(out.returncode == 0, f"{fn}: {out.stdout[-500:]} {out.stderr[-500:]}")
+
+
+CHECKS = [
+    ("CreateStream makes a topic (partitions = shards, retention.ms, LogAppendTime); retention and "
+     "resharding follow; DeleteStream deletes it", create_stream_makes_a_topic),
+    ("Kinesis writes read by a Kafka consumer on the broker: key, value, LogAppendTime = "
+     "ApproximateArrivalTimestamp, EHK header; sequence numbers equal on put and get", kinesis_writes_read_directly),
+    ("a topic made on the broker is a kafka-murmur2 stream: boto3 reads it, routes keys as the Java "
+     "producer does, follows CreatePartitions and deletion", kafka_topic_is_a_stream),
+    ("two replicas share streams, tags, iterators and EFO consumers; a new replica reads the "
+     "catalog from the metadata topic", two_replicas_share_the_catalog),
+    ("bad input gets Kinesis errors (a name Kafka refuses, an existing and a missing stream)",
+     bad_input_gets_kinesis_errors),
+    ("kill -9 and restart of the broker under PutRecords load: every acknowledged record "
+     "is stored exactly once", broker_restart_under_put_load_loses_nothing),
+]
+
+if __name__ == "__main__":
+    import faulthandler
+    faulthandler.dump_traceback_later(600, exit=True)
+    only = set(sys.argv[1:])
+    for title, fn in CHECKS:
+        if not only or fn.__name__ in only:
+            check(title, fn)
+    finish()
