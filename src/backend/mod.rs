@@ -30,6 +30,9 @@ pub struct ReadBatches {
     /// requested offset; readers skip the records before it.
     pub batches: Vec<Bytes>,
     pub offsets: Option<PartitionOffsets>,
+    /// Set when the read passed over batches no reader may see (records of aborted Kafka
+    /// transactions): readers continue from here even if no batch is left.
+    pub skipped_to: Option<i64>,
 }
 
 /// Where an appended batch landed.

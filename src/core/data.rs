@@ -352,8 +352,15 @@ impl Core {
                 };
             }
             if read.batches.is_empty() {
-                break;
+                match read.skipped_to {
+                    Some(next) if next > offset => {
+                        offset = next;
+                        continue;
+                    }
+                    _ => break,
+                }
             }
+            let skipped_to = read.skipped_to;
             for batch in read.batches {
                 // Control batches decode to no records; the offset still moves past them.
                 let batch_end = crate::core::batch::parse_header(&batch)
@@ -391,6 +398,9 @@ impl Core {
                     }
                 }
                 offset = offset.max(batch_end);
+            }
+            if let Some(next) = skipped_to {
+                offset = offset.max(next);
             }
         }
         let at_end = offset >= offsets.high_watermark.min(end);

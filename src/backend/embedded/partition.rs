@@ -264,6 +264,7 @@ impl PartitionLog {
                 return Ok(ReadBatches {
                     batches: Vec::new(),
                     offsets: Some(offsets),
+                    skipped_to: None,
                 });
             }
             let offset = offset.max(offsets.log_start);
@@ -283,6 +284,7 @@ impl PartitionLog {
         Ok(ReadBatches {
             batches,
             offsets: Some(offsets),
+            skipped_to: None,
         })
     }
 

@@ -1,10 +1,11 @@
 //! The `Log` on a Kafka cluster: streams are topics, appends are idempotent acks=all
 //! Produce requests to the partition leader, reads are Fetch and ListOffsets requests.
-//! Leader moves and broker restarts are retried with backoff (see `retry`); the producer
-//! identity and sequence numbers are in `producer.rs`.
+//! Leader moves and broker restarts are retried with backoff (`on_leader`); the producer
+//! identity and sequence numbers are in `producer.rs`, the merging of concurrent appends
+//! into one Produce in `appender.rs`.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +28,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::appender::Appender;
 use super::cluster::Cluster;
 use super::errors::{self, Failure};
 use super::producer::{Producer, IDENTITY_REFUSED};
@@ -60,16 +62,20 @@ fn text(s: &str) -> StrBytes {
 }
 
 pub struct KafkaLog {
+    me: Weak<KafkaLog>,
     cluster: Arc<Cluster>,
     producer: Producer,
+    appender: Appender,
     /// Topics strait keeps for itself (the metadata topic): never a stream.
     hidden: Vec<String>,
 }
 
 impl KafkaLog {
     pub fn new(cluster: Arc<Cluster>, hidden: Vec<String>) -> Arc<KafkaLog> {
-        Arc::new(KafkaLog {
+        Arc::new_cyclic(|me| KafkaLog {
+            me: me.clone(),
             producer: Producer::new(cluster.clone()),
+            appender: Appender::default(),
             cluster,
             hidden,
         })
@@ -114,6 +120,81 @@ impl KafkaLog {
         }
     }
 
+    /// Sends one batch as an idempotent acks=all Produce to the partition's leader. Callers
+    /// serialise per partition (`appender.rs`), so sequence numbers go out in order.
+    pub(super) async fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        mut batch: BytesMut,
+    ) -> CoreResult<AppendInfo> {
+        let header =
+            batch::parse_header(&batch).map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
+        let slot = self.producer.slot(topic, partition);
+        // One Produce in flight per partition: sequence numbers stay in send order.
+        let mut seq = slot.lock().await;
+        let mut identity_refused = false;
+        loop {
+            let (id, epoch) = seq
+                .stamp(&self.producer)
+                .await
+                .map_err(|f| f.into_core(topic))?;
+            batch::set_producer(&mut batch, id, epoch, seq.next);
+            let records = Bytes::copy_from_slice(&batch);
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(BROKER_WAIT_MS)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(name(topic))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(partition as i32)
+                        .with_records(Some(records))])]);
+            let result = self
+                .on_leader(topic, partition, |addr| {
+                    let request = &request;
+                    async move {
+                        let r: ProduceResponse = self
+                            .cluster
+                            .request(&addr, ApiKey::Produce, PRODUCE_V, request)
+                            .await
+                            .map_err(Failure::Retriable)?;
+                        let p = r
+                            .responses
+                            .first()
+                            .and_then(|t| t.partition_responses.first())
+                            .ok_or_else(|| Failure::Retriable("empty Produce response".into()))?;
+                        errors::check(p.error_code, "Produce", topic)?;
+                        Ok(AppendInfo {
+                            base_offset: p.base_offset,
+                            log_append_time_ms: (p.log_append_time_ms >= 0)
+                                .then_some(p.log_append_time_ms),
+                        })
+                    }
+                })
+                .await;
+            match result {
+                Ok(info) => {
+                    seq.advance(header.record_count);
+                    return Ok(info);
+                }
+                // Refused for its identity (an idle producer id expired, say): not written, so
+                // it may go once more under a new one.
+                Err(Failure::Fatal { code, .. })
+                    if !identity_refused && IDENTITY_REFUSED.contains(&code) =>
+                {
+                    identity_refused = true;
+                    seq.reset(&self.producer);
+                }
+                Err(f) => {
+                    // Whether the broker kept the batch is unknown: a new producer identity
+                    // keeps the next batch from being taken for this one's retry.
+                    seq.reset(&self.producer);
+                    return Err(f.into_core(topic));
+                }
+            }
+        }
+    }
+
     /// Fetches from `offset`, waiting up to `max_wait_ms` for at least one byte.
     pub async fn fetch(
         &self,
@@ -129,7 +210,8 @@ impl KafkaLog {
             .with_max_wait_ms(max_wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(max_bytes)
-            .with_isolation_level(0)
+            // Kinesis readers must not see records of aborted Kafka transactions.
+            .with_isolation_level(1)
             .with_session_id(0)
             .with_session_epoch(-1)
             .with_topics(vec![FetchTopic::default()
@@ -163,13 +245,29 @@ impl KafkaLog {
             .await
             .map_err(|f| f.into_core(topic))?;
         let p = &response.responses[0].partitions[0];
+        let aborted: Vec<(i64, i64)> = p
+            .aborted_transactions
+            .iter()
+            .flatten()
+            .map(|a| (a.producer_id.0, a.first_offset))
+            .collect();
+        let (batches, skipped_to) = committed_only(
+            split_batches(p.records.clone().unwrap_or_default()),
+            aborted,
+        );
         Ok(ReadBatches {
-            batches: split_batches(p.records.clone().unwrap_or_default()),
+            batches,
             offsets: Some(PartitionOffsets {
                 log_start: p.log_start_offset,
-                high_watermark: p.high_watermark,
+                // read_committed: readers see up to the last stable offset.
+                high_watermark: if p.last_stable_offset >= 0 {
+                    p.last_stable_offset
+                } else {
+                    p.high_watermark
+                },
                 last_timestamp_ms: None,
             }),
+            skipped_to,
         })
     }
 
@@ -182,7 +280,7 @@ impl KafkaLog {
     ) -> CoreResult<(i64, i64)> {
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
-            .with_isolation_level(0)
+            .with_isolation_level(1)
             .with_topics(vec![ListOffsetsTopic::default()
                 .with_name(name(topic))
                 .with_partitions(vec![ListOffsetsPartition::default()
@@ -320,6 +418,42 @@ impl KafkaLog {
     }
 }
 
+/// Drops the batches of aborted transactions from a read_committed Fetch answer, as Kafka's
+/// consumer does: a producer's transactional batches from an aborted transaction's first
+/// offset up to its abort marker go, and so do the markers. Returns the kept batches and,
+/// when any were dropped, the offset after the last batch of the answer.
+fn committed_only(batches: Vec<Bytes>, mut aborted: Vec<(i64, i64)>) -> (Vec<Bytes>, Option<i64>) {
+    if aborted.is_empty() {
+        return (batches, None);
+    }
+    aborted.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
+    let mut open = std::collections::HashSet::new();
+    let (mut kept, mut end, mut dropped) = (Vec::with_capacity(batches.len()), None, false);
+    for b in batches {
+        let Ok(h) = batch::parse_header(&b) else {
+            kept.push(b);
+            continue;
+        };
+        end = Some(h.next_offset());
+        while aborted
+            .last()
+            .is_some_and(|&(_, first)| first <= h.last_offset())
+        {
+            open.insert(aborted.pop().expect("checked").0);
+        }
+        if h.is_control() {
+            // The abort marker closes the aborted transaction; markers carry no records.
+            open.remove(&h.producer_id);
+            dropped = true;
+        } else if h.is_transactional() && open.contains(&h.producer_id) {
+            dropped = true;
+        } else {
+            kept.push(b);
+        }
+    }
+    (kept, end.filter(|_| dropped))
+}
+
 /// Whole batches of a Fetch answer; a batch cut off by the size limit is dropped, as
 /// Kafka consumers do.
 fn split_batches(mut records: Bytes) -> Vec<Bytes> {
@@ -381,6 +515,7 @@ impl Log for KafkaLog {
             .admin(ApiKey::DeleteTopics, DELETE_TOPICS_V, &request)
             .await?;
         self.producer.forget_topic(topic);
+        self.appender.forget_topic(topic);
         match r
             .responses
             .first()
@@ -470,77 +605,18 @@ impl Log for KafkaLog {
         }
     }
 
-    async fn append(
-        &self,
-        topic: &str,
-        partition: u32,
-        mut batch: BytesMut,
-    ) -> CoreResult<AppendInfo> {
+    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<AppendInfo> {
         let header =
             batch::parse_header(&batch).map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
-        let slot = self.producer.slot(topic, partition);
-        // One Produce in flight per partition: sequence numbers stay in send order.
-        let mut seq = slot.lock().await;
-        let mut identity_refused = false;
-        loop {
-            let (id, epoch) = seq
-                .stamp(&self.producer)
-                .await
-                .map_err(|f| f.into_core(topic))?;
-            batch::set_producer(&mut batch, id, epoch, seq.next);
-            let records = Bytes::copy_from_slice(&batch);
-            let request = ProduceRequest::default()
-                .with_acks(-1)
-                .with_timeout_ms(BROKER_WAIT_MS)
-                .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(name(topic))
-                    .with_partition_data(vec![PartitionProduceData::default()
-                        .with_index(partition as i32)
-                        .with_records(Some(records))])]);
-            let result = self
-                .on_leader(topic, partition, |addr| {
-                    let request = &request;
-                    async move {
-                        let r: ProduceResponse = self
-                            .cluster
-                            .request(&addr, ApiKey::Produce, PRODUCE_V, request)
-                            .await
-                            .map_err(Failure::Retriable)?;
-                        let p = r
-                            .responses
-                            .first()
-                            .and_then(|t| t.partition_responses.first())
-                            .ok_or_else(|| Failure::Retriable("empty Produce response".into()))?;
-                        errors::check(p.error_code, "Produce", topic)?;
-                        Ok(AppendInfo {
-                            base_offset: p.base_offset,
-                            log_append_time_ms: (p.log_append_time_ms >= 0)
-                                .then_some(p.log_append_time_ms),
-                        })
-                    }
-                })
-                .await;
-            match result {
-                Ok(info) => {
-                    seq.advance(header.record_count);
-                    return Ok(info);
-                }
-                // Refused for its identity (an idle producer id expired, say): not written, so
-                // it may go once more under a new one.
-                Err(Failure::Fatal { code, .. })
-                    if !identity_refused && IDENTITY_REFUSED.contains(&code) =>
-                {
-                    identity_refused = true;
-                    seq.reset(&self.producer);
-                }
-                Err(f) => {
-                    // Whether the broker kept the batch is unknown: a new producer identity
-                    // keeps the next batch from being taken for this one's retry.
-                    seq.reset(&self.producer);
-                    return Err(f.into_core(topic));
-                }
-            }
-        }
+        self.appender
+            .append(
+                self.me.clone(),
+                topic,
+                partition,
+                batch,
+                header.record_count as i64,
+            )
+            .await
     }
 
     async fn read(
@@ -589,6 +665,50 @@ impl Log for KafkaLog {
 mod tests {
     use super::*;
     use crate::core::record::{encode_batch, NewRecord};
+
+    /// A batch of `n` records at `base`, from `pid`, with the given attribute bits.
+    fn batch_at(base: i64, n: usize, pid: i64, attributes: i16) -> Bytes {
+        let recs: Vec<NewRecord> = (0..n)
+            .map(|i| NewRecord {
+                key: None,
+                value: Bytes::from(vec![i as u8; 4]),
+                timestamp_ms: 1,
+                explicit_hash_key: None,
+            })
+            .collect();
+        let mut b = encode_batch(&recs);
+        b[21..23].copy_from_slice(&attributes.to_be_bytes());
+        batch::set_producer(&mut b, pid, 0, 0);
+        batch::set_base_offset(&mut b, base);
+        b.freeze()
+    }
+
+    #[test]
+    fn aborted_transactions_are_dropped_and_skipped_over() {
+        const TXN: i16 = 1 << 4;
+        const CONTROL: i16 = 1 << 5 | TXN;
+        let batches = vec![
+            batch_at(0, 2, 7, TXN),     // producer 7, aborted
+            batch_at(2, 3, 8, TXN),     // producer 8, committed
+            batch_at(5, 1, 7, CONTROL), // abort marker of 7
+            batch_at(6, 1, 8, CONTROL), // commit marker of 8
+            batch_at(7, 2, -1, 0),      // not transactional
+            batch_at(9, 2, 7, TXN),     // producer 7 again, a later transaction that commits
+        ];
+        let (kept, next) = committed_only(batches.clone(), vec![(7, 0)]);
+        let bases: Vec<i64> = kept
+            .iter()
+            .map(|b| batch::parse_header(b).unwrap().base_offset)
+            .collect();
+        assert_eq!(bases, vec![2, 7, 9]);
+        assert_eq!(next, Some(11));
+        // Nothing aborted: everything is kept, markers included (the core skips them).
+        let (kept, next) = committed_only(batches, Vec::new());
+        assert_eq!((kept.len(), next), (6, None));
+        // Only an aborted batch: nothing kept, the reader moves past it.
+        let (kept, next) = committed_only(vec![batch_at(40, 3, 9, TXN)], vec![(9, 40)]);
+        assert_eq!((kept.len(), next), (0, Some(43)));
+    }
 
     #[test]
     fn fetch_answers_split_into_whole_batches() {

@@ -4,6 +4,7 @@
 //! Also here: the cluster view (brokers, versions, leaders, reachability), connections with
 //! TLS and SASL, and the framing both sides share.
 
+mod appender;
 pub mod cluster;
 pub mod connect;
 mod errors;

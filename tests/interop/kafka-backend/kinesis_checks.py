@@ -221,6 +221,42 @@ def kafka_topic_is_a_stream():
              "a topic deleted on the broker to leave the stream list")
 
 
+def aborted_kafka_transactions_are_invisible():
+    name = f"kk-txn-{RUN}"
+    admin = AdminClient({"bootstrap.servers": BROKER})
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(30)
+    p = Producer({"bootstrap.servers": BROKER, "transactional.id": f"kk-txn-{RUN}", "log_level": 3})
+    p.init_transactions(30)
+
+    def txn(prefix, n, commit):
+        p.begin_transaction()
+        for i in range(n):
+            p.produce(name, key=b"k", value=f"{prefix}{i}".encode())
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+    txn("c", 10, True)
+    txn("a", 10, False)
+    txn("d", 10, True)
+    txn("tail", 5, False)  # the newest records belong to an aborted transaction
+    wait_for(lambda: name in K.list_streams()["StreamNames"], 15, "the topic to appear as a stream")
+    shard = K.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    it = K.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    seen = []
+    for _ in range(20):
+        r = K.get_records(ShardIterator=it, Limit=7)
+        seen += [x["Data"].decode() for x in r["Records"]]
+        it = r["NextShardIterator"]
+        if not r["Records"] and r["MillisBehindLatest"] == 0:
+            break
+    want = [f"c{i}" for i in range(10)] + [f"d{i}" for i in range(10)]
+    require(seen == want, f"read {seen}")
+    # The iterator is past the aborted tail: the next committed record is the next one read.
+    txn("e", 1, True)
+    p.flush(10)
+    r = K.get_records(ShardIterator=it)
+    require([x["Data"] for x in r["Records"]] == [b"e0"], f"after the aborted tail: {r['Records']}")
+    admin.delete_topics([name])[name].result(30)
+
+
 def two_replicas_share_the_catalog():
     b = Replica()
     try:
@@ -340,6 +376,8 @@ CHECKS = [
      "ApproximateArrivalTimestamp, EHK header; sequence numbers equal on put and get", kinesis_writes_read_directly),
     ("a topic made on the broker is a kafka-murmur2 stream: boto3 reads it, routes keys as the Java "
      "producer does, follows CreatePartitions and deletion", kafka_topic_is_a_stream),
+    ("records of aborted Kafka transactions are not read by Kinesis clients, who read on past them",
+     aborted_kafka_transactions_are_invisible),
     ("two replicas share streams, tags, iterators and EFO consumers; a new replica reads the "
      "catalog from the metadata topic", two_replicas_share_the_catalog),
     ("bad input gets Kinesis errors (a name Kafka refuses, an existing and a missing stream)",
