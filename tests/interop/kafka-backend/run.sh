@@ -44,7 +44,6 @@ start_strait kafka-backend STRAIT_BACKEND__TYPE=kafka STRAIT_BACKEND__KAFKA__BOO
   STRAIT_KINESIS__TLS__CERT="$certdir/cert.pem" STRAIT_KINESIS__TLS__KEY="$certdir/key.pem" \
   || { stop_kafka_broker; exit 2; }
 trap '_strait_stop; stop_kafka_broker; rm -rf "$certdir"' EXIT
-[ "$STRAIT_ENDPOINT" != none ] || { echo "strait did not serve the Kinesis API on the Kafka backend" >&2; exit 1; }
 export STRAIT_CA="$certdir/ca.pem" STRAIT_TLS_CA="$certdir/ca.pem"
 export STRAIT_TLS_ENDPOINT="https://localhost:${STRAIT_ENDPOINT##*:}"
 

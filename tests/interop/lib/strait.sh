@@ -39,8 +39,6 @@ start_strait() {
   local kinesis="" kafka=""
   for _ in $(seq 1 300); do
     kinesis="$(sed -n 's/^strait: kinesis listening on //p' "$_strait_data.out" | head -1)"
-    # The Kafka backend does not serve the Kinesis API yet.
-    grep -q '^strait: kinesis not served' "$_strait_data.out" && kinesis=none
     kafka="$(sed -n 's/^strait: kafka listening on //p' "$_strait_data.out" | head -1)"
     [ -n "$kinesis" ] && [ -n "$kafka" ] && break
     if ! kill -0 "$_strait_pid" 2>/dev/null; then
@@ -49,7 +47,7 @@ start_strait() {
     sleep 0.1
   done
   [ -n "$kinesis" ] && [ -n "$kafka" ] || { echo "strait did not print its ports" >&2; return 2; }
-  if [ "$kinesis" = none ]; then STRAIT_ENDPOINT=none; else STRAIT_ENDPOINT="http://$kinesis"; fi
+  STRAIT_ENDPOINT="http://$kinesis"
   export STRAIT_ENDPOINT STRAIT_KAFKA="$kafka" STRAIT_PID="$_strait_pid"
   export STRAIT_SERVER_LOG="$_strait_data.log"
   STRAIT_ADMIN="$(sed -n 's/^strait: admin listening on //p' "$_strait_data.out" | head -1)"
