@@ -108,6 +108,10 @@ pub trait MetaStore: Send + Sync {
     async fn delete(&self, key: &str) -> CoreResult<()>;
     /// Every document whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>>;
+    /// Returns once every document written before the call (by anyone) can be read here.
+    async fn sync(&self) -> CoreResult<()> {
+        Ok(())
+    }
     /// Ticks whenever another writer changed a document; `None` when nobody else writes.
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None

@@ -64,8 +64,19 @@ fn be_i32(b: &[u8], at: usize) -> i32 {
     i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-/// Parses the header at the start of `buf` without checking the CRC.
+/// Parses the header at the start of `buf` without checking the CRC, as a producer must
+/// have written it: one record per offset.
 pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    parse(buf, false)
+}
+
+/// Parses the header of a batch read from a Kafka log, where compaction may have removed
+/// records (a cleaned batch keeps its last offset delta, and may hold no record at all).
+pub fn parse_stored_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    parse(buf, true)
+}
+
+fn parse(buf: &[u8], compacted: bool) -> Result<BatchHeader, BatchError> {
     if buf.len() < HEADER_LEN {
         return Err(BatchError::Incomplete);
     }
@@ -96,7 +107,8 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     // Producers write offset deltas 0..n-1; a count that disagrees (or one too large for the
     // bytes of an uncompressed batch) would make decoders reserve for records that are not
     // there.
-    if header.record_count as i64 != header.last_offset_delta as i64 + 1 {
+    let full = header.last_offset_delta as i64 + 1;
+    if (header.record_count as i64 != full && !compacted) || header.record_count as i64 > full {
         return Err(BatchError::Malformed(
             "record count disagrees with the last offset delta",
         ));
@@ -179,6 +191,21 @@ mod tests {
             (0, 1, 2)
         );
         assert_eq!((h.base_timestamp, h.max_timestamp), (1000, 1005));
+    }
+
+    #[test]
+    fn compacted_batches_parse_only_as_stored() {
+        let mut b = sample();
+        // A cleaned batch: the last offset delta stays, the records went.
+        b[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&0i32.to_be_bytes());
+        assert!(parse_header(&b).is_err());
+        let h = parse_stored_header(&b).unwrap();
+        assert_eq!(
+            h.next_offset(),
+            h.base_offset + h.last_offset_delta as i64 + 1
+        );
+        b[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&1000i32.to_be_bytes());
+        assert!(parse_stored_header(&b).is_err());
     }
 
     #[test]

@@ -340,6 +340,7 @@ impl Core {
                 .max(64 * 1024)
         };
         'read: while records.len() < limit && offset < end {
+            let before = (offset, records.len());
             let read = self
                 .log
                 .read(&s.name, partition, offset, step_for(bytes))
@@ -363,7 +364,7 @@ impl Core {
             let skipped_to = read.skipped_to;
             for batch in read.batches {
                 // Control batches decode to no records; the offset still moves past them.
-                let batch_end = crate::core::batch::parse_header(&batch)
+                let batch_end = crate::core::batch::parse_stored_header(&batch)
                     .map(|h| h.next_offset())
                     .unwrap_or(offset);
                 for r in decode_batch(batch).map_err(CoreError::Storage)? {
@@ -401,6 +402,10 @@ impl Core {
             }
             if let Some(next) = skipped_to {
                 offset = offset.max(next);
+            }
+            if (offset, records.len()) == before {
+                // Nothing read and nothing passed over: asking again would get the same.
+                break;
             }
         }
         let at_end = offset >= offsets.high_watermark.min(end);

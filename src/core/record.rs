@@ -80,7 +80,7 @@ pub fn encode_batch(records: &[NewRecord]) -> BytesMut {
 pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
     // With `LogAppendTime` the broker stamps only the header's max timestamp; that is
     // every record's arrival time.
-    let append_time = super::batch::parse_header(&batch)
+    let append_time = super::batch::parse_stored_header(&batch)
         .ok()
         .filter(|h| h.attributes & (1 << 3) != 0)
         .map(|h| h.max_timestamp);

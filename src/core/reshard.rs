@@ -164,7 +164,7 @@ impl Core {
         let _admin = self.admin.lock().await;
         let entry = self.entry(stream)?;
         let _gate = entry.gate.write().await;
-        let current = entry.snapshot();
+        let current = self.latest(stream, &entry).await?;
         if current.key_hash == KeyHash::KinesisMd5 {
             return Err(CoreError::Policy(format!(
                 "Stream {stream} routes keys by MD5 hash ranges; add shards with SplitShard or UpdateShardCount instead of CreatePartitions."
@@ -224,7 +224,7 @@ impl Core {
         let _admin = self.admin.lock().await;
         let entry = self.entry(stream)?;
         let _gate = entry.gate.write().await;
-        let current = entry.snapshot();
+        let current = self.latest(stream, &entry).await?;
         let plan = plan(&current)?;
         if plan.open.is_empty() {
             return Ok(());

@@ -62,6 +62,10 @@ pub struct Core {
     /// Adopt mode: streams whose topic is not listed, since when.
     pub(super) missing_topics:
         parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Adopt mode: streams deleted here lately, not to be adopted back from a topic list
+    /// taken before the delete (or from a broker that has not heard of it yet).
+    pub(super) recently_deleted:
+        parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Adopt mode: when a request for an unknown stream last refreshed the catalog.
     pub(super) discovered: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -129,6 +133,7 @@ impl Core {
             foreign_topics,
             missing_topics: Default::default(),
             discovered: Default::default(),
+            recently_deleted: Default::default(),
         };
         for stream in core.stored_streams().await? {
             if foreign_topics == ForeignTopics::Delete {
@@ -226,10 +231,27 @@ impl Core {
         }
         let stream = new_stream(&req, shards, now_ms());
         let retention = Some(retention_ms(stream.retention_hours));
-        self.log
-            .create_partitions(&stream.name, 0..shards, retention)
-            .await?;
-        self.persist(&stream).await?;
+        if self.foreign_topics == ForeignTopics::Adopt {
+            // The document first: another replica seeing the topic without one would adopt
+            // it as a kafka-murmur2 stream of its own.
+            self.persist(&stream).await?;
+            let created = self
+                .log
+                .create_partitions(&stream.name, 0..shards, retention)
+                .await;
+            if let Err(e) = created {
+                let _ = self
+                    .meta
+                    .delete(&format!("{STREAM_PREFIX}{}", req.name))
+                    .await;
+                return Err(e);
+            }
+        } else {
+            self.log
+                .create_partitions(&stream.name, 0..shards, retention)
+                .await?;
+            self.persist(&stream).await?;
+        }
         self.catalog
             .write()
             .insert(stream.name.clone(), StreamEntry::new(stream));
@@ -264,6 +286,9 @@ impl Core {
         }
         self.meta.delete(&format!("{STREAM_PREFIX}{name}")).await?;
         self.catalog.write().remove(name);
+        self.recently_deleted
+            .lock()
+            .insert(name.to_string(), std::time::Instant::now());
         // Again: a subscription may have started while the gate was awaited.
         self.revoke_stream_leases(name);
         if self.foreign_topics == ForeignTopics::Delete {
@@ -283,7 +308,7 @@ impl Core {
     ) -> CoreResult<T> {
         let _admin = self.admin.lock().await;
         let entry = self.entry(name)?;
-        let mut next = (*entry.snapshot()).clone();
+        let mut next = (*self.latest(name, &entry).await?).clone();
         let out = change(&mut next)?;
         if next.retention_hours != entry.snapshot().retention_hours {
             self.log

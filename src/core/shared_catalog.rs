@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::catalog::StreamMode;
+use super::catalog::{Stream, StreamMode};
 use super::error::CoreResult;
 use super::now_ms;
 use super::service::{
@@ -15,6 +15,8 @@ use super::service::{
 
 /// The shortest time between two refreshes for unknown stream names.
 const DISCOVER_EVERY: Duration = Duration::from_secs(1);
+/// How long a stream deleted here is kept from being adopted back.
+const KEEP_DELETED: Duration = Duration::from_secs(60);
 /// How long a stream's topic must be missing before the stream is forgotten.
 const MISSING_FOR: Duration = Duration::from_secs(10);
 
@@ -113,9 +115,26 @@ impl Core {
         Ok(())
     }
 
+    /// The stream as last written by any replica, for a change about to be made: a change
+    /// made from a stale copy would undo another replica's (a reshard, say). Two changes at
+    /// the same moment on two replicas can still race; the later write wins.
+    pub(super) async fn latest(&self, name: &str, entry: &StreamEntry) -> CoreResult<Arc<Stream>> {
+        if self.foreign_topics != ForeignTopics::Adopt {
+            return Ok(entry.snapshot());
+        }
+        self.meta.sync().await?;
+        if let Some(doc) = self.meta.get(&format!("{STREAM_PREFIX}{name}")).await? {
+            let stream: Stream = serde_json::from_slice(&doc).map_err(|e| {
+                super::error::CoreError::Storage(format!("corrupt catalog entry {name}: {e}"))
+            })?;
+            *entry.state.write() = Arc::new(stream);
+        }
+        Ok(entry.snapshot())
+    }
+
     /// A stream's attributes for Describe*: on a cluster, with the topic's own retention,
     /// which Kafka clients may have changed.
-    pub async fn described(&self, name: &str) -> CoreResult<Arc<super::catalog::Stream>> {
+    pub async fn described(&self, name: &str) -> CoreResult<Arc<Stream>> {
         let s = self.stream(name)?;
         if self.foreign_topics != ForeignTopics::Adopt {
             return Ok(s);
@@ -155,6 +174,24 @@ impl Core {
     async fn adopt_topic(&self, topic: &str, partitions: u32) -> CoreResult<()> {
         let _admin = self.admin.lock().await;
         if self.catalog.read().contains_key(topic) || partitions == 0 {
+            return Ok(());
+        }
+        {
+            let mut deleted = self.recently_deleted.lock();
+            deleted.retain(|_, at| at.elapsed() < KEEP_DELETED);
+            if deleted.contains_key(topic) {
+                return Ok(());
+            }
+        }
+        // The list may predate a delete, or a create by another replica whose document has
+        // arrived since: look again, under the admin lock.
+        if self
+            .meta
+            .get(&format!("{STREAM_PREFIX}{topic}"))
+            .await?
+            .is_some()
+            || !self.log.topics().await?.iter().any(|(n, _)| n == topic)
+        {
             return Ok(());
         }
         let req = CreateStreamRequest {

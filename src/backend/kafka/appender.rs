@@ -13,6 +13,7 @@ use kafka_protocol::records::{
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::errors::Failure;
 use super::log::KafkaLog;
 use crate::backend::AppendInfo;
 use crate::core::error::{CoreError, CoreResult};
@@ -91,24 +92,43 @@ async fn drive(log: Weak<KafkaLog>, topic: String, partition: u32, lane: SharedL
             }
             take_group(&mut l.queue)
         };
-        let result = match log.upgrade() {
-            Some(log) => match merge(&group) {
-                Ok(batch) => log.produce(&topic, partition, batch).await,
-                Err(e) => Err(e),
-            },
-            None => Err(CoreError::Storage("the Kafka log is closed".into())),
+        let Some(log) = log.upgrade() else {
+            for p in group {
+                let _ = p
+                    .done
+                    .send(Err(CoreError::Storage("the Kafka log is closed".into())));
+            }
+            continue;
         };
-        let mut before = 0;
-        for p in group {
-            let mine = match &result {
-                Ok(info) => Ok(AppendInfo {
-                    base_offset: info.base_offset + before,
-                    ..*info
-                }),
-                Err(e) => Err(CoreError::Storage(e.to_string())),
-            };
-            before += p.records;
-            let _ = p.done.send(mine);
+        let result = match merge(&group) {
+            Ok(batch) => log.produce(&topic, partition, batch).await,
+            Err(e) => Err(Failure::Fatal {
+                code: -1,
+                message: e.to_string(),
+            }),
+        };
+        match result {
+            // Refused as a whole (too large for the topic, say): each part alone may pass.
+            Err(Failure::Fatal { .. }) if group.len() > 1 => {
+                for p in group {
+                    let alone = log.produce(&topic, partition, p.batch.clone()).await;
+                    let _ = p.done.send(alone.map_err(|f| f.into_core(&topic)));
+                }
+            }
+            result => {
+                let mut before = 0;
+                for p in group {
+                    let mine = match &result {
+                        Ok(info) => Ok(AppendInfo {
+                            base_offset: info.base_offset + before,
+                            ..*info
+                        }),
+                        Err(f) => Err(f.clone().into_core(&topic)),
+                    };
+                    before += p.records;
+                    let _ = p.done.send(mine);
+                }
+            }
         }
     }
 }

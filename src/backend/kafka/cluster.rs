@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
@@ -38,12 +38,15 @@ pub struct Cluster {
     reachable: AtomicBool,
     correlation: AtomicI32,
     /// Idle connections of strait's own, by broker address.
-    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    idle: Mutex<HashMap<String, Vec<(Conn, Instant)>>>,
 }
 
 type Conn = BufReader<BrokerStream>;
 /// Idle connections kept per broker; more are opened when requests overlap.
 const IDLE_PER_BROKER: usize = 16;
+/// Idle connections older than this are dropped rather than used: brokers close idle
+/// connections after `connections.max.idle.ms` (10 minutes by default).
+const MAX_IDLE: Duration = Duration::from_secs(60);
 
 impl Cluster {
     pub fn new(bootstrap: Vec<String>, connector: Connector) -> Arc<Cluster> {
@@ -92,20 +95,43 @@ impl Cluster {
         version: i16,
         request: &Req,
     ) -> Result<Resp, String> {
-        let idle = self.idle.lock().get_mut(addr).and_then(Vec::pop);
-        let mut conn = match idle {
-            Some(c) => c,
-            None => BufReader::new(self.connect(addr).await?),
-        };
-        let out = self.call(&mut conn, key, version, request).await;
-        if out.is_ok() {
-            let mut idle = self.idle.lock();
-            let conns = idle.entry(addr.to_string()).or_default();
-            if conns.len() < IDLE_PER_BROKER {
-                conns.push(conn);
+        let pooled = loop {
+            match self.idle.lock().get_mut(addr).and_then(Vec::pop) {
+                Some((c, since)) if since.elapsed() < MAX_IDLE => break Some(c),
+                Some(_) => continue,
+                None => break None,
             }
+        };
+        let out = match pooled {
+            Some(mut conn) => match self.call(&mut conn, key, version, request).await {
+                Ok(r) => Ok((r, conn)),
+                // The broker may have closed it (connections.max.idle.ms, a restart, an
+                // expired login): once more on a new connection. Requests strait sends are
+                // safe to repeat (idempotent Produce, reads, admin requests that report
+                // "already done").
+                Err(_) => self.call_fresh(addr, key, version, request).await,
+            },
+            None => self.call_fresh(addr, key, version, request).await,
+        };
+        let (response, conn) = out.map_err(|e| format!("{addr}: {e}"))?;
+        let mut idle = self.idle.lock();
+        let conns = idle.entry(addr.to_string()).or_default();
+        if conns.len() < IDLE_PER_BROKER {
+            conns.push((conn, Instant::now()));
         }
-        out.map_err(|e| format!("{addr}: {e}"))
+        Ok(response)
+    }
+
+    async fn call_fresh<Req: Encodable, Resp: Decodable>(
+        &self,
+        addr: &str,
+        key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Result<(Resp, Conn), String> {
+        let mut conn = BufReader::new(self.connect(addr).await?);
+        let r = self.call(&mut conn, key, version, request).await?;
+        Ok((r, conn))
     }
 
     pub fn reachable(&self) -> bool {

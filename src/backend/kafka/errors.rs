@@ -17,7 +17,7 @@ const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 
 /// Why a request to the cluster did not succeed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Failure {
     /// The connection failed or the broker answered with a retriable code (leader moved,
     /// not enough replicas, timed out): worth trying again after a metadata refresh.

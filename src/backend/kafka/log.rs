@@ -127,18 +127,17 @@ impl KafkaLog {
         topic: &str,
         partition: u32,
         mut batch: BytesMut,
-    ) -> CoreResult<AppendInfo> {
-        let header =
-            batch::parse_header(&batch).map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
+    ) -> Result<AppendInfo, Failure> {
+        let header = batch::parse_header(&batch).map_err(|e| Failure::Fatal {
+            code: -1,
+            message: format!("corrupt batch: {e:?}"),
+        })?;
         let slot = self.producer.slot(topic, partition);
         // One Produce in flight per partition: sequence numbers stay in send order.
         let mut seq = slot.lock().await;
         let mut identity_refused = false;
         loop {
-            let (id, epoch) = seq
-                .stamp(&self.producer)
-                .await
-                .map_err(|f| f.into_core(topic))?;
+            let (id, epoch) = seq.stamp(&self.producer).await?;
             batch::set_producer(&mut batch, id, epoch, seq.next);
             let records = Bytes::copy_from_slice(&batch);
             let request = ProduceRequest::default()
@@ -185,11 +184,13 @@ impl KafkaLog {
                     identity_refused = true;
                     seq.reset(&self.producer);
                 }
+                // A refusal: the batch was not written and its sequence number not used.
+                Err(f @ Failure::Fatal { .. }) => return Err(f),
                 Err(f) => {
                     // Whether the broker kept the batch is unknown: a new producer identity
                     // keeps the next batch from being taken for this one's retry.
                     seq.reset(&self.producer);
-                    return Err(f.into_core(topic));
+                    return Err(f);
                 }
             }
         }
@@ -430,7 +431,7 @@ fn committed_only(batches: Vec<Bytes>, mut aborted: Vec<(i64, i64)>) -> (Vec<Byt
     let mut open = std::collections::HashSet::new();
     let (mut kept, mut end, mut dropped) = (Vec::with_capacity(batches.len()), None, false);
     for b in batches {
-        let Ok(h) = batch::parse_header(&b) else {
+        let Ok(h) = batch::parse_stored_header(&b) else {
             kept.push(b);
             continue;
         };

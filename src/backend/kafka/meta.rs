@@ -57,8 +57,20 @@ impl KafkaMetaStore {
             applied: watch::Sender::new(start),
             changes: watch::Sender::new(0),
         });
+        let mut stalled = 0;
         while *store.applied.borrow() < end {
+            let before = *store.applied.borrow();
             store.poll(0).await?;
+            stalled = if *store.applied.borrow() == before {
+                stalled + 1
+            } else {
+                0
+            };
+            if stalled > 20 {
+                return Err(CoreError::Storage(format!(
+                    "the metadata topic {topic} makes no progress at offset {before} (end {end})"
+                )));
+            }
         }
         tracing::info!(
             topic,
@@ -81,12 +93,21 @@ impl KafkaMetaStore {
         let mut foreign = false;
         for batch in read.batches {
             // Compaction can leave empty batches; the offset still moves past them.
-            let batch_end = crate::core::batch::parse_header(&batch)
+            let batch_end = crate::core::batch::parse_stored_header(&batch)
                 .map(|h| h.next_offset())
                 .unwrap_or(next);
             let mut buf = batch;
-            let set = RecordBatchDecoder::decode(&mut buf)
-                .map_err(|e| CoreError::Storage(format!("metadata topic: {e}")))?;
+            let set = match RecordBatchDecoder::decode(&mut buf) {
+                Ok(set) => set,
+                // Not strait's writing (a header that is not UTF-8, say): skipped, so one bad
+                // batch cannot stop every replica's catalog.
+                Err(e) if batch_end > next => {
+                    tracing::warn!(offset = next, error = %e, "skipping an unreadable metadata batch");
+                    next = batch_end;
+                    continue;
+                }
+                Err(e) => return Err(CoreError::Storage(format!("metadata topic: {e}"))),
+            };
             let mut docs = self.docs.write();
             for r in set.records {
                 if r.offset < next {
@@ -112,6 +133,8 @@ impl KafkaMetaStore {
             }
             next = next.max(batch_end);
         }
+        // Batches of aborted transactions were dropped from the answer.
+        next = next.max(read.skipped_to.unwrap_or(next));
         if next > from {
             self.applied.send_replace(next);
             if foreign {
@@ -192,6 +215,18 @@ impl MetaStore for KafkaMetaStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    async fn sync(&self) -> CoreResult<()> {
+        let (end, _) = self.log.list_offset(&self.topic, 0, -1).await?;
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(READ_BACK, applied.wait_for(|n| *n >= end))
+            .await
+            .map_err(|_| {
+                CoreError::Storage("the metadata topic was not read to its end in time".into())
+            })?
+            .map_err(|_| CoreError::Storage("the metadata tailer stopped".into()))?;
+        Ok(())
     }
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {
