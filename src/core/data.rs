@@ -98,7 +98,26 @@ const MAX_READ_BYTES: usize = 10 << 20;
 /// The largest step of one log read; GetRecords reads in steps sized to its Limit.
 const READ_STEP: usize = 1 << 20;
 
+/// On a shared catalog, how long after a split readers of the closed parent keep looking for
+/// records appended by replicas that had not yet heard of the split.
+const LATE_WRITES_MS: i64 = 5_000;
+
 impl Core {
+    /// Where readers of a closed shard stop (`None` while it is open). On a shared catalog
+    /// another replica may append to a parent in the moments before it learns of the split,
+    /// past the recorded end: readers read on to the high watermark, and the shard ends only
+    /// once `LATE_WRITES_MS` have passed since it closed.
+    fn reader_end(&self, shard: &Shard, high_watermark: i64, now: i64) -> Option<i64> {
+        let end = shard.end_offset?;
+        if self.foreign_topics != super::service::ForeignTopics::Adopt {
+            return Some(end);
+        }
+        if now - shard.closed_ms.unwrap_or(0) < LATE_WRITES_MS {
+            return None;
+        }
+        Some(end.max(high_watermark))
+    }
+
     fn require_writable(&self, s: &Stream) -> CoreResult<()> {
         match s.status {
             StreamStatus::Active | StreamStatus::Updating => Ok(()),
@@ -210,7 +229,9 @@ impl Core {
         let s = self.stream(stream)?;
         let shard = self.shard_of(&s, partition)?;
         let offsets = self.log.offsets(stream, partition).await?;
-        let end = shard.end_offset.unwrap_or(offsets.high_watermark);
+        let end = self
+            .reader_end(shard, offsets.high_watermark, now_ms())
+            .unwrap_or(offsets.high_watermark);
         let check_seq = |seq: &SeqNo, kind: &str| {
             if seq.offset >= i64::MAX as u64 {
                 return Err(CoreError::InvalidArgument(format!(
@@ -329,7 +350,9 @@ impl Core {
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let mut offsets = self.log.offsets(&s.name, partition).await?;
-        let end = shard.end_offset.unwrap_or(i64::MAX);
+        let end = self
+            .reader_end(&shard, offsets.high_watermark, now)
+            .unwrap_or(i64::MAX);
         offset = offset.max(offsets.log_start);
         let mut last_ts = None;
         // Small Limits read small steps, so Limit=1 does not decode a megabyte.
@@ -418,7 +441,7 @@ impl Core {
                 _ => 0,
             }
         };
-        let shard_ended = shard.end_offset.is_some_and(|e| offset >= e);
+        let shard_ended = offset >= end;
         let child_shards = if shard_ended {
             s.children(shard.partition).cloned().collect()
         } else {

@@ -257,6 +257,34 @@ def aborted_kafka_transactions_are_invisible():
     admin.delete_topics([name])[name].result(30)
 
 
+def a_late_write_to_a_split_parent_is_read():
+    # A replica that has not yet heard of a split may still append to the parent; a Kafka
+    # producer writing to the parent's partition right after the split stands in for it.
+    name = f"kk-late-{RUN}"
+    K.create_stream(StreamName=name, ShardCount=1)
+    wait_active(K, name)
+    K.put_record(StreamName=name, Data=b"before", PartitionKey="k")
+    parent = K.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    K.split_shard(StreamName=name, ShardToSplit=parent, NewStartingHashKey=str(2 ** 127))
+    wait_active(K, name)
+    p = Producer({"bootstrap.servers": BROKER})
+    p.produce(name, partition=0, key=b"k", value=b"late")
+    require(p.flush(10) == 0, "undelivered")
+    it = K.get_shard_iterator(StreamName=name, ShardId=parent, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    seen, ended, deadline = [], False, time.time() + 30
+    while time.time() < deadline:
+        r = K.get_records(ShardIterator=it)
+        seen += [x["Data"] for x in r["Records"]]
+        it = r.get("NextShardIterator")
+        if it is None:
+            ended = True
+            require(len(r.get("ChildShards", [])) == 2, f"child shards {r.get('ChildShards')}")
+            break
+        time.sleep(0.2)
+    require(ended, "the parent never ended")
+    require(seen == [b"before", b"late"], f"parent read {seen}")
+
+
 def two_replicas_share_the_catalog():
     b = Replica()
     try:
@@ -378,6 +406,8 @@ CHECKS = [
      "producer does, follows CreatePartitions and deletion", kafka_topic_is_a_stream),
     ("records of aborted Kafka transactions are not read by Kinesis clients, who read on past them",
      aborted_kafka_transactions_are_invisible),
+    ("a record written to a parent shard just after its split is read before the parent ends",
+     a_late_write_to_a_split_parent_is_read),
     ("two replicas share streams, tags, iterators and EFO consumers; a new replica reads the "
      "catalog from the metadata topic", two_replicas_share_the_catalog),
     ("bad input gets Kinesis errors (a name Kafka refuses, an existing and a missing stream)",

@@ -1,6 +1,7 @@
 """Every operation of the strait contract from boto3: success paths and response shapes."""
 
 import datetime
+import os
 import time
 
 import pytest
@@ -707,7 +708,15 @@ def test_describe_limits(client):
 
 
 def read_closed_to_end(client, name, shard_id):
-    recs, last = read_shard(client, name, shard_id, "TRIM_HORIZON")
+    # STRAIT_CLOSED_SHARD_GRACE_S: strait's Kafka backend ends a closed parent only that long
+    # after the split (it waits for writes from replicas that had not yet heard of it); on
+    # the embedded backend and on AWS a fully read closed shard ends at once.
+    deadline = time.time() + float(os.environ.get("STRAIT_CLOSED_SHARD_GRACE_S", "0")) + 1
+    while True:
+        recs, last = read_shard(client, name, shard_id, "TRIM_HORIZON")
+        if last.get("NextShardIterator") is None or time.time() > deadline:
+            break
+        time.sleep(0.5)
     assert last.get("NextShardIterator") is None, "a fully read closed shard must end with NextShardIterator None"
     return recs, last
 
@@ -825,10 +834,12 @@ def test_update_shard_count_up_and_down(client):
     # The original records are all still readable, and their shards end with children.
     total = 0
     for s in shards:
-        recs, last = read_shard(client, name, s["ShardId"])
+        if is_open(s):
+            recs, last = read_shard(client, name, s["ShardId"])
+        else:
+            recs, last = read_closed_to_end(client, name, s["ShardId"])
+            assert last["ChildShards"]
         total += len(recs)
-        if not is_open(s):
-            assert last.get("NextShardIterator") is None and last["ChildShards"]
     assert total == 50
     # Writes land in open shards by MD5.
     for i in range(20):
