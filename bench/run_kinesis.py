@@ -94,7 +94,7 @@ class Server:
 
 
 def make_server(kind, port, args, tmp_root):
-    if kind == "strait":
+    if kind in ("strait", "strait-kafka"):
         data = tempfile.mkdtemp(prefix="strait-data-", dir=tmp_root)
         env = {
             "STRAIT_DATA_DIR": data,
@@ -104,24 +104,17 @@ def make_server(kind, port, args, tmp_root):
             "STRAIT_BACKEND__EMBEDDED__FSYNC": args.fsync,
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         }
-        return Server("strait", [args.strait_bin, "serve", "--config", args.strait_config], env=env, cwd=tmp_root,
+        if kind == "strait-kafka":
+            # The Kafka backend: the broker at --kafka-bootstrap holds the streams (its CPU
+            # and memory are not in this server's columns). It needs a Kafka listener.
+            env.update({
+                "STRAIT_KAFKA__LISTEN": "127.0.0.1:0",
+                "STRAIT_KAFKA__ADVERTISED_ADDRESS": "127.0.0.1:0",
+                "STRAIT_BACKEND__TYPE": "kafka",
+                "STRAIT_BACKEND__KAFKA__BOOTSTRAP": args.kafka_bootstrap,
+            })
+        return Server(kind, [args.strait_bin, "serve", "--config", args.strait_config], env=env, cwd=tmp_root,
                       data_dir=data)
-    if kind == "strait-kafka":
-        # The Kafka backend: the broker at --kafka-bootstrap holds the streams (its CPU and
-        # memory are not in this server's columns).
-        data = tempfile.mkdtemp(prefix="strait-data-", dir=tmp_root)
-        env = {
-            "STRAIT_DATA_DIR": data,
-            "STRAIT_KINESIS__LISTEN": f"127.0.0.1:{port}",
-            "STRAIT_KAFKA__LISTEN": "127.0.0.1:0",
-            "STRAIT_KAFKA__ADVERTISED_ADDRESS": "127.0.0.1:0",
-            "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
-            "STRAIT_BACKEND__TYPE": "kafka",
-            "STRAIT_BACKEND__KAFKA__BOOTSTRAP": args.kafka_bootstrap,
-            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
-        }
-        return Server("strait-kafka", [args.strait_bin, "serve", "--config", args.strait_config], env=env,
-                      cwd=tmp_root, data_dir=data)
     if kind == "kinesalite":
         argv = ["node", os.path.join(PEERS, "kinesalite-server.js"), str(port)]
         data = None

@@ -125,8 +125,14 @@ async fn start_embedded(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
-    let (listener, ctx, tls) =
-        bind_kinesis(config, core.clone(), Some(groups.clone()), closing.clone()).await?;
+    let kinesis = start_kinesis(
+        config,
+        core.clone(),
+        Some(groups.clone()),
+        conns.clone(),
+        closing.clone(),
+    )
+    .await?;
     let kafka = if config.kafka.listen.is_empty() {
         None
     } else {
@@ -155,32 +161,19 @@ async fn start_embedded(
             closing.clone(),
         )))
     };
-    let kinesis = tokio::spawn(kinesis::server::serve(
-        listener,
-        ctx,
-        config.kinesis.max_body_bytes,
-        tls,
-        conns,
-        closing,
-    ));
     Ok((kinesis, kafka, core))
 }
 
-type KinesisBinding = (
-    tokio::net::TcpListener,
-    Arc<kinesis::ops::Ctx>,
-    Option<Arc<rustls::ServerConfig>>,
-);
-
-/// The Kinesis listener, bound, with the context its operations run in.
-async fn bind_kinesis(
+/// Binds the Kinesis listener and serves it over `core`.
+async fn start_kinesis(
     config: &Config,
     core: Arc<core::Core>,
     groups: Option<Arc<core::groups::GroupCoordinator>>,
+    conns: Arc<listener::Connections>,
     closing: listener::Closing,
-) -> Result<KinesisBinding, String> {
+) -> Result<Task, String> {
     let ctx = Arc::new(kinesis::ops::Ctx {
-        closing,
+        closing: closing.clone(),
         core,
         groups,
         region: config.region.clone(),
@@ -202,7 +195,14 @@ async fn bind_kinesis(
     tracing::info!(%addr, tls = tls.is_some(), backend = ?config.backend.kind, "Kinesis API listening");
     // Machine-readable, for tools that start strait on port 0.
     println!("strait: kinesis listening on {addr}");
-    Ok((listener, ctx, tls))
+    Ok(tokio::spawn(kinesis::server::serve(
+        listener,
+        ctx,
+        config.kinesis.max_body_bytes,
+        tls,
+        conns,
+        closing,
+    )))
 }
 
 /// The Kafka backend: Kafka clients pass through to the cluster; Kinesis clients reach it
@@ -260,15 +260,7 @@ async fn start_kafka_backend(
         // Shut down before the cluster ever answered.
         return Ok((None, task, None));
     };
-    let (listener, ctx, tls) = bind_kinesis(config, core.clone(), None, closing.clone()).await?;
-    let kinesis = tokio::spawn(kinesis::server::serve(
-        listener,
-        ctx,
-        config.kinesis.max_body_bytes,
-        tls,
-        conns,
-        closing,
-    ));
+    let kinesis = start_kinesis(config, core.clone(), None, conns, closing).await?;
     Ok((Some(kinesis), task, Some(core)))
 }
 

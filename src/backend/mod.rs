@@ -19,7 +19,8 @@ pub struct PartitionOffsets {
     pub log_start: i64,
     /// One past the last offset a reader may see.
     pub high_watermark: i64,
-    /// Timestamp of the newest visible record, if any.
+    /// Timestamp of the newest visible record, when the backend has it at hand (otherwise
+    /// `Log::max_timestamp_batch` finds it).
     pub last_timestamp_ms: Option<i64>,
 }
 

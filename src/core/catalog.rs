@@ -84,6 +84,26 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// A shard opened at `created_ms` over a partition new to the log.
+    pub fn open(
+        partition: u32,
+        parents: Vec<u32>,
+        (start_hash, end_hash): (u128, u128),
+        created_ms: i64,
+    ) -> Shard {
+        Shard {
+            partition,
+            parents,
+            start_hash,
+            end_hash,
+            created_secs: (created_ms / 1000) as u64,
+            start_offset: 0,
+            end_offset: None,
+            closed_ms: None,
+            created_ms,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.end_offset.is_none()
     }

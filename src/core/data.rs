@@ -118,6 +118,24 @@ impl Core {
         Some(end.max(high_watermark))
     }
 
+    /// Arrival time of a partition's newest record (for MillisBehindLatest): from `offsets`
+    /// when the backend put it there, else looked up.
+    pub async fn newest_arrival(
+        &self,
+        stream: &str,
+        partition: u32,
+        offsets: &crate::backend::PartitionOffsets,
+    ) -> CoreResult<Option<i64>> {
+        if offsets.last_timestamp_ms.is_some() {
+            return Ok(offsets.last_timestamp_ms);
+        }
+        Ok(self
+            .log
+            .max_timestamp_batch(stream, partition)
+            .await?
+            .map(|(_, ts)| ts))
+    }
+
     fn require_writable(&self, s: &Stream) -> CoreResult<()> {
         match s.status {
             StreamStatus::Active | StreamStatus::Updating => Ok(()),
@@ -369,11 +387,7 @@ impl Core {
                 .read(&s.name, partition, offset, step_for(bytes))
                 .await?;
             if let Some(o) = read.offsets {
-                // A backend may not know the newest timestamp from a read alone.
-                offsets = crate::backend::PartitionOffsets {
-                    last_timestamp_ms: o.last_timestamp_ms.or(offsets.last_timestamp_ms),
-                    ..o
-                };
+                offsets = o;
             }
             if read.batches.is_empty() {
                 match read.skipped_to {
@@ -435,7 +449,8 @@ impl Core {
         let millis_behind_latest = if at_end {
             0
         } else {
-            match (offsets.last_timestamp_ms, last_ts) {
+            let newest = self.newest_arrival(&s.name, partition, &offsets).await?;
+            match (newest, last_ts) {
                 (Some(latest), Some(seen)) => (latest - seen).max(0),
                 (Some(latest), None) => (now - latest).max(0),
                 _ => 0,

@@ -187,17 +187,9 @@ impl Core {
         let created_ms = now_ms();
         let mut next = (*current).clone();
         for partition in have..total {
-            next.shards.push(Shard {
-                partition,
-                parents: Vec::new(),
-                start_hash: 0,
-                end_hash: 0,
-                created_secs: (created_ms / 1000) as u64,
-                start_offset: 0,
-                end_offset: None,
-                closed_ms: None,
-                created_ms,
-            });
+            // Hash ranges are re-tiled over every open shard below.
+            next.shards
+                .push(Shard::open(partition, Vec::new(), (0, 0), created_ms));
         }
         let open: Vec<u32> = next.open_shards().map(|s| s.partition).collect();
         let ranges = uniform_ranges(0, u128::MAX, open.len() as u32);
@@ -238,7 +230,6 @@ impl Core {
             )));
         }
         let created_ms = now_ms();
-        let created_secs = (created_ms / 1000) as u64;
         let mut next = (*current).clone();
         for p in &plan.close {
             // The end offset is persisted, so it must not count records an OS crash could
@@ -252,17 +243,12 @@ impl Core {
         }
         let first = next.next_partition();
         for (i, (start, end, parents)) in plan.open.into_iter().enumerate() {
-            next.shards.push(Shard {
-                partition: first + i as u32,
+            next.shards.push(Shard::open(
+                first + i as u32,
                 parents,
-                start_hash: start,
-                end_hash: end,
-                created_secs,
-                start_offset: 0,
-                end_offset: None,
-                closed_ms: None,
+                (start, end),
                 created_ms,
-            });
+            ));
         }
         self.log
             .create_partitions(stream, first..next.next_partition(), None)

@@ -357,7 +357,6 @@ impl Core {
 
 /// A new stream's document: `shards` open shards tiling the hash space.
 pub(super) fn new_stream(req: &CreateStreamRequest, shards: u32, created_ms: i64) -> Stream {
-    let created_secs = (created_ms / 1000) as u64;
     Stream {
         name: req.name.clone(),
         created_ms,
@@ -373,17 +372,7 @@ pub(super) fn new_stream(req: &CreateStreamRequest, shards: u32, created_ms: i64
         shards: uniform_ranges(0, MAX_HASH_KEY, shards)
             .into_iter()
             .enumerate()
-            .map(|(i, (start, end))| Shard {
-                partition: i as u32,
-                parents: Vec::new(),
-                start_hash: start,
-                end_hash: end,
-                created_secs,
-                start_offset: 0,
-                end_offset: None,
-                closed_ms: None,
-                created_ms,
-            })
+            .map(|(i, range)| Shard::open(i as u32, Vec::new(), range, created_ms))
             .collect(),
     }
 }

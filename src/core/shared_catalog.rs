@@ -65,6 +65,7 @@ impl Core {
         if self.foreign_topics == ForeignTopics::Adopt {
             self.forget_deleted_topics(&topics).await?;
         }
+        let mut unknown = Vec::new();
         for (topic, partitions) in topics {
             let known = self.catalog.read().get(&topic).map(|e| e.snapshot());
             match (known, self.foreign_topics) {
@@ -72,7 +73,7 @@ impl Core {
                     tracing::warn!(%topic, "removing log data of a deleted stream");
                     self.log.delete_topic(&topic).await?;
                 }
-                (None, ForeignTopics::Adopt) => self.adopt_topic(&topic, partitions).await?,
+                (None, ForeignTopics::Adopt) if partitions > 0 => unknown.push(topic),
                 (Some(s), ForeignTopics::Adopt)
                     if partitions > s.next_partition()
                         && s.key_hash != super::catalog::KeyHash::KinesisMd5 =>
@@ -81,6 +82,9 @@ impl Core {
                 }
                 _ => {}
             }
+        }
+        if !unknown.is_empty() {
+            self.adopt_topics(unknown).await?;
         }
         Ok(())
     }
@@ -171,43 +175,45 @@ impl Core {
         }
     }
 
-    async fn adopt_topic(&self, topic: &str, partitions: u32) -> CoreResult<()> {
+    /// Adopts topics no stream names. The list they came from may predate a delete, or a
+    /// create by another replica whose document has arrived since, so they are checked
+    /// again under the admin lock against one fresh topic list.
+    async fn adopt_topics(&self, candidates: Vec<String>) -> CoreResult<()> {
         let _admin = self.admin.lock().await;
-        if self.catalog.read().contains_key(topic) || partitions == 0 {
-            return Ok(());
-        }
-        {
-            let mut deleted = self.recently_deleted.lock();
-            deleted.retain(|_, at| at.elapsed() < KEEP_DELETED);
-            if deleted.contains_key(topic) {
-                return Ok(());
+        let fresh: BTreeMap<String, u32> = self.log.topics().await?.into_iter().collect();
+        self.recently_deleted
+            .lock()
+            .retain(|_, at| at.elapsed() < KEEP_DELETED);
+        for topic in candidates {
+            let Some(&partitions) = fresh.get(&topic) else {
+                continue;
+            };
+            if partitions == 0
+                || self.catalog.read().contains_key(&topic)
+                || self.recently_deleted.lock().contains_key(&topic)
+                || self
+                    .meta
+                    .get(&format!("{STREAM_PREFIX}{topic}"))
+                    .await?
+                    .is_some()
+            {
+                continue;
             }
+            let req = CreateStreamRequest {
+                name: topic.clone(),
+                shard_count: Some(partitions),
+                mode: StreamMode::Provisioned,
+                max_record_kib: None,
+                tags: BTreeMap::new(),
+                key_hash: super::catalog::KeyHash::KafkaMurmur2,
+            };
+            let stream = new_stream(&req, partitions, now_ms());
+            self.persist(&stream).await?;
+            self.catalog
+                .write()
+                .insert(stream.name.clone(), StreamEntry::new(stream));
+            tracing::info!(%topic, partitions, "existing topic adopted as a kafka-murmur2 stream");
         }
-        // The list may predate a delete, or a create by another replica whose document has
-        // arrived since: look again, under the admin lock.
-        if self
-            .meta
-            .get(&format!("{STREAM_PREFIX}{topic}"))
-            .await?
-            .is_some()
-            || !self.log.topics().await?.iter().any(|(n, _)| n == topic)
-        {
-            return Ok(());
-        }
-        let req = CreateStreamRequest {
-            name: topic.to_string(),
-            shard_count: Some(partitions),
-            mode: StreamMode::Provisioned,
-            max_record_kib: None,
-            tags: BTreeMap::new(),
-            key_hash: super::catalog::KeyHash::KafkaMurmur2,
-        };
-        let stream = new_stream(&req, partitions, now_ms());
-        self.persist(&stream).await?;
-        self.catalog
-            .write()
-            .insert(stream.name.clone(), StreamEntry::new(stream));
-        tracing::info!(%topic, partitions, "existing topic adopted as a kafka-murmur2 stream");
         Ok(())
     }
 

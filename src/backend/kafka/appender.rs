@@ -23,7 +23,7 @@ use crate::core::error::{CoreError, CoreResult};
 const MERGE_BYTES: usize = 900 * 1024;
 
 struct Pending {
-    batch: BytesMut,
+    batch: Bytes,
     records: i64,
     done: oneshot::Sender<CoreResult<AppendInfo>>,
 }
@@ -62,7 +62,7 @@ impl Appender {
         let start = {
             let mut l = lane.lock();
             l.queue.push_back(Pending {
-                batch,
+                batch: batch.freeze(),
                 records,
                 done,
             });
@@ -84,7 +84,7 @@ impl Appender {
 
 async fn drive(log: Weak<KafkaLog>, topic: String, partition: u32, lane: SharedLane) {
     loop {
-        let group = {
+        let mut group = {
             let mut l = lane.lock();
             if l.queue.is_empty() {
                 l.busy = false;
@@ -100,7 +100,7 @@ async fn drive(log: Weak<KafkaLog>, topic: String, partition: u32, lane: SharedL
             }
             continue;
         };
-        let result = match merge(&group) {
+        let result = match merge(&mut group) {
             Ok(batch) => log.produce(&topic, partition, batch).await,
             Err(e) => Err(Failure::Fatal {
                 code: -1,
@@ -110,9 +110,9 @@ async fn drive(log: Weak<KafkaLog>, topic: String, partition: u32, lane: SharedL
         match result {
             // Refused as a whole (too large for the topic, say): each part alone may pass.
             Err(Failure::Fatal { .. }) if group.len() > 1 => {
-                for p in group {
-                    let alone = log.produce(&topic, partition, p.batch.clone()).await;
-                    let _ = p.done.send(alone.map_err(|f| f.into_core(&topic)));
+                for Pending { batch, done, .. } in group {
+                    let alone = log.produce(&topic, partition, batch).await;
+                    let _ = done.send(alone.map_err(|f| f.into_core(&topic)));
                 }
             }
             result => {
@@ -147,14 +147,15 @@ fn take_group(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
     group
 }
 
-/// One batch holding every record of the group, in order.
-fn merge(group: &[Pending]) -> CoreResult<BytesMut> {
+/// One batch holding every record of the group, in order. A lone batch is handed over as
+/// it is (taken, so the producer can stamp it without a copy).
+fn merge(group: &mut [Pending]) -> CoreResult<Bytes> {
     if let [one] = group {
-        return Ok(one.batch.clone());
+        return Ok(std::mem::take(&mut one.batch));
     }
     let mut records: Vec<Record> = Vec::new();
-    for p in group {
-        let mut buf = Bytes::copy_from_slice(&p.batch);
+    for p in group.iter() {
+        let mut buf = p.batch.clone();
         let set = RecordBatchDecoder::decode(&mut buf)
             .map_err(|e| CoreError::CorruptBatch(format!("merging appends: {e}")))?;
         records.extend(set.records);
@@ -171,7 +172,7 @@ fn merge(group: &[Pending]) -> CoreResult<BytesMut> {
     };
     RecordBatchEncoder::encode(&mut out, records.iter(), &options)
         .map_err(|e| CoreError::Storage(format!("merging appends: {e}")))?;
-    Ok(out)
+    Ok(out.freeze())
 }
 
 #[cfg(test)]
@@ -191,7 +192,7 @@ mod tests {
             })
             .collect();
         Pending {
-            batch: encode_batch(&recs),
+            batch: encode_batch(&recs).freeze(),
             records: values.len() as i64,
             done: oneshot::channel().0,
         }
@@ -199,16 +200,16 @@ mod tests {
 
     #[test]
     fn merged_batches_keep_every_record_in_order() {
-        let group = vec![
+        let mut group = vec![
             pending(&["a0", "a1"]),
             pending(&["b0", "b1", "b2"]),
             pending(&["c0"]),
         ];
-        let merged = merge(&group).unwrap();
+        let merged = merge(&mut group).unwrap();
         let header = batch::check_batch(&merged).unwrap();
         assert_eq!(header.total_len, merged.len(), "one batch");
         assert_eq!(header.record_count, 6);
-        let out = decode_batch(merged.freeze()).unwrap();
+        let out = decode_batch(merged).unwrap();
         let values: Vec<_> = out.iter().map(|r| r.value.clone().unwrap()).collect();
         assert_eq!(
             values,
@@ -224,7 +225,7 @@ mod tests {
     #[test]
     fn groups_stop_at_the_size_limit_but_always_take_one() {
         let big = |n| Pending {
-            batch: BytesMut::from(&vec![0u8; n][..]),
+            batch: Bytes::from(vec![0u8; n]),
             records: 1,
             done: oneshot::channel().0,
         };

@@ -81,10 +81,6 @@ impl KafkaLog {
         })
     }
 
-    pub fn cluster(&self) -> &Arc<Cluster> {
-        &self.cluster
-    }
-
     /// Runs `attempt` against the partition's leader until it succeeds, fails for good, or
     /// `RETRY_FOR` runs out; metadata is refreshed between tries.
     async fn on_leader<T, F, Fut>(
@@ -126,7 +122,7 @@ impl KafkaLog {
         &self,
         topic: &str,
         partition: u32,
-        mut batch: BytesMut,
+        mut batch: Bytes,
     ) -> Result<AppendInfo, Failure> {
         let header = batch::parse_header(&batch).map_err(|e| Failure::Fatal {
             code: -1,
@@ -138,8 +134,10 @@ impl KafkaLog {
         let mut identity_refused = false;
         loop {
             let (id, epoch) = seq.stamp(&self.producer).await?;
-            batch::set_producer(&mut batch, id, epoch, seq.next);
-            let records = Bytes::copy_from_slice(&batch);
+            // No copy: the last request holding the bytes is gone by now.
+            let mut stamped = BytesMut::from(batch);
+            batch::set_producer(&mut stamped, id, epoch, seq.next);
+            batch = stamped.freeze();
             let request = ProduceRequest::default()
                 .with_acks(-1)
                 .with_timeout_ms(BROKER_WAIT_MS)
@@ -147,7 +145,7 @@ impl KafkaLog {
                     .with_name(name(topic))
                     .with_partition_data(vec![PartitionProduceData::default()
                         .with_index(partition as i32)
-                        .with_records(Some(records))])]);
+                        .with_records(Some(batch.clone()))])]);
             let result = self
                 .on_leader(topic, partition, |addr| {
                     let request = &request;
@@ -171,6 +169,7 @@ impl KafkaLog {
                     }
                 })
                 .await;
+            drop(request);
             match result {
                 Ok(info) => {
                     seq.advance(header.record_count);
@@ -631,17 +630,15 @@ impl Log for KafkaLog {
     }
 
     async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
-        let (start, end, newest) = tokio::join!(
+        let (start, end) = tokio::join!(
             self.list_offset(topic, partition, -2),
             self.list_offset(topic, partition, -1),
-            self.list_offset(topic, partition, -3),
         );
-        let (log_start, high_watermark) = (start?.0, end?.0);
-        let last_timestamp_ms = newest.ok().map(|(_, ts)| ts).filter(|ts| *ts >= 0);
         Ok(PartitionOffsets {
-            log_start,
-            high_watermark,
-            last_timestamp_ms,
+            log_start: start?.0,
+            high_watermark: end?.0,
+            // A third lookup; the core asks `max_timestamp_batch` only when it needs it.
+            last_timestamp_ms: None,
         })
     }
 

@@ -406,8 +406,11 @@ impl Subscription {
         let millis = if hit.next_offset >= offsets.high_watermark {
             0
         } else {
-            offsets
-                .last_timestamp_ms
+            self.ctx
+                .core
+                .newest_arrival(&self.stream, self.partition, &offsets)
+                .await
+                .ok()?
                 .map_or(0, |latest| (latest - hit.last_arrival_ms).max(0))
         };
         Some((hit, millis))
