@@ -7,12 +7,23 @@
 #      strait, interleaved (passthrough_latency.py).
 #   bench/passthrough.sh                 3 runs per cell, 1 and 8 partitions
 #   bench/passthrough.sh --repeats 5     any bench/kafka.sh option works
-# Writes bench/results/passthrough-latest.md (raw numbers of part 1: passthrough-latest.json).
+#   bench/passthrough.sh --latency-records 1000 --out FILE.md   (part 2's sample; where to write)
+# Writes bench/results/passthrough-latest.md (raw numbers: passthrough-latest.json, and part 2's
+# passthrough-latest-latency.json).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 out="$HERE/results/passthrough-latest.md"
-"$HERE/kafka.sh" --servers kafka,strait-passthrough --out "$out" "$@"
+latency_records=5000
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --latency-records) latency_records="$2"; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+"$HERE/kafka.sh" --servers kafka,strait-passthrough --out "$out" "${args[@]}"
 
 source "$ROOT/tests/interop/lib/kafka-broker.sh"
 source "$ROOT/tests/interop/lib/strait.sh"
@@ -22,4 +33,5 @@ STRAIT_BIN="${STRAIT_BIN:-$ROOT/target/release/strait}" start_strait bench-laten
 trap '_strait_stop; stop_kafka_broker' EXIT
 venv="${STRAIT_PY_VENV:-$ROOT/.cache/venv}"
 [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q confluent-kafka; }
-"$venv/bin/python" "$HERE/passthrough_latency.py" "$KAFKA_BOOTSTRAP" "$STRAIT_KAFKA" --out "$out"
+"$venv/bin/python" "$HERE/passthrough_latency.py" "$KAFKA_BOOTSTRAP" "$STRAIT_KAFKA" --records "$latency_records" \
+  --out "$out" --json "${out%.md}-latency.json"

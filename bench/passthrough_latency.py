@@ -2,7 +2,7 @@
 a Kafka broker directly and through strait's pass-through, interleaved in blocks so both see the
 same machine load. EndToEndLatency reports whole milliseconds; this reports microseconds.
 
-  passthrough_latency.py DIRECT_BOOTSTRAP STRAIT_BOOTSTRAP [--records N] [--out FILE.md]
+  passthrough_latency.py DIRECT_BOOTSTRAP STRAIT_BOOTSTRAP [--records N] [--out FILE.md] [--json FILE]
 """
 
 import argparse
@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--records", type=int, default=5000)
     ap.add_argument("--block", type=int, default=250)
     ap.add_argument("--out")
+    ap.add_argument("--json", help="the percentiles as JSON too (bench/report.py reads it)")
     a = ap.parse_args()
     topic = f"lat-{uuid.uuid4().hex[:6]}"
     admin = AdminClient({"bootstrap.servers": a.direct})
@@ -76,6 +77,12 @@ def main():
     if a.out:
         with open(a.out, "a") as f:
             f.write("\n" + md)
+    if a.json:
+        import json
+
+        with open(a.json, "w") as f:
+            json.dump({k: {"avg": avg, "p50": p50, "p99": p99, "p999": p999, "records": a.records}
+                       for k, avg, p50, p99, p999 in rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ async fn start_embedded(
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
     log.spawn_background();
+    observe::gauges::watch_embedded_log(log.clone());
     let meta = Arc::new(
         FileMetaStore::open(config.data_dir.join("meta"))
             .map_err(|e| format!("cannot open metadata in {}: {e}", config.data_dir.display()))?,
@@ -112,7 +113,7 @@ async fn start_embedded(
     let core = core::Core::open(
         config.account_id.clone(),
         config.streams.clone(),
-        log,
+        backend::metered::MeteredLog::wrap("embedded", log),
         meta.clone(),
         core::ForeignTopics::Delete,
     )
@@ -125,6 +126,7 @@ async fn start_embedded(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
+    observe::gauges::watch_group_lag(groups.clone(), core.clone());
     let kinesis = start_kinesis(
         config,
         core.clone(),
@@ -286,7 +288,7 @@ async fn open_kafka_core(
             core::Core::open(
                 config.account_id.clone(),
                 config.streams.clone(),
-                log.clone(),
+                backend::metered::MeteredLog::wrap("kafka", log.clone()),
                 meta,
                 core::ForeignTopics::Adopt,
             )

@@ -114,4 +114,13 @@ fn health_readiness_and_metrics_for_both_protocols() {
     // fsync: always: the PutRecords above waited for at least one group commit.
     assert!(value(&m, "strait_log_fsync_duration_seconds_count") >= 1.0);
     assert!(m.contains("strait_connections{protocol=\"kafka\"}"), "{m}");
+    // Set on scrape from the segment files, and timed at the backend boundary.
+    assert!(value(&m, r#"strait_log_size_bytes{stream="m"}"#) > 0.0);
+    assert_eq!(value(&m, r#"strait_log_segments{stream="m"}"#), 1.0);
+    assert!(
+        value(
+            &m,
+            r#"strait_backend_request_duration_seconds_count{backend="embedded",operation="append"}"#
+        ) >= 1.0
+    );
 }

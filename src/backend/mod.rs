@@ -4,6 +4,7 @@
 
 pub mod embedded;
 pub mod kafka;
+pub mod metered;
 
 use std::ops::Range;
 

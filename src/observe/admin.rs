@@ -87,7 +87,7 @@ async fn answer(
     }
     Ok(match req.uri().path() {
         "/metrics" => {
-            let mut r = Response::new(Full::new(Bytes::from(super::metrics().render())));
+            let mut r = Response::new(Full::new(Bytes::from(super::metrics().scrape().await)));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

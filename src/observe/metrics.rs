@@ -4,14 +4,21 @@
 //! names from the protocol's fixed sets, and the per-stream label can be switched off
 //! (`admin.per_stream_metrics`), in which case every stream reports as `_all`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+/// Work run before each scrape to set gauges that are cheaper to read than to keep current
+/// (log sizes, consumer lag).
+pub type ScrapeHook = Box<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -30,7 +37,25 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     pub efo_subscriptions: IntGauge,
     /// Group-commit fdatasync calls of the embedded log (`fsync: always`).
-    pub fsync_seconds: prometheus::Histogram,
+    pub fsync_seconds: Histogram,
+    /// Calls from the core into the backend's log, by backend and operation.
+    pub backend_seconds: HistogramVec,
+    pub backend_errors: IntCounterVec,
+    /// strait's own requests to Kafka brokers (Kafka backend), by API; failures are
+    /// transport failures, timeouts and undecodable answers.
+    pub broker_seconds: HistogramVec,
+    pub broker_errors: IntCounterVec,
+    /// Set on scrape: the embedded log's bytes and segment files, by stream.
+    pub log_bytes: IntGaugeVec,
+    pub log_segments: IntGaugeVec,
+    /// Set on scrape: records between each Kafka group's committed offsets and the high
+    /// watermarks (embedded backend; on the Kafka backend the cluster keeps groups).
+    pub group_lag: IntGaugeVec,
+    /// MillisBehindLatest of the newest event sent to each EFO consumer, the largest over
+    /// its open subscriptions.
+    pub efo_behind: IntGaugeVec,
+    efo_positions: Mutex<HashMap<(String, String, u32), i64>>,
+    hooks: Mutex<Vec<std::sync::Arc<ScrapeHook>>>,
     pub build_info: IntGaugeVec,
 }
 
@@ -40,33 +65,31 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
     c
 }
 
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+/// Request-scale buckets, 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
 impl Metrics {
     fn new() -> Metrics {
         let r = Registry::new();
-        let request_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "strait_request_duration_seconds",
-                "Time from a request's arrival to its response, by protocol and operation.",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["protocol", "operation"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(request_seconds.clone()))
-            .expect("unique metric");
-        let connections = IntGaugeVec::new(
-            Opts::new(
-                "strait_connections",
-                "Open client connections, by protocol.",
-            ),
-            &["protocol"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(connections.clone()))
-            .expect("unique metric");
         let efo_subscriptions = IntGauge::new(
             "strait_efo_subscriptions",
             "Open SubscribeToShard event streams.",
@@ -74,7 +97,7 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(efo_subscriptions.clone()))
             .expect("unique metric");
-        let fsync_seconds = prometheus::Histogram::with_opts(
+        let fsync_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "strait_log_fsync_duration_seconds",
                 "Embedded log: time of each group-commit fdatasync.",
@@ -87,13 +110,12 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(fsync_seconds.clone()))
             .expect("unique metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new("strait_build_info", "Always 1; the version is a label."),
+        let build_info = gauge(
+            &r,
+            "strait_build_info",
+            "Always 1; the version is a label.",
             &["version"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(build_info.clone()))
-            .expect("unique metric");
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -102,6 +124,12 @@ impl Metrics {
                 &r,
                 "strait_requests_total",
                 "Requests, by protocol and operation (Kinesis) or API (Kafka).",
+                &["protocol", "operation"],
+            ),
+            request_seconds: histogram(
+                &r,
+                "strait_request_duration_seconds",
+                "Time from a request's arrival to its response, by protocol and operation.",
                 &["protocol", "operation"],
             ),
             errors: counter(
@@ -134,10 +162,64 @@ impl Metrics {
                 "Record bytes read, by protocol and stream.",
                 &["protocol", "stream"],
             ),
-            request_seconds,
-            connections,
+            connections: gauge(
+                &r,
+                "strait_connections",
+                "Open client connections, by protocol.",
+                &["protocol"],
+            ),
             efo_subscriptions,
             fsync_seconds,
+            backend_seconds: histogram(
+                &r,
+                "strait_backend_request_duration_seconds",
+                "Time of each call into the backend's log (append, read, offsets, ...), by backend and operation.",
+                &["backend", "operation"],
+            ),
+            backend_errors: counter(
+                &r,
+                "strait_backend_request_errors_total",
+                "Backend log calls that failed, by backend and operation.",
+                &["backend", "operation"],
+            ),
+            broker_seconds: histogram(
+                &r,
+                "strait_kafka_broker_request_duration_seconds",
+                "Kafka backend: round trip of each request strait itself sends to a broker, by API.",
+                &["api"],
+            ),
+            broker_errors: counter(
+                &r,
+                "strait_kafka_broker_request_errors_total",
+                "Kafka backend: requests to a broker that got no usable answer (connection, timeout, decoding), by API.",
+                &["api"],
+            ),
+            log_bytes: gauge(
+                &r,
+                "strait_log_size_bytes",
+                "Embedded log: bytes in segment files, by stream.",
+                &["stream"],
+            ),
+            log_segments: gauge(
+                &r,
+                "strait_log_segments",
+                "Embedded log: segment files, by stream.",
+                &["stream"],
+            ),
+            group_lag: gauge(
+                &r,
+                "strait_consumer_group_lag_records",
+                "Records between a Kafka consumer group's committed offsets and the partitions' high watermarks (embedded backend; includes EFO shadow groups).",
+                &["group"],
+            ),
+            efo_behind: gauge(
+                &r,
+                "strait_efo_consumer_millis_behind_latest",
+                "MillisBehindLatest of the newest event sent to an EFO consumer, the largest over its open subscriptions.",
+                &["stream", "consumer"],
+            ),
+            efo_positions: Mutex::new(HashMap::new()),
+            hooks: Mutex::new(Vec::new()),
             build_info,
             per_stream: AtomicBool::new(true),
             registry: r,
@@ -189,6 +271,55 @@ impl Metrics {
             .inc_by(bytes);
     }
 
+    /// Runs `hook` before every scrape from now on.
+    pub fn on_scrape(&self, hook: ScrapeHook) {
+        self.hooks.lock().push(std::sync::Arc::new(hook));
+    }
+
+    /// The MillisBehindLatest just sent on one EFO subscription (`None`: it ended).
+    pub fn efo_position(&self, stream: &str, consumer: &str, shard: u32, millis: Option<i64>) {
+        let key = (stream.to_string(), consumer.to_string(), shard);
+        let mut positions = self.efo_positions.lock();
+        match millis {
+            Some(m) => {
+                positions.insert(key, m);
+            }
+            None => {
+                positions.remove(&key);
+            }
+        }
+    }
+
+    fn set_efo_gauges(&self) {
+        let mut worst: HashMap<(&str, &str), i64> = HashMap::new();
+        let positions = self.efo_positions.lock();
+        for ((stream, consumer, _), millis) in positions.iter() {
+            let key = if self.per_stream.load(Ordering::Relaxed) {
+                (stream.as_str(), consumer.as_str())
+            } else {
+                ("_all", "_all")
+            };
+            let w = worst.entry(key).or_insert(0);
+            *w = (*w).max(*millis);
+        }
+        self.efo_behind.reset();
+        for ((stream, consumer), millis) in worst {
+            self.efo_behind
+                .with_label_values(&[stream, consumer])
+                .set(millis);
+        }
+    }
+
+    /// Runs the scrape hooks, then renders.
+    pub async fn scrape(&self) -> Vec<u8> {
+        let hooks: Vec<_> = self.hooks.lock().clone();
+        for hook in hooks {
+            hook().await;
+        }
+        self.set_efo_gauges();
+        self.render()
+    }
+
     /// The registry in the Prometheus text exposition format.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -196,6 +327,11 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding cannot fail");
         out
+    }
+
+    /// The label a per-stream series uses for `stream` (`_all` when per-stream labels are off).
+    pub fn stream_key<'a>(&self, stream: &'a str) -> &'a str {
+        self.stream_label(stream)
     }
 }
 
@@ -246,5 +382,39 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"strait_build_info{version=""#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn scrape_runs_hooks_and_reports_the_worst_efo_subscription() {
+        let m = Box::leak(Box::new(Metrics::new()));
+        let gauge = m.log_segments.clone();
+        m.on_scrape(Box::new(move || {
+            let g = gauge.clone();
+            Box::pin(async move { g.with_label_values(&["s"]).set(4) })
+        }));
+        m.efo_position("s", "c", 0, Some(100));
+        m.efo_position("s", "c", 1, Some(2500));
+        m.efo_position("s", "other", 0, Some(7));
+        let text = String::from_utf8(m.scrape().await).unwrap();
+        assert!(
+            text.contains(r#"strait_log_segments{stream="s"} 4"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"strait_efo_consumer_millis_behind_latest{consumer="c",stream="s"} 2500"#
+            ),
+            "{text}"
+        );
+        m.efo_position("s", "c", 1, None);
+        m.efo_position("s", "other", 0, None);
+        let text = String::from_utf8(m.scrape().await).unwrap();
+        assert!(
+            text.contains(
+                r#"strait_efo_consumer_millis_behind_latest{consumer="c",stream="s"} 100"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(r#"consumer="other""#), "{text}");
     }
 }

@@ -9,6 +9,8 @@ downward-API fields replaced by sample values), and checks the result.
   not-yet-implemented setting); the file is then checked again with that one setting made
   valid (STRAIT_BACKEND__TYPE=embedded), which must pass.
 --advertised: the effective kafka.advertised_address must match REGEX.
+--secret-env NAME=SECRET/KEY (repeatable): the strait container takes NAME from that Secret key.
+Secret references get sample values, so check-config sees a complete login.
 Prints PASS/FAIL lines; exits 1 if any failed.
 """
 import argparse
@@ -34,6 +36,9 @@ def container_env(c):
             v = str(e["value"])
         elif "fieldRef" in (e.get("valueFrom") or {}):
             v = SAMPLE_FIELDS.get(e["valueFrom"]["fieldRef"]["fieldPath"], "x")
+        elif "secretKeyRef" in (e.get("valueFrom") or {}):
+            ref = e["valueFrom"]["secretKeyRef"]
+            v = f"sample-{ref['name']}-{ref['key']}"
         else:
             continue
         # Kubernetes expands $(NAME) from variables defined earlier in the list.
@@ -50,6 +55,7 @@ def main():
     ap.add_argument("workdir")
     ap.add_argument("--expect-reject", default="")
     ap.add_argument("--advertised", default="")
+    ap.add_argument("--secret-env", action="append", default=[])
     a = ap.parse_args()
     with open(a.manifests) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -83,7 +89,7 @@ def main():
         with open(path, "w") as f:
             f.write(text)
         env = {k: v for k, v in os.environ.items() if not k.startswith("STRAIT_")}
-        strait_env = {k: v for k, v in envs.get(name, {}).items() if k.startswith("STRAIT_")}
+        strait_env = {k: v for k, v in envs.get(name, {}).items() if k.startswith(("STRAIT_", "AWS_"))}
         env.update(strait_env)
         r = subprocess.run([a.strait, "check-config", "--config", path], env=env,
                            capture_output=True, text=True)
@@ -101,6 +107,12 @@ def main():
                    out.strip()[-400:])
         else:
             report(r.returncode == 0, what, out.strip()[-400:])
+        for want in a.secret_env:
+            var, ref = want.split("=", 1)
+            secret, key = ref.split("/", 1)
+            got = envs.get(name, {}).get(var)
+            report(got == f"sample-{secret}-{key}", f"{name}: {var} comes from Secret {secret}, key {key}",
+                   f"got {got!r}")
         if a.advertised and r.returncode == 0:
             m = re.search(r'advertised_address: "([^"]*)"', out)
             got = m.group(1) if m else None

@@ -160,10 +160,23 @@ render_case embedded "$CHART" "$EXAMPLES/values-embedded.yaml" \
     --advertised 'strait-0\.strait-headless\.default\.svc\.cluster\.local:9092'
 render_case kafka "$CHART" "$EXAMPLES/values-kafka.yaml" \
     Deployment,Service,ConfigMap,HorizontalPodAutoscaler,PodDisruptionBudget StatefulSet \
-    --advertised '10\.1\.2\.3:9092'
+    --advertised '10\.1\.2\.3:9092' \
+    --secret-env STRAIT_BACKEND__KAFKA__SASL__USERNAME=strait-kafka-sasl/username \
+    --secret-env STRAIT_BACKEND__KAFKA__SASL__PASSWORD=strait-kafka-sasl/password
 render_case sidecar "$APP" "$EXAMPLES/values-sidecar.yaml" \
     Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
     --advertised '127\.0\.0\.1:9092'
+# The sidecar in front of MSK with IAM: AWS keys from a Secret, TLS with a client certificate.
+EXTRA_SET=(--set strait.config.backend.type=kafka --set 'strait.config.backend.kafka.bootstrap={b-1.msk:9098}'
+    --set strait.sasl.enabled=true --set strait.sasl.mechanism=AWS_MSK_IAM --set strait.sasl.existingSecret=msk-iam
+    --set strait.backendTls.enabled=true --set strait.backendTls.existingSecret=msk-tls
+    --set strait.backendTls.clientAuth=true)
+render_case sidecar-msk-iam "$APP" "$EXAMPLES/values-sidecar.yaml" \
+    Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
+    --advertised '127\.0\.0\.1:9092' \
+    --secret-env AWS_ACCESS_KEY_ID=msk-iam/AWS_ACCESS_KEY_ID \
+    --secret-env AWS_SECRET_ACCESS_KEY=msk-iam/AWS_SECRET_ACCESS_KEY
+EXTRA_SET=()
 # The HPA is for deployment mode only, whatever autoscaling.enabled says.
 EXTRA_SET=(--set autoscaling.enabled=true --set podDisruptionBudget.enabled=true)
 render_case statefulset-ignores-hpa "$CHART" - StatefulSet,PodDisruptionBudget HorizontalPodAutoscaler \
@@ -176,8 +189,20 @@ render_case deployment-embedded-tls "$CHART" - \
 EXTRA_SET=()
 
 # --- what the chart must refuse -------------------------------------------------------------------
-check_fails "refuses sasl.enabled (the chart does not mount a SASL secret yet)" "does not mount a SASL secret" \
-    "$HELM" template strait "$CHART" --set sasl.enabled=true
+check_fails "refuses sasl.enabled on the embedded backend" "only with config.backend.type: kafka" \
+    "$HELM" template strait "$CHART" --set sasl.enabled=true --set sasl.existingSecret=s
+check_fails "refuses sasl.enabled without a Secret" "needs sasl.existingSecret" \
+    "$HELM" template strait "$CHART" -f "$EXAMPLES/values-kafka.yaml" --set sasl.existingSecret=
+check_fails "refuses an unknown SASL mechanism" "sasl.mechanism must be" \
+    "$HELM" template strait "$CHART" -f "$EXAMPLES/values-kafka.yaml" --set sasl.mechanism=GSSAPI
+check_fails "refuses AWS_MSK_IAM without backend TLS" "needs backendTls.enabled" \
+    "$HELM" template strait "$CHART" -f "$EXAMPLES/values-kafka.yaml" --set sasl.mechanism=AWS_MSK_IAM \
+    --set backendTls.enabled=false
+check_fails "refuses backendTls.clientAuth without a Secret" "needs backendTls.existingSecret" \
+    "$HELM" template strait "$CHART" -f "$EXAMPLES/values-kafka.yaml" --set backendTls.clientAuth=true
+check_fails "refuses sidecar SASL on the embedded backend" "strait logs in to a Kafka cluster only" \
+    "$HELM" template app "$APP" -f "$EXAMPLES/values-sidecar.yaml" --set strait.sasl.enabled=true \
+    --set strait.sasl.existingSecret=s
 check_fails "refuses a loopback kinesis.listen in a cluster" "must listen on 0.0.0.0" \
     "$HELM" template strait "$CHART" --set config.kinesis.listen=127.0.0.1:4567
 check_fails "refuses tls.enabled without tls.secretName" "tls.secretName" \

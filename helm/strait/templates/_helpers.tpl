@@ -67,9 +67,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not (has $mode (list "statefulset" "deployment" "sidecar")) }}
 {{- fail (printf "mode must be statefulset, deployment or sidecar, not %q" $mode) }}
 {{- end }}
-{{- if .Values.sasl.enabled }}
-{{- fail "sasl.enabled: the chart does not mount a SASL secret yet; leave it false and set config.backend.kafka.sasl, with STRAIT_BACKEND__KAFKA__SASL__PASSWORD from your own secret" }}
-{{- end }}
+{{- include "strait.validateBackendAuth" (dict "values" .Values "prefix" "") }}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
 {{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" }}
 {{- end }}
@@ -154,6 +152,7 @@ The strait container of the StatefulSet / Deployment.
     - name: STRAIT_KINESIS__TLS__KEY
       value: {{ printf "%s/tls.key" .Values.tls.mountPath | quote }}
     {{- end }}
+    {{- include "strait.backendAuthEnv" .Values | nindent 4 }}
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -211,6 +210,7 @@ The strait container of the StatefulSet / Deployment.
       mountPath: {{ .Values.tls.mountPath }}
       readOnly: true
     {{- end }}
+    {{- include "strait.backendTlsMount" (dict "values" .Values "volume" "kafka-tls") | nindent 4 }}
 {{- end }}
 
 {{/* Pod-level fields shared by the StatefulSet and the Deployment. */}}
@@ -262,4 +262,5 @@ topologySpreadConstraints:
     secretName: {{ .Values.tls.secretName }}
     defaultMode: 0440
 {{- end }}
+{{- include "strait.backendTlsVolume" (dict "values" .Values "volume" "kafka-tls") }}
 {{- end }}

@@ -92,9 +92,7 @@ data:
 {{/* The strait container (an item of the pod's `containers:` list). */}}
 {{- define "strait.sidecar" -}}
 {{- $v := include "strait.sidecar.values" . | fromYaml }}
-{{- if $v.sasl.enabled }}
-{{- fail "strait.sasl.enabled: the chart does not mount a SASL secret yet; set config.backend.kafka.sasl instead" }}
-{{- end }}
+{{- include "strait.validateBackendAuth" (dict "values" $v "prefix" "strait.") }}
 {{- $c := include "strait.sidecar.config" . | fromYaml }}
 {{- $kinesisPort := include "strait.port" $c.kinesis.listen }}
 {{- $kafkaPort := include "strait.port" $c.kafka.listen }}
@@ -108,7 +106,7 @@ data:
     - serve
     - --config
     - /etc/strait/strait.yaml
-  {{- if or $v.tls.enabled $v.extraEnv }}
+  {{- if or $v.tls.enabled $v.extraEnv $v.sasl.enabled $v.backendTls.enabled }}
   env:
     {{- if $v.tls.enabled }}
     - name: STRAIT_KINESIS__TLS__CERT
@@ -116,6 +114,7 @@ data:
     - name: STRAIT_KINESIS__TLS__KEY
       value: {{ printf "%s/tls.key" $v.tls.mountPath | quote }}
     {{- end }}
+    {{- include "strait.backendAuthEnv" $v | nindent 4 }}
     {{- with $v.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -167,6 +166,7 @@ data:
       mountPath: {{ $v.tls.mountPath }}
       readOnly: true
     {{- end }}
+    {{- include "strait.backendTlsMount" (dict "values" $v "volume" "strait-kafka-tls") | nindent 4 }}
 {{- end }}
 
 {{/* The sidecar's volumes (items of the pod's `volumes:` list). */}}
@@ -192,4 +192,5 @@ data:
     secretName: {{ required "strait.tls.secretName is required with tls.enabled" $v.tls.secretName }}
     defaultMode: 0440
 {{- end }}
+{{- include "strait.backendTlsVolume" (dict "values" $v "volume" "strait-kafka-tls") }}
 {{- end }}

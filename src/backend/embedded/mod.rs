@@ -116,6 +116,28 @@ impl EmbeddedLog {
         });
     }
 
+    /// (topic, bytes in segment files, segment files) of every topic.
+    pub fn disk_usage(&self) -> Vec<(String, u64, u64)> {
+        let topics: Vec<(String, Arc<Topic>)> = self
+            .topics
+            .read()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        topics
+            .into_iter()
+            .map(|(name, t)| {
+                let (bytes, segments) = t
+                    .partitions
+                    .read()
+                    .values()
+                    .map(|p| p.usage())
+                    .fold((0, 0), |(b, s), (pb, ps)| (b + pb, s + ps));
+                (name, bytes, segments)
+            })
+            .collect()
+    }
+
     fn all_partitions(&self) -> Vec<Arc<PartitionLog>> {
         self.topics
             .read()

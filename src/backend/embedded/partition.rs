@@ -242,6 +242,13 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// (bytes in segment files, segment files).
+    pub fn usage(&self) -> (u64, u64) {
+        let st = self.state.lock();
+        let bytes = st.segments.iter().map(|s| s.size).sum();
+        (bytes, st.segments.len() as u64)
+    }
+
     pub fn offsets(&self) -> PartitionOffsets {
         let st = self.state.lock();
         PartitionOffsets {

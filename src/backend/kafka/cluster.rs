@@ -95,6 +95,26 @@ impl Cluster {
         version: i16,
         request: &Req,
     ) -> Result<Resp, String> {
+        let started = Instant::now();
+        let out = self.request_inner(addr, key, version, request).await;
+        let m = crate::observe::metrics();
+        let api = crate::kafka::versions::api_name(key as i16);
+        m.broker_seconds
+            .with_label_values(&[api])
+            .observe(started.elapsed().as_secs_f64());
+        if out.is_err() {
+            m.broker_errors.with_label_values(&[api]).inc();
+        }
+        out
+    }
+
+    async fn request_inner<Req: Encodable, Resp: Decodable>(
+        &self,
+        addr: &str,
+        key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Result<Resp, String> {
         let pooled = loop {
             match self.idle.lock().get_mut(addr).and_then(Vec::pop) {
                 Some((c, since)) if since.elapsed() < MAX_IDLE => break Some(c),

@@ -217,6 +217,7 @@ impl Subscription {
         gauge.inc();
         let end = self.push().await;
         gauge.dec();
+        crate::observe::metrics().efo_position(&self.stream, &self.consumer, self.partition, None);
         // A subscription that was taken over leaves the position to its successor.
         if *self.lease.revoked.borrow() == Revoked::Held {
             self.record_position(true);
@@ -281,7 +282,9 @@ impl Subscription {
                     return end;
                 }
                 self.offset = hit.next_offset;
-                crate::observe::metrics().read("kinesis", &self.stream, hit.records, hit.bytes);
+                let m = crate::observe::metrics();
+                m.read("kinesis", &self.stream, hit.records, hit.bytes);
+                m.efo_position(&self.stream, &self.consumer, self.partition, Some(millis));
                 last_event = Some(Instant::now());
                 self.record_position(false);
                 continue;
@@ -445,7 +448,9 @@ impl Subscription {
             .iter()
             .map(|r| (r.data.len() + r.partition_key.len()) as u64)
             .sum();
-        crate::observe::metrics().read("kinesis", &self.stream, records, bytes);
+        let m = crate::observe::metrics();
+        m.read("kinesis", &self.stream, records, bytes);
+        m.efo_position(&self.stream, &self.consumer, self.partition, Some(millis));
         let continuation = (!span.shard_ended).then(|| span.continuation(self.partition));
         let mut event = SubscribeToShardEvent {
             child_shards: span.child_shards.iter().map(child_shard).collect(),

@@ -72,6 +72,7 @@ run "AWS SDK for Java v2 (six modes)" bash "$repo_root/tests/interop/java/run.sh
 run "AWS SDK for Rust" bash "$repo_root/tests/interop/rust-sdk/run.sh"
 run "KCL 3 (enhanced fan-out)" bash "$repo_root/tests/interop/kcl/run.sh"
 run "KPL 1 (TLS)" env STRAIT_ENDPOINT="$STRAIT_TLS_ENDPOINT" bash "$repo_root/tests/interop/kpl/run.sh"
+run "metrics after the suites" "$venv/bin/python" "$here/metrics_check.py"
 if [ ${#failures[@]} -gt 0 ]; then
   strait_log_tail_on_failure 1
   kafka_broker_log_tail
