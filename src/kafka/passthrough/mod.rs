@@ -5,15 +5,19 @@
 //! connection on a broker's port is paired with one connection to that broker, so requests
 //! reach the partition leader or coordinator the client chose from the rewritten metadata.
 //! Frames travel as bytes; only responses carrying broker addresses, and ApiVersions, are
-//! decoded and re-encoded (see `rewrite`).
+//! decoded and re-encoded (see `rewrite`). CreatePartitions on a Kinesis stream's topic is
+//! answered here (see `policy`).
 
+mod policy;
 mod rewrite;
+
+pub use policy::TopicPolicy;
 
 use rewrite::Rewritten;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -46,6 +50,8 @@ pub struct Passthrough {
     node_ports: Mutex<BTreeMap<i32, u16>>,
     conns: Arc<Connections>,
     closing: Closing,
+    /// Set once the Kinesis catalog is loaded; until then CreatePartitions is forwarded.
+    create_partitions_policy: OnceLock<TopicPolicy>,
 }
 
 /// Which broker a strait port stands for.
@@ -82,12 +88,18 @@ impl Passthrough {
             node_ports: Mutex::default(),
             conns,
             closing,
+            create_partitions_policy: OnceLock::new(),
         });
         for node in pt.cluster.nodes().keys() {
             pt.node_port(*node);
         }
         let task = tokio::spawn(pt.clone().accept(bootstrap, Target::Any));
         (pt, task)
+    }
+
+    /// From now on, CreatePartitions naming a topic `policy` refuses is answered by strait.
+    pub fn guard_create_partitions(&self, policy: TopicPolicy) {
+        let _ = self.create_partitions_policy.set(policy);
     }
 
     /// The port strait advertises for `node`, starting its listener on first use.
@@ -251,7 +263,23 @@ impl Passthrough {
                 // client retries at one both sides know.
                 let answer = self.unsupported_api_versions(start.correlation_id)?;
                 send_owed(owed, wr, entry(OwedKind::Local(answer))).await?;
+                flush_when_drained(rd, wr).await?;
                 continue;
+            }
+            if key == ApiKey::CreatePartitions {
+                if let Some(policy) = self.create_partitions_policy.get() {
+                    let local = policy::refuse_create_partitions(
+                        &frame,
+                        start.version,
+                        start.correlation_id,
+                        policy,
+                    )?;
+                    if let Some(answer) = local {
+                        send_owed(owed, wr, entry(OwedKind::Local(answer))).await?;
+                        flush_when_drained(rd, wr).await?;
+                        continue;
+                    }
+                }
             }
             let expects_response = key != ApiKey::Produce
                 || wire::produce_expects_response(&frame, start.version)
@@ -269,9 +297,7 @@ impl Passthrough {
                 .await
                 .map_err(|e| e.to_string())?;
             wr.write_all(&frame).await.map_err(|e| e.to_string())?;
-            if rd.buffer().is_empty() {
-                wr.flush().await.map_err(|e| e.to_string())?;
-            }
+            flush_when_drained(rd, wr).await?;
         }
     }
 
@@ -444,6 +470,19 @@ impl Passthrough {
         let (lo, hi) = (min.max(cmin), max.min(cmax));
         (lo <= hi).then_some((lo, hi))
     }
+}
+
+/// Sends what is buffered for the broker once the client has nothing more buffered: a
+/// request must not wait for the next one, also when the last one was answered locally (its
+/// answer is queued behind the broker's answers to the requests before it).
+async fn flush_when_drained(
+    rd: &BufReader<impl AsyncRead + Unpin>,
+    wr: &mut BufWriter<impl AsyncWrite + Unpin>,
+) -> Result<(), String> {
+    if rd.buffer().is_empty() {
+        wr.flush().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Queues what the client is owed; when the queue is full, what is buffered for the broker

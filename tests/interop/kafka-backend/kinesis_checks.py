@@ -221,6 +221,79 @@ def kafka_topic_is_a_stream():
              "a topic deleted on the broker to leave the stream list")
 
 
+def pipelined_create_partitions_answers(topic):
+    """Metadata v0 (forwarded) and CreatePartitions v0 on `topic` (answered by strait) in one
+    write to strait's broker port; returns [(correlation id, CreatePartitions error code)]."""
+    import socket
+    import struct
+
+    def frame(key, corr, body):
+        head = struct.pack(">hhih", key, 0, corr, 2) + b"kc"
+        return struct.pack(">i", len(head) + len(body)) + head + body
+    name = topic.encode()
+    metadata = frame(3, 1, struct.pack(">i", 0))
+    create = frame(37, 2, struct.pack(">ih", 1, len(name)) + name + struct.pack(">iiib", 4, -1, 5000, 0))
+    host, port = os.environ["STRAIT_KAFKA"].rsplit(":", 1)
+    # The broker's own port (bootstrap + 1 + node id 1), where admin requests go.
+    s = socket.create_connection((host, int(port) + 2), timeout=10)
+    try:
+        s.sendall(metadata + create)
+        f = s.makefile("rb")
+        out = []
+        for _ in range(2):
+            size = struct.unpack(">i", f.read(4))[0]
+            body = f.read(size)
+            corr = struct.unpack(">i", body[:4])[0]
+            code = None
+            if corr == 2:  # throttle, results count, name, error code
+                n = struct.unpack(">h", body[12:14])[0]
+                code = struct.unpack(">h", body[14 + n:16 + n])[0]
+            out.append((corr, code))
+        return out
+    finally:
+        s.close()
+
+
+def create_partitions_through_strait_spares_md5_streams():
+    """CreatePartitions from a Kafka client through strait's port: refused with POLICY_VIOLATION on
+    a Kinesis stream's topic (its keys route by MD5 hash ranges), forwarded for a murmur2 topic."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewPartitions
+    md5 = f"kk-md5-{RUN}"
+    K.create_stream(StreamName=md5, ShardCount=2)
+    wait_active(K, md5)
+    plain = f"kk-plain-{RUN}"
+    direct = AdminClient({"bootstrap.servers": BROKER})
+    direct.create_topics([NewTopic(plain, num_partitions=2, replication_factor=1)])[plain].result(30)
+    wait_for(lambda: plain in K.list_streams()["StreamNames"], 15, "the broker's topic to appear as a stream")
+    via = AdminClient({"bootstrap.servers": os.environ["STRAIT_KAFKA"]})
+    try:
+        via.create_partitions([NewPartitions(md5, 4)])[md5].result(30)
+        require(False, "CreatePartitions on a kinesis-md5 stream's topic succeeded")
+    except KafkaException as e:
+        err = e.args[0]
+        require(err.code() == KafkaError.POLICY_VIOLATION, f"got {err}")
+        require("UpdateShardCount" in err.str(), f"message: {err.str()}")
+    require(partitions_of(md5) == 2, f"{md5} has {partitions_of(md5)} partitions on the broker")
+    require(len(K.list_shards(StreamName=md5)["Shards"]) == 2, "the stream's shards changed")
+    # Both in one request: neither changes.
+    fs = via.create_partitions([NewPartitions(md5, 4), NewPartitions(plain, 4)])
+    for name, code in ((md5, KafkaError.POLICY_VIOLATION), (plain, KafkaError.INVALID_REQUEST)):
+        try:
+            fs[name].result(30)
+            require(False, f"{name} changed in a request that also named {md5}")
+        except KafkaException as e:
+            require(e.args[0].code() == code, f"{name}: {e.args[0]}")
+    require(partitions_of(plain) == 2, f"{plain} changed")
+    # Pipelined behind a forwarded request in one segment, the local answer still comes, in order
+    # (the forwarded request must not wait in strait's buffer for a next one).
+    require(pipelined_create_partitions_answers(md5) == [(1, None), (2, 44)], "pipelined answers")
+    # A murmur2 topic on its own is forwarded to the broker.
+    via.create_partitions([NewPartitions(plain, 3)])[plain].result(30)
+    require(partitions_of(plain) == 3, f"{plain} has {partitions_of(plain)} partitions")
+    K.delete_stream(StreamName=md5)
+
+
 def aborted_kafka_transactions_are_invisible():
     name = f"kk-txn-{RUN}"
     admin = AdminClient({"bootstrap.servers": BROKER})
@@ -404,6 +477,8 @@ CHECKS = [
      "ApproximateArrivalTimestamp, EHK header; sequence numbers equal on put and get", kinesis_writes_read_directly),
     ("a topic made on the broker is a kafka-murmur2 stream: boto3 reads it, routes keys as the Java "
      "producer does, follows CreatePartitions and deletion", kafka_topic_is_a_stream),
+    ("CreatePartitions through strait's Kafka port: refused (POLICY_VIOLATION) on a Kinesis stream's "
+     "topic, forwarded for a murmur2 topic", create_partitions_through_strait_spares_md5_streams),
     ("records of aborted Kafka transactions are not read by Kinesis clients, who read on past them",
      aborted_kafka_transactions_are_invisible),
     ("a record written to a parent shard just after its split is read before the parent ends",

@@ -1,0 +1,136 @@
+//! Requests the pass-through answers itself instead of forwarding, because what they would do
+//! to the cluster breaks what the Kinesis side keeps: CreatePartitions on a stream whose keys
+//! route by MD5 hash ranges (its shards change through SplitShard / UpdateShardCount).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+use crate::backend::kafka::wire;
+
+/// Why a topic's partitions must not be added to from Kafka, or `None` when they may.
+pub type TopicPolicy = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+const INVALID_REQUEST: i16 = 42;
+const POLICY_VIOLATION: i16 = 44;
+
+/// The local answer (framed) to a CreatePartitions request naming a topic `policy` refuses;
+/// `None` to forward it. A request naming a refused topic is answered whole: the other
+/// topics in it get INVALID_REQUEST and are not changed, since splitting one admin request
+/// across a local and a forwarded answer could half-apply it.
+pub fn refuse_create_partitions(
+    frame: &Bytes,
+    version: i16,
+    correlation_id: i32,
+    policy: &TopicPolicy,
+) -> Result<Option<Bytes>, String> {
+    let mut b = frame.clone();
+    RequestHeader::decode(
+        &mut b,
+        ApiKey::CreatePartitions.request_header_version(version),
+    )
+    .map_err(|e| format!("bad CreatePartitions header: {e}"))?;
+    let request = CreatePartitionsRequest::decode(&mut b, version)
+        .map_err(|e| format!("bad CreatePartitions request: {e}"))?;
+    let refusals: Vec<Option<String>> = request.topics.iter().map(|t| policy(&t.name)).collect();
+    if refusals.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let results = request
+        .topics
+        .into_iter()
+        .zip(refusals)
+        .map(|(t, why)| {
+            let (code, message) = match why {
+                Some(why) => (POLICY_VIOLATION, why),
+                None => (
+                    INVALID_REQUEST,
+                    format!(
+                        "Topic {} not changed: the same request named a stream whose partitions cannot be added to; send it on its own.",
+                        t.name.as_str()
+                    ),
+                ),
+            };
+            CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(message)))
+        })
+        .collect();
+    let response = CreatePartitionsResponse::default().with_results(results);
+    wire::encode_response(ApiKey::CreatePartitions, version, correlation_id, &response).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::TopicName;
+
+    fn request(version: i16, topics: &[&str]) -> Bytes {
+        let req = CreatePartitionsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatePartitionsTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_count(8)
+                    })
+                    .collect(),
+            )
+            .with_timeout_ms(1000);
+        let framed = wire::encode_request(ApiKey::CreatePartitions, version, 9, "t", &req).unwrap();
+        framed.slice(4..)
+    }
+
+    fn md5_only() -> TopicPolicy {
+        Arc::new(|t: &str| (t == "kinesis").then(|| format!("{t} routes by MD5")))
+    }
+
+    #[test]
+    fn requests_without_refused_topics_are_forwarded() {
+        for v in 0..=3 {
+            let frame = request(v, &["orders", "events"]);
+            assert!(refuse_create_partitions(&frame, v, 9, &md5_only())
+                .unwrap()
+                .is_none());
+        }
+    }
+
+    #[test]
+    fn a_refused_topic_answers_the_whole_request_locally() {
+        for v in 0..=3 {
+            let frame = request(v, &["kinesis", "orders"]);
+            let answer = refuse_create_partitions(&frame, v, 9, &md5_only())
+                .unwrap()
+                .expect("answered locally");
+            let (correlation, mut body) =
+                wire::response_body(ApiKey::CreatePartitions, v, answer.slice(4..)).unwrap();
+            assert_eq!(correlation, 9);
+            let resp = CreatePartitionsResponse::decode(&mut body, v).unwrap();
+            let got: Vec<(String, i16)> = resp
+                .results
+                .iter()
+                .map(|r| (r.name.to_string(), r.error_code))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("kinesis".to_string(), POLICY_VIOLATION),
+                    ("orders".to_string(), INVALID_REQUEST)
+                ]
+            );
+            assert!(resp.results[0]
+                .error_message
+                .as_ref()
+                .unwrap()
+                .contains("MD5"));
+        }
+    }
+}
