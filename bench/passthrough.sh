@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
-"$HERE/kafka.sh" --servers kafka,strait-passthrough --out "$out" "${args[@]}"
+"$HERE/kafka.sh" --servers kafka,strait-passthrough --out "$out" ${args[@]+"${args[@]}"}
 
 source "$ROOT/tests/interop/lib/kafka-broker.sh"
 source "$ROOT/tests/interop/lib/strait.sh"

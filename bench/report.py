@@ -309,7 +309,8 @@ def render(results, doc, chart_dir, mode):
     block = "\n".join(lines) + "\n"
     old = open(doc).read() if os.path.exists(doc) else ""
     if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) + 1:]
+        b = old.index(BEGIN)
+        new = old[:b] + block + old[old.index(END, b) + len(END) + 1:]
     elif old.startswith("# "):
         title, _, rest = old.partition("\n")
         new = f"{title}\n\n{block}\n{rest.lstrip()}"

@@ -106,6 +106,7 @@ async fn start_embedded(
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
     log.spawn_background();
     observe::gauges::watch_embedded_log(log.clone());
+    let unmetered: Arc<dyn backend::Log> = log.clone();
     let meta = Arc::new(
         FileMetaStore::open(config.data_dir.join("meta"))
             .map_err(|e| format!("cannot open metadata in {}: {e}", config.data_dir.display()))?,
@@ -126,7 +127,7 @@ async fn start_embedded(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
-    observe::gauges::watch_group_lag(groups.clone(), core.clone());
+    observe::gauges::watch_group_lag(groups.clone(), core.clone(), unmetered);
     let kinesis = start_kinesis(
         config,
         core.clone(),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::backend::embedded::EmbeddedLog;
+use crate::backend::Log;
 use crate::core::groups::GroupCoordinator;
 use crate::core::Core;
 
@@ -36,34 +37,40 @@ pub fn watch_embedded_log(log: Arc<EmbeddedLog>) {
 }
 
 /// `strait_consumer_group_lag_records`: for each group, the records between its committed
-/// offsets and the high watermarks of those partitions. Partitions whose topic is gone do
-/// not count.
-pub fn watch_group_lag(groups: Arc<GroupCoordinator>, core: Arc<Core>) {
+/// offsets and the high watermarks of those partitions. Reads the log directly (not through
+/// the metered wrapper, so scrapes do not show as backend calls), once per partition per
+/// scrape; partitions of streams that no longer exist do not count.
+pub fn watch_group_lag(groups: Arc<GroupCoordinator>, core: Arc<Core>, log: Arc<dyn Log>) {
     super::metrics().on_scrape(Box::new(move || {
-        let (groups, core) = (groups.clone(), core.clone());
+        let (groups, core, log) = (groups.clone(), core.clone(), log.clone());
         Box::pin(async move {
-            let mut lags = Vec::new();
-            for (group, _, _) in groups.list() {
-                lags.push((group.clone(), group_lag(&groups, &core, &group).await));
-            }
             let m = super::metrics();
+            let mut watermarks: HashMap<(String, u32), Option<i64>> = HashMap::new();
+            let mut lags: HashMap<String, i64> = HashMap::new();
+            for (group, _, _) in groups.list() {
+                let mut lag = 0;
+                for (topic, partition, committed) in groups.committed(&group, None) {
+                    let (Some(c), Ok(p)) = (committed, u32::try_from(partition)) else {
+                        continue;
+                    };
+                    let key = (topic, p);
+                    if !watermarks.contains_key(&key) {
+                        let hw = match core.stream(&key.0) {
+                            Ok(_) => log.offsets(&key.0, p).await.ok().map(|o| o.high_watermark),
+                            Err(_) => None,
+                        };
+                        watermarks.insert(key.clone(), hw);
+                    }
+                    if let Some(hw) = watermarks[&key] {
+                        lag += (hw - c.offset).max(0);
+                    }
+                }
+                *lags.entry(m.group_key(&group).to_string()).or_default() += lag;
+            }
             m.group_lag.reset();
             for (group, lag) in lags {
                 m.group_lag.with_label_values(&[&group]).set(lag);
             }
         })
     }));
-}
-
-async fn group_lag(groups: &GroupCoordinator, core: &Core, group: &str) -> i64 {
-    let mut lag = 0;
-    for (topic, partition, committed) in groups.committed(group, None) {
-        let (Some(c), Ok(p)) = (committed, u32::try_from(partition)) else {
-            continue;
-        };
-        if let Ok(o) = core.partition_offsets(&topic, p).await {
-            lag += (o.high_watermark - c.offset).max(0);
-        }
-    }
-    lag
 }

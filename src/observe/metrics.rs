@@ -5,8 +5,8 @@
 //! (`admin.per_stream_metrics`), in which case every stream reports as `_all`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -51,11 +51,11 @@ pub struct Metrics {
     /// Set on scrape: records between each Kafka group's committed offsets and the high
     /// watermarks (embedded backend; on the Kafka backend the cluster keeps groups).
     pub group_lag: IntGaugeVec,
-    /// MillisBehindLatest of the newest event sent to each EFO consumer, the largest over
-    /// its open subscriptions.
+    /// How far behind each EFO consumer is, the largest over its open subscriptions.
     pub efo_behind: IntGaugeVec,
-    efo_positions: Mutex<HashMap<(String, String, u32), i64>>,
-    hooks: Mutex<Vec<std::sync::Arc<ScrapeHook>>>,
+    efo_subscriptions_lag: Mutex<HashMap<u64, Arc<EfoLagState>>>,
+    next_efo_id: AtomicU64,
+    hooks: Mutex<Vec<Arc<ScrapeHook>>>,
     pub build_info: IntGaugeVec,
 }
 
@@ -215,10 +215,11 @@ impl Metrics {
             efo_behind: gauge(
                 &r,
                 "strait_efo_consumer_millis_behind_latest",
-                "MillisBehindLatest of the newest event sent to an EFO consumer, the largest over its open subscriptions.",
+                "MillisBehindLatest of the newest event sent to an EFO consumer, plus how long the event being sent has waited for the client to take it; the largest over the consumer's open subscriptions.",
                 &["stream", "consumer"],
             ),
-            efo_positions: Mutex::new(HashMap::new()),
+            efo_subscriptions_lag: Mutex::new(HashMap::new()),
+            next_efo_id: AtomicU64::new(0),
             hooks: Mutex::new(Vec::new()),
             build_info,
             per_stream: AtomicBool::new(true),
@@ -273,34 +274,44 @@ impl Metrics {
 
     /// Runs `hook` before every scrape from now on.
     pub fn on_scrape(&self, hook: ScrapeHook) {
-        self.hooks.lock().push(std::sync::Arc::new(hook));
+        self.hooks.lock().push(Arc::new(hook));
     }
 
-    /// The MillisBehindLatest just sent on one EFO subscription (`None`: it ended).
-    pub fn efo_position(&self, stream: &str, consumer: &str, shard: u32, millis: Option<i64>) {
-        let key = (stream.to_string(), consumer.to_string(), shard);
-        let mut positions = self.efo_positions.lock();
-        match millis {
-            Some(m) => {
-                positions.insert(key, m);
-            }
-            None => {
-                positions.remove(&key);
-            }
+    /// Registers an open EFO subscription; it counts until the handle is dropped.
+    pub fn efo_lag(&'static self, stream: &str, consumer: &str) -> EfoLag {
+        let id = self.next_efo_id.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(EfoLagState {
+            stream: stream.to_string(),
+            consumer: consumer.to_string(),
+            behind_ms: AtomicI64::new(0),
+            pending_behind_ms: AtomicI64::new(0),
+            pending_since_ms: AtomicI64::new(0),
+        });
+        self.efo_subscriptions_lag.lock().insert(id, state.clone());
+        EfoLag {
+            id,
+            state,
+            metrics: self,
         }
     }
 
     fn set_efo_gauges(&self) {
+        let now = crate::core::now_ms();
+        let subs: Vec<Arc<EfoLagState>> = self
+            .efo_subscriptions_lag
+            .lock()
+            .values()
+            .cloned()
+            .collect();
         let mut worst: HashMap<(&str, &str), i64> = HashMap::new();
-        let positions = self.efo_positions.lock();
-        for ((stream, consumer, _), millis) in positions.iter() {
+        for s in &subs {
             let key = if self.per_stream.load(Ordering::Relaxed) {
-                (stream.as_str(), consumer.as_str())
+                (s.stream.as_str(), s.consumer.as_str())
             } else {
                 ("_all", "_all")
             };
             let w = worst.entry(key).or_insert(0);
-            *w = (*w).max(*millis);
+            *w = (*w).max(s.behind_at(now));
         }
         self.efo_behind.reset();
         for ((stream, consumer), millis) in worst {
@@ -332,6 +343,63 @@ impl Metrics {
     /// The label a per-stream series uses for `stream` (`_all` when per-stream labels are off).
     pub fn stream_key<'a>(&self, stream: &'a str) -> &'a str {
         self.stream_label(stream)
+    }
+
+    /// The same for consumer groups: group ids are as unbounded as stream names.
+    pub fn group_key<'a>(&self, group: &'a str) -> &'a str {
+        self.stream_label(group)
+    }
+}
+
+/// One EFO subscription's lag: MillisBehindLatest of the last event the client took, or,
+/// while an event waits for the client, that event's value plus the wait (a consumer that
+/// stopped reading shows a growing lag rather than its last good one).
+pub struct EfoLag {
+    id: u64,
+    state: Arc<EfoLagState>,
+    metrics: &'static Metrics,
+}
+
+struct EfoLagState {
+    stream: String,
+    consumer: String,
+    behind_ms: AtomicI64,
+    pending_behind_ms: AtomicI64,
+    /// When the pending event started waiting (ms since the epoch); 0 when none waits.
+    pending_since_ms: AtomicI64,
+}
+
+impl EfoLagState {
+    fn behind_at(&self, now_ms: i64) -> i64 {
+        match self.pending_since_ms.load(Ordering::Relaxed) {
+            0 => self.behind_ms.load(Ordering::Relaxed),
+            since => self.pending_behind_ms.load(Ordering::Relaxed) + (now_ms - since).max(0),
+        }
+    }
+}
+
+impl EfoLag {
+    /// An event with MillisBehindLatest `millis` is about to be sent.
+    pub fn sending(&self, millis: i64) {
+        self.state
+            .pending_behind_ms
+            .store(millis, Ordering::Relaxed);
+        self.state
+            .pending_since_ms
+            .store(crate::core::now_ms().max(1), Ordering::Relaxed);
+    }
+
+    /// The client took it.
+    pub fn sent(&self) {
+        let millis = self.state.pending_behind_ms.load(Ordering::Relaxed);
+        self.state.behind_ms.store(millis, Ordering::Relaxed);
+        self.state.pending_since_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for EfoLag {
+    fn drop(&mut self) {
+        self.metrics.efo_subscriptions_lag.lock().remove(&self.id);
     }
 }
 
@@ -386,15 +454,21 @@ mod tests {
 
     #[tokio::test]
     async fn scrape_runs_hooks_and_reports_the_worst_efo_subscription() {
-        let m = Box::leak(Box::new(Metrics::new()));
+        let m: &'static Metrics = Box::leak(Box::new(Metrics::new()));
         let gauge = m.log_segments.clone();
         m.on_scrape(Box::new(move || {
             let g = gauge.clone();
             Box::pin(async move { g.with_label_values(&["s"]).set(4) })
         }));
-        m.efo_position("s", "c", 0, Some(100));
-        m.efo_position("s", "c", 1, Some(2500));
-        m.efo_position("s", "other", 0, Some(7));
+        let (a, b, other) = (
+            m.efo_lag("s", "c"),
+            m.efo_lag("s", "c"),
+            m.efo_lag("s", "other"),
+        );
+        for (lag, millis) in [(&a, 100), (&b, 2500), (&other, 7)] {
+            lag.sending(millis);
+            lag.sent();
+        }
         let text = String::from_utf8(m.scrape().await).unwrap();
         assert!(
             text.contains(r#"strait_log_segments{stream="s"} 4"#),
@@ -406,8 +480,8 @@ mod tests {
             ),
             "{text}"
         );
-        m.efo_position("s", "c", 1, None);
-        m.efo_position("s", "other", 0, None);
+        drop(b);
+        drop(other);
         let text = String::from_utf8(m.scrape().await).unwrap();
         assert!(
             text.contains(
@@ -416,5 +490,9 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(r#"consumer="other""#), "{text}");
+        // An event the client does not take: its lag grows with the wait.
+        a.sending(50);
+        a.state.pending_since_ms.fetch_sub(3_000, Ordering::Relaxed);
+        assert!(a.state.behind_at(crate::core::now_ms()) >= 3_050);
     }
 }

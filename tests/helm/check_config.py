@@ -10,6 +10,7 @@ downward-API fields replaced by sample values), and checks the result.
   valid (STRAIT_BACKEND__TYPE=embedded), which must pass.
 --advertised: the effective kafka.advertised_address must match REGEX.
 --secret-env NAME=SECRET/KEY (repeatable): the strait container takes NAME from that Secret key.
+--env NAME=VALUE (repeatable): the strait container sets NAME to VALUE.
 Secret references get sample values, so check-config sees a complete login.
 Prints PASS/FAIL lines; exits 1 if any failed.
 """
@@ -56,6 +57,7 @@ def main():
     ap.add_argument("--expect-reject", default="")
     ap.add_argument("--advertised", default="")
     ap.add_argument("--secret-env", action="append", default=[])
+    ap.add_argument("--env", action="append", default=[])
     a = ap.parse_args()
     with open(a.manifests) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -113,6 +115,10 @@ def main():
             got = envs.get(name, {}).get(var)
             report(got == f"sample-{secret}-{key}", f"{name}: {var} comes from Secret {secret}, key {key}",
                    f"got {got!r}")
+        for want in a.env:
+            var, value = want.split("=", 1)
+            got = envs.get(name, {}).get(var)
+            report(got == value, f"{name}: {var}={value}", f"got {got!r}")
         if a.advertised and r.returncode == 0:
             m = re.search(r'advertised_address: "([^"]*)"', out)
             got = m.group(1) if m else None

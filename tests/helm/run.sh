@@ -175,7 +175,16 @@ render_case sidecar-msk-iam "$APP" "$EXAMPLES/values-sidecar.yaml" \
     Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
     --advertised '127\.0\.0\.1:9092' \
     --secret-env AWS_ACCESS_KEY_ID=msk-iam/AWS_ACCESS_KEY_ID \
-    --secret-env AWS_SECRET_ACCESS_KEY=msk-iam/AWS_SECRET_ACCESS_KEY
+    --secret-env AWS_SECRET_ACCESS_KEY=msk-iam/AWS_SECRET_ACCESS_KEY \
+    --env STRAIT_BACKEND__KAFKA__TLS__CA=/etc/strait/kafka-tls/ca.crt \
+    --env STRAIT_BACKEND__KAFKA__TLS__CERT=/etc/strait/kafka-tls/tls.crt
+# A client certificate from a kubernetes.io/tls Secret with the image's CA bundle (caKey "").
+EXTRA_SET=(--set backendTls.existingSecret=strait-client-cert --set backendTls.clientAuth=true
+    --set backendTls.caKey=)
+render_case kafka-client-cert "$CHART" "$EXAMPLES/values-kafka.yaml" \
+    Deployment,Service,ConfigMap StatefulSet --advertised '10\.1\.2\.3:9092' \
+    --env STRAIT_BACKEND__KAFKA__TLS__CA=/etc/ssl/certs/ca-certificates.crt \
+    --env STRAIT_BACKEND__KAFKA__TLS__KEY=/etc/strait/kafka-tls/tls.key
 EXTRA_SET=()
 # The HPA is for deployment mode only, whatever autoscaling.enabled says.
 EXTRA_SET=(--set autoscaling.enabled=true --set podDisruptionBudget.enabled=true)

@@ -43,7 +43,7 @@ StatefulSet/Deployment container and the sidecar; each takes the strait values.
   valueFrom:
     secretKeyRef:
       name: {{ $v.sasl.existingSecret }}
-      key: {{ $key }}
+      key: {{ $key | quote }}
       {{- if eq $key "AWS_SESSION_TOKEN" }}
       optional: true
       {{- end }}
@@ -53,20 +53,20 @@ StatefulSet/Deployment container and the sidecar; each takes the strait values.
   valueFrom:
     secretKeyRef:
       name: {{ $v.sasl.existingSecret }}
-      key: {{ $v.sasl.usernameKey }}
+      key: {{ $v.sasl.usernameKey | quote }}
 - name: STRAIT_BACKEND__KAFKA__SASL__PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ $v.sasl.existingSecret }}
-      key: {{ $v.sasl.passwordKey }}
+      key: {{ $v.sasl.passwordKey | quote }}
 {{- end }}
 {{- end }}
 {{- if $v.backendTls.enabled }}
 - name: STRAIT_BACKEND__KAFKA__TLS__ENABLED
   value: "true"
 - name: STRAIT_BACKEND__KAFKA__TLS__CA
-  {{- if $v.backendTls.existingSecret }}
-  value: {{ printf "%s/ca.crt" $v.backendTls.mountPath | quote }}
+  {{- if and $v.backendTls.existingSecret $v.backendTls.caKey }}
+  value: {{ printf "%s/%s" $v.backendTls.mountPath $v.backendTls.caKey | quote }}
   {{- else }}
   value: {{ $v.backendTls.systemCaFile | quote }}
   {{- end }}

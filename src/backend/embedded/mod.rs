@@ -127,10 +127,11 @@ impl EmbeddedLog {
         topics
             .into_iter()
             .map(|(name, t)| {
-                let (bytes, segments) = t
-                    .partitions
-                    .read()
-                    .values()
+                // Copied out first: a partition's state lock can be held through an fsync,
+                // and a reshard must not wait behind a scrape for the topic's lock.
+                let parts: Vec<Arc<PartitionLog>> = t.partitions.read().values().cloned().collect();
+                let (bytes, segments) = parts
+                    .iter()
                     .map(|p| p.usage())
                     .fold((0, 0), |(b, s), (pb, ps)| (b + pb, s + ps));
                 (name, bytes, segments)

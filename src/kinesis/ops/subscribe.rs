@@ -165,6 +165,7 @@ pub async fn subscribe_to_shard(
     let offset = ctx.core.start_offset(&stream, partition, start).await?;
     let lease = ctx.core.subscribe_lease(&stream, &consumer, partition)?;
     let (tx, rx) = mpsc::channel(1);
+    let lag = crate::observe::metrics().efo_lag(&stream, &arn.consumer);
     let sub = Subscription {
         ctx: ctx.clone(),
         protocol,
@@ -176,6 +177,7 @@ pub async fn subscribe_to_shard(
         tx,
         deadline: Instant::now() + ctx.subscription_lifetime,
         consumer: arn.consumer.clone(),
+        lag,
         shadow: None,
     };
     tracing::debug!(consumer = %arn.consumer, shard = %shard_id(partition), offset, "subscribed");
@@ -196,6 +198,8 @@ struct Subscription {
     tx: mpsc::Sender<Bytes>,
     deadline: Instant,
     consumer: String,
+    /// This subscription's share of `strait_efo_consumer_millis_behind_latest`.
+    lag: crate::observe::metrics::EfoLag,
     /// When the shadow group last recorded this subscription, and at which offset.
     shadow: Option<(Instant, i64)>,
 }
@@ -217,7 +221,6 @@ impl Subscription {
         gauge.inc();
         let end = self.push().await;
         gauge.dec();
-        crate::observe::metrics().efo_position(&self.stream, &self.consumer, self.partition, None);
         // A subscription that was taken over leaves the position to its successor.
         if *self.lease.revoked.borrow() == Revoked::Held {
             self.record_position(true);
@@ -278,13 +281,13 @@ impl Subscription {
             if let Some((hit, millis)) = self.cached().await {
                 let payload = with_millis(self.protocol, &hit.payload_prefix, millis);
                 let msg = eventstream::event("SubscribeToShardEvent", content_type, &payload);
+                self.lag.sending(millis);
                 if let Err(end) = self.send(msg).await {
                     return end;
                 }
+                self.lag.sent();
                 self.offset = hit.next_offset;
-                let m = crate::observe::metrics();
-                m.read("kinesis", &self.stream, hit.records, hit.bytes);
-                m.efo_position(&self.stream, &self.consumer, self.partition, Some(millis));
+                crate::observe::metrics().read("kinesis", &self.stream, hit.records, hit.bytes);
                 last_event = Some(Instant::now());
                 self.record_position(false);
                 continue;
@@ -315,6 +318,7 @@ impl Subscription {
                 if let Err(end) = self.send(msg).await {
                     return end;
                 }
+                self.lag.sent();
                 // Only what was handed on counts as read (the shadow group records it).
                 self.offset = next;
                 last_event = Some(Instant::now());
@@ -448,9 +452,8 @@ impl Subscription {
             .iter()
             .map(|r| (r.data.len() + r.partition_key.len()) as u64)
             .sum();
-        let m = crate::observe::metrics();
-        m.read("kinesis", &self.stream, records, bytes);
-        m.efo_position(&self.stream, &self.consumer, self.partition, Some(millis));
+        crate::observe::metrics().read("kinesis", &self.stream, records, bytes);
+        self.lag.sending(millis);
         let continuation = (!span.shard_ended).then(|| span.continuation(self.partition));
         let mut event = SubscribeToShardEvent {
             child_shards: span.child_shards.iter().map(child_shard).collect(),
