@@ -180,7 +180,9 @@ def efo_rows(d):
         rows.append(("Enhanced fan-out", "PutRecord→event p99 ms", "strait", st.get("lat_kinesis_p99"),
                      "kinesis-local", p.get("lat_kinesis_p99"), "lower"))
     if st.get("c1_rps"):
-        rows.append(("Enhanced fan-out", "rec/s per consumer", "strait, 5 consumers",
+        per_run = st.get("fan_ratio")
+        metric = "rec/s per consumer" + (f" (median of per-run 5÷1 ratios: {per_run:.2f})" if per_run else "")
+        rows.append(("Enhanced fan-out", metric, "strait, 5 consumers",
                      st.get("cn_rps"), "strait, 1 consumer", st.get("c1_rps"), "higher"))
     if st.get("lat_kafka_p50") is not None:
         rows.append(("Enhanced fan-out", "Kafka produce→event p99 ms", "strait", st.get("lat_kafka_p99"),
