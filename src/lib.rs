@@ -232,6 +232,8 @@ async fn start_kafka_backend(
             closing.clone(),
         );
     }
+    // The cluster keeps Kafka groups on this backend; their lag is read from it on scrape.
+    backend::kafka::group_lag::watch(cluster.clone());
     let KafkaBinding {
         listener: klistener,
         bound,

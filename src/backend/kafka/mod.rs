@@ -8,6 +8,7 @@ mod appender;
 pub mod cluster;
 pub mod connect;
 mod errors;
+pub mod group_lag;
 pub mod log;
 pub mod meta;
 pub mod msk_iam;

@@ -1,12 +1,15 @@
 """/metrics of the Kafka-backend strait after every suite above ran through it: both protocols'
 requests and records are counted, and the backend series show strait's own calls to the cluster
-(the Kinesis side's log calls and its requests to brokers). STRAIT_ADMIN is host:port of the
-admin listener (tests/interop/lib/strait.sh exports it).
+(the Kinesis side's log calls and its requests to brokers), and a Kafka group's lag is read
+from the cluster. STRAIT_ADMIN is host:port of the admin listener, STRAIT_KAFKA strait's Kafka
+port (tests/interop/lib/strait.sh exports both), KAFKA_BOOTSTRAP the broker.
 """
 
 import os
 import re
+import time
 import urllib.request
+import uuid
 
 from harness import check, finish, require
 
@@ -50,6 +53,35 @@ def backend_calls_counted():
     require(total(s, "strait_kafka_broker_request_errors_total") > 0, "no broker request failure counted")
 
 
+def group_lag_read_from_the_cluster():
+    """A group committed through strait; its lag comes from the cluster (ListGroups, OffsetFetch,
+    ListOffsets), refreshed at most every 15 s, so this waits up to 20 s for the exact value."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    via = os.environ["STRAIT_KAFKA"]
+    topic, group = f"lag-{uuid.uuid4().hex[:8]}", f"lag-g-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP"]})
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": via})
+    for i in range(15):
+        p.produce(topic, b"v", partition=0 if i < 10 else 1)
+    require(p.flush(30) == 0, "undelivered")
+    c = Consumer({"bootstrap.servers": via, "group.id": group, "enable.auto.commit": False})
+    try:
+        res = c.commit(offsets=[TopicPartition(topic, 0, 2), TopicPartition(topic, 1, 5)], asynchronous=False)
+        require(all(tp.error is None for tp in res), f"commit: {res}")
+    finally:
+        c.close()
+    deadline, got = time.time() + 20, None
+    while time.time() < deadline:
+        got = total(scrape(), "strait_consumer_group_lag_records", group=group)
+        if got == 8:
+            return
+        time.sleep(1)
+    require(False, f"lag of {group}: {got}, expected 8 (10 - 2 on partition 0, 5 - 5 on 1)")
+
+
+check("consumer-group lag is read from the cluster", group_lag_read_from_the_cluster)
 check("/metrics counts both protocols after the suites", both_protocols_counted)
 check("/metrics times strait's own calls to the Kafka cluster", backend_calls_counted)
 finish()
