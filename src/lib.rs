@@ -265,22 +265,11 @@ async fn start_kafka_backend(
         // Shut down before the cluster ever answered.
         return Ok((None, task, None));
     };
-    pt.guard_create_partitions(md5_streams_keep_their_partitions(core.clone()));
+    // Kafka CreatePartitions would add partitions outside a kinesis-md5 stream's hash ranges.
+    let guard = core.clone();
+    pt.guard_create_partitions(Arc::new(move |topic: &str| guard.partitions_fixed(topic)));
     let kinesis = start_kinesis(config, core.clone(), None, conns, closing).await?;
     Ok((Some(kinesis), task, Some(core)))
-}
-
-/// Kafka CreatePartitions through the pass-through would add partitions outside a
-/// `kinesis-md5` stream's hash ranges; those streams reshard through the Kinesis API.
-fn md5_streams_keep_their_partitions(core: Arc<core::Core>) -> kafka::passthrough::TopicPolicy {
-    Arc::new(move |topic: &str| {
-        let s = core.stream(topic).ok()?;
-        (s.key_hash == core::catalog::KeyHash::KinesisMd5).then(|| {
-            format!(
-                "Stream {topic} routes keys by MD5 hash ranges; add shards with SplitShard or UpdateShardCount instead of CreatePartitions."
-            )
-        })
-    })
 }
 
 /// How often the catalog looks for topics made outside strait, and how often readers

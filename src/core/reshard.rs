@@ -157,6 +157,12 @@ impl Core {
         Ok(previous)
     }
 
+    /// Why Kafka's CreatePartitions must not grow `stream`, if it must not (the Kafka
+    /// backend's pass-through asks before forwarding one).
+    pub fn partitions_fixed(&self, stream: &str) -> Option<String> {
+        partitions_fixed(&*self.stream(stream).ok()?)
+    }
+
     /// Grows a `kafka-murmur2` (or `auto`) stream to `total` partitions, as Kafka's
     /// CreatePartitions does; the nominal hash ranges are re-tiled uniformly over all open
     /// shards. `kinesis-md5` streams reshard through the Kinesis API instead (reference §4e).
@@ -165,10 +171,8 @@ impl Core {
         let entry = self.entry(stream)?;
         let _gate = entry.gate.write().await;
         let current = self.latest(stream, &entry).await?;
-        if current.key_hash == KeyHash::KinesisMd5 {
-            return Err(CoreError::Policy(format!(
-                "Stream {stream} routes keys by MD5 hash ranges; add shards with SplitShard or UpdateShardCount instead of CreatePartitions."
-            )));
+        if let Some(why) = partitions_fixed(&current) {
+            return Err(CoreError::Policy(why));
         }
         let have = current.next_partition();
         if total <= have {
@@ -259,4 +263,15 @@ impl Core {
         self.appended.notify_waiters();
         Ok(())
     }
+}
+
+/// `kinesis-md5` streams route keys by hash ranges, which new partitions would not have;
+/// they reshard through the Kinesis API instead (reference §4e).
+fn partitions_fixed(s: &Stream) -> Option<String> {
+    (s.key_hash == KeyHash::KinesisMd5).then(|| {
+        format!(
+            "Stream {} routes keys by MD5 hash ranges; add shards with SplitShard or UpdateShardCount instead of CreatePartitions.",
+            s.name
+        )
+    })
 }

@@ -19,7 +19,7 @@ pub fn watch_embedded_log(log: Arc<EmbeddedLog>) {
             let mut by_label: HashMap<String, (u64, u64)> = HashMap::new();
             for (topic, bytes, segments) in log.disk_usage() {
                 let e = by_label
-                    .entry(m.stream_key(&topic).to_string())
+                    .entry(m.stream_label(&topic).to_string())
                     .or_default();
                 e.0 += bytes;
                 e.1 += segments;
@@ -44,9 +44,8 @@ pub fn watch_group_lag(groups: Arc<GroupCoordinator>, core: Arc<Core>, log: Arc<
     super::metrics().on_scrape(Box::new(move || {
         let (groups, core, log) = (groups.clone(), core.clone(), log.clone());
         Box::pin(async move {
-            let m = super::metrics();
             let mut watermarks: HashMap<(String, u32), Option<i64>> = HashMap::new();
-            let mut lags: HashMap<String, i64> = HashMap::new();
+            let mut lags = Vec::new();
             for (group, _, _) in groups.list() {
                 let mut lag = 0;
                 for (topic, partition, committed) in groups.committed(&group, None) {
@@ -65,12 +64,9 @@ pub fn watch_group_lag(groups: Arc<GroupCoordinator>, core: Arc<Core>, log: Arc<
                         lag += (hw - c.offset).max(0);
                     }
                 }
-                *lags.entry(m.group_key(&group).to_string()).or_default() += lag;
+                lags.push((group, lag));
             }
-            m.group_lag.reset();
-            for (group, lag) in lags {
-                m.group_lag.with_label_values(&[&group]).set(lag);
-            }
+            super::metrics().set_group_lags(lags);
         })
     }));
 }

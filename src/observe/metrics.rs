@@ -231,7 +231,9 @@ impl Metrics {
         self.per_stream.store(on, Ordering::Relaxed);
     }
 
-    fn stream_label<'a>(&self, stream: &'a str) -> &'a str {
+    /// The label value for an unbounded name (a stream, a consumer group): the name, or
+    /// `_all` when per-stream labels are off.
+    pub fn stream_label<'a>(&self, stream: &'a str) -> &'a str {
         if self.per_stream.load(Ordering::Relaxed) {
             stream
         } else {
@@ -340,14 +342,19 @@ impl Metrics {
         out
     }
 
-    /// The label a per-stream series uses for `stream` (`_all` when per-stream labels are off).
-    pub fn stream_key<'a>(&self, stream: &'a str) -> &'a str {
-        self.stream_label(stream)
-    }
-
-    /// The same for consumer groups: group ids are as unbounded as stream names.
-    pub fn group_key<'a>(&self, group: &'a str) -> &'a str {
-        self.stream_label(group)
+    /// Replaces `strait_consumer_group_lag_records` with `lags` (group, records behind),
+    /// summed under `_all` when per-stream labels are off.
+    pub fn set_group_lags(&self, lags: impl IntoIterator<Item = (String, i64)>) {
+        let mut by_label: HashMap<String, i64> = HashMap::new();
+        for (group, lag) in lags {
+            *by_label
+                .entry(self.stream_label(&group).to_string())
+                .or_default() += lag;
+        }
+        self.group_lag.reset();
+        for (group, lag) in by_label {
+            self.group_lag.with_label_values(&[&group]).set(lag);
+        }
     }
 }
 

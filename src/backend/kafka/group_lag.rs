@@ -17,12 +17,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::cluster::Cluster;
+use super::log::LIST_OFFSETS_V;
 
 /// All served by Kafka 3.0 and later (batched FindCoordinator and OffsetFetch: KIP-699, KIP-709).
 const LIST_GROUPS_V: i16 = 4;
 const FIND_COORDINATOR_V: i16 = 4;
 const OFFSET_FETCH_V: i16 = 8;
-const LIST_OFFSETS_V: i16 = 7;
 const GROUP_KEY_TYPE: i8 = 0;
 
 /// Scrapes closer together than this reuse the last answer: each pass is a few requests per
@@ -193,17 +193,7 @@ pub fn watch(cluster: Arc<Cluster>) {
             }
             *last = Some(Instant::now());
             match group_lags(&cluster).await {
-                Ok(lags) => {
-                    let m = crate::observe::metrics();
-                    let mut by_label: HashMap<String, i64> = HashMap::new();
-                    for (group, lag) in lags {
-                        *by_label.entry(m.group_key(&group).to_string()).or_default() += lag;
-                    }
-                    m.group_lag.reset();
-                    for (group, lag) in by_label {
-                        m.group_lag.with_label_values(&[&group]).set(lag);
-                    }
-                }
+                Ok(lags) => crate::observe::metrics().set_group_lags(lags),
                 Err(e) => {
                     tracing::debug!(error = %e, "consumer-group lag not read from the cluster")
                 }

@@ -40,7 +40,7 @@ use crate::core::error::{CoreError, CoreResult};
 /// brought the max-timestamp lookup).
 const PRODUCE_V: i16 = 9;
 const FETCH_V: i16 = 12;
-const LIST_OFFSETS_V: i16 = 7;
+pub(super) const LIST_OFFSETS_V: i16 = 7;
 const CREATE_TOPICS_V: i16 = 5;
 const DELETE_TOPICS_V: i16 = 4;
 const CREATE_PARTITIONS_V: i16 = 2;
