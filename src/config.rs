@@ -397,12 +397,8 @@ impl Config {
                 }
             }
         }
-        if !k.topic_prefix.is_empty() {
-            return bad(
-                "backend.kafka.topic_prefix",
-                "not available in this version (the pass-through forwards topic names as they are)"
-                    .into(),
-            );
+        if let Some(why) = topic_prefix_problem(&k.topic_prefix, &k.metadata_topic) {
+            return bad("backend.kafka.topic_prefix", why);
         }
         Ok(())
     }
@@ -509,6 +505,39 @@ impl Config {
 
 /// Environment values: integers and booleans become YAML scalars; anything else, including
 /// numbers with leading zeros such as account ids, stays a string.
+/// The longest prefix that still leaves room for a 128-character stream name in Kafka's
+/// 249-character topic names.
+const MAX_TOPIC_PREFIX: usize = 249 - 128;
+
+/// Why `backend.kafka.topic_prefix` cannot be used, if it cannot.
+fn topic_prefix_problem(prefix: &str, metadata_topic: &str) -> Option<String> {
+    if prefix.is_empty() {
+        return None;
+    }
+    if prefix.len() > MAX_TOPIC_PREFIX {
+        return Some(format!(
+            "{} characters; at most {MAX_TOPIC_PREFIX}, so that a 128-character stream name still makes a legal topic name",
+            prefix.len()
+        ));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Some(format!(
+            "{prefix:?} holds {c:?}; Kafka topic names allow only ASCII letters, digits, '.', '_' and '-'"
+        ));
+    }
+    // Two deployments with different prefixes must not share one catalog, and a principal
+    // allowed only the prefix (a PREFIXED ACL) must still reach the metadata topic.
+    if !metadata_topic.starts_with(prefix) {
+        return Some(format!(
+            "the metadata topic {metadata_topic:?} must start with the prefix too (set backend.kafka.metadata_topic to, for example, \"{prefix}__strait_meta\")"
+        ));
+    }
+    None
+}
+
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -716,11 +745,26 @@ mod tests {
                 "GSSAPI",
                 "not one of",
             ),
-            ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "p.", "topic_prefix"),
+            ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "p.", "p.__strait_meta"),
+            ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "team/a", "'/'"),
             ("STRAIT_KAFKA__LISTEN", "", "kafka.listen"),
         ] {
             let e = kafka(&[(key, value)]).unwrap_err().to_string();
             assert!(e.contains(named), "{key}={value}: {e}");
         }
+        let long = "p".repeat(122);
+        let meta = format!("{long}m");
+        let e = kafka(&[
+            ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", &long),
+            ("STRAIT_BACKEND__KAFKA__METADATA_TOPIC", &meta),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("at most 121"), "{e}");
+        let c = kafka(&[
+            ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "team-a."),
+            ("STRAIT_BACKEND__KAFKA__METADATA_TOPIC", "team-a.__strait_meta"),
+        ])
+        .unwrap();
+        assert_eq!(c.backend.kafka.topic_prefix, "team-a.");
     }
 }

@@ -251,6 +251,7 @@ async fn start_kafka_backend(
         advertised_host,
         advertised_port,
         max_frame_bytes: config.kafka.max_frame_bytes,
+        topic_prefix: config.backend.kafka.topic_prefix.clone(),
     };
     let (pt, task) = kafka::passthrough::Passthrough::start(
         klistener,
@@ -294,7 +295,10 @@ async fn open_kafka_core(
             core::Core::open(
                 config.account_id.clone(),
                 config.streams.clone(),
-                backend::metered::MeteredLog::wrap("kafka", log.clone()),
+                backend::prefixed::PrefixedLog::wrap(
+                    &k.topic_prefix,
+                    backend::metered::MeteredLog::wrap("kafka", log.clone()),
+                ),
                 meta,
                 core::ForeignTopics::Adopt,
             )

@@ -5,6 +5,7 @@
 pub mod embedded;
 pub mod kafka;
 pub mod metered;
+pub mod prefixed;
 
 use std::ops::Range;
 

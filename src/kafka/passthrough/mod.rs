@@ -6,13 +6,16 @@
 //! reach the partition leader or coordinator the client chose from the rewritten metadata.
 //! Frames travel as bytes; only responses carrying broker addresses, and ApiVersions, are
 //! decoded and re-encoded (see `rewrite`). CreatePartitions on a Kinesis stream's topic is
-//! answered here (see `policy`).
+//! answered here (see `policy`). Under `backend.kafka.topic_prefix`, frames naming topics
+//! are rewritten both ways and only client APIs are offered (see `namespace`).
 
+mod namespace;
 mod policy;
 mod rewrite;
 
 pub use policy::TopicPolicy;
 
+use namespace::Namespace;
 use rewrite::Rewritten;
 
 use std::collections::BTreeMap;
@@ -52,6 +55,8 @@ pub struct Passthrough {
     closing: Closing,
     /// Set once the Kinesis catalog is loaded; until then CreatePartitions is forwarded.
     create_partitions_policy: OnceLock<TopicPolicy>,
+    /// The topics clients may see, when `topic_prefix` is set.
+    namespace: Option<Namespace>,
 }
 
 /// Which broker a strait port stands for.
@@ -67,6 +72,8 @@ pub struct Settings {
     pub advertised_host: String,
     pub advertised_port: u16,
     pub max_frame_bytes: usize,
+    /// `backend.kafka.topic_prefix`; empty for none.
+    pub topic_prefix: String,
 }
 
 impl Passthrough {
@@ -89,6 +96,7 @@ impl Passthrough {
             conns,
             closing,
             create_partitions_policy: OnceLock::new(),
+            namespace: Namespace::new(&settings.topic_prefix),
         });
         for node in pt.cluster.nodes().keys() {
             pt.node_port(*node);
@@ -284,8 +292,9 @@ impl Passthrough {
             let expects_response = key != ApiKey::Produce
                 || wire::produce_expects_response(&frame, start.version)
                     .ok_or_else(|| "unreadable Produce request".to_string())?;
+            let ns = self.namespace.as_ref();
             if expects_response {
-                let kind = if rewrite::needs_rewrite(key, start.version) {
+                let kind = if rewrite::needs_rewrite(key, start.version, ns) {
                     OwedKind::Rewrite
                 } else {
                     OwedKind::Forward
@@ -293,10 +302,19 @@ impl Passthrough {
                 // Queued before the request leaves, so the answer always finds its entry.
                 send_owed(owed, wr, entry(kind)).await?;
             }
-            wr.write_all(&(frame.len() as i32).to_be_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
-            wr.write_all(&frame).await.map_err(|e| e.to_string())?;
+            match ns.filter(|_| namespace::handling(key).is_some_and(|h| h.request)) {
+                Some(ns) => {
+                    let renamed =
+                        namespace::requests::to_cluster(key, start.version, &frame, ns)?;
+                    wr.write_all(&renamed).await.map_err(|e| e.to_string())?;
+                }
+                None => {
+                    wr.write_all(&(frame.len() as i32).to_be_bytes())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    wr.write_all(&frame).await.map_err(|e| e.to_string())?;
+                }
+            }
             flush_when_drained(rd, wr).await?;
         }
     }
@@ -341,7 +359,13 @@ impl Passthrough {
                     }
                     let out = match kind {
                         OwedKind::Rewrite => {
-                            rewrite::rewrite(o.key, o.version, frame.clone(), &self)?
+                            rewrite::rewrite(
+                                o.key,
+                                o.version,
+                                frame.clone(),
+                                &self,
+                                self.namespace.as_ref(),
+                            )?
                         }
                         _ => Rewritten::Same,
                     };
@@ -458,6 +482,9 @@ impl Passthrough {
     /// The versions strait forwards for `key`, whatever the cluster serves.
     fn admitted_versions(&self, key: ApiKey) -> Option<(i16, i16)> {
         if self.cluster.logs_in() && versions::PASSTHROUGH_DENIED_WHEN_LOGGED_IN.contains(&key) {
+            return None;
+        }
+        if self.namespace.is_some() && namespace::handling(key).is_none() {
             return None;
         }
         versions::passthrough(key)

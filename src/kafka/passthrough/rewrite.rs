@@ -1,6 +1,7 @@
 //! The responses the pass-through must change: every broker address a client could connect
-//! to is replaced by strait's own (one port per broker), and ApiVersions is narrowed to what
-//! both strait and the cluster serve. Everything else travels as bytes.
+//! to is replaced by strait's own (one port per broker), ApiVersions is narrowed to what
+//! both strait and the cluster serve, and under a topic prefix topic names are the client's
+//! (see `namespace`). Everything else travels as bytes.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -9,6 +10,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use super::namespace::{self, Namespace};
 use crate::backend::kafka::cluster::join_host_port;
 use crate::backend::kafka::wire;
 
@@ -23,7 +25,10 @@ pub trait Addresses {
 }
 
 /// Whether a response of `key` at `version` may need rewriting.
-pub fn needs_rewrite(key: ApiKey, version: i16) -> bool {
+pub fn needs_rewrite(key: ApiKey, version: i16, ns: Option<&Namespace>) -> bool {
+    if ns.is_some() && namespace::handling(key).is_some_and(|h| h.response) {
+        return true;
+    }
     match key {
         ApiKey::Metadata
         | ApiKey::FindCoordinator
@@ -51,6 +56,7 @@ pub fn rewrite(
     version: i16,
     frame: Bytes,
     addrs: &dyn Addresses,
+    ns: Option<&Namespace>,
 ) -> Result<Rewritten, String> {
     let (correlation, mut body) = wire::response_body(key, version, frame.clone())?;
     macro_rules! decode {
@@ -61,15 +67,18 @@ pub fn rewrite(
     }
     let out = |r: &dyn EncodeAt| r.encode_at(key, version, correlation).map(Rewritten::New);
     // KIP-951 leader hints come only with NOT_LEADER_OR_FOLLOWER: most responses have none
-    // and go on as they came.
+    // and go on as they came (unless topic names must change).
     macro_rules! leader_hints {
-        ($t:ty) => {{
+        ($t:ty, $topics:path) => {{
             let mut r = decode!($t);
-            if r.node_endpoints.is_empty() {
+            if r.node_endpoints.is_empty() && ns.is_none() {
                 return Ok(Rewritten::Same);
             }
             for n in &mut r.node_endpoints {
                 relocate(addrs, n.node_id.0, &mut n.host, &mut n.port);
+            }
+            if let Some(ns) = ns {
+                $topics(&mut r, ns);
             }
             out(&r)
         }};
@@ -79,6 +88,9 @@ pub fn rewrite(
             let mut r = decode!(MetadataResponse);
             for b in &mut r.brokers {
                 relocate(addrs, b.node_id.0, &mut b.host, &mut b.port);
+            }
+            if let Some(ns) = ns {
+                namespace::responses::metadata(&mut r, ns);
             }
             out(&r)
         }
@@ -117,9 +129,15 @@ pub fn rewrite(
             };
             out(&narrow_versions(r, addrs))
         }
-        ApiKey::Produce => leader_hints!(ProduceResponse),
-        ApiKey::Fetch => leader_hints!(FetchResponse),
-        _ => Ok(Rewritten::Same),
+        ApiKey::Produce => leader_hints!(ProduceResponse, namespace::responses::produce),
+        ApiKey::Fetch => leader_hints!(FetchResponse, namespace::responses::fetch),
+        _ => match ns {
+            Some(ns) if namespace::handling(key).is_some_and(|h| h.response) => {
+                namespace::responses::to_client(key, version, correlation, body, ns)
+                    .map(Rewritten::New)
+            }
+            _ => Ok(Rewritten::Same),
+        },
     }
 }
 
@@ -219,6 +237,7 @@ mod tests {
                 version,
                 frame_of(ApiKey::Metadata, version, &r),
                 &seen,
+                None,
             )
             .unwrap();
             let back: MetadataResponse = decoded(ApiKey::Metadata, version, out);
@@ -252,6 +271,7 @@ mod tests {
             3,
             frame_of(ApiKey::FindCoordinator, 3, &old),
             &Seen::default(),
+            None,
         )
         .unwrap();
         let back: FindCoordinatorResponse = decoded(ApiKey::FindCoordinator, 3, out);
@@ -272,6 +292,7 @@ mod tests {
             4,
             frame_of(ApiKey::FindCoordinator, 4, &new),
             &Seen::default(),
+            None,
         )
         .unwrap();
         let back: FindCoordinatorResponse = decoded(ApiKey::FindCoordinator, 4, out);
@@ -301,6 +322,7 @@ mod tests {
             3,
             frame_of(ApiKey::ApiVersions, 3, &r),
             &Seen::default(),
+            None,
         )
         .unwrap();
         let back: ApiVersionsResponse = decoded(ApiKey::ApiVersions, 3, out);
@@ -316,7 +338,7 @@ mod tests {
     fn produce_without_leader_hints_travels_unchanged() {
         let r = ProduceResponse::default().with_throttle_time_ms(5);
         let frame = frame_of(ApiKey::Produce, 11, &r);
-        let out = rewrite(ApiKey::Produce, 11, frame, &Seen::default()).unwrap();
+        let out = rewrite(ApiKey::Produce, 11, frame, &Seen::default(), None).unwrap();
         assert_eq!(out, Rewritten::Same);
     }
 
@@ -332,7 +354,8 @@ mod tests {
                 key,
                 12.min(key.valid_versions().max),
                 frame.clone(),
-                &Seen::default()
+                &Seen::default(),
+                None
             )
             .is_err());
         }
