@@ -745,7 +745,11 @@ mod tests {
                 "GSSAPI",
                 "not one of",
             ),
-            ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "p.", "p.__strait_meta"),
+            (
+                "STRAIT_BACKEND__KAFKA__TOPIC_PREFIX",
+                "p.",
+                "p.__strait_meta",
+            ),
             ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "team/a", "'/'"),
             ("STRAIT_KAFKA__LISTEN", "", "kafka.listen"),
         ] {
@@ -762,7 +766,10 @@ mod tests {
         assert!(e.to_string().contains("at most 121"), "{e}");
         let c = kafka(&[
             ("STRAIT_BACKEND__KAFKA__TOPIC_PREFIX", "team-a."),
-            ("STRAIT_BACKEND__KAFKA__METADATA_TOPIC", "team-a.__strait_meta"),
+            (
+                "STRAIT_BACKEND__KAFKA__METADATA_TOPIC",
+                "team-a.__strait_meta",
+            ),
         ])
         .unwrap();
         assert_eq!(c.backend.kafka.topic_prefix, "team-a.");

@@ -233,7 +233,7 @@ async fn start_kafka_backend(
         );
     }
     // The cluster keeps Kafka groups on this backend; their lag is read from it on scrape.
-    backend::kafka::group_lag::watch(cluster.clone());
+    backend::kafka::group_lag::watch(cluster.clone(), config.backend.kafka.topic_prefix.clone());
     let KafkaBinding {
         listener: klistener,
         bound,

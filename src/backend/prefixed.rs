@@ -130,7 +130,12 @@ mod tests {
         assert_eq!(log.topics().await.unwrap(), vec![("orders".to_string(), 3)]);
         log.delete_topic("orders").await.unwrap();
         assert!(log.topics().await.unwrap().is_empty());
-        assert!(raw.topics().await.unwrap().iter().any(|(t, _)| t == "other"));
+        assert!(raw
+            .topics()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(t, _)| t == "other"));
     }
 
     #[test]

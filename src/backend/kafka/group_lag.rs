@@ -29,8 +29,12 @@ const GROUP_KEY_TYPE: i8 = 0;
 /// broker, and Prometheus may scrape every few seconds from several servers.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(15);
 
-/// (group, records behind) for every group with committed offsets.
-pub async fn group_lags(cluster: &Cluster) -> Result<Vec<(String, i64)>, String> {
+/// (group, records behind) for every group with committed offsets on topics starting with
+/// `topic_prefix` (under a prefix, other deployments' groups are not this one's to report).
+pub async fn group_lags(
+    cluster: &Cluster,
+    topic_prefix: &str,
+) -> Result<Vec<(String, i64)>, String> {
     let mut groups = Vec::new();
     for addr in cluster.nodes().into_values() {
         let r: ListGroupsResponse = cluster
@@ -81,7 +85,11 @@ pub async fn group_lags(cluster: &Cluster) -> Result<Vec<(String, i64)>, String>
             .request(&addr, ApiKey::OffsetFetch, OFFSET_FETCH_V, &request)
             .await?;
         for g in r.groups.into_iter().filter(|g| g.error_code == 0) {
-            for t in g.topics {
+            let ours = g
+                .topics
+                .into_iter()
+                .filter(|t| t.name.starts_with(topic_prefix));
+            for t in ours {
                 for p in t.partitions {
                     if p.error_code == 0 && p.committed_offset >= 0 {
                         committed.push((
@@ -182,17 +190,17 @@ async fn log_ends(
 
 /// `strait_consumer_group_lag_records` from the cluster, refreshed on scrape at most every
 /// `MIN_INTERVAL`; a failed pass keeps the previous values (and logs why).
-pub fn watch(cluster: Arc<Cluster>) {
+pub fn watch(cluster: Arc<Cluster>, topic_prefix: String) {
     let last: Arc<tokio::sync::Mutex<Option<Instant>>> = Arc::default();
     crate::observe::metrics().on_scrape(Box::new(move || {
-        let (cluster, last) = (cluster.clone(), last.clone());
+        let (cluster, last, prefix) = (cluster.clone(), last.clone(), topic_prefix.clone());
         Box::pin(async move {
             let mut last = last.lock().await;
             if last.is_some_and(|t| t.elapsed() < MIN_INTERVAL) {
                 return;
             }
             *last = Some(Instant::now());
-            match group_lags(&cluster).await {
+            match group_lags(&cluster, &prefix).await {
                 Ok(lags) => crate::observe::metrics().set_group_lags(lags),
                 Err(e) => {
                     tracing::debug!(error = %e, "consumer-group lag not read from the cluster")

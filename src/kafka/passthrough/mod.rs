@@ -293,6 +293,17 @@ impl Passthrough {
                 || wire::produce_expects_response(&frame, start.version)
                     .ok_or_else(|| "unreadable Produce request".to_string())?;
             let ns = self.namespace.as_ref();
+            // Renamed before the answer is queued as owed: a request that cannot be decoded
+            // ends the connection and must leave no answer awaited.
+            let renamed = match ns.filter(|_| namespace::handling(key).is_some_and(|h| h.request)) {
+                Some(ns) => Some(namespace::requests::to_cluster(
+                    key,
+                    start.version,
+                    &frame,
+                    ns,
+                )?),
+                None => None,
+            };
             if expects_response {
                 let kind = if rewrite::needs_rewrite(key, start.version, ns) {
                     OwedKind::Rewrite
@@ -302,12 +313,8 @@ impl Passthrough {
                 // Queued before the request leaves, so the answer always finds its entry.
                 send_owed(owed, wr, entry(kind)).await?;
             }
-            match ns.filter(|_| namespace::handling(key).is_some_and(|h| h.request)) {
-                Some(ns) => {
-                    let renamed =
-                        namespace::requests::to_cluster(key, start.version, &frame, ns)?;
-                    wr.write_all(&renamed).await.map_err(|e| e.to_string())?;
-                }
+            match renamed {
+                Some(renamed) => wr.write_all(&renamed).await.map_err(|e| e.to_string())?,
                 None => {
                     wr.write_all(&(frame.len() as i32).to_be_bytes())
                         .await
@@ -358,15 +365,13 @@ impl Passthrough {
                         ));
                     }
                     let out = match kind {
-                        OwedKind::Rewrite => {
-                            rewrite::rewrite(
-                                o.key,
-                                o.version,
-                                frame.clone(),
-                                &self,
-                                self.namespace.as_ref(),
-                            )?
-                        }
+                        OwedKind::Rewrite => rewrite::rewrite(
+                            o.key,
+                            o.version,
+                            frame.clone(),
+                            &self,
+                            self.namespace.as_ref(),
+                        )?,
                         _ => Rewritten::Same,
                     };
                     match out {
@@ -484,8 +489,12 @@ impl Passthrough {
         if self.cluster.logs_in() && versions::PASSTHROUGH_DENIED_WHEN_LOGGED_IN.contains(&key) {
             return None;
         }
-        if self.namespace.is_some() && namespace::handling(key).is_none() {
-            return None;
+        if self.namespace.is_some() {
+            namespace::handling(key)?;
+            let (min, max) = versions::passthrough(key)?;
+            let (cmin, cmax) = namespace::codec_versions(key);
+            let (lo, hi) = (min.max(cmin), max.min(cmax));
+            return (lo <= hi).then_some((lo, hi));
         }
         versions::passthrough(key)
     }

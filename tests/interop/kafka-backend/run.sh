@@ -10,7 +10,9 @@
 #      a broker kill under PutRecords load), then the Kinesis suites of the first and EFO issues
 #      against this strait: boto3 and the AWS CLI, the Java SDK v2 (six modes, TLS included), the
 #      Rust SDK, KCL 3 and KPL 1;
-#   5. secured.sh: strait's own TLS + SASL (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker.
+#   5. secured.sh: strait's own TLS + SASL (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker;
+#   6. prefixed.sh: backend.kafka.topic_prefix, checked from both sides (prefix_checks.py), then
+#      the Kafka client suites again through the prefixed strait.
 #   tests/interop/kafka-backend/run.sh
 # Caches: .cache/kafka-broker (the broker), .cache/m2 (M2_REPO), .cache/venv (STRAIT_PY_VENV).
 set -uo pipefail
@@ -23,18 +25,7 @@ source "$repo_root/tests/interop/lib/kafka-broker.sh"
 source "$repo_root/tests/interop/lib/strait.sh"
 start_kafka_broker kafka-backend || exit 2
 
-# A bootstrap port P whose broker port (P + 1 + node id 1) is free too.
-read -r port < <(python3 - <<'PY'
-import socket
-for _ in range(50):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p + 2)); t.close(); s.close(); print(p); break
-    except OSError:
-        s.close(); t.close()
-PY
-)
+port="$(free_pass_through_port)"
 # A certificate for the Kinesis port, so the TLS modes of the Kinesis suites run too.
 certdir="$(mktemp -d /tmp/strait-kb-cert.XXXXXX)"
 "${STRAIT_BIN:-$repo_root/target/debug/strait}" cert --out "$certdir" --host localhost >/dev/null \
@@ -81,6 +72,7 @@ fi
 _strait_stop; _strait_pid=""; stop_kafka_broker
 run "leader change on a 3-node cluster" bash "$here/leader_change.sh"
 run "strait's TLS and SASL login (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker" bash "$here/secured.sh"
+run "topic_prefix: both sides, then the Kafka client suites through a prefixed strait" bash "$here/prefixed.sh"
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "# failed: ${failures[*]}"

@@ -40,6 +40,20 @@ _kb_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# A bootstrap port P for strait's pass-through whose broker port for node 1 (P + 2) is free too.
+free_pass_through_port() {
+  python3 - <<'PY'
+import socket
+for _ in range(50):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p + 2)); t.close(); s.close(); print(p); break
+    except OSError:
+        s.close(); t.close()
+PY
+}
+
 _kb_launch() {
   java -Xmx512m -Xms512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Dlog4j2.configurationFile="$_kb_root/bench/kafka/log4j2-broker.properties" \

@@ -10,8 +10,8 @@
 pub mod requests;
 pub mod responses;
 
-use kafka_protocol::messages::{ApiKey, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Message, StrBytes};
 
 /// The topics one strait deployment may see: those starting with `prefix`.
 #[derive(Debug, Clone)]
@@ -73,12 +73,83 @@ pub fn handling(key: ApiKey) -> Option<Handling> {
         ConsumerGroupDescribe | DescribeTransactions => RESPONSE,
         // Classic group member metadata is opaque to the broker and carries the names the
         // clients use among themselves, so it travels as it is.
-        ApiVersions | FindCoordinator | JoinGroup | Heartbeat | LeaveGroup | SyncGroup
-        | DescribeGroups | ListGroups | DeleteGroups | SaslHandshake | SaslAuthenticate
-        | InitProducerId | AddOffsetsToTxn | EndTxn | ListTransactions | DescribeCluster
-        | GetTelemetrySubscriptions | PushTelemetry => NEITHER,
+        ApiVersions
+        | FindCoordinator
+        | JoinGroup
+        | Heartbeat
+        | LeaveGroup
+        | SyncGroup
+        | DescribeGroups
+        | ListGroups
+        | DeleteGroups
+        | SaslHandshake
+        | SaslAuthenticate
+        | InitProducerId
+        | AddOffsetsToTxn
+        | EndTxn
+        | ListTransactions
+        | DescribeCluster
+        | GetTelemetrySubscriptions
+        | PushTelemetry => NEITHER,
         _ => return None,
     })
+}
+
+/// The versions of `key` strait can decode and re-encode, for an API whose frames it
+/// rewrites: what both its request and response types support. kafka-protocol's
+/// `ApiKey::valid_versions` can be wider (OffsetFetch lists v10, its request type stops at
+/// v9), and a version strait cannot decode must not be offered.
+pub fn codec_versions(key: ApiKey) -> (i16, i16) {
+    macro_rules! both {
+        ($req:ty, $resp:ty) => {{
+            let (a, b) = (<$req as Message>::VERSIONS, <$resp as Message>::VERSIONS);
+            (a.min.max(b.min), a.max.min(b.max))
+        }};
+    }
+    use ApiKey::*;
+    match key {
+        Produce => both!(ProduceRequest, ProduceResponse),
+        Fetch => both!(FetchRequest, FetchResponse),
+        ListOffsets => both!(ListOffsetsRequest, ListOffsetsResponse),
+        Metadata => both!(MetadataRequest, MetadataResponse),
+        OffsetCommit => both!(OffsetCommitRequest, OffsetCommitResponse),
+        OffsetFetch => both!(OffsetFetchRequest, OffsetFetchResponse),
+        TxnOffsetCommit => both!(TxnOffsetCommitRequest, TxnOffsetCommitResponse),
+        AddPartitionsToTxn => both!(AddPartitionsToTxnRequest, AddPartitionsToTxnResponse),
+        OffsetForLeaderEpoch => both!(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse),
+        CreateTopics => both!(CreateTopicsRequest, CreateTopicsResponse),
+        DeleteTopics => both!(DeleteTopicsRequest, DeleteTopicsResponse),
+        CreatePartitions => both!(CreatePartitionsRequest, CreatePartitionsResponse),
+        DeleteRecords => both!(DeleteRecordsRequest, DeleteRecordsResponse),
+        DescribeConfigs => both!(DescribeConfigsRequest, DescribeConfigsResponse),
+        AlterConfigs => both!(AlterConfigsRequest, AlterConfigsResponse),
+        IncrementalAlterConfigs => {
+            both!(
+                IncrementalAlterConfigsRequest,
+                IncrementalAlterConfigsResponse
+            )
+        }
+        OffsetDelete => both!(OffsetDeleteRequest, OffsetDeleteResponse),
+        DescribeProducers => both!(DescribeProducersRequest, DescribeProducersResponse),
+        DescribeTopicPartitions => {
+            both!(
+                DescribeTopicPartitionsRequest,
+                DescribeTopicPartitionsResponse
+            )
+        }
+        ConsumerGroupHeartbeat => {
+            both!(
+                ConsumerGroupHeartbeatRequest,
+                ConsumerGroupHeartbeatResponse
+            )
+        }
+        ConsumerGroupDescribe => both!(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse),
+        DescribeTransactions => both!(DescribeTransactionsRequest, DescribeTransactionsResponse),
+        _ => {
+            let v = key.valid_versions();
+            (v.min, v.max)
+        }
+    }
 }
 
 /// `DescribeConfigs` / `AlterConfigs` resource type of a topic.
@@ -129,19 +200,37 @@ impl Namespace {
         if regex.is_empty() {
             return;
         }
-        *regex = StrBytes::from_string(format!("{}(?:{})", self.escaped(), regex.as_str()));
+        // A leading anchor, possibly inside leading groups (librdkafka sends "(^orders.*)"),
+        // would match nothing after the prefix: it moves to the front, where it still means
+        // what it meant (the broker matches whole names anyway).
+        let s = regex.as_str();
+        let groups = s.len() - s.trim_start_matches('(').len();
+        let (anchor, rest) = match s[groups..].strip_prefix('^') {
+            Some(after) => ("^", format!("{}{after}", &s[..groups])),
+            None => ("", s.to_string()),
+        };
+        *regex = StrBytes::from_string(format!("{anchor}{}(?:{rest})", self.escaped()));
     }
 
     /// The client's regex back, when the cluster's is one strait wrapped.
     pub fn regex_to_client(&self, regex: &mut StrBytes) {
-        let inner = regex
-            .as_str()
+        let (anchored, wrapped) = match regex.as_str().strip_prefix('^') {
+            Some(rest) => (true, rest),
+            None => (false, regex.as_str()),
+        };
+        let Some(inner) = wrapped
             .strip_prefix(&format!("{}(?:", self.escaped()))
             .and_then(|r| r.strip_suffix(')'))
-            .map(str::to_string);
-        if let Some(inner) = inner {
-            *regex = StrBytes::from_string(inner);
-        }
+        else {
+            return;
+        };
+        let groups = inner.len() - inner.trim_start_matches('(').len();
+        let back = if anchored {
+            format!("{}^{}", &inner[..groups], &inner[groups..])
+        } else {
+            inner.to_string()
+        };
+        *regex = StrBytes::from_string(back);
     }
 
     /// The prefix as a regex literal (it holds only letters, digits, '.', '_' and '-').
@@ -181,6 +270,17 @@ mod tests {
         assert_eq!(r.as_str(), "t\\.a-(?:orders|pay.*)");
         ns.regex_to_client(&mut r);
         assert_eq!(r.as_str(), "orders|pay.*");
+        let mut anchored = StrBytes::from_static_str("^pay.*");
+        ns.regex_to_cluster(&mut anchored);
+        assert_eq!(anchored.as_str(), "^t\\.a-(?:pay.*)");
+        ns.regex_to_client(&mut anchored);
+        assert_eq!(anchored.as_str(), "^pay.*");
+        // librdkafka's form: the anchor inside a group.
+        let mut grouped = StrBytes::from_static_str("(^pay.*)");
+        ns.regex_to_cluster(&mut grouped);
+        assert_eq!(grouped.as_str(), "^t\\.a-(?:(pay.*))");
+        ns.regex_to_client(&mut grouped);
+        assert_eq!(grouped.as_str(), "(^pay.*)");
         // A regex strait did not wrap (set by a client going to the cluster directly).
         let mut other = StrBytes::from_static_str("x.*");
         ns.regex_to_client(&mut other);
@@ -205,5 +305,12 @@ mod tests {
         }
         assert_eq!(handling(ApiKey::Produce), Some(BOTH));
         assert_eq!(handling(ApiKey::JoinGroup), Some(NEITHER));
+        // The crate lists OffsetFetch v10; its request type decodes only up to v9.
+        assert_eq!(ApiKey::OffsetFetch.valid_versions().max, 10);
+        assert_eq!(codec_versions(ApiKey::OffsetFetch), (1, 9));
+        for key in ApiKey::iter() {
+            let (min, max) = codec_versions(key);
+            assert!(min <= max, "{key:?}: {min}..{max}");
+        }
     }
 }
