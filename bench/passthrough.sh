@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Kafka pass-through benchmark, in one run:
 #   1. the same Kafka tools (ProducerPerformance, ConsumerPerformance, EndToEndLatency) against a
-#      real Apache Kafka 4.x broker directly and through strait's Kafka backend, with a table of
-#      ratios (through strait / direct);
+#      real Apache Kafka 4.x broker directly, through strait's Kafka backend, and through it with
+#      backend.kafka.topic_prefix (every frame naming topics decoded and re-encoded), with a table
+#      of ratios (through strait / direct);
 #   2. produce round-trip latency in microseconds, one record at a time, directly and through
 #      strait, interleaved (passthrough_latency.py).
 #   bench/passthrough.sh                 3 runs per cell, 1 and 8 partitions
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
-"$HERE/kafka.sh" --servers kafka,strait-passthrough --out "$out" ${args[@]+"${args[@]}"}
+"$HERE/kafka.sh" --servers kafka,strait-passthrough,strait-prefixed --out "$out" ${args[@]+"${args[@]}"}
 
 source "$ROOT/tests/interop/lib/kafka-broker.sh"
 source "$ROOT/tests/interop/lib/strait.sh"

@@ -161,7 +161,7 @@ def kafka_rows(d, bench, strait_servers, peer="kafka"):
 
 
 def passthrough_rows(d, latency):
-    rows = kafka_rows(d, "Kafka pass-through", {"strait-passthrough"})
+    rows = kafka_rows(d, "Kafka pass-through", {"strait-passthrough", "strait-prefixed"})
     if latency:
         for pct in ("p50", "p99"):
             rows.append(("Kafka pass-through", f"produce round trip {pct} ms", "through strait",

@@ -51,7 +51,10 @@ ROOT = os.path.dirname(HERE)
 CACHE = os.path.join(ROOT, ".cache")
 RESULTS = os.path.join(HERE, "results")
 KAFKA_CONF = os.path.join(HERE, "kafka")
-SERVERS = ("kafka", "strait-always", "strait-never", "strait-passthrough")
+SERVERS = ("kafka", "strait-always", "strait-never", "strait-passthrough", "strait-prefixed")
+# strait-prefixed: the pass-through with backend.kafka.topic_prefix, which decodes and re-encodes
+# every frame naming topics (Produce and Fetch included).
+PREFIX = "bench."
 # What kafka-run-class.sh passes by default (KAFKA_JVM_PERFORMANCE_OPTS).
 JVM_PERF_OPTS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
                  "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"]
@@ -111,14 +114,14 @@ class Server:
         self.log_path = os.path.join(run_dir, f"{kind}.log")
         self.proc = None
         self.bootstrap = None
-        # strait-passthrough: the broker behind strait (self.proc is strait).
+        # strait-passthrough / -prefixed: the broker behind strait (self.proc is strait).
         self.broker = None
 
     def start(self):
         os.makedirs(self.data_dir)
         if self.kind == "kafka":
             self._start_kafka()
-        elif self.kind == "strait-passthrough":
+        elif self.kind in ("strait-passthrough", "strait-prefixed"):
             # The same broker as the "kafka" runs, with strait's Kafka backend in front; the
             # CPU and RSS columns then measure strait alone.
             broker = Server("kafka", self.args, self.run_dir)
@@ -215,6 +218,9 @@ class Server:
             "STRAIT_KAFKA__GROUP_INITIAL_REBALANCE_DELAY_MS": str(self.args.rebalance_delay_ms),
             **({"STRAIT_BACKEND__TYPE": "kafka", "STRAIT_BACKEND__KAFKA__BOOTSTRAP": backend} if backend else
                {"STRAIT_BACKEND__EMBEDDED__FSYNC": self.kind.split("-", 1)[1]}),
+            **({"STRAIT_BACKEND__KAFKA__TOPIC_PREFIX": PREFIX,
+                "STRAIT_BACKEND__KAFKA__METADATA_TOPIC": PREFIX + "__strait_meta"}
+               if self.kind == "strait-prefixed" else {}),
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
             "NO_COLOR": "1",
         }
@@ -553,7 +559,8 @@ def ratio(a, b):
 
 
 LABEL = {"kafka": "Kafka {v}", "strait-always": "strait, fsync always", "strait-never": "strait, fsync never",
-         "strait-passthrough": "Kafka {v} through strait"}
+         "strait-passthrough": "Kafka {v} through strait",
+         "strait-prefixed": "Kafka {v} through strait, topic_prefix"}
 
 
 def strait_build_info(args):
@@ -591,6 +598,10 @@ def render(summ, runs, args, started, loadavg_start, loadavg_end, busy_notes):
     L.append(f"- **strait**: {strait_build_info(args)}; embedded backend, `fsync: always` (acknowledged after an "
              f"fsync covering the write, group commit) or `fsync: never` (the page cache, like Kafka here); "
              f"`group_initial_rebalance_delay_ms={args.rebalance_delay_ms}`, RUST_LOG=warn.")
+    if "strait-prefixed" in args.servers:
+        L.append(f"- **… through strait, topic_prefix**: the same, with `backend.kafka.topic_prefix: {PREFIX}`: "
+                 f"strait decodes every request and response naming topics (Produce and Fetch included), "
+                 f"renames the topics and re-encodes them.")
     if "strait-passthrough" in args.servers:
         L.append(f"- **Kafka {args.kafka_version} through strait**: the same broker set-up, with strait "
                  f"(`backend.type: kafka`) in front: the tools connect to strait, which forwards their frames to the "
@@ -686,7 +697,8 @@ def render(summ, runs, args, started, loadavg_start, loadavg_end, busy_notes):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset of " + ",".join(SERVERS))
+    ap.add_argument("--servers", default="kafka,strait-always,strait-never,strait-passthrough",
+                    help="comma-separated subset of " + ",".join(SERVERS))
     ap.add_argument("--partitions", default="1,8", help="comma-separated partition counts")
     ap.add_argument("--repeats", type=int, default=3, help="runs per server and partition count (medians)")
     ap.add_argument("--records", type=int, default=1_000_000, help="records for ProducerPerformance/ConsumerPerformance")

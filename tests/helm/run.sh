@@ -185,6 +185,11 @@ render_case kafka-client-cert "$CHART" "$EXAMPLES/values-kafka.yaml" \
     Deployment,Service,ConfigMap StatefulSet --advertised '10\.1\.2\.3:9092' \
     --env STRAIT_BACKEND__KAFKA__TLS__CA=/etc/ssl/certs/ca-certificates.crt \
     --env STRAIT_BACKEND__KAFKA__TLS__KEY=/etc/strait/kafka-tls/tls.key
+# One deployment's part of a shared cluster: topic_prefix with its own metadata topic.
+EXTRA_SET=(--set config.backend.kafka.topic_prefix=team-a.
+    --set config.backend.kafka.metadata_topic=team-a.__strait_meta --set sasl.enabled=false)
+render_case kafka-topic-prefix "$CHART" "$EXAMPLES/values-kafka.yaml" \
+    Deployment,Service,ConfigMap StatefulSet --advertised '10\.1\.2\.3:9092'
 EXTRA_SET=()
 # The HPA is for deployment mode only, whatever autoscaling.enabled says.
 EXTRA_SET=(--set autoscaling.enabled=true --set podDisruptionBudget.enabled=true)

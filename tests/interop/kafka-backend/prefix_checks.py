@@ -7,6 +7,7 @@ Prints PASS/FAIL per check and "N passed, N failed"; exits non-zero if any faile
 """
 
 import os
+import socket
 import struct
 import sys
 import time
@@ -208,6 +209,32 @@ def operator_apis_are_not_offered():
                 f"error {e}")
 
 
+def undecodable_requests_close_the_connection():
+    # Under a prefix strait decodes requests that name topics. One it cannot decode closes the
+    # connection after answering what came before it, and strait keeps serving; the broker
+    # never sees it.
+    good = header(3, 1, 41) + struct.pack(">i", 0)  # Metadata v1, no topics
+    bad = header(3, 1, 42) + struct.pack(">i", 5) + b"\xff"  # Metadata v1: 5 topics, 1 byte
+    s = socket.create_connection((STRAIT.rsplit(":", 1)[0], int(STRAIT.rsplit(":", 1)[1])), timeout=5)
+    s.sendall(struct.pack(">i", len(good)) + good + struct.pack(">i", len(bad)) + bad)
+    got = b""
+    try:
+        while chunk := s.recv(65536):
+            got += chunk
+    except socket.timeout:
+        raise AssertionError(f"the connection stayed open after {len(got)} bytes (a hang)")
+    finally:
+        s.close()
+    require(len(got) >= 8 and struct.unpack(">i", got[4:8])[0] == 41,
+            f"Metadata before a garbled one: answered {got[:16]!r}")
+    require(len(got) == 4 + struct.unpack(">i", got[:4])[0], "more than one answer")
+    # A version strait cannot re-encode is not offered, and is refused like an unknown one.
+    frame = header(9, 10, 43) + b"\x00" * 16  # OffsetFetch v10
+    require(raw_exchange(struct.pack(">i", len(frame)) + frame) == b"", "OffsetFetch v10 answered")
+    md = AdminClient({"bootstrap.servers": STRAIT}).list_topics(timeout=10)
+    require(len(md.brokers) >= 1, "strait stopped serving")
+
+
 CHECKS = [
     ("topics made through strait are <prefix><name> on the broker; strait lists only the "
      "prefix's topics, by their short names", topics_made_through_strait_carry_the_prefix),
@@ -225,6 +252,8 @@ CHECKS = [
      regex_subscriptions_stay_inside_the_prefix),
     ("operator APIs (ACLs, quotas, reassignments, log dirs) are not offered under a prefix",
      operator_apis_are_not_offered),
+    ("a request strait cannot decode closes the connection after answering the one before it; "
+     "OffsetFetch v10 (not decodable) is refused", undecodable_requests_close_the_connection),
 ]
 
 if __name__ == "__main__":
