@@ -503,8 +503,6 @@ impl Config {
     }
 }
 
-/// Environment values: integers and booleans become YAML scalars; anything else, including
-/// numbers with leading zeros such as account ids, stays a string.
 /// The longest prefix that still leaves room for a 128-character stream name in Kafka's
 /// 249-character topic names.
 const MAX_TOPIC_PREFIX: usize = 249 - 128;
@@ -538,6 +536,7 @@ fn topic_prefix_problem(prefix: &str, metadata_topic: &str) -> Option<String> {
     None
 }
 
+/// A YAML list, or one comma-separated string (as an environment override gives).
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -556,6 +555,8 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
     })
 }
 
+/// Environment values: integers and booleans become YAML scalars; anything else, including
+/// numbers with leading zeros such as account ids, stays a string.
 fn scalar(v: &str) -> serde_yaml::Value {
     match v {
         "true" => return serde_yaml::Value::Bool(true),

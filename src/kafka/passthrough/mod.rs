@@ -15,6 +15,7 @@ mod rewrite;
 
 pub use policy::TopicPolicy;
 
+use namespace::requests::Renamed;
 use namespace::Namespace;
 use rewrite::Rewritten;
 
@@ -296,12 +297,16 @@ impl Passthrough {
             // Renamed before the answer is queued as owed: a request that cannot be decoded
             // ends the connection and must leave no answer awaited.
             let renamed = match ns.filter(|_| namespace::handling(key).is_some_and(|h| h.request)) {
-                Some(ns) => Some(namespace::requests::to_cluster(
-                    key,
-                    start.version,
-                    &frame,
-                    ns,
-                )?),
+                Some(ns) => {
+                    match namespace::requests::to_cluster(key, start.version, &frame, ns)? {
+                        Renamed::Forward(bytes) => Some(bytes),
+                        Renamed::Answer(answer) => {
+                            send_owed(owed, wr, entry(OwedKind::Local(answer))).await?;
+                            flush_when_drained(rd, wr).await?;
+                            continue;
+                        }
+                    }
+                }
                 None => None,
             };
             if expects_response {
@@ -492,7 +497,7 @@ impl Passthrough {
         if self.namespace.is_some() {
             namespace::handling(key)?;
             let (min, max) = versions::passthrough(key)?;
-            let (cmin, cmax) = namespace::codec_versions(key);
+            let (cmin, cmax) = namespace::offered_versions(key);
             let (lo, hi) = (min.max(cmin), max.min(cmax));
             return (lo <= hi).then_some((lo, hi));
         }

@@ -110,6 +110,15 @@ def group_offsets_are_the_cluster_s():
             got += 1
     require(got == 10, f"consumed {got} of 10 through strait")
     c.commit(asynchronous=False)
+
+    # The classic group's subscription and assignment as each side sees them (the broker
+    # keeps its own names: it reads subscriptions to decide which offsets a group still needs).
+    def assigned(bootstrap):
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        d = admin.describe_consumer_groups([group])[group].result(30)
+        return {tp.topic for m in d.members for tp in m.assignment.topic_partitions}
+    require(assigned(BROKER) == {PREFIX + name}, f"the broker's view: {assigned(BROKER)}")
+    require(assigned(STRAIT) == {name}, f"strait's view: {assigned(STRAIT)}")
     c.close()
 
     def offsets(bootstrap):
@@ -162,18 +171,27 @@ def configs_are_read_and_changed_by_short_name():
     # Broker resources are not topics and keep their names.
     bres = ConfigResource(ConfigResource.Type.BROKER, "1")
     require("log.dirs" in admin.describe_configs([bres])[bres].result(30), "broker configs")
+    # Changing the broker's configs would change the cluster for everyone: refused.
+    bset = ConfigResource(ConfigResource.Type.BROKER, "1", incremental_configs=[
+        ConfigEntry("log.retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        admin.incremental_alter_configs([bset])[bset].result(30)
+        raise AssertionError("a broker config change went through a prefixed strait")
+    except KafkaException as e:
+        require(e.args[0].name() == "POLICY_VIOLATION", f"error {e.args[0]}")
 
 
 def regex_subscriptions_stay_inside_the_prefix():
     # KIP-848: the broker matches the regex, against the prefix's topics only. A topic outside
     # the prefix whose bare name matches must not be assigned.
+    # Two regexes: librdkafka sends "(^a…)|(^b…)", anchors and all.
     base = f"pc-rx-{RUN}"
-    for t in (PREFIX + base + "-a", PREFIX + base + "-b", base + "-c"):
+    for t in (PREFIX + base + "-a", PREFIX + base + "-b", base + "-a2"):
         create_topic(BROKER, t, 1)
         produce(BROKER, t, [(0, None, t.encode(), [], None)])
     c = Consumer({"bootstrap.servers": STRAIT, "group.id": f"pc-rx-{RUN}",
                   "group.protocol": "consumer", "auto.offset.reset": "earliest"})
-    c.subscribe([f"^{base}-.*"])
+    c.subscribe([f"^{base}-a.*", f"^{base}-b.*"])
     seen, deadline = set(), time.time() + 45
     while time.time() < deadline and len(seen) < 2:
         m = c.poll(0.5)
@@ -242,13 +260,16 @@ CHECKS = [
      topics_outside_the_prefix_are_out_of_reach),
     ("records produced through strait and directly read the same from both sides, each under its "
      "own name", records_cross_the_prefix_both_ways),
-    ("a group's offsets committed through strait are the broker's offsets on <prefix><name>",
+    ("a group's offsets committed through strait are the broker's offsets on <prefix><name>; "
+     "its classic subscription and assignment are in the broker's names there",
      group_offsets_are_the_cluster_s),
     ("a Kinesis stream is the topic <prefix><stream>; ListStreams shows the prefix's topics only",
      kinesis_streams_are_the_prefix_s_topics),
-    ("topic configs are described and changed by the short name; broker configs pass",
+    ("topic configs are described and changed by the short name; broker configs are read but "
+     "not changed (POLICY_VIOLATION)",
      configs_are_read_and_changed_by_short_name),
-    ("a KIP-848 regex subscription matches only topics inside the prefix",
+    ("KIP-848 regex subscriptions (two, as librdkafka sends them) match only topics inside the "
+     "prefix",
      regex_subscriptions_stay_inside_the_prefix),
     ("operator APIs (ACLs, quotas, reassignments, log dirs) are not offered under a prefix",
      operator_apis_are_not_offered),

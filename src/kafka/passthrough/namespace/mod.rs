@@ -7,6 +7,8 @@
 //! log dirs, leader elections) would expose or change what lies outside the prefix, so they
 //! are not offered; operators use the cluster directly for those.
 
+pub mod classic;
+mod regex;
 pub mod requests;
 pub mod responses;
 
@@ -67,19 +69,16 @@ pub fn handling(key: ApiKey) -> Option<Handling> {
         | IncrementalAlterConfigs
         | OffsetDelete
         | DescribeProducers
-        | DescribeTopicPartitions => BOTH,
+        | DescribeTopicPartitions
+        | JoinGroup
+        | SyncGroup => BOTH,
         // Assignments come back as topic ids, which clients resolve through Metadata.
         ConsumerGroupHeartbeat => REQUEST,
-        ConsumerGroupDescribe | DescribeTransactions => RESPONSE,
-        // Classic group member metadata is opaque to the broker and carries the names the
-        // clients use among themselves, so it travels as it is.
+        ConsumerGroupDescribe | DescribeTransactions | DescribeGroups => RESPONSE,
         ApiVersions
         | FindCoordinator
-        | JoinGroup
         | Heartbeat
         | LeaveGroup
-        | SyncGroup
-        | DescribeGroups
         | ListGroups
         | DeleteGroups
         | SaslHandshake
@@ -145,11 +144,27 @@ pub fn codec_versions(key: ApiKey) -> (i16, i16) {
         }
         ConsumerGroupDescribe => both!(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse),
         DescribeTransactions => both!(DescribeTransactionsRequest, DescribeTransactionsResponse),
+        JoinGroup => both!(JoinGroupRequest, JoinGroupResponse),
+        SyncGroup => both!(SyncGroupRequest, SyncGroupResponse),
+        DescribeGroups => both!(DescribeGroupsRequest, DescribeGroupsResponse),
         _ => {
             let v = key.valid_versions();
             (v.min, v.max)
         }
     }
+}
+
+/// The versions of `key` offered under a prefix: those strait can decode and re-encode, and
+/// none that address topics by id (Produce v13, Fetch v13, DeleteTopics v6), since an id
+/// reaches a topic whatever its name, inside the prefix or not. Clients fall back to names.
+pub fn offered_versions(key: ApiKey) -> (i16, i16) {
+    let (min, max) = codec_versions(key);
+    let by_name = match key {
+        ApiKey::Produce | ApiKey::Fetch => 12,
+        ApiKey::DeleteTopics => 5,
+        _ => max,
+    };
+    (min, max.min(by_name))
 }
 
 /// `DescribeConfigs` / `AlterConfigs` resource type of a topic.
@@ -194,43 +209,33 @@ impl Namespace {
         self.to_client(&mut name.0)
     }
 
-    /// A subscription regex (KIP-848, matched whole against topic names) that matches the
-    /// client's topics only. An empty one (which clears the regex) stays empty.
-    pub fn regex_to_cluster(&self, regex: &mut StrBytes) {
+    /// A subscription regex (KIP-848) that matches the client's topics only (see `regex`).
+    /// An empty one (which clears the regex) stays empty.
+    pub fn regex_to_cluster(&self, regex: &mut StrBytes) -> Result<(), String> {
         if regex.is_empty() {
-            return;
+            return Ok(());
         }
-        // A leading anchor, possibly inside leading groups (librdkafka sends "(^orders.*)"),
-        // would match nothing after the prefix: it moves to the front, where it still means
-        // what it meant (the broker matches whole names anyway).
-        let s = regex.as_str();
-        let groups = s.len() - s.trim_start_matches('(').len();
-        let (anchor, rest) = match s[groups..].strip_prefix('^') {
-            Some(after) => ("^", format!("{}{after}", &s[..groups])),
-            None => ("", s.to_string()),
-        };
-        *regex = StrBytes::from_string(format!("{anchor}{}(?:{rest})", self.escaped()));
+        let body = regex::unanchored(regex.as_str())?;
+        *regex = StrBytes::from_string(format!("{}(?:{body})", self.escaped()));
+        Ok(())
     }
 
-    /// The client's regex back, when the cluster's is one strait wrapped.
+    /// The client's regex back (without the start anchors strait removed), when the
+    /// cluster's is one strait wrapped.
     pub fn regex_to_client(&self, regex: &mut StrBytes) {
-        let (anchored, wrapped) = match regex.as_str().strip_prefix('^') {
-            Some(rest) => (true, rest),
-            None => (false, regex.as_str()),
-        };
-        let Some(inner) = wrapped
+        let inner = regex
+            .as_str()
             .strip_prefix(&format!("{}(?:", self.escaped()))
             .and_then(|r| r.strip_suffix(')'))
-        else {
-            return;
-        };
-        let groups = inner.len() - inner.trim_start_matches('(').len();
-        let back = if anchored {
-            format!("{}^{}", &inner[..groups], &inner[groups..])
-        } else {
-            inner.to_string()
-        };
-        *regex = StrBytes::from_string(back);
+            .map(str::to_string);
+        if let Some(inner) = inner {
+            *regex = StrBytes::from_string(inner);
+        }
+    }
+
+    /// The bare prefix as a topic name: where the prefix's topics start in name order.
+    pub fn start(&self) -> TopicName {
+        TopicName(StrBytes::from_string(self.prefix.clone()))
     }
 
     /// The prefix as a regex literal (it holds only letters, digits, '.', '_' and '-').
@@ -266,21 +271,18 @@ mod tests {
     fn regexes_match_only_inside_the_prefix_and_come_back_unchanged() {
         let ns = Namespace::new("t.a-").unwrap();
         let mut r = StrBytes::from_static_str("orders|pay.*");
-        ns.regex_to_cluster(&mut r);
+        ns.regex_to_cluster(&mut r).unwrap();
         assert_eq!(r.as_str(), "t\\.a-(?:orders|pay.*)");
         ns.regex_to_client(&mut r);
         assert_eq!(r.as_str(), "orders|pay.*");
-        let mut anchored = StrBytes::from_static_str("^pay.*");
-        ns.regex_to_cluster(&mut anchored);
-        assert_eq!(anchored.as_str(), "^t\\.a-(?:pay.*)");
-        ns.regex_to_client(&mut anchored);
-        assert_eq!(anchored.as_str(), "^pay.*");
-        // librdkafka's form: the anchor inside a group.
-        let mut grouped = StrBytes::from_static_str("(^pay.*)");
-        ns.regex_to_cluster(&mut grouped);
-        assert_eq!(grouped.as_str(), "^t\\.a-(?:(pay.*))");
-        ns.regex_to_client(&mut grouped);
-        assert_eq!(grouped.as_str(), "(^pay.*)");
+        // librdkafka's form for two regex subscriptions: every anchor goes.
+        let mut grouped = StrBytes::from_static_str("(^pay.*)|(^ord.*)");
+        ns.regex_to_cluster(&mut grouped).unwrap();
+        assert_eq!(grouped.as_str(), "t\\.a-(?:(pay.*)|(ord.*))");
+        // A regex that would close strait's group is refused, and left as it was.
+        let mut escape = StrBytes::from_static_str("x)|(.*");
+        assert!(ns.regex_to_cluster(&mut escape).is_err());
+        assert_eq!(escape.as_str(), "x)|(.*");
         // A regex strait did not wrap (set by a client going to the cluster directly).
         let mut other = StrBytes::from_static_str("x.*");
         ns.regex_to_client(&mut other);
@@ -304,10 +306,13 @@ mod tests {
             assert!(handling(key).is_none(), "{key:?}");
         }
         assert_eq!(handling(ApiKey::Produce), Some(BOTH));
-        assert_eq!(handling(ApiKey::JoinGroup), Some(NEITHER));
+        assert_eq!(handling(ApiKey::Heartbeat), Some(NEITHER));
         // The crate lists OffsetFetch v10; its request type decodes only up to v9.
         assert_eq!(ApiKey::OffsetFetch.valid_versions().max, 10);
         assert_eq!(codec_versions(ApiKey::OffsetFetch), (1, 9));
+        assert_eq!(offered_versions(ApiKey::Fetch).1, 12);
+        assert_eq!(offered_versions(ApiKey::Produce).1, 12);
+        assert_eq!(offered_versions(ApiKey::DeleteTopics).1, 5);
         for key in ApiKey::iter() {
             let (min, max) = codec_versions(key);
             assert!(min <= max, "{key:?}: {min}..{max}");

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 
-use super::{Namespace, TOPIC_RESOURCE};
+use super::{classic, Namespace, TOPIC_RESOURCE};
 use crate::backend::kafka::wire;
 
 /// Keeps the entries whose name is inside the prefix, renamed to the client's.
@@ -143,6 +143,39 @@ pub fn to_client(
                 }
                 for a in [&mut m.assignment, &mut m.target_assignment] {
                     keep(&mut a.topic_partitions, ns, |t| &mut t.topic_name);
+                }
+            }
+        }),
+        // The subscriptions the leader assigns from, in the client's names. Before v7 the
+        // response has no protocol type; `subscription_to_client` then changes only bytes
+        // that decode whole as a subscription of the prefix's topics.
+        ApiKey::JoinGroup => rewrite!(JoinGroupResponse, |r| {
+            if classic::may_be_consumer(r.protocol_type.as_ref()) {
+                for m in &mut r.members {
+                    if let Some(md) = classic::subscription_to_client(&m.metadata, ns) {
+                        m.metadata = md;
+                    }
+                }
+            }
+        }),
+        ApiKey::SyncGroup => rewrite!(SyncGroupResponse, |r| {
+            if classic::may_be_consumer(r.protocol_type.as_ref()) {
+                if let Some(a) = classic::assignment_to_client(&r.assignment, ns) {
+                    r.assignment = a;
+                }
+            }
+        }),
+        ApiKey::DescribeGroups => rewrite!(DescribeGroupsResponse, |r| {
+            let consumer = r
+                .groups
+                .iter_mut()
+                .filter(|g| g.protocol_type.as_str() == classic::CONSUMER);
+            for m in consumer.flat_map(|g| g.members.iter_mut()) {
+                if let Some(md) = classic::subscription_to_client(&m.member_metadata, ns) {
+                    m.member_metadata = md;
+                }
+                if let Some(a) = classic::assignment_to_client(&m.member_assignment, ns) {
+                    m.member_assignment = a;
                 }
             }
         }),
