@@ -185,6 +185,14 @@ render_case kafka-client-cert "$CHART" "$EXAMPLES/values-kafka.yaml" \
     Deployment,Service,ConfigMap StatefulSet --advertised '10\.1\.2\.3:9092' \
     --env STRAIT_BACKEND__KAFKA__TLS__CA=/etc/ssl/certs/ca-certificates.crt \
     --env STRAIT_BACKEND__KAFKA__TLS__KEY=/etc/strait/kafka-tls/tls.key
+# MSK IAM through IRSA: no Secret, the role on the ServiceAccount; the EKS webhook's variables.
+EXTRA_SET=(--set sasl.mechanism=AWS_MSK_IAM --set sasl.existingSecret=
+    --set 'serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/strait')
+render_case kafka-msk-irsa "$CHART" "$EXAMPLES/values-kafka.yaml" \
+    Deployment,Service,ConfigMap StatefulSet --advertised '10\.1\.2\.3:9092'
+check "kafka-msk-irsa: the role is on the ServiceAccount and no AWS key comes from a Secret" \
+    bash -c "grep -q 'eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/strait' '$OUT/kafka-msk-irsa.yaml' \
+      && ! grep -q AWS_ACCESS_KEY_ID '$OUT/kafka-msk-irsa.yaml'"
 # One deployment's part of a shared cluster: topic_prefix with its own metadata topic.
 EXTRA_SET=(--set config.backend.kafka.topic_prefix=team-a.
     --set config.backend.kafka.metadata_topic=team-a.__strait_meta --set sasl.enabled=false)
@@ -205,7 +213,7 @@ EXTRA_SET=()
 # --- what the chart must refuse -------------------------------------------------------------------
 check_fails "refuses sasl.enabled on the embedded backend" "only with config.backend.type: kafka" \
     "$HELM" template strait "$CHART" --set sasl.enabled=true --set sasl.existingSecret=s
-check_fails "refuses sasl.enabled without a Secret" "needs sasl.existingSecret" \
+check_fails "refuses PLAIN/SCRAM without a Secret" "needs sasl.existingSecret" \
     "$HELM" template strait "$CHART" -f "$EXAMPLES/values-kafka.yaml" --set sasl.existingSecret=
 check_fails "refuses an unknown SASL mechanism" "sasl.mechanism must be" \
     "$HELM" template strait "$CHART" -f "$EXAMPLES/values-kafka.yaml" --set sasl.mechanism=GSSAPI

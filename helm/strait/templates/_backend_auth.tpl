@@ -16,7 +16,7 @@ StatefulSet/Deployment container and the sidecar; each takes the strait values.
 {{- if not (has $v.sasl.mechanism (list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512" "AWS_MSK_IAM")) }}
 {{- fail (printf "%ssasl.mechanism must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM, not %q" $p (toString $v.sasl.mechanism)) }}
 {{- end }}
-{{- if not $v.sasl.existingSecret }}
+{{- if and (not $v.sasl.existingSecret) (ne $v.sasl.mechanism "AWS_MSK_IAM") }}
 {{- fail (printf "%ssasl.enabled needs %ssasl.existingSecret (a Secret with the credentials)" $p $p) }}
 {{- end }}
 {{- if and (eq $v.sasl.mechanism "AWS_MSK_IAM") (not $v.backendTls.enabled) }}
@@ -38,6 +38,8 @@ StatefulSet/Deployment container and the sidecar; each takes the strait values.
 - name: STRAIT_BACKEND__KAFKA__SASL__MECHANISM
   value: {{ $v.sasl.mechanism | quote }}
 {{- if eq $v.sasl.mechanism "AWS_MSK_IAM" }}
+{{- /* Without a Secret: IRSA, whose webhook sets AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE. */}}
+{{- if $v.sasl.existingSecret }}
 {{- range $key := list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" "AWS_SESSION_TOKEN" }}
 - name: {{ $key }}
   valueFrom:
@@ -47,6 +49,7 @@ StatefulSet/Deployment container and the sidecar; each takes the strait values.
       {{- if eq $key "AWS_SESSION_TOKEN" }}
       optional: true
       {{- end }}
+{{- end }}
 {{- end }}
 {{- else }}
 - name: STRAIT_BACKEND__KAFKA__SASL__USERNAME

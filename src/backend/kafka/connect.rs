@@ -63,12 +63,14 @@ impl Connector {
                 username: k.sasl.username.clone().unwrap_or_default(),
                 password: k.sasl.password.clone().unwrap_or_default(),
                 region: region.to_string(),
+                // A missing source fails at start-up, not at the first connection.
+                aws: if Mechanism::parse(m) == Some(Mechanism::AwsMskIam) {
+                    Some(super::aws_credentials::AwsProvider::from_env(region)?)
+                } else {
+                    None
+                },
             }),
         };
-        if sasl.as_ref().map(|c| c.mechanism) == Some(Mechanism::AwsMskIam) {
-            // Fail at start-up, not at the first connection.
-            super::msk_iam::AwsCredentials::from_env()?;
-        }
         Ok(Connector {
             client_id: k.client_id.clone(),
             tls,

@@ -5,6 +5,7 @@
 //! TLS and SASL, and the framing both sides share.
 
 mod appender;
+pub mod aws_credentials;
 pub mod cluster;
 pub mod connect;
 mod errors;

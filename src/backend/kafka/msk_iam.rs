@@ -1,8 +1,7 @@
 //! The AWS_MSK_IAM SASL payload: a SigV4 query-string signature of `kafka-cluster:Connect` for
 //! the broker's host name, sent as JSON in the format of AWS's aws-msk-iam-auth library
-//! (version 2020_10_22). The signing key comes from aws-sigv4. Credentials are the standard
-//! AWS environment variables only (no container, web-identity or instance-profile source yet,
-//! so temporary credentials expire with the process's environment).
+//! (version 2020_10_22). The signing key comes from aws-sigv4. Credentials come from
+//! `aws_credentials` (the environment's keys, or a web identity exchanged at STS).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,20 +16,6 @@ pub struct AwsCredentials {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: Option<String>,
-}
-
-impl AwsCredentials {
-    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and (optionally) AWS_SESSION_TOKEN.
-    pub fn from_env() -> Result<AwsCredentials, String> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        Ok(AwsCredentials {
-            access_key_id: var("AWS_ACCESS_KEY_ID")
-                .ok_or("AWS_MSK_IAM: AWS_ACCESS_KEY_ID is not set")?,
-            secret_access_key: var("AWS_SECRET_ACCESS_KEY")
-                .ok_or("AWS_MSK_IAM: AWS_SECRET_ACCESS_KEY is not set")?,
-            session_token: var("AWS_SESSION_TOKEN"),
-        })
-    }
 }
 
 /// The JSON payload for one login to `host` at `now`.

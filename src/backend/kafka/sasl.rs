@@ -49,6 +49,8 @@ pub struct Credentials {
     pub password: String,
     /// AWS_MSK_IAM signs for this region (strait's `region`).
     pub region: String,
+    /// AWS_MSK_IAM's credentials.
+    pub aws: Option<std::sync::Arc<super::aws_credentials::AwsProvider>>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -95,7 +97,12 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         Mechanism::ScramSha256 => scram::<Sha256>(stream, creds, &mut correlation, client_id).await,
         Mechanism::ScramSha512 => scram::<Sha512>(stream, creds, &mut correlation, client_id).await,
         Mechanism::AwsMskIam => {
-            let aws = super::msk_iam::AwsCredentials::from_env()?;
+            let aws = creds
+                .aws
+                .as_ref()
+                .ok_or("AWS_MSK_IAM without an AWS credential source")?
+                .current()
+                .await?;
             let token = super::msk_iam::payload(
                 host,
                 &creds.region,
@@ -342,6 +349,7 @@ mod tests {
             username: "u".into(),
             password: "hunter2".into(),
             region: "eu-west-1".into(),
+            aws: None,
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }

@@ -2,7 +2,8 @@
 # strait's own TLS and SASL login to the cluster: an Apache Kafka 4.x broker whose client listener
 # is SASL_SSL only (PEM keystore from `strait cert`; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 users),
 # and strait in front of it with backend.kafka.tls + backend.kafka.sasl, so plaintext clients
-# without credentials reach it through strait. secured.py holds the checks.
+# without credentials reach it through strait. secured.py holds the checks; msk_iam.py then checks
+# AWS_MSK_IAM's web-identity credentials against moto's STS.
 #   tests/interop/kafka-backend/secured.sh
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,4 +56,7 @@ KAFKA_SECURED="127.0.0.1:$sport" KAFKA_CA="$dir/certs/ca.pem" STRAIT_BIN="$bin" 
   STRAIT_CONFIG="$repo_root/config/strait.yaml" "$venv/bin/python" "$here/secured.py"
 rc=$?
 [ $rc -eq 0 ] || { echo "# broker log:"; grep -E "ERROR|WARN" "$KAFKA_BROKER_LOG" | tail -10 | sed 's/^/#   /'; }
+# AWS_MSK_IAM with an EKS IRSA web identity, against moto's STS (no MSK cluster runs here).
+KAFKA_TLS_DIR="$dir/certs" STRAIT_BIN="$bin" STRAIT_CONFIG="$repo_root/config/strait.yaml" \
+  "$venv/bin/python" "$here/msk_iam.py" || rc=1
 exit $rc

@@ -1,0 +1,350 @@
+//! AssumeRoleWithWebIdentity at STS over one HTTP/1.1 request (the call is not signed, so no
+//! SDK is needed): a form POST, an XML answer read for the four fields that matter.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::backend::kafka::msk_iam::AwsCredentials;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+pub struct WebIdentity {
+    token_file: PathBuf,
+    role_arn: String,
+    session_name: String,
+    host: String,
+    port: u16,
+    /// `None` for a plain-HTTP endpoint (a local STS emulator).
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl WebIdentity {
+    pub fn new(
+        token_file: PathBuf,
+        role_arn: String,
+        session_name: String,
+        endpoint: &str,
+        ca_bundle: Option<PathBuf>,
+    ) -> Result<WebIdentity, String> {
+        let bad = |why: &str| format!("AWS STS endpoint {endpoint:?}: {why}");
+        let (https, rest) = match endpoint.split_once("://") {
+            Some(("https", rest)) => (true, rest),
+            Some(("http", rest)) => (false, rest),
+            _ => return Err(bad("not an http:// or https:// URL")),
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+                h.trim_matches(|c| c == '[' || c == ']').to_string(),
+                p.parse().map_err(|_| bad("bad port"))?,
+            ),
+            _ => (authority.to_string(), if https { 443 } else { 80 }),
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let tls = if https {
+            let ca = ca_bundle.unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+            Some(connector(&ca)?)
+        } else {
+            None
+        };
+        Ok(WebIdentity {
+            token_file,
+            role_arn,
+            session_name,
+            host,
+            port,
+            tls,
+        })
+    }
+
+    /// Fresh credentials and when they expire.
+    pub async fn assume_role(&self) -> Result<(AwsCredentials, SystemTime), String> {
+        let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
+            format!(
+                "AWS_WEB_IDENTITY_TOKEN_FILE {}: {e}",
+                self.token_file.display()
+            )
+        })?;
+        let body = format!(
+            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName={}&WebIdentityToken={}",
+            form_encode(&self.role_arn),
+            form_encode(&self.session_name),
+            form_encode(token.trim())
+        );
+        let answer = tokio::time::timeout(TIMEOUT, self.post(&body))
+            .await
+            .map_err(|_| format!("AWS STS {}: no answer in 10 s", self.host))??;
+        parse_answer(&answer).map_err(|e| format!("AWS STS AssumeRoleWithWebIdentity: {e}"))
+    }
+
+    async fn post(&self, body: &str) -> Result<String, String> {
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: {}\r\nAccept: */*\r\nConnection: close\r\nUser-Agent: strait/{}\r\n\r\n{body}",
+            self.host,
+            body.len(),
+            env!("CARGO_PKG_VERSION")
+        );
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("AWS STS {}:{}: {e}", self.host, self.port))?;
+        let mut raw = Vec::new();
+        match &self.tls {
+            None => exchange(tcp, &request, &mut raw).await?,
+            Some(tls) => {
+                let name = ServerName::try_from(self.host.clone())
+                    .map_err(|e| format!("AWS STS host {:?}: {e}", self.host))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("AWS STS {}: TLS: {e}", self.host))?;
+                exchange(stream, &request, &mut raw).await?
+            }
+        }
+        http_body(&raw)
+    }
+}
+
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &str,
+    raw: &mut Vec<u8>,
+) -> Result<(), String> {
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("AWS STS: {e}"))?;
+    // `Connection: close`: the answer ends at EOF (64 KiB is plenty for STS).
+    (&mut stream)
+        .take(64 * 1024)
+        .read_to_end(raw)
+        .await
+        .map_err(|e| format!("AWS STS: {e}"))?;
+    Ok(())
+}
+
+fn connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in
+        CertificateDer::pem_file_iter(ca).map_err(|e| format!("CA bundle {}: {e}", ca.display()))?
+    {
+        let c = c.map_err(|e| format!("CA bundle {}: {e}", ca.display()))?;
+        // A bundle may hold certificates rustls cannot use; the others still count.
+        let _ = roots.add(c);
+    }
+    if roots.is_empty() {
+        return Err(format!("CA bundle {}: no usable certificate", ca.display()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The body of a 200 answer (plain or chunked); otherwise STS's error code and message.
+fn http_body(raw: &[u8]) -> Result<String, String> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("AWS STS: an incomplete HTTP answer")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or("AWS STS: no HTTP status")?;
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
+    if status != 200 {
+        let code = xml_text(&body, "Code").unwrap_or_default();
+        let message = xml_text(&body, "Message").unwrap_or_default();
+        return Err(format!("AWS STS answered {status}: {code}: {message}"));
+    }
+    Ok(body)
+}
+
+fn dechunk(mut body: &str) -> Result<String, String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").ok_or("AWS STS: a bad chunk")?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| "AWS STS: a bad chunk size")?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = rest.get(..size).ok_or("AWS STS: a short chunk")?;
+        out.push_str(chunk);
+        body = rest.get(size..).unwrap_or("").trim_start_matches("\r\n");
+    }
+}
+
+fn parse_answer(xml: &str) -> Result<(AwsCredentials, SystemTime), String> {
+    let field =
+        |name: &str| xml_text(xml, name).ok_or_else(|| format!("no <{name}> in the answer"));
+    let creds = AwsCredentials {
+        access_key_id: field("AccessKeyId")?,
+        secret_access_key: field("SecretAccessKey")?,
+        session_token: Some(field("SessionToken")?),
+    };
+    let expiration = field("Expiration")?;
+    let expires =
+        parse_time(&expiration).ok_or_else(|| format!("bad <Expiration> {expiration:?}"))?;
+    Ok((creds, expires))
+}
+
+/// The text of the first `<name>…</name>`, XML entities decoded.
+fn xml_text(xml: &str, name: &str) -> Option<String> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(
+        xml[start..end]
+            .trim()
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` as a time.
+fn parse_time(s: &str) -> Option<SystemTime> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.split('.').next()?;
+    let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let secs = days_from_civil(y, m, day) * 86_400 + h * 3600 + min * 60 + sec;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// Days since 1970-01-01 of a date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// application/x-www-form-urlencoded: unreserved characters as they are, the rest as %XX.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example answer in AWS's AssumeRoleWithWebIdentity API reference.
+    const ANSWER: &str = r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>amzn1.account.AF6RHO7KZU5XRVQJGXK6HB56KR2A</SubjectFromWebIdentityToken>
+    <Audience>client.5498841531868486423.1548@apps.example.com</Audience>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::123456789012:assumed-role/FederatedWebIdentityRole/app1</Arn>
+      <AssumedRoleId>AROACLKWSDQRAOEXAMPLE:app1</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <SessionToken>AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE</SessionToken>
+      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>
+      <Expiration>2014-10-24T23:00:23Z</Expiration>
+      <AccessKeyId>ASgeIAIOSFODNN7EXAMPLE</AccessKeyId>
+    </Credentials>
+    <SourceIdentity>SourceIdentityValue</SourceIdentity>
+    <Provider>www.amazon.com</Provider>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata>
+    <RequestId>ad4156e9-bce1-11e2-82e6-6b6efEXAMPLE</RequestId>
+  </ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>"#;
+
+    #[test]
+    fn the_reference_answer_gives_credentials_and_expiry() {
+        let (c, expires) = parse_answer(ANSWER).unwrap();
+        assert_eq!(c.access_key_id, "ASgeIAIOSFODNN7EXAMPLE");
+        assert_eq!(
+            c.secret_access_key,
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+        );
+        assert_eq!(
+            c.session_token.as_deref(),
+            Some("AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE")
+        );
+        // date -u -d 2014-10-24T23:00:23Z +%s
+        assert_eq!(expires, UNIX_EPOCH + Duration::from_secs(1_414_191_623));
+    }
+
+    #[test]
+    fn errors_name_sts_s_code_and_message() {
+        let raw = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\n\r\n<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error></ErrorResponse>";
+        let e = http_body(raw).unwrap_err();
+        assert!(
+            e.contains("403") && e.contains("AccessDenied") && e.contains("Not authorized"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn chunked_answers_are_joined() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<a>xy\r\n5\r\nz</a>\r\n0\r\n\r\n";
+        assert_eq!(http_body(raw).unwrap(), "<a>xyz</a>");
+    }
+
+    #[test]
+    fn endpoints_and_encoding() {
+        let w = WebIdentity::new(
+            "/t".into(),
+            "r".into(),
+            "s".into(),
+            "http://127.0.0.1:5000",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (w.host.as_str(), w.port, w.tls.is_none()),
+            ("127.0.0.1", 5000, true)
+        );
+        assert!(WebIdentity::new("/t".into(), "r".into(), "s".into(), "ftp://x", None).is_err());
+        assert_eq!(
+            form_encode("arn:aws:iam::1:role/a b"),
+            "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b"
+        );
+        assert!(parse_time("2026-13-01T00:00:00Z").is_none());
+        assert_eq!(
+            parse_time("1970-01-02T00:00:01.500Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(86_401))
+        );
+    }
+}
