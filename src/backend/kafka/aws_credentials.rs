@@ -49,9 +49,15 @@ impl AwsProvider {
         }
         match (var("AWS_WEB_IDENTITY_TOKEN_FILE"), var("AWS_ROLE_ARN")) {
             (Some(token_file), Some(role_arn)) => {
+                // China's regions live under their own domain.
+                let domain = if region.starts_with("cn-") {
+                    "amazonaws.com.cn"
+                } else {
+                    "amazonaws.com"
+                };
                 let endpoint = var("AWS_ENDPOINT_URL_STS")
                     .or_else(|| var("AWS_ENDPOINT_URL"))
-                    .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"));
+                    .unwrap_or_else(|| format!("https://sts.{region}.{domain}"));
                 let exchange = sts::WebIdentity::new(
                     token_file.into(),
                     role_arn,
@@ -86,7 +92,18 @@ impl AwsProvider {
                         return Ok(c.clone());
                     }
                 }
-                let (c, expires) = exchange.assume_role().await?;
+                let (c, expires) = match exchange.assume_role().await {
+                    Ok(fresh) => fresh,
+                    // A failed renewal while the old credentials still hold: use them, and
+                    // try again at the next login.
+                    Err(e) => match cached.as_ref() {
+                        Some((c, expires)) if SystemTime::now() < *expires => {
+                            tracing::warn!(error = %e, "renewing AWS credentials failed; using the current ones until they expire");
+                            return Ok(c.clone());
+                        }
+                        _ => return Err(e),
+                    },
+                };
                 tracing::info!(
                     access_key_id = %c.access_key_id,
                     expires = ?expires,

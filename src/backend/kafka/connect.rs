@@ -88,13 +88,28 @@ impl Connector {
     }
 
     pub async fn connect(&self, addr: &str) -> Result<BrokerStream, String> {
-        tokio::time::timeout(CONNECT_TIMEOUT, self.connect_inner(addr))
+        // AWS credentials may need a trip to STS first, on its own clock (`aws_credentials`):
+        // connections waiting for one exchange must not spend their broker timeout on it.
+        let aws = match self.sasl.as_ref().and_then(|c| c.aws.as_ref()) {
+            Some(provider) => Some(
+                provider
+                    .current()
+                    .await
+                    .map_err(|e| format!("{addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, self.connect_inner(addr, aws.as_ref()))
             .await
             .map_err(|_| format!("{addr}: connect, TLS and login took over 10 s"))?
             .map_err(|e| format!("{addr}: {e}"))
     }
 
-    async fn connect_inner(&self, addr: &str) -> Result<BrokerStream, String> {
+    async fn connect_inner(
+        &self,
+        addr: &str,
+        aws: Option<&super::msk_iam::AwsCredentials>,
+    ) -> Result<BrokerStream, String> {
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let host = addr
@@ -114,7 +129,7 @@ impl Connector {
             }
         };
         if let Some(creds) = &self.sasl {
-            sasl::authenticate(&mut stream, creds, &self.client_id, host).await?;
+            sasl::authenticate(&mut stream, creds, &self.client_id, host, aws).await?;
         }
         Ok(stream)
     }

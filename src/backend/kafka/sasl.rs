@@ -62,12 +62,14 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Logs in on a fresh connection; errors name the step and the broker's message.
+/// Logs in on a fresh connection; errors name the step and the broker's message. `aws`:
+/// AWS_MSK_IAM's credentials, fetched by the caller.
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     creds: &Credentials,
     client_id: &str,
     host: &str,
+    aws: Option<&super::msk_iam::AwsCredentials>,
 ) -> Result<(), String> {
     let mut correlation = 0;
     let handshake: SaslHandshakeResponse = call(
@@ -97,16 +99,11 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         Mechanism::ScramSha256 => scram::<Sha256>(stream, creds, &mut correlation, client_id).await,
         Mechanism::ScramSha512 => scram::<Sha512>(stream, creds, &mut correlation, client_id).await,
         Mechanism::AwsMskIam => {
-            let aws = creds
-                .aws
-                .as_ref()
-                .ok_or("AWS_MSK_IAM without an AWS credential source")?
-                .current()
-                .await?;
+            let aws = aws.ok_or("AWS_MSK_IAM without AWS credentials")?;
             let token = super::msk_iam::payload(
                 host,
                 &creds.region,
-                &aws,
+                aws,
                 std::time::SystemTime::now(),
                 concat!("strait/", env!("CARGO_PKG_VERSION")),
             );

@@ -186,7 +186,10 @@ def logs_in_with_web_identity_credentials():
         wait_for(lambda: len(broker.payloads) >= 2, 30, "a second login")
         second = json.loads(broker.payloads[1])["x-amz-credential"].split("/")[0]
         require(second == key_id, f"second login with {second}, first {key_id}")
-        require(text.count("AWS credentials from the web identity token") == 1, "STS asked twice")
+        log.flush()
+        text = open(log.name).read()
+        asked = text.count("AWS credentials from the web identity token")
+        require(asked == 1, f"STS asked {asked} times for {len(broker.payloads)} logins")
     finally:
         proc.terminate()
         proc.wait(30)

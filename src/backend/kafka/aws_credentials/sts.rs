@@ -25,6 +25,23 @@ pub struct WebIdentity {
 }
 
 impl WebIdentity {
+    /// The Host header: brackets around an IPv6 address, the port unless it is the scheme's.
+    fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default = if self.tls.is_some() { 443 } else { 80 };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+impl WebIdentity {
     pub fn new(
         token_file: PathBuf,
         role_arn: String,
@@ -39,12 +56,21 @@ impl WebIdentity {
             _ => return Err(bad("not an http:// or https:// URL")),
         };
         let authority = rest.split('/').next().unwrap_or_default();
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-                h.trim_matches(|c| c == '[' || c == ']').to_string(),
-                p.parse().map_err(|_| bad("bad port"))?,
-            ),
-            _ => (authority.to_string(), if https { 443 } else { 80 }),
+        // "[v6]:port", "[v6]", "host:port" or "host".
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6.split_once(']').ok_or_else(|| bad("no ']'"))?;
+                (h.to_string(), after.strip_prefix(':'))
+            }
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            },
+        };
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None if https => 443,
+            None => 80,
         };
         if host.is_empty() {
             return Err(bad("no host"));
@@ -88,7 +114,7 @@ impl WebIdentity {
     async fn post(&self, body: &str) -> Result<String, String> {
         let request = format!(
             "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: {}\r\nAccept: */*\r\nConnection: close\r\nUser-Agent: strait/{}\r\n\r\n{body}",
-            self.host,
+            self.host_header(),
             body.len(),
             env!("CARGO_PKG_VERSION")
         );
@@ -121,13 +147,14 @@ async fn exchange(
         .write_all(request.as_bytes())
         .await
         .map_err(|e| format!("AWS STS: {e}"))?;
-    // `Connection: close`: the answer ends at EOF (64 KiB is plenty for STS).
-    (&mut stream)
-        .take(64 * 1024)
-        .read_to_end(raw)
-        .await
-        .map_err(|e| format!("AWS STS: {e}"))?;
-    Ok(())
+    // `Connection: close`: the answer ends at EOF (64 KiB is plenty for STS). A peer that
+    // closes TLS without close_notify ends the read with UnexpectedEof; what came before is
+    // still the answer, and `http_body` checks it is whole.
+    match (&mut stream).take(64 * 1024).read_to_end(raw).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(()),
+        Err(e) => Err(format!("AWS STS: {e}")),
+    }
 }
 
 fn connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
@@ -167,8 +194,19 @@ fn http_body(raw: &[u8]) -> Result<String, String> {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())
+            .flatten()
+    });
     let body = if chunked {
         dechunk(body)?
+    } else if let Some(n) = length {
+        body.get(..n)
+            .ok_or("AWS STS: the answer ended before its Content-Length")?
+            .to_string()
     } else {
         body.to_string()
     };
@@ -317,6 +355,14 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_answer_is_refused() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n<a>short</a>";
+        assert!(http_body(raw).unwrap_err().contains("Content-Length"));
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n<a/>\n";
+        assert_eq!(http_body(raw).unwrap(), "<a/>\n");
+    }
+
+    #[test]
     fn chunked_answers_are_joined() {
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<a>xy\r\n5\r\nz</a>\r\n0\r\n\r\n";
         assert_eq!(http_body(raw).unwrap(), "<a>xyz</a>");
@@ -337,6 +383,20 @@ mod tests {
             ("127.0.0.1", 5000, true)
         );
         assert!(WebIdentity::new("/t".into(), "r".into(), "s".into(), "ftp://x", None).is_err());
+        assert_eq!(w.host_header(), "127.0.0.1:5000");
+        let v6 =
+            WebIdentity::new("/t".into(), "r".into(), "s".into(), "http://[::1]", None).unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 80));
+        assert_eq!(v6.host_header(), "[::1]");
+        let v6 = WebIdentity::new(
+            "/t".into(),
+            "r".into(),
+            "s".into(),
+            "http://[::1]:8080/",
+            None,
+        )
+        .unwrap();
+        assert_eq!(v6.host_header(), "[::1]:8080");
         assert_eq!(
             form_encode("arn:aws:iam::1:role/a b"),
             "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b"

@@ -36,6 +36,23 @@ pub fn unanchored(regex: &str) -> Result<String, String> {
                     }
                 }
             }
+            // "[:alpha:]" inside a class is one item (RE2J's named classes): its ']' does
+            // not end the class.
+            '[' if in_class && chars.peek() == Some(&':') => {
+                out.push('[');
+                let mut closed = false;
+                while let Some(n) = chars.next() {
+                    out.push(n);
+                    if n == ':' && chars.peek() == Some(&']') {
+                        out.push(chars.next().unwrap_or(']'));
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    return Err("a named character class is not closed".into());
+                }
+            }
             _ if in_class => {
                 out.push(c);
                 in_class = c != ']';
@@ -67,6 +84,10 @@ pub fn unanchored(regex: &str) -> Result<String, String> {
     }
     if in_class {
         return Err("a character class is not closed".into());
+    }
+    if quoted {
+        // Everything after an open \Q is literal, strait's closing parenthesis included.
+        return Err("a \\Q quote is not closed with \\E".into());
     }
     if depth > 0 {
         return Err("a group is not closed".into());
@@ -101,6 +122,7 @@ mod tests {
             "\\(x",
             "\\Q(^\\Ey",
             "[(]",
+            "[[:alpha:]_]+",
         ] {
             assert_eq!(unanchored(regex).unwrap(), regex, "{regex}");
         }
@@ -108,7 +130,19 @@ mod tests {
 
     #[test]
     fn regexes_that_could_leave_the_wrapper_are_refused() {
-        for regex in ["x)|(.*", "(x", "[a-", "x\\", ")("] {
+        // RE2J reads "[:alpha:]" inside a class as one item, so the parentheses below are
+        // inside classes for it, and a scan that ended the class at the first ']' would let
+        // "|(.*" through at the top level.
+        for regex in [
+            "x)|(.*",
+            "(x",
+            "[a-",
+            "x\\",
+            ")(",
+            "[[:alpha:](])|(.*[[:alpha:])]",
+            "x\\Q)|(.*",
+            "[[:alpha",
+        ] {
             assert!(unanchored(regex).is_err(), "{regex}");
         }
     }
