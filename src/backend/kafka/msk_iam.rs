@@ -89,8 +89,9 @@ pub fn payload(
     format!("{{{}}}", body.join(",")).into_bytes()
 }
 
-/// aws-msk-iam-auth's UriEncode: everything but unreserved characters, as %XX.
-fn uri_encode(s: &str) -> String {
+/// aws-msk-iam-auth's UriEncode: everything but unreserved characters, as %XX (also what
+/// STS's form body needs).
+pub(super) fn uri_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

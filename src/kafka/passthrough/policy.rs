@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader,
@@ -15,9 +16,6 @@ use crate::backend::kafka::wire;
 
 /// Why a topic's partitions must not be added to from Kafka, or `None` when they may.
 pub type TopicPolicy = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
-const INVALID_REQUEST: i16 = 42;
-const POLICY_VIOLATION: i16 = 44;
 
 /// The local answer (framed) to a CreatePartitions request naming a topic `policy` refuses;
 /// `None` to forward it. A request naming a refused topic is answered whole: the other
@@ -47,9 +45,9 @@ pub fn refuse_create_partitions(
         .zip(refusals)
         .map(|(t, why)| {
             let (code, message) = match why {
-                Some(why) => (POLICY_VIOLATION, why),
+                Some(why) => (ResponseError::PolicyViolation.code(), why),
                 None => (
-                    INVALID_REQUEST,
+                    ResponseError::InvalidRequest.code(),
                     format!(
                         "Topic {} not changed: the same request named a stream whose partitions cannot be added to; send it on its own.",
                         t.name.as_str()
@@ -122,8 +120,8 @@ mod tests {
             assert_eq!(
                 got,
                 vec![
-                    ("kinesis".to_string(), POLICY_VIOLATION),
-                    ("orders".to_string(), INVALID_REQUEST)
+                    ("kinesis".to_string(), ResponseError::PolicyViolation.code()),
+                    ("orders".to_string(), ResponseError::InvalidRequest.code())
                 ]
             );
             assert!(resp.results[0]

@@ -165,7 +165,7 @@ fn narrow_versions(mut r: ApiVersionsResponse, addrs: &dyn Addresses) -> ApiVers
 }
 
 /// Object-safe encoding under a response header.
-trait EncodeAt {
+pub(super) trait EncodeAt {
     fn encode_at(&self, key: ApiKey, version: i16, correlation: i32) -> Result<Bytes, String>;
 }
 

@@ -9,7 +9,7 @@ use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::backend::kafka::msk_iam::AwsCredentials;
+use crate::backend::kafka::msk_iam::{uri_encode, AwsCredentials};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -101,9 +101,9 @@ impl WebIdentity {
         })?;
         let body = format!(
             "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName={}&WebIdentityToken={}",
-            form_encode(&self.role_arn),
-            form_encode(&self.session_name),
-            form_encode(token.trim())
+            uri_encode(&self.role_arn),
+            uri_encode(&self.session_name),
+            uri_encode(token.trim())
         );
         let answer = tokio::time::timeout(TIMEOUT, self.post(&body))
             .await
@@ -289,18 +289,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// application/x-www-form-urlencoded: unreserved characters as they are, the rest as %XX.
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +386,7 @@ mod tests {
         .unwrap();
         assert_eq!(v6.host_header(), "[::1]:8080");
         assert_eq!(
-            form_encode("arn:aws:iam::1:role/a b"),
+            uri_encode("arn:aws:iam::1:role/a b"),
             "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b"
         );
         assert!(parse_time("2026-13-01T00:00:00Z").is_none());

@@ -5,9 +5,11 @@
 //! the prefix.
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use super::super::rewrite::EncodeAt;
 use super::{classic, Namespace, TOPIC_RESOURCE};
 use crate::backend::kafka::wire;
 
@@ -20,9 +22,9 @@ pub enum Renamed {
     Answer(Bytes),
 }
 
-const INVALID_REQUEST: i16 = 42;
-const POLICY_VIOLATION: i16 = 44;
-const INVALID_REGULAR_EXPRESSION: i16 = 128;
+const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
+const POLICY_VIOLATION: i16 = ResponseError::PolicyViolation.code();
+const INVALID_REGULAR_EXPRESSION: i16 = ResponseError::InvalidRegularExpression.code();
 
 /// The request frame (without length prefix) renamed for the cluster, or strait's answer;
 /// an error for a request that cannot be decoded (the connection closes, as a broker closes
@@ -57,6 +59,30 @@ pub fn to_cluster(
             .encode_at(key, version, header.correlation_id)
             .map(Renamed::Answer)
     };
+    // AlterConfigs and IncrementalAlterConfigs: the same resources, different response types.
+    macro_rules! topic_configs_only {
+        ($r:ident, $response:ident, $module:ident) => {{
+            let names = $r
+                .resources
+                .iter()
+                .map(|c| (c.resource_type, &c.resource_name));
+            if let Some(results) = refuse_cluster_configs(names) {
+                let responses = results
+                    .map(|(code, message, resource_type, resource_name)| {
+                        $module::AlterConfigsResourceResponse::default()
+                            .with_error_code(code)
+                            .with_error_message(Some(message))
+                            .with_resource_type(resource_type)
+                            .with_resource_name(resource_name)
+                    })
+                    .collect();
+                return answer(&$response::default().with_responses(responses));
+            }
+            $r.resources
+                .iter_mut()
+                .for_each(|c| ns.to_cluster(&mut c.resource_name));
+        }};
+    }
     let name = |n: &mut TopicName| ns.topic_to_cluster(n);
     match key {
         ApiKey::Produce => rewrite!(ProduceRequest, |r| r
@@ -135,48 +161,14 @@ pub fn to_cluster(
             .filter(|c| c.resource_type == TOPIC_RESOURCE)
             .for_each(|c| ns.to_cluster(&mut c.resource_name))),
         ApiKey::AlterConfigs => rewrite!(AlterConfigsRequest, |r| {
-            let names = r
-                .resources
-                .iter()
-                .map(|c| (c.resource_type, &c.resource_name));
-            if let Some(results) = refuse_cluster_configs(names) {
-                let responses = results
-                    .map(|(code, message, resource_type, resource_name)| {
-                        alter_configs_response::AlterConfigsResourceResponse::default()
-                            .with_error_code(code)
-                            .with_error_message(Some(message))
-                            .with_resource_type(resource_type)
-                            .with_resource_name(resource_name)
-                    })
-                    .collect();
-                return answer(&AlterConfigsResponse::default().with_responses(responses));
-            }
-            r.resources
-                .iter_mut()
-                .for_each(|c| ns.to_cluster(&mut c.resource_name));
+            topic_configs_only!(r, AlterConfigsResponse, alter_configs_response)
         }),
         ApiKey::IncrementalAlterConfigs => rewrite!(IncrementalAlterConfigsRequest, |r| {
-            let names = r
-                .resources
-                .iter()
-                .map(|c| (c.resource_type, &c.resource_name));
-            if let Some(results) = refuse_cluster_configs(names) {
-                let responses = results
-                    .map(|(code, message, resource_type, resource_name)| {
-                        incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                            .with_error_code(code)
-                            .with_error_message(Some(message))
-                            .with_resource_type(resource_type)
-                            .with_resource_name(resource_name)
-                    })
-                    .collect();
-                return answer(
-                    &IncrementalAlterConfigsResponse::default().with_responses(responses),
-                );
-            }
-            r.resources
-                .iter_mut()
-                .for_each(|c| ns.to_cluster(&mut c.resource_name));
+            topic_configs_only!(
+                r,
+                IncrementalAlterConfigsResponse,
+                incremental_alter_configs_response
+            )
         }),
         ApiKey::OffsetDelete => rewrite!(OffsetDeleteRequest, |r| r
             .topics
@@ -266,17 +258,6 @@ fn refuse_cluster_configs<'a>(
         };
         (code, StrBytes::from_string(message), resource_type, name.clone())
     }))
-}
-
-/// Object-safe encoding of a response under its header.
-trait EncodeAt {
-    fn encode_at(&self, key: ApiKey, version: i16, correlation: i32) -> Result<Bytes, String>;
-}
-
-impl<T: Encodable> EncodeAt for T {
-    fn encode_at(&self, key: ApiKey, version: i16, correlation: i32) -> Result<Bytes, String> {
-        wire::encode_response(key, version, correlation, self)
-    }
 }
 
 #[cfg(test)]
