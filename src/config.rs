@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -184,9 +184,9 @@ pub struct EmbeddedConfig {
 pub struct StreamsConfig {
     pub default_shard_count: u32,
     /// Key hash of streams created through the Kinesis API.
-    pub default_key_hash_kinesis: crate::core::catalog::KeyHash,
+    pub default_key_hash_kinesis: KeyHash,
     /// Key hash of topics created through Kafka (CreateTopics or auto-create).
-    pub default_key_hash_kafka: crate::core::catalog::KeyHash,
+    pub default_key_hash_kafka: KeyHash,
     /// Create a topic when a Kafka client names an unknown one in Metadata or Produce.
     pub auto_create_topics: bool,
     pub key_check: KeyCheck,
@@ -248,8 +248,8 @@ impl Default for StreamsConfig {
     fn default() -> Self {
         StreamsConfig {
             default_shard_count: 4,
-            default_key_hash_kinesis: crate::core::catalog::KeyHash::KinesisMd5,
-            default_key_hash_kafka: crate::core::catalog::KeyHash::KafkaMurmur2,
+            default_key_hash_kinesis: KeyHash::KinesisMd5,
+            default_key_hash_kafka: KeyHash::KafkaMurmur2,
             auto_create_topics: true,
             key_check: KeyCheck::Off,
             shard_limit: 10_000,
@@ -594,6 +594,25 @@ fn set_path(
     }
     let child = map.entry(key).or_insert(serde_yaml::Value::Null);
     set_path(child, rest, value)
+}
+
+/// How keys find partitions, fixed when the stream is created (reference §4a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyHash {
+    KinesisMd5,
+    KafkaMurmur2,
+    Auto,
+}
+
+impl KeyHash {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyHash::KinesisMd5 => "kinesis-md5",
+            KeyHash::KafkaMurmur2 => "kafka-murmur2",
+            KeyHash::Auto => "auto",
+        }
+    }
 }
 
 #[cfg(test)]

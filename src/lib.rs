@@ -3,12 +3,14 @@
 //! backend, core and listeners together.
 
 pub mod backend;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod kafka;
 pub mod kinesis;
 mod listener;
 pub mod observe;
+pub mod protocol;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -105,7 +107,7 @@ async fn start_embedded(
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
     log.spawn_background();
-    observe::gauges::watch_embedded_log(log.clone());
+    backend::embedded::gauges::watch_disk_usage(log.clone());
     let unmetered: Arc<dyn backend::Log> = log.clone();
     let meta = Arc::new(
         FileMetaStore::open(config.data_dir.join("meta"))
@@ -127,7 +129,7 @@ async fn start_embedded(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
-    observe::gauges::watch_group_lag(groups.clone(), core.clone(), unmetered);
+    core::groups::watch_group_lag(groups.clone(), core.clone(), unmetered);
     let kinesis = start_kinesis(
         config,
         core.clone(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use serde_json::{json, Value};
-use strait::kinesis::eventstream::{decode, Message};
+use strait::protocol::kinesis::eventstream::{decode, Message};
 
 fn setup(s: &Server, stream: &str, shards: u32, consumer: &str) -> String {
     s.ok(

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 
 use super::{AppendInfo, Log, PartitionOffsets, ReadBatches};
-use crate::core::error::CoreResult;
+use crate::backend::StorageResult;
 
 pub struct MeteredLog {
     backend: &'static str,
@@ -25,8 +25,8 @@ impl MeteredLog {
     async fn timed<T>(
         &self,
         operation: &'static str,
-        call: impl Future<Output = CoreResult<T>>,
-    ) -> CoreResult<T> {
+        call: impl Future<Output = StorageResult<T>>,
+    ) -> StorageResult<T> {
         let started = Instant::now();
         let out = call.await;
         let m = crate::observe::metrics();
@@ -49,7 +49,7 @@ impl Log for MeteredLog {
         topic: &str,
         partitions: Range<u32>,
         retention_ms: Option<i64>,
-    ) -> CoreResult<()> {
+    ) -> StorageResult<()> {
         self.timed(
             "create_partitions",
             self.inner
@@ -57,29 +57,34 @@ impl Log for MeteredLog {
         )
         .await
     }
-    async fn delete_topic(&self, topic: &str) -> CoreResult<()> {
+    async fn delete_topic(&self, topic: &str) -> StorageResult<()> {
         self.timed("delete_topic", self.inner.delete_topic(topic))
             .await
     }
-    async fn topics(&self) -> CoreResult<Vec<(String, u32)>> {
+    async fn topics(&self) -> StorageResult<Vec<(String, u32)>> {
         self.timed("topics", self.inner.topics()).await
     }
-    async fn flush(&self, topic: &str, partition: u32) -> CoreResult<()> {
+    async fn flush(&self, topic: &str, partition: u32) -> StorageResult<()> {
         self.timed("flush", self.inner.flush(topic, partition))
             .await
     }
-    async fn retention_ms(&self, topic: &str) -> CoreResult<Option<i64>> {
+    async fn retention_ms(&self, topic: &str) -> StorageResult<Option<i64>> {
         self.timed("retention_ms", self.inner.retention_ms(topic))
             .await
     }
-    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()> {
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> StorageResult<()> {
         self.timed(
             "set_retention",
             self.inner.set_retention(topic, retention_ms),
         )
         .await
     }
-    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<AppendInfo> {
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> StorageResult<AppendInfo> {
         self.timed("append", self.inner.append(topic, partition, batch))
             .await
     }
@@ -89,11 +94,11 @@ impl Log for MeteredLog {
         partition: u32,
         offset: i64,
         max_bytes: usize,
-    ) -> CoreResult<ReadBatches> {
+    ) -> StorageResult<ReadBatches> {
         self.timed("read", self.inner.read(topic, partition, offset, max_bytes))
             .await
     }
-    async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
+    async fn offsets(&self, topic: &str, partition: u32) -> StorageResult<PartitionOffsets> {
         self.timed("offsets", self.inner.offsets(topic, partition))
             .await
     }
@@ -101,7 +106,7 @@ impl Log for MeteredLog {
         &self,
         topic: &str,
         partition: u32,
-    ) -> CoreResult<Option<(i64, i64)>> {
+    ) -> StorageResult<Option<(i64, i64)>> {
         self.timed(
             "max_timestamp_batch",
             self.inner.max_timestamp_batch(topic, partition),
@@ -113,7 +118,7 @@ impl Log for MeteredLog {
         topic: &str,
         partition: u32,
         timestamp_ms: i64,
-    ) -> CoreResult<i64> {
+    ) -> StorageResult<i64> {
         self.timed(
             "offset_for_timestamp",
             self.inner

@@ -3,6 +3,7 @@
 //! Kafka wire shapes; they store RecordBatch v2 bytes and opaque documents.
 
 pub mod embedded;
+mod error;
 pub mod kafka;
 pub mod metered;
 pub mod prefixed;
@@ -12,7 +13,7 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 
-use crate::core::error::CoreResult;
+pub use error::{Refusal, StorageError, StorageResult};
 
 /// Offsets of one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,23 +58,28 @@ pub trait Log: Send + Sync {
         topic: &str,
         partitions: Range<u32>,
         retention_ms: Option<i64>,
-    ) -> CoreResult<()>;
+    ) -> StorageResult<()>;
     /// Removes a topic and all its data.
-    async fn delete_topic(&self, topic: &str) -> CoreResult<()>;
+    async fn delete_topic(&self, topic: &str) -> StorageResult<()>;
     /// Every topic the log holds, with its partition count.
-    async fn topics(&self) -> CoreResult<Vec<(String, u32)>>;
+    async fn topics(&self) -> StorageResult<Vec<(String, u32)>>;
     /// Makes everything appended to a partition durable (a reshard fixes end offsets on it).
-    async fn flush(&self, topic: &str, partition: u32) -> CoreResult<()>;
+    async fn flush(&self, topic: &str, partition: u32) -> StorageResult<()>;
     /// How long the topic keeps records (−1: forever), when the backend keeps that itself
     /// and others may change it; `None` when strait's own record is the truth.
-    async fn retention_ms(&self, _topic: &str) -> CoreResult<Option<i64>> {
+    async fn retention_ms(&self, _topic: &str) -> StorageResult<Option<i64>> {
         Ok(None)
     }
     /// Sets how long records are kept; `None` keeps them forever.
-    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()>;
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> StorageResult<()>;
     /// Appends one RecordBatch v2 and returns where it landed once it is as durable as the
     /// backend promises (embedded: fsynced when `fsync: always`; Kafka: acks=all).
-    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<AppendInfo>;
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> StorageResult<AppendInfo>;
     /// Reads whole batches holding offsets from `offset` on, up to about `max_bytes`
     /// (at least one batch when any is visible).
     async fn read(
@@ -82,15 +88,15 @@ pub trait Log: Send + Sync {
         partition: u32,
         offset: i64,
         max_bytes: usize,
-    ) -> CoreResult<ReadBatches>;
-    async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets>;
+    ) -> StorageResult<ReadBatches>;
+    async fn offsets(&self, topic: &str, partition: u32) -> StorageResult<PartitionOffsets>;
     /// The first visible batch holding the partition's largest record timestamp:
     /// (its base offset, that timestamp).
     async fn max_timestamp_batch(
         &self,
         topic: &str,
         partition: u32,
-    ) -> CoreResult<Option<(i64, i64)>>;
+    ) -> StorageResult<Option<(i64, i64)>>;
     /// The first offset whose batch holds a record at or after `timestamp_ms` (the high
     /// watermark when there is none). Batch granularity: callers skip earlier records.
     async fn offset_for_timestamp(
@@ -98,21 +104,21 @@ pub trait Log: Send + Sync {
         topic: &str,
         partition: u32,
         timestamp_ms: i64,
-    ) -> CoreResult<i64>;
+    ) -> StorageResult<i64>;
 }
 
 /// Small documents kept durably by key (stream attributes, EFO registrations, secrets).
 /// A store shared by several strait replicas reports changes made by the others.
 #[async_trait]
 pub trait MetaStore: Send + Sync {
-    async fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>>;
+    async fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>>;
     /// Replaces the document atomically and durably.
-    async fn put(&self, key: &str, value: &[u8]) -> CoreResult<()>;
-    async fn delete(&self, key: &str) -> CoreResult<()>;
+    async fn put(&self, key: &str, value: &[u8]) -> StorageResult<()>;
+    async fn delete(&self, key: &str) -> StorageResult<()>;
     /// Every document whose key starts with `prefix`, in key order.
-    async fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>>;
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>>;
     /// Returns once every document written before the call (by anyone) can be read here.
-    async fn sync(&self) -> CoreResult<()> {
+    async fn sync(&self) -> StorageResult<()> {
         Ok(())
     }
     /// Ticks whenever another writer changed a document; `None` when nobody else writes.
@@ -125,24 +131,24 @@ pub trait MetaStore: Send + Sync {
 /// snapshots under a lock, in state order, so it needs one; on the Kafka backend the
 /// cluster is the group coordinator and this store is not used.
 pub trait SyncMetaStore: Send + Sync {
-    fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>>;
-    fn put(&self, key: &str, value: &[u8]) -> CoreResult<()>;
-    fn delete(&self, key: &str) -> CoreResult<()>;
-    fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>>;
+    fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>>;
+    fn put(&self, key: &str, value: &[u8]) -> StorageResult<()>;
+    fn delete(&self, key: &str) -> StorageResult<()>;
+    fn list(&self, prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>>;
 }
 
 #[async_trait]
 impl<T: SyncMetaStore> MetaStore for T {
-    async fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>> {
+    async fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
         SyncMetaStore::get(self, key)
     }
-    async fn put(&self, key: &str, value: &[u8]) -> CoreResult<()> {
+    async fn put(&self, key: &str, value: &[u8]) -> StorageResult<()> {
         SyncMetaStore::put(self, key, value)
     }
-    async fn delete(&self, key: &str) -> CoreResult<()> {
+    async fn delete(&self, key: &str) -> StorageResult<()> {
         SyncMetaStore::delete(self, key)
     }
-    async fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>> {
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>> {
         SyncMetaStore::list(self, prefix)
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 
 use super::{AppendInfo, Log, PartitionOffsets, ReadBatches};
-use crate::core::error::CoreResult;
+use crate::backend::StorageResult;
 
 pub struct PrefixedLog {
     prefix: String,
@@ -40,16 +40,16 @@ impl Log for PrefixedLog {
         topic: &str,
         partitions: Range<u32>,
         retention_ms: Option<i64>,
-    ) -> CoreResult<()> {
+    ) -> StorageResult<()> {
         let topic = self.topic(topic);
         self.inner
             .create_partitions(&topic, partitions, retention_ms)
             .await
     }
-    async fn delete_topic(&self, topic: &str) -> CoreResult<()> {
+    async fn delete_topic(&self, topic: &str) -> StorageResult<()> {
         self.inner.delete_topic(&self.topic(topic)).await
     }
-    async fn topics(&self) -> CoreResult<Vec<(String, u32)>> {
+    async fn topics(&self) -> StorageResult<Vec<(String, u32)>> {
         let all = self.inner.topics().await?;
         Ok(all
             .into_iter()
@@ -59,18 +59,23 @@ impl Log for PrefixedLog {
             })
             .collect())
     }
-    async fn flush(&self, topic: &str, partition: u32) -> CoreResult<()> {
+    async fn flush(&self, topic: &str, partition: u32) -> StorageResult<()> {
         self.inner.flush(&self.topic(topic), partition).await
     }
-    async fn retention_ms(&self, topic: &str) -> CoreResult<Option<i64>> {
+    async fn retention_ms(&self, topic: &str) -> StorageResult<Option<i64>> {
         self.inner.retention_ms(&self.topic(topic)).await
     }
-    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()> {
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> StorageResult<()> {
         self.inner
             .set_retention(&self.topic(topic), retention_ms)
             .await
     }
-    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<AppendInfo> {
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> StorageResult<AppendInfo> {
         self.inner
             .append(&self.topic(topic), partition, batch)
             .await
@@ -81,19 +86,19 @@ impl Log for PrefixedLog {
         partition: u32,
         offset: i64,
         max_bytes: usize,
-    ) -> CoreResult<ReadBatches> {
+    ) -> StorageResult<ReadBatches> {
         self.inner
             .read(&self.topic(topic), partition, offset, max_bytes)
             .await
     }
-    async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
+    async fn offsets(&self, topic: &str, partition: u32) -> StorageResult<PartitionOffsets> {
         self.inner.offsets(&self.topic(topic), partition).await
     }
     async fn max_timestamp_batch(
         &self,
         topic: &str,
         partition: u32,
-    ) -> CoreResult<Option<(i64, i64)>> {
+    ) -> StorageResult<Option<(i64, i64)>> {
         self.inner
             .max_timestamp_batch(&self.topic(topic), partition)
             .await
@@ -103,7 +108,7 @@ impl Log for PrefixedLog {
         topic: &str,
         partition: u32,
         timestamp_ms: i64,
-    ) -> CoreResult<i64> {
+    ) -> StorageResult<i64> {
         self.inner
             .offset_for_timestamp(&self.topic(topic), partition, timestamp_ms)
             .await

@@ -44,24 +44,7 @@ impl StreamMode {
     }
 }
 
-/// How keys find partitions, fixed when the stream is created (reference §4a).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeyHash {
-    KinesisMd5,
-    KafkaMurmur2,
-    Auto,
-}
-
-impl KeyHash {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyHash::KinesisMd5 => "kinesis-md5",
-            KeyHash::KafkaMurmur2 => "kafka-murmur2",
-            KeyHash::Auto => "auto",
-        }
-    }
-}
+pub use crate::config::KeyHash;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {

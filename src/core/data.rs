@@ -11,9 +11,9 @@ use super::catalog::{shard_id, Shard, Stream, StreamStatus};
 use super::error::{CoreError, CoreResult};
 use super::iterator::{IteratorError, IteratorPosition};
 use super::now_ms;
-use super::record::{decode_batch, encode_batch, NewRecord};
 use super::seqno::SeqNo;
 use super::service::Core;
+use crate::protocol::kafka::records::{decode_batch, encode_batch, NewRecord};
 
 /// One record of a PutRecord(s) call, validated by the front end.
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ impl Core {
         for (i, r) in inputs.iter().enumerate() {
             let shard = s
                 .route(&r.partition_key, r.route_hash.or(r.explicit_hash_key), pick)
-                .ok_or_else(|| CoreError::Storage(format!("stream {stream} has no open shard")))?;
+                .ok_or_else(|| CoreError::Internal(format!("stream {stream} has no open shard")))?;
             groups.entry(shard.partition).or_default().push(i);
         }
         let appends = groups.iter().map(|(&partition, idxs)| {
@@ -217,8 +217,9 @@ impl Core {
                 }
                 Err(e) => {
                     tracing::error!(stream, partition, error = %e, "append failed");
+                    let e = CoreError::from(e);
                     for &i in idxs {
-                        out[i] = Some(Err(CoreError::Storage(e.to_string())));
+                        out[i] = Some(Err(e.clone()));
                     }
                 }
             }
@@ -309,7 +310,7 @@ impl Core {
         let base = self.log.offset_for_timestamp(stream, partition, ts).await?;
         let read = self.log.read(stream, partition, base, READ_STEP).await?;
         for batch in read.batches {
-            let records = decode_batch(batch).map_err(CoreError::Storage)?;
+            let records = decode_batch(batch).map_err(CoreError::undecodable)?;
             if let Some(r) = records
                 .iter()
                 .find(|r| r.offset >= base && r.timestamp_ms >= ts)
@@ -401,10 +402,10 @@ impl Core {
             let skipped_to = read.skipped_to;
             for batch in read.batches {
                 // Control batches decode to no records; the offset still moves past them.
-                let batch_end = crate::core::batch::parse_stored_header(&batch)
+                let batch_end = crate::protocol::kafka::record_batch::parse_stored_header(&batch)
                     .map(|h| h.next_offset())
                     .unwrap_or(offset);
-                for r in decode_batch(batch).map_err(CoreError::Storage)? {
+                for r in decode_batch(batch).map_err(CoreError::undecodable)? {
                     if r.offset < offset {
                         continue;
                     }
@@ -485,7 +486,7 @@ impl Core {
         let pos = self
             .signer
             .verify(&token, now_ms())
-            .map_err(|_| CoreError::Storage("a fresh iterator failed to verify".into()))?;
+            .map_err(|_| CoreError::Internal("a fresh iterator failed to verify".into()))?;
         Ok(pos.offset as i64)
     }
 }

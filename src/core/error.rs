@@ -1,9 +1,13 @@
 //! The core's one error type. Variants say what went wrong in domain terms and carry the
 //! offending values; each front end maps them to its protocol's errors in one place.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+use crate::backend::{Refusal, StorageError};
+
+#[derive(Debug, Clone, Error)]
 pub enum CoreError {
     #[error("Stream {stream} under account {account} not found.")]
     StreamNotFound { stream: String, account: String },
@@ -91,15 +95,42 @@ pub enum CoreError {
     /// Stream deletion refused while consumers are registered.
     #[error("Stream {stream} under account {account} has registered consumers; set EnforceConsumerDeletion to delete it with them.")]
     HasConsumers { stream: String, account: String },
-    /// Storage failed; the request may be retried. Never used for bad input.
+    /// Storage failed; the request may be retried. Never used for bad input. Shared, so one
+    /// failed append can answer every record it carried.
     #[error("storage failure: {0}")]
-    Storage(String),
+    Storage(#[source] Arc<StorageError>),
+    /// strait's own state did not hold together (a corrupt catalog document, a stream with no
+    /// open shard); the request may be retried.
+    #[error("internal failure: {0}")]
+    Internal(String),
 }
 
 pub type CoreResult<T> = Result<T, CoreError>;
 
-impl From<std::io::Error> for CoreError {
-    fn from(e: std::io::Error) -> Self {
-        CoreError::Storage(e.to_string())
+impl CoreError {
+    /// A stored batch whose records do not decode.
+    pub fn undecodable(why: String) -> Self {
+        CoreError::Internal(format!("a stored record batch does not decode: {why}"))
+    }
+}
+
+/// The one place storage errors become core errors: a cluster's refusal the client can act on
+/// keeps its meaning, everything else is a storage failure with its cause kept.
+impl From<StorageError> for CoreError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Refused {
+                class: Refusal::InvalidArgument,
+                message,
+                ..
+            } => CoreError::InvalidArgument(message),
+            StorageError::Refused {
+                class: Refusal::LimitExceeded,
+                message,
+                ..
+            } => CoreError::LimitExceeded(message),
+            StorageError::CorruptBatch(m) => CoreError::CorruptBatch(m),
+            other => CoreError::Storage(Arc::new(other)),
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! The routing core: streams as topics, shards as partitions, sequence numbers and iterators
 //! as views over offsets. No HTTP or Kafka-frame type enters here.
 
-pub mod batch;
 pub mod catalog;
 mod data;
 pub mod error;
@@ -10,7 +9,6 @@ pub mod groups;
 pub mod hashing;
 pub mod iterator;
 mod producers;
-pub mod record;
 mod reshard;
 pub mod seqno;
 mod service;
@@ -24,10 +22,4 @@ pub use service::{
 };
 pub use topics::{topic_id, Appended};
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;

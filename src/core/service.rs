@@ -158,7 +158,7 @@ impl Core {
         let mut out = Vec::new();
         for (key, doc) in self.meta.list(STREAM_PREFIX).await? {
             let stream: Stream = serde_json::from_slice(&doc)
-                .map_err(|e| CoreError::Storage(format!("corrupt catalog entry {key}: {e}")))?;
+                .map_err(|e| CoreError::Internal(format!("corrupt catalog entry {key}: {e}")))?;
             out.push(stream);
         }
         Ok(out)
@@ -205,7 +205,8 @@ impl Core {
         let doc = serde_json::to_vec(stream).expect("catalog entries serialise");
         self.meta
             .put(&format!("{STREAM_PREFIX}{}", stream.name), &doc)
-            .await
+            .await?;
+        Ok(())
     }
 
     pub async fn create_stream(&self, req: CreateStreamRequest) -> CoreResult<()> {
@@ -244,7 +245,7 @@ impl Core {
                     .meta
                     .delete(&format!("{STREAM_PREFIX}{}", req.name))
                     .await;
-                return Err(e);
+                return Err(e.into());
             }
         } else {
             self.log
@@ -351,7 +352,7 @@ impl Core {
         stream: &str,
         partition: u32,
     ) -> CoreResult<crate::backend::PartitionOffsets> {
-        self.log.offsets(stream, partition).await
+        Ok(self.log.offsets(stream, partition).await?)
     }
 }
 

@@ -129,7 +129,7 @@ impl Core {
         self.meta.sync().await?;
         if let Some(doc) = self.meta.get(&format!("{STREAM_PREFIX}{name}")).await? {
             let stream: Stream = serde_json::from_slice(&doc).map_err(|e| {
-                super::error::CoreError::Storage(format!("corrupt catalog entry {name}: {e}"))
+                super::error::CoreError::Internal(format!("corrupt catalog entry {name}: {e}"))
             })?;
             *entry.state.write() = Arc::new(stream);
         }

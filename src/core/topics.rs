@@ -6,15 +6,15 @@ use bytes::BytesMut;
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
 
-use super::batch;
 use super::catalog::{shard_id, KeyHash, Stream, StreamMode};
 use super::error::{CoreError, CoreResult};
 use super::hashing::md5_hash_key;
 use super::producers::{last_sequence, BatchIdentity, SequenceCheck};
-use super::record::decode_batch;
 use super::service::{Core, CreateStreamRequest};
 use crate::backend::{PartitionOffsets, ReadBatches};
 use crate::config::KeyCheck;
+use crate::protocol::kafka::record_batch;
+use crate::protocol::kafka::records::decode_batch;
 
 /// Where a produced batch landed.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +68,7 @@ impl Core {
                 account: self.account_id.clone(),
             });
         }
-        let header = batch::check_batch(&batch_bytes)
+        let header = record_batch::check_batch(&batch_bytes)
             .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
         if header.total_len != batch_bytes.len() {
             return Err(CoreError::CorruptBatch(
@@ -166,7 +166,7 @@ impl Core {
                 high_watermark: offsets.high_watermark,
             });
         }
-        self.log.read(stream, partition, offset, max_bytes).await
+        Ok(self.log.read(stream, partition, offset, max_bytes).await?)
     }
 
     /// Offsets of a partition that must exist.
@@ -183,7 +183,7 @@ impl Core {
                 account: self.account_id.clone(),
             });
         }
-        self.log.offsets(stream, partition).await
+        Ok(self.log.offsets(stream, partition).await?)
     }
 
     /// The first record at or after `timestamp_ms`: its offset and timestamp, or None when
@@ -212,7 +212,7 @@ impl Core {
         };
         let read = self.log.read(stream, partition, base, 1).await?;
         for batch in read.batches {
-            let records = decode_batch(batch).map_err(CoreError::Storage)?;
+            let records = decode_batch(batch).map_err(CoreError::undecodable)?;
             if let Some(r) = records
                 .iter()
                 .find(|r| r.offset >= base && r.timestamp_ms == max_ts)

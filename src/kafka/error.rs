@@ -28,6 +28,10 @@ pub fn code(e: &CoreError) -> i16 {
         CoreError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
         CoreError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         CoreError::KeyOutsideRange { .. } => ResponseError::InvalidRecord,
+        CoreError::Internal(detail) => {
+            tracing::error!(error = %detail, "internal failure");
+            ResponseError::UnknownServerError
+        }
         CoreError::Storage(detail) => {
             tracing::error!(error = %detail, "storage failure");
             ResponseError::KafkaStorageError

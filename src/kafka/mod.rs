@@ -5,7 +5,6 @@ pub mod error;
 mod handlers;
 pub mod passthrough;
 pub mod server;
-pub mod versions;
 
 use std::sync::Arc;
 

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
@@ -13,8 +12,9 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{handlers, versions, KafkaCtx};
+use super::{handlers, KafkaCtx};
 use crate::listener::{Closing, Connections};
+use crate::protocol::kafka::{frame, versions};
 
 /// Serves until `closing`; then each connection finishes the request it is handling and
 /// closes (the caller waits for `conns` to drain).
@@ -67,24 +67,10 @@ async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>, closing: Closing) -> 
             },
             _ = crate::listener::closed(closing.clone()), if rd.buffer().is_empty() => return Ok(()),
         };
-        if len < 8 || len as usize > ctx.max_frame_bytes {
-            return Err(format!(
-                "frame of {len} bytes outside 8..={}",
-                ctx.max_frame_bytes
-            ));
-        }
-        // Memory grows with the bytes that actually arrive, not with the length a client
-        // claims: a header announcing 100 MiB and then silence costs at most 1 MiB.
-        let mut frame = Vec::with_capacity((len as usize).min(1 << 20));
-        (&mut rd)
-            .take(len as u64)
-            .read_to_end(&mut frame)
+        // A request has at least its API key, version and correlation id.
+        let frame = frame::read_payload(&mut rd, len, 8, ctx.max_frame_bytes)
             .await
             .map_err(|e| format!("reading a frame: {e}"))?;
-        if frame.len() != len as usize {
-            return Err(format!("short frame: {} of {len} bytes", frame.len()));
-        }
-        let frame = Bytes::from(frame);
         let Some(out) = respond(&ctx, &client, frame).await? else {
             continue;
         };
@@ -150,7 +136,7 @@ fn encode(
     response: &ResponseKind,
     version: i16,
 ) -> Result<Bytes, Closed> {
-    crate::backend::kafka::wire::framed(|buf| {
+    frame::framed(|buf| {
         ResponseHeader::default()
             .with_correlation_id(correlation_id)
             .encode(buf, header_version)
@@ -166,19 +152,7 @@ fn encode(
 fn unsupported_api_versions(correlation_id: i32) -> Bytes {
     let response = ApiVersionsResponse::default()
         .with_error_code(35)
-        .with_api_keys(api_versions_list());
+        .with_api_keys(versions::api_versions_list());
     encode(correlation_id, 0, &ResponseKind::ApiVersions(response), 0)
         .expect("ApiVersions v0 always encodes")
-}
-
-pub fn api_versions_list() -> Vec<ApiVersion> {
-    versions::SERVED
-        .iter()
-        .map(|(k, min, max)| {
-            ApiVersion::default()
-                .with_api_key(*k as i16)
-                .with_min_version(*min)
-                .with_max_version(*max)
-        })
-        .collect()
 }

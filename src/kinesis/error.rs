@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::core::error::CoreError;
+use crate::protocol::kinesis::codec::DecodeError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -77,6 +78,12 @@ pub struct ErrorBody<'a> {
     message: &'a str,
 }
 
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        ApiError::serialization(e.0)
+    }
+}
+
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let message = e.to_string();
@@ -111,6 +118,10 @@ impl From<CoreError> for ApiError {
                 ApiError::internal("Internal Service Failure")
             }
             CoreError::Storage(detail) => {
+                tracing::error!(error = %detail, "storage failure");
+                ApiError::internal("Internal Service Failure")
+            }
+            CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "storage failure");
                 ApiError::internal("Internal Service Failure")
             }

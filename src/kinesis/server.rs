@@ -20,10 +20,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::auth;
-use super::codec::{self, Protocol};
 use super::error::ApiError;
 use super::ops::{self, Ctx, EventStream, Handler};
 use crate::listener::{Closing, Connections};
+use crate::protocol::kinesis::codec::{self, Protocol};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 

@@ -298,7 +298,7 @@ impl Metrics {
     }
 
     fn set_efo_gauges(&self) {
-        let now = crate::core::now_ms();
+        let now = crate::clock::now_ms();
         let subs: Vec<Arc<EfoLagState>> = self
             .efo_subscriptions_lag
             .lock()
@@ -393,7 +393,7 @@ impl EfoLag {
             .store(millis, Ordering::Relaxed);
         self.state
             .pending_since_ms
-            .store(crate::core::now_ms().max(1), Ordering::Relaxed);
+            .store(crate::clock::now_ms().max(1), Ordering::Relaxed);
     }
 
     /// The client took it.
@@ -500,6 +500,6 @@ mod tests {
         // An event the client does not take: its lag grows with the wait.
         a.sending(50);
         a.state.pending_since_ms.fetch_sub(3_000, Ordering::Relaxed);
-        assert!(a.state.behind_at(crate::core::now_ms()) >= 3_050);
+        assert!(a.state.behind_at(crate::clock::now_ms()) >= 3_050);
     }
 }

@@ -1,9 +1,8 @@
 //! Observability: the one metrics registry (`metrics.rs`) and the admin listener that serves
-//! it with liveness and readiness (`admin.rs`), and the gauges set on each scrape
-//! (`gauges.rs`).
+//! it with liveness and readiness (`admin.rs`). Gauges read on scrape are registered as hooks
+//! by the layer that can answer them (the embedded backend, the group coordinators).
 
 pub mod admin;
-pub mod gauges;
 pub mod metrics;
 
 pub use metrics::{metrics, Metrics};

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use parking_lot::Mutex;
 
 use super::partition::sync_dir;
+use crate::backend::StorageResult;
 use crate::backend::SyncMetaStore;
-use crate::core::error::CoreResult;
 
 pub struct FileMetaStore {
     dir: PathBuf,
@@ -39,7 +39,7 @@ impl FileMetaStore {
 }
 
 impl SyncMetaStore for FileMetaStore {
-    fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>> {
+    fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
         match fs::read(self.path(key)) {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -47,7 +47,7 @@ impl SyncMetaStore for FileMetaStore {
         }
     }
 
-    fn put(&self, key: &str, value: &[u8]) -> CoreResult<()> {
+    fn put(&self, key: &str, value: &[u8]) -> StorageResult<()> {
         let _guard = self.write_lock.lock();
         let path = self.path(key);
         let tmp = self.dir.join(format!(".{}.tmp", key.replace('/', "@")));
@@ -59,7 +59,7 @@ impl SyncMetaStore for FileMetaStore {
         Ok(())
     }
 
-    fn delete(&self, key: &str) -> CoreResult<()> {
+    fn delete(&self, key: &str) -> StorageResult<()> {
         let _guard = self.write_lock.lock();
         match fs::remove_file(self.path(key)) {
             Ok(()) => sync_dir(&self.dir).map_err(Into::into),
@@ -68,7 +68,7 @@ impl SyncMetaStore for FileMetaStore {
         }
     }
 
-    fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>> {
+    fn list(&self, prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>> {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.dir)?.flatten() {
             let name = e.file_name().to_string_lossy().replace('@', "/");

@@ -2,6 +2,7 @@
 //! Owns topic directories, the fsync-interval timer and retention; `partition.rs` owns the
 //! per-partition log itself.
 
+pub mod gauges;
 mod meta;
 mod partition;
 mod segment;
@@ -22,8 +23,8 @@ pub use meta::FileMetaStore;
 use partition::PartitionLog;
 
 use crate::backend::{AppendInfo, Log, PartitionOffsets, ReadBatches};
+use crate::backend::{StorageError, StorageResult};
 use crate::config::{EmbeddedConfig, FsyncPolicy};
-use crate::core::error::{CoreError, CoreResult};
 
 /// Topic directories are `t-<name>`: a name such as `.` or `..` never becomes a path of
 /// its own, and trash (`.deleted-*`) cannot collide with a topic.
@@ -148,7 +149,7 @@ impl EmbeddedLog {
     }
 
     fn enforce_retention(&self) {
-        let now = crate::core::now_ms();
+        let now = crate::clock::now_ms();
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         for t in topics {
             let retention = t.retention_ms.load(Ordering::Relaxed);
@@ -173,13 +174,13 @@ impl EmbeddedLog {
         }
     }
 
-    fn partition(&self, topic: &str, partition: u32) -> CoreResult<Arc<PartitionLog>> {
+    fn partition(&self, topic: &str, partition: u32) -> StorageResult<Arc<PartitionLog>> {
         self.topics
             .read()
             .get(topic)
             .and_then(|t| t.partitions.read().get(&partition).cloned())
             .ok_or_else(|| {
-                CoreError::Storage(format!(
+                StorageError::Unavailable(format!(
                     "no partition {partition} of topic {topic} in the log"
                 ))
             })
@@ -193,7 +194,7 @@ impl Log for EmbeddedLog {
         topic: &str,
         partitions: Range<u32>,
         retention_ms: Option<i64>,
-    ) -> CoreResult<()> {
+    ) -> StorageResult<()> {
         let t = {
             let mut topics = self.topics.write();
             topics
@@ -220,7 +221,7 @@ impl Log for EmbeddedLog {
         Ok(())
     }
 
-    async fn delete_topic(&self, topic: &str) -> CoreResult<()> {
+    async fn delete_topic(&self, topic: &str) -> StorageResult<()> {
         if self.topics.write().remove(topic).is_none() {
             return Ok(());
         }
@@ -234,7 +235,7 @@ impl Log for EmbeddedLog {
         Ok(())
     }
 
-    async fn topics(&self) -> CoreResult<Vec<(String, u32)>> {
+    async fn topics(&self) -> StorageResult<Vec<(String, u32)>> {
         Ok(self
             .topics
             .read()
@@ -243,11 +244,11 @@ impl Log for EmbeddedLog {
             .collect())
     }
 
-    async fn flush(&self, topic: &str, partition: u32) -> CoreResult<()> {
+    async fn flush(&self, topic: &str, partition: u32) -> StorageResult<()> {
         Ok(self.partition(topic, partition)?.sync_now()?)
     }
 
-    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()> {
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> StorageResult<()> {
         if let Some(t) = self.topics.read().get(topic) {
             t.retention_ms
                 .store(retention_ms.unwrap_or(-1), Ordering::Relaxed);
@@ -255,7 +256,12 @@ impl Log for EmbeddedLog {
         Ok(())
     }
 
-    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<AppendInfo> {
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> StorageResult<AppendInfo> {
         let base_offset = self.partition(topic, partition)?.append(batch).await?;
         Ok(AppendInfo {
             base_offset,
@@ -269,11 +275,11 @@ impl Log for EmbeddedLog {
         partition: u32,
         offset: i64,
         max_bytes: usize,
-    ) -> CoreResult<ReadBatches> {
+    ) -> StorageResult<ReadBatches> {
         self.partition(topic, partition)?.read(offset, max_bytes)
     }
 
-    async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
+    async fn offsets(&self, topic: &str, partition: u32) -> StorageResult<PartitionOffsets> {
         Ok(self.partition(topic, partition)?.offsets())
     }
 
@@ -281,11 +287,16 @@ impl Log for EmbeddedLog {
         &self,
         topic: &str,
         partition: u32,
-    ) -> CoreResult<Option<(i64, i64)>> {
+    ) -> StorageResult<Option<(i64, i64)>> {
         self.partition(topic, partition)?.max_timestamp_batch()
     }
 
-    async fn offset_for_timestamp(&self, topic: &str, partition: u32, ts: i64) -> CoreResult<i64> {
+    async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        ts: i64,
+    ) -> StorageResult<i64> {
         self.partition(topic, partition)?.offset_for_timestamp(ts)
     }
 }

@@ -14,9 +14,9 @@ use tokio::sync::Notify;
 
 use super::segment::{read_batches, Segment};
 use crate::backend::{PartitionOffsets, ReadBatches};
+use crate::backend::{StorageError, StorageResult};
 use crate::config::FsyncPolicy;
-use crate::core::batch;
-use crate::core::error::{CoreError, CoreResult};
+use crate::protocol::kafka::record_batch;
 
 struct State {
     /// In offset order; the last is the active segment.
@@ -119,9 +119,9 @@ impl PartitionLog {
         &self.dir
     }
 
-    fn check_healthy(&self) -> CoreResult<()> {
+    fn check_healthy(&self) -> StorageResult<()> {
         if self.failed.load(Ordering::Acquire) {
-            return Err(CoreError::Storage(format!(
+            return Err(StorageError::Unavailable(format!(
                 "an earlier fsync failed in {}; restart to recover the partition",
                 self.dir.display()
             )));
@@ -129,20 +129,20 @@ impl PartitionLog {
         Ok(())
     }
 
-    pub async fn append(&self, mut batch_bytes: BytesMut) -> CoreResult<i64> {
+    pub async fn append(&self, mut batch_bytes: BytesMut) -> StorageResult<i64> {
         self.check_healthy()?;
-        let header = batch::check_batch(&batch_bytes)
-            .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
+        let header = record_batch::check_batch(&batch_bytes)
+            .map_err(|e| StorageError::CorruptBatch(format!("{e:?}")))?;
         if header.total_len != batch_bytes.len() {
-            return Err(CoreError::CorruptBatch(
+            return Err(StorageError::CorruptBatch(
                 "record batch length does not match its header".into(),
             ));
         }
         let (base, end) = {
             let mut st = self.state.lock();
             let base = st.next_offset;
-            batch::set_base_offset(&mut batch_bytes, base);
-            batch::set_partition_leader_epoch(&mut batch_bytes, -1);
+            record_batch::set_base_offset(&mut batch_bytes, base);
+            record_batch::set_partition_leader_epoch(&mut batch_bytes, -1);
             let active_size = st.active().size;
             if active_size > 0 && active_size + batch_bytes.len() as u64 > self.segment_bytes {
                 self.roll(&mut st)?;
@@ -178,7 +178,7 @@ impl PartitionLog {
     }
 
     /// Group commit: one fsync serves every writer waiting when it starts.
-    async fn wait_durable(&self, target: i64) -> CoreResult<()> {
+    async fn wait_durable(&self, target: i64) -> StorageResult<()> {
         loop {
             if self.durable.load(Ordering::Acquire) >= target {
                 return Ok(());
@@ -221,9 +221,9 @@ impl PartitionLog {
                 Ok(Err(e)) => {
                     self.failed.store(true, Ordering::Release);
                     tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the partition stops taking writes");
-                    return Err(CoreError::Storage(format!("fsync failed: {e}")));
+                    return Err(StorageError::Unavailable(format!("fsync failed: {e}")));
                 }
-                Err(e) => return Err(CoreError::Storage(format!("fsync task failed: {e}"))),
+                Err(e) => return Err(StorageError::Unavailable(format!("fsync task failed: {e}"))),
             }
         }
     }
@@ -258,7 +258,7 @@ impl PartitionLog {
         }
     }
 
-    pub fn read(&self, offset: i64, max_bytes: usize) -> CoreResult<ReadBatches> {
+    pub fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<ReadBatches> {
         let (file, from, to, offsets) = {
             let st = self.state.lock();
             let visible = self.durable.load(Ordering::Acquire).min(st.next_offset);
@@ -295,7 +295,7 @@ impl PartitionLog {
         })
     }
 
-    pub fn max_timestamp_batch(&self) -> CoreResult<Option<(i64, i64)>> {
+    pub fn max_timestamp_batch(&self) -> StorageResult<Option<(i64, i64)>> {
         let (file, size, max_ts, visible) = {
             let st = self.state.lock();
             let visible = self.durable.load(Ordering::Acquire).min(st.next_offset);
@@ -315,10 +315,10 @@ impl PartitionLog {
         };
         let mut pos = 0u64;
         while pos < size {
-            let mut head = [0u8; batch::HEADER_LEN];
+            let mut head = [0u8; record_batch::HEADER_LEN];
             file.read_exact_at(&mut head, pos)?;
-            let h = batch::parse_header(&head)
-                .map_err(|e| CoreError::Storage(format!("corrupt log at {pos}: {e:?}")))?;
+            let h = record_batch::parse_header(&head)
+                .map_err(|e| StorageError::Unavailable(format!("corrupt log at {pos}: {e:?}")))?;
             if h.base_offset >= visible {
                 break;
             }
@@ -330,7 +330,7 @@ impl PartitionLog {
         Ok(None)
     }
 
-    pub fn offset_for_timestamp(&self, ts: i64) -> CoreResult<i64> {
+    pub fn offset_for_timestamp(&self, ts: i64) -> StorageResult<i64> {
         let (file, from, to, visible) = {
             let st = self.state.lock();
             let visible = self.durable.load(Ordering::Acquire).min(st.next_offset);
@@ -346,10 +346,10 @@ impl PartitionLog {
         };
         let mut pos = from;
         while pos < to {
-            let mut head = [0u8; batch::HEADER_LEN];
+            let mut head = [0u8; record_batch::HEADER_LEN];
             file.read_exact_at(&mut head, pos)?;
-            let h = batch::parse_header(&head)
-                .map_err(|e| CoreError::Storage(format!("corrupt log at {pos}: {e:?}")))?;
+            let h = record_batch::parse_header(&head)
+                .map_err(|e| StorageError::Unavailable(format!("corrupt log at {pos}: {e:?}")))?;
             if h.base_offset >= visible {
                 break;
             }
@@ -402,7 +402,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::{decode_batch, encode_batch, NewRecord};
+    use crate::protocol::kafka::records::{decode_batch, encode_batch, NewRecord};
     use bytes::Bytes;
     use std::sync::Arc;
 
@@ -526,7 +526,7 @@ mod tests {
         b[n - 1] ^= 1;
         assert!(matches!(
             log.append(b).await,
-            Err(CoreError::CorruptBatch(_))
+            Err(StorageError::CorruptBatch(_))
         ));
         assert_eq!(log.offsets().high_watermark, 0);
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::core::batch::{self, BatchError, BatchHeader};
+use crate::protocol::kafka::record_batch::{self, BatchError, BatchHeader};
 
 /// One index entry per this many bytes of log.
 const INDEX_INTERVAL: u64 = 4096;
@@ -85,7 +85,7 @@ impl Segment {
             seg.file.read_exact_at(&mut chunk, pos)?;
             let mut at = 0usize;
             loop {
-                match batch::check_batch(&chunk[at..]) {
+                match record_batch::check_batch(&chunk[at..]) {
                     Ok(h) if h.base_offset == seg.next_offset => {
                         seg.note_batch(&h, pos + at as u64);
                         at += h.total_len;
@@ -93,7 +93,7 @@ impl Segment {
                     Err(BatchError::Incomplete) if at > 0 => break,
                     Err(BatchError::Incomplete) if (pos + at as u64) < len => {
                         // A batch larger than the chunk: read it whole.
-                        let h = match batch::parse_header(&chunk[at..]) {
+                        let h = match record_batch::parse_header(&chunk[at..]) {
                             Ok(h) if pos + (h.total_len as u64) <= len => h,
                             _ => {
                                 torn = true;
@@ -102,7 +102,7 @@ impl Segment {
                         };
                         let mut whole = vec![0u8; h.total_len];
                         seg.file.read_exact_at(&mut whole, pos)?;
-                        match batch::check_batch(&whole) {
+                        match record_batch::check_batch(&whole) {
                             Ok(h) if h.base_offset == seg.next_offset => {
                                 seg.note_batch(&h, pos);
                                 pos += h.total_len as u64;
@@ -191,7 +191,7 @@ pub fn read_batches(
         let chunk = chunk.freeze();
         let mut at = 0usize;
         while at < chunk.len() {
-            let Ok(h) = batch::parse_header(&chunk[at..]) else {
+            let Ok(h) = record_batch::parse_header(&chunk[at..]) else {
                 break;
             };
             if h.base_offset >= visible_end {

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::errors::Failure;
 use super::log::KafkaLog;
 use crate::backend::AppendInfo;
-use crate::core::error::{CoreError, CoreResult};
+use crate::backend::{StorageError, StorageResult};
 
 /// A merged batch stays below Kafka's default `max.message.bytes` (1 MiB), so merging
 /// never makes a batch too large for a topic that took each part alone.
@@ -25,7 +25,7 @@ const MERGE_BYTES: usize = 900 * 1024;
 struct Pending {
     batch: Bytes,
     records: i64,
-    done: oneshot::Sender<CoreResult<AppendInfo>>,
+    done: oneshot::Sender<StorageResult<AppendInfo>>,
 }
 
 #[derive(Default)]
@@ -51,7 +51,7 @@ impl Appender {
         partition: u32,
         batch: BytesMut,
         records: i64,
-    ) -> CoreResult<AppendInfo> {
+    ) -> StorageResult<AppendInfo> {
         let lane = self
             .lanes
             .lock()
@@ -74,7 +74,7 @@ impl Appender {
         }
         answer
             .await
-            .unwrap_or_else(|_| Err(CoreError::Storage("the append task stopped".into())))
+            .unwrap_or_else(|_| Err(StorageError::Unavailable("the append task stopped".into())))
     }
 
     pub fn forget_topic(&self, topic: &str) {
@@ -94,9 +94,9 @@ async fn drive(log: Weak<KafkaLog>, topic: String, partition: u32, lane: SharedL
         };
         let Some(log) = log.upgrade() else {
             for p in group {
-                let _ = p
-                    .done
-                    .send(Err(CoreError::Storage("the Kafka log is closed".into())));
+                let _ = p.done.send(Err(StorageError::Unavailable(
+                    "the Kafka log is closed".into(),
+                )));
             }
             continue;
         };
@@ -112,7 +112,7 @@ async fn drive(log: Weak<KafkaLog>, topic: String, partition: u32, lane: SharedL
             Err(Failure::Fatal { .. }) if group.len() > 1 => {
                 for Pending { batch, done, .. } in group {
                     let alone = log.produce(&topic, partition, batch).await;
-                    let _ = done.send(alone.map_err(|f| f.into_core(&topic)));
+                    let _ = done.send(alone.map_err(|f| f.into_storage(&topic)));
                 }
             }
             result => {
@@ -123,7 +123,7 @@ async fn drive(log: Weak<KafkaLog>, topic: String, partition: u32, lane: SharedL
                             base_offset: info.base_offset + before,
                             ..*info
                         }),
-                        Err(f) => Err(f.clone().into_core(&topic)),
+                        Err(f) => Err(f.clone().into_storage(&topic)),
                     };
                     before += p.records;
                     let _ = p.done.send(mine);
@@ -149,7 +149,7 @@ fn take_group(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
 
 /// One batch holding every record of the group, in order. A lone batch is handed over as
 /// it is (taken, so the producer can stamp it without a copy).
-fn merge(group: &mut [Pending]) -> CoreResult<Bytes> {
+fn merge(group: &mut [Pending]) -> StorageResult<Bytes> {
     if let [one] = group {
         return Ok(std::mem::take(&mut one.batch));
     }
@@ -157,7 +157,7 @@ fn merge(group: &mut [Pending]) -> CoreResult<Bytes> {
     for p in group.iter() {
         let mut buf = p.batch.clone();
         let set = RecordBatchDecoder::decode(&mut buf)
-            .map_err(|e| CoreError::CorruptBatch(format!("merging appends: {e}")))?;
+            .map_err(|e| StorageError::CorruptBatch(format!("merging appends: {e}")))?;
         records.extend(set.records);
     }
     for (i, r) in records.iter_mut().enumerate() {
@@ -171,15 +171,15 @@ fn merge(group: &mut [Pending]) -> CoreResult<Bytes> {
         compression: Compression::None,
     };
     RecordBatchEncoder::encode(&mut out, records.iter(), &options)
-        .map_err(|e| CoreError::Storage(format!("merging appends: {e}")))?;
+        .map_err(|e| StorageError::Unavailable(format!("merging appends: {e}")))?;
     Ok(out.freeze())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::batch;
-    use crate::core::record::{decode_batch, encode_batch, NewRecord};
+    use crate::protocol::kafka::record_batch;
+    use crate::protocol::kafka::records::{decode_batch, encode_batch, NewRecord};
 
     fn pending(values: &[&str]) -> Pending {
         let recs: Vec<NewRecord> = values
@@ -206,7 +206,7 @@ mod tests {
             pending(&["c0"]),
         ];
         let merged = merge(&mut group).unwrap();
-        let header = batch::check_batch(&merged).unwrap();
+        let header = record_batch::check_batch(&merged).unwrap();
         assert_eq!(header.total_len, merged.len(), "one batch");
         assert_eq!(header.record_count, 6);
         let out = decode_batch(merged).unwrap();

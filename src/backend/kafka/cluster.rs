@@ -16,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::connect::{BrokerStream, Connector};
-use super::wire;
+use crate::protocol::kafka::frame;
 
 /// How long strait waits for a broker to answer one of its own requests.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,7 +98,7 @@ impl Cluster {
         let started = Instant::now();
         let out = self.request_inner(addr, key, version, request).await;
         let m = crate::observe::metrics();
-        let api = crate::kafka::versions::api_name(key as i16);
+        let api = crate::protocol::kafka::versions::api_name(key as i16);
         m.broker_seconds
             .with_label_values(&[api])
             .observe(started.elapsed().as_secs_f64());
@@ -281,7 +281,7 @@ impl Cluster {
         request: &Req,
     ) -> Result<Resp, String> {
         let correlation = self.correlation.fetch_add(1, Ordering::Relaxed);
-        let frame = wire::encode_request(
+        let frame = frame::encode_request(
             key,
             version,
             correlation,
@@ -292,7 +292,7 @@ impl Cluster {
             let w = conn.get_mut();
             w.write_all(&frame).await.map_err(|e| e.to_string())?;
             w.flush().await.map_err(|e| e.to_string())?;
-            wire::read_frame(conn, 100 << 20)
+            frame::read_frame(conn, 100 << 20)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| "connection closed".to_string())
@@ -300,7 +300,7 @@ impl Cluster {
         let response = tokio::time::timeout(BROKER_TIMEOUT, exchange)
             .await
             .map_err(|_| format!("{key:?} timed out"))??;
-        let (got, mut body) = wire::response_body(key, version, response)?;
+        let (got, mut body) = frame::response_body(key, version, response)?;
         if got != correlation {
             return Err(format!(
                 "{key:?}: correlation {got}, expected {correlation}"

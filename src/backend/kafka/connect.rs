@@ -65,7 +65,9 @@ impl Connector {
                 region: region.to_string(),
                 // A missing source fails at start-up, not at the first connection.
                 aws: if Mechanism::parse(m) == Some(Mechanism::AwsMskIam) {
-                    Some(super::aws_credentials::AwsProvider::from_env(region)?)
+                    Some(crate::protocol::aws::credentials::AwsProvider::from_env(
+                        region,
+                    )?)
                 } else {
                     None
                 },

@@ -1,10 +1,10 @@
 //! Kafka error codes in strait's own requests: which are worth retrying on the leader, and
-//! how the rest become core errors (one place, so every Kinesis operation on the Kafka
+//! how the rest become storage errors (one place, so every Kinesis operation on the Kafka
 //! backend reports a refusal the same way).
 
 use kafka_protocol::error::ResponseError;
 
-use crate::core::error::CoreError;
+use crate::backend::{Refusal, StorageError};
 
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -27,11 +27,11 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn into_core(self, topic: &str) -> CoreError {
+    pub fn into_storage(self, topic: &str) -> StorageError {
         match self {
-            Failure::Retriable(why) => {
-                CoreError::Storage(format!("Kafka cluster did not answer for {topic}: {why}"))
-            }
+            Failure::Retriable(why) => StorageError::Unavailable(format!(
+                "Kafka cluster did not answer for {topic}: {why}"
+            )),
             Failure::Fatal { code, message } => refusal(code, Some(&message), "request", topic),
         }
     }
@@ -55,20 +55,26 @@ pub fn check(code: i16, api: &str, topic: &str) -> Result<(), Failure> {
 
 /// A refusal the client can act on becomes InvalidArgument or LimitExceeded; the rest are
 /// storage failures (InternalFailure on the Kinesis side).
-pub fn refusal(code: i16, message: Option<&str>, api: &str, topic: &str) -> CoreError {
+pub fn refusal(code: i16, message: Option<&str>, api: &str, topic: &str) -> StorageError {
     let name =
         ResponseError::try_from_code(code).map_or_else(|| code.to_string(), |e| format!("{e:?}"));
     let detail = message.unwrap_or("");
     let said = format!("The Kafka cluster refused {api} for topic {topic} ({name}). {detail}");
-    match code {
+    let (class, message) = match code {
         INVALID_TOPIC | POLICY_VIOLATION | INVALID_CONFIG | INVALID_PARTITIONS => {
-            CoreError::InvalidArgument(said.trim_end().to_string())
+            (Refusal::InvalidArgument, said.trim_end().to_string())
         }
-        INVALID_REPLICATION_FACTOR => CoreError::LimitExceeded(said.trim_end().to_string()),
-        TOPIC_AUTHORIZATION_FAILED | CLUSTER_AUTHORIZATION_FAILED => CoreError::InvalidArgument(
+        INVALID_REPLICATION_FACTOR => (Refusal::LimitExceeded, said.trim_end().to_string()),
+        TOPIC_AUTHORIZATION_FAILED | CLUSTER_AUTHORIZATION_FAILED => (
+            Refusal::InvalidArgument,
             format!("strait's Kafka principal is not allowed to {api} topic {topic} ({name})."),
         ),
-        _ => CoreError::Storage(said.trim_end().to_string()),
+        _ => (Refusal::Failed, said.trim_end().to_string()),
+    };
+    StorageError::Refused {
+        code,
+        class,
+        message,
     }
 }
 
@@ -95,7 +101,7 @@ mod tests {
         }
         assert!(matches!(
             refusal(INVALID_TOPIC, Some("bad name"), "CreateTopics", ".."),
-            CoreError::InvalidArgument(m) if m.contains("InvalidTopicException") && m.contains("bad name")
+            StorageError::Refused { class: Refusal::InvalidArgument, message: m, .. } if m.contains("InvalidTopicException") && m.contains("bad name")
         ));
     }
 }

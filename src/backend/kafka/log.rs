@@ -33,8 +33,8 @@ use super::cluster::Cluster;
 use super::errors::{self, Failure};
 use super::producer::{Producer, IDENTITY_REFUSED};
 use crate::backend::{AppendInfo, Log, PartitionOffsets, ReadBatches};
-use crate::core::batch;
-use crate::core::error::{CoreError, CoreResult};
+use crate::backend::{StorageError, StorageResult};
+use crate::protocol::kafka::record_batch;
 
 /// Versions of strait's own requests: all served by Kafka 3.0 and later (ListOffsets v7
 /// brought the max-timestamp lookup).
@@ -124,7 +124,7 @@ impl KafkaLog {
         partition: u32,
         mut batch: Bytes,
     ) -> Result<AppendInfo, Failure> {
-        let header = batch::parse_header(&batch).map_err(|e| Failure::Fatal {
+        let header = record_batch::parse_header(&batch).map_err(|e| Failure::Fatal {
             code: -1,
             message: format!("corrupt batch: {e:?}"),
         })?;
@@ -136,7 +136,7 @@ impl KafkaLog {
             let (id, epoch) = seq.stamp(&self.producer).await?;
             // No copy: the last request holding the bytes is gone by now.
             let mut stamped = BytesMut::from(batch);
-            batch::set_producer(&mut stamped, id, epoch, seq.next);
+            record_batch::set_producer(&mut stamped, id, epoch, seq.next);
             batch = stamped.freeze();
             let request = ProduceRequest::default()
                 .with_acks(-1)
@@ -203,7 +203,7 @@ impl KafkaLog {
         offset: i64,
         max_bytes: usize,
         max_wait_ms: i32,
-    ) -> CoreResult<ReadBatches> {
+    ) -> StorageResult<ReadBatches> {
         let max_bytes = max_bytes.clamp(1, i32::MAX as usize) as i32;
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -243,7 +243,7 @@ impl KafkaLog {
                 }
             })
             .await
-            .map_err(|f| f.into_core(topic))?;
+            .map_err(|f| f.into_storage(topic))?;
         let p = &response.responses[0].partitions[0];
         let aborted: Vec<(i64, i64)> = p
             .aborted_transactions
@@ -277,7 +277,7 @@ impl KafkaLog {
         topic: &str,
         partition: u32,
         timestamp: i64,
-    ) -> CoreResult<(i64, i64)> {
+    ) -> StorageResult<(i64, i64)> {
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_isolation_level(1)
@@ -305,11 +305,11 @@ impl KafkaLog {
             }
         })
         .await
-        .map_err(|f| f.into_core(topic))
+        .map_err(|f| f.into_storage(topic))
     }
 
     /// Waits until the cluster's metadata shows every partition below `count` with a leader.
-    pub async fn await_leaders(&self, topic: &str, count: u32) -> CoreResult<()> {
+    pub async fn await_leaders(&self, topic: &str, count: u32) -> StorageResult<()> {
         let deadline = tokio::time::Instant::now() + RETRY_FOR;
         loop {
             let _ = self.cluster.refresh().await;
@@ -317,7 +317,7 @@ impl KafkaLog {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(CoreError::Storage(format!(
+                return Err(StorageError::Unavailable(format!(
                     "topic {topic} has partitions without a leader"
                 )));
             }
@@ -325,7 +325,12 @@ impl KafkaLog {
         }
     }
 
-    async fn admin<Req, Resp>(&self, key: ApiKey, version: i16, request: &Req) -> CoreResult<Resp>
+    async fn admin<Req, Resp>(
+        &self,
+        key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> StorageResult<Resp>
     where
         Req: kafka_protocol::protocol::Encodable,
         Resp: kafka_protocol::protocol::Decodable,
@@ -333,11 +338,11 @@ impl KafkaLog {
         let addr = self
             .cluster
             .any_broker()
-            .ok_or_else(|| CoreError::Storage("no Kafka broker known".into()))?;
+            .ok_or_else(|| StorageError::Unavailable("no Kafka broker known".into()))?;
         self.cluster
             .request(&addr, key, version, request)
             .await
-            .map_err(|e| CoreError::Storage(format!("Kafka cluster: {e}")))
+            .map_err(|e| StorageError::Unavailable(format!("Kafka cluster: {e}")))
     }
 
     /// Creates a topic with the given configs; false when it already existed.
@@ -346,7 +351,7 @@ impl KafkaLog {
         topic: &str,
         partitions: u32,
         configs: &[(&str, String)],
-    ) -> CoreResult<bool> {
+    ) -> StorageResult<bool> {
         let configs = configs
             .iter()
             .map(|(k, v)| {
@@ -368,7 +373,7 @@ impl KafkaLog {
         let t = r
             .topics
             .first()
-            .ok_or_else(|| CoreError::Storage("empty CreateTopics response".into()))?;
+            .ok_or_else(|| StorageError::Unavailable("empty CreateTopics response".into()))?;
         match t.error_code {
             0 => Ok(true),
             errors::TOPIC_ALREADY_EXISTS => Ok(false),
@@ -381,7 +386,7 @@ impl KafkaLog {
         }
     }
 
-    async fn grow_topic(&self, topic: &str, count: u32) -> CoreResult<()> {
+    async fn grow_topic(&self, topic: &str, count: u32) -> StorageResult<()> {
         let request = CreatePartitionsRequest::default()
             .with_timeout_ms(BROKER_WAIT_MS)
             .with_topics(vec![CreatePartitionsTopic::default()
@@ -395,7 +400,7 @@ impl KafkaLog {
         let t = r
             .results
             .first()
-            .ok_or_else(|| CoreError::Storage("empty CreatePartitions response".into()))?;
+            .ok_or_else(|| StorageError::Unavailable("empty CreatePartitions response".into()))?;
         match t.error_code {
             0 => Ok(()),
             // Already at least that many: what was asked for is there.
@@ -430,7 +435,7 @@ fn committed_only(batches: Vec<Bytes>, mut aborted: Vec<(i64, i64)>) -> (Vec<Byt
     let mut open = std::collections::HashSet::new();
     let (mut kept, mut end, mut dropped) = (Vec::with_capacity(batches.len()), None, false);
     for b in batches {
-        let Ok(h) = batch::parse_stored_header(&b) else {
+        let Ok(h) = record_batch::parse_stored_header(&b) else {
             kept.push(b);
             continue;
         };
@@ -458,9 +463,9 @@ fn committed_only(batches: Vec<Bytes>, mut aborted: Vec<(i64, i64)>) -> (Vec<Byt
 /// Kafka consumers do.
 fn split_batches(mut records: Bytes) -> Vec<Bytes> {
     let mut out = Vec::new();
-    while records.len() >= batch::LOG_OVERHEAD {
+    while records.len() >= record_batch::LOG_OVERHEAD {
         let len = i32::from_be_bytes(records[8..12].try_into().expect("4 bytes"));
-        let total = batch::LOG_OVERHEAD + len.max(0) as usize;
+        let total = record_batch::LOG_OVERHEAD + len.max(0) as usize;
         if len <= 0 || records.len() < total {
             break;
         }
@@ -476,7 +481,7 @@ impl Log for KafkaLog {
         topic: &str,
         partitions: Range<u32>,
         retention_ms: Option<i64>,
-    ) -> CoreResult<()> {
+    ) -> StorageResult<()> {
         if partitions.is_empty() {
             return Ok(());
         }
@@ -507,7 +512,7 @@ impl Log for KafkaLog {
         self.await_leaders(topic, partitions.end).await
     }
 
-    async fn delete_topic(&self, topic: &str) -> CoreResult<()> {
+    async fn delete_topic(&self, topic: &str) -> StorageResult<()> {
         let request = DeleteTopicsRequest::default()
             .with_timeout_ms(BROKER_WAIT_MS)
             .with_topic_names(vec![name(topic)]);
@@ -528,15 +533,17 @@ impl Log for KafkaLog {
                 "DeleteTopics",
                 topic,
             )),
-            None => Err(CoreError::Storage("empty DeleteTopics response".into())),
+            None => Err(StorageError::Unavailable(
+                "empty DeleteTopics response".into(),
+            )),
         }
     }
 
-    async fn topics(&self) -> CoreResult<Vec<(String, u32)>> {
+    async fn topics(&self) -> StorageResult<Vec<(String, u32)>> {
         self.cluster
             .refresh()
             .await
-            .map_err(|e| CoreError::Storage(format!("Kafka cluster unreachable: {e}")))?;
+            .map_err(|e| StorageError::Unavailable(format!("Kafka cluster unreachable: {e}")))?;
         Ok(self
             .cluster
             .topics()
@@ -545,12 +552,12 @@ impl Log for KafkaLog {
             .collect())
     }
 
-    async fn flush(&self, _topic: &str, _partition: u32) -> CoreResult<()> {
+    async fn flush(&self, _topic: &str, _partition: u32) -> StorageResult<()> {
         // Every append was acknowledged by all in-sync replicas.
         Ok(())
     }
 
-    async fn retention_ms(&self, topic: &str) -> CoreResult<Option<i64>> {
+    async fn retention_ms(&self, topic: &str) -> StorageResult<Option<i64>> {
         let request = DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()
                 .with_resource_type(2)
@@ -578,7 +585,7 @@ impl Log for KafkaLog {
             .and_then(|c| c.value.as_deref()?.parse().ok()))
     }
 
-    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> CoreResult<()> {
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> StorageResult<()> {
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
             AlterConfigsResource::default()
                 .with_resource_type(2)
@@ -599,15 +606,20 @@ impl Log for KafkaLog {
                 "IncrementalAlterConfigs",
                 topic,
             )),
-            None => Err(CoreError::Storage(
+            None => Err(StorageError::Unavailable(
                 "empty IncrementalAlterConfigs response".into(),
             )),
         }
     }
 
-    async fn append(&self, topic: &str, partition: u32, batch: BytesMut) -> CoreResult<AppendInfo> {
-        let header =
-            batch::parse_header(&batch).map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BytesMut,
+    ) -> StorageResult<AppendInfo> {
+        let header = record_batch::parse_header(&batch)
+            .map_err(|e| StorageError::CorruptBatch(format!("{e:?}")))?;
         self.appender
             .append(
                 self.me.clone(),
@@ -625,11 +637,11 @@ impl Log for KafkaLog {
         partition: u32,
         offset: i64,
         max_bytes: usize,
-    ) -> CoreResult<ReadBatches> {
+    ) -> StorageResult<ReadBatches> {
         self.fetch(topic, partition, offset, max_bytes, 0).await
     }
 
-    async fn offsets(&self, topic: &str, partition: u32) -> CoreResult<PartitionOffsets> {
+    async fn offsets(&self, topic: &str, partition: u32) -> StorageResult<PartitionOffsets> {
         let (start, end) = tokio::join!(
             self.list_offset(topic, partition, -2),
             self.list_offset(topic, partition, -1),
@@ -646,12 +658,17 @@ impl Log for KafkaLog {
         &self,
         topic: &str,
         partition: u32,
-    ) -> CoreResult<Option<(i64, i64)>> {
+    ) -> StorageResult<Option<(i64, i64)>> {
         let (offset, ts) = self.list_offset(topic, partition, -3).await?;
         Ok((offset >= 0).then_some((offset, ts)))
     }
 
-    async fn offset_for_timestamp(&self, topic: &str, partition: u32, ts: i64) -> CoreResult<i64> {
+    async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        ts: i64,
+    ) -> StorageResult<i64> {
         match self.list_offset(topic, partition, ts.max(0)).await? {
             (offset, _) if offset >= 0 => Ok(offset),
             _ => Ok(self.list_offset(topic, partition, -1).await?.0),
@@ -662,7 +679,7 @@ impl Log for KafkaLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::{encode_batch, NewRecord};
+    use crate::protocol::kafka::records::{encode_batch, NewRecord};
 
     /// A batch of `n` records at `base`, from `pid`, with the given attribute bits.
     fn batch_at(base: i64, n: usize, pid: i64, attributes: i16) -> Bytes {
@@ -676,8 +693,8 @@ mod tests {
             .collect();
         let mut b = encode_batch(&recs);
         b[21..23].copy_from_slice(&attributes.to_be_bytes());
-        batch::set_producer(&mut b, pid, 0, 0);
-        batch::set_base_offset(&mut b, base);
+        record_batch::set_producer(&mut b, pid, 0, 0);
+        record_batch::set_base_offset(&mut b, base);
         b.freeze()
     }
 
@@ -696,7 +713,7 @@ mod tests {
         let (kept, next) = committed_only(batches.clone(), vec![(7, 0)]);
         let bases: Vec<i64> = kept
             .iter()
-            .map(|b| batch::parse_header(b).unwrap().base_offset)
+            .map(|b| record_batch::parse_header(b).unwrap().base_offset)
             .collect();
         assert_eq!(bases, vec![2, 7, 9]);
         assert_eq!(next, Some(11));

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::log::KafkaLog;
 use crate::backend::{Log, MetaStore};
-use crate::core::error::{CoreError, CoreResult};
+use crate::backend::{StorageError, StorageResult};
 
 /// The header naming the replica that wrote a document.
 const WRITER_HEADER: &str = "strait.replica";
@@ -40,7 +40,7 @@ pub struct KafkaMetaStore {
 
 impl KafkaMetaStore {
     /// Creates the topic if needed and reads it to its end before answering anything.
-    pub async fn open(log: Arc<KafkaLog>, topic: &str) -> CoreResult<Arc<KafkaMetaStore>> {
+    pub async fn open(log: Arc<KafkaLog>, topic: &str) -> StorageResult<Arc<KafkaMetaStore>> {
         let configs = [
             ("cleanup.policy", "compact".to_string()),
             ("message.timestamp.type", "LogAppendTime".to_string()),
@@ -67,7 +67,7 @@ impl KafkaMetaStore {
                 0
             };
             if stalled > 20 {
-                return Err(CoreError::Storage(format!(
+                return Err(StorageError::Unavailable(format!(
                     "the metadata topic {topic} makes no progress at offset {before} (end {end})"
                 )));
             }
@@ -83,7 +83,7 @@ impl KafkaMetaStore {
     }
 
     /// Reads what follows the applied offset and applies it.
-    async fn poll(&self, wait_ms: i32) -> CoreResult<()> {
+    async fn poll(&self, wait_ms: i32) -> StorageResult<()> {
         let from = *self.applied.borrow();
         let read = self
             .log
@@ -93,7 +93,7 @@ impl KafkaMetaStore {
         let mut foreign = false;
         for batch in read.batches {
             // Compaction can leave empty batches; the offset still moves past them.
-            let batch_end = crate::core::batch::parse_stored_header(&batch)
+            let batch_end = crate::protocol::kafka::record_batch::parse_stored_header(&batch)
                 .map(|h| h.next_offset())
                 .unwrap_or(next);
             let mut buf = batch;
@@ -106,7 +106,7 @@ impl KafkaMetaStore {
                     next = batch_end;
                     continue;
                 }
-                Err(e) => return Err(CoreError::Storage(format!("metadata topic: {e}"))),
+                Err(e) => return Err(StorageError::Unavailable(format!("metadata topic: {e}"))),
             };
             let mut docs = self.docs.write();
             for r in set.records {
@@ -144,7 +144,7 @@ impl KafkaMetaStore {
         Ok(())
     }
 
-    async fn write(&self, key: &str, value: Option<&[u8]>) -> CoreResult<()> {
+    async fn write(&self, key: &str, value: Option<&[u8]>) -> StorageResult<()> {
         let mut headers = IndexMap::new();
         headers.insert(
             StrBytes::from_static_str(WRITER_HEADER),
@@ -159,7 +159,7 @@ impl KafkaMetaStore {
             timestamp_type: TimestampType::Creation,
             offset: 0,
             sequence: 0,
-            timestamp: crate::core::now_ms(),
+            timestamp: crate::clock::now_ms(),
             key: Some(Bytes::copy_from_slice(key.as_bytes())),
             value: value.map(Bytes::copy_from_slice),
             headers,
@@ -171,13 +171,15 @@ impl KafkaMetaStore {
             compression: Compression::None,
         };
         RecordBatchEncoder::encode(&mut batch, [&record], &options)
-            .map_err(|e| CoreError::Storage(format!("encode a metadata record: {e}")))?;
+            .map_err(|e| StorageError::Unavailable(format!("encode a metadata record: {e}")))?;
         let at = self.log.append(&self.topic, 0, batch).await?;
         let mut applied = self.applied.subscribe();
         tokio::time::timeout(READ_BACK, applied.wait_for(|n| *n > at.base_offset))
             .await
-            .map_err(|_| CoreError::Storage("a metadata write was not read back in time".into()))?
-            .map_err(|_| CoreError::Storage("the metadata tailer stopped".into()))?;
+            .map_err(|_| {
+                StorageError::Unavailable("a metadata write was not read back in time".into())
+            })?
+            .map_err(|_| StorageError::Unavailable("the metadata tailer stopped".into()))?;
         Ok(())
     }
 }
@@ -195,19 +197,19 @@ async fn tail(store: Weak<KafkaMetaStore>) {
 
 #[async_trait]
 impl MetaStore for KafkaMetaStore {
-    async fn get(&self, key: &str) -> CoreResult<Option<Vec<u8>>> {
+    async fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
         Ok(self.docs.read().get(key).cloned())
     }
 
-    async fn put(&self, key: &str, value: &[u8]) -> CoreResult<()> {
+    async fn put(&self, key: &str, value: &[u8]) -> StorageResult<()> {
         self.write(key, Some(value)).await
     }
 
-    async fn delete(&self, key: &str) -> CoreResult<()> {
+    async fn delete(&self, key: &str) -> StorageResult<()> {
         self.write(key, None).await
     }
 
-    async fn list(&self, prefix: &str) -> CoreResult<Vec<(String, Vec<u8>)>> {
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>> {
         Ok(self
             .docs
             .read()
@@ -217,15 +219,17 @@ impl MetaStore for KafkaMetaStore {
             .collect())
     }
 
-    async fn sync(&self) -> CoreResult<()> {
+    async fn sync(&self) -> StorageResult<()> {
         let (end, _) = self.log.list_offset(&self.topic, 0, -1).await?;
         let mut applied = self.applied.subscribe();
         tokio::time::timeout(READ_BACK, applied.wait_for(|n| *n >= end))
             .await
             .map_err(|_| {
-                CoreError::Storage("the metadata topic was not read to its end in time".into())
+                StorageError::Unavailable(
+                    "the metadata topic was not read to its end in time".into(),
+                )
             })?
-            .map_err(|_| CoreError::Storage("the metadata tailer stopped".into()))?;
+            .map_err(|_| StorageError::Unavailable("the metadata tailer stopped".into()))?;
         Ok(())
     }
 

@@ -5,7 +5,6 @@
 //! TLS and SASL, and the framing both sides share.
 
 mod appender;
-pub mod aws_credentials;
 pub mod cluster;
 pub mod connect;
 mod errors;
@@ -15,4 +14,3 @@ pub mod meta;
 pub mod msk_iam;
 mod producer;
 pub mod sasl;
-pub mod wire;

@@ -1,22 +1,18 @@
 //! The AWS_MSK_IAM SASL payload: a SigV4 query-string signature of `kafka-cluster:Connect` for
 //! the broker's host name, sent as JSON in the format of AWS's aws-msk-iam-auth library
 //! (version 2020_10_22). The signing key comes from aws-sigv4. Credentials come from
-//! `aws_credentials` (the environment's keys, or a web identity exchanged at STS).
+//! `protocol::aws::credentials` (the environment's keys, or a web identity exchanged at STS).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
+
+pub use crate::protocol::aws::credentials::AwsCredentials;
+use crate::protocol::aws::sigv4::{amz_date, hex, uri_encode};
 
 const SERVICE: &str = "kafka-cluster";
 const ACTION: &str = "kafka-cluster:Connect";
 const EXPIRES_SECS: &str = "900";
-
-#[derive(Clone)]
-pub struct AwsCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
 
 /// The JSON payload for one login to `host` at `now`.
 pub fn payload(
@@ -26,16 +22,8 @@ pub fn payload(
     now: SystemTime,
     user_agent: &str,
 ) -> Vec<u8> {
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
-    let tod = secs % 86_400;
-    let day = format!("{y:04}{mo:02}{d:02}");
-    let amz_date = format!(
-        "{day}T{:02}{:02}{:02}Z",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    );
+    let amz_date = amz_date(now);
+    let day = &amz_date[..8];
     let scope = format!("{day}/{region}/{SERVICE}/aws4_request");
     let credential = format!("{}/{scope}", creds.access_key_id);
     let mut query = vec![
@@ -89,42 +77,10 @@ pub fn payload(
     format!("{{{}}}", body.join(",")).into_bytes()
 }
 
-/// aws-msk-iam-auth's UriEncode: everything but unreserved characters, as %XX (also what
-/// STS's form body needs).
-pub(super) fn uri_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// (year, month, day) of a count of days since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     const HOST: &str = "b-1.demo.abc123.c2.kafka.eu-west-1.amazonaws.com";
 
@@ -166,22 +122,5 @@ mod tests {
         );
         let want = r#"{"version":"2020_10_22","host":"b-1.demo.abc123.c2.kafka.eu-west-1.amazonaws.com","user-agent":"kafka-python","action":"kafka-cluster:Connect","x-amz-algorithm":"AWS4-HMAC-SHA256","x-amz-credential":"ASIAEXAMPLE/20261127/eu-west-1/kafka-cluster/aws4_request","x-amz-date":"20261127T050403Z","x-amz-signedheaders":"host","x-amz-expires":"900","x-amz-signature":"353ef069d5791b1f80cc90033ded9fe223d23893a1a80cbb46a439df9fbbdac0","x-amz-security-token":"IQoJb3JpZ2luX2VjE/+token=="}"#;
         assert_eq!(String::from_utf8(got).unwrap(), want);
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_784), (2026, 11, 27));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
-
-    #[test]
-    fn uri_encoding_keeps_only_unreserved() {
-        assert_eq!(uri_encode("a/b+c=d~e_f.g-h"), "a%2Fb%2Bc%3Dd~e_f.g-h");
-        assert_eq!(
-            uri_encode("kafka-cluster:Connect"),
-            "kafka-cluster%3AConnect"
-        );
     }
 }

@@ -11,7 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256, Sha512};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::wire;
+use crate::protocol::kafka::frame;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
@@ -50,7 +50,7 @@ pub struct Credentials {
     /// AWS_MSK_IAM signs for this region (strait's `region`).
     pub region: String,
     /// AWS_MSK_IAM's credentials.
-    pub aws: Option<std::sync::Arc<super::aws_credentials::AwsProvider>>,
+    pub aws: Option<std::sync::Arc<crate::protocol::aws::credentials::AwsProvider>>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -167,11 +167,11 @@ async fn call<Req: Encodable, Resp: Decodable>(
     request: &Req,
 ) -> Result<Resp, String> {
     *correlation += 1;
-    let frame = wire::encode_request(key, version, *correlation, client_id, request)?;
+    let frame = frame::encode_request(key, version, *correlation, client_id, request)?;
     let round_trip = async {
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
         stream.flush().await.map_err(|e| e.to_string())?;
-        wire::read_frame(stream, 1 << 20)
+        frame::read_frame(stream, 1 << 20)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "the broker closed the connection".to_string())
@@ -179,7 +179,7 @@ async fn call<Req: Encodable, Resp: Decodable>(
     let response = tokio::time::timeout(std::time::Duration::from_secs(10), round_trip)
         .await
         .map_err(|_| format!("{key:?} timed out"))??;
-    let (got, mut body) = wire::response_body(key, version, response)?;
+    let (got, mut body) = frame::response_body(key, version, response)?;
     if got != *correlation {
         return Err(format!(
             "{key:?}: correlation {got}, expected {correlation}"

@@ -129,7 +129,7 @@ async fn read_once(
                     let count: i64 = read
                         .batches
                         .iter()
-                        .filter_map(|b| crate::core::batch::parse_header(b).ok())
+                        .filter_map(|b| crate::protocol::kafka::record_batch::parse_header(b).ok())
                         .map(|h| h.record_count.max(0) as i64)
                         .sum();
                     let records = concat(read.batches);

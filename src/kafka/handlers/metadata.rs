@@ -14,8 +14,8 @@ use super::{str_bytes, topic_name, valid_topic_name};
 use crate::core::catalog::Stream;
 use crate::core::topic_id;
 use crate::kafka::error::{self, NONE};
-use crate::kafka::server::api_versions_list;
 use crate::kafka::{KafkaCtx, NODE_ID};
+use crate::protocol::kafka::versions::api_versions_list;
 
 pub fn api_versions(_r: ApiVersionsRequest, _version: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(api_versions_list())

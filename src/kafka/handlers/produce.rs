@@ -10,10 +10,10 @@ use kafka_protocol::messages::{
 };
 
 use super::str_bytes;
-use crate::core::batch;
 use crate::core::error::CoreError;
 use crate::kafka::error::{self, NONE};
 use crate::kafka::KafkaCtx;
+use crate::protocol::kafka::record_batch;
 
 /// Produce batches above this size get MESSAGE_TOO_LARGE unless the stream allows larger
 /// records (its MaxRecordSizeInKiB, plus batch overhead).
@@ -112,7 +112,7 @@ async fn append_all(
     let mut at = 0;
     let mut first: Option<(i64, i64)> = None;
     while at < records.len() {
-        let (len, count) = match batch::parse_header(&records[at..]) {
+        let (len, count) = match record_batch::parse_header(&records[at..]) {
             Ok(h) if at + h.total_len <= records.len() => (h.total_len, h.record_count.max(0)),
             _ => {
                 return failed(

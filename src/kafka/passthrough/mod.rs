@@ -33,11 +33,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::versions;
 use crate::backend::kafka::cluster::Cluster;
 use crate::backend::kafka::connect::BrokerStream;
-use crate::backend::kafka::wire;
 use crate::listener::{Closing, Connections};
+use crate::protocol::kafka::frame;
+use crate::protocol::kafka::versions;
 
 /// Requests a client may have in flight on one connection before strait stops reading more.
 const MAX_IN_FLIGHT: usize = 1024;
@@ -239,7 +239,7 @@ impl Passthrough {
     ) -> Result<(), String> {
         loop {
             let frame = tokio::select! {
-                f = wire::read_frame(rd, self.max_frame_bytes) => f.map_err(|e| e.to_string())?,
+                f = frame::read_frame(rd, self.max_frame_bytes) => f.map_err(|e| e.to_string())?,
                 _ = crate::listener::closed(self.closing.clone()), if rd.buffer().is_empty() => None,
                 // The broker side failed: stop reading requests nobody will answer.
                 _ = owed.closed() => None,
@@ -248,7 +248,8 @@ impl Passthrough {
                 wr.flush().await.map_err(|e| e.to_string())?;
                 return Ok(());
             };
-            let start = wire::request_start(&frame).ok_or_else(|| "frame too short".to_string())?;
+            let start =
+                frame::request_start(&frame).ok_or_else(|| "frame too short".to_string())?;
             let key = ApiKey::try_from(start.api_key)
                 .map_err(|_| format!("unknown API key {}", start.api_key))?;
             // strait's own table, not the cluster's: a probe that reached an older broker
@@ -291,7 +292,7 @@ impl Passthrough {
                 }
             }
             let expects_response = key != ApiKey::Produce
-                || wire::produce_expects_response(&frame, start.version)
+                || frame::produce_expects_response(&frame, start.version)
                     .ok_or_else(|| "unreadable Produce request".to_string())?;
             let ns = self.namespace.as_ref();
             // Renamed before the answer is queued as owed: a request that cannot be decoded
@@ -356,7 +357,7 @@ impl Passthrough {
             match o.kind {
                 OwedKind::Local(bytes) => wr.write_all(&bytes).await.map_err(|e| e.to_string())?,
                 kind => {
-                    let frame = wire::read_frame(&mut rd, usize::MAX >> 1)
+                    let frame = frame::read_frame(&mut rd, usize::MAX >> 1)
                         .await
                         .map_err(|e| format!("broker: {e}"))?
                         .ok_or_else(|| "the broker closed the connection".to_string())?;
@@ -413,20 +414,20 @@ impl Passthrough {
     async fn unavailable(&self, client: TcpStream) {
         let (rd, mut wr) = client.into_split();
         let mut rd = BufReader::new(rd);
-        let read = wire::read_frame(&mut rd, self.max_frame_bytes);
+        let read = frame::read_frame(&mut rd, self.max_frame_bytes);
         let Ok(Ok(Some(frame))) =
             tokio::time::timeout(std::time::Duration::from_secs(10), read).await
         else {
             return;
         };
-        let Some(start) = wire::request_start(&frame) else {
+        let Some(start) = frame::request_start(&frame) else {
             return;
         };
         if start.api_key != ApiKey::ApiVersions as i16 {
             return;
         }
         let answer = match self.forwarded_versions(start.api_key) {
-            Some((min, max)) if (min..=max).contains(&start.version) => wire::encode_response(
+            Some((min, max)) if (min..=max).contains(&start.version) => frame::encode_response(
                 ApiKey::ApiVersions,
                 start.version,
                 start.correlation_id,
@@ -440,7 +441,7 @@ impl Passthrough {
             // Wait for the next request (or the client's close), then close.
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(10),
-                wire::read_frame(&mut rd, self.max_frame_bytes),
+                frame::read_frame(&mut rd, self.max_frame_bytes),
             )
             .await;
         }
@@ -465,7 +466,7 @@ impl Passthrough {
         let response = ApiVersionsResponse::default()
             .with_error_code(35)
             .with_api_keys(keys);
-        wire::encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)
+        frame::encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)
     }
 }
 

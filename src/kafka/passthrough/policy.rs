@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use crate::backend::kafka::wire;
+use crate::protocol::kafka::frame;
 
 /// Why a topic's partitions must not be added to from Kafka, or `None` when they may.
 pub type TopicPolicy = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -61,7 +61,7 @@ pub fn refuse_create_partitions(
         })
         .collect();
     let response = CreatePartitionsResponse::default().with_results(results);
-    wire::encode_response(ApiKey::CreatePartitions, version, correlation_id, &response).map(Some)
+    frame::encode_response(ApiKey::CreatePartitions, version, correlation_id, &response).map(Some)
 }
 
 #[cfg(test)]
@@ -83,7 +83,8 @@ mod tests {
                     .collect(),
             )
             .with_timeout_ms(1000);
-        let framed = wire::encode_request(ApiKey::CreatePartitions, version, 9, "t", &req).unwrap();
+        let framed =
+            frame::encode_request(ApiKey::CreatePartitions, version, 9, "t", &req).unwrap();
         framed.slice(4..)
     }
 
@@ -109,7 +110,7 @@ mod tests {
                 .unwrap()
                 .expect("answered locally");
             let (correlation, mut body) =
-                wire::response_body(ApiKey::CreatePartitions, v, answer.slice(4..)).unwrap();
+                frame::response_body(ApiKey::CreatePartitions, v, answer.slice(4..)).unwrap();
             assert_eq!(correlation, 9);
             let resp = CreatePartitionsResponse::decode(&mut body, v).unwrap();
             let got: Vec<(String, i16)> = resp

@@ -12,7 +12,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::namespace::{self, Namespace};
 use crate::backend::kafka::cluster::join_host_port;
-use crate::backend::kafka::wire;
+use crate::protocol::kafka::frame;
 
 /// Where strait serves each broker, and what it learns of the real ones.
 pub trait Addresses {
@@ -58,7 +58,7 @@ pub fn rewrite(
     addrs: &dyn Addresses,
     ns: Option<&Namespace>,
 ) -> Result<Rewritten, String> {
-    let (correlation, mut body) = wire::response_body(key, version, frame.clone())?;
+    let (correlation, mut body) = frame::response_body(key, version, frame.clone())?;
     macro_rules! decode {
         ($t:ty) => {
             <$t>::decode(&mut body, version)
@@ -119,7 +119,7 @@ pub fn rewrite(
                 Ok(r) => r,
                 // A broker answers an ApiVersions version it does not know in v0.
                 Err(_) => {
-                    let (_, mut v0) = wire::response_body(key, 0, frame)?;
+                    let (_, mut v0) = frame::response_body(key, 0, frame)?;
                     let r = ApiVersionsResponse::decode(&mut v0, 0)
                         .map_err(|e| format!("bad ApiVersions response: {e}"))?;
                     return narrow_versions(r, addrs)
@@ -171,7 +171,7 @@ pub(super) trait EncodeAt {
 
 impl<T: Encodable> EncodeAt for T {
     fn encode_at(&self, key: ApiKey, version: i16, correlation: i32) -> Result<Bytes, String> {
-        wire::encode_response(key, version, correlation, self)
+        frame::encode_response(key, version, correlation, self)
     }
 }
 
@@ -204,7 +204,7 @@ mod tests {
     }
 
     fn frame_of<T: Encodable>(key: ApiKey, version: i16, r: &T) -> Bytes {
-        wire::encode_response(key, version, 42, r)
+        frame::encode_response(key, version, 42, r)
             .unwrap()
             .slice(4..)
     }
@@ -213,7 +213,7 @@ mod tests {
         let Rewritten::New(framed) = out else {
             panic!("expected a rewritten frame")
         };
-        let (corr, mut body) = wire::response_body(key, version, framed.slice(4..)).unwrap();
+        let (corr, mut body) = frame::response_body(key, version, framed.slice(4..)).unwrap();
         assert_eq!(corr, 42);
         T::decode(&mut body, version).unwrap()
     }

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::{paging, Ctx};
 use crate::core::fanout::Consumer;
 use crate::core::now_ms;
-use crate::kinesis::codec::Timestamp;
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, stream_name_from_arn};
+use crate::protocol::kinesis::codec::Timestamp;
 
 /// A parsed consumer ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]

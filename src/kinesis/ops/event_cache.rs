@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::kinesis::codec::Protocol;
+use crate::protocol::kinesis::codec::Protocol;
 
 /// What identifies an event: the stream incarnation, partition, start offset and encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -22,9 +22,9 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::codec::{self, Protocol};
 use super::error::ApiError;
 use crate::core::Core;
+use crate::protocol::kinesis::codec::{self, Protocol};
 
 /// What a handler gets: the core and the identity the ARNs are built from.
 pub struct Ctx {

@@ -14,10 +14,10 @@ use crate::core::error::CoreError;
 use crate::core::hashing::md5_hash_key;
 use crate::core::seqno::{is_decimal_sequence, SeqNo};
 use crate::core::{now_ms, IteratorStart, PutInput, ReadRecord};
-use crate::kinesis::aggregation;
-use crate::kinesis::codec::{Blob, Timestamp};
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
+use crate::protocol::kinesis::aggregation;
+use crate::protocol::kinesis::codec::{Blob, Timestamp};
 
 /// The largest PutRecords request, counting data and partition keys.
 const MAX_PUT_RECORDS_BYTES: usize = 10 << 20;

@@ -10,9 +10,9 @@ use super::Ctx;
 use crate::core::catalog::{parse_shard_id, Shard, Stream};
 use crate::core::now_ms;
 use crate::core::retention_ms;
-use crate::kinesis::codec::Timestamp;
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, resolve_stream};
+use crate::protocol::kinesis::codec::Timestamp;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -15,9 +15,9 @@ use super::tags::check_tags;
 use super::Ctx;
 use crate::core::catalog::{parse_shard_id, KeyHash, Stream, StreamMode};
 use crate::core::CreateStreamRequest;
-use crate::kinesis::codec as ts;
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
+use crate::protocol::kinesis::codec as ts;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -20,10 +20,10 @@ use crate::core::catalog::shard_id;
 use crate::core::error::CoreError;
 use crate::core::fanout::{ConsumerStatus, Revoked, SubscriptionLease};
 use crate::core::{now_ms, Span};
-use crate::kinesis::codec::{self, Protocol, Timestamp};
 use crate::kinesis::error::ApiError;
-use crate::kinesis::eventstream;
 use crate::kinesis::validate::{self, required};
+use crate::protocol::kinesis::codec::{self, Protocol, Timestamp};
+use crate::protocol::kinesis::eventstream;
 
 /// An event with no records is still sent this often, so consumers can checkpoint and
 /// see MillisBehindLatest while a shard is idle.

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::super::rewrite::EncodeAt;
 use super::{classic, Namespace, TOPIC_RESOURCE};
-use crate::backend::kafka::wire;
+use crate::protocol::kafka::frame;
 
 /// What becomes of a request under a prefix. Both hold a whole frame, length prefix included.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ pub fn to_cluster(
             let mut $r = <$t>::decode(&mut b, version)
                 .map_err(|e| format!("bad {key:?} v{version} request: {e}"))?;
             $body;
-            wire::framed(|buf| {
+            frame::framed(|buf| {
                 header
                     .encode(buf, header_version)
                     .map_err(|e| format!("encode {key:?} header: {e}"))?;
@@ -278,7 +278,7 @@ mod tests {
 
     /// Encodes `req` as a client would, rewrites it, and decodes what the cluster gets.
     fn through<R: Encodable + Decodable>(key: ApiKey, version: i16, req: &R) -> (RequestHeader, R) {
-        let frame = wire::encode_request(key, version, 77, "app-1", req)
+        let frame = frame::encode_request(key, version, 77, "app-1", req)
             .unwrap()
             .slice(4..);
         let Renamed::Forward(out) = to_cluster(key, version, &frame, &ns()).unwrap() else {
@@ -371,13 +371,13 @@ mod tests {
 
     /// strait's own answer to `req`, decoded.
     fn answered<Q: Encodable, A: Decodable>(key: ApiKey, version: i16, req: &Q) -> A {
-        let frame = wire::encode_request(key, version, 78, "app-1", req)
+        let frame = frame::encode_request(key, version, 78, "app-1", req)
             .unwrap()
             .slice(4..);
         let Renamed::Answer(out) = to_cluster(key, version, &frame, &ns()).unwrap() else {
             panic!("forwarded")
         };
-        let (correlation, mut body) = wire::response_body(key, version, out.slice(4..)).unwrap();
+        let (correlation, mut body) = frame::response_body(key, version, out.slice(4..)).unwrap();
         assert_eq!(correlation, 78);
         A::decode(&mut body, version).unwrap()
     }
@@ -465,7 +465,7 @@ mod tests {
             }
             let version = super::super::codec_versions(key).1;
             // A header and no body: the API's decoder runs (and fails), never the fallback.
-            let frame = wire::framed(|buf| {
+            let frame = frame::framed(|buf| {
                 RequestHeader::default()
                     .with_request_api_key(key as i16)
                     .with_request_api_version(version)
@@ -482,7 +482,7 @@ mod tests {
     #[test]
     fn a_garbled_request_is_an_error_not_a_panic() {
         let mut frame =
-            wire::encode_request(ApiKey::Produce, 9, 1, "c", &ProduceRequest::default())
+            frame::encode_request(ApiKey::Produce, 9, 1, "c", &ProduceRequest::default())
                 .unwrap()
                 .slice(4..)
                 .to_vec();

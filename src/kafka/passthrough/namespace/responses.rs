@@ -7,7 +7,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 
 use super::{classic, Namespace, TOPIC_RESOURCE};
-use crate::backend::kafka::wire;
+use crate::protocol::kafka::frame;
 
 /// Keeps the entries whose name is inside the prefix, renamed to the client's.
 fn keep<T>(items: &mut Vec<T>, ns: &Namespace, name: impl Fn(&mut T) -> &mut TopicName) {
@@ -43,7 +43,7 @@ pub fn to_client(
             let mut $r = <$t>::decode(&mut body, version)
                 .map_err(|e| format!("bad {key:?} v{version} response: {e}"))?;
             $change;
-            wire::encode_response(key, version, correlation, &$r)
+            frame::encode_response(key, version, correlation, &$r)
         }};
     }
     match key {
@@ -228,12 +228,12 @@ mod tests {
     }
 
     fn round_trip<R: Encodable + Decodable>(key: ApiKey, version: i16, r: &R) -> R {
-        let body = wire::encode_response(key, version, 5, r)
+        let body = frame::encode_response(key, version, 5, r)
             .unwrap()
             .slice(4..);
-        let (_, body) = wire::response_body(key, version, body).unwrap();
+        let (_, body) = frame::response_body(key, version, body).unwrap();
         let out = to_client(key, version, 5, body, &ns()).unwrap();
-        let (corr, mut b) = wire::response_body(key, version, out.slice(4..)).unwrap();
+        let (corr, mut b) = frame::response_body(key, version, out.slice(4..)).unwrap();
         assert_eq!(corr, 5);
         R::decode(&mut b, version).unwrap()
     }

@@ -1,6 +1,6 @@
 //! A view of Kafka RecordBatch v2 headers: the unit of storage and transfer (DESIGN principle 2).
 //! Owns the fixed header layout, CRC-32C checks and offset assignment. Record-level encoding
-//! lives in `record.rs` (through the kafka-protocol crate).
+//! lives in `records.rs` (through the kafka-protocol crate).
 
 /// Bytes before the records: base offset … record count.
 pub const HEADER_LEN: usize = 61;
@@ -160,25 +160,36 @@ pub fn set_producer(buf: &mut [u8], producer_id: i64, epoch: i16, base_sequence:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::{encode_batch, NewRecord};
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
 
+    /// Two records at timestamps 1000 and 1005, as Kafka's own encoder writes them.
     fn sample() -> Vec<u8> {
-        let recs = vec![
-            NewRecord {
-                key: Some(Bytes::from_static(b"k1")),
-                value: Bytes::from_static(b"v1"),
-                timestamp_ms: 1000,
-                explicit_hash_key: None,
-            },
-            NewRecord {
-                key: Some(Bytes::from_static(b"k2")),
-                value: Bytes::from_static(b"v2"),
-                timestamp_ms: 1005,
-                explicit_hash_key: None,
-            },
-        ];
-        encode_batch(&recs).to_vec()
+        let record = |i: i64, ts: i64| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: i as i32,
+            timestamp: ts,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &[record(0, 1000), record(1, 1005)], &options)
+            .unwrap();
+        buf.to_vec()
     }
 
     #[test]

@@ -9,7 +9,8 @@ use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::backend::kafka::msk_iam::{uri_encode, AwsCredentials};
+use super::credentials::AwsCredentials;
+use super::sigv4::uri_encode;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";

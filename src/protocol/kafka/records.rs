@@ -1,6 +1,7 @@
-//! Records as the core sees them, and their RecordBatch v2 encoding (reference §4h):
-//! partition key ⇄ key, Data ⇄ value, arrival time ⇄ timestamp, ExplicitHashKey ⇄ a header.
-//! Owns the mapping between a Kinesis-shaped record and Kafka record fields; not the log.
+//! Kafka records in and out of RecordBatch v2 (through the kafka-protocol crate): what a
+//! record is to strait (key, value, timestamp, and the `kinesis.ehk` header that carries a
+//! Kinesis ExplicitHashKey, reference §4h). Does not know streams or shards; the core maps
+//! partition key ⇄ key, Data ⇄ value and arrival time ⇄ timestamp.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
@@ -80,7 +81,7 @@ pub fn encode_batch(records: &[NewRecord]) -> BytesMut {
 pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
     // With `LogAppendTime` the broker stamps only the header's max timestamp; that is
     // every record's arrival time.
-    let append_time = super::batch::parse_stored_header(&batch)
+    let append_time = crate::protocol::kafka::record_batch::parse_stored_header(&batch)
         .ok()
         .filter(|h| h.attributes & (1 << 3) != 0)
         .map(|h| h.max_timestamp);
@@ -102,7 +103,7 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::batch;
+    use crate::protocol::kafka::record_batch;
 
     #[test]
     fn round_trip_keeps_fields_and_offsets() {
@@ -115,7 +116,7 @@ mod tests {
             })
             .collect();
         let mut b = encode_batch(&recs);
-        batch::set_base_offset(&mut b, 500);
+        record_batch::set_base_offset(&mut b, 500);
         let out = decode_batch(b.freeze()).unwrap();
         assert_eq!(out.len(), 3);
         for (i, r) in out.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! requests are admitted. A test compares the crate's versions with a reviewed snapshot, so a
 //! kafka-protocol upgrade that offers new versions fails until someone reviews them.
 
+use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiKey;
 
 /// (API, lowest served, highest served). Everything else is refused.
@@ -116,6 +117,19 @@ pub fn served(key: ApiKey) -> Option<(i16, i16)> {
         .iter()
         .find(|(k, _, _)| *k == key)
         .map(|(_, min, max)| (*min, *max))
+}
+
+/// The served table as ApiVersions lists it.
+pub fn api_versions_list() -> Vec<ApiVersion> {
+    SERVED
+        .iter()
+        .map(|(k, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect()
 }
 
 #[cfg(test)]

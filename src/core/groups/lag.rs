@@ -1,47 +1,18 @@
-//! Gauges computed when Prometheus scrapes rather than kept current on every write: the
-//! embedded log's size and segment count, and consumer-group lag. Each is registered as a
-//! scrape hook by the backend that can answer it.
+//! `strait_consumer_group_lag_records` for the coordinator's groups, computed on scrape.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backend::embedded::EmbeddedLog;
+use super::GroupCoordinator;
 use crate::backend::Log;
-use crate::core::groups::GroupCoordinator;
 use crate::core::Core;
-
-/// `strait_log_size_bytes` and `strait_log_segments` from the embedded log's segment files.
-pub fn watch_embedded_log(log: Arc<EmbeddedLog>) {
-    super::metrics().on_scrape(Box::new(move || {
-        let log = log.clone();
-        Box::pin(async move {
-            let m = super::metrics();
-            let mut by_label: HashMap<String, (u64, u64)> = HashMap::new();
-            for (topic, bytes, segments) in log.disk_usage() {
-                let e = by_label
-                    .entry(m.stream_label(&topic).to_string())
-                    .or_default();
-                e.0 += bytes;
-                e.1 += segments;
-            }
-            m.log_bytes.reset();
-            m.log_segments.reset();
-            for (label, (bytes, segments)) in by_label {
-                m.log_bytes.with_label_values(&[&label]).set(bytes as i64);
-                m.log_segments
-                    .with_label_values(&[&label])
-                    .set(segments as i64);
-            }
-        })
-    }));
-}
 
 /// `strait_consumer_group_lag_records`: for each group, the records between its committed
 /// offsets and the high watermarks of those partitions. Reads the log directly (not through
 /// the metered wrapper, so scrapes do not show as backend calls), once per partition per
 /// scrape; partitions of streams that no longer exist do not count.
 pub fn watch_group_lag(groups: Arc<GroupCoordinator>, core: Arc<Core>, log: Arc<dyn Log>) {
-    super::metrics().on_scrape(Box::new(move || {
+    crate::observe::metrics().on_scrape(Box::new(move || {
         let (groups, core, log) = (groups.clone(), core.clone(), log.clone());
         Box::pin(async move {
             let mut watermarks: HashMap<(String, u32), Option<i64>> = HashMap::new();
@@ -66,7 +37,7 @@ pub fn watch_group_lag(groups: Arc<GroupCoordinator>, core: Arc<Core>, log: Arc<
                 }
                 lags.push((group, lag));
             }
-            super::metrics().set_group_lags(lags);
+            crate::observe::metrics().set_group_lags(lags);
         })
     }));
 }

@@ -1,6 +1,6 @@
-//! Kafka framing shared by strait's own requests to the cluster and the pass-through proxy:
-//! reading one length-prefixed frame, peeking at a request's header, and encoding typed
-//! requests and responses.
+//! Kafka framing for both directions: the front end's server, strait's own requests to a
+//! cluster and the pass-through proxy all read length-prefixed frames, peek at request
+//! headers, and encode typed requests and responses here.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -18,10 +18,23 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     };
-    if len < 4 || len as usize > max_bytes {
+    read_payload(rd, len, 4, max_bytes).await.map(Some)
+}
+
+/// Reads the payload of a frame whose length prefix `len` has been read: the one place a
+/// frame's bytes are taken off a connection, by the server and by strait's own client. A
+/// length outside `min_bytes..=max_bytes` is refused before anything is allocated, and a
+/// header announcing 100 MiB followed by silence costs at most 1 MiB.
+pub async fn read_payload<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    len: i32,
+    min_bytes: usize,
+    max_bytes: usize,
+) -> std::io::Result<Bytes> {
+    if len < min_bytes as i32 || len as usize > max_bytes {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes outside 4..={max_bytes}"),
+            format!("frame of {len} bytes outside {min_bytes}..={max_bytes}"),
         ));
     }
     let mut frame = Vec::with_capacity((len as usize).min(1 << 20));
@@ -32,7 +45,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             format!("short frame: {} of {len} bytes", frame.len()),
         ));
     }
-    Ok(Some(Bytes::from(frame)))
+    Ok(Bytes::from(frame))
 }
 
 /// The fixed start of every request header: API key, version and correlation id.

@@ -1,4 +1,4 @@
-//! Where AWS_MSK_IAM gets AWS credentials: the environment's keys (AWS_ACCESS_KEY_ID, …), or,
+//! AWS credentials and where they come from: the environment's keys (AWS_ACCESS_KEY_ID, …), or,
 //! on EKS with IAM roles for service accounts (IRSA), a web identity: the projected token in
 //! AWS_WEB_IDENTITY_TOKEN_FILE exchanged for the role in AWS_ROLE_ARN at STS
 //! (AssumeRoleWithWebIdentity, unsigned), cached and renewed five minutes before it expires.
@@ -6,14 +6,20 @@
 //! reached at AWS_ENDPOINT_URL_STS (or AWS_ENDPOINT_URL), else `https://sts.<region>.amazonaws.com`,
 //! trusting AWS_CA_BUNDLE or the system bundle.
 
-mod sts;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Mutex;
 
-use super::msk_iam::AwsCredentials;
+use super::sts;
+
+/// An access key, its secret and, for temporary credentials, the session token.
+#[derive(Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
 
 /// Credentials are renewed this long before they expire.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);

@@ -1,0 +1,157 @@
+//! The coordinator against a real file store: joins, syncs, rebalances, commits, restarts.
+
+use super::*;
+use crate::backend::embedded::FileMetaStore;
+
+fn join_req(group: &str, member: &str) -> JoinRequest {
+    JoinRequest {
+        group: group.into(),
+        member_id: member.into(),
+        instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 5_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+        require_known_member_id: true,
+    }
+}
+
+fn coordinator(dir: &std::path::Path) -> Arc<GroupCoordinator> {
+    let meta = Arc::new(FileMetaStore::open(dir.join("meta")).unwrap());
+    GroupCoordinator::open(meta, Duration::from_millis(50)).unwrap()
+}
+
+async fn join(g: &GroupCoordinator, group: &str) -> JoinResult {
+    let id = match g.join(join_req(group, "")).await {
+        Err(GroupError::MemberIdRequired(id)) => id,
+        other => panic!("expected MEMBER_ID_REQUIRED, got {other:?}"),
+    };
+    g.join(join_req(group, &id)).await.unwrap()
+}
+
+#[tokio::test]
+async fn two_members_join_sync_and_rebalance_on_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = coordinator(dir.path());
+    let (a, b) = tokio::join!(join(&g, "grp"), join(&g, "grp"));
+    assert_eq!(a.generation, b.generation);
+    assert_eq!(a.leader, b.leader);
+    let (leader, follower) = if a.member_id == a.leader {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(leader.members.len(), 2);
+    assert!(follower.members.is_empty());
+    let assignments = vec![
+        (leader.member_id.clone(), Bytes::from_static(b"L")),
+        (follower.member_id.clone(), Bytes::from_static(b"F")),
+    ];
+    let gen = leader.generation;
+    let (ls, fs) = tokio::join!(
+        g.sync("grp", gen, &leader.member_id, assignments),
+        g.sync("grp", gen, &follower.member_id, vec![])
+    );
+    assert_eq!(&ls.unwrap().assignment[..], b"L");
+    assert_eq!(&fs.unwrap().assignment[..], b"F");
+    assert_eq!(g.heartbeat("grp", gen, &follower.member_id), Ok(()));
+    assert_eq!(
+        g.heartbeat("grp", gen + 1, &follower.member_id),
+        Err(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.heartbeat("grp", gen, "stranger"),
+        Err(GroupError::UnknownMemberId)
+    );
+    // The follower leaves: the leader is told to rejoin, and rejoins alone.
+    assert_eq!(
+        g.leave("grp", vec![(follower.member_id.clone(), None)]),
+        vec![Ok(())]
+    );
+    assert_eq!(
+        g.heartbeat("grp", gen, &leader.member_id),
+        Err(GroupError::RebalanceInProgress)
+    );
+    let again = g.join(join_req("grp", &leader.member_id)).await.unwrap();
+    assert_eq!(again.generation, gen + 1);
+    assert_eq!(again.members.len(), 1);
+    assert_eq!(
+        g.describe("grp").unwrap().state,
+        GroupState::CompletingRebalance
+    );
+}
+
+#[tokio::test]
+async fn offsets_persist_and_commits_check_membership() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let g = coordinator(dir.path());
+        let c = |o| Committed {
+            offset: o,
+            metadata: Some("m".into()),
+            leader_epoch: -1,
+        };
+        g.commit(
+            "solo",
+            -1,
+            "",
+            vec![("t".into(), 0, c(10)), ("t".into(), 1, c(20))],
+        )
+        .unwrap();
+        let j = join(&g, "live").await;
+        assert_eq!(
+            g.commit(
+                "live",
+                j.generation + 5,
+                &j.member_id,
+                vec![("t".into(), 0, c(1))]
+            ),
+            Err(GroupError::IllegalGeneration)
+        );
+        assert_eq!(
+            g.commit("live", -1, "", vec![("t".into(), 0, c(1))]),
+            Err(GroupError::UnknownMemberId)
+        );
+        assert_eq!(g.delete("live"), Err(GroupError::NonEmptyGroup));
+        assert_eq!(g.delete("nope"), Err(GroupError::GroupIdNotFound));
+    }
+    let g = coordinator(dir.path());
+    let got = g.committed("solo", Some(&[("t".to_string(), vec![0, 1, 2])]));
+    assert_eq!(got[0].2.as_ref().unwrap().offset, 10);
+    assert_eq!(got[1].2.as_ref().unwrap().metadata.as_deref(), Some("m"));
+    assert!(got[2].2.is_none());
+    g.delete_offsets("solo", &[("t".to_string(), 0)]).unwrap();
+    assert_eq!(g.committed("solo", None).len(), 1);
+    g.delete("solo").unwrap();
+    assert!(g.committed("solo", None).is_empty());
+}
+
+#[tokio::test]
+async fn bad_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = coordinator(dir.path());
+    let mut r = join_req("x", "");
+    r.session_timeout_ms = 10;
+    assert_eq!(
+        g.join(r).await.unwrap_err(),
+        GroupError::InvalidSessionTimeout
+    );
+    assert_eq!(
+        g.join(join_req("x", "made-up")).await.unwrap_err(),
+        GroupError::UnknownMemberId
+    );
+    assert_eq!(
+        g.join(join_req("", "")).await.unwrap_err(),
+        GroupError::InvalidGroupId
+    );
+    let _member = join(&g, "x").await;
+    let mut other = join_req("x", "");
+    other.require_known_member_id = false;
+    other.protocol_type = "connect".into();
+    assert_eq!(
+        g.join(other).await.unwrap_err(),
+        GroupError::InconsistentGroupProtocol
+    );
+}
