@@ -5,6 +5,7 @@
 pub mod embedded;
 mod error;
 pub mod kafka;
+pub mod memory;
 pub mod metered;
 pub mod prefixed;
 
@@ -16,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 pub use error::{Refusal, StorageError, StorageResult};
 
 /// Offsets of one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionOffsets {
     /// The first offset still stored (the trim horizon).
     pub log_start: i64,
@@ -33,7 +34,9 @@ pub struct ReadBatches {
     /// Whole RecordBatch v2 byte ranges, in offset order. The first may start below the
     /// requested offset; readers skip the records before it.
     pub batches: Vec<Bytes>,
-    pub offsets: Option<PartitionOffsets>,
+    /// What the backend knew of the partition when it read (a Fetch answer carries the log
+    /// start and high watermark), so readers need not ask again.
+    pub offsets: PartitionOffsets,
     /// Set when the read passed over batches no reader may see (records of aborted Kafka
     /// transactions): readers continue from here even if no batch is left.
     pub skipped_to: Option<i64>,
@@ -81,7 +84,8 @@ pub trait Log: Send + Sync {
         batch: BytesMut,
     ) -> StorageResult<AppendInfo>;
     /// Reads whole batches holding offsets from `offset` on, up to about `max_bytes`
-    /// (at least one batch when any is visible).
+    /// (at least one batch when any is visible). An offset below the log start reads from
+    /// the log start; one at or past the high watermark reads nothing.
     async fn read(
         &self,
         topic: &str,

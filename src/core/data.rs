@@ -13,6 +13,7 @@ use super::iterator::{IteratorError, IteratorPosition};
 use super::now_ms;
 use super::seqno::SeqNo;
 use super::service::Core;
+use crate::backend::PartitionOffsets;
 use crate::protocol::kafka::records::{decode_batch, encode_batch, NewRecord};
 
 /// One record of a PutRecord(s) call, validated by the front end.
@@ -124,7 +125,7 @@ impl Core {
         &self,
         stream: &str,
         partition: u32,
-        offsets: &crate::backend::PartitionOffsets,
+        offsets: &PartitionOffsets,
     ) -> CoreResult<Option<i64>> {
         if offsets.last_timestamp_ms.is_some() {
             return Ok(offsets.last_timestamp_ms);
@@ -318,10 +319,7 @@ impl Core {
                 return Ok((r.offset, Some(r.timestamp_ms)));
             }
         }
-        Ok((
-            read.offsets.map_or(base, |o| o.high_watermark.max(base)),
-            None,
-        ))
+        Ok((read.offsets.high_watermark.max(base), None))
     }
 
     pub async fn get_records(&self, iterator: &str, limit: usize) -> CoreResult<RecordsPage> {
@@ -354,7 +352,10 @@ impl Core {
     }
 
     /// Reads one partition from `offset`: at most `limit` records and about `max_bytes` of
-    /// data (never fewer than one record). Shared by GetRecords and SubscribeToShard.
+    /// data (never fewer than one record). Shared by GetRecords and SubscribeToShard. The log
+    /// start and high watermark come with each read, so a reader that is behind costs one
+    /// read plus, for MillisBehindLatest, one newest-timestamp lookup (on the Kafka backend, a
+    /// Fetch and a ListOffsets); one that is caught up costs the read alone.
     pub async fn read_span(
         &self,
         s: &Stream,
@@ -368,11 +369,19 @@ impl Core {
         let mut offset = offset;
         let mut records = Vec::new();
         let mut bytes = 0usize;
-        let mut offsets = self.log.offsets(&s.name, partition).await?;
-        let end = self
-            .reader_end(&shard, offsets.high_watermark, now)
-            .unwrap_or(i64::MAX);
-        offset = offset.max(offsets.log_start);
+        // Known before the first read only when the shard is closed and its end is exact.
+        let mut offsets: Option<PartitionOffsets> = None;
+        let end_of = |offsets: &PartitionOffsets| {
+            self.reader_end(&shard, offsets.high_watermark, now)
+                .unwrap_or(i64::MAX)
+        };
+        let mut end = shard.end_offset.map_or(i64::MAX, |e| {
+            if self.foreign_topics == super::service::ForeignTopics::Adopt {
+                i64::MAX
+            } else {
+                e
+            }
+        });
         let mut last_ts = None;
         // Small Limits read small steps, so Limit=1 does not decode a megabyte.
         let step_for = |bytes: usize| {
@@ -387,9 +396,9 @@ impl Core {
                 .log
                 .read(&s.name, partition, offset, step_for(bytes))
                 .await?;
-            if let Some(o) = read.offsets {
-                offsets = o;
-            }
+            offset = offset.max(read.offsets.log_start);
+            end = end.min(end_of(&read.offsets));
+            offsets = Some(read.offsets);
             if read.batches.is_empty() {
                 match read.skipped_to {
                     Some(next) if next > offset => {
@@ -441,21 +450,25 @@ impl Core {
             if let Some(next) = skipped_to {
                 offset = offset.max(next);
             }
-            if (offset, records.len()) == before {
-                // Nothing read and nothing passed over: asking again would get the same.
+            let caught_up = offsets.is_some_and(|o| offset >= o.high_watermark);
+            if (offset, records.len()) == before || caught_up {
+                // Nothing read and nothing passed over, or the read reached what the log
+                // holds: asking again would get the same.
                 break;
             }
         }
-        let at_end = offset >= offsets.high_watermark.min(end);
-        let millis_behind_latest = if at_end {
-            0
-        } else {
-            let newest = self.newest_arrival(&s.name, partition, &offsets).await?;
-            match (newest, last_ts) {
-                (Some(latest), Some(seen)) => (latest - seen).max(0),
-                (Some(latest), None) => (now - latest).max(0),
-                _ => 0,
+        // No read at all means a closed shard already read to its end.
+        let at_end = offset >= end || offsets.is_some_and(|o| offset >= o.high_watermark);
+        let millis_behind_latest = match offsets {
+            Some(o) if !at_end => {
+                let newest = self.newest_arrival(&s.name, partition, &o).await?;
+                match (newest, last_ts) {
+                    (Some(latest), Some(seen)) => (latest - seen).max(0),
+                    (Some(latest), None) => (now - latest).max(0),
+                    _ => 0,
+                }
             }
+            _ => 0,
         };
         let shard_ended = offset >= end;
         let child_shards = if shard_ended {

@@ -15,6 +15,9 @@ mod service;
 mod shared_catalog;
 mod topics;
 
+#[cfg(test)]
+mod tests;
+
 pub use data::{IteratorStart, PutInput, PutOutcome, ReadRecord, RecordsPage, Span};
 pub use service::{
     retention_ms, Core, CreateStreamRequest, ForeignTopics, Limits, MAX_RETENTION_HOURS,

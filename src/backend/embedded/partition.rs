@@ -270,7 +270,7 @@ impl PartitionLog {
             if offset >= visible {
                 return Ok(ReadBatches {
                     batches: Vec::new(),
-                    offsets: Some(offsets),
+                    offsets,
                     skipped_to: None,
                 });
             }
@@ -290,7 +290,7 @@ impl PartitionLog {
         let batches = read_batches(&file, from, to, offset, offsets.high_watermark, max_bytes)?;
         Ok(ReadBatches {
             batches,
-            offsets: Some(offsets),
+            offsets,
             skipped_to: None,
         })
     }

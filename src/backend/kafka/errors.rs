@@ -6,6 +6,7 @@ use kafka_protocol::error::ResponseError;
 
 use crate::backend::{Refusal, StorageError};
 
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;

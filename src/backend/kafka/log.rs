@@ -195,7 +195,8 @@ impl KafkaLog {
         }
     }
 
-    /// Fetches from `offset`, waiting up to `max_wait_ms` for at least one byte.
+    /// Fetches from `offset`, waiting up to `max_wait_ms` for at least one byte. An offset
+    /// the partition no longer (or not yet) holds reads from the log start, or nothing.
     pub async fn fetch(
         &self,
         topic: &str,
@@ -204,6 +205,37 @@ impl KafkaLog {
         max_bytes: usize,
         max_wait_ms: i32,
     ) -> StorageResult<ReadBatches> {
+        match self
+            .fetch_at(topic, partition, offset, max_bytes, max_wait_ms)
+            .await
+        {
+            Err(Failure::Fatal { code, .. }) if code == errors::OFFSET_OUT_OF_RANGE => {
+                // Rare (a reader behind retention, or ahead of a truncated log): one lookup.
+                let offsets = self.offsets(topic, partition).await?;
+                if offset < offsets.log_start {
+                    self.fetch_at(topic, partition, offsets.log_start, max_bytes, max_wait_ms)
+                        .await
+                        .map_err(|f| f.into_storage(topic))
+                } else {
+                    Ok(ReadBatches {
+                        batches: Vec::new(),
+                        offsets,
+                        skipped_to: None,
+                    })
+                }
+            }
+            other => other.map_err(|f| f.into_storage(topic)),
+        }
+    }
+
+    async fn fetch_at(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+        max_wait_ms: i32,
+    ) -> Result<ReadBatches, Failure> {
         let max_bytes = max_bytes.clamp(1, i32::MAX as usize) as i32;
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -242,8 +274,7 @@ impl KafkaLog {
                     Ok(r)
                 }
             })
-            .await
-            .map_err(|f| f.into_storage(topic))?;
+            .await?;
         let p = &response.responses[0].partitions[0];
         let aborted: Vec<(i64, i64)> = p
             .aborted_transactions
@@ -257,7 +288,7 @@ impl KafkaLog {
         );
         Ok(ReadBatches {
             batches,
-            offsets: Some(PartitionOffsets {
+            offsets: PartitionOffsets {
                 log_start: p.log_start_offset,
                 // read_committed: readers see up to the last stable offset.
                 high_watermark: if p.last_stable_offset >= 0 {
@@ -266,7 +297,7 @@ impl KafkaLog {
                     p.high_watermark
                 },
                 last_timestamp_ms: None,
-            }),
+            },
             skipped_to,
         })
     }

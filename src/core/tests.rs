@@ -1,0 +1,282 @@
+//! The core on the in-memory backend (`backend::memory`), with paused time where time matters:
+//! routing, iterator expiry, reshard lineage, reads and how often they ask the backend, the
+//! shared catalog's adoption of foreign topics, and group session expiry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::catalog::{KeyHash, StreamMode};
+use super::error::CoreError;
+use super::groups::{GroupCoordinator, GroupError, GroupState, JoinRequest};
+use super::hashing::{md5_hash_key, MAX_HASH_KEY};
+use super::{Core, CreateStreamRequest, ForeignTopics, IteratorStart, PutInput};
+use crate::backend::memory::{MemoryLog, MemoryMetaStore};
+use crate::backend::Log;
+use crate::config::StreamsConfig;
+
+async fn core_with(foreign: ForeignTopics) -> (Core, Arc<MemoryLog>) {
+    let log = Arc::new(MemoryLog::new());
+    let core = Core::open(
+        "000000000000".into(),
+        StreamsConfig::default(),
+        log.clone(),
+        Arc::new(MemoryMetaStore::new()),
+        foreign,
+    )
+    .await
+    .unwrap();
+    (core, log)
+}
+
+async fn core() -> (Core, Arc<MemoryLog>) {
+    core_with(ForeignTopics::Delete).await
+}
+
+async fn create(core: &Core, name: &str, shards: u32) {
+    core.create_stream(CreateStreamRequest {
+        name: name.into(),
+        shard_count: Some(shards),
+        mode: StreamMode::Provisioned,
+        max_record_kib: None,
+        tags: BTreeMap::new(),
+        key_hash: KeyHash::KinesisMd5,
+    })
+    .await
+    .unwrap();
+}
+
+fn record(key: &str, data: &str, explicit: Option<u128>) -> PutInput {
+    PutInput {
+        partition_key: key.into(),
+        data: Bytes::from(data.to_string()),
+        explicit_hash_key: explicit,
+        route_hash: None,
+    }
+}
+
+#[tokio::test]
+async fn explicit_hash_keys_route_to_the_shard_owning_them() {
+    let (core, _) = core().await;
+    create(&core, "s", 4).await;
+    let s = core.stream("s").unwrap();
+    let quarter = MAX_HASH_KEY / 4 + 1;
+    // The same partition key lands wherever its ExplicitHashKey says.
+    let inputs = (0..4u128)
+        .map(|i| record("same-key", "d", Some(i * quarter + 7)))
+        .collect();
+    let placed = core.put_records("s", inputs).await.unwrap();
+    let partitions: Vec<u32> = placed
+        .iter()
+        .map(|p| p.as_ref().unwrap().partition)
+        .collect();
+    assert_eq!(partitions, [0, 1, 2, 3]);
+    // Without one, the MD5 of the partition key decides.
+    for key in ["a", "b", "c", "pk-42"] {
+        let want = s
+            .shard_for_hash(md5_hash_key(key.as_bytes()))
+            .unwrap()
+            .partition;
+        let got = core
+            .put_records("s", vec![record(key, "d", None)])
+            .await
+            .unwrap();
+        assert_eq!(got[0].as_ref().unwrap().partition, want, "{key}");
+    }
+}
+
+#[tokio::test]
+async fn records_larger_than_the_stream_allows_are_refused_whole() {
+    let (core, log) = core().await;
+    create(&core, "s", 1).await;
+    let big = "x".repeat(1024 * 1024);
+    let r = core
+        .put_records("s", vec![record("k", "ok", None), record("k", &big, None)])
+        .await;
+    assert!(matches!(r, Err(CoreError::InvalidArgument(m)) if m.contains("1048577 bytes")));
+    assert_eq!(log.offsets("s", 0).await.unwrap().high_watermark, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn iterators_expire_after_five_minutes() {
+    let (core, _) = core().await;
+    create(&core, "s", 1).await;
+    core.put_records("s", vec![record("k", "v", None)])
+        .await
+        .unwrap();
+    let it = core
+        .get_shard_iterator("s", 0, IteratorStart::TrimHorizon)
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(299)).await;
+    let page = core.get_records(&it, 10).await.unwrap();
+    assert_eq!(page.records.len(), 1);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(matches!(
+        core.get_records(&it, 10).await,
+        Err(CoreError::IteratorExpired { age_ms }) if age_ms >= 300_000
+    ));
+    // The next iterator a read hands out counts from that read.
+    let next = page.next_iterator.unwrap();
+    assert!(core.get_records(&next, 10).await.is_ok());
+    tokio::time::advance(Duration::from_secs(299)).await;
+    assert!(matches!(
+        core.get_records(&next, 10).await,
+        Err(CoreError::IteratorExpired { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_split_parent_ends_and_names_its_children() {
+    let (core, _) = core().await;
+    create(&core, "s", 1).await;
+    core.put_records("s", vec![record("k", "before", None)])
+        .await
+        .unwrap();
+    core.split_shard("s", 0, MAX_HASH_KEY / 2).await.unwrap();
+    let s = core.stream("s").unwrap();
+    let children: Vec<(u32, Vec<u32>)> = s
+        .children(0)
+        .map(|c| (c.partition, c.parents.clone()))
+        .collect();
+    assert_eq!(children, [(1, vec![0]), (2, vec![0])]);
+    assert!(core
+        .put_records("s", vec![record("k", "after", None)])
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .is_ok_and(|p| p.partition != 0));
+    let it = core
+        .get_shard_iterator("s", 0, IteratorStart::TrimHorizon)
+        .await
+        .unwrap();
+    let page = core.get_records(&it, 10).await.unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(&page.records[0].data[..], b"before");
+    assert!(
+        page.next_iterator.is_none(),
+        "the parent is read to its end"
+    );
+    let kids: Vec<u32> = page.child_shards.iter().map(|c| c.partition).collect();
+    assert_eq!(kids, [1, 2]);
+    // Merging the children closes both; the merged shard lists both parents.
+    core.merge_shards("s", 1, 2).await.unwrap();
+    let s = core.stream("s").unwrap();
+    let merged = s.children(1).next().unwrap();
+    assert_eq!(merged.parents, [1, 2]);
+    assert_eq!(s.open_shards().count(), 1);
+}
+
+/// A reader that is behind costs one read and one newest-timestamp lookup; one that is caught
+/// up costs the read alone (on the Kafka backend: a Fetch and a ListOffsets, or the Fetch).
+#[tokio::test]
+async fn reads_ask_the_backend_once() {
+    let (core, log) = core().await;
+    create(&core, "s", 1).await;
+    for i in 0..5 {
+        core.put_records("s", vec![record("k", &format!("r{i}"), None)])
+            .await
+            .unwrap();
+    }
+    let s = core.stream("s").unwrap();
+    let before = log.calls.reads();
+    let span = core.read_span(&s, 0, 0, 2, 1 << 20).await.unwrap();
+    let after = log.calls.reads();
+    assert_eq!(span.records.len(), 2);
+    assert!(span.millis_behind_latest >= 0 && !span.caught_up);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2),
+        (1, 0, 1),
+        "(reads, offsets, newest-timestamp lookups) for a reader behind"
+    );
+    let before = log.calls.reads();
+    let span = core.read_span(&s, 0, 2, 100, 1 << 20).await.unwrap();
+    let after = log.calls.reads();
+    assert_eq!(span.records.len(), 3);
+    assert!(span.caught_up);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2),
+        (1, 0, 0),
+        "a reader that catches up"
+    );
+}
+
+/// A reader below the trim horizon starts at it.
+#[tokio::test]
+async fn reads_below_the_log_start_start_there() {
+    let (core, log) = core().await;
+    create(&core, "s", 1).await;
+    for i in 0..3 {
+        core.put_records("s", vec![record("k", &format!("r{i}"), None)])
+            .await
+            .unwrap();
+    }
+    log.trim("s", 0, 2);
+    let s = core.stream("s").unwrap();
+    let span = core.read_span(&s, 0, 0, 10, 1 << 20).await.unwrap();
+    assert_eq!(span.records.len(), 1);
+    assert_eq!(&span.records[0].data[..], b"r2");
+    assert_eq!(span.next_offset, 3);
+}
+
+#[tokio::test]
+async fn the_shared_catalog_adopts_foreign_topics() {
+    let (core, log) = core_with(ForeignTopics::Adopt).await;
+    log.create_partitions("orders", 0..3, None).await.unwrap();
+    assert!(matches!(
+        core.stream("orders"),
+        Err(CoreError::StreamNotFound { .. })
+    ));
+    core.discover("orders").await;
+    let s = core.stream("orders").unwrap();
+    assert_eq!(s.key_hash, KeyHash::KafkaMurmur2);
+    assert_eq!(s.shards.len(), 3);
+}
+
+fn join_request(member: &str, session_ms: i32) -> JoinRequest {
+    JoinRequest {
+        group: "g".into(),
+        member_id: member.into(),
+        instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: session_ms,
+        rebalance_timeout_ms: session_ms,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+        require_known_member_id: true,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_members_expire_when_their_session_ends() {
+    let groups = GroupCoordinator::open(Arc::new(MemoryMetaStore::new()), Duration::ZERO).unwrap();
+    let id = match groups.join(join_request("", 6_000)).await {
+        Err(GroupError::MemberIdRequired(id)) => id,
+        other => panic!("{other:?}"),
+    };
+    let joined = groups.join(join_request(&id, 6_000)).await.unwrap();
+    groups
+        .sync(
+            "g",
+            joined.generation,
+            &id,
+            vec![(id.clone(), Bytes::new())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(groups.describe("g").unwrap().state, GroupState::Stable);
+    tokio::time::advance(Duration::from_millis(5_000)).await;
+    assert_eq!(groups.heartbeat("g", joined.generation, &id), Ok(()));
+    // 6 s after the last heartbeat, and one timer tick, the member is gone.
+    tokio::time::sleep(Duration::from_millis(6_200)).await;
+    let view = groups.describe("g").unwrap();
+    assert_eq!(view.state, GroupState::Empty);
+    assert!(view.members.is_empty());
+    assert_eq!(
+        groups.heartbeat("g", joined.generation, &id),
+        Err(GroupError::UnknownMemberId)
+    );
+}
