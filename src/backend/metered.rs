@@ -6,8 +6,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::CheckedBatch;
 use async_trait::async_trait;
-use bytes::BytesMut;
 
 use super::{AppendInfo, Log, PartitionOffsets, ReadBatches};
 use crate::backend::StorageResult;
@@ -83,7 +83,7 @@ impl Log for MeteredLog {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: CheckedBatch,
     ) -> StorageResult<AppendInfo> {
         self.timed("append", self.inner.append(topic, partition, batch))
             .await

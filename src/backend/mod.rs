@@ -12,7 +12,9 @@ pub mod prefixed;
 use std::ops::Range;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+
+pub use crate::protocol::kafka::record_batch::CheckedBatch;
 
 pub use error::{Refusal, StorageError, StorageResult};
 
@@ -76,12 +78,13 @@ pub trait Log: Send + Sync {
     /// Sets how long records are kept; `None` keeps them forever.
     async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> StorageResult<()>;
     /// Appends one RecordBatch v2 and returns where it landed once it is as durable as the
-    /// backend promises (embedded: fsynced when `fsync: always`; Kafka: acks=all).
+    /// backend promises (embedded: fsynced when `fsync: always`; Kafka: acks=all). The batch
+    /// was checked where it entered strait (or built by it): backends do not check it again.
     async fn append(
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: CheckedBatch,
     ) -> StorageResult<AppendInfo>;
     /// Reads whole batches holding offsets from `offset` on, up to about `max_bytes`
     /// (at least one batch when any is visible). An offset below the log start reads from

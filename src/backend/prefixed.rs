@@ -5,8 +5,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::CheckedBatch;
 use async_trait::async_trait;
-use bytes::BytesMut;
 
 use super::{AppendInfo, Log, PartitionOffsets, ReadBatches};
 use crate::backend::StorageResult;
@@ -74,7 +74,7 @@ impl Log for PrefixedLog {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: CheckedBatch,
     ) -> StorageResult<AppendInfo> {
         self.inner
             .append(&self.topic(topic), partition, batch)

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::catalog::{shard_id, Shard, Stream, StreamStatus};
+use super::catalog::{shard_id, KeyHash, Shard, Stream, StreamStatus};
 use super::error::{CoreError, CoreResult};
+use super::hashing::md5_hash_key;
 use super::iterator::{IteratorError, IteratorPosition};
 use super::now_ms;
 use super::seqno::SeqNo;
@@ -16,22 +17,52 @@ use super::service::Core;
 use crate::backend::PartitionOffsets;
 use crate::protocol::kafka::records::{decode_batch, encode_batch, NewRecord};
 
-/// One record of a PutRecord(s) call, validated by the front end.
+/// One record of a PutRecord(s) call, validated by the front end. When `data` is a KPL
+/// aggregate, `user_records` holds what it splits into, and those are written in its place
+/// (reference §4g); Kinesis limits still apply to the record as sent.
 #[derive(Debug, Clone)]
 pub struct PutInput {
     pub partition_key: String,
     pub data: Bytes,
     pub explicit_hash_key: Option<u128>,
-    /// Routes by this hash's range instead of the record's own key: the user records of one
-    /// KPL aggregate stay together on the shard the aggregate was meant for.
-    pub route_hash: Option<u128>,
+    pub user_records: Option<Vec<UserRecord>>,
 }
 
-/// Where one record landed.
+/// One user record of a KPL aggregate.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub partition_key: String,
+    pub data: Bytes,
+    pub explicit_hash_key: Option<u128>,
+}
+
+/// Where one request record landed: the shard to report (for an aggregate, the one the KPL
+/// predicted) and its first record's sequence number.
 #[derive(Debug, Clone)]
 pub struct PutOutcome {
     pub partition: u32,
     pub sequence_number: String,
+}
+
+/// The answer to a PutRecord(s) call.
+#[derive(Debug)]
+pub struct PutReport {
+    /// Per request record, in input order; a record fails if any of its parts failed.
+    pub outcomes: Vec<CoreResult<PutOutcome>>,
+    /// The stream encrypts its records (EncryptionType KMS).
+    pub encrypted: bool,
+    /// Records written (user records for aggregates) and their bytes, key included.
+    pub written_records: u64,
+    pub written_bytes: u64,
+}
+
+/// One record to write: a request record, or one user record of an aggregate.
+struct Part {
+    request: usize,
+    key: Bytes,
+    value: Bytes,
+    explicit_hash_key: Option<u128>,
+    partition: u32,
 }
 
 /// Where a new iterator starts.
@@ -148,17 +179,16 @@ impl Core {
         }
     }
 
-    /// Appends records, grouped into one batch per partition. The outer error is for the
-    /// whole call; inner errors are per record (PutRecords semantics), in input order.
-    pub async fn put_records(
-        &self,
-        stream: &str,
-        inputs: Vec<PutInput>,
-    ) -> CoreResult<Vec<CoreResult<PutOutcome>>> {
-        let entry = self.entry(stream)?;
+    /// Appends records, grouped into one batch per partition: the stream is looked up once
+    /// (discovering it on a shared catalog), each record's size checked once, and each record
+    /// routed once (an aggregate kept together is routed once for all its user records).
+    /// The outer error is for the whole call; outcomes are per record (PutRecords semantics).
+    pub async fn put_records(&self, stream: &str, inputs: Vec<PutInput>) -> CoreResult<PutReport> {
+        let entry = self.found_entry(stream).await?;
         let _gate = entry.gate.read().await;
         let s = entry.snapshot();
         self.require_writable(&s)?;
+        // Kinesis limits apply to the records as sent, before an aggregate is split (§4g).
         let limit = s.max_record_kib as usize * 1024;
         for r in &inputs {
             let size = r.data.len() + r.partition_key.len();
@@ -169,23 +199,110 @@ impl Core {
                 )));
             }
         }
-        let now = now_ms();
         let pick = self.spread.fetch_add(1, Ordering::Relaxed);
+        let no_shard = || CoreError::Internal(format!("stream {stream} has no open shard"));
+        let mut parts: Vec<Part> = Vec::with_capacity(inputs.len());
+        // Per request record: the shard to report when it differs from its first part's.
+        let mut reported: Vec<Option<u32>> = Vec::with_capacity(inputs.len());
+        for (request, input) in inputs.into_iter().enumerate() {
+            let Some(users) = input.user_records else {
+                let shard = s
+                    .route(&input.partition_key, input.explicit_hash_key, pick)
+                    .ok_or_else(no_shard)?;
+                parts.push(Part {
+                    request,
+                    key: Bytes::from(input.partition_key.into_bytes()),
+                    value: input.data,
+                    explicit_hash_key: input.explicit_hash_key,
+                    partition: shard.partition,
+                });
+                reported.push(None);
+                continue;
+            };
+            let outer_hash = input
+                .explicit_hash_key
+                .unwrap_or_else(|| md5_hash_key(input.partition_key.as_bytes()));
+            // On kinesis-md5 streams an aggregate's user records stay together on the shard
+            // the KPL predicted; on kafka-murmur2 streams each goes where its own key hashes,
+            // and the record reports the shard whose advertised range the KPL predicted.
+            let together = (s.key_hash != KeyHash::KafkaMurmur2)
+                .then(|| s.route(&input.partition_key, Some(outer_hash), pick))
+                .map(|shard| shard.ok_or_else(no_shard).map(|sh| sh.partition))
+                .transpose()?;
+            reported.push(match together {
+                Some(_) => None,
+                None => s.shard_for_hash(outer_hash).map(|sh| sh.partition),
+            });
+            for u in users {
+                let partition = match together {
+                    Some(p) => p,
+                    None => {
+                        s.route(&u.partition_key, u.explicit_hash_key, pick)
+                            .ok_or_else(no_shard)?
+                            .partition
+                    }
+                };
+                parts.push(Part {
+                    request,
+                    key: Bytes::from(u.partition_key.into_bytes()),
+                    value: u.data,
+                    explicit_hash_key: u.explicit_hash_key,
+                    partition,
+                });
+            }
+        }
+        let placed = self.append_parts(stream, &s, &parts).await;
+        let (mut written_records, mut written_bytes) = (0u64, 0u64);
+        let mut outcomes: Vec<Option<CoreResult<PutOutcome>>> =
+            (0..reported.len()).map(|_| None).collect();
+        for (part, result) in parts.iter().zip(placed) {
+            if result.is_ok() {
+                written_records += 1;
+                written_bytes += (part.key.len() + part.value.len()) as u64;
+            }
+            let slot = &mut outcomes[part.request];
+            match (result, &slot) {
+                (Ok(seq), None) => {
+                    *slot = Some(Ok(PutOutcome {
+                        partition: reported[part.request].unwrap_or(part.partition),
+                        sequence_number: seq,
+                    }))
+                }
+                (Err(e), None | Some(Ok(_))) => *slot = Some(Err(e)),
+                _ => {}
+            }
+        }
+        Ok(PutReport {
+            outcomes: outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or_else(|| Err(CoreError::Internal("an empty aggregate".into()))))
+                .collect(),
+            encrypted: s.encryption_key.is_some(),
+            written_records,
+            written_bytes,
+        })
+    }
+
+    /// Writes routed parts as one batch per partition; each part's sequence number or error.
+    async fn append_parts(
+        &self,
+        stream: &str,
+        s: &Stream,
+        parts: &[Part],
+    ) -> Vec<CoreResult<String>> {
+        let now = now_ms();
         let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, r) in inputs.iter().enumerate() {
-            let shard = s
-                .route(&r.partition_key, r.route_hash.or(r.explicit_hash_key), pick)
-                .ok_or_else(|| CoreError::Internal(format!("stream {stream} has no open shard")))?;
-            groups.entry(shard.partition).or_default().push(i);
+        for (i, p) in parts.iter().enumerate() {
+            groups.entry(p.partition).or_default().push(i);
         }
         let appends = groups.iter().map(|(&partition, idxs)| {
             let records: Vec<NewRecord> = idxs
                 .iter()
                 .map(|&i| NewRecord {
-                    key: Some(Bytes::copy_from_slice(inputs[i].partition_key.as_bytes())),
-                    value: inputs[i].data.clone(),
+                    key: Some(parts[i].key.clone()),
+                    value: parts[i].value.clone(),
                     timestamp_ms: now,
-                    explicit_hash_key: inputs[i].explicit_hash_key.map(|h| h.to_string()),
+                    explicit_hash_key: parts[i].explicit_hash_key.map(|h| h.to_string()),
                 })
                 .collect();
             let batch = encode_batch(&records);
@@ -193,8 +310,9 @@ impl Core {
         });
         let results = futures_util::future::join_all(appends).await;
         self.appended.notify_waiters();
-        let mut out: Vec<Option<CoreResult<PutOutcome>>> =
-            (0..inputs.len()).map(|_| None).collect();
+        let mut out: Vec<CoreResult<String>> = (0..parts.len())
+            .map(|_| Err(CoreError::Internal("unwritten".into())))
+            .collect();
         for (partition, result) in results {
             let idxs = &groups[&partition];
             let shard = s.shard(partition).expect("routed to a known shard");
@@ -204,31 +322,25 @@ impl Core {
                     // number's time part, so GetRecords later shows the same number.
                     let arrival = at.log_append_time_ms.unwrap_or(now);
                     for (n, &i) in idxs.iter().enumerate() {
-                        let seq = SeqNo::record(
+                        out[i] = Ok(SeqNo::record(
                             partition,
                             (at.base_offset + n as i64) as u64,
                             shard.created_secs,
                             (arrival.max(0) / 1000) as u64,
-                        );
-                        out[i] = Some(Ok(PutOutcome {
-                            partition,
-                            sequence_number: seq.to_string(),
-                        }));
+                        )
+                        .to_string());
                     }
                 }
                 Err(e) => {
                     tracing::error!(stream, partition, error = %e, "append failed");
                     let e = CoreError::from(e);
                     for &i in idxs {
-                        out[i] = Some(Err(e.clone()));
+                        out[i] = Err(e.clone());
                     }
                 }
             }
         }
-        Ok(out
-            .into_iter()
-            .map(|o| o.expect("every record routed"))
-            .collect())
+        out
     }
 
     fn shard_of<'a>(&self, s: &'a Stream, partition: u32) -> CoreResult<&'a Shard> {

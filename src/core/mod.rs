@@ -18,7 +18,9 @@ mod topics;
 #[cfg(test)]
 mod tests;
 
-pub use data::{IteratorStart, PutInput, PutOutcome, ReadRecord, RecordsPage, Span};
+pub use data::{
+    IteratorStart, PutInput, PutOutcome, PutReport, ReadRecord, RecordsPage, Span, UserRecord,
+};
 pub use service::{
     retention_ms, Core, CreateStreamRequest, ForeignTopics, Limits, MAX_RETENTION_HOURS,
     MIN_RETENTION_HOURS,

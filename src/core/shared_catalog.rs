@@ -175,6 +175,16 @@ impl Core {
         }
     }
 
+    /// A stream's entry, looking on the cluster once (`discover`) when this replica does not
+    /// know the name.
+    pub(super) async fn found_entry(&self, name: &str) -> CoreResult<Arc<StreamEntry>> {
+        if let Ok(entry) = self.entry(name) {
+            return Ok(entry);
+        }
+        self.discover(name).await;
+        self.entry(name)
+    }
+
     /// Adopts topics no stream names. The list they came from may predate a delete, or a
     /// create by another replica whose document has arrived since, so they are checked
     /// again under the admin lock against one fresh topic list.

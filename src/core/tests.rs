@@ -12,7 +12,7 @@ use super::catalog::{KeyHash, StreamMode};
 use super::error::CoreError;
 use super::groups::{GroupCoordinator, GroupError, GroupState, JoinRequest};
 use super::hashing::{md5_hash_key, MAX_HASH_KEY};
-use super::{Core, CreateStreamRequest, ForeignTopics, IteratorStart, PutInput};
+use super::{Core, CreateStreamRequest, ForeignTopics, IteratorStart, PutInput, UserRecord};
 use crate::backend::memory::{MemoryLog, MemoryMetaStore};
 use crate::backend::Log;
 use crate::config::StreamsConfig;
@@ -53,7 +53,7 @@ fn record(key: &str, data: &str, explicit: Option<u128>) -> PutInput {
         partition_key: key.into(),
         data: Bytes::from(data.to_string()),
         explicit_hash_key: explicit,
-        route_hash: None,
+        user_records: None,
     }
 }
 
@@ -69,6 +69,7 @@ async fn explicit_hash_keys_route_to_the_shard_owning_them() {
         .collect();
     let placed = core.put_records("s", inputs).await.unwrap();
     let partitions: Vec<u32> = placed
+        .outcomes
         .iter()
         .map(|p| p.as_ref().unwrap().partition)
         .collect();
@@ -83,8 +84,76 @@ async fn explicit_hash_keys_route_to_the_shard_owning_them() {
             .put_records("s", vec![record(key, "d", None)])
             .await
             .unwrap();
-        assert_eq!(got[0].as_ref().unwrap().partition, want, "{key}");
+        assert_eq!(got.outcomes[0].as_ref().unwrap().partition, want, "{key}");
     }
+}
+
+fn aggregate(key: &str, users: &[&str]) -> PutInput {
+    PutInput {
+        user_records: Some(
+            users
+                .iter()
+                .map(|u| UserRecord {
+                    partition_key: u.to_string(),
+                    data: Bytes::from(format!("data-{u}")),
+                    explicit_hash_key: None,
+                })
+                .collect(),
+        ),
+        ..record(key, "aggregate bytes", None)
+    }
+}
+
+/// On a kinesis-md5 stream an aggregate's user records land together on the shard of the
+/// aggregate's own key; on a kafka-murmur2 stream each goes where its key hashes, and the
+/// record reports the shard the KPL predicted from the aggregate's key.
+#[tokio::test]
+async fn aggregates_are_routed_once() {
+    let (core, log) = core().await;
+    create(&core, "md5", 4).await;
+    let users = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"];
+    let s = core.stream("md5").unwrap();
+    let predicted = s.shard_for_hash(md5_hash_key(b"outer")).unwrap().partition;
+    let report = core
+        .put_records("md5", vec![aggregate("outer", &users)])
+        .await
+        .unwrap();
+    assert_eq!(report.written_records, 8);
+    assert_eq!(report.outcomes[0].as_ref().unwrap().partition, predicted);
+    assert_eq!(
+        log.calls.append.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let hw = log.offsets("md5", predicted).await.unwrap().high_watermark;
+    assert_eq!(hw, 8, "all user records on the predicted shard");
+
+    core.create_stream(CreateStreamRequest {
+        key_hash: KeyHash::KafkaMurmur2,
+        ..CreateStreamRequest {
+            name: "murmur".into(),
+            shard_count: Some(4),
+            mode: StreamMode::Provisioned,
+            max_record_kib: None,
+            tags: BTreeMap::new(),
+            key_hash: KeyHash::Auto,
+        }
+    })
+    .await
+    .unwrap();
+    let s = core.stream("murmur").unwrap();
+    let predicted = s.shard_for_hash(md5_hash_key(b"outer")).unwrap().partition;
+    let report = core
+        .put_records("murmur", vec![aggregate("outer", &users)])
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes[0].as_ref().unwrap().partition, predicted);
+    let mut spread = 0;
+    for p in 0..4 {
+        if log.offsets("murmur", p).await.unwrap().high_watermark > 0 {
+            spread += 1;
+        }
+    }
+    assert!(spread > 1, "user records spread by their own keys");
 }
 
 #[tokio::test]
@@ -145,7 +214,8 @@ async fn a_split_parent_ends_and_names_its_children() {
     assert!(core
         .put_records("s", vec![record("k", "after", None)])
         .await
-        .unwrap()[0]
+        .unwrap()
+        .outcomes[0]
         .as_ref()
         .is_ok_and(|p| p.partition != 0));
     let it = core

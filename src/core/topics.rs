@@ -2,7 +2,6 @@
 //! batch appends with idempotent-producer checks, raw batch reads with offset bounds, and the
 //! wake-up that long-polling readers wait on.
 
-use bytes::BytesMut;
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
 
@@ -11,9 +10,8 @@ use super::error::{CoreError, CoreResult};
 use super::hashing::md5_hash_key;
 use super::producers::{last_sequence, BatchIdentity, SequenceCheck};
 use super::service::{Core, CreateStreamRequest};
-use crate::backend::{PartitionOffsets, ReadBatches};
+use crate::backend::{CheckedBatch, PartitionOffsets, ReadBatches};
 use crate::config::KeyCheck;
-use crate::protocol::kafka::record_batch;
 use crate::protocol::kafka::records::decode_batch;
 
 /// Where a produced batch landed.
@@ -46,12 +44,13 @@ impl Core {
         .await
     }
 
-    /// Appends a producer's batch to a partition, deduplicating idempotent retries.
+    /// Appends a producer's batch (checked by the front end that took it) to a partition,
+    /// deduplicating idempotent retries.
     pub async fn produce(
         &self,
         stream: &str,
         partition: u32,
-        batch_bytes: BytesMut,
+        batch: CheckedBatch,
     ) -> CoreResult<Appended> {
         let entry = self.entry(stream)?;
         let _gate = entry.gate.read().await;
@@ -68,15 +67,9 @@ impl Core {
                 account: self.account_id.clone(),
             });
         }
-        let header = record_batch::check_batch(&batch_bytes)
-            .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
-        if header.total_len != batch_bytes.len() {
-            return Err(CoreError::CorruptBatch(
-                "trailing bytes after the record batch".into(),
-            ));
-        }
+        let header = *batch.header();
         if s.key_hash == KeyHash::KinesisMd5 && self.streams_config.key_check != KeyCheck::Off {
-            self.check_keys(&s, partition, &batch_bytes)?;
+            self.check_keys(&s, partition, &batch)?;
         }
         let appended = if header.producer_id >= 0 && !header.is_control() {
             let id = BatchIdentity {
@@ -102,20 +95,13 @@ impl Core {
                     })
                 }
                 SequenceCheck::Fresh => {
-                    let base = self
-                        .log
-                        .append(stream, partition, batch_bytes)
-                        .await?
-                        .base_offset;
+                    let base = self.log.append(stream, partition, batch).await?.base_offset;
                     state.record(&id, base);
                     base
                 }
             }
         } else {
-            self.log
-                .append(stream, partition, batch_bytes)
-                .await?
-                .base_offset
+            self.log.append(stream, partition, batch).await?.base_offset
         };
         self.appended.notify_waiters();
         Ok(Appended {

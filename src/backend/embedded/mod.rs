@@ -16,13 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
 use parking_lot::RwLock;
 
 pub use meta::FileMetaStore;
 use partition::PartitionLog;
 
-use crate::backend::{AppendInfo, Log, PartitionOffsets, ReadBatches};
+use crate::backend::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ReadBatches};
 use crate::backend::{StorageError, StorageResult};
 use crate::config::{EmbeddedConfig, FsyncPolicy};
 
@@ -260,7 +259,7 @@ impl Log for EmbeddedLog {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: CheckedBatch,
     ) -> StorageResult<AppendInfo> {
         let base_offset = self.partition(topic, partition)?.append(batch).await?;
         Ok(AppendInfo {

@@ -8,12 +8,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use bytes::BytesMut;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::segment::{read_batches, Segment};
-use crate::backend::{PartitionOffsets, ReadBatches};
+use crate::backend::{CheckedBatch, PartitionOffsets, ReadBatches};
 use crate::backend::{StorageError, StorageResult};
 use crate::config::FsyncPolicy;
 use crate::protocol::kafka::record_batch;
@@ -129,29 +128,20 @@ impl PartitionLog {
         Ok(())
     }
 
-    pub async fn append(&self, mut batch_bytes: BytesMut) -> StorageResult<i64> {
+    pub async fn append(&self, mut batch: CheckedBatch) -> StorageResult<i64> {
         self.check_healthy()?;
-        let header = record_batch::check_batch(&batch_bytes)
-            .map_err(|e| StorageError::CorruptBatch(format!("{e:?}")))?;
-        if header.total_len != batch_bytes.len() {
-            return Err(StorageError::CorruptBatch(
-                "record batch length does not match its header".into(),
-            ));
-        }
         let (base, end) = {
             let mut st = self.state.lock();
             let base = st.next_offset;
-            record_batch::set_base_offset(&mut batch_bytes, base);
-            record_batch::set_partition_leader_epoch(&mut batch_bytes, -1);
+            batch.place_at(base);
             let active_size = st.active().size;
-            if active_size > 0 && active_size + batch_bytes.len() as u64 > self.segment_bytes {
+            if active_size > 0 && active_size + batch.len() as u64 > self.segment_bytes {
                 self.roll(&mut st)?;
             }
             let seg = st.segments.last_mut().expect("active segment");
             let pos = seg.size;
-            seg.file.write_all_at(&batch_bytes, pos)?;
-            let mut h = header;
-            h.base_offset = base;
+            seg.file.write_all_at(batch.as_bytes(), pos)?;
+            let h = *batch.header();
             seg.note_batch(&h, pos);
             st.next_offset = h.next_offset();
             st.last_timestamp = Some(st.last_timestamp.unwrap_or(i64::MIN).max(h.max_timestamp));
@@ -406,7 +396,7 @@ mod tests {
     use bytes::Bytes;
     use std::sync::Arc;
 
-    fn batch(n: usize, ts: i64, tag: &str) -> BytesMut {
+    fn batch(n: usize, ts: i64, tag: &str) -> CheckedBatch {
         let recs: Vec<NewRecord> = (0..n)
             .map(|i| NewRecord {
                 key: Some(Bytes::from(format!("{tag}{i}"))),
@@ -521,13 +511,11 @@ mod tests {
     async fn rejects_corrupt_batches() {
         let dir = tempfile::tempdir().unwrap();
         let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
-        let mut b = batch(2, 0, "k");
+        let mut b = batch(2, 0, "k").into_bytes();
         let n = b.len();
         b[n - 1] ^= 1;
-        assert!(matches!(
-            log.append(b).await,
-            Err(StorageError::CorruptBatch(_))
-        ));
+        // A corrupt batch is refused where it enters, so it never reaches the log.
+        assert!(CheckedBatch::check(b).is_err());
         assert_eq!(log.offsets().high_watermark, 0);
     }
 }

@@ -32,7 +32,7 @@ use super::appender::Appender;
 use super::cluster::Cluster;
 use super::errors::{self, Failure};
 use super::producer::{Producer, IDENTITY_REFUSED};
-use crate::backend::{AppendInfo, Log, PartitionOffsets, ReadBatches};
+use crate::backend::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ReadBatches};
 use crate::backend::{StorageError, StorageResult};
 use crate::protocol::kafka::record_batch;
 
@@ -647,17 +647,16 @@ impl Log for KafkaLog {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: CheckedBatch,
     ) -> StorageResult<AppendInfo> {
-        let header = record_batch::parse_header(&batch)
-            .map_err(|e| StorageError::CorruptBatch(format!("{e:?}")))?;
+        let records = batch.header().record_count as i64;
         self.appender
             .append(
                 self.me.clone(),
                 topic,
                 partition,
-                batch,
-                header.record_count as i64,
+                batch.into_bytes(),
+                records,
             )
             .await
     }
@@ -722,7 +721,7 @@ mod tests {
                 explicit_hash_key: None,
             })
             .collect();
-        let mut b = encode_batch(&recs);
+        let mut b = encode_batch(&recs).into_bytes();
         b[21..23].copy_from_slice(&attributes.to_be_bytes());
         record_batch::set_producer(&mut b, pid, 0, 0);
         record_batch::set_base_offset(&mut b, base);

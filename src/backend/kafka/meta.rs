@@ -18,7 +18,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use super::log::KafkaLog;
-use crate::backend::{Log, MetaStore};
+use crate::backend::{CheckedBatch, Log, MetaStore};
 use crate::backend::{StorageError, StorageResult};
 
 /// The header naming the replica that wrote a document.
@@ -172,7 +172,10 @@ impl KafkaMetaStore {
         };
         RecordBatchEncoder::encode(&mut batch, [&record], &options)
             .map_err(|e| StorageError::Unavailable(format!("encode a metadata record: {e}")))?;
-        let at = self.log.append(&self.topic, 0, batch).await?;
+        let at = self
+            .log
+            .append(&self.topic, 0, CheckedBatch::encoded(batch))
+            .await?;
         let mut applied = self.applied.subscribe();
         tokio::time::timeout(READ_BACK, applied.wait_for(|n| *n > at.base_offset))
             .await

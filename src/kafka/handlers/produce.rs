@@ -2,7 +2,6 @@
 //! batches (one copy, to assign offsets); idempotent retries are answered from the core's
 //! producer state.
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
@@ -13,7 +12,7 @@ use super::str_bytes;
 use crate::core::error::CoreError;
 use crate::kafka::error::{self, NONE};
 use crate::kafka::KafkaCtx;
-use crate::protocol::kafka::record_batch;
+use crate::protocol::kafka::record_batch::{BatchError, CheckedBatch};
 
 /// Produce batches above this size get MESSAGE_TOO_LARGE unless the stream allows larger
 /// records (its MaxRecordSizeInKiB, plus batch overhead).
@@ -112,17 +111,18 @@ async fn append_all(
     let mut at = 0;
     let mut first: Option<(i64, i64)> = None;
     while at < records.len() {
-        let (len, count) = match record_batch::parse_header(&records[at..]) {
-            Ok(h) if at + h.total_len <= records.len() => (h.total_len, h.record_count.max(0)),
-            _ => {
-                return failed(
-                    index,
-                    error::of(ResponseError::CorruptMessage),
-                    Some("truncated or malformed record batch".into()),
-                )
+        // The one place a produced batch is parsed and its CRC checked.
+        let batch = match CheckedBatch::split_first(&records[at..]) {
+            Ok(batch) => batch,
+            Err(e) => {
+                let why = match e {
+                    BatchError::Incomplete => "truncated record batch".to_string(),
+                    other => format!("corrupt record batch: {other:?}"),
+                };
+                return failed(index, error::of(ResponseError::CorruptMessage), Some(why));
             }
         };
-        let batch = BytesMut::from(&records[at..at + len]);
+        let (len, count) = (batch.len(), batch.header().record_count.max(0));
         match ctx.core.produce(topic, index as u32, batch).await {
             Ok(a) => {
                 first.get_or_insert((a.base_offset, a.log_start));

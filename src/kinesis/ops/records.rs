@@ -6,14 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::shapes::{hash_range, HashKeyRange};
 use super::Ctx;
-use std::ops::Range;
 
+use crate::core::catalog::shard_id;
 use crate::core::catalog::Shard;
-use crate::core::catalog::{shard_id, KeyHash};
-use crate::core::error::CoreError;
-use crate::core::hashing::md5_hash_key;
 use crate::core::seqno::{is_decimal_sequence, SeqNo};
-use crate::core::{now_ms, IteratorStart, PutInput, ReadRecord};
+use crate::core::{now_ms, IteratorStart, PutInput, PutReport, ReadRecord, UserRecord};
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
 use crate::protocol::kinesis::aggregation;
@@ -42,6 +39,8 @@ pub struct PutRecordOutput {
     encryption_type: &'static str,
 }
 
+/// A request record, with its KPL user records when its data is an aggregate (§4g): a
+/// record that fails any aggregate check is stored unchanged, as KCL would pass it through.
 fn put_input(
     data: Option<Blob>,
     partition_key: Option<String>,
@@ -54,114 +53,46 @@ fn put_input(
     let explicit_hash_key = explicit_hash_key
         .map(|h| validate::hash_key(&h, &format!("{at}explicitHashKey")))
         .transpose()?;
+    let user_records = aggregation::split(&data.0).map(|users| {
+        users
+            .into_iter()
+            .map(|u| UserRecord {
+                partition_key: u.partition_key,
+                data: u.data,
+                explicit_hash_key: u.explicit_hash_key,
+            })
+            .collect()
+    });
     Ok(PutInput {
         partition_key,
         data: data.0,
         explicit_hash_key,
-        route_hash: None,
+        user_records,
     })
 }
 
-/// Where one request record landed: its shard and sequence number.
-struct Placed {
-    shard_id: String,
-    sequence_number: String,
+/// Writes request records through the core and counts what was written.
+async fn put(ctx: &Ctx, name: &str, inputs: Vec<PutInput>) -> Result<PutReport, ApiError> {
+    let report = ctx.core.put_records(name, inputs).await?;
+    crate::observe::metrics().written(
+        "kinesis",
+        name,
+        report.written_records,
+        report.written_bytes,
+    );
+    Ok(report)
 }
 
-/// Writes request records, splitting KPL aggregates into their user records first
-/// (reference §4g). Each request record answers with its first user record's sequence
-/// number and the shard the KPL predicted for it (the one whose range holds the aggregate's
-/// hash key), so the KPL's wrong-shard check stays quiet. A record fails if any part fails.
-async fn put_split(
-    ctx: &Ctx,
-    name: &str,
-    inputs: Vec<PutInput>,
-) -> Result<Vec<Result<Placed, CoreError>>, ApiError> {
-    let stream = ctx.core.stream(name)?;
-    // Kinesis limits apply to the records as sent, before any aggregate is split (§4g).
-    let limit = stream.max_record_kib as usize * 1024;
-    for r in &inputs {
-        let size = r.data.len() + r.partition_key.len();
-        if size > limit {
-            return Err(CoreError::InvalidArgument(format!(
-                "Record size {size} bytes (data plus partition key) exceeds the maximum record size of {} KiB for stream {name}.",
-                stream.max_record_kib
-            ))
-            .into());
-        }
-    }
-    let mut parts: Vec<PutInput> = Vec::with_capacity(inputs.len());
-    // Per request record: its parts, and the predicted shard when it was an aggregate.
-    let mut spans: Vec<(Range<usize>, Option<u32>)> = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let start = parts.len();
-        match aggregation::split(&input.data) {
-            Some(users) => {
-                let outer_hash = input
-                    .explicit_hash_key
-                    .unwrap_or_else(|| md5_hash_key(input.partition_key.as_bytes()));
-                let keep_together = stream.key_hash != KeyHash::KafkaMurmur2;
-                parts.extend(users.into_iter().map(|u| PutInput {
-                    partition_key: u.partition_key,
-                    data: u.data,
-                    explicit_hash_key: u.explicit_hash_key,
-                    route_hash: keep_together.then_some(outer_hash),
-                }));
-                // Kept together, the parts land on the predicted shard by construction and
-                // report it from the write itself; spread by murmur2, they report the shard
-                // whose advertised range the KPL predicted.
-                let predicted = if keep_together {
-                    None
-                } else {
-                    stream.shard_for_hash(outer_hash).map(|s| s.partition)
-                };
-                spans.push((start..parts.len(), predicted));
-            }
-            None => {
-                parts.push(input);
-                spans.push((start..parts.len(), None));
-            }
-        }
-    }
-    let written: u64 = parts
-        .iter()
-        .map(|p| (p.data.len() + p.partition_key.len()) as u64)
-        .sum();
-    let count = parts.len() as u64;
-    let results = ctx.core.put_records(name, parts).await?;
-    let failed = results.iter().filter(|r| r.is_err()).count() as u64;
-    crate::observe::metrics().written("kinesis", name, count - failed, written);
-    let mut results = results.into_iter();
-    let mut out = Vec::with_capacity(spans.len());
-    for (range, predicted) in spans {
-        let mut first: Option<Result<Placed, CoreError>> = None;
-        for r in results.by_ref().take(range.len()) {
-            match (r, &first) {
-                (Ok(o), None) => {
-                    first = Some(Ok(Placed {
-                        shard_id: shard_id(predicted.unwrap_or(o.partition)),
-                        sequence_number: o.sequence_number,
-                    }))
-                }
-                (Err(e), None | Some(Ok(_))) => first = Some(Err(e)),
-                _ => {}
-            }
-        }
-        out.push(first.expect("every request record has a part"));
-    }
-    Ok(out)
-}
-
-fn encryption(ctx: &Ctx, stream: &str) -> &'static str {
-    match ctx.core.stream(stream) {
-        Ok(s) if s.encryption_key.is_some() => "KMS",
-        _ => "NONE",
+fn encryption_type(report: &PutReport) -> &'static str {
+    if report.encrypted {
+        "KMS"
+    } else {
+        "NONE"
     }
 }
 
 pub async fn put_record(ctx: Arc<Ctx>, i: PutRecordInput) -> Result<PutRecordOutput, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    ctx.core.discover(&name).await;
     if let Some(s) = &i.sequence_number_for_ordering {
         if !is_decimal_sequence(s) {
             return Err(ApiError::constraint(
@@ -172,14 +103,13 @@ pub async fn put_record(ctx: Arc<Ctx>, i: PutRecordInput) -> Result<PutRecordOut
         }
     }
     let input = put_input(i.data, i.partition_key, i.explicit_hash_key, "")?;
-    let outcome = put_split(&ctx, &name, vec![input])
-        .await?
-        .pop()
-        .expect("one result per record")?;
+    let mut report = put(&ctx, &name, vec![input]).await?;
+    let encryption_type = encryption_type(&report);
+    let outcome = report.outcomes.pop().expect("one outcome per record")?;
     Ok(PutRecordOutput {
-        shard_id: outcome.shard_id,
+        shard_id: shard_id(outcome.partition),
         sequence_number: outcome.sequence_number,
-        encryption_type: encryption(&ctx, &name),
+        encryption_type,
     })
 }
 
@@ -235,7 +165,6 @@ pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecords
         )));
     }
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    ctx.core.discover(&name).await;
     let inputs = records
         .into_iter()
         .enumerate()
@@ -257,14 +186,16 @@ pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecords
             "Records size {total} bytes exceeds the limit of {MAX_PUT_RECORDS_BYTES} bytes for a PutRecords request."
         )));
     }
-    let results = put_split(&ctx, &name, inputs).await?;
+    let report = put(&ctx, &name, inputs).await?;
+    let encryption_type = encryption_type(&report);
     let mut failed = 0;
-    let records = results
+    let records = report
+        .outcomes
         .into_iter()
         .map(|r| match r {
             Ok(o) => PutRecordsResultEntry {
                 sequence_number: Some(o.sequence_number),
-                shard_id: Some(o.shard_id),
+                shard_id: Some(shard_id(o.partition)),
                 error_code: None,
                 error_message: None,
             },
@@ -282,7 +213,7 @@ pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecords
     Ok(PutRecordsOutput {
         failed_record_count: failed,
         records,
-        encryption_type: encryption(&ctx, &name),
+        encryption_type,
     })
 }
 

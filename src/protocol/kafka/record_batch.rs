@@ -2,6 +2,8 @@
 //! Owns the fixed header layout, CRC-32C checks and offset assignment. Record-level encoding
 //! lives in `records.rs` (through the kafka-protocol crate).
 
+use bytes::BytesMut;
+
 /// Bytes before the records: base offset … record count.
 pub const HEADER_LEN: usize = 61;
 /// Bytes before `batchLength` ends; `batchLength` counts everything after it.
@@ -155,6 +157,76 @@ pub fn set_producer(buf: &mut [u8], producer_id: i64, epoch: i16, base_sequence:
     buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
     let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
     buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A whole RecordBatch v2 whose header is parsed and whose CRC holds: checked once where it
+/// entered strait (`check`, `split_first`), or built by strait's encoder, which computed the
+/// CRC. Storage takes only these, so no layer checks a batch a second time.
+#[derive(Debug, Clone)]
+pub struct CheckedBatch {
+    bytes: BytesMut,
+    header: BatchHeader,
+}
+
+impl CheckedBatch {
+    /// Checks a buffer holding exactly one batch.
+    pub fn check(bytes: BytesMut) -> Result<CheckedBatch, BatchError> {
+        let header = check_batch(&bytes)?;
+        if header.total_len != bytes.len() {
+            return Err(BatchError::Malformed(
+                "trailing bytes after the record batch",
+            ));
+        }
+        Ok(CheckedBatch { bytes, header })
+    }
+
+    /// Checks the first batch of `buf` (a Produce's records may hold several) and copies it
+    /// out: one header parse and one CRC per batch.
+    pub fn split_first(buf: &[u8]) -> Result<CheckedBatch, BatchError> {
+        let header = check_batch(buf)?;
+        Ok(CheckedBatch {
+            bytes: BytesMut::from(&buf[..header.total_len]),
+            header,
+        })
+    }
+
+    /// A batch the kafka-protocol encoder has just written for strait (`records::encode_batch`,
+    /// the Kafka backend's metadata records): the encoder computed the CRC, so it is not
+    /// checked again. Never for bytes that came from outside.
+    pub fn encoded(bytes: BytesMut) -> CheckedBatch {
+        let header = parse_header(&bytes).expect("the encoder writes a valid header");
+        CheckedBatch { bytes, header }
+    }
+
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Assigns the base offset (outside the CRC) and the leader epoch strait reports (−1).
+    pub fn place_at(&mut self, base_offset: i64) {
+        set_base_offset(&mut self.bytes, base_offset);
+        set_partition_leader_epoch(&mut self.bytes, -1);
+        self.header.base_offset = base_offset;
+    }
+
+    pub fn into_bytes(self) -> BytesMut {
+        self.bytes
+    }
+
+    pub fn freeze(self) -> bytes::Bytes {
+        self.bytes.freeze()
+    }
+}
+
+impl std::ops::Deref for CheckedBatch {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 #[cfg(test)]

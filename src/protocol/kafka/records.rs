@@ -4,6 +4,8 @@
 //! partition key ⇄ key, Data ⇄ value and arrival time ⇄ timestamp.
 
 use bytes::{Bytes, BytesMut};
+
+use super::record_batch::CheckedBatch;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -33,7 +35,7 @@ pub struct StoredRecord {
 
 /// Encodes records as one uncompressed RecordBatch v2 with base offset 0; the log assigns
 /// the real base offset.
-pub fn encode_batch(records: &[NewRecord]) -> BytesMut {
+pub fn encode_batch(records: &[NewRecord]) -> CheckedBatch {
     let kafka: Vec<Record> = records
         .iter()
         .enumerate()
@@ -74,7 +76,7 @@ pub fn encode_batch(records: &[NewRecord]) -> BytesMut {
     };
     RecordBatchEncoder::encode(&mut buf, &kafka, &options)
         .expect("encoding uncompressed records into memory cannot fail");
-    buf
+    CheckedBatch::encoded(buf)
 }
 
 /// Decodes one stored batch (already CRC-checked by the log) into records.
@@ -115,7 +117,7 @@ mod tests {
                 explicit_hash_key: (i == 1).then(|| "42".to_string()),
             })
             .collect();
-        let mut b = encode_batch(&recs);
+        let mut b = encode_batch(&recs).into_bytes();
         record_batch::set_base_offset(&mut b, 500);
         let out = decode_batch(b.freeze()).unwrap();
         assert_eq!(out.len(), 3);
