@@ -2,7 +2,9 @@
 //! length-prefixed frames, answers them in order (pipelined requests wait their turn, as in
 //! Kafka), and closes where Kafka closes: oversized frames, unknown APIs, undecodable requests.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use crate::observe::metrics::RequestMetric;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
@@ -118,7 +120,7 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
     };
     let started = std::time::Instant::now();
     let response = handlers::handle(ctx, &conn, request, version).await;
-    crate::observe::metrics().request("kafka", versions::api_name(key as i16), started.elapsed());
+    request_metric(key).observe(started.elapsed());
     let Some(response) = response else {
         return Ok(None);
     };
@@ -128,6 +130,20 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
         &response,
         version,
     )?))
+}
+
+/// Each served API's request metrics, resolved once.
+fn request_metric(key: ApiKey) -> &'static RequestMetric {
+    static BY_KEY: OnceLock<Vec<RequestMetric>> = OnceLock::new();
+    let by_key = BY_KEY.get_or_init(|| {
+        let last = versions::SERVED.iter().map(|(k, _, _)| *k as usize).max();
+        (0..=last.unwrap_or(0))
+            .map(|k| {
+                crate::observe::metrics().request_metric("kafka", versions::api_name(k as i16))
+            })
+            .collect()
+    });
+    &by_key[key as usize]
 }
 
 fn encode(

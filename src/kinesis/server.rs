@@ -156,18 +156,17 @@ pub async fn handle(
     };
     let started = std::time::Instant::now();
     // The operation label comes from the table, so unknown targets share one label.
-    let operation = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .and_then(ops::find)
-        .map_or("unknown", |o| o.name);
+    let metric = ops::request_metric(
+        parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.strip_prefix(TARGET_PREFIX)),
+    );
     let result = dispatch(ctx, max_body, &parts, body, protocol).await;
-    let m = crate::observe::metrics();
-    m.request("kinesis", operation, started.elapsed());
+    metric.observe(started.elapsed());
     if let Err(e) = &result {
-        m.error("kinesis", e.code);
+        crate::observe::metrics().error("kinesis", e.code);
     }
     Ok(match result {
         Ok(Answer::Body(bytes)) => {

@@ -242,12 +242,18 @@ impl Metrics {
     }
 
     pub fn request(&self, protocol: &str, operation: &str, took: Duration) {
-        self.requests
-            .with_label_values(&[protocol, operation])
-            .inc();
-        self.request_seconds
-            .with_label_values(&[protocol, operation])
-            .observe(took.as_secs_f64());
+        self.request_metric(protocol, operation).observe(took);
+    }
+
+    /// The counter and timer of one (protocol, operation), for a front end to resolve once
+    /// per entry of its operations table rather than per request.
+    pub fn request_metric(&self, protocol: &str, operation: &str) -> RequestMetric {
+        RequestMetric {
+            count: self.requests.with_label_values(&[protocol, operation]),
+            seconds: self
+                .request_seconds
+                .with_label_values(&[protocol, operation]),
+        }
     }
 
     pub fn error(&self, protocol: &str, error: &str) {
@@ -407,6 +413,19 @@ impl EfoLag {
 impl Drop for EfoLag {
     fn drop(&mut self) {
         self.metrics.efo_subscriptions_lag.lock().remove(&self.id);
+    }
+}
+
+/// One (protocol, operation)'s request counter and duration histogram.
+pub struct RequestMetric {
+    count: prometheus::IntCounter,
+    seconds: prometheus::Histogram,
+}
+
+impl RequestMetric {
+    pub fn observe(&self, took: Duration) {
+        self.count.inc();
+        self.seconds.observe(took.as_secs_f64());
     }
 }
 

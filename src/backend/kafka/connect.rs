@@ -90,7 +90,7 @@ impl Connector {
     }
 
     pub async fn connect(&self, addr: &str) -> Result<BrokerStream, String> {
-        // AWS credentials may need a trip to STS first, on its own clock (`aws_credentials`):
+        // AWS credentials may need a trip to STS first, on its own clock (`protocol::aws::credentials`):
         // connections waiting for one exchange must not spend their broker timeout on it.
         let aws = match self.sasl.as_ref().and_then(|c| c.aws.as_ref()) {
             Some(provider) => Some(

@@ -16,7 +16,7 @@ mod tags;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use crate::core::Core;
+use crate::observe::metrics::RequestMetric;
 use crate::protocol::kinesis::codec::{self, Protocol};
 
 /// What a handler gets: the core and the identity the ARNs are built from.
@@ -178,6 +179,23 @@ pub static OPERATIONS: &[Operation] = &[
 
 pub fn find(name: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.name == name)
+}
+
+/// The request metrics of the operation a target names (`unknown` for any other), resolved
+/// once per table entry.
+pub fn request_metric(name: Option<&str>) -> &'static RequestMetric {
+    static BY_OPERATION: OnceLock<Vec<RequestMetric>> = OnceLock::new();
+    let all = BY_OPERATION.get_or_init(|| {
+        let m = crate::observe::metrics();
+        OPERATIONS
+            .iter()
+            .map(|o| o.name)
+            .chain(["unknown"])
+            .map(|name| m.request_metric("kinesis", name))
+            .collect()
+    });
+    let at = name.and_then(|n| OPERATIONS.iter().position(|o| o.name == n));
+    &all[at.unwrap_or(OPERATIONS.len())]
 }
 
 #[cfg(test)]

@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(
             crate_versions(),
             REVIEWED_CRATE_VERSIONS,
-            "kafka-protocol's versions changed: review src/kafka/versions.rs against them, then update crate_versions.txt"
+            "kafka-protocol's versions changed: review src/protocol/kafka/versions.rs against them, then update crate_versions.txt"
         );
     }
 

@@ -1,7 +1,7 @@
 """/metrics of the Kafka-backend strait after every suite above ran through it: both protocols'
 requests and records are counted, and the backend series show strait's own calls to the cluster
-(the Kinesis side's log calls and its requests to brokers), and a Kafka group's lag is read
-from the cluster. STRAIT_ADMIN is host:port of the admin listener, STRAIT_KAFKA strait's Kafka
+(the Kinesis side's log calls and its requests to brokers), a GetRecords asks the cluster once
+(plus one ListOffsets when behind), and a Kafka group's lag is read from the cluster. STRAIT_ADMIN is host:port of the admin listener, STRAIT_KAFKA strait's Kafka
 port (tests/interop/lib/strait.sh exports both), KAFKA_BOOTSTRAP the broker.
 """
 
@@ -53,6 +53,46 @@ def backend_calls_counted():
     require(total(s, "strait_kafka_broker_request_errors_total") > 0, "no broker request failure counted")
 
 
+def backend_calls(operation):
+    return total(scrape(), "strait_backend_request_duration_seconds_count", backend="kafka",
+                 operation=operation)
+
+
+def get_records_asks_the_cluster_once():
+    """A GetRecords that is behind costs one log read (one Fetch, whose answer carries the log
+    start and high watermark) and one newest-timestamp lookup (one ListOffsets), and no offsets
+    lookup; one that catches up costs the read alone. Counted with the backend call metrics,
+    which only the core's calls move (the metadata tailer and scrapes use the log unmetered)."""
+    import boto3
+    from botocore.config import Config
+    k = boto3.client("kinesis", endpoint_url=os.environ["STRAIT_ENDPOINT"], region_name="us-east-1",
+                     aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+                     config=Config(retries={"max_attempts": 1}))
+    name = f"calls-{uuid.uuid4().hex[:8]}"
+    k.create_stream(StreamName=name, ShardCount=1)
+    deadline = time.time() + 30
+    while k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        require(time.time() < deadline, f"{name} not ACTIVE")
+        time.sleep(0.2)
+    k.put_records(StreamName=name, Records=[{"Data": b"x%d" % i, "PartitionKey": "k"} for i in range(20)])
+    it = k.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000",
+                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    ops = ("read", "offsets", "max_timestamp_batch")
+    before = [backend_calls(op) for op in ops]
+    behind = k.get_records(ShardIterator=it, Limit=5)
+    after = [backend_calls(op) for op in ops]
+    require(len(behind["Records"]) == 5 and behind["MillisBehindLatest"] >= 0, f"{behind}")
+    got = [a - b for a, b in zip(after, before)]
+    require(got == [1, 0, 1], f"(read, offsets, max_timestamp_batch) for a reader behind: {got}")
+    before = after
+    rest = k.get_records(ShardIterator=behind["NextShardIterator"], Limit=100)
+    after = [backend_calls(op) for op in ops]
+    require(len(rest["Records"]) == 15 and rest["MillisBehindLatest"] == 0, f"{rest}")
+    got = [a - b for a, b in zip(after, before)]
+    require(got == [1, 0, 0], f"(read, offsets, max_timestamp_batch) for a reader catching up: {got}")
+    k.delete_stream(StreamName=name)
+
+
 def group_lag_read_from_the_cluster():
     """A group committed through strait; its lag comes from the cluster (ListGroups, OffsetFetch,
     ListOffsets), refreshed at most every 15 s, so this waits up to 20 s for the exact value."""
@@ -84,4 +124,5 @@ def group_lag_read_from_the_cluster():
 check("consumer-group lag is read from the cluster", group_lag_read_from_the_cluster)
 check("/metrics counts both protocols after the suites", both_protocols_counted)
 check("/metrics times strait's own calls to the Kafka cluster", backend_calls_counted)
+check("a GetRecords behind costs one Fetch and one ListOffsets", get_records_asks_the_cluster_once)
 finish()
