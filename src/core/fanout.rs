@@ -146,7 +146,7 @@ impl Core {
         tags: std::collections::BTreeMap<String, String>,
     ) -> CoreResult<Consumer> {
         let account = self.account_id.clone();
-        self.update_stream(stream, |s| {
+        self.update_stream::<_, CoreError>(stream, |s| {
             let now = now_ms();
             s.consumers.retain(|c| c.status(now).is_some());
             if s.consumers.iter().any(|c| c.name == name) {
@@ -177,7 +177,7 @@ impl Core {
     pub async fn deregister_consumer(&self, stream: &str, name: &str) -> CoreResult<Consumer> {
         let account = self.account_id.clone();
         let out = self
-            .update_stream(stream, |s| {
+            .update_stream::<_, CoreError>(stream, |s| {
                 let now = now_ms();
                 s.consumers.retain(|c| c.status(now).is_some());
                 let c = s

@@ -301,12 +301,13 @@ impl Core {
     }
 
     /// Applies a change to a stream's attributes and persists it. `change` validates first
-    /// and leaves the stream untouched when it fails.
-    pub async fn update_stream<T>(
+    /// and leaves the stream untouched when it fails; it answers in its caller's error type,
+    /// so a front end refuses a change with its own protocol's error.
+    pub async fn update_stream<T, E: From<CoreError>>(
         &self,
         name: &str,
-        change: impl FnOnce(&mut Stream) -> CoreResult<T>,
-    ) -> CoreResult<T> {
+        change: impl FnOnce(&mut Stream) -> Result<T, E>,
+    ) -> Result<T, E> {
         let _admin = self.admin.lock().await;
         let entry = self.entry(name)?;
         let mut next = (*self.latest(name, &entry).await?).clone();
@@ -314,7 +315,8 @@ impl Core {
         if next.retention_hours != entry.snapshot().retention_hours {
             self.log
                 .set_retention(name, Some(retention_ms(next.retention_hours)))
-                .await?;
+                .await
+                .map_err(CoreError::from)?;
         }
         self.persist(&next).await?;
         *entry.state.write() = Arc::new(next);

@@ -116,7 +116,7 @@ pub async fn create_topics(ctx: &KafkaCtx, r: CreateTopicsRequest) -> CreateTopi
         if let (Ok(()), Some(hours)) = (&created, retention) {
             let _ = ctx
                 .core
-                .update_stream(&name, |s| {
+                .update_stream::<_, CoreError>(&name, |s| {
                     s.retention_hours = hours;
                     Ok(())
                 })
@@ -192,29 +192,32 @@ pub async fn create_partitions(
     for t in r.topics {
         let name = t.name.0.to_string();
         let res = if t.count < 1 {
-            Err(CoreError::InvalidArgument(format!(
-                "partition count {} must be positive",
-                t.count
-            )))
-        } else if r.validate_only {
-            ctx.core.stream(&name).map(|_| ())
+            Err((
+                error::of(ResponseError::InvalidPartitions),
+                format!("partition count {} must be positive", t.count),
+            ))
         } else {
-            ctx.core.add_partitions(&name, t.count as u32).await
+            let done = if r.validate_only {
+                ctx.core.stream(&name).map(|_| ())
+            } else {
+                ctx.core.add_partitions(&name, t.count as u32).await
+            };
+            done.map_err(|e| {
+                let code = match &e {
+                    CoreError::InvalidArgument(_) => error::of(ResponseError::InvalidPartitions),
+                    other => error::code(other),
+                };
+                (code, e.to_string())
+            })
         };
         results.push(match res {
             Ok(()) => CreatePartitionsTopicResult::default()
                 .with_name(t.name)
                 .with_error_code(NONE),
-            Err(e) => {
-                let code = match &e {
-                    CoreError::InvalidArgument(_) => error::of(ResponseError::InvalidPartitions),
-                    other => error::code(other),
-                };
-                CreatePartitionsTopicResult::default()
-                    .with_name(t.name)
-                    .with_error_code(code)
-                    .with_error_message(Some(str_bytes(&e.to_string())))
-            }
+            Err((code, message)) => CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(code)
+                .with_error_message(Some(str_bytes(&message))),
         });
     }
     CreatePartitionsResponse::default().with_results(results)
@@ -325,7 +328,7 @@ pub async fn incremental_alter_configs(
         let result = match (hours, r.validate_only) {
             (Some(h), false) => {
                 ctx.core
-                    .update_stream(&res.resource_name, |s| {
+                    .update_stream::<_, CoreError>(&res.resource_name, |s| {
                         s.retention_hours = h;
                         Ok(())
                     })

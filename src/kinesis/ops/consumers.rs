@@ -240,11 +240,10 @@ pub async fn list_stream_consumers(ctx: Arc<Ctx>, i: ListInput) -> Result<ListOu
         // A timestamp names one incarnation of the stream; another one's consumers are not
         // this caller's.
         if ts.0 / 1000 != s.created_ms / 1000 {
-            return Err(crate::core::error::CoreError::StreamNotFound {
-                stream,
-                account: ctx.core.account_id().to_string(),
-            }
-            .into());
+            return Err(ApiError::resource_not_found(format!(
+                "Stream {stream} under account {} not found.",
+                ctx.core.account_id()
+            )));
         }
     }
     let skip = match &i.next_token {

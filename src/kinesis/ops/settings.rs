@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::shapes::{Empty, StreamModeDetails};
 use super::Ctx;
-use crate::core::error::CoreError;
 use crate::core::{MAX_RETENTION_HOURS, MIN_RETENTION_HOURS};
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{int_range, required, resolve_stream, stream_name_from_arn};
@@ -44,9 +43,9 @@ fn retention_hours(i: &RetentionInput) -> Result<(String, u32), ApiError> {
 pub async fn increase_retention(ctx: Arc<Ctx>, i: RetentionInput) -> Result<Empty, ApiError> {
     let (name, hours) = retention_hours(&i)?;
     ctx.core
-        .update_stream(&name, |s| {
+        .update_stream::<_, ApiError>(&name, |s| {
             if hours < s.retention_hours {
-                return Err(CoreError::InvalidArgument(format!(
+                return Err(ApiError::invalid_argument(format!(
                     "Requested retention period ({hours} hours) for stream {} can not be shorter than existing retention period ({} hours). Use DecreaseRetentionPeriod API.",
                     s.name, s.retention_hours
                 )));
@@ -61,9 +60,9 @@ pub async fn increase_retention(ctx: Arc<Ctx>, i: RetentionInput) -> Result<Empt
 pub async fn decrease_retention(ctx: Arc<Ctx>, i: RetentionInput) -> Result<Empty, ApiError> {
     let (name, hours) = retention_hours(&i)?;
     ctx.core
-        .update_stream(&name, |s| {
+        .update_stream::<_, ApiError>(&name, |s| {
             if hours > s.retention_hours {
-                return Err(CoreError::InvalidArgument(format!(
+                return Err(ApiError::invalid_argument(format!(
                     "Requested retention period ({hours} hours) for stream {} can not be longer than existing retention period ({} hours). Use IncreaseRetentionPeriod API.",
                     s.name, s.retention_hours
                 )));
@@ -115,9 +114,9 @@ pub async fn update_stream_mode(
     let name = stream_name_from_arn(&required(i.stream_arn, "streamARN")?)?;
     let mode = required(i.stream_mode_details, "streamModeDetails")?.parse()?;
     ctx.core
-        .update_stream(&name, |s| {
+        .update_stream::<_, ApiError>(&name, |s| {
             if s.mode == mode {
-                return Err(CoreError::InvalidArgument(format!(
+                return Err(ApiError::invalid_argument(format!(
                     "Stream {} is already in {} mode.",
                     s.name,
                     mode.as_str()
@@ -172,7 +171,7 @@ fn encryption_args(i: EncryptionInput) -> Result<(String, String), ApiError> {
 pub async fn start_encryption(ctx: Arc<Ctx>, i: EncryptionInput) -> Result<Empty, ApiError> {
     let (name, key) = encryption_args(i)?;
     ctx.core
-        .update_stream(&name, |s| {
+        .update_stream::<_, ApiError>(&name, |s| {
             s.encryption_key = Some(key);
             Ok(())
         })
@@ -183,7 +182,7 @@ pub async fn start_encryption(ctx: Arc<Ctx>, i: EncryptionInput) -> Result<Empty
 pub async fn stop_encryption(ctx: Arc<Ctx>, i: EncryptionInput) -> Result<Empty, ApiError> {
     let (name, _) = encryption_args(i)?;
     ctx.core
-        .update_stream(&name, |s| {
+        .update_stream::<_, ApiError>(&name, |s| {
             s.encryption_key = None;
             Ok(())
         })
@@ -249,7 +248,7 @@ async fn set_monitoring(
     }
     let (current, desired) = ctx
         .core
-        .update_stream(&name, |s| {
+        .update_stream::<_, ApiError>(&name, |s| {
             let current: Vec<String> = s.shard_level_metrics.iter().cloned().collect();
             if enable {
                 s.shard_level_metrics.extend(wanted);
@@ -302,7 +301,7 @@ pub async fn update_max_record_size(
         10240,
     )? as u32;
     ctx.core
-        .update_stream(&name, |s| {
+        .update_stream::<_, ApiError>(&name, |s| {
             s.max_record_kib = kib;
             Ok(())
         })

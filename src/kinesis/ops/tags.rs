@@ -138,11 +138,11 @@ async fn add_resource_tags(
     check_tags(&tags, 0)?;
     let account = ctx.core.account_id().to_string();
     ctx.core
-        .update_stream(resource.stream(), |s| {
+        .update_stream::<_, ApiError>(resource.stream(), |s| {
             let name = s.name.clone();
             let have = resource.tags_in(s, &account)?;
             if have.len() + tags.keys().filter(|k| !have.contains_key(*k)).count() > MAX_TAGS {
-                return Err(CoreError::LimitExceeded(format!(
+                return Err(ApiError::limit_exceeded(format!(
                     "A resource may have at most {MAX_TAGS} tags; this one in stream {name} has {}.",
                     have.len()
                 )));
@@ -174,7 +174,7 @@ async fn remove_resource_tags(
     }
     let account = ctx.core.account_id().to_string();
     ctx.core
-        .update_stream(resource.stream(), |s| {
+        .update_stream::<_, ApiError>(resource.stream(), |s| {
             let have = resource.tags_in(s, &account)?;
             for k in &keys {
                 have.remove(k);
