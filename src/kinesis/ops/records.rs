@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use super::shapes::{hash_range, HashKeyRange};
+use super::shapes::hash_range;
 use super::Ctx;
 
 use crate::core::catalog::shard_id;
@@ -15,29 +13,14 @@ use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, required, resolve_stream};
 use crate::protocol::kinesis::aggregation;
 use crate::protocol::kinesis::codec::{Blob, Timestamp};
+use crate::protocol::kinesis::shapes::{
+    ChildShard, GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput,
+    PutRecordInput, PutRecordOutput, PutRecordsInput, PutRecordsOutput, PutRecordsResultEntry,
+    Record,
+};
 
 /// The largest PutRecords request, counting data and partition keys.
 const MAX_PUT_RECORDS_BYTES: usize = 10 << 20;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    data: Option<Blob>,
-    partition_key: Option<String>,
-    explicit_hash_key: Option<String>,
-    sequence_number_for_ordering: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordOutput {
-    shard_id: String,
-    sequence_number: String,
-    encryption_type: &'static str,
-}
 
 /// A request record, with its KPL user records when its data is an aggregate (§4g): a
 /// record that fails any aggregate check is stored unchanged, as KCL would pass it through.
@@ -109,46 +92,8 @@ pub async fn put_record(ctx: Arc<Ctx>, i: PutRecordInput) -> Result<PutRecordOut
     Ok(PutRecordOutput {
         shard_id: shard_id(outcome.partition),
         sequence_number: outcome.sequence_number,
-        encryption_type,
+        encryption_type: encryption_type.into(),
     })
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordsEntry {
-    data: Option<Blob>,
-    explicit_hash_key: Option<String>,
-    partition_key: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordsInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    records: Option<Vec<PutRecordsEntry>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordsResultEntry {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sequence_number: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shard_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_message: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordsOutput {
-    failed_record_count: usize,
-    records: Vec<PutRecordsResultEntry>,
-    encryption_type: &'static str,
 }
 
 pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecordsOutput, ApiError> {
@@ -204,7 +149,7 @@ pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecords
                 PutRecordsResultEntry {
                     sequence_number: None,
                     shard_id: None,
-                    error_code: Some("InternalFailure"),
+                    error_code: Some("InternalFailure".into()),
                     error_message: Some("Internal Service Failure".into()),
                 }
             }
@@ -213,26 +158,8 @@ pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecords
     Ok(PutRecordsOutput {
         failed_record_count: failed,
         records,
-        encryption_type,
+        encryption_type: encryption_type.into(),
     })
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GetShardIteratorInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    shard_id: Option<String>,
-    shard_iterator_type: Option<String>,
-    starting_sequence_number: Option<String>,
-    timestamp: Option<Timestamp>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GetShardIteratorOutput {
-    shard_iterator: String,
 }
 
 /// An iterator start from its type and the members that go with it (GetShardIterator and
@@ -332,52 +259,13 @@ pub async fn get_shard_iterator(
     Ok(GetShardIteratorOutput { shard_iterator })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GetRecordsInput {
-    shard_iterator: Option<String>,
-    limit: Option<i64>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RecordOut {
-    sequence_number: String,
-    approximate_arrival_timestamp: Timestamp,
-    data: Blob,
-    partition_key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    encryption_type: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ChildShard {
-    shard_id: String,
-    parent_shards: Vec<String>,
-    hash_key_range: HashKeyRange,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GetRecordsOutput {
-    records: Vec<RecordOut>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_shard_iterator: Option<String>,
-    millis_behind_latest: i64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    child_shards: Vec<ChildShard>,
-}
-
-pub fn record_out(r: ReadRecord, encryption: Option<&'static str>) -> RecordOut {
-    RecordOut {
+pub fn record_out(r: ReadRecord, encryption: Option<&'static str>) -> Record {
+    Record {
         sequence_number: r.sequence_number,
         approximate_arrival_timestamp: Timestamp(r.arrival_ms),
         data: Blob(r.data),
         partition_key: r.partition_key,
-        encryption_type: encryption,
+        encryption_type: encryption.map(Into::into),
     }
 }
 

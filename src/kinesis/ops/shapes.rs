@@ -6,33 +6,7 @@ use super::Ctx;
 use crate::core::catalog::{shard_id, Shard, Stream, StreamMode};
 use crate::core::seqno::SeqNo;
 use crate::kinesis::error::ApiError;
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HashKeyRange {
-    pub starting_hash_key: String,
-    pub ending_hash_key: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct SequenceNumberRange {
-    pub starting_sequence_number: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ending_sequence_number: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ShardOut {
-    pub shard_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_shard_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub adjacent_parent_shard_id: Option<String>,
-    pub hash_key_range: HashKeyRange,
-    pub sequence_number_range: SequenceNumberRange,
-}
+pub use crate::protocol::kinesis::shapes::{HashKeyRange, SequenceNumberRange, Shard as ShardOut};
 
 pub fn hash_range(s: &Shard) -> HashKeyRange {
     HashKeyRange {

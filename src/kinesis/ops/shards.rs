@@ -2,48 +2,15 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::paging;
-use super::shapes::{shard_out, ShardOut};
+use super::shapes::shard_out;
 use super::Ctx;
 use crate::core::catalog::{parse_shard_id, Shard, Stream};
 use crate::core::now_ms;
 use crate::core::retention_ms;
 use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, int_range, resolve_stream};
-use crate::protocol::kinesis::codec::Timestamp;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ShardFilterInput {
-    #[serde(rename = "Type")]
-    kind: Option<String>,
-    shard_id: Option<String>,
-    timestamp: Option<Timestamp>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListShardsInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    next_token: Option<String>,
-    exclusive_start_shard_id: Option<String>,
-    max_results: Option<i64>,
-    shard_filter: Option<ShardFilterInput>,
-    #[allow(dead_code)]
-    stream_creation_timestamp: Option<Timestamp>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListShardsOutput {
-    shards: Vec<ShardOut>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
-}
+use crate::protocol::kinesis::shapes::{ListShardsInput, ListShardsOutput, ShardFilter};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Filter {
@@ -56,7 +23,7 @@ enum Filter {
 }
 
 impl Filter {
-    fn parse(f: &ShardFilterInput) -> Result<Filter, ApiError> {
+    fn parse(f: &ShardFilter) -> Result<Filter, ApiError> {
         let kind = validate::required(f.kind.as_deref(), "shardFilter.type")?;
         let ts = || {
             f.timestamp.map(|t| t.0).ok_or_else(|| {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::consumers::parse_consumer_arn;
 use super::event_cache::{CachedEvent, EventKey};
-use super::records::{child_shard, iterator_start, record_out, ChildShard, RecordOut};
+use super::records::{child_shard, iterator_start, record_out};
 use super::Ctx;
 use crate::core::catalog::shard_id;
 use crate::core::error::CoreError;
@@ -24,6 +24,7 @@ use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{self, required};
 use crate::protocol::kinesis::codec::{self, Protocol, Timestamp};
 use crate::protocol::kinesis::eventstream;
+use crate::protocol::kinesis::shapes::{ChildShard, Record as RecordOut};
 
 /// An event with no records is still sent this often, so consumers can checkpoint and
 /// see MillisBehindLatest while a shard is idle.

@@ -114,7 +114,7 @@ impl<'de> Deserialize<'de> for Blob {
 }
 
 /// A point in time, in milliseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timestamp(pub i64);
 
 impl Serialize for Timestamp {

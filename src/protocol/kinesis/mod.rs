@@ -5,3 +5,4 @@
 pub mod aggregation;
 pub mod codec;
 pub mod eventstream;
+pub mod shapes;
