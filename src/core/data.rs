@@ -358,7 +358,7 @@ impl Core {
         partition: u32,
         start: IteratorStart,
     ) -> CoreResult<String> {
-        let s = self.stream(stream)?;
+        let s = self.found_stream(stream).await?;
         let shard = self.shard_of(&s, partition)?;
         let offsets = self.log.offsets(stream, partition).await?;
         let end = self

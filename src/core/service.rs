@@ -263,6 +263,7 @@ impl Core {
     /// Deletes a stream with its data and consumers. `keep_if_consumers` refuses when
     /// consumers are registered (Kinesis DeleteStream without EnforceConsumerDeletion).
     pub async fn delete_stream(&self, name: &str, keep_if_consumers: bool) -> CoreResult<()> {
+        self.discover(name).await;
         let _admin = self.admin.lock().await;
         let entry = self.entry(name)?;
         let now = now_ms();

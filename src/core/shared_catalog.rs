@@ -139,7 +139,7 @@ impl Core {
     /// A stream's attributes for Describe*: on a cluster, with the topic's own retention,
     /// which Kafka clients may have changed.
     pub async fn described(&self, name: &str) -> CoreResult<Arc<Stream>> {
-        let s = self.stream(name)?;
+        let s = self.found_stream(name).await?;
         if self.foreign_topics != ForeignTopics::Adopt {
             return Ok(s);
         }
@@ -159,7 +159,7 @@ impl Core {
     /// A stream this replica has not seen may be a topic just made on the cluster, or a
     /// stream another replica just created: look once before answering "not found". At most
     /// one look per `DISCOVER_EVERY`, so unknown names cannot flood the cluster.
-    pub async fn discover(&self, name: &str) {
+    pub(super) async fn discover(&self, name: &str) {
         if self.foreign_topics != ForeignTopics::Adopt || self.catalog.read().contains_key(name) {
             return;
         }
@@ -183,6 +183,11 @@ impl Core {
         }
         self.discover(name).await;
         self.entry(name)
+    }
+
+    /// A stream's current attributes, discovering it first when this replica does not know it.
+    pub async fn found_stream(&self, name: &str) -> CoreResult<Arc<Stream>> {
+        Ok(self.found_entry(name).await?.snapshot())
     }
 
     /// Adopts topics no stream names. The list they came from may predate a delete, or a

@@ -236,7 +236,6 @@ pub async fn get_shard_iterator(
     i: GetShardIteratorInput,
 ) -> Result<GetShardIteratorOutput, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    ctx.core.discover(&name).await;
     let shard = required(i.shard_id, "shardId")?;
     let kind = required(i.shard_iterator_type, "shardIteratorType")?;
     validate::name(&shard, "shardId")?;

@@ -120,8 +120,7 @@ pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShards
         }
         None => {
             let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-            ctx.core.discover(&name).await;
-            let filter = match &i.shard_filter {
+                    let filter = match &i.shard_filter {
                 Some(f) => Filter::parse(f)?,
                 None => Filter::FromTrimHorizon,
             };
@@ -140,7 +139,7 @@ pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShards
             (name, filter, after)
         }
     };
-    let s = ctx.core.stream(&name)?;
+    let s = ctx.core.found_stream(&name).await?;
     let now = now_ms();
     let mut rest = s
         .shards

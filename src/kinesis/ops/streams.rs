@@ -76,7 +76,6 @@ pub struct DeleteStreamInput {
 
 pub async fn delete_stream(ctx: Arc<Ctx>, i: DeleteStreamInput) -> Result<Empty, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    ctx.core.discover(&name).await;
     let enforce = i.enforce_consumer_deletion.unwrap_or(false);
     ctx.core.delete_stream(&name, !enforce).await?;
     Ok(Empty {})
@@ -121,7 +120,6 @@ pub async fn describe_stream(
     i: DescribeStreamInput,
 ) -> Result<DescribeStreamOutput, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    ctx.core.discover(&name).await;
     let limit = int_range(i.limit.unwrap_or(100), "limit", 1, 10_000)? as usize;
     let after = match &i.exclusive_start_shard_id {
         Some(id) => {
@@ -202,7 +200,6 @@ pub async fn describe_stream_summary(
     i: StreamRefInput,
 ) -> Result<DescribeStreamSummaryOutput, ApiError> {
     let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    ctx.core.discover(&name).await;
     let s = ctx.core.described(&name).await?;
     Ok(DescribeStreamSummaryOutput {
         stream_description_summary: StreamDescriptionSummary {
