@@ -161,6 +161,7 @@ impl Log for MemoryLog {
             Ok(AppendInfo {
                 base_offset: base,
                 log_append_time_ms: None,
+                log_start: p.log_start,
             })
         })
     }

@@ -52,6 +52,8 @@ pub struct AppendInfo {
     /// Set when the backend stamped the batch with its own clock (Kafka's `LogAppendTime`):
     /// the records' arrival time.
     pub log_append_time_ms: Option<i64>,
+    /// The partition's first offset as the append left it (a Produce answer carries it).
+    pub log_start: i64,
 }
 
 /// Topics of partitioned, append-only record logs.

@@ -71,6 +71,7 @@ impl Core {
         if s.key_hash == KeyHash::KinesisMd5 && self.streams_config.key_check != KeyCheck::Off {
             self.check_keys(&s, partition, &batch)?;
         }
+        let mut log_start = None;
         let appended = if header.producer_id >= 0 && !header.is_control() {
             let id = BatchIdentity {
                 producer_id: header.producer_id,
@@ -95,18 +96,25 @@ impl Core {
                     })
                 }
                 SequenceCheck::Fresh => {
-                    let base = self.log.append(stream, partition, batch).await?.base_offset;
-                    state.record(&id, base);
-                    base
+                    let at = self.log.append(stream, partition, batch).await?;
+                    state.record(&id, at.base_offset);
+                    log_start = Some(at.log_start);
+                    at.base_offset
                 }
             }
         } else {
-            self.log.append(stream, partition, batch).await?.base_offset
+            let at = self.log.append(stream, partition, batch).await?;
+            log_start = Some(at.log_start);
+            at.base_offset
         };
         self.appended.notify_waiters();
         Ok(Appended {
             base_offset: appended,
-            log_start: self.log.offsets(stream, partition).await?.log_start,
+            // A duplicate appended nothing, so the log is asked.
+            log_start: match log_start {
+                Some(start) => start,
+                None => self.log.offsets(stream, partition).await?.log_start,
+            },
         })
     }
 

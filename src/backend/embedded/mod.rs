@@ -261,10 +261,11 @@ impl Log for EmbeddedLog {
         partition: u32,
         batch: CheckedBatch,
     ) -> StorageResult<AppendInfo> {
-        let base_offset = self.partition(topic, partition)?.append(batch).await?;
+        let (base_offset, log_start) = self.partition(topic, partition)?.append(batch).await?;
         Ok(AppendInfo {
             base_offset,
             log_append_time_ms: None,
+            log_start,
         })
     }
 

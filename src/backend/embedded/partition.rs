@@ -128,9 +128,10 @@ impl PartitionLog {
         Ok(())
     }
 
-    pub async fn append(&self, mut batch: CheckedBatch) -> StorageResult<i64> {
+    /// Appends a batch; (its base offset, the log start).
+    pub async fn append(&self, mut batch: CheckedBatch) -> StorageResult<(i64, i64)> {
         self.check_healthy()?;
-        let (base, end) = {
+        let (base, end, log_start) = {
             let mut st = self.state.lock();
             let base = st.next_offset;
             batch.place_at(base);
@@ -145,7 +146,7 @@ impl PartitionLog {
             seg.note_batch(&h, pos);
             st.next_offset = h.next_offset();
             st.last_timestamp = Some(st.last_timestamp.unwrap_or(i64::MIN).max(h.max_timestamp));
-            (base, st.next_offset)
+            (base, st.next_offset, st.segments[0].base_offset)
         };
         match self.fsync {
             FsyncPolicy::Always => self.wait_durable(end).await?,
@@ -153,7 +154,7 @@ impl PartitionLog {
                 self.durable.fetch_max(end, Ordering::AcqRel);
             }
         }
-        Ok(base)
+        Ok((base, log_start))
     }
 
     /// Starts a new segment. The old one is synced first, so that a later fsync of the active
@@ -430,7 +431,7 @@ mod tests {
             .collect();
         let mut bases = Vec::new();
         for t in tasks {
-            bases.push(t.await.unwrap().unwrap());
+            bases.push(t.await.unwrap().unwrap().0);
         }
         bases.sort();
         assert_eq!(bases, (0..16).map(|i| i * 10).collect::<Vec<_>>());
@@ -503,7 +504,7 @@ mod tests {
         .await
         .expect("the second append must not hang")
         .unwrap();
-        assert_eq!(next, 1);
+        assert_eq!(next, (1, 0));
         assert_eq!(log.offsets().high_watermark, 2);
     }
 

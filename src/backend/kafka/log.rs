@@ -165,6 +165,7 @@ impl KafkaLog {
                             base_offset: p.base_offset,
                             log_append_time_ms: (p.log_append_time_ms >= 0)
                                 .then_some(p.log_append_time_ms),
+                            log_start: p.log_start_offset,
                         })
                     }
                 })

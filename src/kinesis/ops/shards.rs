@@ -120,7 +120,7 @@ pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShards
         }
         None => {
             let name = resolve_stream(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-                    let filter = match &i.shard_filter {
+            let filter = match &i.shard_filter {
                 Some(f) => Filter::parse(f)?,
                 None => Filter::FromTrimHorizon,
             };
