@@ -6,12 +6,17 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// The layers, most specific prefix first, and what each may import besides itself.
+/// The layers, most specific prefix first, and what each may import besides itself
+/// (`x::*`: every layer under `x`).
 const LAYERS: &[(&str, &[&str])] = &[
+    // Each protocol is a leaf of its own: not even the other protocols.
+    ("protocol::kafka", &[]),
+    ("protocol::kinesis", &[]),
+    ("protocol::aws", &[]),
     ("protocol", &[]),
     ("clock", &[]),
-    ("config", &["clock", "protocol"]),
-    ("observe::metrics", &["clock", "config", "protocol"]),
+    ("config", &["clock", "protocol::*"]),
+    ("observe::metrics", &["clock", "config", "protocol::*"]),
     ("listener", &["observe::metrics", "clock", "config"]),
     (
         "observe",
@@ -20,17 +25,29 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The traits and their error; each implementation below is its own layer.
     (
         "backend::memory",
-        &["backend", "protocol", "clock", "config", "observe::metrics"],
+        &[
+            "backend",
+            "protocol::*",
+            "clock",
+            "config",
+            "observe::metrics",
+        ],
     ),
     (
         "backend::embedded",
-        &["backend", "protocol", "clock", "config", "observe::metrics"],
+        &[
+            "backend",
+            "protocol::*",
+            "clock",
+            "config",
+            "observe::metrics",
+        ],
     ),
     (
         "backend::kafka",
         &[
             "backend",
-            "protocol",
+            "protocol::*",
             "clock",
             "config",
             "observe::metrics",
@@ -44,17 +61,23 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("backend::prefixed", &["backend"]),
     (
         "backend",
-        &["protocol", "clock", "config", "observe::metrics"],
+        &["protocol::*", "clock", "config", "observe::metrics"],
     ),
     (
         "core",
-        &["backend", "protocol", "clock", "config", "observe::metrics"],
+        &[
+            "backend",
+            "protocol::*",
+            "clock",
+            "config",
+            "observe::metrics",
+        ],
     ),
     (
         "kinesis",
         &[
             "core",
-            "protocol",
+            "protocol::*",
             "clock",
             "config",
             "observe::metrics",
@@ -68,7 +91,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "kafka",
             "backend::kafka::cluster",
             "backend::kafka::connect",
-            "protocol",
+            "protocol::*",
             "clock",
             "config",
             "observe::metrics",
@@ -79,7 +102,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "kafka",
         &[
             "core",
-            "protocol",
+            "protocol::*",
             "clock",
             "config",
             "observe::metrics",
@@ -98,15 +121,23 @@ fn layer_of(path: &str) -> Option<&'static str> {
 /// `backend` as an import means the traits module itself, not an implementation: an import of
 /// `backend::embedded::X` is checked against the embedded layer.
 fn allowed(from: &str, to: &str) -> bool {
-    let (Some(from_layer), Some(to_layer)) = (layer_of(from), layer_of(to)) else {
+    let Some(from_layer) = layer_of(from) else {
         return true;
+    };
+    // Nothing outside the layers (the crate root's own items) is importable from a module.
+    let Some(to_layer) = layer_of(to) else {
+        return false;
     };
     if from_layer == to_layer {
         return true;
     }
     let may: &[&str] = LAYERS.iter().find(|(l, _)| *l == from_layer).unwrap().1;
-    // An entry names a layer, or (not being one) a module inside another layer.
+    // An entry names a layer, every layer under a prefix (`protocol::*`), or (not being a
+    // layer) one module inside another layer.
     may.iter().any(|m| {
+        if let Some(prefix) = m.strip_suffix("::*") {
+            return to_layer == prefix || to_layer.starts_with(&format!("{prefix}::"));
+        }
         *m == to_layer
             || (layer_of(m) != Some(*m) && (to == *m || to.starts_with(&format!("{m}::"))))
     })
@@ -127,17 +158,35 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
     parts
 }
 
+/// The file without comments and without its inline `#[cfg(test)] mod tests { … }` block
+/// (a `mod tests;` declaration stays, and the code after either is still read).
 fn strip_comments_and_tests(text: &str) -> String {
-    let cut = text
-        .find("#[cfg(test)]\nmod tests")
-        .map_or(text, |i| &text[..i]);
-    cut.lines()
+    let code = text
+        .lines()
         .map(|l| match l.find("//") {
             Some(i) => &l[..i],
             None => l,
         })
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    let Some(start) = code.find("#[cfg(test)]\nmod tests {") else {
+        return code;
+    };
+    let mut depth = 0;
+    for (i, ch) in code[start..].char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    let end = start + i + 1;
+                    return format!("{}{}", &code[..start], &code[end..]);
+                }
+            }
+            _ => {}
+        }
+    }
+    code[..start].to_string()
 }
 
 /// Expands `a::{b, c::{d, e}}` into `a::b`, `a::c::d`, `a::c::e`.
@@ -312,6 +361,16 @@ fn the_check_catches_upward_imports() {
     ));
     assert!(allowed("core::data", "backend::Log"));
     assert!(allowed("backend::kafka::log", "backend::StorageError"));
+    assert!(!allowed(
+        "protocol::kinesis::codec",
+        "protocol::kafka::frame"
+    ));
+    assert!(!allowed("core::data", "run"));
+    let stripped = strip_comments_and_tests(
+        "mod tests;\nuse crate::a::B; // crate::c\n#[cfg(test)]\nmod tests {\n    use crate::d;\n}\nuse crate::e;",
+    );
+    assert!(stripped.contains("crate::a::B") && stripped.contains("crate::e"));
+    assert!(!stripped.contains("crate::c") && !stripped.contains("crate::d"));
     let me: Vec<String> = ["core", "groups", "lag"].map(String::from).to_vec();
     let found = imports(
         &me,

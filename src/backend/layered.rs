@@ -186,3 +186,16 @@ impl<L: LogLayer> Log for Layered<L> {
         self.layer.around(Operation::OffsetForTimestamp, call).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Operation;
+
+    /// Layers index per-operation tables by `Operation as usize`.
+    #[test]
+    fn all_is_in_declaration_order() {
+        for (i, op) in Operation::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i, "{}", op.as_str());
+        }
+    }
+}

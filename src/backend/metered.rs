@@ -3,7 +3,7 @@
 //! handles are resolved once, when the log is wrapped, not looked up per call.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use prometheus::{Histogram, IntCounter};
@@ -12,29 +12,25 @@ use super::layered::{Layered, LogLayer, Operation};
 use super::{Log, StorageResult};
 
 pub struct Metered {
-    /// Indexed by `Operation as usize` (`Operation::ALL` is in declaration order): each
-    /// operation's timer and failure counter.
-    handles: Vec<(Histogram, IntCounter)>,
+    backend: &'static str,
+    /// Indexed by `Operation as usize`: each operation's timer and failure counter, resolved
+    /// on first use (a series appears once it has something to say) and kept.
+    seconds: [OnceLock<Histogram>; Operation::ALL.len()],
+    errors: [OnceLock<IntCounter>; Operation::ALL.len()],
 }
 
 pub struct MeteredLog;
 
 impl MeteredLog {
     pub fn wrap(backend: &'static str, inner: Arc<dyn Log>) -> Arc<dyn Log> {
-        let m = crate::observe::metrics();
-        let handles = Operation::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, &op)| {
-                debug_assert_eq!(op as usize, i);
-                let labels = [backend, op.as_str()];
-                (
-                    m.backend_seconds.with_label_values(&labels),
-                    m.backend_errors.with_label_values(&labels),
-                )
-            })
-            .collect();
-        Layered::wrap(Metered { handles }, inner)
+        Layered::wrap(
+            Metered {
+                backend,
+                seconds: Default::default(),
+                errors: Default::default(),
+            },
+            inner,
+        )
     }
 }
 
@@ -44,13 +40,19 @@ impl LogLayer for Metered {
         operation: Operation,
         call: F,
     ) -> impl Future<Output = StorageResult<T>> + Send {
-        let (seconds, errors) = &self.handles[operation as usize];
+        let at = operation as usize;
+        let labels = [self.backend, operation.as_str()];
         async move {
             let started = Instant::now();
             let out = call.await;
-            seconds.observe(started.elapsed().as_secs_f64());
+            let m = crate::observe::metrics();
+            self.seconds[at]
+                .get_or_init(|| m.backend_seconds.with_label_values(&labels))
+                .observe(started.elapsed().as_secs_f64());
             if out.is_err() {
-                errors.inc();
+                self.errors[at]
+                    .get_or_init(|| m.backend_errors.with_label_values(&labels))
+                    .inc();
             }
             out
         }

@@ -187,7 +187,6 @@ impl Core {
         let entry = self.found_entry(stream).await?;
         let _gate = entry.gate.read().await;
         let s = entry.snapshot();
-        self.require_writable(&s)?;
         // Kinesis limits apply to the records as sent, before an aggregate is split (§4g).
         let limit = s.max_record_kib as usize * 1024;
         for r in &inputs {
@@ -199,6 +198,7 @@ impl Core {
                 )));
             }
         }
+        self.require_writable(&s)?;
         let pick = self.spread.fetch_add(1, Ordering::Relaxed);
         let no_shard = || CoreError::Internal(format!("stream {stream} has no open shard"));
         let mut parts: Vec<Part> = Vec::with_capacity(inputs.len());
@@ -333,7 +333,8 @@ impl Core {
                 }
                 Err(e) => {
                     tracing::error!(stream, partition, error = %e, "append failed");
-                    let e = CoreError::from(e);
+                    // Per record, any append failure is InternalFailure (PutRecords semantics).
+                    let e = CoreError::Storage(Arc::new(e));
                     for &i in idxs {
                         out[i] = Err(e.clone());
                     }
@@ -508,7 +509,11 @@ impl Core {
                 .log
                 .read(&s.name, partition, offset, step_for(bytes))
                 .await?;
-            offset = offset.max(read.offsets.log_start);
+            // Below the trim horizon, read from it; past the end (a log truncated under the
+            // reader), go on from the end rather than wait for offsets to be reused.
+            offset = offset
+                .max(read.offsets.log_start)
+                .min(read.offsets.high_watermark.max(read.offsets.log_start));
             end = end.min(end_of(&read.offsets));
             offsets = Some(read.offsets);
             if read.batches.is_empty() {

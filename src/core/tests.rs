@@ -291,6 +291,21 @@ async fn reads_below_the_log_start_start_there() {
     assert_eq!(span.next_offset, 3);
 }
 
+/// A reader past the end (a log truncated under it) goes on from the end, so records written
+/// at the reused offsets are read, not skipped.
+#[tokio::test]
+async fn reads_past_the_end_go_on_from_the_end() {
+    let (core, _) = core().await;
+    create(&core, "s", 1).await;
+    core.put_records("s", vec![record("k", "r0", None)])
+        .await
+        .unwrap();
+    let s = core.stream("s").unwrap();
+    let span = core.read_span(&s, 0, 7, 10, 1 << 20).await.unwrap();
+    assert!(span.records.is_empty() && span.caught_up);
+    assert_eq!(span.next_offset, 1);
+}
+
 #[tokio::test]
 async fn the_shared_catalog_adopts_foreign_topics() {
     let (core, log) = core_with(ForeignTopics::Adopt).await;

@@ -10,8 +10,9 @@ use super::error::{CoreError, CoreResult};
 use super::hashing::md5_hash_key;
 use super::producers::{last_sequence, BatchIdentity, SequenceCheck};
 use super::service::{Core, CreateStreamRequest};
-use crate::backend::{CheckedBatch, PartitionOffsets, ReadBatches};
+use crate::backend::{PartitionOffsets, ReadBatches};
 use crate::config::KeyCheck;
+use crate::protocol::kafka::record_batch::ParsedBatch;
 use crate::protocol::kafka::records::decode_batch;
 
 /// Where a produced batch landed.
@@ -44,13 +45,13 @@ impl Core {
         .await
     }
 
-    /// Appends a producer's batch (checked by the front end that took it) to a partition,
-    /// deduplicating idempotent retries.
+    /// Appends a producer's batch to a partition once it is known to take writes (its CRC
+    /// checked here, once), deduplicating idempotent retries.
     pub async fn produce(
         &self,
         stream: &str,
         partition: u32,
-        batch: CheckedBatch,
+        batch: ParsedBatch,
     ) -> CoreResult<Appended> {
         let entry = self.entry(stream)?;
         let _gate = entry.gate.read().await;
@@ -67,6 +68,9 @@ impl Core {
                 account: self.account_id.clone(),
             });
         }
+        let batch = batch
+            .check()
+            .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
         let header = *batch.header();
         if s.key_hash == KeyHash::KinesisMd5 && self.streams_config.key_check != KeyCheck::Off {
             self.check_keys(&s, partition, &batch)?;

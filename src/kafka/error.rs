@@ -29,8 +29,9 @@ pub fn code(e: &CoreError) -> i16 {
         CoreError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         CoreError::KeyOutsideRange { .. } => ResponseError::InvalidRecord,
         CoreError::Internal(detail) => {
+            // Retriable, as Kafka answers a broker's own storage trouble.
             tracing::error!(error = %detail, "internal failure");
-            ResponseError::UnknownServerError
+            ResponseError::KafkaStorageError
         }
         CoreError::Storage(detail) => {
             tracing::error!(error = %detail, "storage failure");

@@ -132,18 +132,17 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
     )?))
 }
 
-/// Each served API's request metrics, resolved once.
+/// Each served API's request metrics, resolved on its first request and kept (a series
+/// appears once its API is used, as before).
 fn request_metric(key: ApiKey) -> &'static RequestMetric {
-    static BY_KEY: OnceLock<Vec<RequestMetric>> = OnceLock::new();
+    static BY_KEY: OnceLock<Vec<OnceLock<RequestMetric>>> = OnceLock::new();
     let by_key = BY_KEY.get_or_init(|| {
         let last = versions::SERVED.iter().map(|(k, _, _)| *k as usize).max();
-        (0..=last.unwrap_or(0))
-            .map(|k| {
-                crate::observe::metrics().request_metric("kafka", versions::api_name(k as i16))
-            })
-            .collect()
+        (0..=last.unwrap_or(0)).map(|_| OnceLock::new()).collect()
     });
-    &by_key[key as usize]
+    by_key[key as usize].get_or_init(|| {
+        crate::observe::metrics().request_metric("kafka", versions::api_name(key as i16))
+    })
 }
 
 fn encode(

@@ -197,7 +197,7 @@ impl KafkaLog {
     }
 
     /// Fetches from `offset`, waiting up to `max_wait_ms` for at least one byte. An offset
-    /// the partition no longer (or not yet) holds reads from the log start, or nothing.
+    /// the partition does not hold is an error (the metadata tailer backs off on it).
     pub async fn fetch(
         &self,
         topic: &str,
@@ -206,15 +206,26 @@ impl KafkaLog {
         max_bytes: usize,
         max_wait_ms: i32,
     ) -> StorageResult<ReadBatches> {
-        match self
-            .fetch_at(topic, partition, offset, max_bytes, max_wait_ms)
+        self.fetch_at(topic, partition, offset, max_bytes, max_wait_ms)
             .await
-        {
+            .map_err(|f| f.into_storage(topic))
+    }
+
+    /// `Log::read`: a Fetch that returns at once. An offset the partition no longer (or not
+    /// yet) holds reads from the log start, or nothing, with the partition's offsets.
+    async fn read_once(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> StorageResult<ReadBatches> {
+        match self.fetch_at(topic, partition, offset, max_bytes, 0).await {
             Err(Failure::Fatal { code, .. }) if code == errors::OFFSET_OUT_OF_RANGE => {
                 // Rare (a reader behind retention, or ahead of a truncated log): one lookup.
                 let offsets = self.offsets(topic, partition).await?;
                 if offset < offsets.log_start {
-                    self.fetch_at(topic, partition, offsets.log_start, max_bytes, max_wait_ms)
+                    self.fetch_at(topic, partition, offsets.log_start, max_bytes, 0)
                         .await
                         .map_err(|f| f.into_storage(topic))
                 } else {
@@ -669,7 +680,7 @@ impl Log for KafkaLog {
         offset: i64,
         max_bytes: usize,
     ) -> StorageResult<ReadBatches> {
-        self.fetch(topic, partition, offset, max_bytes, 0).await
+        self.read_once(topic, partition, offset, max_bytes).await
     }
 
     async fn offsets(&self, topic: &str, partition: u32) -> StorageResult<PartitionOffsets> {

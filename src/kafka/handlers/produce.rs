@@ -12,7 +12,7 @@ use super::str_bytes;
 use crate::core::error::CoreError;
 use crate::kafka::error::{self, NONE};
 use crate::kafka::KafkaCtx;
-use crate::protocol::kafka::record_batch::{BatchError, CheckedBatch};
+use crate::protocol::kafka::record_batch::ParsedBatch;
 
 /// Produce batches above this size get MESSAGE_TOO_LARGE unless the stream allows larger
 /// records (its MaxRecordSizeInKiB, plus batch overhead).
@@ -111,16 +111,13 @@ async fn append_all(
     let mut at = 0;
     let mut first: Option<(i64, i64)> = None;
     while at < records.len() {
-        // The one place a produced batch is parsed and its CRC checked.
-        let batch = match CheckedBatch::split_first(&records[at..]) {
-            Ok(batch) => batch,
-            Err(e) => {
-                let why = match e {
-                    BatchError::Incomplete => "truncated record batch".to_string(),
-                    other => format!("corrupt record batch: {other:?}"),
-                };
-                return failed(index, error::of(ResponseError::CorruptMessage), Some(why));
-            }
+        // The one place a produced batch's header is parsed; the core checks its CRC.
+        let Ok(batch) = ParsedBatch::split_first(&records[at..]) else {
+            return failed(
+                index,
+                error::of(ResponseError::CorruptMessage),
+                Some("truncated or malformed record batch".into()),
+            );
         };
         let (len, count) = (batch.len(), batch.header().record_count.max(0));
         match ctx.core.produce(topic, index as u32, batch).await {
@@ -130,7 +127,7 @@ async fn append_all(
             }
             Err(e) => {
                 let message = match &e {
-                    CoreError::Storage(_) => None,
+                    CoreError::Storage(_) | CoreError::Internal(_) => None,
                     other => Some(other.to_string()),
                 };
                 return failed(index, error::code(&e), message);

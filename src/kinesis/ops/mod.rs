@@ -182,20 +182,15 @@ pub fn find(name: &str) -> Option<&'static Operation> {
 }
 
 /// The request metrics of the operation a target names (`unknown` for any other), resolved
-/// once per table entry.
+/// on the entry's first request and kept.
 pub fn request_metric(name: Option<&str>) -> &'static RequestMetric {
-    static BY_OPERATION: OnceLock<Vec<RequestMetric>> = OnceLock::new();
-    let all = BY_OPERATION.get_or_init(|| {
-        let m = crate::observe::metrics();
-        OPERATIONS
-            .iter()
-            .map(|o| o.name)
-            .chain(["unknown"])
-            .map(|name| m.request_metric("kinesis", name))
-            .collect()
-    });
+    static BY_OPERATION: OnceLock<Vec<OnceLock<RequestMetric>>> = OnceLock::new();
+    let all =
+        BY_OPERATION.get_or_init(|| (0..=OPERATIONS.len()).map(|_| OnceLock::new()).collect());
     let at = name.and_then(|n| OPERATIONS.iter().position(|o| o.name == n));
-    &all[at.unwrap_or(OPERATIONS.len())]
+    let label = at.map_or("unknown", |i| OPERATIONS[i].name);
+    all[at.unwrap_or(OPERATIONS.len())]
+        .get_or_init(|| crate::observe::metrics().request_metric("kinesis", label))
 }
 
 #[cfg(test)]

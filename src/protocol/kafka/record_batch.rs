@@ -159,9 +159,57 @@ pub fn set_producer(buf: &mut [u8], producer_id: i64, epoch: i16, base_sequence:
     buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// A batch whose header is parsed (and whose length fits the buffer) but whose CRC is not yet
+/// checked: the Kafka front end splits a Produce's records into these, and the core checks
+/// the CRC once it knows the partition takes writes, as Kafka answers an unknown partition
+/// before a corrupt batch.
+#[derive(Debug, Clone)]
+pub struct ParsedBatch {
+    bytes: BytesMut,
+    header: BatchHeader,
+}
+
+impl ParsedBatch {
+    /// The first batch of `buf` (a Produce's records may hold several), copied out.
+    pub fn split_first(buf: &[u8]) -> Result<ParsedBatch, BatchError> {
+        let header = parse_header(buf)?;
+        if buf.len() < header.total_len {
+            return Err(BatchError::Incomplete);
+        }
+        Ok(ParsedBatch {
+            bytes: BytesMut::from(&buf[..header.total_len]),
+            header,
+        })
+    }
+
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Checks the CRC: the one check of a produced batch's bytes.
+    pub fn check(self) -> Result<CheckedBatch, BatchError> {
+        let stored = u32::from_be_bytes(self.bytes[CRC_AT..CRC_AT + 4].try_into().unwrap());
+        if crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..]) != stored {
+            return Err(BatchError::CrcMismatch);
+        }
+        Ok(CheckedBatch {
+            bytes: self.bytes,
+            header: self.header,
+        })
+    }
+}
+
 /// A whole RecordBatch v2 whose header is parsed and whose CRC holds: checked once where it
-/// entered strait (`check`, `split_first`), or built by strait's encoder, which computed the
-/// CRC. Storage takes only these, so no layer checks a batch a second time.
+/// entered strait (`ParsedBatch::check`, `check`), or built by strait's encoder, which
+/// computed the CRC. Storage takes only these, so no layer checks a batch a second time.
 #[derive(Debug, Clone)]
 pub struct CheckedBatch {
     bytes: BytesMut,
@@ -178,16 +226,6 @@ impl CheckedBatch {
             ));
         }
         Ok(CheckedBatch { bytes, header })
-    }
-
-    /// Checks the first batch of `buf` (a Produce's records may hold several) and copies it
-    /// out: one header parse and one CRC per batch.
-    pub fn split_first(buf: &[u8]) -> Result<CheckedBatch, BatchError> {
-        let header = check_batch(buf)?;
-        Ok(CheckedBatch {
-            bytes: BytesMut::from(&buf[..header.total_len]),
-            header,
-        })
     }
 
     /// A batch the kafka-protocol encoder has just written for strait (`records::encode_batch`,
