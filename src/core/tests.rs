@@ -16,6 +16,8 @@ use super::{Core, CreateStreamRequest, ForeignTopics, IteratorStart, PutInput, U
 use crate::backend::memory::{MemoryLog, MemoryMetaStore};
 use crate::backend::Log;
 use crate::config::StreamsConfig;
+use crate::protocol::kafka::record_batch::{set_producer, ParsedBatch};
+use crate::protocol::kafka::records::{encode_batch, NewRecord};
 
 async fn core_with(foreign: ForeignTopics) -> (Core, Arc<MemoryLog>) {
     let log = Arc::new(MemoryLog::new());
@@ -318,6 +320,67 @@ async fn the_shared_catalog_adopts_foreign_topics() {
     let s = core.stream("orders").unwrap();
     assert_eq!(s.key_hash, KeyHash::KafkaMurmur2);
     assert_eq!(s.shards.len(), 3);
+}
+
+/// A Kafka producer's batch of `n` records, stamped with an idempotent identity.
+fn produced(n: usize, producer_id: i64, first_sequence: i32) -> Vec<u8> {
+    let records: Vec<NewRecord> = (0..n)
+        .map(|i| NewRecord {
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Bytes::from(format!("v{i}")),
+            timestamp_ms: 1,
+            explicit_hash_key: None,
+        })
+        .collect();
+    let mut b = encode_batch(&records).into_bytes().to_vec();
+    set_producer(&mut b, producer_id, 0, first_sequence);
+    b
+}
+
+/// A Kafka Produce: the partition is checked before the CRC, an idempotent retry gets its
+/// first base offset, and the answer carries the log start from the append itself.
+#[tokio::test]
+async fn produce_checks_the_partition_then_the_batch_and_deduplicates() {
+    let (core, log) = core().await;
+    core.create_topic("t", 2).await.unwrap();
+    let parsed = |b: &[u8]| ParsedBatch::split_first(b).unwrap();
+    let mut corrupt = produced(2, -1, -1);
+    let n = corrupt.len();
+    corrupt[n - 1] ^= 1;
+    assert!(matches!(
+        core.produce("t", 5, parsed(&corrupt)).await,
+        Err(CoreError::ShardNotFound { .. })
+    ));
+    assert!(matches!(
+        core.produce("t", 0, parsed(&corrupt)).await,
+        Err(CoreError::CorruptBatch(m)) if m.contains("CrcMismatch")
+    ));
+    let first = core
+        .produce("t", 0, parsed(&produced(3, 7, 0)))
+        .await
+        .unwrap();
+    assert_eq!((first.base_offset, first.log_start), (0, 0));
+    let before = log.calls.reads().1;
+    let again = core
+        .produce("t", 0, parsed(&produced(3, 7, 0)))
+        .await
+        .unwrap();
+    assert_eq!(again.base_offset, 0, "a retried batch keeps its offset");
+    let next = core
+        .produce("t", 0, parsed(&produced(2, 7, 3)))
+        .await
+        .unwrap();
+    assert_eq!(next.base_offset, 3);
+    assert_eq!(
+        log.calls.reads().1 - before,
+        1,
+        "only the duplicate asks for offsets"
+    );
+    assert!(matches!(
+        core.produce("t", 0, parsed(&produced(1, 7, 9))).await,
+        Err(CoreError::OutOfOrderSequence { expected: 5, .. })
+    ));
+    assert_eq!(log.offsets("t", 0).await.unwrap().high_watermark, 5);
 }
 
 fn join_request(member: &str, session_ms: i32) -> JoinRequest {
