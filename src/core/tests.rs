@@ -383,6 +383,49 @@ async fn produce_checks_the_partition_then_the_batch_and_deduplicates() {
     assert_eq!(log.offsets("t", 0).await.unwrap().high_watermark, 5);
 }
 
+/// A Kafka Fetch costs one log read, which also bounds the offset.
+#[tokio::test]
+async fn fetch_reads_once_and_checks_the_offset_against_the_read() {
+    let (core, log) = core().await;
+    core.create_topic("t", 1).await.unwrap();
+    let parsed = |b: &[u8]| ParsedBatch::split_first(b).unwrap();
+    for _ in 0..3 {
+        core.produce("t", 0, parsed(&produced(2, -1, -1)))
+            .await
+            .unwrap();
+    }
+    log.trim("t", 0, 2);
+    let before = log.calls.reads();
+    let read = core.fetch("t", 0, 2, 1 << 20).await.unwrap();
+    assert_eq!(read.batches.len(), 2);
+    assert_eq!(
+        (read.offsets.log_start, read.offsets.high_watermark),
+        (2, 6)
+    );
+    let after = log.calls.reads();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1, 0));
+    assert!(core
+        .fetch("t", 0, 6, 1 << 20)
+        .await
+        .unwrap()
+        .batches
+        .is_empty());
+    for offset in [0, 7] {
+        assert!(matches!(
+            core.fetch("t", 0, offset, 1 << 20).await,
+            Err(CoreError::OffsetOutOfRange {
+                log_start: 2,
+                high_watermark: 6,
+                ..
+            })
+        ));
+    }
+    assert!(matches!(
+        core.fetch("t", 1, 0, 1 << 20).await,
+        Err(CoreError::ShardNotFound { .. })
+    ));
+}
+
 fn join_request(member: &str, session_ms: i32) -> JoinRequest {
     JoinRequest {
         group: "g".into(),

@@ -146,7 +146,8 @@ impl Core {
     }
 
     /// Stored batches from `offset` on. An offset outside `[log start, high watermark]` is
-    /// OffsetOutOfRange, as Kafka answers it.
+    /// OffsetOutOfRange, as Kafka answers it; the read itself reports both bounds, so a
+    /// Fetch costs one call into the log.
     pub async fn fetch(
         &self,
         stream: &str,
@@ -154,7 +155,16 @@ impl Core {
         offset: i64,
         max_bytes: usize,
     ) -> CoreResult<ReadBatches> {
-        let offsets = self.partition_offsets_checked(stream, partition).await?;
+        let s = self.stream(stream)?;
+        if s.shard(partition).is_none() {
+            return Err(CoreError::ShardNotFound {
+                stream: stream.to_string(),
+                shard: shard_id(partition),
+                account: self.account_id.clone(),
+            });
+        }
+        let read = self.log.read(stream, partition, offset, max_bytes).await?;
+        let offsets = read.offsets;
         if offset < offsets.log_start || offset > offsets.high_watermark {
             return Err(CoreError::OffsetOutOfRange {
                 stream: stream.to_string(),
@@ -164,7 +174,7 @@ impl Core {
                 high_watermark: offsets.high_watermark,
             });
         }
-        Ok(self.log.read(stream, partition, offset, max_bytes).await?)
+        Ok(read)
     }
 
     /// Offsets of a partition that must exist.
