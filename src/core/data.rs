@@ -15,7 +15,7 @@ use super::now_ms;
 use super::seqno::SeqNo;
 use super::service::Core;
 use crate::backend::PartitionOffsets;
-use crate::protocol::kafka::records::{decode_batch, encode_batch, NewRecord};
+use crate::protocol::kafka::records::{decode_batch, encode_batch, NewRecord, StoredRecord};
 
 /// One record of a PutRecord(s) call, validated by the front end. When `data` is a KPL
 /// aggregate, `user_records` holds what it splits into, and those are written in its place
@@ -424,7 +424,9 @@ impl Core {
         let base = self.log.offset_for_timestamp(stream, partition, ts).await?;
         let read = self.log.read(stream, partition, base, READ_STEP).await?;
         for batch in read.batches {
-            let records = decode_batch(batch).map_err(CoreError::undecodable)?;
+            let Some(records) = decoded_or_skipped(stream, partition, batch) else {
+                continue;
+            };
             if let Some(r) = records
                 .iter()
                 .find(|r| r.offset >= base && r.timestamp_ms >= ts)
@@ -531,7 +533,11 @@ impl Core {
                 let batch_end = crate::protocol::kafka::record_batch::parse_stored_header(&batch)
                     .map(|h| h.next_offset())
                     .unwrap_or(offset);
-                for r in decode_batch(batch).map_err(CoreError::undecodable)? {
+                let Some(decoded) = decoded_or_skipped(&s.name, partition, batch) else {
+                    offset = offset.max(batch_end);
+                    continue;
+                };
+                for r in decoded {
                     if r.offset < offset {
                         continue;
                     }
@@ -618,5 +624,21 @@ impl Core {
             .verify(&token, now_ms())
             .map_err(|_| CoreError::Internal("a fresh iterator failed to verify".into()))?;
         Ok(pos.offset as i64)
+    }
+}
+
+/// A stored batch's records, or `None` when they do not decode: a Kinesis reader passes over
+/// such a batch (counted and logged) rather than let one bad batch make the shard unreadable.
+fn decoded_or_skipped(stream: &str, partition: u32, batch: Bytes) -> Option<Vec<StoredRecord>> {
+    match decode_batch(batch) {
+        Ok(records) => Some(records),
+        Err(e) => {
+            tracing::warn!(stream, partition, error = %e, "skipping a stored record batch that does not decode");
+            crate::observe::metrics()
+                .undecodable_batches
+                .with_label_values(&[crate::observe::metrics().stream_label(stream)])
+                .inc();
+            None
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::{Core, CreateStreamRequest, ForeignTopics, IteratorStart, PutInput, U
 use crate::backend::memory::{MemoryLog, MemoryMetaStore};
 use crate::backend::Log;
 use crate::config::StreamsConfig;
-use crate::protocol::kafka::record_batch::{set_producer, ParsedBatch};
+use crate::protocol::kafka::record_batch::{set_producer, CheckedBatch, ParsedBatch};
 use crate::protocol::kafka::records::{encode_batch, NewRecord};
 
 async fn core_with(foreign: ForeignTopics) -> (Core, Arc<MemoryLog>) {
@@ -306,6 +306,47 @@ async fn reads_past_the_end_go_on_from_the_end() {
     let span = core.read_span(&s, 0, 7, 10, 1 << 20).await.unwrap();
     assert!(span.records.is_empty() && span.caught_up);
     assert_eq!(span.next_offset, 1);
+}
+
+/// A stored batch whose CRC holds but whose records do not decode (a record length of 2^28)
+/// is passed over by Kinesis readers, counted, and the shard stays readable.
+#[tokio::test]
+async fn an_undecodable_stored_batch_is_skipped() {
+    let (core, log) = core().await;
+    create(&core, "poison", 1).await;
+    core.put_records("poison", vec![record("k", "before", None)])
+        .await
+        .unwrap();
+    let mut bad = produced(2, -1, -1);
+    bad[61..65].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
+    set_producer(&mut bad, -1, -1, -1);
+    let bad = CheckedBatch::encoded(bytes::BytesMut::from(&bad[..]));
+    log.append("poison", 0, bad).await.unwrap();
+    core.put_records("poison", vec![record("k", "after", None)])
+        .await
+        .unwrap();
+    let counted = || {
+        crate::observe::metrics()
+            .undecodable_batches
+            .with_label_values(&["poison"])
+            .get()
+    };
+    let skipped_before = counted();
+    let it = core
+        .get_shard_iterator("poison", 0, IteratorStart::TrimHorizon)
+        .await
+        .unwrap();
+    let page = core.get_records(&it, 10).await.unwrap();
+    let data: Vec<&[u8]> = page.records.iter().map(|r| &r.data[..]).collect();
+    assert_eq!(data, [&b"before"[..], &b"after"[..]]);
+    assert_eq!(page.millis_behind_latest, 0);
+    assert!(counted() > skipped_before);
+    // AT_TIMESTAMP looks past it too.
+    let it = core
+        .get_shard_iterator("poison", 0, IteratorStart::AtTimestamp(0))
+        .await
+        .unwrap();
+    assert_eq!(core.get_records(&it, 10).await.unwrap().records.len(), 2);
 }
 
 #[tokio::test]

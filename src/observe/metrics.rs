@@ -33,6 +33,9 @@ pub struct Metrics {
     pub bytes_in: IntCounterVec,
     pub records_out: IntCounterVec,
     pub bytes_out: IntCounterVec,
+    /// Stored batches a Kinesis reader could not decode and passed over, by stream: the last
+    /// line of defence that keeps a shard readable.
+    pub undecodable_batches: IntCounterVec,
     /// Open client connections by protocol.
     pub connections: IntGaugeVec,
     pub efo_subscriptions: IntGauge,
@@ -149,6 +152,12 @@ impl Metrics {
                 "strait_bytes_in_total",
                 "Record bytes written (keys and values), by protocol and stream.",
                 &["protocol", "stream"],
+            ),
+            undecodable_batches: counter(
+                &r,
+                "strait_undecodable_batches_total",
+                "Stored record batches a Kinesis reader could not decode and skipped, by stream.",
+                &["stream"],
             ),
             records_out: counter(
                 &r,
