@@ -15,12 +15,12 @@ use super::{
     AppendInfo, CheckedBatch, Log, PartitionOffsets, ReadBatches, StorageError, StorageResult,
     SyncMetaStore,
 };
-use crate::protocol::kafka::record_batch;
+use crate::protocol::kafka::record_batch::BatchHeader;
 
 #[derive(Default)]
 struct Partition {
-    /// (base offset, whole batch), in offset order.
-    batches: Vec<(i64, Bytes)>,
+    /// Whole batches with their headers (base offset assigned), in offset order.
+    batches: Vec<(BatchHeader, Bytes)>,
     log_start: i64,
     next_offset: i64,
 }
@@ -78,11 +78,11 @@ impl MemoryLog {
             .get_mut(topic)
             .and_then(|(ps, _)| ps.get_mut(partition as usize))
         {
-            p.batches.retain(|(base, b)| {
-                let h = record_batch::parse_stored_header(b).expect("stored batches parse");
-                h.next_offset() > offset || *base >= offset
-            });
-            p.log_start = p.batches.first().map_or(p.next_offset, |(b, _)| *b);
+            p.batches.retain(|(h, _)| h.next_offset() > offset);
+            p.log_start = p
+                .batches
+                .first()
+                .map_or(p.next_offset, |(h, _)| h.base_offset);
         }
     }
 
@@ -156,8 +156,9 @@ impl Log for MemoryLog {
         self.with_partition(topic, partition, |p| {
             let base = p.next_offset;
             batch.place_at(base);
-            p.next_offset = batch.header().next_offset();
-            p.batches.push((base, batch.into_bytes().freeze()));
+            let header = *batch.header();
+            p.next_offset = header.next_offset();
+            p.batches.push((header, batch.freeze()));
             Ok(AppendInfo {
                 base_offset: base,
                 log_append_time_ms: None,
@@ -177,9 +178,8 @@ impl Log for MemoryLog {
         self.with_partition(topic, partition, |p| {
             let mut batches = Vec::new();
             let mut bytes = 0;
-            for (base, b) in &p.batches {
-                let h = record_batch::parse_stored_header(b).expect("stored batches parse");
-                if h.next_offset() <= offset.max(p.log_start) || *base < 0 {
+            for (h, b) in &p.batches {
+                if h.next_offset() <= offset.max(p.log_start) {
                     continue;
                 }
                 if !batches.is_empty() && bytes + b.len() > max_bytes {
@@ -211,10 +211,9 @@ impl Log for MemoryLog {
             .fetch_add(1, Ordering::Relaxed);
         self.with_partition(topic, partition, |p| {
             let mut best: Option<(i64, i64)> = None;
-            for (base, b) in &p.batches {
-                let h = record_batch::parse_stored_header(b).expect("stored batches parse");
+            for (h, _) in &p.batches {
                 if best.is_none_or(|(_, ts)| h.max_timestamp > ts) {
-                    best = Some((*base, h.max_timestamp));
+                    best = Some((h.base_offset, h.max_timestamp));
                 }
             }
             Ok(best)
@@ -231,10 +230,9 @@ impl Log for MemoryLog {
             .offset_for_timestamp
             .fetch_add(1, Ordering::Relaxed);
         self.with_partition(topic, partition, |p| {
-            for (base, b) in &p.batches {
-                let h = record_batch::parse_stored_header(b).expect("stored batches parse");
+            for (h, _) in &p.batches {
                 if h.max_timestamp >= timestamp_ms {
-                    return Ok(*base);
+                    return Ok(h.base_offset);
                 }
             }
             Ok(p.next_offset)

@@ -225,10 +225,12 @@ impl Core {
             // On kinesis-md5 streams an aggregate's user records stay together on the shard
             // the KPL predicted; on kafka-murmur2 streams each goes where its own key hashes,
             // and the record reports the shard whose advertised range the KPL predicted.
-            let together = (s.key_hash != KeyHash::KafkaMurmur2)
-                .then(|| s.route(&input.partition_key, Some(outer_hash), pick))
-                .map(|shard| shard.ok_or_else(no_shard).map(|sh| sh.partition))
-                .transpose()?;
+            let together = if s.key_hash == KeyHash::KafkaMurmur2 {
+                None
+            } else {
+                let shard = s.route(&input.partition_key, Some(outer_hash), pick);
+                Some(shard.ok_or_else(no_shard)?.partition)
+            };
             reported.push(match together {
                 Some(_) => None,
                 None => s.shard_for_hash(outer_hash).map(|sh| sh.partition),
@@ -344,7 +346,8 @@ impl Core {
         out
     }
 
-    fn shard_of<'a>(&self, s: &'a Stream, partition: u32) -> CoreResult<&'a Shard> {
+    /// A shard of the stream, or ShardNotFound naming it.
+    pub(super) fn shard_of<'a>(&self, s: &'a Stream, partition: u32) -> CoreResult<&'a Shard> {
         s.shard(partition).ok_or_else(|| CoreError::ShardNotFound {
             stream: s.name.clone(),
             shard: shard_id(partition),
@@ -484,19 +487,17 @@ impl Core {
         let mut offset = offset;
         let mut records = Vec::new();
         let mut bytes = 0usize;
-        // Known before the first read only when the shard is closed and its end is exact.
         let mut offsets: Option<PartitionOffsets> = None;
         let end_of = |offsets: &PartitionOffsets| {
             self.reader_end(&shard, offsets.high_watermark, now)
                 .unwrap_or(i64::MAX)
         };
-        let mut end = shard.end_offset.map_or(i64::MAX, |e| {
-            if self.foreign_topics == super::service::ForeignTopics::Adopt {
-                i64::MAX
-            } else {
-                e
-            }
-        });
+        // Known before the first read only where a closed shard's end is exact (no shared
+        // catalog, whose late writes can move it up to the high watermark).
+        let mut end = match self.foreign_topics {
+            super::service::ForeignTopics::Adopt => i64::MAX,
+            _ => shard.end_offset.unwrap_or(i64::MAX),
+        };
         let mut last_ts = None;
         // Small Limits read small steps, so Limit=1 does not decode a megabyte.
         let step_for = |bytes: usize| {

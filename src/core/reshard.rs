@@ -35,11 +35,7 @@ impl Core {
     }
 
     fn open_shard<'a>(&self, s: &'a Stream, partition: u32) -> CoreResult<&'a Shard> {
-        let shard = s.shard(partition).ok_or_else(|| CoreError::ShardNotFound {
-            stream: s.name.clone(),
-            shard: shard_id(partition),
-            account: self.account_id.clone(),
-        })?;
+        let shard = self.shard_of(s, partition)?;
         if !shard.is_open() {
             return Err(CoreError::InvalidArgument(format!(
                 "Shard {} in stream {} under account {} has already been merged or split, and thus is not eligible for merging or splitting.",

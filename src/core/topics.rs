@@ -56,11 +56,7 @@ impl Core {
         let entry = self.entry(stream)?;
         let _gate = entry.gate.read().await;
         let s = entry.snapshot();
-        let shard = s.shard(partition).ok_or_else(|| CoreError::ShardNotFound {
-            stream: stream.to_string(),
-            shard: shard_id(partition),
-            account: self.account_id.clone(),
-        })?;
+        let shard = self.shard_of(&s, partition)?;
         if !shard.is_open() {
             return Err(CoreError::ShardClosed {
                 stream: stream.to_string(),
@@ -156,13 +152,7 @@ impl Core {
         max_bytes: usize,
     ) -> CoreResult<ReadBatches> {
         let s = self.stream(stream)?;
-        if s.shard(partition).is_none() {
-            return Err(CoreError::ShardNotFound {
-                stream: stream.to_string(),
-                shard: shard_id(partition),
-                account: self.account_id.clone(),
-            });
-        }
+        self.shard_of(&s, partition)?;
         let read = self.log.read(stream, partition, offset, max_bytes).await?;
         let offsets = read.offsets;
         if offset < offsets.log_start || offset > offsets.high_watermark {
@@ -184,13 +174,7 @@ impl Core {
         partition: u32,
     ) -> CoreResult<PartitionOffsets> {
         let s = self.stream(stream)?;
-        if s.shard(partition).is_none() {
-            return Err(CoreError::ShardNotFound {
-                stream: stream.to_string(),
-                shard: shard_id(partition),
-                account: self.account_id.clone(),
-            });
-        }
+        self.shard_of(&s, partition)?;
         Ok(self.log.offsets(stream, partition).await?)
     }
 

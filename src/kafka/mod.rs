@@ -6,10 +6,14 @@ mod handlers;
 pub mod passthrough;
 pub mod server;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use kafka_protocol::messages::ApiKey;
 
 use crate::core::groups::GroupCoordinator;
 use crate::core::Core;
+use crate::observe::metrics::RequestMetric;
+use crate::protocol::kafka::versions;
 
 /// What every handler may use.
 pub struct KafkaCtx {
@@ -21,6 +25,19 @@ pub struct KafkaCtx {
     pub max_frame_bytes: usize,
     pub default_partitions: u32,
     pub auto_create_topics: bool,
+}
+
+/// Each API's request metrics (served or forwarded), resolved on its first request and kept,
+/// so a series appears once its API is used.
+fn request_metric(key: ApiKey) -> &'static RequestMetric {
+    static BY_KEY: OnceLock<Vec<OnceLock<RequestMetric>>> = OnceLock::new();
+    let by_key = BY_KEY.get_or_init(|| {
+        let last = ApiKey::iter().map(|k| k as usize).max().unwrap_or(0);
+        (0..=last).map(|_| OnceLock::new()).collect()
+    });
+    by_key[key as usize].get_or_init(|| {
+        crate::observe::metrics().request_metric("kafka", versions::api_name(key as i16))
+    })
 }
 
 /// The one broker strait presents itself as.

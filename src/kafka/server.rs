@@ -2,9 +2,7 @@
 //! length-prefixed frames, answers them in order (pipelined requests wait their turn, as in
 //! Kafka), and closes where Kafka closes: oversized frames, unknown APIs, undecodable requests.
 
-use std::sync::{Arc, OnceLock};
-
-use crate::observe::metrics::RequestMetric;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
@@ -120,7 +118,7 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
     };
     let started = std::time::Instant::now();
     let response = handlers::handle(ctx, &conn, request, version).await;
-    request_metric(key).observe(started.elapsed());
+    super::request_metric(key).observe(started.elapsed());
     let Some(response) = response else {
         return Ok(None);
     };
@@ -130,19 +128,6 @@ async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Optio
         &response,
         version,
     )?))
-}
-
-/// Each served API's request metrics, resolved on its first request and kept (a series
-/// appears once its API is used, as before).
-fn request_metric(key: ApiKey) -> &'static RequestMetric {
-    static BY_KEY: OnceLock<Vec<OnceLock<RequestMetric>>> = OnceLock::new();
-    let by_key = BY_KEY.get_or_init(|| {
-        let last = versions::SERVED.iter().map(|(k, _, _)| *k as usize).max();
-        (0..=last.unwrap_or(0)).map(|_| OnceLock::new()).collect()
-    });
-    by_key[key as usize].get_or_init(|| {
-        crate::observe::metrics().request_metric("kafka", versions::api_name(key as i16))
-    })
 }
 
 fn encode(

@@ -155,15 +155,15 @@ pub async fn handle(
         },
     };
     let started = std::time::Instant::now();
-    // The operation label comes from the table, so unknown targets share one label.
-    let metric = ops::request_metric(
-        parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|t| t.strip_prefix(TARGET_PREFIX)),
-    );
-    let result = dispatch(ctx, max_body, &parts, body, protocol).await;
+    // Looked up once: the operation label comes from the table, so unknown targets share one.
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let at = target.strip_prefix(TARGET_PREFIX).and_then(ops::find);
+    let metric = ops::request_metric(at);
+    let result = dispatch(ctx, max_body, &parts, body, protocol, target, at).await;
     metric.observe(started.elapsed());
     if let Err(e) = &result {
         crate::observe::metrics().error("kinesis", e.code);
@@ -193,6 +193,8 @@ async fn dispatch(
     parts: &http::request::Parts,
     body: Incoming,
     protocol: Protocol,
+    target: &str,
+    at: Option<usize>,
 ) -> Result<Answer, ApiError> {
     if parts.method != Method::POST {
         return Err(ApiError::unknown_operation(format!(
@@ -200,13 +202,8 @@ async fn dispatch(
             parts.method
         )));
     }
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let name = target.strip_prefix(TARGET_PREFIX).unwrap_or("");
-    let op = ops::find(name)
+    let op = at
+        .map(|i| &ops::OPERATIONS[i])
         .ok_or_else(|| ApiError::unknown_operation(format!("Unknown X-Amz-Target: {target:?}")))?;
     let handler = op.handler.ok_or_else(|| {
         ApiError::unknown_operation(format!(

@@ -250,10 +250,6 @@ impl Metrics {
         }
     }
 
-    pub fn request(&self, protocol: &str, operation: &str, took: Duration) {
-        self.request_metric(protocol, operation).observe(took);
-    }
-
     /// The counter and timer of one (protocol, operation), for a front end to resolve once
     /// per entry of its operations table rather than per request.
     pub fn request_metric(&self, protocol: &str, operation: &str) -> RequestMetric {
@@ -467,7 +463,8 @@ mod tests {
     #[test]
     fn renders_counters_with_bounded_stream_labels() {
         let m = Metrics::new();
-        m.request("kinesis", "PutRecords", Duration::from_millis(2));
+        m.request_metric("kinesis", "PutRecords")
+            .observe(Duration::from_millis(2));
         m.written("kinesis", "orders", 3, 300);
         m.set_per_stream(false);
         m.written("kafka", "orders", 1, 10);

@@ -141,7 +141,7 @@ impl PartitionLog {
             }
             let seg = st.segments.last_mut().expect("active segment");
             let pos = seg.size;
-            seg.file.write_all_at(batch.as_bytes(), pos)?;
+            seg.file.write_all_at(&batch, pos)?;
             let h = *batch.header();
             seg.note_batch(&h, pos);
             st.next_offset = h.next_offset();

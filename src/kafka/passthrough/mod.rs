@@ -340,7 +340,6 @@ impl Passthrough {
     ) -> Result<(), String> {
         let mut rd = BufReader::with_capacity(64 * 1024, urd);
         let mut wr = BufWriter::with_capacity(64 * 1024, cwr);
-        let metrics = crate::observe::metrics();
         loop {
             // Flush once nothing more is owed right now.
             let next = match owed.try_recv() {
@@ -399,11 +398,7 @@ impl Passthrough {
             if rd.buffer().is_empty() {
                 wr.flush().await.map_err(|e| e.to_string())?;
             }
-            metrics.request(
-                "kafka",
-                versions::api_name(o.key as i16),
-                o.started.elapsed(),
-            );
+            super::request_metric(o.key).observe(o.started.elapsed());
         }
     }
 

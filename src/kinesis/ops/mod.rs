@@ -177,17 +177,17 @@ pub static OPERATIONS: &[Operation] = &[
     op!("UpdateStreamWarmThroughput", "Warm throughput is not modelled."),
 ];
 
-pub fn find(name: &str) -> Option<&'static Operation> {
-    OPERATIONS.iter().find(|o| o.name == name)
+/// The table index of an operation (the table is sorted, as a test checks).
+pub fn find(name: &str) -> Option<usize> {
+    OPERATIONS.binary_search_by(|o| o.name.cmp(name)).ok()
 }
 
-/// The request metrics of the operation a target names (`unknown` for any other), resolved
-/// on the entry's first request and kept.
-pub fn request_metric(name: Option<&str>) -> &'static RequestMetric {
+/// The request metrics of a table entry (`unknown` for no entry), resolved on the entry's
+/// first request and kept.
+pub fn request_metric(at: Option<usize>) -> &'static RequestMetric {
     static BY_OPERATION: OnceLock<Vec<OnceLock<RequestMetric>>> = OnceLock::new();
     let all =
         BY_OPERATION.get_or_init(|| (0..=OPERATIONS.len()).map(|_| OnceLock::new()).collect());
-    let at = name.and_then(|n| OPERATIONS.iter().position(|o| o.name == n));
     let label = at.map_or("unknown", |i| OPERATIONS[i].name);
     all[at.unwrap_or(OPERATIONS.len())]
         .get_or_init(|| crate::observe::metrics().request_metric("kinesis", label))

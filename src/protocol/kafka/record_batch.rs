@@ -240,10 +240,6 @@ impl CheckedBatch {
         &self.header
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
     /// Assigns the base offset (outside the CRC) and the leader epoch strait reports (−1).
     pub fn place_at(&mut self, base_offset: i64) {
         set_base_offset(&mut self.bytes, base_offset);
