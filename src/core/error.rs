@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::backend::{Refusal, StorageError};
+use crate::backend::{Refusal as StorageRefusal, StorageError};
+pub use crate::protocol::kafka::validate::Refusal;
 
 #[derive(Debug, Clone, Error)]
 pub enum CoreError {
@@ -49,6 +50,9 @@ pub enum CoreError {
     /// A record batch that fails its CRC or framing checks.
     #[error("corrupt record batch: {0}")]
     CorruptBatch(String),
+    /// A produced batch whose CRC holds but whose records Kafka's rules refuse.
+    #[error("{0}")]
+    BatchRefused(Refusal),
     #[error("offset {offset} is outside the range {log_start}..{high_watermark} of partition {partition} of {stream}")]
     OffsetOutOfRange {
         stream: String,
@@ -120,12 +124,12 @@ impl From<StorageError> for CoreError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::Refused {
-                class: Refusal::InvalidArgument,
+                class: StorageRefusal::InvalidArgument,
                 message,
                 ..
             } => CoreError::InvalidArgument(message),
             StorageError::Refused {
-                class: Refusal::LimitExceeded,
+                class: StorageRefusal::LimitExceeded,
                 message,
                 ..
             } => CoreError::LimitExceeded(message),

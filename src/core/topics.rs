@@ -14,6 +14,16 @@ use crate::backend::{PartitionOffsets, ReadBatches};
 use crate::config::KeyCheck;
 use crate::protocol::kafka::record_batch::ParsedBatch;
 use crate::protocol::kafka::records::decode_batch;
+use crate::protocol::kafka::validate::{validate, Limits, Refusal, Stop};
+
+/// Kafka's `message.timestamp.after.max.ms` default since 4.0: how far ahead of strait's clock
+/// a producer's CreateTime timestamp may be.
+const MAX_TIMESTAMP_AHEAD_MS: i64 = 3_600_000;
+
+/// What one produced batch may inflate to: a reader decodes a stored batch whole.
+fn max_decompressed_bytes(max_record_bytes: usize) -> usize {
+    (64 << 20).max(8 * max_record_bytes)
+}
 
 /// Where a produced batch landed.
 #[derive(Debug, Clone, Copy)]
@@ -45,8 +55,10 @@ impl Core {
         .await
     }
 
-    /// Appends a producer's batch to a partition once it is known to take writes (its CRC
-    /// checked here, once), deduplicating idempotent retries.
+    /// Appends a producer's batch to a partition once it is known to take writes, as Kafka
+    /// would: its CRC checked, then every record decoded once and validated (keys checked
+    /// against the partition's hash range in the same pass), then idempotent retries
+    /// deduplicated. A refused batch appends nothing.
     pub async fn produce(
         &self,
         stream: &str,
@@ -64,13 +76,38 @@ impl Core {
                 account: self.account_id.clone(),
             });
         }
-        let batch = batch
+        let mut batch = batch
             .check()
             .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
-        let header = *batch.header();
-        if s.key_hash == KeyHash::KinesisMd5 && self.streams_config.key_check != KeyCheck::Off {
-            self.check_keys(&s, partition, &batch)?;
+        if batch.header().is_transactional() {
+            return Err(CoreError::BatchRefused(Refusal::InvalidRecord(
+                "a transactional batch outside a transaction (strait has no transactions)".into(),
+            )));
         }
+        let max_record_bytes = s.max_record_kib as usize * 1024;
+        let limits = Limits {
+            max_record_bytes,
+            max_decompressed_bytes: max_decompressed_bytes(max_record_bytes),
+            now_ms: super::now_ms(),
+            max_future_ms: MAX_TIMESTAMP_AHEAD_MS,
+        };
+        let check_keys =
+            s.key_hash == KeyHash::KinesisMd5 && self.streams_config.key_check != KeyCheck::Off;
+        let validated = validate(&batch, &limits, |r| match r.key {
+            Some(key) if check_keys && !shard.contains(md5_hash_key(key)) => {
+                self.key_outside_range(&s, partition, key)
+            }
+            _ => Ok(()),
+        })
+        .map_err(|stop| match stop {
+            Stop::Refused(r) => CoreError::BatchRefused(r),
+            Stop::Visitor(e) => e,
+        })?;
+        let create_time = batch.header().attributes & (1 << 3) == 0;
+        if create_time && validated.max_timestamp != batch.header().max_timestamp {
+            batch.set_max_timestamp(validated.max_timestamp);
+        }
+        let header = *batch.header();
         let mut log_start = None;
         let appended = if header.producer_id >= 0 && !header.is_control() {
             let id = BatchIdentity {
@@ -118,26 +155,18 @@ impl Core {
         })
     }
 
-    /// `key_check`: keyed records must hash into the partition's advertised range.
-    fn check_keys(&self, s: &Stream, partition: u32, batch_bytes: &[u8]) -> CoreResult<()> {
-        let shard = s.shard(partition).expect("checked by the caller");
-        let records = decode_batch(bytes::Bytes::copy_from_slice(batch_bytes))
-            .map_err(CoreError::CorruptBatch)?;
-        for r in records {
-            let Some(key) = r.key else { continue };
-            if shard.contains(md5_hash_key(&key)) {
-                continue;
-            }
-            let err = CoreError::KeyOutsideRange {
-                stream: s.name.clone(),
-                partition,
-                key: String::from_utf8_lossy(&key).into_owned(),
-            };
-            if self.streams_config.key_check == KeyCheck::Reject {
-                return Err(err);
-            }
-            tracing::warn!(error = %err, "key_check");
+    /// `key_check`: a keyed record outside the partition's advertised hash range is refused,
+    /// or only logged.
+    fn key_outside_range(&self, s: &Stream, partition: u32, key: &[u8]) -> CoreResult<()> {
+        let err = CoreError::KeyOutsideRange {
+            stream: s.name.clone(),
+            partition,
+            key: String::from_utf8_lossy(key).into_owned(),
+        };
+        if self.streams_config.key_check == KeyCheck::Reject {
+            return Err(err);
         }
+        tracing::warn!(error = %err, "key_check");
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use kafka_protocol::error::ResponseError;
 
-use crate::core::error::CoreError;
+use crate::core::error::{CoreError, Refusal};
 use crate::core::groups::GroupError;
 
 pub fn code(e: &CoreError) -> i16 {
@@ -24,6 +24,12 @@ pub fn code(e: &CoreError) -> i16 {
         CoreError::Validation(_) => ResponseError::InvalidRequest,
         CoreError::LimitExceeded(_) | CoreError::Policy(_) => ResponseError::PolicyViolation,
         CoreError::CorruptBatch(_) => ResponseError::CorruptMessage,
+        CoreError::BatchRefused(r) => match r {
+            Refusal::InvalidRecord(_) => ResponseError::InvalidRecord,
+            Refusal::TooLarge(_) => ResponseError::MessageTooLarge,
+            Refusal::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
+            Refusal::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+        },
         CoreError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         CoreError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
         CoreError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,

@@ -109,6 +109,7 @@ impl From<CoreError> for ApiError {
             }
             CoreError::LimitExceeded(_) => ApiError::client("LimitExceededException", message),
             CoreError::CorruptBatch(_)
+            | CoreError::BatchRefused(_)
             | CoreError::OffsetOutOfRange { .. }
             | CoreError::ProducerFenced { .. }
             | CoreError::OutOfOrderSequence { .. }

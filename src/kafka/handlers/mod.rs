@@ -31,7 +31,7 @@ pub async fn handle(
         R::ApiVersions(r) => S::ApiVersions(metadata::api_versions(r, version)),
         R::Metadata(r) => S::Metadata(metadata::metadata(ctx, r, version).await),
         R::DescribeCluster(r) => S::DescribeCluster(metadata::describe_cluster(ctx, r)),
-        R::Produce(r) => return produce::produce(ctx, r).await.map(S::Produce),
+        R::Produce(r) => return produce::produce(ctx, r, version).await.map(S::Produce),
         R::InitProducerId(r) => S::InitProducerId(produce::init_producer_id(ctx, r)),
         R::Fetch(r) => S::Fetch(fetch::fetch(ctx, r, version).await),
         R::ListOffsets(r) => S::ListOffsets(fetch::list_offsets(ctx, r).await),

@@ -1,6 +1,7 @@
 //! Produce and InitProducerId. A partition's records go to the core as the producer's own
-//! batches (one copy, to assign offsets); idempotent retries are answered from the core's
-//! producer state.
+//! batch (one copy, to assign offsets), which the core validates; idempotent retries are
+//! answered from the core's producer state. The Produce-version rules live here: one batch per
+//! partition, zstd from v7.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -12,7 +13,7 @@ use super::str_bytes;
 use crate::core::error::CoreError;
 use crate::kafka::error::{self, NONE};
 use crate::kafka::KafkaCtx;
-use crate::protocol::kafka::record_batch::ParsedBatch;
+use crate::protocol::kafka::record_batch::{BatchError, ParsedBatch};
 
 /// Produce batches above this size get MESSAGE_TOO_LARGE unless the stream allows larger
 /// records (its MaxRecordSizeInKiB, plus batch overhead).
@@ -29,7 +30,7 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
         .with_error_message(message.map(|m| str_bytes(&m)))
 }
 
-pub async fn produce(ctx: &KafkaCtx, r: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn produce(ctx: &KafkaCtx, r: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = r.acks;
     let is_transactional = transactional(&r.transactional_id);
     let mut names = Vec::with_capacity(r.topic_data.len());
@@ -70,7 +71,7 @@ pub async fn produce(ctx: &KafkaCtx, r: ProduceRequest) -> Option<ProduceRespons
                     Some(r) => r,
                     None => {
                         let records = p.records.expect("checked above");
-                        append_all(ctx, &topic, p.index, &records).await
+                        append(ctx, &topic, p.index, &records, version).await
                     }
                 };
                 (index, response)
@@ -94,12 +95,15 @@ fn transactional(id: &Option<kafka_protocol::messages::TransactionalId>) -> bool
     id.as_ref().is_some_and(|t| !t.0.is_empty())
 }
 
-/// Appends every batch of a partition's records, answering with the first base offset.
-async fn append_all(
+/// Appends a partition's one batch. Kafka takes exactly one per partition from Produce v3 on
+/// (the oldest version strait serves), which also makes a partition's part of a request
+/// all-or-nothing.
+async fn append(
     ctx: &KafkaCtx,
     topic: &str,
     index: i32,
     records: &[u8],
+    version: i16,
 ) -> PartitionProduceResponse {
     if index < 0 {
         return failed(
@@ -108,46 +112,69 @@ async fn append_all(
             None,
         );
     }
-    let mut at = 0;
-    let mut first: Option<(i64, i64)> = None;
-    while at < records.len() {
-        // The one place a produced batch's header is parsed; the core checks its CRC.
-        let Ok(batch) = ParsedBatch::split_first(&records[at..]) else {
+    if records.is_empty() {
+        return failed(
+            index,
+            error::of(ResponseError::InvalidRecord),
+            Some("a Produce needs one record batch per partition".into()),
+        );
+    }
+    // The one place a produced batch's header is parsed; the core checks the rest.
+    let batch = match ParsedBatch::split_first(records) {
+        Ok(batch) => batch,
+        Err(BatchError::Malformed(why)) => {
+            return failed(
+                index,
+                error::of(ResponseError::InvalidRecord),
+                Some(why.into()),
+            )
+        }
+        Err(_) => {
             return failed(
                 index,
                 error::of(ResponseError::CorruptMessage),
-                Some("truncated or malformed record batch".into()),
-            );
-        };
-        let (len, count) = (batch.len(), batch.header().record_count.max(0));
-        match ctx.core.produce(topic, index as u32, batch).await {
-            Ok(a) => {
-                first.get_or_insert((a.base_offset, a.log_start));
-                crate::observe::metrics().written("kafka", topic, count as u64, len as u64);
-            }
-            Err(e) => {
-                let message = match &e {
-                    CoreError::Storage(_) | CoreError::Internal(_) => None,
-                    other => Some(other.to_string()),
-                };
-                return failed(index, error::code(&e), message);
-            }
+                Some("truncated record batch".into()),
+            )
         }
-        at += len;
-    }
-    let Some((base, log_start)) = first else {
+    };
+    let (len, count) = (batch.len(), batch.header().record_count.max(0));
+    if len < records.len() {
         return failed(
             index,
-            error::of(ResponseError::CorruptMessage),
-            Some("no record batch".into()),
+            error::of(ResponseError::InvalidRecord),
+            Some(format!(
+                "Produce v{version} takes exactly one record batch per partition; {} more bytes follow it",
+                records.len() - len
+            )),
         );
-    };
-    PartitionProduceResponse::default()
-        .with_index(index)
-        .with_error_code(NONE)
-        .with_base_offset(base)
-        .with_log_append_time_ms(-1)
-        .with_log_start_offset(log_start)
+    }
+    if version < 7 && batch.header().attributes & 0x7 == 4 {
+        return failed(
+            index,
+            error::of(ResponseError::UnsupportedCompressionType),
+            Some(format!(
+                "Produce v{version} cannot carry zstd; it needs v7 or later"
+            )),
+        );
+    }
+    match ctx.core.produce(topic, index as u32, batch).await {
+        Ok(a) => {
+            crate::observe::metrics().written("kafka", topic, count as u64, len as u64);
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_error_code(NONE)
+                .with_base_offset(a.base_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(a.log_start)
+        }
+        Err(e) => {
+            let message = match &e {
+                CoreError::Storage(_) | CoreError::Internal(_) => None,
+                other => Some(other.to_string()),
+            };
+            failed(index, error::code(&e), message)
+        }
+    }
 }
 
 pub fn init_producer_id(ctx: &KafkaCtx, r: InitProducerIdRequest) -> InitProducerIdResponse {
@@ -157,18 +184,11 @@ pub fn init_producer_id(ctx: &KafkaCtx, r: InitProducerIdRequest) -> InitProduce
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
-    // A known producer asking to bump its epoch (KIP-360) keeps its id.
-    let (id, epoch) = if r.producer_id.0 >= 0 && r.producer_epoch >= 0 {
-        if r.producer_epoch == i16::MAX {
-            (ctx.core.allocate_producer_id(), 0)
-        } else {
-            (r.producer_id.0, r.producer_epoch + 1)
-        }
-    } else {
-        (ctx.core.allocate_producer_id(), 0)
-    };
+    // Without a transactional id Kafka hands out a new id at epoch 0 whatever the client
+    // presents (an idempotent producer bumps its epoch itself, KIP-360): bumping a presented
+    // epoch unchecked would let any client fence any producer.
     InitProducerIdResponse::default()
         .with_error_code(NONE)
-        .with_producer_id(ProducerId(id))
-        .with_producer_epoch(epoch)
+        .with_producer_id(ProducerId(ctx.core.allocate_producer_id()))
+        .with_producer_epoch(0)
 }

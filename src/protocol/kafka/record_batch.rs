@@ -247,6 +247,21 @@ impl CheckedBatch {
         self.header.base_offset = base_offset;
     }
 
+    /// Corrects the header's max timestamp to what the records hold (Kafka rewrites it the
+    /// same way) and recomputes the CRC, which covers it.
+    pub fn set_max_timestamp(&mut self, max_timestamp: i64) {
+        self.bytes[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8]
+            .copy_from_slice(&max_timestamp.to_be_bytes());
+        let crc = crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..]);
+        self.bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        self.header.max_timestamp = max_timestamp;
+    }
+
+    /// The codec bits of the attributes: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub fn compression(&self) -> i16 {
+        self.header.attributes & 0x7
+    }
+
     pub fn into_bytes(self) -> BytesMut {
         self.bytes
     }

@@ -172,6 +172,15 @@ class StraitServer:
             self.proc.wait()
             self.exit_codes.append(("sigkill", self.proc.returncode))
 
+    def rss_kib(self):
+        """The process's resident memory, from /proc."""
+        self._need_local("rss")
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS in /proc status")
+
     def restart(self):
         """Clean stop (SIGTERM) and start again on the same data dir and port."""
         self._need_local("restart")

@@ -77,30 +77,51 @@ def varint(v):
 # -- record batch v2 -----------------------------------------------------------------------------
 
 
-def record_batch(records, base_ts=None, producer_id=-1, producer_epoch=-1, base_sequence=-1):
-    """An uncompressed RecordBatch v2 of [(key or None, value or None)], base offset 0."""
-    ts = int(time.time() * 1000) if base_ts is None else base_ts
+def record_bytes(records, first_delta=0):
+    """Uncompressed v2 records of [(key or None, value or None)], length-prefixed, as a producer
+    writes them (timestamp delta 0, offset deltas from first_delta)."""
     body = b""
     for i, (k, v) in enumerate(records):
-        rec = i8(0) + varint(0) + varint(i)
+        rec = i8(0) + varint(0) + varint(first_delta + i)
         rec += varint(-1) if k is None else varint(len(k)) + k
         rec += varint(-1) if v is None else varint(len(v)) + v
         rec += varint(0)  # headers
         body += varint(len(rec)) + rec
+    return body
+
+
+def batch_of(
+    body, count, attributes=0, base_ts=None, producer_id=-1, producer_epoch=-1, base_sequence=-1, last_delta=None
+):
+    """A RecordBatch v2 around `body` (records, compressed or not), base offset 0, valid CRC:
+    the header says what the caller says, whether or not the body agrees."""
+    ts = int(time.time() * 1000) if base_ts is None else base_ts
     after_crc = (
-        i16(0)  # attributes: no compression, create time
-        + i32(len(records) - 1)  # last offset delta
+        i16(attributes)
+        + i32(count - 1 if last_delta is None else last_delta)
         + i64(ts)
         + i64(ts)
         + i64(producer_id)
         + i16(producer_epoch)
         + i32(base_sequence)
-        + i32(len(records))
+        + i32(count)
         + body
     )
     crc = struct.pack(">I", crc32c(after_crc))
     rest = i32(-1) + i8(2) + crc + after_crc  # partition leader epoch, magic, crc
     return i64(0) + i32(len(rest)) + rest
+
+
+def record_batch(records, base_ts=None, producer_id=-1, producer_epoch=-1, base_sequence=-1):
+    """An uncompressed RecordBatch v2 of [(key or None, value or None)], base offset 0."""
+    return batch_of(
+        record_bytes(records),
+        len(records),
+        base_ts=base_ts,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+    )
 
 
 CRC_AT = 8 + 4 + 4 + 1  # offset of the CRC field in a batch

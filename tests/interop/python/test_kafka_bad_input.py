@@ -310,6 +310,134 @@ def test_produce_key_outside_partition_range_rejected(bs, bad_server):
     assert res[(name, right)]["error"] == NONE, res
 
 
+# -- produce validation: what the red team sent (issue 19) ---------------------------------------
+# Each batch has a valid CRC; Kafka decodes every record anyway and refuses these. Nothing of a
+# refused batch is appended, and the partition keeps taking good batches.
+
+MESSAGE_TOO_LARGE = 10
+INVALID_TIMESTAMP = 32
+UNSUPPORTED_COMPRESSION_TYPE = 76
+GOOD = [(b"k", b"value value value value")]
+# Kafka 4.x answers UNKNOWN_SERVER_ERROR (-1) where its own decompression fails; strait says what
+# is wrong with the batch.
+UNDECODABLE = (INVALID_RECORD, -1) if external_kafka() else (INVALID_RECORD,)
+
+
+def refused_then_fine(bs, batch, codes):
+    """Produces `batch` to a new one-partition topic: refused with one of `codes`, nothing
+    appended, and a good batch afterwards lands at offset 0."""
+    topic = create_topic(bs, unique("raw-valid"), 1)
+    res = produce(bs, {topic: {0: batch}})[(topic, 0)]
+    assert res["error"] in codes, res
+    assert high_watermark(bs, topic, 0) == 0, "a refused batch appended records"
+    res = produce(bs, {topic: {0: kr.record_batch(GOOD)}})[(topic, 0)]
+    assert res["error"] == NONE and res["base_offset"] == 0, res
+    return topic
+
+
+def test_garbage_after_a_gzip_flag_is_refused(bs):
+    refused_then_fine(bs, kr.batch_of(b"\x1f\x8b not gzip at all" * 4, 1, attributes=1), UNDECODABLE)
+
+
+def test_truncated_gzip_is_refused(bs):
+    import gzip
+
+    body = gzip.compress(kr.record_bytes(GOOD * 3))
+    refused_then_fine(bs, kr.batch_of(body[: len(body) // 2], 3, attributes=1), UNDECODABLE)
+
+
+def test_a_record_length_of_2_to_the_30_is_refused(bs):
+    rec = kr.record_bytes(GOOD)
+    refused_then_fine(bs, kr.batch_of(kr.varint(1 << 30) + rec[1:], 1), (INVALID_RECORD,))
+
+
+@pytest.mark.parametrize("declared,actual", [(3, 2), (2, 3)])
+def test_a_count_that_disagrees_with_the_records_is_refused(bs, declared, actual):
+    refused_then_fine(bs, kr.batch_of(kr.record_bytes(GOOD * actual), declared), (INVALID_RECORD,))
+
+
+def test_a_count_that_disagrees_inside_gzip_is_refused(bs):
+    import gzip
+
+    body = gzip.compress(kr.record_bytes(GOOD * 2))
+    refused_then_fine(bs, kr.batch_of(body, 3, attributes=1), (INVALID_RECORD,))
+
+
+@pytest.mark.parametrize("codec", [5, 6, 7])
+def test_an_unknown_codec_is_refused(bs, codec):
+    codes = (UNSUPPORTED_COMPRESSION_TYPE, -1) if external_kafka() else (UNSUPPORTED_COMPRESSION_TYPE,)
+    refused_then_fine(bs, kr.batch_of(kr.record_bytes(GOOD), 1, attributes=codec), codes)
+
+
+def test_a_control_batch_from_a_client_is_refused(bs):
+    refused_then_fine(bs, kr.batch_of(kr.record_bytes(GOOD), 1, attributes=1 << 5), (INVALID_RECORD,))
+
+
+def test_offset_deltas_a_producer_would_not_write_are_refused(bs):
+    if external_kafka():
+        pytest.skip("Kafka rewrites inner offsets it does not like; strait refuses them")
+    body = kr.record_bytes(GOOD) + kr.record_bytes(GOOD)  # both at delta 0
+    refused_then_fine(bs, kr.batch_of(body, 2), (INVALID_RECORD,))
+
+
+def test_two_batches_for_one_partition_are_refused_whole(bs):
+    """Kafka takes exactly one batch per partition from Produce v3 on: all or nothing."""
+    both = kr.record_batch(GOOD) + kr.record_batch(GOOD)
+    refused_then_fine(bs, both, (INVALID_RECORD,))
+
+
+def test_a_timestamp_two_hours_ahead_is_refused(bs):
+    """Kafka 4's message.timestamp.after.max.ms is one hour."""
+    ahead = int(time.time() * 1000) + 2 * 3600 * 1000
+    refused_then_fine(bs, kr.record_batch(GOOD, base_ts=ahead), (INVALID_TIMESTAMP,))
+
+
+def test_a_gzip_bomb_is_refused(bs, bad_server):
+    """16 KB of gzip that inflates to one 16 MiB record: above the stream's 1 MiB record size,
+    refused before it is inflated (strait's rule: Kinesis readers cannot take such a record)."""
+    if external_kafka():
+        pytest.skip("strait's rule: Kafka bounds only the compressed batch")
+    import gzip
+
+    body = gzip.compress(kr.record_bytes([(b"k", bytes(16 << 20))]), compresslevel=9)
+    assert len(body) < 100_000
+    before = bad_server.rss_kib()
+    refused_then_fine(bs, kr.batch_of(body, 1, attributes=1), (MESSAGE_TOO_LARGE,))
+    grew = bad_server.rss_kib() - before
+    assert grew < 8 * 1024, f"resident memory grew by {grew} KiB for a refused 16 KB batch"
+
+
+def test_a_refused_batch_leaves_the_shard_readable_to_kinesis(bs, bad_server):
+    """The poisoned-shard case: after each refused batch, GetRecords reads the good records."""
+    if external_kafka():
+        pytest.skip("reads the stream through strait's Kinesis API")
+    import gzip
+
+    topic = create_topic(bs, unique("raw-poison"), 1)
+    bad = [
+        kr.batch_of(b"garbage after the gzip flag", 1, attributes=1),
+        kr.batch_of(gzip.compress(kr.record_bytes(GOOD * 2)), 3, attributes=1),
+        kr.batch_of(kr.record_bytes(GOOD), 1, attributes=1 << 5),
+    ]
+    for i, batch in enumerate(bad):
+        assert produce(bs, {topic: {0: kr.record_batch([(b"k", b"good-%d" % i)])}})[(topic, 0)]["error"] == NONE
+        assert produce(bs, {topic: {0: batch}})[(topic, 0)]["error"] != NONE
+    c = bad_server.client()
+    it = c.get_shard_iterator(StreamName=topic, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")
+    got = c.get_records(ShardIterator=it["ShardIterator"])["Records"]
+    assert [r["Data"] for r in got] == [b"good-0", b"good-1", b"good-2"]
+
+
+def test_init_producer_id_without_a_transactional_id_gives_a_new_producer(bs):
+    """As Kafka: a presented id and epoch are not bumped (that would let any client fence any
+    producer); a new id at epoch 0 is handed out."""
+    first = init_producer_id(bs)
+    assert first["error"] == NONE, first
+    again = init_producer_id(bs, producer=(first["producer_id"], first["producer_epoch"]))
+    assert again["error"] == NONE, again
+    assert again["producer_id"] != first["producer_id"] and again["producer_epoch"] == 0, (first, again)
+
+
 # -- Fetch and ListOffsets -----------------------------------------------------------------------
 
 
@@ -402,12 +530,25 @@ INVALID_PRODUCER_EPOCH = 47
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 
 
-def init_producer_id(bootstrap, transactional_id=None):
-    c = kr.RawConn(bootstrap)
-    try:
-        return kr.parse_init_producer_id_v0(c.request(kr.init_producer_id_v0(41, transactional_id), 41))
-    finally:
-        c.close()
+def init_producer_id(bootstrap, transactional_id=None, producer=None):
+    """InitProducerId v0, or v3 (flexible) presenting (producer id, epoch). Retried while a real
+    Kafka's producer-id block is still loading (COORDINATOR_LOAD_IN_PROGRESS), as clients do."""
+    deadline = time.time() + 30
+    while True:
+        c = kr.RawConn(bootstrap)
+        try:
+            if producer is None:
+                res = kr.parse_init_producer_id_v0(c.request(kr.init_producer_id_v0(41, transactional_id), 41))
+            else:
+                body = b"\x00" + kr.i32(60000) + kr.i64(producer[0]) + kr.i16(producer[1]) + b"\x00"
+                r = c.request(kr.frame_v2(22, 3, 42, body), 42)
+                r.i8()  # response header tags
+                res = kr.parse_init_producer_id_v0(r)
+        finally:
+            c.close()
+        if res["error"] not in (14, 15) or time.time() > deadline:
+            return res
+        time.sleep(0.2)
 
 
 def test_idempotent_retry_gets_original_offset_and_is_not_appended_twice(bs):
