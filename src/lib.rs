@@ -104,6 +104,7 @@ async fn start_embedded(
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
 ) -> Result<(Task, Option<Task>, Arc<core::Core>), String> {
+    backend::embedded::format::check_and_stamp(&config.data_dir)?;
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
     log.spawn_background();

@@ -56,6 +56,31 @@ fn put_batch(s: &Server, stream: &str, n: usize, tag: &str) -> Vec<(String, Stri
         .collect()
 }
 
+/// A data directory written by a newer strait is refused at start, with both versions named.
+#[test]
+fn a_data_dir_from_a_newer_strait_is_refused() {
+    let mut s = Server::start();
+    s.stop();
+    let stamp = s.data_dir.join("FORMAT_VERSION");
+    assert_eq!(std::fs::read_to_string(&stamp).unwrap(), "1\n");
+    std::fs::write(&stamp, "99\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["serve", "--config"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/strait.yaml"))
+        .env("STRAIT_DATA_DIR", &s.data_dir)
+        .env("STRAIT_KINESIS__LISTEN", "127.0.0.1:0")
+        .env("STRAIT_KAFKA__LISTEN", "127.0.0.1:0")
+        .env("STRAIT_ADMIN__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("format version 99") && err.contains("format version 1 "),
+        "{err}"
+    );
+}
+
 #[test]
 fn sigterm_and_sigkill_keep_streams_and_records() {
     let mut s = Server::start();
@@ -149,14 +174,14 @@ fn odd_stream_names_survive_restarts_and_stay_apart() {
     // A recreated stream starts empty: the deleted one's records do not come back.
     s.ok("CreateStream", json!({"StreamName": "0", "ShardCount": 1}));
     assert!(read_all(&s, "0", "shardId-000000000000").is_empty());
-    // Nothing was written outside the log directory.
+    // Nothing was written outside the log and metadata directories but the format stamp.
     let stray: Vec<_> = std::fs::read_dir(&s.data_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     let mut stray = stray;
     stray.sort();
-    assert_eq!(stray, ["log", "meta"]);
+    assert_eq!(stray, ["FORMAT_VERSION", "log", "meta"]);
 }
 
 /// SIGTERM while writers are busy: every PutRecords that was acknowledged before the

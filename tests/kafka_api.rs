@@ -254,7 +254,8 @@ fn huge_counts_in_small_requests_do_not_take_the_server_down() {
         "CreateStream",
         json!({"StreamName": "huge", "ShardCount": 1}),
     );
-    assert_eq!(produce(&mut c, "huge", 0, b.freeze()).0, 2);
+    // INVALID_RECORD, as Kafka answers a count its batch cannot hold.
+    assert_eq!(produce(&mut c, "huge", 0, b.freeze()).0, 87);
     let _: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
 }
 

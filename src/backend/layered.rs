@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ReadBatches, StorageResult};
+use super::{
+    AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches, StorageResult,
+};
 
 /// What a decorator does around a `Log`. Every hook defaults to passing through.
 pub trait LogLayer: Send + Sync + 'static {
@@ -48,10 +50,11 @@ pub enum Operation {
     Offsets,
     MaxTimestampBatch,
     OffsetForTimestamp,
+    ProducerBatches,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 12] = [
         Operation::CreatePartitions,
         Operation::DeleteTopic,
         Operation::Topics,
@@ -63,6 +66,7 @@ impl Operation {
         Operation::Offsets,
         Operation::MaxTimestampBatch,
         Operation::OffsetForTimestamp,
+        Operation::ProducerBatches,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Operation {
             Operation::Offsets => "offsets",
             Operation::MaxTimestampBatch => "max_timestamp_batch",
             Operation::OffsetForTimestamp => "offset_for_timestamp",
+            Operation::ProducerBatches => "producer_batches",
         }
     }
 }
@@ -184,6 +189,16 @@ impl<L: LogLayer> Log for Layered<L> {
             .inner
             .offset_for_timestamp(&topic, partition, timestamp_ms);
         self.layer.around(Operation::OffsetForTimestamp, call).await
+    }
+    async fn producer_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        producer_id: i64,
+    ) -> StorageResult<Vec<ProducerBatch>> {
+        let topic = self.layer.inward(topic);
+        let call = self.inner.producer_batches(&topic, partition, producer_id);
+        self.layer.around(Operation::ProducerBatches, call).await
     }
 }
 

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{
-    AppendInfo, CheckedBatch, Log, PartitionOffsets, ReadBatches, StorageError, StorageResult,
-    SyncMetaStore,
+    remember_producer_batch, AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch,
+    ReadBatches, StorageError, StorageResult, SyncMetaStore,
 };
 use crate::protocol::kafka::record_batch::BatchHeader;
 
@@ -236,6 +236,25 @@ impl Log for MemoryLog {
                 }
             }
             Ok(p.next_offset)
+        })
+    }
+
+    async fn producer_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        producer_id: i64,
+    ) -> StorageResult<Vec<ProducerBatch>> {
+        // A scan of the headers kept, as the embedded log's recovery does once.
+        self.with_partition(topic, partition, |p| {
+            let mut recent = std::collections::VecDeque::new();
+            for (h, _) in &p.batches {
+                match ProducerBatch::of(h) {
+                    Some((id, b)) if id == producer_id => remember_producer_batch(&mut recent, b),
+                    _ => {}
+                }
+            }
+            Ok(recent.into())
         })
     }
 }

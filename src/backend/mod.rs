@@ -56,6 +56,55 @@ pub struct AppendInfo {
     pub log_start: i64,
 }
 
+/// One batch an idempotent producer appended, as its header records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub epoch: i16,
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+}
+
+/// Kafka's default `producer.id.expiration.ms`: a producer idle this long is forgotten.
+pub const PRODUCER_EXPIRY_MS: i64 = 24 * 3600 * 1000;
+
+/// How many batches per producer and partition are remembered (Kafka keeps five: a producer
+/// has at most five requests in flight).
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+
+/// Keeps the last `PRODUCER_BATCHES_KEPT` batches of one producer's newest epoch.
+pub fn remember_producer_batch(
+    recent: &mut std::collections::VecDeque<ProducerBatch>,
+    b: ProducerBatch,
+) {
+    if recent.back().is_some_and(|last| last.epoch != b.epoch) {
+        recent.clear();
+    }
+    recent.push_back(b);
+    while recent.len() > PRODUCER_BATCHES_KEPT {
+        recent.pop_front();
+    }
+}
+
+impl ProducerBatch {
+    /// The producer's id and this batch, for a header written by an idempotent producer.
+    pub fn of(
+        h: &crate::protocol::kafka::record_batch::BatchHeader,
+    ) -> Option<(i64, ProducerBatch)> {
+        (h.has_producer() && !h.is_control()).then(|| {
+            (
+                h.producer_id,
+                ProducerBatch {
+                    epoch: h.producer_epoch,
+                    first_sequence: h.base_sequence,
+                    last_sequence: h.last_sequence(),
+                    base_offset: h.base_offset,
+                },
+            )
+        })
+    }
+}
+
 /// Topics of partitioned, append-only record logs.
 #[async_trait]
 pub trait Log: Send + Sync {
@@ -115,6 +164,16 @@ pub trait Log: Send + Sync {
         partition: u32,
         timestamp_ms: i64,
     ) -> StorageResult<i64>;
+    /// The last batches (at most `PRODUCER_BATCHES_KEPT`, of its newest epoch, oldest first)
+    /// an idempotent producer appended to a partition, from the batch headers the log holds:
+    /// how the core's producer state survives a restart, as Kafka rebuilds its own. Empty for
+    /// a producer the log does not know.
+    async fn producer_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        producer_id: i64,
+    ) -> StorageResult<Vec<ProducerBatch>>;
 }
 
 /// Small documents kept durably by key (stream attributes, EFO registrations, secrets).

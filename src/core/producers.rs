@@ -1,7 +1,8 @@
 //! Idempotent-producer state: producer ids, epochs and the last batches of each
 //! (producer, stream, partition), so that a retried batch gets its original offset instead of
-//! being appended twice (reference §2.4). Kept in memory: after a restart the first batch of a
-//! known producer is trusted, as a new broker leader without a snapshot would.
+//! being appended twice (reference §2.4). Kept in memory and loaded from the log's batch
+//! headers the first time a producer appears on a partition (`Log::producer_batches`), so a
+//! retry that crosses a restart is still recognised.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -9,8 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-/// How many recent batches per producer and partition are remembered (Kafka keeps 5).
-const RECENT: usize = 5;
+use crate::backend::{ProducerBatch, PRODUCER_BATCHES_KEPT, PRODUCER_EXPIRY_MS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchIdentity {
@@ -38,6 +38,8 @@ pub(super) struct PartitionProducer {
     last_used: std::time::Instant,
     /// (first sequence, last sequence, base offset)
     recent: VecDeque<(i32, i32, i64)>,
+    /// Whether what the log knows of this producer has been read in.
+    loaded: bool,
 }
 
 impl Default for PartitionProducer {
@@ -46,11 +48,28 @@ impl Default for PartitionProducer {
             epoch: 0,
             last_used: std::time::Instant::now(),
             recent: VecDeque::new(),
+            loaded: false,
         }
     }
 }
 
 impl PartitionProducer {
+    pub(super) fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Takes in the producer's last batches as the log holds them (oldest first, one epoch).
+    pub(super) fn load(&mut self, batches: &[ProducerBatch]) {
+        self.loaded = true;
+        if let Some(last) = batches.last() {
+            self.epoch = last.epoch;
+            self.recent = batches
+                .iter()
+                .map(|b| (b.first_sequence, b.last_sequence, b.base_offset))
+                .collect();
+        }
+    }
+
     pub(super) fn check(&self, b: &BatchIdentity) -> SequenceCheck {
         if b.epoch < self.epoch {
             return SequenceCheck::Fenced;
@@ -87,26 +106,16 @@ impl PartitionProducer {
         }
         self.recent
             .push_back((b.first_sequence, b.last_sequence, base_offset));
-        while self.recent.len() > RECENT {
+        while self.recent.len() > PRODUCER_BATCHES_KEPT {
             self.recent.pop_front();
         }
     }
 }
 
-/// The sequence of a batch's last record: sequences wrap from i32::MAX to 0, as Kafka's
-/// `DefaultRecordBatch.incrementSequence`.
-pub fn last_sequence(base: i32, last_offset_delta: i32) -> i32 {
-    if base > i32::MAX - last_offset_delta {
-        last_offset_delta - (i32::MAX - base) - 1
-    } else {
-        base + last_offset_delta
-    }
-}
-
 type Key = (i64, String, u32);
 
-/// Kafka's default producer.id.expiration.ms.
-const PRODUCER_EXPIRY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const PRODUCER_EXPIRY: std::time::Duration =
+    std::time::Duration::from_millis(PRODUCER_EXPIRY_MS as u64);
 
 pub struct Producers {
     next_id: AtomicI64,
@@ -194,11 +203,19 @@ mod tests {
     }
 
     #[test]
-    fn last_sequence_wraps_like_kafka() {
-        assert_eq!(last_sequence(10, 4), 14);
-        assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
-        assert_eq!(last_sequence(i32::MAX, 1), 0);
-        assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
+    fn loaded_batches_answer_retries_after_a_restart() {
+        let mut p = PartitionProducer::default();
+        let batch = |first, last, base| ProducerBatch {
+            epoch: 2,
+            first_sequence: first,
+            last_sequence: last,
+            base_offset: base,
+        };
+        p.load(&[batch(0, 4, 100), batch(5, 9, 105)]);
+        assert!(p.is_loaded());
+        assert_eq!(p.check(&b(2, 5, 9)), SequenceCheck::Duplicate(105));
+        assert_eq!(p.check(&b(2, 10, 12)), SequenceCheck::Fresh);
+        assert_eq!(p.check(&b(1, 10, 12)), SequenceCheck::Fenced);
     }
 
     #[test]

@@ -424,6 +424,46 @@ async fn produce_checks_the_partition_then_the_batch_and_deduplicates() {
     assert_eq!(log.offsets("t", 0).await.unwrap().high_watermark, 5);
 }
 
+/// A retry that crosses a restart is still recognised: the new core reads the producer's last
+/// batches from the log's headers instead of trusting the retry as new.
+#[tokio::test]
+async fn an_idempotent_retry_after_a_restart_is_not_appended_twice() {
+    let log = Arc::new(MemoryLog::new());
+    let meta = Arc::new(MemoryMetaStore::new());
+    let open = || {
+        Core::open(
+            "000000000000".into(),
+            StreamsConfig::default(),
+            log.clone(),
+            meta.clone(),
+            ForeignTopics::Delete,
+        )
+    };
+    let parsed = |b: &[u8]| ParsedBatch::split_first(b).unwrap();
+    let core = open().await.unwrap();
+    core.create_topic("t", 1).await.unwrap();
+    core.produce("t", 0, parsed(&produced(3, 7, 0)))
+        .await
+        .unwrap();
+    core.produce("t", 0, parsed(&produced(2, 7, 3)))
+        .await
+        .unwrap();
+    drop(core);
+
+    let core = open().await.unwrap();
+    let retry = core.produce("t", 0, parsed(&produced(2, 7, 3))).await;
+    assert_eq!(retry.unwrap().base_offset, 3, "the retry keeps its offset");
+    let older = core.produce("t", 0, parsed(&produced(3, 7, 0))).await;
+    assert_eq!(older.unwrap().base_offset, 0);
+    assert_eq!(log.offsets("t", 0).await.unwrap().high_watermark, 5);
+    assert!(matches!(
+        core.produce("t", 0, parsed(&produced(1, 7, 9))).await,
+        Err(CoreError::OutOfOrderSequence { expected: 5, .. })
+    ));
+    let next = core.produce("t", 0, parsed(&produced(1, 7, 5))).await;
+    assert_eq!(next.unwrap().base_offset, 5);
+}
+
 /// A Kafka Fetch costs one log read, which also bounds the offset.
 #[tokio::test]
 async fn fetch_reads_once_and_checks_the_offset_against_the_read() {

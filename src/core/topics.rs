@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::catalog::{shard_id, KeyHash, Stream, StreamMode};
 use super::error::{CoreError, CoreResult};
 use super::hashing::md5_hash_key;
-use super::producers::{last_sequence, BatchIdentity, SequenceCheck};
+use super::producers::{BatchIdentity, SequenceCheck};
 use super::service::{Core, CreateStreamRequest};
 use crate::backend::{PartitionOffsets, ReadBatches};
 use crate::config::KeyCheck;
@@ -114,10 +114,17 @@ impl Core {
                 producer_id: header.producer_id,
                 epoch: header.producer_epoch,
                 first_sequence: header.base_sequence,
-                last_sequence: last_sequence(header.base_sequence, header.last_offset_delta),
+                last_sequence: header.last_sequence(),
             };
             let state = self.producers.partition(id.producer_id, stream, partition);
             let mut state = state.lock().await;
+            if !state.is_loaded() {
+                let known = self
+                    .log
+                    .producer_batches(stream, partition, id.producer_id)
+                    .await?;
+                state.load(&known);
+            }
             match state.check(&id) {
                 SequenceCheck::Duplicate(base) => base,
                 SequenceCheck::Fenced => {

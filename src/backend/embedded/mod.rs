@@ -2,9 +2,11 @@
 //! Owns topic directories, the fsync-interval timer and retention; `partition.rs` owns the
 //! per-partition log itself.
 
+pub mod format;
 pub mod gauges;
 mod meta;
 mod partition;
+mod producers;
 mod segment;
 
 use std::collections::HashMap;
@@ -21,7 +23,7 @@ use parking_lot::RwLock;
 pub use meta::FileMetaStore;
 use partition::PartitionLog;
 
-use crate::backend::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ReadBatches};
+use crate::backend::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches};
 use crate::backend::{StorageError, StorageResult};
 use crate::config::{EmbeddedConfig, FsyncPolicy};
 
@@ -151,6 +153,9 @@ impl EmbeddedLog {
         let now = crate::clock::now_ms();
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         for t in topics {
+            for p in t.partitions.read().values() {
+                p.expire_producers(now);
+            }
             let retention = t.retention_ms.load(Ordering::Relaxed);
             if retention < 0 {
                 continue;
@@ -298,5 +303,16 @@ impl Log for EmbeddedLog {
         ts: i64,
     ) -> StorageResult<i64> {
         self.partition(topic, partition)?.offset_for_timestamp(ts)
+    }
+
+    async fn producer_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        producer_id: i64,
+    ) -> StorageResult<Vec<ProducerBatch>> {
+        Ok(self
+            .partition(topic, partition)?
+            .producer_batches(producer_id))
     }
 }

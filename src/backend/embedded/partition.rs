@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::producers::ProducerIndex;
 use super::segment::{read_batches, Segment};
-use crate::backend::{CheckedBatch, PartitionOffsets, ReadBatches};
+use crate::backend::{CheckedBatch, PartitionOffsets, ProducerBatch, ReadBatches};
 use crate::backend::{StorageError, StorageResult};
 use crate::config::FsyncPolicy;
 use crate::protocol::kafka::record_batch;
@@ -22,6 +23,7 @@ struct State {
     segments: Vec<Segment>,
     next_offset: i64,
     last_timestamp: Option<i64>,
+    producers: ProducerIndex,
 }
 
 impl State {
@@ -61,6 +63,7 @@ impl PartitionLog {
             .collect();
         bases.sort();
         let mut segments: Vec<Segment> = Vec::new();
+        let mut producers = ProducerIndex::default();
         let mut cut = false;
         for (base, path) in bases {
             if cut {
@@ -76,7 +79,8 @@ impl PartitionLog {
                     continue;
                 }
             }
-            let (seg, torn) = Segment::recover(&path, base)?;
+            let (seg, torn) =
+                Segment::recover(&path, base, &mut |h| producers.note(h, h.max_timestamp))?;
             if torn {
                 tracing::warn!(path = %path.display(), kept_bytes = seg.size, "truncated a torn or corrupt tail");
                 cut = true;
@@ -92,6 +96,7 @@ impl PartitionLog {
         if let Some(last) = segments.last() {
             last.file.sync_data()?;
         }
+        producers.expire(crate::clock::now_ms());
         let next_offset = segments.last().map_or(0, |s| s.next_offset);
         let last_timestamp = segments
             .iter()
@@ -104,6 +109,7 @@ impl PartitionLog {
                 segments,
                 next_offset,
                 last_timestamp,
+                producers,
             }),
             durable: AtomicI64::new(next_offset),
             syncing: Mutex::new(false),
@@ -144,6 +150,7 @@ impl PartitionLog {
             seg.file.write_all_at(&batch, pos)?;
             let h = *batch.header();
             seg.note_batch(&h, pos);
+            st.producers.note(&h, crate::clock::now_ms());
             st.next_offset = h.next_offset();
             st.last_timestamp = Some(st.last_timestamp.unwrap_or(i64::MIN).max(h.max_timestamp));
             (base, st.next_offset, st.segments[0].base_offset)
@@ -284,6 +291,16 @@ impl PartitionLog {
             offsets,
             skipped_to: None,
         })
+    }
+
+    /// The last batches of an idempotent producer (`Log::producer_batches`).
+    pub fn producer_batches(&self, producer_id: i64) -> Vec<ProducerBatch> {
+        self.state.lock().producers.batches(producer_id)
+    }
+
+    /// Forgets idle producers (run with retention).
+    pub fn expire_producers(&self, now_ms: i64) {
+        self.state.lock().producers.expire(now_ms);
     }
 
     pub fn max_timestamp_batch(&self) -> StorageResult<Option<(i64, i64)>> {
@@ -461,6 +478,36 @@ mod tests {
             assert_eq!(got[0], next);
             next = *got.last().unwrap() + 1;
         }
+    }
+
+    #[tokio::test]
+    async fn producers_are_found_again_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let idempotent = |producer_id: i64, seq: i32| {
+            let mut b = batch(3, crate::clock::now_ms(), "p").into_bytes();
+            record_batch::set_producer(&mut b, producer_id, 4, seq);
+            CheckedBatch::check(b).unwrap()
+        };
+        {
+            // Small segments, so the producer's batches span a roll.
+            let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
+            for i in 0..100 {
+                log.append(idempotent(9, i * 3)).await.unwrap();
+                log.append(batch(100, 1000, "k")).await.unwrap();
+            }
+            assert!(log.state.lock().segments.len() > 1);
+            assert_eq!(log.producer_batches(9).len(), 5);
+        }
+        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
+        let got = log.producer_batches(9);
+        assert_eq!(got.len(), 5);
+        let last = got.last().unwrap();
+        assert_eq!(
+            (last.epoch, last.first_sequence, last.last_sequence),
+            (4, 297, 299)
+        );
+        assert_eq!(last.base_offset, 99 * 103);
+        assert!(log.producer_batches(10).is_empty());
     }
 
     #[tokio::test]

@@ -60,9 +60,13 @@ impl Segment {
         })
     }
 
-    /// Opens an existing segment, verifying every batch. Returns the segment and whether a
-    /// torn or corrupt tail was cut off.
-    pub fn recover(path: &Path, base_offset: i64) -> io::Result<(Segment, bool)> {
+    /// Opens an existing segment, verifying every batch and showing each header to
+    /// `on_batch`. Returns the segment and whether a torn or corrupt tail was cut off.
+    pub fn recover(
+        path: &Path,
+        base_offset: i64,
+        on_batch: &mut impl FnMut(&BatchHeader),
+    ) -> io::Result<(Segment, bool)> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
         let mut seg = Segment {
@@ -88,6 +92,7 @@ impl Segment {
                 match record_batch::check_batch(&chunk[at..]) {
                     Ok(h) if h.base_offset == seg.next_offset => {
                         seg.note_batch(&h, pos + at as u64);
+                        on_batch(&h);
                         at += h.total_len;
                     }
                     Err(BatchError::Incomplete) if at > 0 => break,
@@ -105,6 +110,7 @@ impl Segment {
                         match record_batch::check_batch(&whole) {
                             Ok(h) if h.base_offset == seg.next_offset => {
                                 seg.note_batch(&h, pos);
+                                on_batch(&h);
                                 pos += h.total_len as u64;
                                 continue 'scan;
                             }

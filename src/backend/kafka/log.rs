@@ -32,7 +32,7 @@ use super::appender::Appender;
 use super::cluster::Cluster;
 use super::errors::{self, Failure};
 use super::producer::{Producer, IDENTITY_REFUSED};
-use crate::backend::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ReadBatches};
+use crate::backend::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches};
 use crate::backend::{StorageError, StorageResult};
 use crate::protocol::kafka::record_batch;
 
@@ -715,6 +715,18 @@ impl Log for KafkaLog {
             (offset, _) if offset >= 0 => Ok(offset),
             _ => Ok(self.list_offset(topic, partition, -1).await?.0),
         }
+    }
+
+    async fn producer_batches(
+        &self,
+        _topic: &str,
+        _partition: u32,
+        _producer_id: i64,
+    ) -> StorageResult<Vec<ProducerBatch>> {
+        // Kafka clients reach the cluster through the pass-through, and the cluster keeps
+        // their producer state; the only producer appending through this log is strait's own,
+        // whose identity the appender manages.
+        Ok(Vec::new())
     }
 }
 

@@ -48,6 +48,24 @@ impl BatchHeader {
     pub fn is_transactional(&self) -> bool {
         self.attributes & (1 << 4) != 0
     }
+    /// Written by an idempotent (or transactional) producer, which numbers its records.
+    pub fn has_producer(&self) -> bool {
+        self.producer_id >= 0
+    }
+    /// The sequence number of the batch's last record.
+    pub fn last_sequence(&self) -> i32 {
+        last_sequence(self.base_sequence, self.last_offset_delta)
+    }
+}
+
+/// The sequence of a batch's last record: sequences wrap from i32::MAX to 0, as Kafka's
+/// `DefaultRecordBatch.incrementSequence`.
+pub fn last_sequence(base: i32, last_offset_delta: i32) -> i32 {
+    if base > i32::MAX - last_offset_delta {
+        last_offset_delta - (i32::MAX - base) - 1
+    } else {
+        base + last_offset_delta
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -349,6 +367,14 @@ mod tests {
             (h.producer_id, h.producer_epoch, h.base_sequence),
             (4242, 3, 17)
         );
+    }
+
+    #[test]
+    fn last_sequence_wraps_like_kafka() {
+        assert_eq!(last_sequence(10, 4), 14);
+        assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
+        assert_eq!(last_sequence(i32::MAX, 1), 0);
+        assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
     }
 
     #[test]

@@ -4,6 +4,7 @@ Each test runs its own strait on a private data dir (the fresh_server fixture); 
 STRAIT_ENDPOINT set (an external server) they are skipped.
 """
 
+import os
 import threading
 import time
 
@@ -232,3 +233,100 @@ def test_shard_iterator_survives_restart(fresh_server):
     srv.restart()
     r = srv.client(fresh=True).get_records(ShardIterator=it)
     assert [x["Data"] for x in r["Records"]] == [b"one"]
+
+
+IDEMPOTENT_KILL_CYCLES = int(os.environ.get("STRAIT_IDEMPOTENT_KILL_CYCLES", "5"))
+
+
+def test_kill9_with_idempotent_producers_appends_nothing_twice(fresh_server):
+    """Idempotent producers (librdkafka) keep producing while strait is killed with -9 and
+    started again, cycle after cycle. A batch appended just before a kill is retried after the
+    restart; strait must recognise the retry from the log's batch headers. At the end every
+    acknowledged record is there exactly once. (The long form sets
+    STRAIT_IDEMPOTENT_KILL_CYCLES=20; docs/operations.md has its last result.)"""
+    from collections import Counter
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from kafka_helpers import confluent_conf, create_topic, high_watermarks
+
+    srv = fresh_server
+    bootstrap = srv.kafka_bootstrap
+    partitions = 3
+    topic = create_topic(bootstrap, unique("idem-crash"), partitions)
+    acked, failed = [], []
+
+    def delivered(err, msg):
+        (failed if err is not None else acked).append((err, msg.value()))
+
+    stop = threading.Event()
+    producers = [
+        Producer(
+            confluent_conf(
+                bootstrap,
+                **{
+                    "enable.idempotence": True,
+                    # Every kill refuses connections for a moment; those log lines are expected.
+                    "log_level": 0,
+                    "linger.ms": 2,
+                    "message.timeout.ms": 120000,
+                    "reconnect.backoff.ms": 50,
+                    "reconnect.backoff.max.ms": 300,
+                    "retry.backoff.ms": 50,
+                },
+            )
+        )
+        for _ in range(2)
+    ]
+
+    def produce_until_stopped(p, tag):
+        n = 0
+        while not stop.is_set():
+            try:
+                p.produce(topic, key=f"{tag}-{n % 17}".encode(), value=f"{tag}-{n}".encode(), on_delivery=delivered)
+                n += 1
+            except BufferError:
+                p.poll(0.05)
+            p.poll(0)
+            if n % 200 == 0:
+                time.sleep(0.005)
+        p.flush(120)
+
+    threads = [threading.Thread(target=produce_until_stopped, args=(p, f"p{i}"), daemon=True) for i, p in enumerate(producers)]
+    for t in threads:
+        t.start()
+    try:
+        for cycle in range(IDEMPOTENT_KILL_CYCLES):
+            target = len(acked) + 1500
+            deadline = time.time() + 60
+            while len(acked) < target and time.time() < deadline:
+                time.sleep(0.01)
+            assert len(acked) >= target, f"cycle {cycle}: producers stalled at {len(acked)} acknowledged"
+            srv.kill9()
+            time.sleep(0.2)
+            srv.start()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(150)
+    assert not failed, f"{len(failed)} deliveries failed, first: {failed[0]}"
+    sent = [v for _, v in acked]
+    ends = high_watermarks(bootstrap, topic, partitions)
+    c = Consumer(confluent_conf(bootstrap, **{"group.id": unique("g"), "enable.auto.commit": False}))
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        got = []
+        deadline = time.time() + 60
+        while len(got) < sum(ends) and time.time() < deadline:
+            got += [m.value() for m in c.consume(1000, 0.5) if not m.error()]
+    finally:
+        c.close()
+    dups = {v: n for v, n in Counter(got).items() if n > 1}
+    missing = set(sent) - set(got)
+    print(
+        f"{IDEMPOTENT_KILL_CYCLES} kill -9 cycles: {len(sent)} records acknowledged, {len(got)} read, "
+        f"{len(dups)} duplicated, {len(missing)} missing"
+    )
+    assert not dups, f"{len(dups)} records appended twice, e.g. {list(dups.items())[:3]}"
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:3]}"
+    assert len(got) == sum(ends)
