@@ -424,7 +424,8 @@ def one_run(kind, parts, rep, args, tmp_root):
         out, err = run_tool(args, run_dir, "producer", "org.apache.kafka.tools.ProducerPerformance",
                             ["--bootstrap-server", b, "--topic", topic, "--num-records", str(args.records),
                              "--record-size", str(args.record_size), "--throughput", "-1",
-                             "--command-property", "acks=all"], timeout=to)
+                             "--command-property", "acks=all",
+                             "--command-property", f"compression.type={args.compression}"], timeout=to)
         r = parse_producer(out)
         note_problems(res, "produce", err)
         if r["records_sent"] != args.records:
@@ -583,7 +584,8 @@ def render(summ, runs, args, started, loadavg_start, loadavg_end, busy_notes):
     L.append("")
     L.append(f"Kafka's own tools (kafka-tools {args.kafka_version}, each in its own JVM with `{args.tool_heap}`), "
              f"against each server on 127.0.0.1: `ProducerPerformance` ({args.records:,} × {args.record_size}-byte records, "
-             f"`--throughput -1`, `acks=all`, producer defaults otherwise: idempotent, linger.ms 5, batch.size 16384), "
+             f"`--throughput -1`, `acks=all`, `compression.type={args.compression}`, producer defaults otherwise: "
+             f"idempotent, linger.ms 5, batch.size 16384), "
              f"`ConsumerPerformance` (reads them back in a consumer group; rec/s is its fetch.nMsg.sec, "
              f"which leaves out the group join), `EndToEndLatency` ({args.e2e_records:,} sequential "
              f"{args.record_size}-byte produce(acks=all)→consume round trips; the tool reports percentiles in whole ms). "
@@ -703,6 +705,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="runs per server and partition count (medians)")
     ap.add_argument("--records", type=int, default=1_000_000, help="records for ProducerPerformance/ConsumerPerformance")
     ap.add_argument("--record-size", type=int, default=100)
+    ap.add_argument("--compression", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                    help="the producer's compression.type for ProducerPerformance")
     ap.add_argument("--e2e-records", type=int, default=10_000, help="round trips for EndToEndLatency")
     ap.add_argument("--rebalance-delay-ms", type=int, default=0,
                     help="group.initial.rebalance.delay.ms for both servers (Kafka's shipped server.properties: 0)")
