@@ -102,6 +102,7 @@ pub enum KeyCheck {
 pub enum BackendType {
     Embedded,
     Kafka,
+    Kinesis,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +112,47 @@ pub struct BackendConfig {
     pub kind: BackendType,
     pub embedded: EmbeddedConfig,
     pub kafka: KafkaBackendConfig,
+    pub kinesis: KinesisBackendConfig,
+}
+
+/// Amazon Kinesis behind `backend.type: kinesis`. This version forwards Kinesis clients to it
+/// (the pass-through); Kafka clients on Kinesis, and the state store they need, come later.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KinesisBackendConfig {
+    pub region: String,
+    /// `https://kinesis.<region>.amazonaws.com` when unset; an emulator's URL in tests.
+    pub endpoint: Option<String>,
+    /// `default`: the environment's keys, then a web identity (IRSA).
+    pub credentials: String,
+    /// CA bundle (PEM) the endpoint's certificate is checked against; the system bundle
+    /// when unset.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl Default for KinesisBackendConfig {
+    fn default() -> Self {
+        KinesisBackendConfig {
+            region: "us-east-1".into(),
+            endpoint: None,
+            credentials: "default".into(),
+            ca_bundle: None,
+        }
+    }
+}
+
+impl KinesisBackendConfig {
+    /// The endpoint requests go to.
+    pub fn endpoint_url(&self) -> String {
+        self.endpoint.clone().unwrap_or_else(|| {
+            let domain = if self.region.starts_with("cn-") {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            format!("https://kinesis.{}.{domain}", self.region)
+        })
+    }
 }
 
 /// The cluster behind `backend.type: kafka`.
@@ -229,6 +271,7 @@ impl Default for BackendConfig {
             kind: BackendType::Embedded,
             embedded: EmbeddedConfig::default(),
             kafka: KafkaBackendConfig::default(),
+            kinesis: KinesisBackendConfig::default(),
         }
     }
 }
@@ -452,6 +495,31 @@ impl Config {
         }
         if self.backend.kind == BackendType::Kafka {
             self.validate_kafka_backend()?;
+        }
+        if self.backend.kind == BackendType::Kinesis {
+            let k = &self.backend.kinesis;
+            if k.region.is_empty() {
+                return bad("backend.kinesis.region", "is empty".into());
+            }
+            let url = k.endpoint_url();
+            let ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && !rest.is_empty()
+            }) && url.parse::<http::Uri>().is_ok();
+            if !ok {
+                return bad(
+                    "backend.kinesis.endpoint",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                );
+            }
+            if k.credentials != "default" {
+                return bad(
+                    "backend.kinesis.credentials",
+                    format!(
+                        "{:?}: only `default` (environment keys, then web identity) is supported yet",
+                        k.credentials
+                    ),
+                );
+            }
         }
         if !(1..=10_000).contains(&self.streams.default_shard_count) {
             return bad(

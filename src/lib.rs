@@ -65,6 +65,10 @@ pub async fn run(
                 start_kafka_backend(&config, &ready, conns.clone(), closing.clone()).await?;
             (kinesis, Some(kafka), core)
         }
+        config::BackendType::Kinesis => {
+            let kinesis = start_kinesis_backend(&config, conns.clone(), closing.clone()).await?;
+            (Some(kinesis), None, None)
+        }
     };
     ready.set(true);
     {
@@ -203,7 +207,49 @@ async fn start_kinesis(
     println!("strait: kinesis listening on {addr}");
     Ok(tokio::spawn(kinesis::server::serve(
         listener,
-        ctx,
+        kinesis::server::Api::Local(ctx),
+        config.kinesis.max_body_bytes,
+        tls,
+        conns,
+        closing,
+    )))
+}
+
+/// The Kinesis backend: Kinesis clients pass through to the upstream Kinesis, re-signed with
+/// strait's credentials. Kafka clients on Kinesis come with the `Log` over it; until then the
+/// Kafka listener is not opened on this backend.
+async fn start_kinesis_backend(
+    config: &Config,
+    conns: Arc<listener::Connections>,
+    closing: listener::Closing,
+) -> Result<Task, String> {
+    let upstream = backend::kinesis::upstream::Upstream::new(&config.backend.kinesis)?;
+    let endpoint = upstream.endpoint();
+    let forwarder = Arc::new(kinesis::passthrough::Forwarder { upstream });
+    let forward: kinesis::server::Forward = Arc::new(move |max_body, req| {
+        Box::pin(kinesis::passthrough::handle(
+            forwarder.clone(),
+            max_body,
+            req,
+        ))
+    });
+    let tls = match (&config.kinesis.tls.cert, &config.kinesis.tls.key) {
+        (Some(cert), Some(key)) => Some(kinesis::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let addr = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (kinesis.listen): {e}"))?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    tracing::info!(%addr, tls = tls.is_some(), %endpoint, "Kinesis API listening, forwarding to the upstream");
+    if !config.kafka.listen.is_empty() {
+        tracing::warn!("backend.type kinesis: the Kafka listener is not opened yet (Kafka clients on Kinesis are later work)");
+    }
+    println!("strait: kinesis listening on {addr}");
+    Ok(tokio::spawn(kinesis::server::serve(
+        listener,
+        kinesis::server::Api::Forward(forward),
         config.kinesis.max_body_bytes,
         tls,
         conns,

@@ -55,6 +55,16 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "backend::kinesis",
+        &[
+            "backend",
+            "protocol::*",
+            "clock",
+            "config",
+            "observe::metrics",
+        ],
+    ),
+    (
         "backend::metered",
         &["backend", "clock", "observe::metrics"],
     ),
@@ -71,6 +81,19 @@ const LAYERS: &[(&str, &[&str])] = &[
             "clock",
             "config",
             "observe::metrics",
+        ],
+    ),
+    // The Kinesis pass-through's one reach into a backend: the upstream connection.
+    (
+        "kinesis::passthrough",
+        &[
+            "kinesis",
+            "backend::kinesis::upstream",
+            "protocol::*",
+            "clock",
+            "config",
+            "observe::metrics",
+            "listener",
         ],
     ),
     (

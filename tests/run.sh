@@ -4,7 +4,7 @@
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
 # Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat
-# kafka-backend helm)
+# kafka-backend kinesis-backend helm)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,6 +72,11 @@ fi
 if wanted kcat && [ -f "$repo/tests/interop/kcat/run.sh" ]; then
   step "kafka interop: kcat (Debian, librdkafka 2.0)"
   bash "$repo/tests/interop/kcat/run.sh"; record kcat-interop $?
+fi
+
+if wanted kinesis-backend && [ -f "$repo/tests/interop/kinesis-backend/run.sh" ]; then
+  step "kinesis backend: the pass-through to moto (IAM authentication on) and to strait's embedded backend (boto3, AWS CLI, Java SDK v2 with enhanced fan-out)"
+  STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kinesis-backend/run.sh"; record kinesis-backend $?
 fi
 
 if wanted kafka-backend && [ -f "$repo/tests/interop/kafka-backend/run.sh" ]; then

@@ -5,6 +5,7 @@
 pub mod embedded;
 mod error;
 pub mod kafka;
+pub mod kinesis;
 pub mod layered;
 pub mod memory;
 pub mod metered;

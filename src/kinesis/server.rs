@@ -33,15 +33,35 @@ enum Answer {
     Events(EventStream),
 }
 
-const TARGET_PREFIX: &str = "Kinesis_20131202.";
+pub(super) const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
+
+/// Answers one request with a body limit: the pass-through's entry point, handed in by whoever
+/// starts the listener, so the server does not depend on it.
+pub type Forward = Arc<
+    dyn Fn(
+            usize,
+            Request<Incoming>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>,
+        > + Send
+        + Sync,
+>;
+
+/// Who answers the requests: strait's own operations over the core, or the upstream Kinesis
+/// through the pass-through.
+#[derive(Clone)]
+pub enum Api {
+    Local(Arc<Ctx>),
+    Forward(Forward),
+}
 
 /// Serves plain HTTP/1.1, h2c with prior knowledge and, with `tls` set, TLS (ALPN h2 or
 /// http/1.1) on one port. hyper's auto builder tells HTTP/2 from HTTP/1.1 by the preface,
 /// so h2 works over TLS whatever ALPN said.
 pub async fn serve(
     listener: TcpListener,
-    ctx: Arc<Ctx>,
+    api: Api,
     max_body: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
     conns: Arc<Connections>,
@@ -50,12 +70,20 @@ pub async fn serve(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let shutdown = crate::listener::closed(closing.clone());
     crate::listener::accept_until(listener, "kinesis", conns, shutdown, move |stream, peer| {
-        let ctx = ctx.clone();
+        let api = api.clone();
         let acceptor = acceptor.clone();
         let closing = closing.clone();
         async move {
             let _open = crate::observe::metrics::ConnectionGuard::new("kinesis");
-            let svc = tower::service_fn(move |req| handle(ctx.clone(), max_body, req));
+            let svc = tower::service_fn(move |req| {
+                let api = api.clone();
+                async move {
+                    match api {
+                        Api::Local(ctx) => handle(ctx, max_body, req).await,
+                        Api::Forward(forward) => forward(max_body, req).await,
+                    }
+                }
+            });
             let svc = TowerToHyperService::new(svc);
             let mut builder = auto::Builder::new(TokioExecutor::new());
             // HTTP/1.1 connections that do not finish a request head within a minute, idle
@@ -254,7 +282,7 @@ fn decorate(resp: &mut Response<Body>, content_type: &'static str, request_id: &
     }
 }
 
-fn error_response(protocol: Protocol, e: &ApiError, request_id: &str) -> Response<Body> {
+pub(super) fn error_response(protocol: Protocol, e: &ApiError, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(Full::new(codec::encode(protocol, &e.body())).boxed_unsync());
     *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     decorate(&mut resp, protocol.content_type(), request_id);

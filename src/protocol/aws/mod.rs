@@ -3,4 +3,4 @@
 
 pub mod credentials;
 pub mod sigv4;
-mod sts;
+pub mod sts;

@@ -13,7 +13,7 @@ use super::credentials::AwsCredentials;
 use super::sigv4::{days_from_civil, uri_encode};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 pub struct WebIdentity {
     token_file: PathBuf,
@@ -159,6 +159,13 @@ async fn exchange(
 }
 
 fn connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(client_config(
+        ca,
+    )?)))
+}
+
+/// A TLS client trusting the certificates of a PEM bundle (ring provider), for AWS endpoints.
+pub fn client_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     for c in
         CertificateDer::pem_file_iter(ca).map_err(|e| format!("CA bundle {}: {e}", ca.display()))?
@@ -177,7 +184,7 @@ fn connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String>
     .map_err(|e| format!("TLS setup: {e}"))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    Ok(config)
 }
 
 /// The body of a 200 answer (plain or chunked); otherwise STS's error code and message.

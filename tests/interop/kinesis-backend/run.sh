@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# strait's Kinesis backend (backend.type: kinesis), today its pass-through, against two
+# independent upstreams, both started and stopped here:
+#   1. moto's server (PyPI) with IAM authentication on: checks.py (re-signing for real, the
+#      upstream's errors as sent, strait's own wrong keys, an unreachable upstream);
+#   2. strait's embedded backend as the upstream (the only one with enhanced fan-out, h2 and
+#      CBOR): the boto3 / AWS CLI suites and the Java SDK v2 suite (CBOR and JSON over HTTP/1.1,
+#      h2c and TLS, enhanced fan-out included) run against the pass-through.
+#   tests/interop/kinesis-backend/run.sh
+# Caches: .cache/venv (STRAIT_PY_VENV), .cache/m2 (M2_REPO).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$here/../../.." && pwd)"
+venv="${STRAIT_PY_VENV:-$repo_root/.cache/venv}"
+export M2_REPO="${M2_REPO:-$repo_root/.cache/m2}"
+bin="${STRAIT_BIN:-$repo_root/target/debug/strait}"
+moto_version="5.2.5"
+
+moto_pid=""; pt_pid=""; tmp="$(mktemp -d /tmp/strait-kinesis-backend.XXXXXX)"
+source "$repo_root/tests/interop/lib/strait.sh"
+cleanup() {
+  [ -z "$moto_pid" ] || { kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null; }
+  [ -z "$pt_pid" ] || { kill "$pt_pid" 2>/dev/null; wait "$pt_pid" 2>/dev/null; }
+  _strait_stop
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+failures=()
+run() { # name, command...
+  local name="$1"; shift
+  echo "## $name"
+  "$@"; local rc=$?
+  [ $rc -eq 0 ] || failures+=("$name")
+}
+free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# 1. moto, with IAM authentication on after the four requests that make strait's user.
+if [ ! -x "$venv/bin/moto_server" ]; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "moto[server]==$moto_version"
+fi
+port="$(free_port)"
+INITIAL_NO_AUTH_ACTION_COUNT=4 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$tmp/moto.log" 2>&1 &
+moto_pid=$!
+for _ in $(seq 1 100); do
+  "$venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$port)))" 2>/dev/null && break
+  kill -0 "$moto_pid" 2>/dev/null || { echo "moto_server exited:" >&2; cat "$tmp/moto.log" >&2; exit 2; }
+  sleep 0.2
+done
+run "pass-through to moto with IAM authentication" env MOTO_ENDPOINT="http://127.0.0.1:$port" STRAIT_BIN="$bin" \
+  "$venv/bin/python" "$here/checks.py"
+
+# 2. strait's embedded backend as the upstream, and the pass-through in front of it (with TLS,
+#    so the Java suite's TLS modes run too).
+start_strait kinesis-upstream || exit 2
+trap cleanup EXIT
+upstream="$STRAIT_ENDPOINT"
+"$bin" cert --out "$tmp/cert" --host localhost >/dev/null || exit 2
+env STRAIT_DATA_DIR="$tmp/pt-data" STRAIT_BACKEND__TYPE=kinesis STRAIT_BACKEND__KINESIS__ENDPOINT="$upstream" \
+  STRAIT_KINESIS__LISTEN=127.0.0.1:0 STRAIT_ADMIN__LISTEN=127.0.0.1:0 \
+  STRAIT_KINESIS__TLS__CERT="$tmp/cert/cert.pem" STRAIT_KINESIS__TLS__KEY="$tmp/cert/key.pem" \
+  AWS_ACCESS_KEY_ID=strait-upstream AWS_SECRET_ACCESS_KEY=strait-upstream-secret \
+  "$bin" serve --config "$repo_root/config/strait.yaml" > "$tmp/pt.out" 2> "$tmp/pt.log" &
+pt_pid=$!
+pt=""
+for _ in $(seq 1 300); do
+  pt="$(sed -n 's/^strait: kinesis listening on //p' "$tmp/pt.out" | head -1)"
+  [ -n "$pt" ] && break
+  kill -0 "$pt_pid" 2>/dev/null || { echo "the pass-through strait exited:" >&2; tail -20 "$tmp/pt.log" >&2; exit 2; }
+  sleep 0.1
+done
+[ -n "$pt" ] || { echo "the pass-through strait did not start" >&2; exit 2; }
+echo "# pass-through http://$pt -> upstream $upstream"
+export STRAIT_ENDPOINT="http://$pt" STRAIT_CA="$tmp/cert/ca.pem" STRAIT_TLS_CA="$tmp/cert/ca.pem"
+export STRAIT_TLS_ENDPOINT="https://localhost:${pt##*:}"
+run "boto3 and AWS CLI suites through the pass-through" bash "$repo_root/tests/interop/python/run.sh" -q \
+  -p no:cacheprovider test_boto3_acceptance.py test_boto3_ops.py test_bad_input.py test_cli.py test_efo.py \
+  test_efo_consumers.py test_kpl_aggregation.py
+run "AWS SDK for Java v2 through the pass-through (six modes)" bash "$repo_root/tests/interop/java/run.sh" \
+  cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "# last lines of the pass-through's log:"; tail -20 "$tmp/pt.log" | sed 's/^/#   /'
+  echo "# failed: ${failures[*]}"
+  exit 1
+fi
+echo "# kinesis-backend: every check passed"
