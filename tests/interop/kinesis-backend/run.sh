@@ -4,8 +4,10 @@
 #   1. moto's server (PyPI) with IAM authentication on: checks.py (re-signing for real, the
 #      upstream's errors as sent, strait's own wrong keys, an unreachable upstream);
 #   2. strait's embedded backend as the upstream (the only one with enhanced fan-out, h2 and
-#      CBOR): the boto3 / AWS CLI suites and the Java SDK v2 suite (CBOR and JSON over HTTP/1.1,
-#      h2c and TLS, enhanced fan-out included) run against the pass-through.
+#      CBOR): the boto3 / AWS CLI suites, the Java SDK v2 suite (CBOR and JSON over HTTP/1.1,
+#      h2c and TLS, enhanced fan-out included), the Rust SDK, KCL 3 (enhanced fan-out, leases in
+#      moto's DynamoDB) and KPL 1 (aggregated, over TLS) run against the pass-through; the KPL
+#      suite's Kafka consumer group reads the upstream directly.
 #   tests/interop/kinesis-backend/run.sh
 # Caches: .cache/venv (STRAIT_PY_VENV), .cache/m2 (M2_REPO).
 set -uo pipefail
@@ -53,7 +55,10 @@ run "pass-through to moto with IAM authentication" env MOTO_ENDPOINT="http://127
 
 # 2. strait's embedded backend as the upstream, and the pass-through in front of it (with TLS,
 #    so the Java suite's TLS modes run too).
-start_strait kinesis-upstream || exit 2
+# As the KCL suite starts its own strait: key_check, and short subscriptions so resubscribing runs.
+export KCL_SUBSCRIPTION_LIFETIME_SECS=8
+start_strait kinesis-upstream STRAIT_STREAMS__KEY_CHECK=reject \
+  STRAIT_KINESIS__SUBSCRIPTION_LIFETIME_SECS="$KCL_SUBSCRIPTION_LIFETIME_SECS" || exit 2
 trap cleanup EXIT
 upstream="$STRAIT_ENDPOINT"
 "$bin" cert --out "$tmp/cert" --host localhost >/dev/null || exit 2
@@ -79,6 +84,10 @@ run "boto3 and AWS CLI suites through the pass-through" bash "$repo_root/tests/i
   test_efo_consumers.py test_kpl_aggregation.py
 run "AWS SDK for Java v2 through the pass-through (six modes)" bash "$repo_root/tests/interop/java/run.sh" \
   cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls
+run "AWS SDK for Rust through the pass-through" bash "$repo_root/tests/interop/rust-sdk/run.sh"
+run "KCL 3 through the pass-through (enhanced fan-out, h2c and TLS)" bash "$repo_root/tests/interop/kcl/run.sh"
+run "KPL 1 through the pass-through (TLS), read back by a Kafka group on the upstream" \
+  env STRAIT_ENDPOINT="$STRAIT_TLS_ENDPOINT" bash "$repo_root/tests/interop/kpl/run.sh"
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "# last lines of the pass-through's log:"; tail -20 "$tmp/pt.log" | sed 's/^/#   /'
