@@ -123,7 +123,9 @@ pub struct KinesisBackendConfig {
     pub region: String,
     /// `https://kinesis.<region>.amazonaws.com` when unset; an emulator's URL in tests.
     pub endpoint: Option<String>,
-    /// `default`: the environment's keys, then a web identity (IRSA).
+    /// `default`: the environment's keys, then a web identity (IRSA), then the ECS / EKS Pod
+    /// Identity agent, then the EC2 instance profile; any other name: that profile of the
+    /// shared credentials file.
     pub credentials: String,
     /// CA bundle (PEM) the endpoint's certificate is checked against; the system bundle
     /// when unset.
@@ -511,13 +513,10 @@ impl Config {
                     format!("{url:?} is not an http:// or https:// URL"),
                 );
             }
-            if k.credentials != "default" {
+            if k.credentials.trim().is_empty() {
                 return bad(
                     "backend.kinesis.credentials",
-                    format!(
-                        "{:?}: only `default` (environment keys, then web identity) is supported yet",
-                        k.credentials
-                    ),
+                    "is empty: `default` or a profile name".into(),
                 );
             }
         }

@@ -224,6 +224,7 @@ async fn start_kinesis_backend(
     closing: listener::Closing,
 ) -> Result<Task, String> {
     let upstream = backend::kinesis::upstream::Upstream::new(&config.backend.kinesis)?;
+    upstream.credentials_ready().await?;
     let endpoint = upstream.endpoint();
     let forwarder = Arc::new(kinesis::passthrough::Forwarder { upstream });
     let forward: kinesis::server::Forward = Arc::new(move |max_body, req| {
@@ -267,6 +268,7 @@ async fn start_kafka_backend(
 ) -> Result<(Option<Task>, Task, Option<Arc<core::Core>>), String> {
     let k = &config.backend.kafka;
     let connector = backend::kafka::connect::Connector::from_config(k, &config.region)?;
+    connector.credentials_ready().await?;
     let cluster = backend::kafka::cluster::Cluster::new(k.bootstrap.clone(), connector);
     match cluster.refresh().await {
         Ok(()) => tracing::info!(brokers = ?cluster.nodes(), "Kafka cluster reachable"),

@@ -80,6 +80,15 @@ impl Connector {
         })
     }
 
+    /// At start-up: AWS_MSK_IAM credentials that can only be found by asking (the instance
+    /// profile, the last resort) must answer now.
+    pub async fn credentials_ready(&self) -> Result<(), String> {
+        match self.sasl.as_ref().and_then(|c| c.aws.as_ref()) {
+            Some(provider) => provider.ready().await,
+            None => Ok(()),
+        }
+    }
+
     /// Whether strait logs in itself (then clients' own SASL requests are not forwarded).
     pub fn logs_in(&self) -> bool {
         self.sasl.is_some()

@@ -70,7 +70,7 @@ impl Upstream {
             .path_and_query("/")
             .build()
             .map_err(|e| bad(format!("{e}")))?;
-        let creds = AwsProvider::from_env(&cfg.region)?;
+        let creds = AwsProvider::from_setting(&cfg.credentials, &cfg.region)?;
         let ca = cfg
             .ca_bundle
             .as_deref()
@@ -97,6 +97,12 @@ impl Upstream {
             creds,
             client,
         })
+    }
+
+    /// At start-up: credentials that can only be found by asking (the instance profile, the
+    /// last resort) must answer now.
+    pub async fn credentials_ready(&self) -> Result<(), String> {
+        self.creds.ready().await
     }
 
     pub fn endpoint(&self) -> String {

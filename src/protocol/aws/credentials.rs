@@ -1,16 +1,18 @@
-//! AWS credentials and where they come from: the environment's keys (AWS_ACCESS_KEY_ID, …), or,
-//! on EKS with IAM roles for service accounts (IRSA), a web identity: the projected token in
-//! AWS_WEB_IDENTITY_TOKEN_FILE exchanged for the role in AWS_ROLE_ARN at STS
-//! (AssumeRoleWithWebIdentity, unsigned), cached and renewed five minutes before it expires.
-//! The token file is read again for each exchange, since Kubernetes rotates it. STS is
-//! reached at AWS_ENDPOINT_URL_STS (or AWS_ENDPOINT_URL), else `https://sts.<region>.amazonaws.com`,
-//! trusting AWS_CA_BUNDLE or the system bundle.
+//! AWS credentials and where they come from, in the AWS SDKs' default order: the environment's
+//! keys (AWS_ACCESS_KEY_ID, …); a web identity (EKS IRSA: the projected token in
+//! AWS_WEB_IDENTITY_TOKEN_FILE exchanged for AWS_ROLE_ARN at STS, unsigned, the token file read
+//! again for each exchange since Kubernetes rotates it); the ECS or EKS Pod Identity container
+//! agent; and last the EC2 instance profile (IMDSv2). Or one named profile of the shared
+//! credentials file. Temporary credentials are cached and renewed five minutes before they
+//! expire. STS is reached at AWS_ENDPOINT_URL_STS (or AWS_ENDPOINT_URL), else
+//! `https://sts.<region>.amazonaws.com`, trusting AWS_CA_BUNDLE or the system bundle.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Mutex;
 
+use super::instance::{Container, InstanceMetadata};
 use super::sts;
 
 /// An access key, its secret and, for temporary credentials, the session token.
@@ -24,20 +26,66 @@ pub struct AwsCredentials {
 /// Credentials are renewed this long before they expire.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
+const EVERY_SOURCE: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA), or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI (ECS, EKS Pod Identity), or run on EC2 with an instance profile";
+
+/// Where temporary credentials are fetched from.
+pub enum Source {
+    WebIdentity(sts::WebIdentity),
+    Container(Container),
+    InstanceProfile(InstanceMetadata),
+}
+
+impl Source {
+    fn name(&self) -> &'static str {
+        match self {
+            Source::WebIdentity(_) => "the web identity token",
+            Source::Container(_) => "the container credentials agent",
+            Source::InstanceProfile(_) => "the EC2 instance profile",
+        }
+    }
+
+    async fn fetch(&self) -> Result<(AwsCredentials, SystemTime), String> {
+        match self {
+            Source::WebIdentity(w) => w.assume_role().await,
+            Source::Container(c) => c.fetch().await,
+            Source::InstanceProfile(m) => m.fetch().await,
+        }
+    }
+}
+
 pub enum AwsProvider {
-    /// Fixed keys from the environment.
+    /// Fixed keys, from the environment or a profile.
     Static(AwsCredentials),
-    WebIdentity {
-        exchange: sts::WebIdentity,
+    Renewed {
+        source: Source,
         cached: Mutex<Option<(AwsCredentials, SystemTime)>>,
     },
 }
 
 impl AwsProvider {
     /// The source the environment names, checked at start-up (nothing is fetched yet):
-    /// static keys win, as in the AWS SDKs' default chain.
+    /// static keys win, as in the AWS SDKs' default chain; the instance profile is the last
+    /// resort (`ready` then checks it answers).
     pub fn from_env(region: &str) -> Result<Arc<AwsProvider>, String> {
         Self::from_vars(region, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// `default` is the chain above; any other name is a profile of the shared credentials
+    /// file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials).
+    pub fn from_setting(setting: &str, region: &str) -> Result<Arc<AwsProvider>, String> {
+        if setting == "default" {
+            return Self::from_env(region);
+        }
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let path = var("AWS_SHARED_CREDENTIALS_FILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials")))
+            .ok_or("AWS profile: neither AWS_SHARED_CREDENTIALS_FILE nor HOME is set")?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("AWS profile {setting:?}: {}: {e}", path.display()))?;
+        let creds = profile_keys(&text, setting)
+            .map_err(|e| format!("AWS profile {setting:?} in {}: {e}", path.display()))?;
+        Ok(Arc::new(AwsProvider::Static(creds)))
     }
 
     fn from_vars(
@@ -45,14 +93,21 @@ impl AwsProvider {
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Arc<AwsProvider>, String> {
         if let Some(access_key_id) = var("AWS_ACCESS_KEY_ID") {
-            let secret_access_key = var("AWS_SECRET_ACCESS_KEY")
-                .ok_or("AWS_MSK_IAM: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not")?;
+            let secret_access_key = var("AWS_SECRET_ACCESS_KEY").ok_or(
+                "AWS credentials: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+            )?;
             return Ok(Arc::new(AwsProvider::Static(AwsCredentials {
                 access_key_id,
                 secret_access_key,
                 session_token: var("AWS_SESSION_TOKEN"),
             })));
         }
+        let renewed = |source| {
+            Ok(Arc::new(AwsProvider::Renewed {
+                source,
+                cached: Mutex::new(None),
+            }))
+        };
         match (var("AWS_WEB_IDENTITY_TOKEN_FILE"), var("AWS_ROLE_ARN")) {
             (Some(token_file), Some(role_arn)) => {
                 // China's regions live under their own domain.
@@ -71,18 +126,41 @@ impl AwsProvider {
                     &endpoint,
                     var("AWS_CA_BUNDLE").map(Into::into),
                 )?;
-                Ok(Arc::new(AwsProvider::WebIdentity {
-                    exchange,
-                    cached: Mutex::new(None),
-                }))
+                return renewed(Source::WebIdentity(exchange));
             }
             (Some(_), None) => {
-                Err("AWS_MSK_IAM: AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not".into())
+                return Err(
+                    "AWS credentials: AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not"
+                        .into(),
+                )
             }
-            _ => Err(
-                "AWS_MSK_IAM needs AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA)"
-                    .into(),
-            ),
+            _ => {}
+        }
+        if let Some(container) = Container::from_vars(&var)? {
+            return renewed(Source::Container(container));
+        }
+        match InstanceMetadata::from_vars(&var)? {
+            Some(imds) => renewed(Source::InstanceProfile(imds)),
+            None => Err(format!(
+                "no AWS credentials (AWS_EC2_METADATA_DISABLED rules out the instance profile): {EVERY_SOURCE}"
+            )),
+        }
+    }
+
+    /// Checked at start-up. The instance profile, reached only because nothing else is set,
+    /// must answer now, so a machine with no credentials at all fails to start naming every
+    /// source; the other sources are fetched at first use.
+    pub async fn ready(&self) -> Result<(), String> {
+        match self {
+            AwsProvider::Renewed {
+                source: Source::InstanceProfile(_),
+                ..
+            } => self.current().await.map(|_| ()).map_err(|e| {
+                format!(
+                    "no AWS credentials: {EVERY_SOURCE} (the instance profile was tried last: {e})"
+                )
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -90,18 +168,18 @@ impl AwsProvider {
     pub async fn current(&self) -> Result<AwsCredentials, String> {
         match self {
             AwsProvider::Static(c) => Ok(c.clone()),
-            AwsProvider::WebIdentity { exchange, cached } => {
-                // One exchange at a time: connections opened together share its answer.
+            AwsProvider::Renewed { source, cached } => {
+                // One fetch at a time: connections opened together share its answer.
                 let mut cached = cached.lock().await;
                 if let Some((c, expires)) = cached.as_ref() {
                     if SystemTime::now() + RENEW_BEFORE < *expires {
                         return Ok(c.clone());
                     }
                 }
-                let (c, expires) = match exchange.assume_role().await {
+                let (c, expires) = match source.fetch().await {
                     Ok(fresh) => fresh,
                     // A failed renewal while the old credentials still hold: use them, and
-                    // try again at the next login.
+                    // try again at the next use.
                     Err(e) => match cached.as_ref() {
                         Some((c, expires)) if SystemTime::now() < *expires => {
                             tracing::warn!(error = %e, "renewing AWS credentials failed; using the current ones until they expire");
@@ -113,13 +191,47 @@ impl AwsProvider {
                 tracing::info!(
                     access_key_id = %c.access_key_id,
                     expires = ?expires,
-                    "AWS credentials from the web identity token"
+                    "AWS credentials from {}",
+                    source.name()
                 );
                 *cached = Some((c.clone(), expires));
                 Ok(c)
             }
         }
     }
+}
+
+/// The keys of `[profile]` in a shared credentials file (INI).
+fn profile_keys(text: &str, profile: &str) -> Result<AwsCredentials, String> {
+    let mut inside = false;
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == profile;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = Some(v.trim().to_string());
+            match k.trim() {
+                "aws_access_key_id" => id = v,
+                "aws_secret_access_key" => secret = v,
+                "aws_session_token" => token = v,
+                _ => {}
+            }
+        }
+    }
+    Ok(AwsCredentials {
+        access_key_id: id.ok_or("no aws_access_key_id")?,
+        secret_access_key: secret.ok_or("no aws_secret_access_key")?,
+        session_token: token,
+    })
 }
 
 #[cfg(test)]
@@ -150,14 +262,55 @@ mod tests {
             ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
         ])
         .unwrap();
-        assert!(matches!(*p, AwsProvider::WebIdentity { .. }));
+        assert!(matches!(
+            *p,
+            AwsProvider::Renewed {
+                source: Source::WebIdentity(_),
+                ..
+            }
+        ));
         let e = provider(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")])
             .err()
             .unwrap();
         assert!(e.contains("AWS_ROLE_ARN"), "{e}");
-        let e = provider(&[]).err().unwrap();
-        assert!(e.contains("IRSA"), "{e}");
+        // Nothing set: the instance profile is the last resort, unless ruled out.
+        let p = provider(&[]).unwrap();
+        assert!(matches!(
+            *p,
+            AwsProvider::Renewed {
+                source: Source::InstanceProfile(_),
+                ..
+            }
+        ));
+        let e = provider(&[("AWS_EC2_METADATA_DISABLED", "true")])
+            .err()
+            .unwrap();
+        assert!(e.contains("IRSA") && e.contains("ECS"), "{e}");
+        let p = provider(&[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/creds/x")]).unwrap();
+        assert!(matches!(
+            *p,
+            AwsProvider::Renewed {
+                source: Source::Container(_),
+                ..
+            }
+        ));
         let e = provider(&[("AWS_ACCESS_KEY_ID", "AKID")]).err().unwrap();
         assert!(e.contains("AWS_SECRET_ACCESS_KEY"), "{e}");
+    }
+
+    #[test]
+    fn profiles_are_read_from_the_shared_file() {
+        let text = "# keys\n[default]\naws_access_key_id = A\naws_secret_access_key = B\n\n[team]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token = E\n";
+        let c = profile_keys(text, "team").unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.secret_access_key.as_str()),
+            ("C", "D")
+        );
+        assert_eq!(c.session_token.as_deref(), Some("E"));
+        assert_eq!(profile_keys(text, "default").unwrap().access_key_id, "A");
+        assert!(profile_keys(text, "other")
+            .err()
+            .unwrap()
+            .contains("aws_access_key_id"));
     }
 }

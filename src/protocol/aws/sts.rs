@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::credentials::AwsCredentials;
+use super::http1;
 use super::sigv4::{days_from_civil, uri_encode};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,9 +122,8 @@ impl WebIdentity {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| format!("AWS STS {}:{}: {e}", self.host, self.port))?;
-        let mut raw = Vec::new();
-        match &self.tls {
-            None => exchange(tcp, &request, &mut raw).await?,
+        let raw = match &self.tls {
+            None => http1::exchange(tcp, &request, "AWS STS").await?,
             Some(tls) => {
                 let name = ServerName::try_from(self.host.clone())
                     .map_err(|e| format!("AWS STS host {:?}: {e}", self.host))?;
@@ -132,29 +131,10 @@ impl WebIdentity {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| format!("AWS STS {}: TLS: {e}", self.host))?;
-                exchange(stream, &request, &mut raw).await?
+                http1::exchange(stream, &request, "AWS STS").await?
             }
-        }
+        };
         http_body(&raw)
-    }
-}
-
-async fn exchange(
-    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    request: &str,
-    raw: &mut Vec<u8>,
-) -> Result<(), String> {
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("AWS STS: {e}"))?;
-    // `Connection: close`: the answer ends at EOF (64 KiB is plenty for STS). A peer that
-    // closes TLS without close_notify ends the read with UnexpectedEof; what came before is
-    // still the answer, and `http_body` checks it is whole.
-    match (&mut stream).take(64 * 1024).read_to_end(raw).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(()),
-        Err(e) => Err(format!("AWS STS: {e}")),
     }
 }
 
@@ -189,56 +169,13 @@ pub fn client_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, Strin
 
 /// The body of a 200 answer (plain or chunked); otherwise STS's error code and message.
 fn http_body(raw: &[u8]) -> Result<String, String> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or("AWS STS: an incomplete HTTP answer")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or("AWS STS: no HTTP status")?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let length = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse::<usize>().ok())
-            .flatten()
-    });
-    let body = if chunked {
-        dechunk(body)?
-    } else if let Some(n) = length {
-        body.get(..n)
-            .ok_or("AWS STS: the answer ended before its Content-Length")?
-            .to_string()
-    } else {
-        body.to_string()
-    };
+    let (status, body) = http1::split_answer(raw, "AWS STS")?;
     if status != 200 {
         let code = xml_text(&body, "Code").unwrap_or_default();
         let message = xml_text(&body, "Message").unwrap_or_default();
         return Err(format!("AWS STS answered {status}: {code}: {message}"));
     }
     Ok(body)
-}
-
-fn dechunk(mut body: &str) -> Result<String, String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").ok_or("AWS STS: a bad chunk")?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "AWS STS: a bad chunk size")?;
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = rest.get(..size).ok_or("AWS STS: a short chunk")?;
-        out.push_str(chunk);
-        body = rest.get(size..).unwrap_or("").trim_start_matches("\r\n");
-    }
 }
 
 fn parse_answer(xml: &str) -> Result<(AwsCredentials, SystemTime), String> {
@@ -271,7 +208,7 @@ fn xml_text(xml: &str, name: &str) -> Option<String> {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` as a time.
-fn parse_time(s: &str) -> Option<SystemTime> {
+pub(super) fn parse_time(s: &str) -> Option<SystemTime> {
     let s = s.strip_suffix('Z')?;
     let (date, time) = s.split_once('T')?;
     let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());

@@ -24,6 +24,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 BIN = os.environ.get("STRAIT_BIN", os.path.join(REPO, "target", "debug", "strait"))
 MOTO = os.environ["MOTO_ENDPOINT"]
 failures = []
+CHECKS = 8
 
 
 def check(name, fn):
@@ -57,9 +58,11 @@ def error_of(fn):
 class PassThrough:
     """A strait with backend.type kinesis in front of `upstream`, signing with (key, secret)."""
 
-    def __init__(self, upstream, key, secret):
+    def __init__(self, upstream, key, secret, extra=None, expect_start=True):
         self.dir = tempfile.mkdtemp(prefix="strait-kinesis-backend.")
         env = dict(os.environ)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            env.pop(k, None)
         env.update(
             {
                 "STRAIT_DATA_DIR": self.dir,
@@ -67,12 +70,12 @@ class PassThrough:
                 "STRAIT_BACKEND__KINESIS__ENDPOINT": upstream,
                 "STRAIT_KINESIS__LISTEN": "127.0.0.1:0",
                 "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
-                "AWS_ACCESS_KEY_ID": key,
-                "AWS_SECRET_ACCESS_KEY": secret,
                 "RUST_LOG": "warn",
             }
         )
-        env.pop("AWS_SESSION_TOKEN", None)
+        if key is not None:
+            env.update({"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
+        env.update(extra or {})
         self.out = open(os.path.join(self.dir, "out"), "w+")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--config", os.path.join(REPO, "config", "strait.yaml")],
@@ -82,6 +85,10 @@ class PassThrough:
         )
         deadline = time.time() + 30
         self.endpoint = None
+        if not expect_start:
+            self.rc = self.proc.wait(30)
+            self.log = open(self.out.name).read()
+            return
         while self.endpoint is None:
             assert self.proc.poll() is None, f"strait exited: {open(self.out.name).read()[-2000:]}"
             assert time.time() < deadline, "strait did not start"
@@ -91,8 +98,9 @@ class PassThrough:
             time.sleep(0.05)
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(20)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
 
 
 def iam_keys():
@@ -158,6 +166,30 @@ def main():
         assert (code, status) == ("InternalFailure", 500), (code, msg, status)
         assert "did not answer" in msg and "127.0.0.1" in msg, msg
 
+    def a_named_profile_signs():
+        creds = os.path.join(good.dir, "aws-credentials")
+        with open(creds, "w") as f:
+            f.write(f"[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n\n"
+                    f"[strait-team]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+        p = PassThrough(MOTO, None, None, {"AWS_SHARED_CREDENTIALS_FILE": creds,
+                                          "STRAIT_BACKEND__KINESIS__CREDENTIALS": "strait-team",
+                                          "AWS_EC2_METADATA_DISABLED": "true"})
+        try:
+            assert name in client(p.endpoint).list_streams()["StreamNames"]
+        finally:
+            p.stop()
+
+    def no_credentials_stop_start_up_naming_every_source():
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        port = dead.getsockname()[1]
+        dead.close()
+        p = PassThrough(MOTO, None, None, {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{port}"},
+                        expect_start=False)
+        assert p.rc != 0, p.log[-500:]
+        for source in ("AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS", "instance profile"):
+            assert source in p.log, (source, p.log[-600:])
+
     try:
         check("moto refuses unsigned clients (authentication is on)", moto_checks_signatures)
         check("CreateStream, DescribeStreamSummary, ListStreams through strait", create_and_describe)
@@ -165,10 +197,12 @@ def main():
         check("the upstream's ResourceNotFoundException reaches the client as sent", upstream_errors_pass_as_sent)
         check("strait's own wrong secret shows as the upstream's refusal, not a 500", wrong_keys_are_the_upstreams_refusal)
         check("an unreachable upstream is InternalFailure (500) naming it", an_unreachable_upstream_is_a_retryable_internal_failure)
+        check("credentials: a named profile of the shared credentials file signs", a_named_profile_signs)
+        check("credentials: none anywhere stops start-up naming every source", no_credentials_stop_start_up_naming_every_source)
     finally:
         for s in (good, wrong, nowhere):
             s.stop()
-    print(f"kinesis-backend checks against moto: {6 - len(failures)} passed, {len(failures)} failed")
+    print(f"kinesis-backend checks against moto: {CHECKS - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 
 
