@@ -247,6 +247,11 @@ async fn start_kinesis_backend(
     if !config.kafka.listen.is_empty() {
         tracing::warn!("backend.type kinesis: the Kafka listener is not opened yet (Kafka clients on Kinesis are later work)");
     }
+    if !addr.ip().is_loopback() {
+        // Client authentication is not there yet (the security issue): whoever reaches this
+        // port acts on the upstream with strait's credentials.
+        tracing::warn!(%addr, "the Kinesis pass-through listens beyond loopback and does not check who calls: every client acts with strait's AWS credentials");
+    }
     println!("strait: kinesis listening on {addr}");
     Ok(tokio::spawn(kinesis::server::serve(
         listener,

@@ -151,9 +151,12 @@ impl Producers {
         // Forget producers idle longer than Kafka's producer.id.expiration.ms (one day);
         // checked every few thousand lookups so the sweep costs nothing per produce.
         if self.lookups.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            // An entry another task holds a handle to is in use, however long ago it was
+            // last used: dropping it would give that producer a second, unlocked state.
             map.retain(|_, p| {
-                p.try_lock()
-                    .map_or(true, |p| p.last_used.elapsed() < PRODUCER_EXPIRY)
+                Arc::strong_count(p) > 1
+                    || p.try_lock()
+                        .map_or(true, |p| p.last_used.elapsed() < PRODUCER_EXPIRY)
             });
         }
         map.entry((producer_id, stream.to_string(), partition))

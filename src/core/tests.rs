@@ -422,6 +422,13 @@ async fn produce_checks_the_partition_then_the_batch_and_deduplicates() {
         Err(CoreError::OutOfOrderSequence { expected: 5, .. })
     ));
     assert_eq!(log.offsets("t", 0).await.unwrap().high_watermark, 5);
+    // The producer marked its batches LogAppendTime (encode_batch does); the topic is
+    // CreateTime, so they are stored as such, with the records' own max timestamp.
+    let stored = log.read("t", 0, 0, 1 << 20).await.unwrap();
+    for b in stored.batches {
+        let h = crate::protocol::kafka::record_batch::check_batch(&b).unwrap();
+        assert_eq!((h.attributes & (1 << 3), h.max_timestamp), (0, 1));
+    }
 }
 
 /// A retry that crosses a restart is still recognised: the new core reads the producer's last

@@ -12,7 +12,7 @@ use super::producers::{BatchIdentity, SequenceCheck};
 use super::service::{Core, CreateStreamRequest};
 use crate::backend::{PartitionOffsets, ReadBatches};
 use crate::config::KeyCheck;
-use crate::protocol::kafka::record_batch::ParsedBatch;
+use crate::protocol::kafka::record_batch::{CheckedBatch, ParsedBatch};
 use crate::protocol::kafka::records::decode_batch;
 use crate::protocol::kafka::validate::{validate, Limits, Refusal, Stop};
 
@@ -30,6 +30,21 @@ fn max_decompressed_bytes(max_record_bytes: usize) -> usize {
 pub struct Appended {
     pub base_offset: i64,
     pub log_start: i64,
+}
+
+/// `key_check`: a keyed record outside the partition's advertised hash range is refused, or
+/// only logged.
+fn key_outside_range(stream: &str, partition: u32, key: &[u8], check: KeyCheck) -> CoreResult<()> {
+    let err = CoreError::KeyOutsideRange {
+        stream: stream.to_string(),
+        partition,
+        key: String::from_utf8_lossy(key).into_owned(),
+    };
+    if check == KeyCheck::Reject {
+        return Err(err);
+    }
+    tracing::warn!(error = %err, "key_check");
+    Ok(())
 }
 
 /// A stable topic id: derived from the stream's name and creation time, so a recreated
@@ -76,7 +91,7 @@ impl Core {
                 account: self.account_id.clone(),
             });
         }
-        let mut batch = batch
+        let batch = batch
             .check()
             .map_err(|e| CoreError::CorruptBatch(format!("{e:?}")))?;
         if batch.header().is_transactional() {
@@ -91,21 +106,42 @@ impl Core {
             now_ms: super::now_ms(),
             max_future_ms: MAX_TIMESTAMP_AHEAD_MS,
         };
-        let check_keys =
-            s.key_hash == KeyHash::KinesisMd5 && self.streams_config.key_check != KeyCheck::Off;
-        let validated = validate(&batch, &limits, |r| match r.key {
-            Some(key) if check_keys && !shard.contains(md5_hash_key(key)) => {
-                self.key_outside_range(&s, partition, key)
-            }
-            _ => Ok(()),
-        })
-        .map_err(|stop| match stop {
+        let key_check = self.streams_config.key_check;
+        let key_range = (s.key_hash == KeyHash::KinesisMd5 && key_check != KeyCheck::Off)
+            .then_some((shard.start_hash, shard.end_hash));
+        let name = s.name.clone();
+        let run = move |batch: CheckedBatch| {
+            let validated = validate(&batch, &limits, |r| match (r.key, key_range) {
+                (Some(key), Some((low, high))) => {
+                    let hash = md5_hash_key(key);
+                    if low <= hash && hash <= high {
+                        Ok(())
+                    } else {
+                        key_outside_range(&name, partition, key, key_check)
+                    }
+                }
+                _ => Ok(()),
+            });
+            (batch, validated)
+        };
+        // Inflating a compressed batch is CPU work that must not hold up the workers serving
+        // every connection; an uncompressed one is walked in place, cheaply.
+        let (mut batch, validated) = if batch.compression() == 0 {
+            run(batch)
+        } else {
+            tokio::task::spawn_blocking(move || run(batch))
+                .await
+                .map_err(|e| CoreError::Internal(format!("the validation task failed: {e}")))?
+        };
+        let validated = validated.map_err(|stop| match stop {
             Stop::Refused(r) => CoreError::BatchRefused(r),
             Stop::Visitor(e) => e,
         })?;
-        let create_time = batch.header().attributes & (1 << 3) == 0;
-        if create_time && validated.max_timestamp != batch.header().max_timestamp {
-            batch.set_max_timestamp(validated.max_timestamp);
+        // A client's LogAppendTime bit, or a max timestamp its records do not hold, would
+        // become every record's arrival time and the time index's: rewritten as Kafka does.
+        let h = batch.header();
+        if h.attributes & (1 << 3) != 0 || validated.max_timestamp != h.max_timestamp {
+            batch.set_create_time(validated.max_timestamp);
         }
         let header = *batch.header();
         let mut log_start = None;
@@ -160,21 +196,6 @@ impl Core {
                 None => self.log.offsets(stream, partition).await?.log_start,
             },
         })
-    }
-
-    /// `key_check`: a keyed record outside the partition's advertised hash range is refused,
-    /// or only logged.
-    fn key_outside_range(&self, s: &Stream, partition: u32, key: &[u8]) -> CoreResult<()> {
-        let err = CoreError::KeyOutsideRange {
-            stream: s.name.clone(),
-            partition,
-            key: String::from_utf8_lossy(key).into_owned(),
-        };
-        if self.streams_config.key_check == KeyCheck::Reject {
-            return Err(err);
-        }
-        tracing::warn!(error = %err, "key_check");
-        Ok(())
     }
 
     /// Stored batches from `offset` on. An offset outside `[log start, high watermark]` is

@@ -13,7 +13,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::KinesisBackendConfig;
 use crate::protocol::aws::credentials::AwsProvider;
@@ -41,6 +41,10 @@ pub enum UpstreamError {
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than any Kinesis call takes to start answering (the SDKs' own timeouts are shorter).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub struct Upstream {
     uri: Uri,
     region: String,
@@ -53,20 +57,25 @@ impl Upstream {
         let url = cfg.endpoint_url();
         let bad = |why: String| format!("backend.kinesis.endpoint {url:?}: {why}");
         let given: Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
+        let scheme = given
+            .scheme()
+            .cloned()
+            .ok_or_else(|| bad("no scheme".into()))?;
+        let authority = given
+            .authority()
+            .cloned()
+            .ok_or_else(|| bad("no host".into()))?;
+        // The Host hyper sends leaves out the scheme's own port, and the signature must cover
+        // the Host as sent.
+        let default_port = if scheme.as_str() == "https" { 443 } else { 80 };
+        let authority = match authority.port_u16() {
+            Some(p) if p == default_port => authority.host().to_string(),
+            _ => authority.as_str().to_string(),
+        };
         // Kinesis takes every operation at "/".
         let uri = Uri::builder()
-            .scheme(
-                given
-                    .scheme()
-                    .cloned()
-                    .ok_or_else(|| bad("no scheme".into()))?,
-            )
-            .authority(
-                given
-                    .authority()
-                    .cloned()
-                    .ok_or_else(|| bad("no host".into()))?,
-            )
+            .scheme(scheme)
+            .authority(authority)
             .path_and_query("/")
             .build()
             .map_err(|e| bad(format!("{e}")))?;
@@ -82,14 +91,24 @@ impl Upstream {
             // a local emulator.
             sts::client_config(ca).unwrap_or_else(|_| empty_tls())
         };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(http);
+        // Idle h2 connections are pinged, so a dead one is found before a request waits on it.
         let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_timeout(Duration::from_secs(10))
+            .http2_keep_alive_while_idle(true)
             .build(https);
         Ok(Upstream {
             uri,
@@ -140,13 +159,21 @@ impl Upstream {
             SystemTime::now(),
         )
         .map_err(|e| UpstreamError::Signing(format!("{e:?}")))?;
-        self.client
-            .request(Request::from_parts(parts, Full::new(body)))
-            .await
-            .map_err(|e| UpstreamError::Unreachable {
+        // The answer's head must come in time; its body (an event stream may last minutes)
+        // is the caller's to read.
+        let call = self
+            .client
+            .request(Request::from_parts(parts, Full::new(body)));
+        match tokio::time::timeout(ANSWER_TIMEOUT, call).await {
+            Ok(answer) => answer.map_err(|e| UpstreamError::Unreachable {
                 endpoint: self.endpoint(),
                 why: error_chain(&e),
-            })
+            }),
+            Err(_) => Err(UpstreamError::Unreachable {
+                endpoint: self.endpoint(),
+                why: format!("no answer in {ANSWER_TIMEOUT:?}"),
+            }),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ pub struct AwsCredentials {
 /// Credentials are renewed this long before they expire.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
-const EVERY_SOURCE: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA), or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI (ECS, EKS Pod Identity), or run on EC2 with an instance profile";
+const EVERY_SOURCE: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials (AWS_PROFILE, else default), or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA), or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI (ECS, EKS Pod Identity), or run on EC2 with an instance profile";
 
 /// Where temporary credentials are fetched from.
 pub enum Source {
@@ -58,9 +58,20 @@ pub enum AwsProvider {
     Static(AwsCredentials),
     Renewed {
         source: Source,
-        cached: Mutex<Option<(AwsCredentials, SystemTime)>>,
+        cached: Box<Mutex<Cached>>,
     },
 }
+
+/// What a renewed source last gave, and when it last failed.
+#[derive(Default)]
+pub struct Cached {
+    creds: Option<(AwsCredentials, SystemTime)>,
+    failed: Option<(std::time::Instant, String)>,
+}
+
+/// After a failed fetch, callers get the old credentials (while they hold) or the failure for
+/// this long, instead of each waiting out another fetch.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl AwsProvider {
     /// The source the environment names, checked at start-up (nothing is fetched yet):
@@ -77,9 +88,7 @@ impl AwsProvider {
             return Self::from_env(region);
         }
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let path = var("AWS_SHARED_CREDENTIALS_FILE")
-            .map(std::path::PathBuf::from)
-            .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials")))
+        let path = shared_credentials_file(&var)
             .ok_or("AWS profile: neither AWS_SHARED_CREDENTIALS_FILE nor HOME is set")?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("AWS profile {setting:?}: {}: {e}", path.display()))?;
@@ -102,10 +111,28 @@ impl AwsProvider {
                 session_token: var("AWS_SESSION_TOKEN"),
             })));
         }
+        // The shared credentials file's profile (AWS_PROFILE, else `default`), as the SDKs
+        // look there next; a profile named explicitly must be there.
+        let profile = var("AWS_PROFILE");
+        if let Some(path) = shared_credentials_file(&var) {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                match profile_keys(&text, profile.as_deref().unwrap_or("default")) {
+                    Ok(creds) => return Ok(Arc::new(AwsProvider::Static(creds))),
+                    Err(e) if profile.is_some() => {
+                        return Err(format!(
+                            "AWS_PROFILE {:?} in {}: {e}",
+                            profile.unwrap_or_default(),
+                            path.display()
+                        ))
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
         let renewed = |source| {
             Ok(Arc::new(AwsProvider::Renewed {
                 source,
-                cached: Mutex::new(None),
+                cached: Box::new(Mutex::new(Cached::default())),
             }))
         };
         match (var("AWS_WEB_IDENTITY_TOKEN_FILE"), var("AWS_ROLE_ARN")) {
@@ -171,22 +198,37 @@ impl AwsProvider {
             AwsProvider::Renewed { source, cached } => {
                 // One fetch at a time: connections opened together share its answer.
                 let mut cached = cached.lock().await;
-                if let Some((c, expires)) = cached.as_ref() {
+                let still_good = |cached: &Cached| {
+                    cached
+                        .creds
+                        .as_ref()
+                        .filter(|(_, expires)| SystemTime::now() < *expires)
+                        .map(|(c, _)| c.clone())
+                };
+                if let Some((c, expires)) = cached.creds.as_ref() {
                     if SystemTime::now() + RENEW_BEFORE < *expires {
                         return Ok(c.clone());
+                    }
+                }
+                if let Some((at, e)) = &cached.failed {
+                    if at.elapsed() < RETRY_AFTER {
+                        return still_good(&cached).ok_or_else(|| e.clone());
                     }
                 }
                 let (c, expires) = match source.fetch().await {
                     Ok(fresh) => fresh,
                     // A failed renewal while the old credentials still hold: use them, and
-                    // try again at the next use.
-                    Err(e) => match cached.as_ref() {
-                        Some((c, expires)) if SystemTime::now() < *expires => {
-                            tracing::warn!(error = %e, "renewing AWS credentials failed; using the current ones until they expire");
-                            return Ok(c.clone());
-                        }
-                        _ => return Err(e),
-                    },
+                    // try again after a pause.
+                    Err(e) => {
+                        cached.failed = Some((std::time::Instant::now(), e.clone()));
+                        return match still_good(&cached) {
+                            Some(c) => {
+                                tracing::warn!(error = %e, "renewing AWS credentials failed; using the current ones until they expire");
+                                Ok(c)
+                            }
+                            None => Err(e),
+                        };
+                    }
                 };
                 tracing::info!(
                     access_key_id = %c.access_key_id,
@@ -194,11 +236,19 @@ impl AwsProvider {
                     "AWS credentials from {}",
                     source.name()
                 );
-                *cached = Some((c.clone(), expires));
+                cached.creds = Some((c.clone(), expires));
+                cached.failed = None;
                 Ok(c)
             }
         }
     }
+}
+
+/// AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials.
+fn shared_credentials_file(var: &impl Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
+    var("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials")))
 }
 
 /// The keys of `[profile]` in a shared credentials file (INI).
@@ -312,5 +362,47 @@ mod tests {
             .err()
             .unwrap()
             .contains("aws_access_key_id"));
+    }
+
+    /// A failing source is asked again only after a pause: requests in between get the
+    /// failure at once instead of each waiting out another fetch.
+    #[tokio::test]
+    async fn a_failing_source_is_not_asked_again_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let asked = Arc::new(AtomicUsize::new(0));
+        let count = asked.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let imds = InstanceMetadata::from_vars(&|k: &str| {
+            (k == "AWS_EC2_METADATA_SERVICE_ENDPOINT").then(|| endpoint.clone())
+        })
+        .unwrap()
+        .unwrap();
+        let p = AwsProvider::Renewed {
+            source: Source::InstanceProfile(imds),
+            cached: Box::default(),
+        };
+        let first = p.current().await.err().unwrap();
+        assert!(first.contains("500"), "{first}");
+        assert_eq!(p.current().await.err().unwrap(), first);
+        assert!(p.ready().await.err().unwrap().contains("IRSA"));
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "asked again within the pause"
+        );
     }
 }

@@ -37,7 +37,12 @@ pub async fn plain_request(
     timeout: Duration,
     who: &str,
 ) -> Result<(u16, String), String> {
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nContent-Length: 0\r\nUser-Agent: strait/{}\r\n", env!("CARGO_PKG_VERSION"));
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: 0\r\nUser-Agent: strait/{}\r\n", env!("CARGO_PKG_VERSION"));
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }

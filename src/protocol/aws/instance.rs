@@ -57,8 +57,9 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    // "[v6]:port", "[v6]", "host:port" or "host".
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+        Some((h, p)) if !authority.starts_with('[') || h.ends_with(']') => {
             (h, p.parse().map_err(|_| format!("{url:?}: bad port"))?)
         }
         _ => (authority, 80),

@@ -265,13 +265,16 @@ impl CheckedBatch {
         self.header.base_offset = base_offset;
     }
 
-    /// Corrects the header's max timestamp to what the records hold (Kafka rewrites it the
-    /// same way) and recomputes the CRC, which covers it.
-    pub fn set_max_timestamp(&mut self, max_timestamp: i64) {
+    /// Makes the batch CreateTime with the max timestamp its records hold, as Kafka rewrites a
+    /// produced batch for a CreateTime topic, and recomputes the CRC, which covers both.
+    pub fn set_create_time(&mut self, max_timestamp: i64) {
+        let attributes = self.header.attributes & !(1 << 3);
+        self.bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
         self.bytes[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8]
             .copy_from_slice(&max_timestamp.to_be_bytes());
         let crc = crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..]);
         self.bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        self.header.attributes = attributes;
         self.header.max_timestamp = max_timestamp;
     }
 

@@ -56,8 +56,8 @@ pub struct RecordView<'a> {
     pub value: Option<&'a [u8]>,
 }
 
-/// What validation learned: the header's max timestamp may be wrong, as Kafka tolerates and
-/// rewrites.
+/// What validation learned: the header's max timestamp (and timestamp type) may be wrong, as
+/// Kafka tolerates and rewrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validated {
     pub max_timestamp: i64,
@@ -110,7 +110,6 @@ pub fn validate<E>(
     }
     let records = &batch[HEADER_LEN..h.total_len];
     let count = h.record_count as usize;
-    let create_time = h.attributes & (1 << 3) == 0;
     let mut max_timestamp = -1i64;
     let mut each = |index: usize, body: &[u8]| -> Result<(), Stop<E>> {
         let r = parse_record(index, body)?;
@@ -130,10 +129,9 @@ pub fn validate<E>(
             .into());
         }
         let timestamp = h.base_timestamp.saturating_add(r.timestamp_delta);
-        if create_time
-            && timestamp != -1
-            && timestamp.saturating_sub(limits.now_ms) > limits.max_future_ms
-        {
+        // Every record is judged as CreateTime, whatever the batch's timestamp-type bit says:
+        // strait's topics are CreateTime, and the caller stores the batch as such.
+        if timestamp != -1 && timestamp.saturating_sub(limits.now_ms) > limits.max_future_ms {
             return Err(Refusal::InvalidTimestamp(format!(
                 "record {index} has timestamp {timestamp}, more than {} ms after the broker's clock ({})",
                 limits.max_future_ms, limits.now_ms
@@ -463,6 +461,14 @@ impl<'a> XerialSnappy<'a> {
     fn fill(&mut self, compressed: &[u8]) -> Result<(), Refusal> {
         let bad = |e: snap::Error| invalid(format!("snappy data does not decompress: {e}"));
         let len = snap::raw::decompress_len(compressed).map_err(bad)?;
+        // A snappy copy of 64 bytes takes 3: no block inflates 32-fold, so a preamble that
+        // says more is a lie, refused before anything is allocated for it.
+        if len > compressed.len().saturating_mul(32) + 64 {
+            return Err(invalid(format!(
+                "a snappy block of {} bytes declares {len} bytes, more than snappy can hold",
+                compressed.len()
+            )));
+        }
         if len > self.budget {
             return Err(Refusal::TooLarge(
                 "the batch decompresses beyond strait's limit".into(),

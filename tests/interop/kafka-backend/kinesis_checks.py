@@ -325,8 +325,17 @@ def aborted_kafka_transactions_are_invisible():
     # The iterator is past the aborted tail: the next committed record is the next one read.
     txn("e", 1, True)
     p.flush(10)
-    r = K.get_records(ShardIterator=it)
-    require([x["Data"] for x in r["Records"]] == [b"e0"], f"after the aborted tail: {r['Records']}")
+    # EndTxn returns once the commit is decided; the broker writes the partition's marker (which
+    # moves the last stable offset) just after, so the record may take a moment to be readable.
+    got = []
+    deadline = time.time() + 10
+    while not got and time.time() < deadline:
+        r = K.get_records(ShardIterator=it)
+        got = [x["Data"] for x in r["Records"]]
+        it = r["NextShardIterator"]
+        if not got:
+            time.sleep(0.2)
+    require(got == [b"e0"], f"after the aborted tail: {got}")
     admin.delete_topics([name])[name].result(30)
 
 

@@ -142,6 +142,14 @@ fn urls_and_answers() {
         split_url("http://[fd00:ec2::23]:8080/v1").unwrap(),
         ("fd00:ec2::23".into(), 8080, "/v1".into())
     );
+    assert_eq!(
+        split_url("http://[fd00:ec2::23]/v1/credentials").unwrap(),
+        ("fd00:ec2::23".into(), 80, "/v1/credentials".into())
+    );
+    assert_eq!(
+        split_url("http://169.254.169.254").unwrap(),
+        ("169.254.169.254".into(), 80, "/".into())
+    );
     assert!(split_url("https://example.com/").is_err());
     let e = parse(
         r#"{"Code":"AssumeRoleUnauthorizedAccess","AccessKeyId":"","SecretAccessKey":""}"#,

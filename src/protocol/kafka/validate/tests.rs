@@ -261,6 +261,22 @@ fn a_gzip_bomb_is_refused_before_it_is_inflated() {
 }
 
 #[test]
+fn a_snappy_preamble_that_lies_is_refused_before_allocating() {
+    // A varint preamble declaring 60 MiB, then a few bytes: raw snappy, no xerial header.
+    let mut lie = Vec::new();
+    let mut n: u64 = 60 << 20;
+    while n >= 0x80 {
+        lie.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    lie.push(n as u8);
+    lie.extend([0u8; 8]);
+    assert!(
+        matches!(refusal(&hand_made(2, 1, &lie), &limits()), Refusal::InvalidRecord(m) if m.contains("more than snappy can hold"))
+    );
+}
+
+#[test]
 fn a_record_above_the_stream_record_size_is_too_large() {
     let small = Limits {
         max_record_bytes: 1000,
@@ -281,9 +297,13 @@ fn timestamps_ahead_of_the_clock_are_refused_unless_unset() {
     ));
     let just = hand_made(0, 1, &raw_record(0, 3_600_000, None, b"a"));
     assert!(keys(&just, &limits()).is_ok());
-    // LogAppendTime batches are stamped by the broker, so the producer's clock is not judged.
+    // A client's LogAppendTime bit does not get its records past the check: the topic is
+    // CreateTime, and the batch is stored as such.
     let append_time = hand_made(1 << 3, 1, &raw_record(0, 3_600_001, None, b"a"));
-    assert!(keys(&append_time, &limits()).is_ok());
+    assert!(matches!(
+        refusal(&append_time, &limits()),
+        Refusal::InvalidTimestamp(_)
+    ));
 }
 
 #[test]
