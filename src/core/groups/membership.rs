@@ -196,6 +196,43 @@ impl Group {
     }
 }
 
+impl Group {
+    /// Removes the members whose session has ended (at its deadline exactly, as Kafka's
+    /// heartbeat timer does) and rebalances or empties the group. Run by the coordinator's
+    /// timer, and before any answer that depends on who is in the group, so no answer lags
+    /// the timer.
+    pub(super) fn expire_sessions(&mut self, now: Instant, initial_delay: Duration) {
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                m.join_tx.is_none() && m.sync_tx.is_none() && m.last_seen + m.session_timeout <= now
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for id in &expired {
+            tracing::info!(member = %id, "group member session expired");
+            if let Some(mut m) = self.members.remove(id) {
+                if let Some(tx) = m.sync_tx.take() {
+                    let _ = tx.send(Err(GroupError::UnknownMemberId));
+                }
+            }
+        }
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance if !self.members.is_empty() => {
+                self.start_rebalance(now, initial_delay)
+            }
+            _ if self.members.is_empty() && self.state != GroupState::PreparingRebalance => {
+                self.state = GroupState::Empty;
+            }
+            _ => {}
+        }
+    }
+}
+
 impl GroupCoordinator {
     pub async fn join(&self, req: JoinRequest) -> Result<JoinResult, GroupError> {
         if req.group.is_empty() {
@@ -404,11 +441,13 @@ impl GroupCoordinator {
     ) -> Result<(), GroupError> {
         let mut groups = self.groups.lock();
         let g = groups.get_mut(group).ok_or(GroupError::UnknownMemberId)?;
+        let now = Instant::now();
+        g.expire_sessions(now, self.initial_delay);
         let m = g
             .members
             .get_mut(member_id)
             .ok_or(GroupError::UnknownMemberId)?;
-        m.last_seen = Instant::now();
+        m.last_seen = now;
         if g.state == GroupState::PreparingRebalance {
             return Err(GroupError::RebalanceInProgress);
         }

@@ -200,37 +200,7 @@ impl GroupCoordinator {
                 && g.pending.is_empty())
         });
         for g in groups.values_mut() {
-            let expired: Vec<String> = g
-                .members
-                .iter()
-                .filter(|(_, m)| {
-                    m.join_tx.is_none()
-                        && m.sync_tx.is_none()
-                        && m.last_seen + m.session_timeout < now
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            if !expired.is_empty() {
-                for id in &expired {
-                    tracing::info!(member = %id, "group member session expired");
-                    if let Some(mut m) = g.members.remove(id) {
-                        if let Some(tx) = m.sync_tx.take() {
-                            let _ = tx.send(Err(GroupError::UnknownMemberId));
-                        }
-                    }
-                }
-                match g.state {
-                    GroupState::Stable | GroupState::CompletingRebalance
-                        if !g.members.is_empty() =>
-                    {
-                        g.start_rebalance(now, self.initial_delay)
-                    }
-                    _ if g.members.is_empty() && g.state != GroupState::PreparingRebalance => {
-                        g.state = GroupState::Empty;
-                    }
-                    _ => {}
-                }
-            }
+            g.expire_sessions(now, self.initial_delay);
             // A leader that never sends SyncGroup must not strand its followers.
             if g.state == GroupState::CompletingRebalance && now >= g.deadline {
                 tracing::info!("group sync timed out; rebalancing");

@@ -107,8 +107,9 @@ impl GroupCoordinator {
     }
 
     pub fn describe(&self, group: &str) -> Option<GroupView> {
-        let groups = self.groups.lock();
-        let g = groups.get(group)?;
+        let mut groups = self.groups.lock();
+        let g = groups.get_mut(group)?;
+        g.expire_sessions(Instant::now(), self.initial_delay);
         Some(GroupView {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
@@ -130,7 +131,11 @@ impl GroupCoordinator {
 
     /// (group, protocol type, state) of every group.
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
-        let groups = self.groups.lock();
+        let mut groups = self.groups.lock();
+        let now = Instant::now();
+        for g in groups.values_mut() {
+            g.expire_sessions(now, self.initial_delay);
+        }
         let mut out: Vec<_> = groups
             .iter()
             .map(|(n, g)| {
@@ -147,6 +152,9 @@ impl GroupCoordinator {
 
     pub fn delete(&self, group: &str) -> Result<(), GroupError> {
         let mut groups = self.groups.lock();
+        if let Some(g) = groups.get_mut(group) {
+            g.expire_sessions(Instant::now(), self.initial_delay);
+        }
         match groups.get(group) {
             None => return Err(GroupError::GroupIdNotFound),
             Some(g) if !g.members.is_empty() => return Err(GroupError::NonEmptyGroup),
@@ -168,6 +176,7 @@ impl GroupCoordinator {
         let doc = {
             let mut groups = self.groups.lock();
             let g = groups.get_mut(group).ok_or(GroupError::GroupIdNotFound)?;
+            g.expire_sessions(Instant::now(), self.initial_delay);
             if !g.members.is_empty() {
                 return Err(GroupError::GroupSubscribedToTopic);
             }
