@@ -193,6 +193,16 @@ async fn start_kinesis(
         ),
         events: kinesis::ops::event_cache::EventCache::new(32 << 20),
     });
+    serve_kinesis(config, kinesis::server::Api::Local(ctx), conns, closing).await
+}
+
+/// Binds the Kinesis listener (TLS when a certificate is configured) and serves `api` on it.
+async fn serve_kinesis(
+    config: &Config,
+    api: kinesis::server::Api,
+    conns: Arc<listener::Connections>,
+    closing: listener::Closing,
+) -> Result<Task, String> {
     let tls = match (&config.kinesis.tls.cert, &config.kinesis.tls.key) {
         (Some(cert), Some(key)) => Some(kinesis::tls::server_config(cert, key)?),
         _ => None,
@@ -207,7 +217,7 @@ async fn start_kinesis(
     println!("strait: kinesis listening on {addr}");
     Ok(tokio::spawn(kinesis::server::serve(
         listener,
-        kinesis::server::Api::Local(ctx),
+        api,
         config.kinesis.max_body_bytes,
         tls,
         conns,
@@ -234,33 +244,22 @@ async fn start_kinesis_backend(
             req,
         ))
     });
-    let tls = match (&config.kinesis.tls.cert, &config.kinesis.tls.key) {
-        (Some(cert), Some(key)) => Some(kinesis::tls::server_config(cert, key)?),
-        _ => None,
-    };
-    let addr = config.listen_addr();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} (kinesis.listen): {e}"))?;
-    let addr = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%addr, tls = tls.is_some(), %endpoint, "Kinesis API listening, forwarding to the upstream");
+    tracing::info!(%endpoint, "the Kinesis API forwards to the upstream");
     if !config.kafka.listen.is_empty() {
         tracing::warn!("backend.type kinesis: the Kafka listener is not opened yet (Kafka clients on Kinesis are later work)");
     }
-    if !addr.ip().is_loopback() {
+    if !config.listen_addr().ip().is_loopback() {
         // Client authentication is not there yet (the security issue): whoever reaches this
         // port acts on the upstream with strait's credentials.
-        tracing::warn!(%addr, "the Kinesis pass-through listens beyond loopback and does not check who calls: every client acts with strait's AWS credentials");
+        tracing::warn!(addr = %config.listen_addr(), "the Kinesis pass-through listens beyond loopback and does not check who calls: every client acts with strait's AWS credentials");
     }
-    println!("strait: kinesis listening on {addr}");
-    Ok(tokio::spawn(kinesis::server::serve(
-        listener,
+    serve_kinesis(
+        config,
         kinesis::server::Api::Forward(forward),
-        config.kinesis.max_body_bytes,
-        tls,
         conns,
         closing,
-    )))
+    )
+    .await
 }
 
 /// The Kafka backend: Kafka clients pass through to the cluster; Kinesis clients reach it

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::backend::{ProducerBatch, PRODUCER_BATCHES_KEPT, PRODUCER_EXPIRY_MS};
+use crate::backend::{remember_producer_batch, ProducerBatch, PRODUCER_EXPIRY_MS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchIdentity {
@@ -34,10 +34,9 @@ pub enum SequenceCheck {
 }
 
 pub(super) struct PartitionProducer {
-    epoch: i16,
     last_used: std::time::Instant,
-    /// (first sequence, last sequence, base offset)
-    recent: VecDeque<(i32, i32, i64)>,
+    /// The last batches of the producer's newest epoch, oldest first (what the log keeps too).
+    recent: VecDeque<ProducerBatch>,
     /// Whether what the log knows of this producer has been read in.
     loaded: bool,
 }
@@ -45,7 +44,6 @@ pub(super) struct PartitionProducer {
 impl Default for PartitionProducer {
     fn default() -> Self {
         PartitionProducer {
-            epoch: 0,
             last_used: std::time::Instant::now(),
             recent: VecDeque::new(),
             loaded: false,
@@ -61,35 +59,37 @@ impl PartitionProducer {
     /// Takes in the producer's last batches as the log holds them (oldest first, one epoch).
     pub(super) fn load(&mut self, batches: &[ProducerBatch]) {
         self.loaded = true;
-        if let Some(last) = batches.last() {
-            self.epoch = last.epoch;
-            self.recent = batches
-                .iter()
-                .map(|b| (b.first_sequence, b.last_sequence, b.base_offset))
-                .collect();
+        if !batches.is_empty() {
+            self.recent = batches.iter().copied().collect();
         }
     }
 
+    /// The producer's current epoch: its newest batch's.
+    fn epoch(&self) -> i16 {
+        self.recent.back().map_or(0, |b| b.epoch)
+    }
+
     pub(super) fn check(&self, b: &BatchIdentity) -> SequenceCheck {
-        if b.epoch < self.epoch {
+        let epoch = self.epoch();
+        if b.epoch < epoch {
             return SequenceCheck::Fenced;
         }
-        if b.epoch > self.epoch || self.recent.is_empty() {
+        if b.epoch > epoch || self.recent.is_empty() {
             // A new epoch starts at 0; a producer seen for the first time is trusted.
-            return if b.epoch > self.epoch && !self.recent.is_empty() && b.first_sequence != 0 {
+            return if b.epoch > epoch && !self.recent.is_empty() && b.first_sequence != 0 {
                 SequenceCheck::OutOfOrder { expected: 0 }
             } else {
                 SequenceCheck::Fresh
             };
         }
-        if let Some(&(_, _, base)) = self
+        if let Some(done) = self
             .recent
             .iter()
-            .find(|(f, l, _)| *f == b.first_sequence && *l == b.last_sequence)
+            .find(|r| r.first_sequence == b.first_sequence && r.last_sequence == b.last_sequence)
         {
-            return SequenceCheck::Duplicate(base);
+            return SequenceCheck::Duplicate(done.base_offset);
         }
-        let last = self.recent.back().map_or(-1, |r| r.1);
+        let last = self.recent.back().map_or(-1, |r| r.last_sequence);
         let expected = if last == i32::MAX { 0 } else { last + 1 };
         if b.first_sequence == expected {
             SequenceCheck::Fresh
@@ -100,15 +100,15 @@ impl PartitionProducer {
 
     pub(super) fn record(&mut self, b: &BatchIdentity, base_offset: i64) {
         self.last_used = std::time::Instant::now();
-        if b.epoch != self.epoch {
-            self.epoch = b.epoch;
-            self.recent.clear();
-        }
-        self.recent
-            .push_back((b.first_sequence, b.last_sequence, base_offset));
-        while self.recent.len() > PRODUCER_BATCHES_KEPT {
-            self.recent.pop_front();
-        }
+        remember_producer_batch(
+            &mut self.recent,
+            ProducerBatch {
+                epoch: b.epoch,
+                first_sequence: b.first_sequence,
+                last_sequence: b.last_sequence,
+                base_offset,
+            },
+        );
     }
 }
 

@@ -8,12 +8,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Limited, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 
 use super::error::ApiError;
 use super::ops;
-use super::server::{error_response, Body, TARGET_PREFIX};
+use super::server::{error_response, read_body, Body, TARGET_PREFIX};
 use crate::backend::kinesis::upstream::Upstream;
 use crate::protocol::kinesis::codec::Protocol;
 
@@ -88,21 +88,7 @@ async fn forward(
         )));
     }
     // Whole, because the signature covers the body's hash.
-    let body = Limited::new(body, max_body)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::serialization(format!(
-                    "Request body exceeds the limit of {max_body} bytes."
-                ))
-            } else {
-                ApiError::serialization(format!("Could not read the request body: {e}"))
-            }
-        })?
-        .to_bytes();
+    let body = read_body(body, max_body).await?;
     fwd.upstream.send(&parts.headers, body).await.map_err(|e| {
         tracing::warn!(error = %e, "Kinesis upstream");
         // A 500 InternalFailure: what the SDKs retry.

@@ -240,21 +240,7 @@ async fn dispatch(
         ))
     })?;
     let principal = auth::principal(&parts.headers);
-    let body = Limited::new(body, max_body)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::serialization(format!(
-                    "Request body exceeds the limit of {max_body} bytes."
-                ))
-            } else {
-                ApiError::serialization(format!("Could not read the request body: {e}"))
-            }
-        })?
-        .to_bytes();
+    let body = read_body(body, max_body).await?;
     tracing::debug!(op = op.name, ?principal, bytes = body.len(), "request");
     let answer = async move {
         match handler {
@@ -269,6 +255,25 @@ async fn dispatch(
             Err(ApiError::internal("Internal Service Failure"))
         }
     }
+}
+
+/// A request body, whole, refused past `max_body` bytes.
+pub(super) async fn read_body(body: Incoming, max_body: usize) -> Result<Bytes, ApiError> {
+    Ok(Limited::new(body, max_body)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::serialization(format!(
+                    "Request body exceeds the limit of {max_body} bytes."
+                ))
+            } else {
+                ApiError::serialization(format!("Could not read the request body: {e}"))
+            }
+        })?
+        .to_bytes())
 }
 
 fn decorate(resp: &mut Response<Body>, content_type: &'static str, request_id: &str) {
