@@ -115,8 +115,8 @@ pub struct BackendConfig {
     pub kinesis: KinesisBackendConfig,
 }
 
-/// Amazon Kinesis behind `backend.type: kinesis`. This version forwards Kinesis clients to it
-/// (the pass-through); Kafka clients on Kinesis, and the state store they need, come later.
+/// Amazon Kinesis behind `backend.type: kinesis`: Kinesis clients are forwarded to it (the
+/// pass-through); Kafka clients reach its streams as topics through the core.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KinesisBackendConfig {
@@ -130,6 +130,13 @@ pub struct KinesisBackendConfig {
     /// CA bundle (PEM) the endpoint's certificate is checked against; the system bundle
     /// when unset.
     pub ca_bundle: Option<PathBuf>,
+    /// Where Kafka offsets, the offset index and consumer groups are kept.
+    pub state: KinesisStateConfig,
+    /// How often a partition whose reader has caught up asks its shard for new records
+    /// (Kinesis allows every reader of a shard five GetRecords calls a second between them).
+    pub poll_interval_ms: u64,
+    /// Records read from Kinesis are kept for Kafka consumers up to this many bytes.
+    pub cache_bytes: u64,
 }
 
 impl Default for KinesisBackendConfig {
@@ -139,8 +146,29 @@ impl Default for KinesisBackendConfig {
             endpoint: None,
             credentials: "default".into(),
             ca_bundle: None,
+            state: KinesisStateConfig::default(),
+            poll_interval_ms: 1000,
+            cache_bytes: 256 << 20,
         }
     }
+}
+
+/// The Kinesis backend's state store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KinesisStateConfig {
+    #[serde(rename = "type")]
+    pub kind: KinesisStateType,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KinesisStateType {
+    /// Files under `data_dir`: one strait replica.
+    #[default]
+    Local,
+    /// A DynamoDB table shared by replicas (not built yet: refused at start-up).
+    Dynamodb,
 }
 
 impl KinesisBackendConfig {
@@ -517,6 +545,22 @@ impl Config {
                 return bad(
                     "backend.kinesis.credentials",
                     "is empty: `default` or a profile name".into(),
+                );
+            }
+            if k.state.kind == KinesisStateType::Dynamodb {
+                return bad(
+                    "backend.kinesis.state.type",
+                    "dynamodb is not supported yet; use local (one replica, state in data_dir)"
+                        .into(),
+                );
+            }
+            if !(200..=60_000).contains(&k.poll_interval_ms) {
+                return bad(
+                    "backend.kinesis.poll_interval_ms",
+                    format!(
+                        "{} is not in 200..=60000 (Kinesis allows 5 GetRecords calls a second per shard)",
+                        k.poll_interval_ms
+                    ),
                 );
             }
         }

@@ -66,8 +66,9 @@ pub async fn run(
             (kinesis, Some(kafka), core)
         }
         config::BackendType::Kinesis => {
-            let kinesis = start_kinesis_backend(&config, conns.clone(), closing.clone()).await?;
-            (Some(kinesis), None, None)
+            let (kinesis, kafka, core) =
+                start_kinesis_backend(&config, conns.clone(), closing.clone()).await?;
+            (Some(kinesis), kafka, core)
         }
     };
     ready.set(true);
@@ -143,35 +144,42 @@ async fn start_embedded(
         closing.clone(),
     )
     .await?;
-    let kafka = if config.kafka.listen.is_empty() {
-        None
-    } else {
-        let KafkaBinding {
-            listener: klistener,
-            bound,
-            advertised_host,
-            advertised_port,
-        } = bind_kafka(config).await?;
-        let kctx = Arc::new(kafka::KafkaCtx {
-            core: core.clone(),
-            groups,
-            advertised_host,
-            advertised_port: i32::from(advertised_port),
-            cluster_id: format!("strait-{}", config.account_id),
-            max_frame_bytes: config.kafka.max_frame_bytes,
-            default_partitions: config.streams.default_shard_count,
-            auto_create_topics: config.streams.auto_create_topics,
-        });
-        tracing::info!(addr = %bound, "Kafka API listening");
-        println!("strait: kafka listening on {bound}");
-        Some(tokio::spawn(kafka::server::serve(
-            klistener,
-            kctx,
-            conns.clone(),
-            closing.clone(),
-        )))
-    };
+    let kafka = start_kafka_front(config, core.clone(), groups, conns, closing).await?;
     Ok((kinesis, kafka, core))
+}
+
+/// The Kafka listener over `core` and its group coordinator, unless `kafka.listen` is empty.
+async fn start_kafka_front(
+    config: &Config,
+    core: Arc<core::Core>,
+    groups: Arc<core::groups::GroupCoordinator>,
+    conns: Arc<listener::Connections>,
+    closing: listener::Closing,
+) -> Result<Option<Task>, String> {
+    if config.kafka.listen.is_empty() {
+        return Ok(None);
+    }
+    let KafkaBinding {
+        listener: klistener,
+        bound,
+        advertised_host,
+        advertised_port,
+    } = bind_kafka(config).await?;
+    let kctx = Arc::new(kafka::KafkaCtx {
+        core,
+        groups,
+        advertised_host,
+        advertised_port: i32::from(advertised_port),
+        cluster_id: format!("strait-{}", config.account_id),
+        max_frame_bytes: config.kafka.max_frame_bytes,
+        default_partitions: config.streams.default_shard_count,
+        auto_create_topics: config.streams.auto_create_topics,
+    });
+    tracing::info!(addr = %bound, "Kafka API listening");
+    println!("strait: kafka listening on {bound}");
+    Ok(Some(tokio::spawn(kafka::server::serve(
+        klistener, kctx, conns, closing,
+    ))))
 }
 
 /// Binds the Kinesis listener and serves it over `core`.
@@ -226,17 +234,21 @@ async fn serve_kinesis(
 }
 
 /// The Kinesis backend: Kinesis clients pass through to the upstream Kinesis, re-signed with
-/// strait's credentials. Kafka clients on Kinesis come with the `Log` over it; until then the
-/// Kafka listener is not opened on this backend.
+/// strait's credentials; Kafka clients reach its streams through the core, over the `Log`
+/// that reads and writes them, with offsets and groups kept in `data_dir`.
 async fn start_kinesis_backend(
     config: &Config,
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
-) -> Result<Task, String> {
-    let upstream = backend::kinesis::upstream::Upstream::new(&config.backend.kinesis)?;
+) -> Result<(Task, Option<Task>, Option<Arc<core::Core>>), String> {
+    let upstream = Arc::new(backend::kinesis::upstream::Upstream::new(
+        &config.backend.kinesis,
+    )?);
     upstream.credentials_ready().await?;
     let endpoint = upstream.endpoint();
-    let forwarder = Arc::new(kinesis::passthrough::Forwarder { upstream });
+    let forwarder = Arc::new(kinesis::passthrough::Forwarder {
+        upstream: upstream.clone(),
+    });
     let forward: kinesis::server::Forward = Arc::new(move |max_body, req| {
         Box::pin(kinesis::passthrough::handle(
             forwarder.clone(),
@@ -245,21 +257,90 @@ async fn start_kinesis_backend(
         ))
     });
     tracing::info!(%endpoint, "the Kinesis API forwards to the upstream");
-    if !config.kafka.listen.is_empty() {
-        tracing::warn!("backend.type kinesis: the Kafka listener is not opened yet (Kafka clients on Kinesis are later work)");
-    }
     if !config.listen_addr().ip().is_loopback() {
         // Client authentication is not there yet (the security issue): whoever reaches this
         // port acts on the upstream with strait's credentials.
         tracing::warn!(addr = %config.listen_addr(), "the Kinesis pass-through listens beyond loopback and does not check who calls: every client acts with strait's AWS credentials");
     }
-    serve_kinesis(
+    let (kafka, core) = if config.kafka.listen.is_empty() {
+        (None, None)
+    } else {
+        let Some((core, groups)) = open_kinesis_core(config, upstream, closing.clone()).await?
+        else {
+            let kinesis = serve_kinesis(
+                config,
+                kinesis::server::Api::Forward(forward),
+                conns,
+                closing,
+            )
+            .await?;
+            return Ok((kinesis, None, None));
+        };
+        let kafka =
+            start_kafka_front(config, core.clone(), groups, conns.clone(), closing.clone()).await?;
+        (kafka, Some(core))
+    };
+    let kinesis = serve_kinesis(
         config,
         kinesis::server::Api::Forward(forward),
         conns,
         closing,
     )
-    .await
+    .await?;
+    Ok((kinesis, kafka, core))
+}
+
+/// The core over Kinesis streams, for Kafka clients: the catalog adopts every stream, and
+/// groups and the catalog's documents are files in `data_dir` (`state.type: local`). Retries
+/// until the upstream answers; `None` when shutdown comes first.
+async fn open_kinesis_core(
+    config: &Config,
+    upstream: Arc<backend::kinesis::upstream::Upstream>,
+    closing: listener::Closing,
+) -> Result<Option<(Arc<core::Core>, Arc<core::groups::GroupCoordinator>)>, String> {
+    let k = &config.backend.kinesis;
+    let client = Arc::new(backend::kinesis::client::KinesisClient::new(upstream));
+    let log = backend::kinesis::log::KinesisLog::new(
+        client,
+        backend::kinesis::log::KinesisLogSettings {
+            dir: config.data_dir.join("kinesis-offsets"),
+            poll: std::time::Duration::from_millis(k.poll_interval_ms),
+            cache_bytes: k.cache_bytes,
+        },
+    );
+    let meta = Arc::new(
+        FileMetaStore::open(config.data_dir.join("meta"))
+            .map_err(|e| format!("cannot open metadata in {}: {e}", config.data_dir.display()))?,
+    );
+    let core = loop {
+        let opened = core::Core::open(
+            config.account_id.clone(),
+            config.streams.clone(),
+            backend::metered::MeteredLog::wrap("kinesis", log.clone()),
+            meta.clone(),
+            core::ForeignTopics::Adopt,
+        );
+        let error = tokio::select! {
+            r = opened => match r {
+                Ok(core) => break Arc::new(core),
+                Err(e) => e,
+            },
+            _ = listener::closed(closing.clone()) => return Ok(None),
+        };
+        tracing::warn!(error = %error, "cannot list the upstream's streams; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = listener::closed(closing.clone()) => return Ok(None),
+        }
+    };
+    core.spawn_catalog_refresh(CATALOG_REFRESH, closing.clone());
+    spawn_reader_wake(&core, closing);
+    let groups = core::groups::GroupCoordinator::open(
+        meta,
+        std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
+    )
+    .map_err(|e| format!("cannot load consumer groups: {e}"))?;
+    Ok(Some((core, groups)))
 }
 
 /// The Kafka backend: Kafka clients pass through to the cluster; Kinesis clients reach it
@@ -373,7 +454,14 @@ async fn open_kafka_core(
         }
     };
     core.spawn_catalog_refresh(CATALOG_REFRESH, closing.clone());
-    let waker = Arc::clone(&core);
+    spawn_reader_wake(&core, closing);
+    Some(core)
+}
+
+/// Wakes waiting readers every `READER_WAKE`: appends by other writers (other replicas,
+/// clients of the cluster or stream itself) are not seen here as they happen.
+fn spawn_reader_wake(core: &Arc<core::Core>, closing: listener::Closing) {
+    let waker = Arc::clone(core);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(READER_WAKE);
         loop {
@@ -383,7 +471,6 @@ async fn open_kafka_core(
             }
         }
     });
-    Some(core)
 }
 
 /// The Kafka listener, bound, and the address it is advertised at.

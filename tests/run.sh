@@ -18,6 +18,14 @@ step() { printf '\n=== %s\n' "$*"; }
 record() { # name, exit status
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
+# Each suite's output also goes to $logs/<name>.log, so the summary can repeat the lines that
+# name what failed (CI shows only the end of a run).
+logs="$cache/logs"; rm -rf "$logs"; mkdir -p "$logs"
+suite() { # name, command...
+  local name=$1; shift
+  "$@" 2>&1 | tee "$logs/$name.log"
+  record "$name" "${PIPESTATUS[0]}"
+}
 wanted() { [[ "$skip" != *" $1 "* ]]; }
 
 step "build strait (debug)"
@@ -26,7 +34,7 @@ export STRAIT_BIN="$repo/target/debug/strait"
 
 if wanted cargo; then
   step "cargo test: unit and integration tests"
-  cargo test; record cargo-test $?
+  suite cargo-test cargo test
 fi
 
 if wanted python; then
@@ -36,60 +44,64 @@ if wanted python; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null) \
       || echo "could not install Debian's awscli (AWS CLI v2)"
   fi
-  STRAIT_PY_VENV="$cache/venv" bash "$repo/tests/interop/python/run.sh" -q; record python-interop $?
+  suite python-interop env STRAIT_PY_VENV="$cache/venv" bash "$repo/tests/interop/python/run.sh" -q
 fi
 
 if wanted java; then
   step "java interop: AWS SDK for Java v2 (CBOR and JSON over HTTP/1.1, h2c and TLS; enhanced fan-out)"
-  M2_REPO="$cache/m2" bash "$repo/tests/interop/java/run.sh"; record java-interop $?
+  suite java-interop env M2_REPO="$cache/m2" bash "$repo/tests/interop/java/run.sh"
 fi
 
 if wanted kcl && [ -f "$repo/tests/interop/kcl/run.sh" ]; then
   step "kinesis interop: KCL 3.x with enhanced fan-out over h2c and TLS (DynamoDB from moto)"
-  M2_REPO="$cache/m2" bash "$repo/tests/interop/kcl/run.sh"; record kcl-interop $?
+  suite kcl-interop env M2_REPO="$cache/m2" bash "$repo/tests/interop/kcl/run.sh"
 fi
 
 if wanted kpl && [ -f "$repo/tests/interop/kpl/run.sh" ]; then
   step "kinesis interop: KPL 1.1 with aggregation over TLS, read back by a Kafka group and GetRecords"
-  M2_REPO="$cache/m2" bash "$repo/tests/interop/kpl/run.sh"; record kpl-interop $?
+  suite kpl-interop env M2_REPO="$cache/m2" bash "$repo/tests/interop/kpl/run.sh"
 fi
 
 if wanted rust-sdk && [ -f "$repo/tests/interop/rust-sdk/run.sh" ]; then
   step "rust interop: aws-sdk-kinesis"
-  bash "$repo/tests/interop/rust-sdk/run.sh"; record rust-sdk-interop $?
+  suite rust-sdk-interop bash "$repo/tests/interop/rust-sdk/run.sh"
 fi
 
 if wanted kafka-java && [ -f "$repo/tests/interop/kafka-java/run.sh" ]; then
   step "kafka interop: Apache Kafka Java clients and tools"
-  M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-java/run.sh"; record kafka-java-interop $?
+  suite kafka-java-interop env M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-java/run.sh"
 fi
 
 if wanted franz-go && [ -f "$repo/tests/interop/franz-go/run.sh" ]; then
   step "kafka interop: franz-go"
-  bash "$repo/tests/interop/franz-go/run.sh"; record franz-go-interop $?
+  suite franz-go-interop bash "$repo/tests/interop/franz-go/run.sh"
 fi
 
 if wanted kcat && [ -f "$repo/tests/interop/kcat/run.sh" ]; then
   step "kafka interop: kcat (Debian, librdkafka 2.0)"
-  bash "$repo/tests/interop/kcat/run.sh"; record kcat-interop $?
+  suite kcat-interop bash "$repo/tests/interop/kcat/run.sh"
 fi
 
 if wanted kinesis-backend && [ -f "$repo/tests/interop/kinesis-backend/run.sh" ]; then
   step "kinesis backend: the pass-through to moto (IAM authentication on) and to strait's embedded backend (boto3, AWS CLI, Java SDK v2 with enhanced fan-out)"
-  STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kinesis-backend/run.sh"; record kinesis-backend $?
+  suite kinesis-backend env STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kinesis-backend/run.sh"
 fi
 
 if wanted kafka-backend && [ -f "$repo/tests/interop/kafka-backend/run.sh" ]; then
   step "kafka backend: a real Apache Kafka 4.x broker behind strait (pass-through checks, Java with transactions, franz-go, kcat)"
-  STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-backend/run.sh"; record kafka-backend $?
+  suite kafka-backend env STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-backend/run.sh"
 fi
 
 if wanted helm && [ -f "$repo/tests/helm/run.sh" ]; then
   step "helm chart: lint, template for each example, Kubernetes schema validation"
-  bash "$repo/tests/helm/run.sh"; record helm $?
+  suite helm bash "$repo/tests/helm/run.sh"
 fi
 
 step "summary"
+for name in "${failures[@]}"; do
+  echo "--- what failed in $name (from $logs/$name.log)"
+  grep -E '^(FAIL|FAILED|ERROR|not ok|--- FAIL|test .* FAILED|thread .* panicked)' "$logs/$name.log" | head -40
+done
 [ ${#failures[@]} -eq 0 ] || echo "failed suites: ${failures[*]}"
 echo "suites: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

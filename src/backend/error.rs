@@ -39,6 +39,9 @@ pub enum Refusal {
     InvalidArgument,
     /// A limit of the cluster (replication factor, partitions).
     LimitExceeded,
+    /// A record the backend cannot store as it is (a key Kinesis cannot take as a
+    /// partition key): INVALID_RECORD to a Kafka producer.
+    InvalidRecord,
     /// Anything else: a storage failure to the client.
     Failed,
 }

@@ -133,6 +133,11 @@ impl From<StorageError> for CoreError {
                 message,
                 ..
             } => CoreError::LimitExceeded(message),
+            StorageError::Refused {
+                class: StorageRefusal::InvalidRecord,
+                message,
+                ..
+            } => CoreError::BatchRefused(Refusal::InvalidRecord(message)),
             StorageError::CorruptBatch(m) => CoreError::CorruptBatch(m),
             other => CoreError::Storage(Arc::new(other)),
         }

@@ -18,7 +18,7 @@ use crate::backend::kinesis::upstream::Upstream;
 use crate::protocol::kinesis::codec::Protocol;
 
 pub struct Forwarder {
-    pub upstream: Upstream,
+    pub upstream: std::sync::Arc<Upstream>,
 }
 
 /// Response headers that describe one hop's connection, not the answer.

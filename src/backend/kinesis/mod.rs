@@ -1,5 +1,10 @@
-//! Amazon Kinesis as a backend. Today: the upstream connection the Kinesis pass-through
-//! forwards through (`upstream.rs`). The `Log` over Kinesis that Kafka clients need (offsets,
-//! the state store) is the next step of the same issue.
+//! Amazon Kinesis as a backend: the upstream connection the Kinesis pass-through forwards
+//! through (`upstream.rs`), strait's own Kinesis client on it (`client.rs`), and the `Log`
+//! that shows Kafka clients Kinesis streams as topics (`log.rs`, with each partition's reader
+//! and offset index in `tail.rs` and the shard ⇄ partition mapping in `shards.rs`).
 
+pub mod client;
+pub mod log;
+pub mod shards;
+pub mod tail;
 pub mod upstream;

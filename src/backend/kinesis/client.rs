@@ -1,0 +1,207 @@
+//! strait as a Kinesis client: typed JSON 1.1 calls over the signed upstream connection, and
+//! the answers' exceptions as an error the Kinesis `Log` can sort (retry, refuse, not found).
+//! The shapes come from `protocol::kinesis`; the few stream-admin shapes only a client needs
+//! are here.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, Limited};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::upstream::{Upstream, UpstreamError};
+
+/// The largest answer read: GetRecords returns at most 10 MiB, base64 in JSON.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The upstream answered with an exception.
+    #[error("{op}: {code}: {message}")]
+    Exception {
+        op: &'static str,
+        code: String,
+        message: String,
+        status: u16,
+    },
+    #[error("{op}: {source}")]
+    Upstream {
+        op: &'static str,
+        #[source]
+        source: UpstreamError,
+    },
+    /// An answer that is not what the operation returns.
+    #[error("{op}: unreadable answer from the upstream: {why}")]
+    Garbled { op: &'static str, why: String },
+}
+
+impl CallError {
+    /// The exception's name, without the namespace some services put before `#`.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CallError::Exception { code, .. } => Some(code.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn is(&self, code: &str) -> bool {
+        self.code() == Some(code)
+    }
+
+    /// Worth asking again after a pause: throttling, a server fault, or no answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CallError::Exception { code, status, .. } => {
+                *status >= 500
+                    || matches!(
+                        code.as_str(),
+                        "ProvisionedThroughputExceededException"
+                            | "LimitExceededException"
+                            | "ThrottlingException"
+                            | "KMSThrottlingException"
+                    )
+            }
+            CallError::Upstream { .. } => true,
+            CallError::Garbled { .. } => false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ExceptionBody {
+    #[serde(rename = "__type", default)]
+    kind: String,
+    #[serde(alias = "Message", default)]
+    message: String,
+}
+
+pub struct KinesisClient {
+    upstream: Arc<Upstream>,
+}
+
+impl KinesisClient {
+    pub fn new(upstream: Arc<Upstream>) -> KinesisClient {
+        KinesisClient { upstream }
+    }
+
+    /// Calls one operation with a JSON body and decodes its answer.
+    pub async fn call<I: Serialize, O: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        input: &I,
+    ) -> Result<O, CallError> {
+        let body = Bytes::from(serde_json::to_vec(input).map_err(|e| CallError::Garbled {
+            op,
+            why: format!("cannot encode the request: {e}"),
+        })?);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        let target = HeaderValue::from_str(&format!("Kinesis_20131202.{op}"))
+            .expect("operation names are ASCII");
+        headers.insert("x-amz-target", target);
+        let answer = self
+            .upstream
+            .send(&headers, body)
+            .await
+            .map_err(|source| CallError::Upstream { op, source })?;
+        let status = answer.status().as_u16();
+        let bytes = Limited::new(answer.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| CallError::Upstream {
+                op,
+                source: UpstreamError::Unreachable {
+                    endpoint: self.upstream.endpoint(),
+                    why: format!("the answer broke off: {e}"),
+                },
+            })?
+            .to_bytes();
+        if status >= 300 {
+            let e: ExceptionBody = serde_json::from_slice(&bytes).unwrap_or(ExceptionBody {
+                kind: String::new(),
+                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            });
+            let code = match e.kind.rsplit_once('#') {
+                Some((_, name)) => name.to_string(),
+                None if e.kind.is_empty() => format!("HTTP {status}"),
+                None => e.kind,
+            };
+            return Err(CallError::Exception {
+                op,
+                code,
+                message: e.message,
+                status,
+            });
+        }
+        // Operations without output answer an empty body (or `{}`).
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"{}")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Garbled {
+            op,
+            why: e.to_string(),
+        })
+    }
+}
+
+/// The answer of an operation that returns nothing.
+#[derive(Debug, Default, Deserialize)]
+pub struct Empty {}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamNameInput<'a> {
+    pub stream_name: &'a str,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListStreamsInput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive_start_stream_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListStreamsOutput {
+    pub stream_names: Vec<String>,
+    pub has_more_streams: bool,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateStreamInput<'a> {
+    pub stream_name: &'a str,
+    pub shard_count: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RetentionInput<'a> {
+    pub stream_name: &'a str,
+    pub retention_period_hours: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StreamSummary {
+    pub stream_status: String,
+    pub retention_period_hours: u32,
+    pub open_shard_count: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeStreamSummaryOutput {
+    pub stream_description_summary: StreamSummary,
+}

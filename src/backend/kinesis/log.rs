@@ -1,0 +1,627 @@
+//! The `Log` over Amazon Kinesis, for Kafka clients: a stream is a topic, shard N is
+//! partition N. An append is a PutRecords whose entries carry an ExplicitHashKey inside the
+//! partition's shard, so each lands where the client sent it (a closed shard's range is
+//! routed by Kinesis to the child now covering it); it is answered once the partition's
+//! reader (`tail.rs`) has read the records back and given them offsets.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use super::client::{
+    CreateStreamInput, DescribeStreamSummaryOutput, Empty, KinesisClient, ListStreamsInput,
+    ListStreamsOutput, RetentionInput, StreamNameInput,
+};
+use super::shards::{partition_count, partitions_of, ShardInfo};
+use super::tail::{storage_error, BatchCache, Tail};
+use crate::backend::{
+    AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches, Refusal,
+    StorageError, StorageResult,
+};
+use crate::protocol::kafka::records::decode_batch;
+use crate::protocol::kinesis::codec::Blob;
+use crate::protocol::kinesis::shapes::{
+    ListShardsInput, ListShardsOutput, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry,
+};
+
+/// How long a shard list is trusted.
+const SHARDS_FRESH: Duration = Duration::from_secs(5);
+/// How long an append may take, retries of throttled entries included (a Kafka producer's
+/// default request timeout is 30 s).
+const APPEND_BUDGET: Duration = Duration::from_secs(25);
+/// How long a question about a partition's end (ListOffsets) may spend reading the shard up
+/// to its newest record; past it, the answer is what has been read.
+const CATCH_UP: Duration = Duration::from_secs(10);
+/// How long a created stream may take to become ACTIVE.
+const CREATE_WAIT: Duration = Duration::from_secs(60);
+/// PutRecords limits.
+const PUT_MAX_ENTRIES: usize = 500;
+const PUT_MAX_BYTES: usize = 5 << 20;
+/// A partition key is 1 to 256 Unicode characters.
+const MAX_PARTITION_KEY_CHARS: usize = 256;
+/// Kinesis keeps records 24 hours to 365 days.
+const MIN_RETENTION_HOURS: u32 = 24;
+const MAX_RETENTION_HOURS: u32 = 8760;
+
+pub struct KinesisLogSettings {
+    /// Offset indexes live here, a file per partition.
+    pub dir: PathBuf,
+    /// How often a caught-up partition asks its shard for new records.
+    pub poll: Duration,
+    pub cache_bytes: u64,
+}
+
+/// A stream's shards and when they were listed.
+type ShardList = (Instant, Arc<Vec<ShardInfo>>);
+/// The turn each partition's appends take, one at a time.
+type AppendTurns = HashMap<(String, u32), Arc<tokio::sync::Mutex<()>>>;
+
+pub struct KinesisLog {
+    client: Arc<KinesisClient>,
+    settings: KinesisLogSettings,
+    cache: BatchCache,
+    shards: RwLock<HashMap<String, ShardList>>,
+    tails: Mutex<HashMap<(String, u32), Arc<Tail>>>,
+    /// One append at a time per partition, so a batch's records are consecutive in the shard
+    /// (as far as strait's own writes go) and batches keep their order.
+    appends: Mutex<AppendTurns>,
+}
+
+impl KinesisLog {
+    pub fn new(client: Arc<KinesisClient>, settings: KinesisLogSettings) -> Arc<KinesisLog> {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(settings.cache_bytes)
+            .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+            .support_invalidation_closures()
+            .build();
+        Arc::new(KinesisLog {
+            client,
+            settings,
+            cache,
+            shards: RwLock::new(HashMap::new()),
+            tails: Mutex::new(HashMap::new()),
+            appends: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The stream's shards, from ListShards when the last list is older than `SHARDS_FRESH`
+    /// or `fresh` is asked for.
+    async fn shards(&self, stream: &str, fresh: bool) -> StorageResult<Arc<Vec<ShardInfo>>> {
+        if !fresh {
+            if let Some((at, s)) = self.shards.read().get(stream) {
+                if at.elapsed() < SHARDS_FRESH {
+                    return Ok(s.clone());
+                }
+            }
+        }
+        let mut all = Vec::new();
+        let mut input = ListShardsInput {
+            stream_name: Some(stream.to_string()),
+            ..Default::default()
+        };
+        loop {
+            let out: ListShardsOutput = self
+                .client
+                .call("ListShards", &input)
+                .await
+                .map_err(storage_error)?;
+            all.extend(out.shards);
+            match out.next_token {
+                // With a token, the stream is not named again.
+                Some(token) => {
+                    input = ListShardsInput {
+                        next_token: Some(token),
+                        ..Default::default()
+                    }
+                }
+                None => break,
+            }
+        }
+        let shards = Arc::new(partitions_of(&all));
+        self.shards
+            .write()
+            .insert(stream.to_string(), (Instant::now(), shards.clone()));
+        Ok(shards)
+    }
+
+    async fn shard(&self, stream: &str, partition: u32) -> StorageResult<ShardInfo> {
+        let find = |s: &[ShardInfo]| s.iter().find(|s| s.partition == partition).cloned();
+        if let Some(s) = find(&self.shards(stream, false).await?) {
+            return Ok(s);
+        }
+        find(&self.shards(stream, true).await?).ok_or_else(|| StorageError::Refused {
+            code: 3,
+            class: Refusal::Failed,
+            message: format!("stream {stream} has no shard for partition {partition}"),
+        })
+    }
+
+    async fn tail(&self, stream: &str, partition: u32) -> StorageResult<Arc<Tail>> {
+        let key = (stream.to_string(), partition);
+        if let Some(t) = self.tails.lock().get(&key) {
+            return Ok(t.clone());
+        }
+        let shard = self.shard(stream, partition).await?;
+        let dir = self.stream_dir(stream);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StorageError::io(format!("offset index {}", dir.display()), e))?;
+        let tail = Arc::new(Tail::open(
+            stream,
+            partition,
+            shard.shard_id,
+            self.client.clone(),
+            self.cache.clone(),
+            dir.join(format!("{partition}.idx")),
+            self.settings.poll,
+        )?);
+        Ok(self.tails.lock().entry(key).or_insert(tail).clone())
+    }
+
+    fn stream_dir(&self, stream: &str) -> PathBuf {
+        // Stream names may be "." or "..".
+        self.settings.dir.join(format!("s-{stream}"))
+    }
+
+    async fn summary(&self, stream: &str) -> StorageResult<DescribeStreamSummaryOutput> {
+        self.client
+            .call(
+                "DescribeStreamSummary",
+                &StreamNameInput {
+                    stream_name: stream,
+                },
+            )
+            .await
+            .map_err(storage_error)
+    }
+
+    async fn create_stream(&self, stream: &str, shards: u32) -> StorageResult<()> {
+        let created: Result<Empty, _> = self
+            .client
+            .call(
+                "CreateStream",
+                &CreateStreamInput {
+                    stream_name: stream,
+                    shard_count: shards,
+                },
+            )
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.is("ResourceInUseException") => {}
+            Err(e) => return Err(storage_error(e)),
+        }
+        let deadline = Instant::now() + CREATE_WAIT;
+        loop {
+            let s = self.summary(stream).await?;
+            if s.stream_description_summary.stream_status == "ACTIVE" {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StorageError::Unavailable(format!(
+                    "stream {stream} is not ACTIVE {CREATE_WAIT:?} after CreateStream"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// PutRecords entries for a batch's records, all aimed at `shard`.
+    fn entries(
+        &self,
+        batch: CheckedBatch,
+        shard: &ShardInfo,
+    ) -> StorageResult<Vec<PutRecordsRequestEntry>> {
+        let records = decode_batch(batch.freeze()).map_err(StorageError::CorruptBatch)?;
+        let ehk = shard.start_hash.to_string();
+        records
+            .into_iter()
+            .map(|r| {
+                Ok(PutRecordsRequestEntry {
+                    partition_key: Some(partition_key(r.key.as_ref(), shard.partition)?),
+                    data: Some(Blob(r.value.unwrap_or_default())),
+                    explicit_hash_key: Some(ehk.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// Writes entries in PutRecords calls within Kinesis's limits, retrying throttled ones;
+    /// returns each entry's (sequence number, shard id).
+    async fn put(
+        &self,
+        stream: &str,
+        entries: Vec<PutRecordsRequestEntry>,
+    ) -> StorageResult<Vec<(String, String)>> {
+        let deadline = Instant::now() + APPEND_BUDGET;
+        let mut placed = Vec::with_capacity(entries.len());
+        let mut rest = &entries[..];
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut bytes = 0;
+            for e in rest.iter().take(PUT_MAX_ENTRIES) {
+                let size = entry_size(e);
+                if n > 0 && bytes + size > PUT_MAX_BYTES {
+                    break;
+                }
+                n += 1;
+                bytes += size;
+            }
+            placed.extend(self.put_call(stream, &rest[..n], deadline).await?);
+            rest = &rest[n..];
+        }
+        Ok(placed)
+    }
+
+    async fn put_call(
+        &self,
+        stream: &str,
+        entries: &[PutRecordsRequestEntry],
+        deadline: Instant,
+    ) -> StorageResult<Vec<(String, String)>> {
+        let mut placed: Vec<Option<(String, String)>> = vec![None; entries.len()];
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let todo: Vec<usize> = (0..entries.len())
+                .filter(|i| placed[*i].is_none())
+                .collect();
+            if todo.is_empty() {
+                return Ok(placed.into_iter().map(|p| p.expect("all placed")).collect());
+            }
+            let input = PutRecordsInput {
+                stream_name: Some(stream.to_string()),
+                records: Some(todo.iter().map(|i| entries[*i].clone()).collect()),
+                ..Default::default()
+            };
+            let mut last_error = String::new();
+            match self
+                .client
+                .call::<_, PutRecordsOutput>("PutRecords", &input)
+                .await
+            {
+                Ok(out) => {
+                    for (i, r) in todo.iter().zip(out.records) {
+                        match (r.sequence_number, r.shard_id, r.error_code) {
+                            (Some(seq), Some(shard), None) => placed[*i] = Some((seq, shard)),
+                            (_, _, code) => {
+                                let code = code.unwrap_or_default();
+                                if !matches!(
+                                    code.as_ref(),
+                                    "ProvisionedThroughputExceededException" | "InternalFailure"
+                                ) {
+                                    return Err(StorageError::Unavailable(format!(
+                                        "PutRecords to {stream}: {code}: {}",
+                                        r.error_message.unwrap_or_default()
+                                    )));
+                                }
+                                last_error =
+                                    format!("{code}: {}", r.error_message.unwrap_or_default());
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.is_transient() => last_error = e.to_string(),
+                Err(e) => return Err(storage_error(e)),
+            }
+            if placed.iter().all(Option::is_some) {
+                continue;
+            }
+            if Instant::now() + pause > deadline {
+                return Err(StorageError::Unavailable(format!(
+                    "PutRecords to {stream} still refused after {APPEND_BUDGET:?}: {last_error}"
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// The partition key a Kafka key becomes: the key itself when Kinesis can take it (UTF-8,
+/// 1 to 256 characters); a null or empty key becomes the partition number, as the awslabs
+/// Kafka connector writes it. Other keys are refused rather than rewritten, since a reader
+/// would get back a key the producer never wrote.
+fn partition_key(key: Option<&Bytes>, partition: u32) -> StorageResult<String> {
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return Ok(partition.to_string());
+    };
+    let refuse = |why: &str| StorageError::Refused {
+        code: -1,
+        class: Refusal::InvalidRecord,
+        message: format!(
+            "a record key {why}: Kinesis partition keys are 1 to 256 Unicode characters"
+        ),
+    };
+    let text = std::str::from_utf8(key).map_err(|_| refuse("is not UTF-8"))?;
+    if text.chars().count() > MAX_PARTITION_KEY_CHARS {
+        return Err(refuse("is longer than 256 characters"));
+    }
+    Ok(text.to_string())
+}
+
+fn entry_size(e: &PutRecordsRequestEntry) -> usize {
+    e.data.as_ref().map_or(0, |d| d.0.len()) + e.partition_key.as_ref().map_or(0, String::len)
+}
+
+fn retention_hours(ms: Option<i64>) -> u32 {
+    match ms {
+        Some(ms) if ms >= 0 => {
+            let hours = (ms + 3_599_999) / 3_600_000;
+            hours.clamp(MIN_RETENTION_HOURS as i64, MAX_RETENTION_HOURS as i64) as u32
+        }
+        // Forever is the longest Kinesis keeps.
+        _ => MAX_RETENTION_HOURS,
+    }
+}
+
+#[async_trait]
+impl Log for KinesisLog {
+    async fn create_partitions(
+        &self,
+        topic: &str,
+        partitions: Range<u32>,
+        retention_ms: Option<i64>,
+    ) -> StorageResult<()> {
+        let have = match self.shards(topic, true).await {
+            Ok(s) => partition_count(&s),
+            Err(StorageError::Refused { code: 3, .. }) if partitions.start == 0 => {
+                self.create_stream(topic, partitions.end).await?;
+                if retention_ms.is_some() {
+                    self.set_retention(topic, retention_ms).await?;
+                }
+                self.shards(topic, true).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if partitions.end <= have {
+            return Ok(());
+        }
+        Err(StorageError::Refused {
+            code: 37,
+            class: Refusal::InvalidArgument,
+            message: format!(
+                "Kinesis stream {topic} has {have} shards; shards are added with UpdateShardCount (which closes every open shard and opens new ones), not by naming a partition count"
+            ),
+        })
+    }
+
+    async fn delete_topic(&self, topic: &str) -> StorageResult<()> {
+        let deleted: Result<Empty, _> = self
+            .client
+            .call("DeleteStream", &StreamNameInput { stream_name: topic })
+            .await;
+        match deleted {
+            Ok(_) => {}
+            Err(e) if e.is("ResourceNotFoundException") => {}
+            Err(e) => return Err(storage_error(e)),
+        }
+        self.forget(topic);
+        Ok(())
+    }
+
+    async fn topics(&self) -> StorageResult<Vec<(String, u32)>> {
+        let mut names = Vec::new();
+        let mut input = ListStreamsInput::default();
+        loop {
+            let out: ListStreamsOutput = self
+                .client
+                .call("ListStreams", &input)
+                .await
+                .map_err(storage_error)?;
+            let last = out.stream_names.last().cloned();
+            names.extend(out.stream_names);
+            match (out.has_more_streams, out.next_token, last) {
+                (true, Some(token), _) => {
+                    input = ListStreamsInput {
+                        next_token: Some(token),
+                        ..Default::default()
+                    }
+                }
+                (true, None, Some(last)) => {
+                    input = ListStreamsInput {
+                        exclusive_start_stream_name: Some(last),
+                        ..Default::default()
+                    }
+                }
+                _ => break,
+            }
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            match self.shards(&name, true).await {
+                Ok(s) => out.push((name, partition_count(&s))),
+                // Being created or deleted: not a topic yet, or any more.
+                Err(StorageError::Refused { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn flush(&self, _topic: &str, _partition: u32) -> StorageResult<()> {
+        Ok(())
+    }
+
+    async fn retention_ms(&self, topic: &str) -> StorageResult<Option<i64>> {
+        let s = self.summary(topic).await?;
+        Ok(Some(
+            i64::from(s.stream_description_summary.retention_period_hours) * 3_600_000,
+        ))
+    }
+
+    async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> StorageResult<()> {
+        let want = retention_hours(retention_ms);
+        let have = self
+            .summary(topic)
+            .await?
+            .stream_description_summary
+            .retention_period_hours;
+        let op = match want.cmp(&have) {
+            std::cmp::Ordering::Equal => return Ok(()),
+            std::cmp::Ordering::Greater => "IncreaseStreamRetentionPeriod",
+            std::cmp::Ordering::Less => "DecreaseStreamRetentionPeriod",
+        };
+        let _: Empty = self
+            .client
+            .call(
+                op,
+                &RetentionInput {
+                    stream_name: topic,
+                    retention_period_hours: want,
+                },
+            )
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: CheckedBatch,
+    ) -> StorageResult<AppendInfo> {
+        let shard = self.shard(topic, partition).await?;
+        let entries = self.entries(batch, &shard)?;
+        let turn = self
+            .appends
+            .lock()
+            .entry((topic.to_string(), partition))
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        let placed = self.put(topic, entries).await?;
+        let (Some((first, first_shard)), Some((last, _))) = (placed.first(), placed.last()) else {
+            return Err(StorageError::CorruptBatch("a batch without records".into()));
+        };
+        // A closed shard's records went to the child now covering its hash range.
+        let landed = if *first_shard == shard.shard_id {
+            partition
+        } else {
+            crate::core::catalog::parse_shard_id(first_shard).ok_or_else(|| {
+                StorageError::Unavailable(format!("PutRecords answered shard {first_shard}"))
+            })?
+        };
+        let tail = self.tail(topic, landed).await?;
+        let deadline = Instant::now() + APPEND_BUDGET;
+        tail.offset_of(last, deadline).await?;
+        let base_offset = tail.offset_of(first, deadline).await?;
+        Ok(AppendInfo {
+            base_offset,
+            log_append_time_ms: None,
+            log_start: tail.offsets().log_start,
+        })
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> StorageResult<ReadBatches> {
+        self.tail(topic, partition)
+            .await?
+            .read(offset, max_bytes)
+            .await
+    }
+
+    async fn offsets(&self, topic: &str, partition: u32) -> StorageResult<PartitionOffsets> {
+        let tail = self.tail(topic, partition).await?;
+        tail.catch_up(Instant::now() + CATCH_UP).await?;
+        Ok(tail.offsets())
+    }
+
+    async fn max_timestamp_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> StorageResult<Option<(i64, i64)>> {
+        let tail = self.tail(topic, partition).await?;
+        tail.catch_up(Instant::now() + CATCH_UP).await?;
+        Ok(tail.max_timestamp_chunk())
+    }
+
+    async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp_ms: i64,
+    ) -> StorageResult<i64> {
+        let tail = self.tail(topic, partition).await?;
+        tail.catch_up(Instant::now() + CATCH_UP).await?;
+        Ok(tail.offset_for_timestamp(timestamp_ms))
+    }
+
+    /// Kinesis keeps no producer ids: idempotent retries are recognised while strait runs,
+    /// not across a restart.
+    async fn producer_batches(
+        &self,
+        _topic: &str,
+        _partition: u32,
+        _producer_id: i64,
+    ) -> StorageResult<Vec<ProducerBatch>> {
+        Ok(Vec::new())
+    }
+}
+
+impl KinesisLog {
+    /// Drops what this replica knew of a deleted stream: its readers, cached records and
+    /// offset index, so a stream made again under the name starts at offset 0.
+    fn forget(&self, topic: &str) {
+        self.tails.lock().retain(|(s, _), _| s != topic);
+        self.shards.write().remove(topic);
+        let name: Arc<str> = Arc::from(topic);
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |(s, _, _), _| *s == name);
+        let dir = self.stream_dir(topic);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted stream's offset index");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_partition_keys_or_are_refused() {
+        assert_eq!(partition_key(None, 3).unwrap(), "3");
+        assert_eq!(partition_key(Some(&Bytes::new()), 7).unwrap(), "7");
+        assert_eq!(
+            partition_key(Some(&Bytes::from("ключ")), 0).unwrap(),
+            "ключ"
+        );
+        let long = Bytes::from("é".repeat(256));
+        assert_eq!(partition_key(Some(&long), 0).unwrap().chars().count(), 256);
+        for bad in [Bytes::from(vec![0xff, 0xfe]), Bytes::from("x".repeat(257))] {
+            assert!(matches!(
+                partition_key(Some(&bad), 0),
+                Err(StorageError::Refused {
+                    class: Refusal::InvalidRecord,
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn retention_is_whole_hours_within_kinesis_bounds() {
+        assert_eq!(retention_hours(Some(3_600_000)), 24);
+        assert_eq!(retention_hours(Some(7 * 24 * 3_600_000)), 168);
+        assert_eq!(retention_hours(Some(168 * 3_600_000 + 1)), 169);
+        assert_eq!(retention_hours(None), 8760);
+        assert_eq!(retention_hours(Some(-1)), 8760);
+        assert_eq!(retention_hours(Some(i64::MAX / 2)), 8760);
+    }
+}

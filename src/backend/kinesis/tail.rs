@@ -1,0 +1,582 @@
+//! One partition's view of its Kinesis shard: the one upstream reader this replica keeps for
+//! it, and the offset index that reader builds. Offsets are dense and assigned in shard order
+//! as records are first read (a KPL aggregate counts one offset per user record), so the same
+//! shard always gives the same offsets. The index is sparse: a chunk per GetRecords page
+//! (first offset, record count, first and last sequence number, newest arrival time), kept
+//! in memory and appended to a file under `data_dir`; the records themselves stay in Kinesis
+//! and, once read, in the byte-bounded batch cache.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use super::client::{CallError, KinesisClient};
+use super::shards::cmp_seq;
+use crate::backend::{PartitionOffsets, ReadBatches, StorageError, StorageResult};
+use crate::protocol::kafka::records::{encode_batch, NewRecord};
+use crate::protocol::kinesis::aggregation;
+use crate::protocol::kinesis::shapes::{
+    GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput, Record,
+};
+
+/// Whole batches read from the upstream, by (stream, partition, first offset).
+pub type BatchCache = moka::sync::Cache<(Arc<str>, u32, i64), Bytes>;
+
+/// Kinesis allows five GetRecords calls per second per shard, shared by every reader.
+const MIN_CALL_GAP: Duration = Duration::from_millis(200);
+/// Records per GetRecords call (Kinesis's maximum).
+const PAGE: i64 = 10_000;
+/// Recently indexed records' sequence numbers, so a producer finds the offset its record got.
+const RECENT_KEPT: usize = 20_000;
+
+/// A run of records read from the shard in one page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub base: i64,
+    pub count: i64,
+    pub first_seq: String,
+    pub last_seq: String,
+    pub max_ts: i64,
+}
+
+impl Chunk {
+    fn line(&self) -> String {
+        format!(
+            "{} {} {} {} {}\n",
+            self.base, self.count, self.first_seq, self.last_seq, self.max_ts
+        )
+    }
+
+    fn parse(line: &str) -> Option<Chunk> {
+        let mut f = line.split(' ');
+        let c = Chunk {
+            base: f.next()?.parse().ok()?,
+            count: f.next()?.parse().ok()?,
+            first_seq: f.next()?.to_string(),
+            last_seq: f.next()?.to_string(),
+            max_ts: f.next()?.parse().ok()?,
+        };
+        (f.next().is_none() && c.count > 0).then_some(c)
+    }
+
+    fn end(&self) -> i64 {
+        self.base + self.count
+    }
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    chunks: BTreeMap<i64, Chunk>,
+    next_offset: i64,
+    log_start: i64,
+    /// The shard is closed and read to its end.
+    ended: bool,
+    /// (sequence number, first offset) of recent records, in shard order.
+    recent: VecDeque<(String, i64)>,
+}
+
+impl Index {
+    fn last_seq(&self) -> Option<&str> {
+        self.chunks
+            .values()
+            .next_back()
+            .map(|c| c.last_seq.as_str())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Reader {
+    /// An iterator just past the newest indexed record.
+    iterator: Option<String>,
+    last_call: Option<Instant>,
+    /// The last call found nothing new.
+    caught_up: bool,
+}
+
+pub struct Tail {
+    stream: Arc<str>,
+    partition: u32,
+    shard_id: String,
+    client: Arc<KinesisClient>,
+    cache: BatchCache,
+    file: PathBuf,
+    /// How long a caught-up reader waits before asking the shard again.
+    poll: Duration,
+    index: RwLock<Index>,
+    reader: tokio::sync::Mutex<Reader>,
+}
+
+impl Tail {
+    /// The partition's reader, with the index a previous run left in `file`.
+    pub fn open(
+        stream: &str,
+        partition: u32,
+        shard_id: String,
+        client: Arc<KinesisClient>,
+        cache: BatchCache,
+        file: PathBuf,
+        poll: Duration,
+    ) -> StorageResult<Tail> {
+        let mut index = Index::default();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                // A line cut short by a crash is the last one; everything it indexed is
+                // read again and gets the same offsets.
+                for c in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+                    let Some(chunk) = Chunk::parse(c.trim_end()) else {
+                        return Err(StorageError::io(
+                            format!("offset index {}", file.display()),
+                            std::io::Error::new(std::io::ErrorKind::InvalidData, "bad line"),
+                        ));
+                    };
+                    if chunk.base != index.next_offset {
+                        break;
+                    }
+                    index.next_offset = chunk.end();
+                    index.chunks.insert(chunk.base, chunk);
+                }
+                index.log_start = index.chunks.keys().next().copied().unwrap_or(0);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StorageError::io(
+                    format!("offset index {}", file.display()),
+                    e,
+                ))
+            }
+        }
+        Ok(Tail {
+            stream: Arc::from(stream),
+            partition,
+            shard_id,
+            client,
+            cache,
+            file,
+            poll,
+            index: RwLock::new(index),
+            reader: tokio::sync::Mutex::new(Reader::default()),
+        })
+    }
+
+    pub fn offsets(&self) -> PartitionOffsets {
+        let i = self.index.read();
+        PartitionOffsets {
+            log_start: i.log_start,
+            high_watermark: i.next_offset,
+            last_timestamp_ms: i.chunks.values().next_back().map(|c| c.max_ts),
+        }
+    }
+
+    /// Asks the shard for records past the index's end, unless it was asked less than the
+    /// poll interval ago and had nothing (or, when `urgent`, less than Kinesis's per-call
+    /// gap ago, which is then waited out). Returns once the index holds what that call read:
+    /// whether the index has reached the shard's end as far as this replica knows.
+    pub async fn advance(&self, urgent: bool) -> StorageResult<bool> {
+        if self.index.read().ended {
+            return Ok(true);
+        }
+        let started = Instant::now();
+        let mut reader = self.reader.lock().await;
+        if let Some(last) = reader.last_call {
+            // Someone else called while this one waited for the lock.
+            if last >= started && !urgent {
+                return Ok(reader.caught_up);
+            }
+            let gap = if reader.caught_up && !urgent {
+                self.poll
+            } else {
+                MIN_CALL_GAP
+            };
+            let since = last.elapsed();
+            if since < gap {
+                if !urgent {
+                    return Ok(reader.caught_up);
+                }
+                tokio::time::sleep(gap - since).await;
+            }
+        }
+        let iterator = match reader.iterator.take() {
+            Some(it) => it,
+            None => self.tip_iterator().await?,
+        };
+        reader.last_call = Some(Instant::now());
+        let page: GetRecordsOutput = match self
+            .client
+            .call(
+                "GetRecords",
+                &GetRecordsInput {
+                    shard_iterator: Some(iterator),
+                    limit: Some(PAGE),
+                    stream_arn: None,
+                },
+            )
+            .await
+        {
+            Ok(page) => page,
+            // A fresh iterator next time.
+            Err(e) if e.is("ExpiredIteratorException") => return Ok(false),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(stream = %self.stream, partition = self.partition, error = %e, "GetRecords deferred");
+                return Ok(false);
+            }
+            Err(e) => return Err(storage_error(e)),
+        };
+        reader.caught_up = page.records.is_empty()
+            || (page.millis_behind_latest == 0 && (page.records.len() as i64) < PAGE);
+        let ended = page.next_shard_iterator.is_none();
+        reader.iterator = page.next_shard_iterator;
+        self.index_page(page.records)?;
+        if ended {
+            self.index.write().ended = true;
+            return Ok(true);
+        }
+        Ok(reader.caught_up)
+    }
+
+    /// Reads on until the index has the shard's newest records, or `deadline` comes: what
+    /// "the high watermark" means to a client asking for it.
+    pub async fn catch_up(&self, deadline: Instant) -> StorageResult<()> {
+        let mut at_tip = self.advance(false).await?;
+        while !at_tip && Instant::now() < deadline {
+            at_tip = self.advance(true).await?;
+        }
+        Ok(())
+    }
+
+    async fn tip_iterator(&self) -> StorageResult<String> {
+        let after = self.index.read().last_seq().map(str::to_string);
+        let input = GetShardIteratorInput {
+            stream_name: Some(self.stream.to_string()),
+            shard_id: Some(self.shard_id.clone()),
+            shard_iterator_type: Some(
+                if after.is_some() {
+                    "AFTER_SEQUENCE_NUMBER"
+                } else {
+                    "TRIM_HORIZON"
+                }
+                .into(),
+            ),
+            starting_sequence_number: after,
+            ..Default::default()
+        };
+        let out: GetShardIteratorOutput = self
+            .client
+            .call("GetShardIterator", &input)
+            .await
+            .map_err(storage_error)?;
+        Ok(out.shard_iterator)
+    }
+
+    /// Gives the page's records the next offsets and caches them as one batch.
+    fn index_page(&self, records: Vec<Record>) -> StorageResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let base = self.index.read().next_offset;
+        let (batch, firsts) = to_batch(&records, base);
+        let count = batch.header().last_offset_delta as i64 + 1;
+        let chunk = Chunk {
+            base,
+            count,
+            first_seq: records[0].sequence_number.clone(),
+            last_seq: records[records.len() - 1].sequence_number.clone(),
+            max_ts: records
+                .iter()
+                .map(|r| r.approximate_arrival_timestamp.0)
+                .max()
+                .unwrap_or(0),
+        };
+        self.persist(&chunk)?;
+        self.cache
+            .insert((self.stream.clone(), self.partition, base), batch.freeze());
+        let mut i = self.index.write();
+        i.next_offset = chunk.end();
+        i.chunks.insert(base, chunk);
+        for (r, first) in records.iter().zip(firsts) {
+            i.recent.push_back((r.sequence_number.clone(), first));
+        }
+        while i.recent.len() > RECENT_KEPT {
+            i.recent.pop_front();
+        }
+        Ok(())
+    }
+
+    fn persist(&self, chunk: &Chunk) -> StorageResult<()> {
+        let context = || format!("offset index {}", self.file.display());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.file)
+            .map_err(|e| StorageError::io(context(), e))?;
+        f.write_all(chunk.line().as_bytes())
+            .map_err(|e| StorageError::io(context(), e))
+    }
+
+    /// The offset a record got, once this reader has read it: reads on until the index has
+    /// passed `seq` or `deadline` comes.
+    pub async fn offset_of(&self, seq: &str, deadline: Instant) -> StorageResult<i64> {
+        loop {
+            {
+                let i = self.index.read();
+                if i.last_seq().is_some_and(|last| cmp_seq(last, seq).is_ge()) {
+                    let at = i
+                        .recent
+                        .binary_search_by(|(s, _)| cmp_seq(s, seq))
+                        .map_err(|_| {
+                            StorageError::Unavailable(format!(
+                                "record {seq} of {}/{} was read but its offset is no longer at hand",
+                                self.stream, self.shard_id
+                            ))
+                        })?;
+                    return Ok(i.recent[at].1);
+                }
+                if i.ended {
+                    return Err(StorageError::Unavailable(format!(
+                        "record {seq} is not in the closed shard {}/{}",
+                        self.stream, self.shard_id
+                    )));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(StorageError::Unavailable(format!(
+                    "the records written to {}/{} were not readable back in time",
+                    self.stream, self.shard_id
+                )));
+            }
+            self.advance(true).await?;
+        }
+    }
+
+    /// Whole batches from `offset` on, up to about `max_bytes`: from the cache, or read again
+    /// from the shard at the chunk's first sequence number.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<ReadBatches> {
+        if offset >= self.offsets().high_watermark {
+            self.advance(false).await?;
+        }
+        let offsets = self.offsets();
+        let mut out = ReadBatches {
+            offsets,
+            ..Default::default()
+        };
+        let mut at = offset.max(offsets.log_start);
+        let mut bytes = 0usize;
+        while at < offsets.high_watermark && (out.batches.is_empty() || bytes < max_bytes) {
+            let Some(chunk) = self.chunk_holding(at) else {
+                break;
+            };
+            let batch = match self
+                .cache
+                .get(&(self.stream.clone(), self.partition, chunk.base))
+            {
+                Some(b) => b,
+                None => match self.refill(&chunk).await? {
+                    Some(b) => b,
+                    // Trimmed: the log start moved past it.
+                    None => {
+                        at = self.offsets().log_start.max(chunk.end());
+                        out.offsets = self.offsets();
+                        continue;
+                    }
+                },
+            };
+            bytes += batch.len();
+            out.batches.push(batch);
+            at = chunk.end();
+        }
+        Ok(out)
+    }
+
+    fn chunk_holding(&self, offset: i64) -> Option<Chunk> {
+        let i = self.index.read();
+        let (_, c) = i.chunks.range(..=offset).next_back()?;
+        (offset < c.end()).then(|| c.clone())
+    }
+
+    /// Reads the shard again from `chunk`'s first record, caching every whole chunk the page
+    /// covers; the batch of `chunk` itself, or `None` when Kinesis no longer has it.
+    async fn refill(&self, chunk: &Chunk) -> StorageResult<Option<Bytes>> {
+        let _one_reader = self.reader.lock().await;
+        if let Some(b) = self
+            .cache
+            .get(&(self.stream.clone(), self.partition, chunk.base))
+        {
+            return Ok(Some(b));
+        }
+        let it: GetShardIteratorOutput = match self
+            .client
+            .call(
+                "GetShardIterator",
+                &GetShardIteratorInput {
+                    stream_name: Some(self.stream.to_string()),
+                    shard_id: Some(self.shard_id.clone()),
+                    shard_iterator_type: Some("AT_SEQUENCE_NUMBER".into()),
+                    starting_sequence_number: Some(chunk.first_seq.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(it) => it,
+            Err(e) if e.is("InvalidArgumentException") => return Ok(self.trimmed_to(None)),
+            Err(e) => return Err(storage_error(e)),
+        };
+        let page: GetRecordsOutput = self
+            .client
+            .call(
+                "GetRecords",
+                &GetRecordsInput {
+                    shard_iterator: Some(it.shard_iterator),
+                    limit: Some(PAGE),
+                    stream_arn: None,
+                },
+            )
+            .await
+            .map_err(storage_error)?;
+        match page.records.first() {
+            Some(r) if r.sequence_number == chunk.first_seq => {}
+            Some(r) => return Ok(self.trimmed_to(Some(&r.sequence_number))),
+            None => return Ok(self.trimmed_to(None)),
+        }
+        // Cut the page at the chunks the index has for it, so each cached batch is exactly a
+        // chunk and offsets match the first read.
+        let chunks: Vec<Chunk> = {
+            let i = self.index.read();
+            i.chunks
+                .range(chunk.base..)
+                .map(|(_, c)| c.clone())
+                .collect()
+        };
+        let mut rest = &page.records[..];
+        let mut wanted = None;
+        for c in chunks {
+            let Some(end) = rest.iter().position(|r| r.sequence_number == c.last_seq) else {
+                break;
+            };
+            if rest[0].sequence_number != c.first_seq {
+                break;
+            }
+            let (batch, _) = to_batch(&rest[..=end], c.base);
+            let batch = batch.freeze();
+            self.cache
+                .insert((self.stream.clone(), self.partition, c.base), batch.clone());
+            if c.base == chunk.base {
+                wanted = Some(batch);
+            }
+            rest = &rest[end + 1..];
+        }
+        Ok(wanted)
+    }
+
+    /// Records before `first_kept` (all indexed ones, when `None`) have left the shard: the
+    /// log start moves to the first chunk that begins at or after it.
+    fn trimmed_to(&self, first_kept: Option<&str>) -> Option<Bytes> {
+        let mut i = self.index.write();
+        let start = i
+            .chunks
+            .values()
+            .find(|c| first_kept.is_some_and(|s| cmp_seq(&c.first_seq, s).is_ge()))
+            .map_or(i.next_offset, |c| c.base);
+        if start > i.log_start {
+            tracing::info!(stream = %self.stream, partition = self.partition, log_start = start, "records past the stream's retention are gone");
+            i.log_start = start;
+        }
+        None
+    }
+
+    /// The first chunk holding a record that arrived at or after `ts`.
+    pub fn offset_for_timestamp(&self, ts: i64) -> i64 {
+        let i = self.index.read();
+        i.chunks
+            .range(i.log_start..)
+            .find(|(_, c)| c.max_ts >= ts)
+            .map_or(i.next_offset, |(b, _)| *b)
+    }
+
+    /// The first chunk holding the newest arrival time: (its first offset, that time).
+    pub fn max_timestamp_chunk(&self) -> Option<(i64, i64)> {
+        let i = self.index.read();
+        let mut best: Option<(i64, i64)> = None;
+        for (b, c) in i.chunks.range(i.log_start..) {
+            if best.is_none_or(|(_, t)| c.max_ts > t) {
+                best = Some((*b, c.max_ts));
+            }
+        }
+        best
+    }
+}
+
+/// Kafka records from Kinesis records: key = partition key, value = data, timestamp =
+/// arrival time; a KPL aggregate gives one record per user record. Returns the batch (base
+/// offset placed) and each Kinesis record's first offset.
+fn to_batch(records: &[Record], base: i64) -> (crate::backend::CheckedBatch, Vec<i64>) {
+    let mut out = Vec::with_capacity(records.len());
+    let mut firsts = Vec::with_capacity(records.len());
+    for r in records {
+        firsts.push(base + out.len() as i64);
+        let ts = r.approximate_arrival_timestamp.0;
+        match aggregation::split(&r.data.0) {
+            Some(users) if !users.is_empty() => out.extend(users.into_iter().map(|u| NewRecord {
+                key: Some(Bytes::from(u.partition_key.into_bytes())),
+                value: u.data,
+                timestamp_ms: ts,
+                explicit_hash_key: u.explicit_hash_key.map(|h| h.to_string()),
+            })),
+            _ => out.push(NewRecord {
+                key: Some(Bytes::from(r.partition_key.clone().into_bytes())),
+                value: r.data.0.clone(),
+                timestamp_ms: ts,
+                explicit_hash_key: None,
+            }),
+        }
+    }
+    let mut batch = encode_batch(&out);
+    batch.place_at(base);
+    (batch, firsts)
+}
+
+/// The storage error for an upstream call that failed.
+pub fn storage_error(e: CallError) -> StorageError {
+    if e.is_transient() {
+        return StorageError::Unavailable(e.to_string());
+    }
+    let class = match e.code() {
+        Some("InvalidArgumentException" | "ValidationException") => {
+            crate::backend::Refusal::InvalidArgument
+        }
+        Some("LimitExceededException") => crate::backend::Refusal::LimitExceeded,
+        _ => crate::backend::Refusal::Failed,
+    };
+    StorageError::Refused {
+        code: if e.is("ResourceNotFoundException") {
+            3
+        } else {
+            -1
+        },
+        class,
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_lines_round_trip() {
+        let c = Chunk {
+            base: 42,
+            count: 7,
+            first_seq: "4959033827149025660855969253836157109592157598913658".into(),
+            last_seq: "4959033827149025660855969253836157109592157598913699".into(),
+            max_ts: 1_700_000_000_123,
+        };
+        assert_eq!(Chunk::parse(c.line().trim_end()), Some(c));
+        assert_eq!(Chunk::parse("1 0 5 5 0"), None);
+        assert_eq!(Chunk::parse("1 2 5"), None);
+    }
+}
