@@ -4,7 +4,7 @@
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
 # Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat
-# kafka-backend kinesis-backend helm)
+# kinesis-backend kafka-on-kinesis kafka-backend helm)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -85,6 +85,11 @@ fi
 if wanted kinesis-backend && [ -f "$repo/tests/interop/kinesis-backend/run.sh" ]; then
   step "kinesis backend: the pass-through to moto (IAM authentication on) and to strait's embedded backend (boto3, AWS CLI, Java SDK v2 with enhanced fan-out)"
   suite kinesis-backend env STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kinesis-backend/run.sh"
+fi
+
+if wanted kafka-on-kinesis && [ -f "$repo/tests/interop/kafka-on-kinesis/run.sh" ]; then
+  step "kafka on kinesis: Kafka clients through strait's Kinesis backend, against strait's embedded backend and moto as the upstream"
+  suite kafka-on-kinesis env STRAIT_PY_VENV="$cache/venv" bash "$repo/tests/interop/kafka-on-kinesis/run.sh"
 fi
 
 if wanted kafka-backend && [ -f "$repo/tests/interop/kafka-backend/run.sh" ]; then

@@ -69,6 +69,8 @@ class PassThrough:
                 "STRAIT_BACKEND__TYPE": "kinesis",
                 "STRAIT_BACKEND__KINESIS__ENDPOINT": upstream,
                 "STRAIT_KINESIS__LISTEN": "127.0.0.1:0",
+                # Kafka clients on this backend are kafka-on-kinesis/'s part.
+                "STRAIT_KAFKA__LISTEN": "",
                 "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
                 "RUST_LOG": "warn",
             }

@@ -63,7 +63,7 @@ trap cleanup EXIT
 upstream="$STRAIT_ENDPOINT"
 "$bin" cert --out "$tmp/cert" --host localhost >/dev/null || exit 2
 env STRAIT_DATA_DIR="$tmp/pt-data" STRAIT_BACKEND__TYPE=kinesis STRAIT_BACKEND__KINESIS__ENDPOINT="$upstream" \
-  STRAIT_KINESIS__LISTEN=127.0.0.1:0 STRAIT_ADMIN__LISTEN=127.0.0.1:0 \
+  STRAIT_KINESIS__LISTEN=127.0.0.1:0 STRAIT_ADMIN__LISTEN=127.0.0.1:0 STRAIT_KAFKA__LISTEN= \
   STRAIT_KINESIS__TLS__CERT="$tmp/cert/cert.pem" STRAIT_KINESIS__TLS__KEY="$tmp/cert/key.pem" \
   AWS_ACCESS_KEY_ID=strait-upstream AWS_SECRET_ACCESS_KEY=strait-upstream-secret \
   "$bin" serve --config "$repo_root/config/strait.yaml" > "$tmp/pt.out" 2> "$tmp/pt.log" &
