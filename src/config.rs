@@ -137,6 +137,19 @@ pub struct KinesisBackendConfig {
     pub poll_interval_ms: u64,
     /// Records read from Kinesis are kept for Kafka consumers up to this many bytes.
     pub cache_bytes: u64,
+    /// How strait reads shards for Kafka clients: `polling` (GetRecords, sharing the shard's
+    /// 5 calls a second with its other readers) or `fan-out` (a registered stream consumer
+    /// named `consumer_name`, pushed records, its own 2 MiB/s per shard; billed by AWS).
+    pub read: KinesisRead,
+    pub consumer_name: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KinesisRead {
+    #[default]
+    Polling,
+    FanOut,
 }
 
 impl Default for KinesisBackendConfig {
@@ -149,6 +162,8 @@ impl Default for KinesisBackendConfig {
             state: KinesisStateConfig::default(),
             poll_interval_ms: 1000,
             cache_bytes: 256 << 20,
+            read: KinesisRead::Polling,
+            consumer_name: "strait".into(),
         }
     }
 }
@@ -552,6 +567,20 @@ impl Config {
                     "backend.kinesis.state.type",
                     "dynamodb is not supported yet; use local (one replica, state in data_dir)"
                         .into(),
+                );
+            }
+            let name_ok = |n: &str| {
+                (1..=128).contains(&n.len())
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            };
+            if !name_ok(&k.consumer_name) {
+                return bad(
+                    "backend.kinesis.consumer_name",
+                    format!(
+                        "{:?} is not a Kinesis consumer name (1 to 128 of [a-zA-Z0-9_.-])",
+                        k.consumer_name
+                    ),
                 );
             }
             if !(200..=60_000).contains(&k.poll_interval_ms) {

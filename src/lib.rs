@@ -306,6 +306,8 @@ async fn open_kinesis_core(
             dir: config.data_dir.join("kinesis-offsets"),
             poll: std::time::Duration::from_millis(k.poll_interval_ms),
             cache_bytes: k.cache_bytes,
+            fan_out_consumer: (k.read == config::KinesisRead::FanOut)
+                .then(|| k.consumer_name.clone()),
         },
     );
     let meta = Arc::new(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +93,27 @@ impl KinesisClient {
         op: &'static str,
         input: &I,
     ) -> Result<O, CallError> {
+        let body = self.open(op, input).await?;
+        let bytes = self.collect(op, body).await?;
+        // Operations without output answer an empty body (or `{}`).
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"{}")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Garbled {
+            op,
+            why: e.to_string(),
+        })
+    }
+
+    /// Calls one operation and leaves a successful answer's body to the caller to stream
+    /// (SubscribeToShard's event stream); an exception is read and returned as the error.
+    pub async fn open<I: Serialize>(
+        &self,
+        op: &'static str,
+        input: &I,
+    ) -> Result<Incoming, CallError> {
         let body = Bytes::from(serde_json::to_vec(input).map_err(|e| CallError::Garbled {
             op,
             why: format!("cannot encode the request: {e}"),
@@ -110,7 +132,29 @@ impl KinesisClient {
             .await
             .map_err(|source| CallError::Upstream { op, source })?;
         let status = answer.status().as_u16();
-        let bytes = Limited::new(answer.into_body(), MAX_ANSWER_BYTES)
+        if status < 300 {
+            return Ok(answer.into_body());
+        }
+        let bytes = self.collect(op, answer.into_body()).await?;
+        let e: ExceptionBody = serde_json::from_slice(&bytes).unwrap_or(ExceptionBody {
+            kind: String::new(),
+            message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+        });
+        let code = match e.kind.rsplit_once('#') {
+            Some((_, name)) => name.to_string(),
+            None if e.kind.is_empty() => format!("HTTP {status}"),
+            None => e.kind,
+        };
+        Err(CallError::Exception {
+            op,
+            code,
+            message: e.message,
+            status,
+        })
+    }
+
+    async fn collect(&self, op: &'static str, body: Incoming) -> Result<Bytes, CallError> {
+        Ok(Limited::new(body, MAX_ANSWER_BYTES)
             .collect()
             .await
             .map_err(|e| CallError::Upstream {
@@ -120,34 +164,7 @@ impl KinesisClient {
                     why: format!("the answer broke off: {e}"),
                 },
             })?
-            .to_bytes();
-        if status >= 300 {
-            let e: ExceptionBody = serde_json::from_slice(&bytes).unwrap_or(ExceptionBody {
-                kind: String::new(),
-                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-            });
-            let code = match e.kind.rsplit_once('#') {
-                Some((_, name)) => name.to_string(),
-                None if e.kind.is_empty() => format!("HTTP {status}"),
-                None => e.kind,
-            };
-            return Err(CallError::Exception {
-                op,
-                code,
-                message: e.message,
-                status,
-            });
-        }
-        // Operations without output answer an empty body (or `{}`).
-        let bytes = if bytes.is_empty() {
-            Bytes::from_static(b"{}")
-        } else {
-            bytes
-        };
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Garbled {
-            op,
-            why: e.to_string(),
-        })
+            .to_bytes())
     }
 }
 
@@ -195,6 +212,8 @@ pub struct RetentionInput<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct StreamSummary {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: String,
     pub stream_status: String,
     pub retention_period_hours: u32,
     pub open_shard_count: u32,
@@ -204,4 +223,62 @@ pub struct StreamSummary {
 #[serde(rename_all = "PascalCase", default)]
 pub struct DescribeStreamSummaryOutput {
     pub stream_description_summary: StreamSummary,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegisterStreamConsumerInput<'a> {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: &'a str,
+    pub consumer_name: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeStreamConsumerInput<'a> {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: &'a str,
+    pub consumer_name: &'a str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConsumerDescription {
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    pub consumer_status: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeStreamConsumerOutput {
+    pub consumer_description: ConsumerDescription,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartingPosition {
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubscribeToShardInput<'a> {
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: &'a str,
+    pub shard_id: &'a str,
+    pub starting_position: StartingPosition,
+}
+
+/// One SubscribeToShardEvent's payload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SubscribeToShardEvent {
+    pub records: Vec<crate::protocol::kinesis::shapes::Record>,
+    pub continuation_sequence_number: Option<String>,
+    pub millis_behind_latest: i64,
+    pub child_shards: Vec<crate::protocol::kinesis::shapes::ChildShard>,
 }

@@ -18,8 +18,9 @@ use super::client::{
     CreateStreamInput, DescribeStreamSummaryOutput, Empty, KinesisClient, ListStreamsInput,
     ListStreamsOutput, RetentionInput, StreamNameInput,
 };
+use super::fanout::{self, Consumers};
 use super::shards::{partition_count, partitions_of, ShardInfo};
-use super::tail::{storage_error, BatchCache, Tail};
+use super::tail::{storage_error, BatchCache, Reading, Tail};
 use crate::backend::{
     AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches, Refusal,
     StorageError, StorageResult,
@@ -55,6 +56,8 @@ pub struct KinesisLogSettings {
     /// How often a caught-up partition asks its shard for new records.
     pub poll: Duration,
     pub cache_bytes: u64,
+    /// Read with enhanced fan-out under this consumer name instead of polling GetRecords.
+    pub fan_out_consumer: Option<String>,
 }
 
 /// A stream's shards and when they were listed.
@@ -71,6 +74,7 @@ pub struct KinesisLog {
     /// One append at a time per partition, so a batch's records are consecutive in the shard
     /// (as far as strait's own writes go) and batches keep their order.
     appends: Mutex<AppendTurns>,
+    fan_out: Option<Arc<Consumers>>,
 }
 
 impl KinesisLog {
@@ -80,7 +84,12 @@ impl KinesisLog {
             .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
             .support_invalidation_closures()
             .build();
+        let fan_out = settings
+            .fan_out_consumer
+            .clone()
+            .map(|name| Consumers::new(client.clone(), name));
         Arc::new(KinesisLog {
+            fan_out,
             client,
             settings,
             cache,
@@ -155,12 +164,32 @@ impl KinesisLog {
             stream,
             partition,
             shard.shard_id,
-            self.client.clone(),
-            self.cache.clone(),
             dir.join(format!("{partition}.idx")),
-            self.settings.poll,
+            Reading {
+                client: self.client.clone(),
+                cache: self.cache.clone(),
+                poll: self.settings.poll,
+                push: self.fan_out.is_some(),
+            },
         )?);
-        Ok(self.tails.lock().entry(key).or_insert(tail).clone())
+        let (tail, new) = {
+            let mut tails = self.tails.lock();
+            match tails.get(&key) {
+                Some(t) => (t.clone(), false),
+                None => {
+                    tails.insert(key, tail.clone());
+                    (tail, true)
+                }
+            }
+        };
+        if let (true, Some(consumers)) = (new, &self.fan_out) {
+            fanout::spawn(
+                Arc::downgrade(&tail),
+                consumers.clone(),
+                self.client.clone(),
+            );
+        }
+        Ok(tail)
     }
 
     fn stream_dir(&self, stream: &str) -> PathBuf {
@@ -402,6 +431,9 @@ impl Log for KinesisLog {
             Err(e) => return Err(storage_error(e)),
         }
         self.forget(topic);
+        if let Some(consumers) = &self.fan_out {
+            consumers.forget(topic).await;
+        }
         Ok(())
     }
 

@@ -9,11 +9,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
+use tokio::sync::watch;
 
 use super::client::{CallError, KinesisClient};
 use super::shards::cmp_seq;
@@ -31,6 +33,8 @@ pub type BatchCache = moka::sync::Cache<(Arc<str>, u32, i64), Bytes>;
 const MIN_CALL_GAP: Duration = Duration::from_millis(200);
 /// Records per GetRecords call (Kinesis's maximum).
 const PAGE: i64 = 10_000;
+/// How long an urgent reader waits for a subscription to push more.
+const PUSH_WAIT: Duration = Duration::from_millis(100);
 /// Recently indexed records' sequence numbers, so a producer finds the offset its record got.
 const RECENT_KEPT: usize = 20_000;
 
@@ -98,6 +102,17 @@ struct Reader {
     caught_up: bool,
 }
 
+/// How every partition of the log reads its shard.
+#[derive(Clone)]
+pub struct Reading {
+    pub client: Arc<KinesisClient>,
+    pub cache: BatchCache,
+    /// How long a caught-up reader waits before asking the shard again.
+    pub poll: Duration,
+    /// Records are pushed by a subscription (`fanout.rs`) instead of polled.
+    pub push: bool,
+}
+
 pub struct Tail {
     stream: Arc<str>,
     partition: u32,
@@ -105,9 +120,13 @@ pub struct Tail {
     client: Arc<KinesisClient>,
     cache: BatchCache,
     file: PathBuf,
-    /// How long a caught-up reader waits before asking the shard again.
     poll: Duration,
+    push: bool,
+    /// The pushed records have reached the shard's newest.
+    push_at_tip: AtomicBool,
     index: RwLock<Index>,
+    /// The index's end offset, for those waiting for it to grow.
+    grown: watch::Sender<i64>,
     reader: tokio::sync::Mutex<Reader>,
 }
 
@@ -117,11 +136,15 @@ impl Tail {
         stream: &str,
         partition: u32,
         shard_id: String,
-        client: Arc<KinesisClient>,
-        cache: BatchCache,
         file: PathBuf,
-        poll: Duration,
+        reading: Reading,
     ) -> StorageResult<Tail> {
+        let Reading {
+            client,
+            cache,
+            poll,
+            push,
+        } = reading;
         let mut index = Index::default();
         match std::fs::read_to_string(&file) {
             Ok(text) => {
@@ -150,6 +173,7 @@ impl Tail {
                 ))
             }
         }
+        let (grown, _) = watch::channel(index.next_offset);
         Ok(Tail {
             stream: Arc::from(stream),
             partition,
@@ -158,9 +182,45 @@ impl Tail {
             cache,
             file,
             poll,
+            push,
+            push_at_tip: AtomicBool::new(false),
             index: RwLock::new(index),
+            grown,
             reader: tokio::sync::Mutex::new(Reader::default()),
         })
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    pub fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+
+    /// The shard is closed and every record of it indexed.
+    pub fn ended(&self) -> bool {
+        self.index.read().ended
+    }
+
+    pub fn last_seq(&self) -> Option<String> {
+        self.index.read().last_seq().map(str::to_string)
+    }
+
+    /// Records a subscription pushed, in shard order, right after the newest indexed one.
+    pub fn pushed(&self, records: Vec<Record>, at_tip: bool, ended: bool) -> StorageResult<()> {
+        self.index_page(records)?;
+        self.push_at_tip.store(at_tip, Ordering::Release);
+        if ended {
+            self.index.write().ended = true;
+            let _ = self.grown.send(self.index.read().next_offset);
+        }
+        Ok(())
+    }
+
+    /// Waits until the index grows or `deadline` comes.
+    async fn grown_or(&self, mut seen: watch::Receiver<i64>, deadline: Instant) {
+        let _ = tokio::time::timeout_at(deadline.into(), seen.changed()).await;
     }
 
     pub fn offsets(&self) -> PartitionOffsets {
@@ -179,6 +239,13 @@ impl Tail {
     pub async fn advance(&self, urgent: bool) -> StorageResult<bool> {
         if self.index.read().ended {
             return Ok(true);
+        }
+        if self.push {
+            if urgent {
+                let seen = self.grown.subscribe();
+                self.grown_or(seen, Instant::now() + PUSH_WAIT).await;
+            }
+            return Ok(self.push_at_tip.load(Ordering::Acquire));
         }
         let started = Instant::now();
         let mut reader = self.reader.lock().await;
@@ -241,6 +308,16 @@ impl Tail {
     /// Reads on until the index has the shard's newest records, or `deadline` comes: what
     /// "the high watermark" means to a client asking for it.
     pub async fn catch_up(&self, deadline: Instant) -> StorageResult<()> {
+        if self.push {
+            while !self.push_at_tip.load(Ordering::Acquire)
+                && !self.ended()
+                && Instant::now() < deadline
+            {
+                let seen = self.grown.subscribe();
+                self.grown_or(seen, deadline).await;
+            }
+            return Ok(());
+        }
         let mut at_tip = self.advance(false).await?;
         while !at_tip && Instant::now() < deadline {
             at_tip = self.advance(true).await?;
@@ -303,6 +380,7 @@ impl Tail {
         while i.recent.len() > RECENT_KEPT {
             i.recent.pop_front();
         }
+        let _ = self.grown.send(i.next_offset);
         Ok(())
     }
 
@@ -321,6 +399,7 @@ impl Tail {
     /// passed `seq` or `deadline` comes.
     pub async fn offset_of(&self, seq: &str, deadline: Instant) -> StorageResult<i64> {
         loop {
+            let seen = self.grown.subscribe();
             {
                 let i = self.index.read();
                 if i.last_seq().is_some_and(|last| cmp_seq(last, seq).is_ge()) {
@@ -348,7 +427,11 @@ impl Tail {
                     self.stream, self.shard_id
                 )));
             }
-            self.advance(true).await?;
+            if self.push {
+                self.grown_or(seen, deadline).await;
+            } else {
+                self.advance(true).await?;
+            }
         }
     }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Kafka clients on the Kinesis backend (backend.type: kinesis), against two independent
 # upstreams, both started and stopped here:
-#   1. strait's embedded backend (the only upstream with enhanced fan-out and /metrics, so the
-#      shared-reader check runs here);
+#   1. strait's embedded backend (the only upstream with enhanced fan-out and /metrics), read
+#      both ways strait can: polling GetRecords, and its own enhanced fan-out;
 #   2. moto's server (PyPI), a Kinesis written by others, with its own sequence numbers.
 # checks.py drives confluent-kafka through strait and boto3 straight at the upstream.
 #   tests/interop/kafka-on-kinesis/run.sh
@@ -32,8 +32,10 @@ failures=()
 # 1. strait's embedded backend as the upstream.
 start_strait kafka-on-kinesis-upstream || exit 2
 trap cleanup EXIT
-UPSTREAM="$STRAIT_ENDPOINT" UPSTREAM_KIND=strait UPSTREAM_ADMIN="$STRAIT_ADMIN" \
-  "$venv/bin/python" "$here/checks.py" || failures+=("strait-upstream")
+for read in polling fan-out; do
+  READ=$read UPSTREAM="$STRAIT_ENDPOINT" UPSTREAM_KIND=strait UPSTREAM_ADMIN="$STRAIT_ADMIN" \
+    "$venv/bin/python" "$here/checks.py" || failures+=("strait-upstream/$read")
+done
 
 # 2. moto.
 port="$(free_port)"

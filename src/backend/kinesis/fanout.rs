@@ -1,0 +1,272 @@
+//! strait's own enhanced fan-out (`backend.kinesis.read: fan-out`): one stream consumer
+//! registered per stream under `backend.kinesis.consumer_name`, and one SubscribeToShard per
+//! partition in use, whose pushed records fill the partition's offset index as they arrive.
+//! Kinesis pushes within about 70 ms of a write and gives each consumer its own 2 MiB/s per
+//! shard, so strait's reading costs the stream's GetRecords readers nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::client::{
+    ConsumerDescription, DescribeStreamConsumerInput, DescribeStreamConsumerOutput,
+    KinesisClient, RegisterStreamConsumerInput, StartingPosition, StreamNameInput,
+    SubscribeToShardEvent, SubscribeToShardInput,
+};
+use super::client::DescribeStreamSummaryOutput;
+use super::tail::{storage_error, Tail};
+use crate::backend::{StorageError, StorageResult};
+use crate::protocol::kinesis::eventstream::{self, DecodeError};
+
+/// How long a registered consumer may take to become ACTIVE.
+const ACTIVE_WAIT: Duration = Duration::from_secs(60);
+/// The largest event-stream message read (a SubscribeToShardEvent carries at most about
+/// 10 MiB of records, base64 in JSON).
+const MAX_MESSAGE_BYTES: usize = 32 << 20;
+/// Pauses before subscribing again after a failure (Kinesis refuses a second subscription
+/// within 5 s of the last one with ResourceInUseException).
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// The consumer ARN strait reads each stream with.
+pub struct Consumers {
+    client: Arc<KinesisClient>,
+    name: String,
+    arns: tokio::sync::Mutex<HashMap<String, String>>,
+}
+
+impl Consumers {
+    pub fn new(client: Arc<KinesisClient>, name: String) -> Arc<Consumers> {
+        Arc::new(Consumers {
+            client,
+            name,
+            arns: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Registers strait's consumer on `stream` (or finds it registered) and waits until it
+    /// is ACTIVE.
+    pub async fn arn(&self, stream: &str) -> StorageResult<String> {
+        let mut arns = self.arns.lock().await;
+        if let Some(arn) = arns.get(stream) {
+            return Ok(arn.clone());
+        }
+        let summary: DescribeStreamSummaryOutput = self
+            .client
+            .call(
+                "DescribeStreamSummary",
+                &StreamNameInput {
+                    stream_name: stream,
+                },
+            )
+            .await
+            .map_err(storage_error)?;
+        let stream_arn = summary.stream_description_summary.stream_arn;
+        let registered = self
+            .client
+            .call::<_, RegisteredOutput>(
+                "RegisterStreamConsumer",
+                &RegisterStreamConsumerInput {
+                    stream_arn: &stream_arn,
+                    consumer_name: &self.name,
+                },
+            )
+            .await;
+        match registered {
+            Ok(_) => {}
+            Err(e) if e.is("ResourceInUseException") => {}
+            Err(e) => return Err(storage_error(e)),
+        }
+        let deadline = Instant::now() + ACTIVE_WAIT;
+        loop {
+            let d: DescribeStreamConsumerOutput = self
+                .client
+                .call(
+                    "DescribeStreamConsumer",
+                    &DescribeStreamConsumerInput {
+                        stream_arn: &stream_arn,
+                        consumer_name: &self.name,
+                    },
+                )
+                .await
+                .map_err(storage_error)?;
+            let ConsumerDescription {
+                consumer_arn,
+                consumer_status,
+            } = d.consumer_description;
+            if consumer_status == "ACTIVE" {
+                arns.insert(stream.to_string(), consumer_arn.clone());
+                return Ok(consumer_arn);
+            }
+            if Instant::now() >= deadline {
+                return Err(StorageError::Unavailable(format!(
+                    "stream consumer {} on {stream} is still {consumer_status} after {ACTIVE_WAIT:?}",
+                    self.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Forgets a deleted stream's consumer.
+    pub async fn forget(&self, stream: &str) {
+        self.arns.lock().await.remove(stream);
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct RegisteredOutput {}
+
+/// Keeps `tail` subscribed to its shard until the shard is read to its end or the tail is
+/// dropped (its stream deleted).
+pub fn spawn(tail: Weak<Tail>, consumers: Arc<Consumers>, client: Arc<KinesisClient>) {
+    tokio::spawn(async move {
+        let mut pause = RETRY_FIRST;
+        loop {
+            let Some(t) = tail.upgrade() else { return };
+            if t.ended() {
+                return;
+            }
+            let (stream, shard) = (t.stream().to_string(), t.shard_id().to_string());
+            drop(t);
+            match subscribe_once(&tail, &consumers, &client, &stream, &shard).await {
+                Ok(true) => pause = RETRY_FIRST,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(%stream, %shard, error = %e, "SubscribeToShard failed; subscribing again");
+                    if let Some(StorageError::Refused { code: 3, .. }) = Some(&e) {
+                        consumers.forget(&stream).await;
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_MAX);
+        }
+    });
+}
+
+/// One subscription, from just after the newest indexed record, read until Kinesis ends it
+/// (every 5 minutes). Ok(true) when it delivered anything.
+async fn subscribe_once(
+    tail: &Weak<Tail>,
+    consumers: &Consumers,
+    client: &KinesisClient,
+    stream: &str,
+    shard: &str,
+) -> StorageResult<bool> {
+    let arn = consumers.arn(stream).await?;
+    let after = match tail.upgrade() {
+        Some(t) => t.last_seq(),
+        None => return Ok(false),
+    };
+    let starting_position = match after {
+        Some(seq) => StartingPosition {
+            kind: "AFTER_SEQUENCE_NUMBER",
+            sequence_number: Some(seq),
+        },
+        None => StartingPosition {
+            kind: "TRIM_HORIZON",
+            sequence_number: None,
+        },
+    };
+    let body = client
+        .open(
+            "SubscribeToShard",
+            &SubscribeToShardInput {
+                consumer_arn: &arn,
+                shard_id: shard,
+                starting_position,
+            },
+        )
+        .await
+        .map_err(storage_error)?;
+    let mut events = EventReader::new(body);
+    let mut delivered = false;
+    while let Some(event) = events.next().await? {
+        let Some(t) = tail.upgrade() else {
+            return Ok(delivered);
+        };
+        delivered = true;
+        let ended = !event.child_shards.is_empty() && event.continuation_sequence_number.is_none();
+        t.pushed(event.records, event.millis_behind_latest == 0, ended)?;
+        if ended {
+            return Ok(true);
+        }
+    }
+    Ok(delivered)
+}
+
+/// The events of one SubscribeToShard answer.
+struct EventReader {
+    body: Incoming,
+    buf: BytesMut,
+}
+
+impl EventReader {
+    fn new(body: Incoming) -> EventReader {
+        EventReader {
+            body,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next SubscribeToShardEvent; `None` when the subscription ended.
+    async fn next(&mut self) -> StorageResult<Option<SubscribeToShardEvent>> {
+        loop {
+            match eventstream::decode(&self.buf) {
+                Ok((message, used)) => {
+                    self.buf.advance(used);
+                    let kind = message.header(":message-type").unwrap_or("event");
+                    if kind == "exception" || kind == "error" {
+                        let code = message
+                            .header(":exception-type")
+                            .or_else(|| message.header(":error-code"))
+                            .unwrap_or("unknown")
+                            .to_string();
+                        return Err(StorageError::Unavailable(format!(
+                            "SubscribeToShard: {code}: {}",
+                            String::from_utf8_lossy(&message.payload)
+                        )));
+                    }
+                    if message.header(":event-type") != Some("SubscribeToShardEvent") {
+                        continue;
+                    }
+                    return serde_json::from_slice(&message.payload).map(Some).map_err(|e| {
+                        StorageError::Unavailable(format!(
+                            "SubscribeToShard: an event that does not decode: {e}"
+                        ))
+                    });
+                }
+                Err(DecodeError::Incomplete) => {}
+                Err(DecodeError::Invalid(why)) => {
+                    return Err(StorageError::Unavailable(format!(
+                        "SubscribeToShard: a broken event-stream message: {why}"
+                    )))
+                }
+            }
+            if self.buf.len() > MAX_MESSAGE_BYTES {
+                return Err(StorageError::Unavailable(
+                    "SubscribeToShard: an event-stream message above 32 MiB".into(),
+                ));
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(StorageError::Unavailable(format!(
+                        "SubscribeToShard: the event stream broke off: {e}"
+                    )))
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+}
