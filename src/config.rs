@@ -33,6 +33,17 @@ pub struct KinesisConfig {
     pub subscription_lifetime_secs: u64,
     /// Enhanced fan-out consumers one stream may have registered.
     pub max_consumers_per_stream: u32,
+    /// `aws`: enforce Kinesis's per-shard limits (5 GetRecords calls and 1,000 records or
+    /// 1 MiB written a second), for testing clients against them; `off` (default): none.
+    pub throttling: Throttling,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Throttling {
+    #[default]
+    Off,
+    Aws,
 }
 
 /// PEM files for TLS on the Kinesis port. With both set, the port also accepts TLS.
@@ -135,6 +146,9 @@ pub struct KinesisBackendConfig {
     /// How often a partition whose reader has caught up asks its shard for new records
     /// (Kinesis allows every reader of a shard five GetRecords calls a second between them).
     pub poll_interval_ms: u64,
+    /// The most GetRecords calls a second strait makes on one shard (of the 5 Kinesis allows
+    /// all its readers together), even when a producer waits for its records' offsets.
+    pub max_reads_per_sec: u32,
     /// Records read from Kinesis are kept for Kafka consumers up to this many bytes.
     pub cache_bytes: u64,
     /// How strait reads shards for Kafka clients: `polling` (GetRecords, sharing the shard's
@@ -161,6 +175,7 @@ impl Default for KinesisBackendConfig {
             ca_bundle: None,
             state: KinesisStateConfig::default(),
             poll_interval_ms: 1000,
+            max_reads_per_sec: 2,
             cache_bytes: 256 << 20,
             read: KinesisRead::Polling,
             consumer_name: "strait".into(),
@@ -306,6 +321,7 @@ impl Default for KinesisConfig {
             tls: TlsConfig::default(),
             subscription_lifetime_secs: 300,
             max_consumers_per_stream: 20,
+            throttling: Throttling::Off,
         }
     }
 }
@@ -580,6 +596,15 @@ impl Config {
                     format!(
                         "{:?} is not a Kinesis consumer name (1 to 128 of [a-zA-Z0-9_.-])",
                         k.consumer_name
+                    ),
+                );
+            }
+            if !(1..=5).contains(&k.max_reads_per_sec) {
+                return bad(
+                    "backend.kinesis.max_reads_per_sec",
+                    format!(
+                        "{} is not in 1..=5 (Kinesis allows 5 GetRecords calls a second per shard)",
+                        k.max_reads_per_sec
                     ),
                 );
             }

@@ -200,6 +200,9 @@ async fn start_kinesis(
             config.kinesis.subscription_lifetime_secs,
         ),
         events: kinesis::ops::event_cache::EventCache::new(32 << 20),
+        throttle: kinesis::ops::throttle::Throttle::new(
+            config.kinesis.throttling == config::Throttling::Aws,
+        ),
     });
     serve_kinesis(config, kinesis::server::Api::Local(ctx), conns, closing).await
 }
@@ -305,6 +308,7 @@ async fn open_kinesis_core(
         backend::kinesis::log::KinesisLogSettings {
             dir: config.data_dir.join("kinesis-offsets"),
             poll: std::time::Duration::from_millis(k.poll_interval_ms),
+            max_reads_per_sec: k.max_reads_per_sec,
             cache_bytes: k.cache_bytes,
             fan_out_consumer: (k.read == config::KinesisRead::FanOut)
                 .then(|| k.consumer_name.clone()),

@@ -45,7 +45,7 @@ pub struct PutOutcome {
 }
 
 /// The answer to a PutRecord(s) call.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PutReport {
     /// Per request record, in input order; a record fails if any of its parts failed.
     pub outcomes: Vec<CoreResult<PutOutcome>>,
@@ -123,6 +123,7 @@ pub struct RecordsPage {
     /// Set with `next_iterator == None`: the shards that replaced this one.
     pub child_shards: Vec<Shard>,
     pub stream: Arc<Stream>,
+    pub partition: u32,
 }
 
 /// Kinesis caps a GetRecords response at 10 MiB.
@@ -466,6 +467,7 @@ impl Core {
             millis_behind_latest: span.millis_behind_latest,
             child_shards: span.child_shards,
             stream: s,
+            partition: pos.partition,
         })
     }
 

@@ -39,6 +39,9 @@ impl ApiError {
     pub fn resource_in_use(message: impl Into<String>) -> Self {
         Self::client("ResourceInUseException", message)
     }
+    pub fn provisioned_throughput_exceeded(message: impl Into<String>) -> Self {
+        Self::client("ProvisionedThroughputExceededException", message)
+    }
     pub fn limit_exceeded(message: impl Into<String>) -> Self {
         Self::client("LimitExceededException", message)
     }

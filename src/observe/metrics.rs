@@ -48,6 +48,8 @@ pub struct Metrics {
     /// transport failures, timeouts and undecodable answers.
     pub broker_seconds: HistogramVec,
     pub broker_errors: IntCounterVec,
+    /// Kinesis backend: strait's own calls (or PutRecords entries) the upstream throttled.
+    pub upstream_throttled: IntCounterVec,
     /// Set on scrape: the embedded log's bytes and segment files, by stream.
     pub log_bytes: IntGaugeVec,
     pub log_segments: IntGaugeVec,
@@ -196,6 +198,12 @@ impl Metrics {
                 "strait_kafka_broker_request_duration_seconds",
                 "Kafka backend: round trip of each request strait itself sends to a broker, by API.",
                 &["api"],
+            ),
+            upstream_throttled: counter(
+                &r,
+                "strait_kinesis_upstream_throttled_total",
+                "Kinesis backend: strait's own calls, or PutRecords entries, the upstream refused with ProvisionedThroughputExceededException (retried), by operation.",
+                &["operation"],
             ),
             broker_errors: counter(
                 &r,

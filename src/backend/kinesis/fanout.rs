@@ -12,12 +12,12 @@ use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::client::{
-    ConsumerDescription, DescribeStreamConsumerInput, DescribeStreamConsumerOutput,
-    KinesisClient, RegisterStreamConsumerInput, StartingPosition, StreamNameInput,
-    SubscribeToShardEvent, SubscribeToShardInput,
-};
 use super::client::DescribeStreamSummaryOutput;
+use super::client::{
+    ConsumerDescription, DescribeStreamConsumerInput, DescribeStreamConsumerOutput, KinesisClient,
+    RegisterStreamConsumerInput, StartingPosition, StreamNameInput, SubscribeToShardEvent,
+    SubscribeToShardInput,
+};
 use super::tail::{storage_error, Tail};
 use crate::backend::{StorageError, StorageResult};
 use crate::protocol::kinesis::eventstream::{self, DecodeError};
@@ -236,11 +236,13 @@ impl EventReader {
                     if message.header(":event-type") != Some("SubscribeToShardEvent") {
                         continue;
                     }
-                    return serde_json::from_slice(&message.payload).map(Some).map_err(|e| {
-                        StorageError::Unavailable(format!(
-                            "SubscribeToShard: an event that does not decode: {e}"
-                        ))
-                    });
+                    return serde_json::from_slice(&message.payload)
+                        .map(Some)
+                        .map_err(|e| {
+                            StorageError::Unavailable(format!(
+                                "SubscribeToShard: an event that does not decode: {e}"
+                            ))
+                        });
                 }
                 Err(DecodeError::Incomplete) => {}
                 Err(DecodeError::Invalid(why)) => {

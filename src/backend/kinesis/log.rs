@@ -55,6 +55,8 @@ pub struct KinesisLogSettings {
     pub dir: PathBuf,
     /// How often a caught-up partition asks its shard for new records.
     pub poll: Duration,
+    /// At most this many GetRecords calls a second per shard.
+    pub max_reads_per_sec: u32,
     pub cache_bytes: u64,
     /// Read with enhanced fan-out under this consumer name instead of polling GetRecords.
     pub fan_out_consumer: Option<String>,
@@ -169,6 +171,9 @@ impl KinesisLog {
                 client: self.client.clone(),
                 cache: self.cache.clone(),
                 poll: self.settings.poll,
+                min_gap: Duration::from_millis(
+                    1000 / u64::from(self.settings.max_reads_per_sec.max(1)),
+                ),
                 push: self.fan_out.is_some(),
             },
         )?);
@@ -328,13 +333,28 @@ impl KinesisLog {
                                         r.error_message.unwrap_or_default()
                                     )));
                                 }
+                                if code == "ProvisionedThroughputExceededException" {
+                                    crate::observe::metrics()
+                                        .upstream_throttled
+                                        .with_label_values(&["PutRecords"])
+                                        .inc();
+                                }
                                 last_error =
                                     format!("{code}: {}", r.error_message.unwrap_or_default());
                             }
                         }
                     }
                 }
-                Err(e) if e.is_transient() => last_error = e.to_string(),
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(%stream, error = %e, "PutRecords to retry");
+                    if e.is("ProvisionedThroughputExceededException") {
+                        crate::observe::metrics()
+                            .upstream_throttled
+                            .with_label_values(&["PutRecords"])
+                            .inc();
+                    }
+                    last_error = e.to_string();
+                }
                 Err(e) => return Err(storage_error(e)),
             }
             if placed.iter().all(Option::is_some) {
@@ -528,7 +548,10 @@ impl Log for KinesisLog {
             .or_default()
             .clone();
         let _turn = turn.lock().await;
+        let started = Instant::now();
+        let n = entries.len();
         let placed = self.put(topic, entries).await?;
+        let put_took = started.elapsed();
         let (Some((first, first_shard)), Some((last, _))) = (placed.first(), placed.last()) else {
             return Err(StorageError::CorruptBatch("a batch without records".into()));
         };
@@ -544,6 +567,7 @@ impl Log for KinesisLog {
         let deadline = Instant::now() + APPEND_BUDGET;
         tail.offset_of(last, deadline).await?;
         let base_offset = tail.offset_of(first, deadline).await?;
+        tracing::debug!(%topic, partition, records = n, ?put_took, read_back = ?(started.elapsed() - put_took), "appended");
         Ok(AppendInfo {
             base_offset,
             log_append_time_ms: None,

@@ -29,8 +29,6 @@ use crate::protocol::kinesis::shapes::{
 /// Whole batches read from the upstream, by (stream, partition, first offset).
 pub type BatchCache = moka::sync::Cache<(Arc<str>, u32, i64), Bytes>;
 
-/// Kinesis allows five GetRecords calls per second per shard, shared by every reader.
-const MIN_CALL_GAP: Duration = Duration::from_millis(200);
 /// Records per GetRecords call (Kinesis's maximum).
 const PAGE: i64 = 10_000;
 /// How long an urgent reader waits for a subscription to push more.
@@ -109,6 +107,9 @@ pub struct Reading {
     pub cache: BatchCache,
     /// How long a caught-up reader waits before asking the shard again.
     pub poll: Duration,
+    /// The shortest time between two GetRecords calls on one shard: Kinesis allows five a
+    /// second, shared by every reader of the shard, and strait leaves the others theirs.
+    pub min_gap: Duration,
     /// Records are pushed by a subscription (`fanout.rs`) instead of polled.
     pub push: bool,
 }
@@ -121,6 +122,7 @@ pub struct Tail {
     cache: BatchCache,
     file: PathBuf,
     poll: Duration,
+    min_gap: Duration,
     push: bool,
     /// The pushed records have reached the shard's newest.
     push_at_tip: AtomicBool,
@@ -143,6 +145,7 @@ impl Tail {
             client,
             cache,
             poll,
+            min_gap,
             push,
         } = reading;
         let mut index = Index::default();
@@ -182,6 +185,7 @@ impl Tail {
             cache,
             file,
             poll,
+            min_gap,
             push,
             push_at_tip: AtomicBool::new(false),
             index: RwLock::new(index),
@@ -233,8 +237,8 @@ impl Tail {
     }
 
     /// Asks the shard for records past the index's end, unless it was asked less than the
-    /// poll interval ago and had nothing (or, when `urgent`, less than Kinesis's per-call
-    /// gap ago, which is then waited out). Returns once the index holds what that call read:
+    /// poll interval ago and had nothing (or, when `urgent`, less than the per-call gap
+    /// ago, which is then waited out). Returns once the index holds what that call read:
     /// whether the index has reached the shard's end as far as this replica knows.
     pub async fn advance(&self, urgent: bool) -> StorageResult<bool> {
         if self.index.read().ended {
@@ -255,9 +259,9 @@ impl Tail {
                 return Ok(reader.caught_up);
             }
             let gap = if reader.caught_up && !urgent {
-                self.poll
+                self.poll.max(self.min_gap)
             } else {
-                MIN_CALL_GAP
+                self.min_gap
             };
             let since = last.elapsed();
             if since < gap {
@@ -288,6 +292,12 @@ impl Tail {
             // A fresh iterator next time.
             Err(e) if e.is("ExpiredIteratorException") => return Ok(false),
             Err(e) if e.is_transient() => {
+                if e.is("ProvisionedThroughputExceededException") {
+                    crate::observe::metrics()
+                        .upstream_throttled
+                        .with_label_values(&["GetRecords"])
+                        .inc();
+                }
                 tracing::debug!(stream = %self.stream, partition = self.partition, error = %e, "GetRecords deferred");
                 return Ok(false);
             }
@@ -483,13 +493,20 @@ impl Tail {
     /// Reads the shard again from `chunk`'s first record, caching every whole chunk the page
     /// covers; the batch of `chunk` itself, or `None` when Kinesis no longer has it.
     async fn refill(&self, chunk: &Chunk) -> StorageResult<Option<Bytes>> {
-        let _one_reader = self.reader.lock().await;
+        let mut reader = self.reader.lock().await;
         if let Some(b) = self
             .cache
             .get(&(self.stream.clone(), self.partition, chunk.base))
         {
             return Ok(Some(b));
         }
+        // The same budget of calls as reading at the tip.
+        if let Some(since) = reader.last_call.map(|t| t.elapsed()) {
+            if since < self.min_gap {
+                tokio::time::sleep(self.min_gap - since).await;
+            }
+        }
+        reader.last_call = Some(Instant::now());
         let it: GetShardIteratorOutput = match self
             .client
             .call(

@@ -13,6 +13,7 @@ mod shards;
 mod streams;
 mod subscribe;
 mod tags;
+pub mod throttle;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +41,8 @@ pub struct Ctx {
     pub events: event_cache::EventCache,
     /// Turns true at shutdown: subscriptions end cleanly.
     pub closing: crate::listener::Closing,
+    /// Kinesis's per-shard limits, when `kinesis.throttling: aws` asks for them.
+    pub throttle: throttle::Throttle,
 }
 
 impl Ctx {

@@ -86,6 +86,17 @@ pub async fn put_record(ctx: Arc<Ctx>, i: PutRecordInput) -> Result<PutRecordOut
         }
     }
     let input = put_input(i.data, i.partition_key, i.explicit_hash_key, "")?;
+    let s = ctx.core.found_stream(&name).await?;
+    if let Some(shard) = s.route(&input.partition_key, input.explicit_hash_key, 0) {
+        let bytes = input.data.len() + input.partition_key.len();
+        if !ctx.throttle.write(&name, shard.partition, bytes) {
+            return Err(ApiError::provisioned_throughput_exceeded(format!(
+                "Rate exceeded for shard {} in stream {name} under account {}.",
+                shard_id(shard.partition),
+                ctx.core.account_id()
+            )));
+        }
+    }
     let mut report = put(&ctx, &name, vec![input]).await?;
     let encryption_type = encryption_type(&report);
     let outcome = report.outcomes.pop().expect("one outcome per record")?;
@@ -131,20 +142,57 @@ pub async fn put_records(ctx: Arc<Ctx>, i: PutRecordsInput) -> Result<PutRecords
             "Records size {total} bytes exceeds the limit of {MAX_PUT_RECORDS_BYTES} bytes for a PutRecords request."
         )));
     }
-    let report = put(&ctx, &name, inputs).await?;
+    // Entries over their shard's write limit (`kinesis.throttling: aws`) fail alone.
+    let throttled: Vec<bool> = {
+        let s = ctx.core.found_stream(&name).await?;
+        inputs
+            .iter()
+            .map(
+                |r| match s.route(&r.partition_key, r.explicit_hash_key, 0) {
+                    Some(shard) => !ctx.throttle.write(
+                        &name,
+                        shard.partition,
+                        r.data.len() + r.partition_key.len(),
+                    ),
+                    None => false,
+                },
+            )
+            .collect()
+    };
+    let inputs: Vec<_> = inputs
+        .into_iter()
+        .zip(&throttled)
+        .filter(|(_, t)| !**t)
+        .map(|(r, _)| r)
+        .collect();
+    let report = if inputs.is_empty() {
+        PutReport::default()
+    } else {
+        put(&ctx, &name, inputs).await?
+    };
     let encryption_type = encryption_type(&report);
     let mut failed = 0;
-    let records = report
-        .outcomes
-        .into_iter()
+    let mut outcomes = report.outcomes.into_iter();
+    let records = throttled
+        .iter()
+        .map(|t| if *t { None } else { outcomes.next() })
         .map(|r| match r {
-            Ok(o) => PutRecordsResultEntry {
+            None => {
+                failed += 1;
+                PutRecordsResultEntry {
+                    sequence_number: None,
+                    shard_id: None,
+                    error_code: Some("ProvisionedThroughputExceededException".into()),
+                    error_message: Some("Rate exceeded for shard in stream under account.".into()),
+                }
+            }
+            Some(Ok(o)) => PutRecordsResultEntry {
                 sequence_number: Some(o.sequence_number),
                 shard_id: Some(shard_id(o.partition)),
                 error_code: None,
                 error_message: None,
             },
-            Err(_) => {
+            Some(Err(_)) => {
                 failed += 1;
                 PutRecordsResultEntry {
                     sequence_number: None,
@@ -290,6 +338,8 @@ pub async fn get_records(ctx: Arc<Ctx>, i: GetRecordsInput) -> Result<GetRecords
         validate::stream_name_from_arn(arn)?;
     }
     let page = ctx.core.get_records(&iterator, limit).await?;
+    // Reading has no effect, so a call over the limit may read and then be refused.
+    ctx.throttle.read(&page.stream.name, page.partition)?;
     let encryption = page.stream.encryption_key.as_ref().map(|_| "KMS");
     let bytes: usize = page
         .records

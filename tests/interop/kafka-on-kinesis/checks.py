@@ -128,6 +128,8 @@ class Strait:
                 for line in f:
                     if line.startswith("strait: kafka listening on "):
                         self.kafka = line.split()[-1]
+                    if line.startswith("strait: admin listening on "):
+                        self.admin = line.split()[-1]
             time.sleep(0.05)
 
     def log(self):
@@ -202,11 +204,15 @@ def wait_topic(s, topic, partitions, timeout=20):
         time.sleep(0.3)
 
 
+def metric(admin, pattern):
+    text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
+    m = re.search(pattern, text)
+    return int(m.group(1)) if m else 0
+
+
 def upstream_calls(op):
     """The embedded upstream's count of `op` calls, from its /metrics."""
-    text = urllib.request.urlopen(f"http://{UPSTREAM_ADMIN}/metrics", timeout=5).read().decode()
-    m = re.search(r'strait_requests_total\{operation="%s",protocol="kinesis"\} (\d+)' % op, text)
-    return int(m.group(1)) if m else 0
+    return metric(UPSTREAM_ADMIN, r'strait_requests_total\{operation="%s",protocol="kinesis"\} (\d+)' % op)
 
 
 def main():
@@ -378,6 +384,11 @@ def main():
 
     def one_upstream_reader_for_many_groups():
         want = len(shard_records(k, from_kafka, shard_id(0)))
+        # One group first: records from before strait's restart are read from the shard once.
+        warm = consumer(s, f"g-warm-{RUN}")
+        warm.assign([TopicPartition(from_kafka, 0, 0)])
+        assert len(consume(warm, want)) == want
+        warm.close()
         calls0, t0 = upstream_calls("GetRecords"), time.time()
         consumers = [consumer(s, f"g-many-{i}-{RUN}") for i in range(5)]
         for c in consumers:
@@ -395,6 +406,76 @@ def main():
             # One reader for the five groups, at most five calls a second.
             assert calls <= 5 * secs + 1, f"{calls} GetRecords calls in {secs:.1f}s for five groups on one shard"
 
+    def a_reader_beside_strait_keeps_its_share_of_get_records():
+        """The upstream enforces Kinesis's 5 GetRecords calls a second per shard. A plain
+        reader polls partition 0 twice a second while a Kafka producer and group work the same
+        shard through strait; it must never be throttled."""
+        import threading
+
+        plain = boto3.client(
+            "kinesis",
+            endpoint_url=UPSTREAM,
+            region_name="us-east-1",
+            aws_access_key_id="plain",
+            aws_secret_access_key="plain",
+            config=Config(retries={"max_attempts": 1}),
+        )
+        it = plain.get_shard_iterator(StreamName=from_kafka, ShardId=shard_id(0), ShardIteratorType="LATEST")["ShardIterator"]
+        stop, seen = threading.Event(), {"calls": 0, "throttled": 0, "records": 0}
+
+        def poll():
+            nonlocal it
+            while not stop.is_set():
+                t = time.time()
+                try:
+                    r = plain.get_records(ShardIterator=it)
+                    it = r["NextShardIterator"]
+                    seen["records"] += len(r["Records"])
+                except plain.exceptions.ProvisionedThroughputExceededException:
+                    seen["throttled"] += 1
+                seen["calls"] += 1
+                time.sleep(max(0.0, 0.5 - (time.time() - t)))
+
+        th = threading.Thread(target=poll, daemon=True)
+        th.start()
+        c = consumer(s, f"g-share-{RUN}", **{"auto.offset.reset": "latest"})
+        c.assign([TopicPartition(from_kafka, 0, -1)])
+        p = producer(s, **{"linger.ms": 0})
+        sent = 0
+        t_end = time.time() + 6
+        while time.time() < t_end:
+            out = produce_all(p, from_kafka, [(b"share", f"share-{sent}".encode(), 0)])
+            assert out[0][0] is None, out[0][0]
+            sent += 1
+        got = consume(c, sent, timeout=20)
+        c.close()
+        stop.set()
+        th.join(5)
+        print(f"#   plain reader: {seen['calls']} calls, {seen['throttled']} throttled, {seen['records']} records; strait: {sent} produced one by one, {len(got)} consumed")
+        assert seen["throttled"] == 0, f"the plain reader was throttled {seen['throttled']} times of {seen['calls']}"
+        assert len(got) == sent and seen["records"] >= sent, (len(got), seen["records"], sent)
+
+    def a_write_storm_is_retried_to_the_last_record():
+        """3,000 records of 2 KB to one partition as fast as librdkafka sends them: over a
+        shard's 1 MiB a second, so PutRecords entries are throttled and strait retries them."""
+        topic = f"storm-{RUN}"
+        a = AdminClient({"bootstrap.servers": s.kafka})
+        a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+        p = producer(s, **{"linger.ms": 20, "batch.num.messages": 1000})
+        pad = b"." * 2000
+        sent = produce_all(p, topic, [(f"s{i % 50}".encode(), f"storm-{i}".encode() + pad, 0) for i in range(3000)])
+        errors = [e for e, *_ in sent if e]
+        assert not errors, f"{len(errors)} deliveries failed, first {errors[0]}"
+        c = consumer(s, f"g-storm-{RUN}")
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = [m.value()[: -len(pad)] for m in consume(c, 3000)]
+        c.close()
+        assert sorted(got) == sorted(f"storm-{i}".encode() for i in range(3000)), f"read {len(got)}, {len(set(got))} distinct"
+        in_order = got == [f"storm-{i}".encode() for i in range(3000)]
+        throttled = metric(s.admin, r'strait_kinesis_upstream_throttled_total\{operation="PutRecords"\} (\d+)')
+        print(f"#   3000 acknowledged, 3000 read once each; {throttled} PutRecords entries throttled and retried; in produce order: {in_order}")
+        assert throttled > 0, "the upstream never throttled a write: the storm tested nothing"
+
     check("Kinesis records reach a Kafka group: per shard, in order, dense offsets, arrival timestamps", kinesis_records_reach_a_kafka_group)
     check("Kafka records land in the shard the producer chose; consumers find them at the offsets producers were told", kafka_records_land_where_the_producer_sent_them)
     check("keys Kinesis cannot take: null -> partition number; non-UTF-8 and > 256 chars INVALID_RECORD; > 1 MiB MESSAGE_TOO_LARGE; nothing refused is written", keys_kinesis_cannot_take)
@@ -402,13 +483,15 @@ def main():
     check("admin: CreateTopics -> CreateStream, CreatePartitions refused naming UpdateShardCount, retention.ms from the stream, DeleteTopics -> DeleteStream", admin_maps_to_kinesis)
     check("a restart keeps committed offsets and numbering; the group resumes with no record lost or read twice", a_restart_keeps_offsets_and_commits)
     check("a split shard stays readable to its end, its children appear as partitions, a produce to it lands in a child", a_split_shard_stays_readable_and_its_children_appear)
+    check("a plain GetRecords reader beside strait is never throttled (the upstream enforces 5 calls/s per shard)", a_reader_beside_strait_keeps_its_share_of_get_records, only=["strait"])
+    check("a write storm over a shard's 1 MiB/s is retried to the last record: none lost, none twice", a_write_storm_is_retried_to_the_last_record, only=["strait"])
     check("five groups on one shard cost one upstream reader (polling: at most 5 GetRecords/s; fan-out: none)", one_upstream_reader_for_many_groups, only=["strait"])
     s.stop()
     if failures:
         print("# last lines of strait's log:")
         for line in s.log().splitlines()[-15:]:
             print("#   " + line)
-    print(f"kafka-on-kinesis ({KIND}, {READ}): {8 - len(failures) - len(skipped)} passed, {len(failures)} failed, {len(skipped)} skipped")
+    print(f"kafka-on-kinesis ({KIND}, {READ}): {10 - len(failures) - len(skipped)} passed, {len(failures)} failed, {len(skipped)} skipped")
     return 1 if failures else 0
 
 

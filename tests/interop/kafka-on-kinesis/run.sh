@@ -30,7 +30,8 @@ free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("
 failures=()
 
 # 1. strait's embedded backend as the upstream.
-start_strait kafka-on-kinesis-upstream || exit 2
+# With Kinesis's per-shard limits, as no emulator has them.
+start_strait kafka-on-kinesis-upstream STRAIT_KINESIS__THROTTLING=aws || exit 2
 trap cleanup EXIT
 for read in polling fan-out; do
   READ=$read UPSTREAM="$STRAIT_ENDPOINT" UPSTREAM_KIND=strait UPSTREAM_ADMIN="$STRAIT_ADMIN" \
