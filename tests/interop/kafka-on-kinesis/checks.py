@@ -373,6 +373,15 @@ def main():
         lo2, hi2 = consumer(s, f"g-wm2-{RUN}").get_watermark_offsets(TopicPartition(from_kafka, 1), timeout=10)
         assert hi2 == hi + 1, f"high watermark {hi} -> {hi2}: refused records were written"
 
+    def transactional_producers_are_refused():
+        p = Producer({"bootstrap.servers": s.kafka, "transactional.id": f"tx-{RUN}", "log_level": 0})
+        try:
+            p.init_transactions(15)
+            raise AssertionError("init_transactions succeeded on Kinesis")
+        except Exception as e:  # noqa: BLE001
+            err = e.args[0]
+            assert err.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, err
+
     def list_offsets_by_time():
         want = state["want"][0]
         c = consumer(s, f"g-lo-{RUN}")
@@ -615,6 +624,7 @@ def main():
     check("Kinesis records reach a Kafka group: per shard, in order, dense offsets, arrival timestamps", kinesis_records_reach_a_kafka_group)
     check("Kafka records land in the shard the producer chose; consumers find them at the offsets producers were told", kafka_records_land_where_the_producer_sent_them)
     check("keys Kinesis cannot take: null -> partition number; non-UTF-8 and > 256 chars INVALID_RECORD; > 1 MiB MESSAGE_TOO_LARGE; nothing refused is written", keys_kinesis_cannot_take)
+    check("transactional producers are refused (TRANSACTIONAL_ID_AUTHORIZATION_FAILED): Kinesis has no transactions", transactional_producers_are_refused)
     check("ListOffsets: earliest, latest and by timestamp", list_offsets_by_time)
     check("admin: CreateTopics -> CreateStream, CreatePartitions refused naming UpdateShardCount, retention.ms from the stream, DeleteTopics -> DeleteStream", admin_maps_to_kinesis)
     check("a restart keeps committed offsets and numbering; the group resumes with no record lost or read twice", a_restart_keeps_offsets_and_commits)
@@ -631,7 +641,7 @@ def main():
         print("# last lines of strait's log:")
         for line in s.log().splitlines()[-15:]:
             print("#   " + line)
-    print(f"kafka-on-kinesis ({KIND}, {READ}): {12 - len(failures) - len(skipped)} passed, {len(failures)} failed, {len(skipped)} skipped")
+    print(f"kafka-on-kinesis ({KIND}, {READ}): {13 - len(failures) - len(skipped)} passed, {len(failures)} failed, {len(skipped)} skipped")
     return 1 if failures else 0
 
 
