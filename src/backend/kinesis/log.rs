@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use super::appender::{entry_size, Appends, MAX_BYTES, MAX_ENTRIES};
 use super::client::{
     CreateStreamInput, DescribeStreamSummaryOutput, Empty, KinesisClient, ListStreamsInput,
     ListStreamsOutput, RetentionInput, StreamNameInput,
@@ -41,9 +42,6 @@ const APPEND_BUDGET: Duration = Duration::from_secs(25);
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// How long a created stream may take to become ACTIVE.
 const CREATE_WAIT: Duration = Duration::from_secs(60);
-/// PutRecords limits.
-const PUT_MAX_ENTRIES: usize = 500;
-const PUT_MAX_BYTES: usize = 5 << 20;
 /// A partition key is 1 to 256 Unicode characters.
 const MAX_PARTITION_KEY_CHARS: usize = 256;
 /// Kinesis keeps records 24 hours to 365 days.
@@ -64,8 +62,8 @@ pub struct KinesisLogSettings {
 
 /// A stream's shards and when they were listed.
 type ShardList = (Instant, Arc<Vec<ShardInfo>>);
-/// The turn each partition's appends take, one at a time.
-type AppendTurns = HashMap<(String, u32), Arc<tokio::sync::Mutex<()>>>;
+/// Each partition's combined writes.
+type PartitionAppends = HashMap<(String, u32), Arc<Appends>>;
 
 pub struct KinesisLog {
     client: Arc<KinesisClient>,
@@ -73,9 +71,10 @@ pub struct KinesisLog {
     cache: BatchCache,
     shards: RwLock<HashMap<String, ShardList>>,
     tails: Mutex<HashMap<(String, u32), Arc<Tail>>>,
-    /// One append at a time per partition, so a batch's records are consecutive in the shard
-    /// (as far as strait's own writes go) and batches keep their order.
-    appends: Mutex<AppendTurns>,
+    /// One PutRecords call at a time per partition, carrying every append queued for it, so
+    /// batches keep their order and a batch's records are consecutive in the shard (as far as
+    /// strait's own writes go).
+    appends: Mutex<PartitionAppends>,
     fan_out: Option<Arc<Consumers>>,
 }
 
@@ -278,9 +277,9 @@ impl KinesisLog {
         while !rest.is_empty() {
             let mut n = 0;
             let mut bytes = 0;
-            for e in rest.iter().take(PUT_MAX_ENTRIES) {
+            for e in rest.iter().take(MAX_ENTRIES) {
                 let size = entry_size(e);
-                if n > 0 && bytes + size > PUT_MAX_BYTES {
+                if n > 0 && bytes + size > MAX_BYTES {
                     break;
                 }
                 n += 1;
@@ -391,10 +390,6 @@ fn partition_key(key: Option<&Bytes>, partition: u32) -> StorageResult<String> {
         return Err(refuse("is longer than 256 characters"));
     }
     Ok(text.to_string())
-}
-
-fn entry_size(e: &PutRecordsRequestEntry) -> usize {
-    e.data.as_ref().map_or(0, |d| d.0.len()) + e.partition_key.as_ref().map_or(0, String::len)
 }
 
 fn retention_hours(ms: Option<i64>) -> u32 {
@@ -541,16 +536,15 @@ impl Log for KinesisLog {
     ) -> StorageResult<AppendInfo> {
         let shard = self.shard(topic, partition).await?;
         let entries = self.entries(batch, &shard)?;
-        let turn = self
+        let appends = self
             .appends
             .lock()
             .entry((topic.to_string(), partition))
             .or_default()
             .clone();
-        let _turn = turn.lock().await;
         let started = Instant::now();
         let n = entries.len();
-        let placed = self.put(topic, entries).await?;
+        let placed = appends.submit(entries, |es| self.put(topic, es)).await?;
         let put_took = started.elapsed();
         let (Some((first, first_shard)), Some((last, _))) = (placed.first(), placed.last()) else {
             return Err(StorageError::CorruptBatch("a batch without records".into()));

@@ -1,9 +1,10 @@
 //! Amazon Kinesis as a backend: the upstream connection the Kinesis pass-through forwards
 //! through (`upstream.rs`), strait's own Kinesis client on it (`client.rs`), and the `Log`
-//! that shows Kafka clients Kinesis streams as topics (`log.rs`, with each partition's reader
+//! that shows Kafka clients Kinesis streams as topics (`log.rs`, with each partition's combined writes in `appender.rs`, its reader
 //! and offset index in `tail.rs`, strait's own enhanced fan-out in `fanout.rs` and the shard ⇄
 //! partition mapping in `shards.rs`).
 
+pub mod appender;
 pub mod client;
 pub mod fanout;
 pub mod log;

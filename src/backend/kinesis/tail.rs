@@ -31,6 +31,10 @@ pub type BatchCache = moka::sync::Cache<(Arc<str>, u32, i64), Bytes>;
 
 /// Records per GetRecords call (Kinesis's maximum).
 const PAGE: i64 = 10_000;
+/// A chunk holds at most this many records and bytes, so one GetRecords call (10,000 records,
+/// 10 MiB) always reads it whole again.
+const MERGE_MAX_RECORDS: i64 = 2_000;
+const MERGE_MAX_BYTES: u64 = 2 << 20;
 /// How long an urgent reader waits for a subscription to push more.
 const PUSH_WAIT: Duration = Duration::from_millis(100);
 /// Recently indexed records' sequence numbers, so a producer finds the offset its record got.
@@ -44,13 +48,15 @@ pub struct Chunk {
     pub first_seq: String,
     pub last_seq: String,
     pub max_ts: i64,
+    /// Data and partition-key bytes of its Kinesis records.
+    pub bytes: u64,
 }
 
 impl Chunk {
     fn line(&self) -> String {
         format!(
-            "{} {} {} {} {}\n",
-            self.base, self.count, self.first_seq, self.last_seq, self.max_ts
+            "{} {} {} {} {} {}\n",
+            self.base, self.count, self.first_seq, self.last_seq, self.max_ts, self.bytes
         )
     }
 
@@ -62,12 +68,27 @@ impl Chunk {
             first_seq: f.next()?.to_string(),
             last_seq: f.next()?.to_string(),
             max_ts: f.next()?.parse().ok()?,
+            bytes: f.next()?.parse().ok()?,
         };
         (f.next().is_none() && c.count > 0).then_some(c)
     }
 
     fn end(&self) -> i64 {
         self.base + self.count
+    }
+
+    /// Takes the next page into this chunk when both fit in one GetRecords page with room
+    /// to spare, so a steady trickle of small pages makes few index lines.
+    fn absorb(&mut self, next: &Chunk) -> bool {
+        if self.count + next.count > MERGE_MAX_RECORDS || self.bytes + next.bytes > MERGE_MAX_BYTES
+        {
+            return false;
+        }
+        self.count += next.count;
+        self.last_seq.clone_from(&next.last_seq);
+        self.max_ts = self.max_ts.max(next.max_ts);
+        self.bytes += next.bytes;
+        true
     }
 }
 
@@ -80,6 +101,9 @@ struct Index {
     ended: bool,
     /// (sequence number, first offset) of recent records, in shard order.
     recent: VecDeque<(String, i64)>,
+    /// The end of the chunks written to the index file. The chunk after it is still growing;
+    /// after a crash its records are read again and numbered the same.
+    persisted_end: i64,
 }
 
 impl Index {
@@ -167,6 +191,7 @@ impl Tail {
                     index.chunks.insert(chunk.base, chunk);
                 }
                 index.log_start = index.chunks.keys().next().copied().unwrap_or(0);
+                index.persisted_end = index.next_offset;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -216,6 +241,7 @@ impl Tail {
         self.index_page(records)?;
         self.push_at_tip.store(at_tip, Ordering::Release);
         if ended {
+            self.seal()?;
             self.index.write().ended = true;
             let _ = self.grown.send(self.index.read().next_offset);
         }
@@ -309,6 +335,7 @@ impl Tail {
         reader.iterator = page.next_shard_iterator;
         self.index_page(page.records)?;
         if ended {
+            self.seal()?;
             self.index.write().ended = true;
             return Ok(true);
         }
@@ -359,17 +386,17 @@ impl Tail {
         Ok(out.shard_iterator)
     }
 
-    /// Gives the page's records the next offsets and caches them as one batch.
+    /// Gives the page's records the next offsets, caches them as one batch, and adds them to
+    /// the growing chunk (or starts a new one, writing the full one to the index file).
     fn index_page(&self, records: Vec<Record>) -> StorageResult<()> {
         if records.is_empty() {
             return Ok(());
         }
         let base = self.index.read().next_offset;
         let (batch, firsts) = to_batch(&records, base);
-        let count = batch.header().last_offset_delta as i64 + 1;
-        let chunk = Chunk {
+        let page = Chunk {
             base,
-            count,
+            count: batch.header().last_offset_delta as i64 + 1,
             first_seq: records[0].sequence_number.clone(),
             last_seq: records[records.len() - 1].sequence_number.clone(),
             max_ts: records
@@ -377,13 +404,37 @@ impl Tail {
                 .map(|r| r.approximate_arrival_timestamp.0)
                 .max()
                 .unwrap_or(0),
+            bytes: records
+                .iter()
+                .map(|r| (r.data.0.len() + r.partition_key.len()) as u64)
+                .sum(),
         };
-        self.persist(&chunk)?;
         self.cache
             .insert((self.stream.clone(), self.partition, base), batch.freeze());
         let mut i = self.index.write();
-        i.next_offset = chunk.end();
-        i.chunks.insert(base, chunk);
+        let persisted_end = i.persisted_end;
+        let growing = i
+            .chunks
+            .values_mut()
+            .next_back()
+            .filter(|c| c.base >= persisted_end);
+        let absorbed = match growing {
+            Some(last) => {
+                if last.absorb(&page) {
+                    true
+                } else {
+                    let full = last.clone();
+                    self.persist(&full)?;
+                    i.persisted_end = full.end();
+                    false
+                }
+            }
+            None => false,
+        };
+        i.next_offset = page.end();
+        if !absorbed {
+            i.chunks.insert(base, page);
+        }
         for (r, first) in records.iter().zip(firsts) {
             i.recent.push_back((r.sequence_number.clone(), first));
         }
@@ -391,6 +442,23 @@ impl Tail {
             i.recent.pop_front();
         }
         let _ = self.grown.send(i.next_offset);
+        Ok(())
+    }
+
+    /// Writes the growing chunk to the index file (the shard ended: nothing will join it).
+    fn seal(&self) -> StorageResult<()> {
+        let mut i = self.index.write();
+        let persisted_end = i.persisted_end;
+        if let Some(last) = i
+            .chunks
+            .values()
+            .next_back()
+            .filter(|c| c.base >= persisted_end)
+        {
+            let full = last.clone();
+            self.persist(&full)?;
+            i.persisted_end = full.end();
+        }
         Ok(())
     }
 
@@ -462,10 +530,7 @@ impl Tail {
             let Some(chunk) = self.chunk_holding(at) else {
                 break;
             };
-            let batch = match self
-                .cache
-                .get(&(self.stream.clone(), self.partition, chunk.base))
-            {
+            let batch = match self.cached_holding(&chunk, at) {
                 Some(b) => b,
                 None => match self.refill(&chunk).await? {
                     Some(b) => b,
@@ -477,11 +542,26 @@ impl Tail {
                     }
                 },
             };
+            at = batch_end(&batch).unwrap_or(chunk.end());
             bytes += batch.len();
             out.batches.push(batch);
-            at = chunk.end();
         }
         Ok(out)
+    }
+
+    /// A cached batch of `chunk` holding `offset`: the chunk's pages as first read (each
+    /// cached under its first offset) or the whole chunk as read again.
+    fn cached_holding(&self, chunk: &Chunk, offset: i64) -> Option<Bytes> {
+        let mut at = chunk.base;
+        while at < chunk.end() {
+            let b = self.cache.get(&(self.stream.clone(), self.partition, at))?;
+            let end = batch_end(&b)?;
+            if offset < end {
+                return Some(b);
+            }
+            at = end;
+        }
+        None
     }
 
     fn chunk_holding(&self, offset: i64) -> Option<Chunk> {
@@ -610,6 +690,13 @@ impl Tail {
     }
 }
 
+/// One past the last offset of a batch strait built.
+fn batch_end(batch: &[u8]) -> Option<i64> {
+    crate::protocol::kafka::record_batch::parse_stored_header(batch)
+        .ok()
+        .map(|h| h.next_offset())
+}
+
 /// Kafka records from Kinesis records: key = partition key, value = data, timestamp =
 /// arrival time; a KPL aggregate gives one record per user record. Returns the batch (base
 /// offset placed) and each Kinesis record's first offset.
@@ -674,9 +761,31 @@ mod tests {
             first_seq: "4959033827149025660855969253836157109592157598913658".into(),
             last_seq: "4959033827149025660855969253836157109592157598913699".into(),
             max_ts: 1_700_000_000_123,
+            bytes: 4096,
         };
         assert_eq!(Chunk::parse(c.line().trim_end()), Some(c));
-        assert_eq!(Chunk::parse("1 0 5 5 0"), None);
+        assert_eq!(Chunk::parse("1 0 5 5 0 1"), None);
         assert_eq!(Chunk::parse("1 2 5"), None);
+    }
+
+    #[test]
+    fn small_pages_join_a_chunk_up_to_a_page_of_room() {
+        let page = |base: i64, count: i64, bytes: u64| Chunk {
+            base,
+            count,
+            first_seq: format!("{}", 100 + base),
+            last_seq: format!("{}", 100 + base + count - 1),
+            max_ts: base,
+            bytes,
+        };
+        let mut c = page(0, 10, 100);
+        assert!(c.absorb(&page(10, 5, 50)));
+        assert_eq!(
+            (c.count, c.last_seq.as_str(), c.max_ts, c.bytes),
+            (15, "114", 10, 150)
+        );
+        assert!(!c.absorb(&page(15, MERGE_MAX_RECORDS, 1)));
+        assert!(!c.absorb(&page(15, 1, MERGE_MAX_BYTES)));
+        assert_eq!(c.count, 15);
     }
 }
