@@ -125,6 +125,10 @@ def one_run(rep, tmp_root):
 
 
 def measure(s, up, mode, rep, run_dir, res):
+    # Polling acknowledges a produce only after reading its records back, within a share of
+    # Kinesis's 5 GetRecords calls a second: a few hundred records a second per producer.
+    records = min(ARGS.records, ARGS.polling_records) if mode == "polling" else ARGS.records
+    res[f"{mode}_records"] = records
     b = s.addr["kafka"]
     pid = s.proc.pid
     topic = f"perf-{mode}-{rep}"
@@ -135,28 +139,30 @@ def measure(s, up, mode, rep, run_dir, res):
         raise RuntimeError(f"TopicCommand: {out.strip()} {err.strip()[-300:]}")
     c0 = tree_cpu_s(pid)
     out, err = run_tool(ARGS, run_dir, f"producer-{mode}", "org.apache.kafka.tools.ProducerPerformance",
-                        ["--bootstrap-server", b, "--topic", topic, "--num-records", str(ARGS.records),
+                        ["--bootstrap-server", b, "--topic", topic, "--num-records", str(records),
                          "--record-size", str(ARGS.record_size), "--throughput", "-1",
-                         "--command-property", "acks=all"], timeout=ARGS.timeout)
+                         "--command-property", "acks=all",
+                         *[x for prop in ARGS.producer_props for x in ("--command-property", prop)]],
+                        timeout=ARGS.timeout)
     p = parse_producer(out)
-    if p["records_sent"] != ARGS.records:
-        raise RuntimeError(f"ProducerPerformance acknowledged {p['records_sent']} of {ARGS.records}")
+    if p["records_sent"] != records:
+        raise RuntimeError(f"ProducerPerformance acknowledged {p['records_sent']} of {records}")
     cpu = tree_cpu_s(pid) - c0
     res[f"{mode}_produce_rps"] = p["records_per_s"]
     res[f"{mode}_produce_p50_ms"] = p["lat_p50_ms"]
     res[f"{mode}_produce_p99_ms"] = p["lat_p99_ms"]
-    res[f"{mode}_cpu_us_per_record"] = round(cpu / ARGS.records * 1e6, 2)
+    res[f"{mode}_cpu_us_per_record"] = round(cpu / records * 1e6, 2)
     log(f"  {mode}: produce {p['records_per_s']:,.0f} rec/s, p50/p99 {p['lat_p50_ms']}/{p['lat_p99_ms']} ms, "
         f"strait CPU {res[f'{mode}_cpu_us_per_record']} µs/record")
     calls0 = get_records_calls(up.addr["admin"])
     rates = []
     for g in range(5):
         out, err = run_tool(ARGS, run_dir, f"consumer-{mode}-{g}", "org.apache.kafka.tools.ConsumerPerformance",
-                            ["--bootstrap-server", b, "--topic", topic, "--num-records", str(ARGS.records),
+                            ["--bootstrap-server", b, "--topic", topic, "--num-records", str(records),
                              "--timeout", "60000", "--group", f"perf-{mode}-{rep}-{g}"], timeout=ARGS.timeout)
         c = parse_consumer(out)
-        if c["records"] != ARGS.records:
-            raise RuntimeError(f"ConsumerPerformance group {g} consumed {c['records']} of {ARGS.records}")
+        if c["records"] != records:
+            raise RuntimeError(f"ConsumerPerformance group {g} consumed {c['records']} of {records}")
         rates.append(c["records_per_s"])
     res[f"{mode}_consume_rps"] = rates[0]
     res[f"{mode}_five_groups_get_records"] = get_records_calls(up.addr["admin"]) - calls0
@@ -177,7 +183,9 @@ def render(runs, started):
     lines = [
         "## Kafka on Kinesis (bench/kafka_on_kinesis.sh)",
         "",
-        f"{started}; {ARGS.repeats} repeat(s), medians; {ARGS.records:,} records of {ARGS.record_size} bytes, "
+        f"{started}; {ARGS.repeats} repeat(s), medians; {ARGS.records:,} records of {ARGS.record_size} bytes "
+        f"(polling: {min(ARGS.records, ARGS.polling_records):,}), "
+        f"producer properties: acks=all{''.join(', ' + p for p in ARGS.producer_props)}; "
         f"{ARGS.partitions} partition(s)/shard(s); upstream: strait's embedded backend (fsync always, release build). "
         "Direct: bench/loadgen PutRecords (500 per call, 16 connections) straight to the upstream. Through strait: "
         "Kafka's ProducerPerformance (acks=all) and ConsumerPerformance against strait with backend.type kinesis.",
@@ -214,6 +222,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--polling-records", type=int, default=3_000,
+                    help="records for the polling mode (it acknowledges a few hundred a second)")
+    ap.add_argument("--producer-props", default="",
+                    help="extra ProducerPerformance properties, comma-separated (e.g. batch.size=1048576,linger.ms=20)")
     ap.add_argument("--record-size", type=int, default=100)
     ap.add_argument("--partitions", type=int, default=1)
     ap.add_argument("--kafka-libs", required=True)
@@ -225,6 +237,7 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "kafka-on-kinesis-latest.md"))
     ARGS = ap.parse_args()
+    ARGS.producer_props = [p for p in ARGS.producer_props.split(",") if p]
     if not ARGS.no_build:
         log("cargo build --release (strait, bench/loadgen)")
         subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)

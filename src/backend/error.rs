@@ -42,6 +42,8 @@ pub enum Refusal {
     /// A record the backend cannot store as it is (a key Kinesis cannot take as a
     /// partition key): INVALID_RECORD to a Kafka producer.
     InvalidRecord,
+    /// A record larger than the backend stores: MESSAGE_TOO_LARGE to a Kafka producer.
+    TooLarge,
     /// Anything else: a storage failure to the client.
     Failed,
 }

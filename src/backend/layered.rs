@@ -10,7 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches, StorageResult,
+    AppendInfo, CheckedBatch, Log, PartitionLineage, PartitionOffsets, ProducerBatch, ReadBatches,
+    StorageResult,
 };
 
 /// What a decorator does around a `Log`. Every hook defaults to passing through.
@@ -51,10 +52,11 @@ pub enum Operation {
     MaxTimestampBatch,
     OffsetForTimestamp,
     ProducerBatches,
+    Lineage,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 13] = [
         Operation::CreatePartitions,
         Operation::DeleteTopic,
         Operation::Topics,
@@ -67,6 +69,7 @@ impl Operation {
         Operation::MaxTimestampBatch,
         Operation::OffsetForTimestamp,
         Operation::ProducerBatches,
+        Operation::Lineage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl Operation {
             Operation::MaxTimestampBatch => "max_timestamp_batch",
             Operation::OffsetForTimestamp => "offset_for_timestamp",
             Operation::ProducerBatches => "producer_batches",
+            Operation::Lineage => "lineage",
         }
     }
 }
@@ -199,6 +203,11 @@ impl<L: LogLayer> Log for Layered<L> {
         let topic = self.layer.inward(topic);
         let call = self.inner.producer_batches(&topic, partition, producer_id);
         self.layer.around(Operation::ProducerBatches, call).await
+    }
+    async fn lineage(&self, topic: &str) -> StorageResult<Option<Vec<PartitionLineage>>> {
+        let topic = self.layer.inward(topic);
+        let call = self.inner.lineage(&topic);
+        self.layer.around(Operation::Lineage, call).await
     }
 }
 

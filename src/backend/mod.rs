@@ -66,6 +66,17 @@ pub struct ProducerBatch {
     pub base_offset: i64,
 }
 
+/// One partition's place in its stream's reshard history, as a backend that keeps that
+/// history itself (a Kinesis upstream) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLineage {
+    pub partition: u32,
+    /// A reshard closed it: nothing more is written to it.
+    pub closed: bool,
+    /// The partitions it was made from (one for a split, two for a merge).
+    pub parents: Vec<u32>,
+}
+
 /// Kafka's default `producer.id.expiration.ms`: a producer idle this long is forgotten.
 pub const PRODUCER_EXPIRY_MS: i64 = 24 * 3600 * 1000;
 
@@ -165,6 +176,11 @@ pub trait Log: Send + Sync {
         partition: u32,
         timestamp_ms: i64,
     ) -> StorageResult<i64>;
+    /// The topic's reshard history, when the backend keeps it rather than strait's catalog
+    /// (Kinesis streams resharded upstream); `None` otherwise.
+    async fn lineage(&self, _topic: &str) -> StorageResult<Option<Vec<PartitionLineage>>> {
+        Ok(None)
+    }
     /// The last batches (at most `PRODUCER_BATCHES_KEPT`, of its newest epoch, oldest first)
     /// an idempotent producer appended to a partition, from the batch headers the log holds:
     /// how the core's producer state survives a restart, as Kafka rebuilds its own. Empty for

@@ -138,6 +138,11 @@ impl From<StorageError> for CoreError {
                 message,
                 ..
             } => CoreError::BatchRefused(Refusal::InvalidRecord(message)),
+            StorageError::Refused {
+                class: StorageRefusal::TooLarge,
+                message,
+                ..
+            } => CoreError::BatchRefused(Refusal::TooLarge(message)),
             StorageError::CorruptBatch(m) => CoreError::CorruptBatch(m),
             other => CoreError::Storage(Arc::new(other)),
         }

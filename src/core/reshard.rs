@@ -2,6 +2,7 @@
 //! as new partitions. Closing happens under the stream's write gate, so no write lands in a
 //! parent after its end offset is fixed.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::catalog::{shard_id, KeyHash, Shard, Stream, StreamMode};
@@ -9,6 +10,7 @@ use super::error::{CoreError, CoreResult};
 use super::hashing::uniform_ranges;
 use super::now_ms;
 use super::service::Core;
+use crate::backend::PartitionLineage;
 
 /// A change of shards: which open shards close, and the ranges (with parents) that open.
 struct Plan {
@@ -270,4 +272,57 @@ fn partitions_fixed(s: &Stream) -> Option<String> {
             s.name
         )
     })
+}
+
+impl Core {
+    /// Partitions of `stream` a consumer group must not be handed yet: children of a reshard
+    /// whose parents the group has not read to their end, as KCL holds a child shard back
+    /// until its parents are done, so records of one key keep their order across splits and
+    /// merges. `committed(p)` is the group's committed offset on partition p.
+    pub async fn withheld_partitions(
+        &self,
+        stream: &str,
+        committed: &(dyn Fn(u32) -> Option<i64> + Sync),
+    ) -> CoreResult<BTreeSet<u32>> {
+        let lineage: Vec<PartitionLineage> = match self.log.lineage(stream).await? {
+            Some(l) => l,
+            None => self
+                .stream(stream)?
+                .shards
+                .iter()
+                .map(|s| PartitionLineage {
+                    partition: s.partition,
+                    closed: !s.is_open(),
+                    parents: s.parents.clone(),
+                })
+                .collect(),
+        };
+        let closed: BTreeSet<u32> = lineage
+            .iter()
+            .filter(|l| l.closed)
+            .map(|l| l.partition)
+            .collect();
+        let mut done: BTreeMap<u32, bool> = BTreeMap::new();
+        let mut withheld = BTreeSet::new();
+        for l in lineage.iter().filter(|l| !l.parents.is_empty()) {
+            for parent in &l.parents {
+                let finished = match done.get(parent) {
+                    Some(f) => *f,
+                    None => {
+                        let f = closed.contains(parent) && {
+                            let o = self.log.offsets(stream, *parent).await?;
+                            o.log_start >= o.high_watermark
+                                || committed(*parent).is_some_and(|c| c >= o.high_watermark)
+                        };
+                        done.insert(*parent, f);
+                        f
+                    }
+                };
+                if !finished {
+                    withheld.insert(l.partition);
+                }
+            }
+        }
+        Ok(withheld)
+    }
 }

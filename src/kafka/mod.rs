@@ -25,6 +25,8 @@ pub struct KafkaCtx {
     pub max_frame_bytes: usize,
     pub default_partitions: u32,
     pub auto_create_topics: bool,
+    /// Child partitions each group was last not given (`handlers::reshard_order`).
+    pub withheld: handlers::reshard_order::Withheld,
 }
 
 /// Each API's request metrics (served or forwarded), resolved on its first request and kept,

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::upstream::{Upstream, UpstreamError};
 
-/// The largest answer read: GetRecords returns at most 10 MiB, base64 in JSON.
-const MAX_ANSWER_BYTES: usize = 16 << 20;
+/// The largest answer read: GetRecords returns at most 10 MiB of data, which base64 and
+/// 10,000 partition keys of up to 256 characters take to about 17 MiB of JSON.
+const MAX_ANSWER_BYTES: usize = 24 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -52,14 +53,22 @@ impl CallError {
     }
 
     /// Worth asking again after a pause: throttling, a server fault, or no answer.
+    /// LimitExceededException is a rate on record and read calls, but a quota (shards,
+    /// consumers) on the calls that create things.
     pub fn is_transient(&self) -> bool {
         match self {
-            CallError::Exception { code, status, .. } => {
+            CallError::Exception {
+                op, code, status, ..
+            } => {
+                let quota = matches!(
+                    *op,
+                    "CreateStream" | "RegisterStreamConsumer" | "UpdateShardCount"
+                );
                 *status >= 500
+                    || (code == "LimitExceededException" && !quota)
                     || matches!(
                         code.as_str(),
                         "ProvisionedThroughputExceededException"
-                            | "LimitExceededException"
                             | "ThrottlingException"
                             | "KMSThrottlingException"
                     )

@@ -137,11 +137,17 @@ pub fn spawn(tail: Weak<Tail>, consumers: Arc<Consumers>, client: Arc<KinesisCli
             match subscribe_once(&tail, &consumers, &client, &stream, &shard).await {
                 Ok(true) => pause = RETRY_FIRST,
                 Ok(false) => {}
+                // The stream (or its shard) is gone.
+                Err(StorageError::Refused { code: 3, .. }) => {
+                    consumers.forget(&stream).await;
+                    if let Some(t) = tail.upgrade() {
+                        t.stop();
+                    }
+                    tracing::info!(%stream, %shard, "stream gone; its subscription ends");
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(%stream, %shard, error = %e, "SubscribeToShard failed; subscribing again");
-                    if let Some(StorageError::Refused { code: 3, .. }) = Some(&e) {
-                        consumers.forget(&stream).await;
-                    }
                 }
             }
             tokio::time::sleep(pause).await;
@@ -184,7 +190,21 @@ async fn subscribe_once(
             },
         )
         .await
-        .map_err(storage_error)?;
+        .map_err(|e| {
+            if e.is("ResourceNotFoundException") {
+                // strait's consumer was deregistered: register it again next time.
+                StorageError::Unavailable(e.to_string())
+            } else {
+                storage_error(e)
+            }
+        });
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            consumers.forget(stream).await;
+            return Err(e);
+        }
+    };
     let mut events = EventReader::new(body);
     let mut delivered = false;
     while let Some(event) = events.next().await? {

@@ -20,11 +20,11 @@ use super::client::{
     ListStreamsOutput, RetentionInput, StreamNameInput,
 };
 use super::fanout::{self, Consumers};
-use super::shards::{partition_count, partitions_of, ShardInfo};
+use super::shards::{cmp_seq, partition_count, partitions_of, ShardInfo};
 use super::tail::{storage_error, BatchCache, Reading, Tail};
 use crate::backend::{
-    AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches, Refusal,
-    StorageError, StorageResult,
+    AppendInfo, CheckedBatch, Log, PartitionLineage, PartitionOffsets, ProducerBatch, ReadBatches,
+    Refusal, StorageError, StorageResult,
 };
 use crate::protocol::kafka::records::decode_batch;
 use crate::protocol::kinesis::codec::Blob;
@@ -42,6 +42,8 @@ const APPEND_BUDGET: Duration = Duration::from_secs(25);
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// How long a created stream may take to become ACTIVE.
 const CREATE_WAIT: Duration = Duration::from_secs(60);
+/// Kinesis's record size limit: data and partition key.
+const MAX_RECORD_BYTES: usize = 1 << 20;
 /// A partition key is 1 to 256 Unicode characters.
 const MAX_PARTITION_KEY_CHARS: usize = 256;
 /// Kinesis keeps records 24 hours to 365 days.
@@ -255,11 +257,24 @@ impl KinesisLog {
         records
             .into_iter()
             .map(|r| {
-                Ok(PutRecordsRequestEntry {
+                let e = PutRecordsRequestEntry {
                     partition_key: Some(partition_key(r.key.as_ref(), shard.partition)?),
                     data: Some(Blob(r.value.unwrap_or_default())),
                     explicit_hash_key: Some(ehk.clone()),
-                })
+                };
+                // Checked here, so one record Kinesis refuses cannot fail the other appends
+                // its PutRecords call carries.
+                if entry_size(&e) > MAX_RECORD_BYTES {
+                    return Err(StorageError::Refused {
+                        code: -1,
+                        class: Refusal::TooLarge,
+                        message: format!(
+                            "a record of {} bytes (partition key and data) is over Kinesis's {MAX_RECORD_BYTES}",
+                            entry_size(&e)
+                        ),
+                    });
+                }
+                Ok(e)
             })
             .collect()
     }
@@ -479,6 +494,16 @@ impl Log for KinesisLog {
                 _ => break,
             }
         }
+        // Streams deleted outside strait: what this replica knew of them goes, so a stream
+        // made again under the name starts at offset 0.
+        let known: Vec<String> = self.shards.read().keys().cloned().collect();
+        for gone in known.iter().filter(|k| !names.contains(k)) {
+            tracing::info!(stream = %gone, "stream deleted upstream; forgetting its offsets");
+            self.forget(gone);
+            if let Some(consumers) = &self.fan_out {
+                consumers.forget(gone).await;
+            }
+        }
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             match self.shards(&name, true).await {
@@ -546,7 +571,11 @@ impl Log for KinesisLog {
         let n = entries.len();
         let placed = appends.submit(entries, |es| self.put(topic, es)).await?;
         let put_took = started.elapsed();
-        let (Some((first, first_shard)), Some((last, _))) = (placed.first(), placed.last()) else {
+        // Throttled entries are written again after the rest, so the batch spans from its
+        // lowest sequence number to its highest.
+        let lowest = placed.iter().min_by(|a, b| cmp_seq(&a.0, &b.0));
+        let highest = placed.iter().max_by(|a, b| cmp_seq(&a.0, &b.0));
+        let (Some((first, first_shard)), Some((last, _))) = (lowest, highest) else {
             return Err(StorageError::CorruptBatch("a batch without records".into()));
         };
         // A closed shard's records went to the child now covering its hash range.
@@ -609,6 +638,20 @@ impl Log for KinesisLog {
         Ok(tail.offset_for_timestamp(timestamp_ms))
     }
 
+    async fn lineage(&self, topic: &str) -> StorageResult<Option<Vec<PartitionLineage>>> {
+        let shards = self.shards(topic, false).await?;
+        Ok(Some(
+            shards
+                .iter()
+                .map(|s| PartitionLineage {
+                    partition: s.partition,
+                    closed: s.closed,
+                    parents: s.parents.clone(),
+                })
+                .collect(),
+        ))
+    }
+
     /// Kinesis keeps no producer ids: idempotent retries are recognised while strait runs,
     /// not across a restart.
     async fn producer_batches(
@@ -625,7 +668,16 @@ impl KinesisLog {
     /// Drops what this replica knew of a deleted stream: its readers, cached records and
     /// offset index, so a stream made again under the name starts at offset 0.
     fn forget(&self, topic: &str) {
-        self.tails.lock().retain(|(s, _), _| s != topic);
+        let mut gone = Vec::new();
+        self.tails.lock().retain(|(s, _), t| {
+            if s == topic {
+                gone.push(t.clone());
+            }
+            s != topic
+        });
+        for t in gone {
+            t.stop();
+        }
         self.shards.write().remove(topic);
         let name: Arc<str> = Arc::from(topic);
         let _ = self

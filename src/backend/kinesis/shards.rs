@@ -16,6 +16,8 @@ pub struct ShardInfo {
     pub end_hash: u128,
     /// Closed by a reshard: no record is written to it any more.
     pub closed: bool,
+    /// The partitions of the shards it was made from.
+    pub parents: Vec<u32>,
 }
 
 /// Partitions from ListShards's answer, indexed by partition number. Shards whose id is not
@@ -30,6 +32,11 @@ pub fn partitions_of(shards: &[Shard]) -> Vec<ShardInfo> {
                 start_hash: s.hash_key_range.starting_hash_key.parse().ok()?,
                 end_hash: s.hash_key_range.ending_hash_key.parse().ok()?,
                 closed: s.sequence_number_range.ending_sequence_number.is_some(),
+                parents: [&s.parent_shard_id, &s.adjacent_parent_shard_id]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| parse_shard_id(p))
+                    .collect(),
             })
         })
         .collect();
@@ -56,6 +63,7 @@ mod tests {
     fn shard(id: &str, start: &str, end: &str, closed: bool) -> Shard {
         Shard {
             shard_id: id.into(),
+            parent_shard_id: (id == "shardId-000000000002").then(|| "shardId-000000000000".into()),
             hash_key_range: HashKeyRange {
                 starting_hash_key: start.into(),
                 ending_hash_key: end.into(),
@@ -84,6 +92,10 @@ mod tests {
             [0, 1, 2]
         );
         assert!(got[0].closed && !got[1].closed);
+        assert_eq!(
+            (got[0].parents.clone(), got[2].parents.clone()),
+            (vec![], vec![0])
+        );
         assert_eq!(got[2].start_hash, u128::MAX / 2 + 1);
         assert_eq!(partition_count(&got), 3);
     }

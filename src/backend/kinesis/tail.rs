@@ -173,33 +173,36 @@ impl Tail {
             push,
         } = reading;
         let mut index = Index::default();
+        let context = || format!("offset index {}", file.display());
         match std::fs::read_to_string(&file) {
             Ok(text) => {
-                // A line cut short by a crash is the last one; everything it indexed is
-                // read again and gets the same offsets.
-                for c in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-                    let Some(chunk) = Chunk::parse(c.trim_end()) else {
-                        return Err(StorageError::io(
-                            format!("offset index {}", file.display()),
-                            std::io::Error::new(std::io::ErrorKind::InvalidData, "bad line"),
-                        ));
-                    };
-                    if chunk.base != index.next_offset {
-                        break;
-                    }
+                // Lines are only ever appended, so the first line that is cut short (a crash
+                // mid-write) or does not follow on ends the index; the file is cut there, and
+                // what those lines indexed is read again and numbered the same.
+                let mut kept = 0;
+                for line in text.split_inclusive('\n') {
+                    let chunk = line
+                        .strip_suffix('\n')
+                        .and_then(Chunk::parse)
+                        .filter(|c| c.base == index.next_offset);
+                    let Some(chunk) = chunk else { break };
+                    kept += line.len();
                     index.next_offset = chunk.end();
                     index.chunks.insert(chunk.base, chunk);
+                }
+                if kept < text.len() {
+                    tracing::warn!(file = %file.display(), kept, len = text.len(), "offset index cut after its last whole line");
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&file)
+                        .and_then(|f| f.set_len(kept as u64))
+                        .map_err(|e| StorageError::io(context(), e))?;
                 }
                 index.log_start = index.chunks.keys().next().copied().unwrap_or(0);
                 index.persisted_end = index.next_offset;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(StorageError::io(
-                    format!("offset index {}", file.display()),
-                    e,
-                ))
-            }
+            Err(e) => return Err(StorageError::io(context(), e)),
         }
         let (grown, _) = watch::channel(index.next_offset);
         Ok(Tail {
@@ -238,14 +241,21 @@ impl Tail {
 
     /// Records a subscription pushed, in shard order, right after the newest indexed one.
     pub fn pushed(&self, records: Vec<Record>, at_tip: bool, ended: bool) -> StorageResult<()> {
-        self.index_page(records)?;
         self.push_at_tip.store(at_tip, Ordering::Release);
+        self.index_page(records)?;
         if ended {
             self.seal()?;
             self.index.write().ended = true;
-            let _ = self.grown.send(self.index.read().next_offset);
         }
+        // Waiters for the tip or the end look again, also after an event without records.
+        self.grown.send_modify(|_| {});
         Ok(())
+    }
+
+    /// The stream is gone: nothing more will be read.
+    pub fn stop(&self) {
+        self.index.write().ended = true;
+        self.grown.send_modify(|_| {});
     }
 
     /// Waits until the index grows or `deadline` comes.
@@ -332,8 +342,9 @@ impl Tail {
         reader.caught_up = page.records.is_empty()
             || (page.millis_behind_latest == 0 && (page.records.len() as i64) < PAGE);
         let ended = page.next_shard_iterator.is_none();
-        reader.iterator = page.next_shard_iterator;
+        // Only once the page is numbered does the reader move past it.
         self.index_page(page.records)?;
+        reader.iterator = page.next_shard_iterator;
         if ended {
             self.seal()?;
             self.index.write().ended = true;
@@ -346,14 +357,16 @@ impl Tail {
     /// "the high watermark" means to a client asking for it.
     pub async fn catch_up(&self, deadline: Instant) -> StorageResult<()> {
         if self.push {
-            while !self.push_at_tip.load(Ordering::Acquire)
-                && !self.ended()
-                && Instant::now() < deadline
-            {
+            loop {
                 let seen = self.grown.subscribe();
+                if self.push_at_tip.load(Ordering::Acquire)
+                    || self.ended()
+                    || Instant::now() >= deadline
+                {
+                    return Ok(());
+                }
                 self.grown_or(seen, deadline).await;
             }
-            return Ok(());
         }
         let mut at_tip = self.advance(false).await?;
         while !at_tip && Instant::now() < deadline {
@@ -532,12 +545,11 @@ impl Tail {
             };
             let batch = match self.cached_holding(&chunk, at) {
                 Some(b) => b,
-                None => match self.refill(&chunk).await? {
+                None => match self.refill(&chunk, at).await? {
                     Some(b) => b,
                     // Trimmed: the log start moved past it.
                     None => {
                         at = self.offsets().log_start.max(chunk.end());
-                        out.offsets = self.offsets();
                         continue;
                     }
                 },
@@ -546,6 +558,8 @@ impl Tail {
             bytes += batch.len();
             out.batches.push(batch);
         }
+        // A re-read may have found the shard trimmed.
+        out.offsets.log_start = self.offsets().log_start;
         Ok(out)
     }
 
@@ -571,13 +585,11 @@ impl Tail {
     }
 
     /// Reads the shard again from `chunk`'s first record, caching every whole chunk the page
-    /// covers; the batch of `chunk` itself, or `None` when Kinesis no longer has it.
-    async fn refill(&self, chunk: &Chunk) -> StorageResult<Option<Bytes>> {
+    /// covers; a batch of `chunk` holding `offset` (or its part Kinesis still keeps), or
+    /// `None` when Kinesis no longer has any of it.
+    async fn refill(&self, chunk: &Chunk, offset: i64) -> StorageResult<Option<Bytes>> {
         let mut reader = self.reader.lock().await;
-        if let Some(b) = self
-            .cache
-            .get(&(self.stream.clone(), self.partition, chunk.base))
-        {
+        if let Some(b) = self.cached_holding(chunk, offset) {
             return Ok(Some(b));
         }
         // The same budget of calls as reading at the tip.
@@ -602,7 +614,11 @@ impl Tail {
             .await
         {
             Ok(it) => it,
-            Err(e) if e.is("InvalidArgumentException") => return Ok(self.trimmed_to(None)),
+            // A sequence number past the trim horizon: this chunk at least is gone.
+            Err(e) if e.is("InvalidArgumentException") => {
+                self.trimmed_from(chunk.end());
+                return Ok(None);
+            }
             Err(e) => return Err(storage_error(e)),
         };
         let page: GetRecordsOutput = self
@@ -617,10 +633,31 @@ impl Tail {
             )
             .await
             .map_err(storage_error)?;
-        match page.records.first() {
-            Some(r) if r.sequence_number == chunk.first_seq => {}
-            Some(r) => return Ok(self.trimmed_to(Some(&r.sequence_number))),
-            None => return Ok(self.trimmed_to(None)),
+        let short = || {
+            StorageError::Unavailable(format!(
+                "re-reading {}/{} from {} returned less than the index holds; try again",
+                self.stream, self.shard_id, chunk.first_seq
+            ))
+        };
+        // Kinesis may answer a page with no records while more follow.
+        let first = page.records.first().ok_or_else(short)?;
+        if first.sequence_number != chunk.first_seq {
+            if cmp_seq(&first.sequence_number, &chunk.last_seq).is_gt() {
+                self.trimmed_to(&first.sequence_number);
+                return Ok(None);
+            }
+            // The chunk's first records are gone; the rest end where the chunk ends.
+            let end = page
+                .records
+                .iter()
+                .position(|r| r.sequence_number == chunk.last_seq)
+                .ok_or_else(short)?;
+            let (probe, _) = to_batch(&page.records[..=end], 0);
+            let kept = probe.header().last_offset_delta as i64 + 1;
+            let base = chunk.end() - kept;
+            self.trimmed_from(base);
+            let (batch, _) = to_batch(&page.records[..=end], base);
+            return Ok(Some(batch.freeze()));
         }
         // Cut the page at the chunks the index has for it, so each cached batch is exactly a
         // chunk and offsets match the first read.
@@ -649,23 +686,30 @@ impl Tail {
             }
             rest = &rest[end + 1..];
         }
-        Ok(wanted)
+        wanted.map(Some).ok_or_else(short)
     }
 
-    /// Records before `first_kept` (all indexed ones, when `None`) have left the shard: the
-    /// log start moves to the first chunk that begins at or after it.
-    fn trimmed_to(&self, first_kept: Option<&str>) -> Option<Bytes> {
+    /// Records below `offset` have left the shard.
+    fn trimmed_from(&self, offset: i64) {
         let mut i = self.index.write();
-        let start = i
-            .chunks
-            .values()
-            .find(|c| first_kept.is_some_and(|s| cmp_seq(&c.first_seq, s).is_ge()))
-            .map_or(i.next_offset, |c| c.base);
+        let start = offset.min(i.next_offset);
         if start > i.log_start {
             tracing::info!(stream = %self.stream, partition = self.partition, log_start = start, "records past the stream's retention are gone");
             i.log_start = start;
         }
-        None
+    }
+
+    /// Records before `first_kept` have left the shard: the log start moves to the first
+    /// chunk that begins at or after it.
+    fn trimmed_to(&self, first_kept: &str) {
+        let start = {
+            let i = self.index.read();
+            i.chunks
+                .values()
+                .find(|c| cmp_seq(&c.first_seq, first_kept).is_ge())
+                .map_or(i.next_offset, |c| c.base)
+        };
+        self.trimmed_from(start);
     }
 
     /// The first chunk holding a record that arrived at or after `ts`.

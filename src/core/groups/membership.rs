@@ -457,6 +457,17 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Starts a rebalance of a stable group (its members hear of it at their next
+    /// heartbeat): what may be assigned to it has changed.
+    pub fn request_rebalance(&self, group: &str) {
+        let mut groups = self.groups.lock();
+        if let Some(g) = groups.get_mut(group) {
+            if g.state == GroupState::Stable {
+                g.start_rebalance(Instant::now(), self.initial_delay);
+            }
+        }
+    }
+
     /// Removes members (by id, or by static instance id); one result per member.
     pub fn leave(
         &self,

@@ -137,11 +137,18 @@ pub async fn sync_group(ctx: &KafkaCtx, r: SyncGroupRequest) -> SyncGroupRespons
         .sync(&r.group_id.0, r.generation_id, &r.member_id, assignments)
         .await
     {
-        Ok(s) => SyncGroupResponse::default()
-            .with_error_code(NONE)
-            .with_protocol_type(s.protocol_type.map(|p| str_bytes(&p)))
-            .with_protocol_name(s.protocol.map(|p| str_bytes(&p)))
-            .with_assignment(s.assignment),
+        Ok(s) => {
+            let assignment = if s.protocol_type.as_deref() == Some("consumer") {
+                super::reshard_order::withhold_children(ctx, &r.group_id.0, s.assignment).await
+            } else {
+                s.assignment
+            };
+            SyncGroupResponse::default()
+                .with_error_code(NONE)
+                .with_protocol_type(s.protocol_type.map(|p| str_bytes(&p)))
+                .with_protocol_name(s.protocol.map(|p| str_bytes(&p)))
+                .with_assignment(assignment)
+        }
         Err(e) => SyncGroupResponse::default().with_error_code(group_code(&e)),
     }
 }
