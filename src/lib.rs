@@ -174,8 +174,9 @@ async fn start_kafka_front(
         max_frame_bytes: config.kafka.max_frame_bytes,
         default_partitions: config.streams.default_shard_count,
         auto_create_topics: config.streams.auto_create_topics,
-        withheld: Default::default(),
+        holds: Default::default(),
     });
+    kafka::handlers::reshard_order::spawn_sweep(kctx.clone(), closing.clone());
     tracing::info!(addr = %bound, "Kafka API listening");
     println!("strait: kafka listening on {bound}");
     Ok(Some(tokio::spawn(kafka::server::serve(

@@ -75,6 +75,10 @@ pub struct PartitionLineage {
     pub closed: bool,
     /// The partitions it was made from (one for a split, two for a merge).
     pub parents: Vec<u32>,
+    /// Its first offset still stored, as far as the backend knows without asking.
+    pub start: i64,
+    /// One past its last offset, once it is closed and that is known for certain.
+    pub end: Option<i64>,
 }
 
 /// Kafka's default `producer.id.expiration.ms`: a producer idle this long is forgotten.

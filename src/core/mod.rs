@@ -21,6 +21,7 @@ mod tests;
 pub use data::{
     IteratorStart, PutInput, PutOutcome, PutReport, ReadRecord, RecordsPage, Span, UserRecord,
 };
+pub use reshard::HeldBack;
 pub use service::{
     retention_ms, Core, CreateStreamRequest, ForeignTopics, Limits, MAX_RETENTION_HOURS,
     MIN_RETENTION_HOURS,

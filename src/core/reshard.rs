@@ -2,7 +2,7 @@
 //! as new partitions. Closing happens under the stream's write gate, so no write lands in a
 //! parent after its end offset is fixed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::catalog::{shard_id, KeyHash, Shard, Stream, StreamMode};
@@ -274,55 +274,88 @@ fn partitions_fixed(s: &Stream) -> Option<String> {
     })
 }
 
+/// A partition a consumer group must not be handed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBack {
+    pub partition: u32,
+    /// Its first offset: where the group starts it once it is handed out.
+    pub start: i64,
+    /// The group has committed nothing on the parents it waits for (it may never read
+    /// them: a consumer that started at the latest offset commits nothing there).
+    pub parents_untouched: bool,
+}
+
 impl Core {
     /// Partitions of `stream` a consumer group must not be handed yet: children of a reshard
     /// whose parents the group has not read to their end, as KCL holds a child shard back
     /// until its parents are done, so records of one key keep their order across splits and
-    /// merges. `committed(p)` is the group's committed offset on partition p.
+    /// merges. `committed(p)` is the group's committed offset on partition p. A parent the
+    /// stream no longer lists (gone with retention) or that holds nothing counts as done; one
+    /// whose end is not known for certain yet does not. Asks the backend nothing slow.
     pub async fn withheld_partitions(
         &self,
         stream: &str,
         committed: &(dyn Fn(u32) -> Option<i64> + Sync),
-    ) -> CoreResult<BTreeSet<u32>> {
-        let lineage: Vec<PartitionLineage> = match self.log.lineage(stream).await? {
-            Some(l) => l,
-            None => self
-                .stream(stream)?
-                .shards
-                .iter()
-                .map(|s| PartitionLineage {
-                    partition: s.partition,
-                    closed: !s.is_open(),
-                    parents: s.parents.clone(),
-                })
-                .collect(),
+    ) -> CoreResult<Vec<HeldBack>> {
+        let lineage = self.lineage(stream).await?;
+        let by_partition: BTreeMap<u32, &PartitionLineage> =
+            lineage.iter().map(|l| (l.partition, l)).collect();
+        let done = |parent: &u32| match by_partition.get(parent) {
+            None => true,
+            Some(p) => p
+                .end
+                .is_some_and(|end| p.start >= end || committed(*parent).is_some_and(|c| c >= end)),
         };
-        let closed: BTreeSet<u32> = lineage
+        Ok(lineage
             .iter()
-            .filter(|l| l.closed)
-            .map(|l| l.partition)
-            .collect();
-        let mut done: BTreeMap<u32, bool> = BTreeMap::new();
-        let mut withheld = BTreeSet::new();
-        for l in lineage.iter().filter(|l| !l.parents.is_empty()) {
-            for parent in &l.parents {
-                let finished = match done.get(parent) {
-                    Some(f) => *f,
-                    None => {
-                        let f = closed.contains(parent) && {
-                            let o = self.log.offsets(stream, *parent).await?;
-                            o.log_start >= o.high_watermark
-                                || committed(*parent).is_some_and(|c| c >= o.high_watermark)
-                        };
-                        done.insert(*parent, f);
-                        f
-                    }
-                };
-                if !finished {
-                    withheld.insert(l.partition);
-                }
+            .filter(|l| !l.parents.iter().all(done))
+            .map(|l| HeldBack {
+                partition: l.partition,
+                start: l.start,
+                parents_untouched: l
+                    .parents
+                    .iter()
+                    .filter(|p| !done(p))
+                    .all(|p| committed(*p).is_none()),
+            })
+            .collect())
+    }
+
+    /// Reads the closed partitions of `stream` whose end is not known yet up to their end
+    /// (as far as `Log::offsets` goes), so held-back children can be released. For a
+    /// background task: on a Kinesis backend this reads the shard.
+    pub async fn settle_closed_partitions(&self, stream: &str) -> CoreResult<()> {
+        for l in self.lineage(stream).await? {
+            if l.closed && l.end.is_none() {
+                self.log.offsets(stream, l.partition).await?;
             }
         }
-        Ok(withheld)
+        Ok(())
+    }
+
+    /// The stream's reshard history: the backend's own (a Kinesis upstream), or the catalog's.
+    async fn lineage(&self, stream: &str) -> CoreResult<Vec<PartitionLineage>> {
+        if let Some(l) = self.log.lineage(stream).await? {
+            return Ok(l);
+        }
+        let s = self.stream(stream)?;
+        let mut out = Vec::with_capacity(s.shards.len());
+        for shard in &s.shards {
+            // Only closed parents matter, and asking the log is cheap where the catalog
+            // keeps the lineage (the embedded log, a Kafka cluster).
+            let start = if shard.is_open() {
+                0
+            } else {
+                self.log.offsets(stream, shard.partition).await?.log_start
+            };
+            out.push(PartitionLineage {
+                partition: shard.partition,
+                closed: !shard.is_open(),
+                parents: shard.parents.clone(),
+                start,
+                end: shard.end_offset,
+            });
+        }
+        Ok(out)
     }
 }

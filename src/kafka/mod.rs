@@ -2,7 +2,7 @@
 //! kafka-protocol crate, call the core, and encode responses. Versions come from one table.
 
 pub mod error;
-mod handlers;
+pub mod handlers;
 pub mod passthrough;
 pub mod server;
 
@@ -26,7 +26,7 @@ pub struct KafkaCtx {
     pub default_partitions: u32,
     pub auto_create_topics: bool,
     /// Child partitions each group was last not given (`handlers::reshard_order`).
-    pub withheld: handlers::reshard_order::Withheld,
+    pub holds: handlers::reshard_order::Holds,
 }
 
 /// Each API's request metrics (served or forwarded), resolved on its first request and kept,

@@ -640,13 +640,24 @@ impl Log for KinesisLog {
 
     async fn lineage(&self, topic: &str) -> StorageResult<Option<Vec<PartitionLineage>>> {
         let shards = self.shards(topic, false).await?;
+        let tails = self.tails.lock();
         Ok(Some(
             shards
                 .iter()
-                .map(|s| PartitionLineage {
-                    partition: s.partition,
-                    closed: s.closed,
-                    parents: s.parents.clone(),
+                .map(|s| {
+                    // A closed shard's end is known once its reader has read it to the end
+                    // (GetRecords or the subscription said so), not merely caught up.
+                    let tail = tails.get(&(topic.to_string(), s.partition));
+                    let offsets = tail.map(|t| t.offsets());
+                    PartitionLineage {
+                        partition: s.partition,
+                        closed: s.closed,
+                        parents: s.parents.clone(),
+                        start: offsets.map_or(0, |o| o.log_start),
+                        end: tail
+                            .filter(|t| s.closed && t.ended())
+                            .and(offsets.map(|o| o.high_watermark)),
+                    }
                 })
                 .collect(),
         ))

@@ -80,6 +80,39 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Commits `offset` on a partition the group has no offset for, outside any member's
+    /// commit: where a held-back child partition starts once it is handed out (its records
+    /// written meanwhile must not be skipped by a consumer whose reset policy is latest).
+    pub fn commit_if_absent(&self, group: &str, topic: &str, partition: i32, offset: i64) {
+        let doc = {
+            let mut groups = self.groups.lock();
+            let Some(g) = groups.get_mut(group) else {
+                return;
+            };
+            let key = (topic.to_string(), partition);
+            if g.offsets.contains_key(&key) {
+                return;
+            }
+            g.offsets.insert(
+                key,
+                Committed {
+                    offset,
+                    metadata: None,
+                    leader_epoch: -1,
+                },
+            );
+            self.snapshot(g)
+        };
+        self.persist(group, &doc);
+    }
+
+    /// The group's generation while it has members; `None` once it is gone or empty.
+    pub fn live_generation(&self, group: &str) -> Option<i32> {
+        let groups = self.groups.lock();
+        let g = groups.get(group)?;
+        (!g.members.is_empty()).then_some(g.generation)
+    }
+
     /// Committed offsets; `topics` None means every committed partition.
     pub fn committed(
         &self,

@@ -139,7 +139,15 @@ pub async fn sync_group(ctx: &KafkaCtx, r: SyncGroupRequest) -> SyncGroupRespons
     {
         Ok(s) => {
             let assignment = if s.protocol_type.as_deref() == Some("consumer") {
-                super::reshard_order::withhold_children(ctx, &r.group_id.0, s.assignment).await
+                super::reshard_order::withhold_children(
+                    ctx,
+                    &r.group_id.0,
+                    r.generation_id,
+                    &r.member_id,
+                    s.protocol.as_deref(),
+                    s.assignment,
+                )
+                .await
             } else {
                 s.assignment
             };

@@ -48,12 +48,7 @@ pub async fn handle(
         R::SyncGroup(r) => S::SyncGroup(groups::sync_group(ctx, r).await),
         R::Heartbeat(r) => S::Heartbeat(groups::heartbeat(ctx, r)),
         R::LeaveGroup(r) => S::LeaveGroup(groups::leave_group(ctx, r, version)),
-        R::OffsetCommit(r) => {
-            let group = r.group_id.0.to_string();
-            let answer = groups::offset_commit(ctx, r);
-            reshard_order::after_commit(ctx, &group).await;
-            S::OffsetCommit(answer)
-        }
+        R::OffsetCommit(r) => S::OffsetCommit(groups::offset_commit(ctx, r)),
         R::OffsetFetch(r) => S::OffsetFetch(groups::offset_fetch(ctx, r, version)),
         R::DescribeGroups(r) => S::DescribeGroups(groups::describe_groups(ctx, r)),
         R::ListGroups(r) => S::ListGroups(groups::list_groups(ctx, r)),

@@ -1,9 +1,19 @@
-//! Per-key order across a reshard for Kafka consumer groups: a member's SyncGroup assignment
+//! Per-key order across a reshard for Kafka consumer groups. A member's SyncGroup assignment
 //! leaves out the children of a split or merge whose parents the group has not read to their
-//! end (`Core::withheld_partitions`, what KCL does with child shards), and a commit that
-//! finishes a parent starts a rebalance, after which the children are handed out.
+//! end (`Core::withheld_partitions`, what KCL does with child shards), and a sweep every
+//! `SWEEP` hands them out (a rebalance) once the group's commits reach the parents' ends.
+//!
+//! - Only the built-in assignors' assignments are filtered: Kafka Streams pairs partitions
+//!   with tasks by position, which removing partitions would break.
+//! - A held-back child is committed at its start for the group (unless the group has an
+//!   offset there), so a consumer whose reset policy is "latest" does not skip what was
+//!   written to it meanwhile.
+//! - A group that commits nothing on the parents for `GIVE_UP` (a consumer that started at
+//!   the latest offset and never reads them) is handed the children anyway.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ConsumerProtocolAssignment;
@@ -11,8 +21,30 @@ use kafka_protocol::protocol::{Decodable, Encodable, Message};
 
 use super::super::KafkaCtx;
 
-/// What each group was last not given, by topic.
-pub type Withheld = parking_lot::Mutex<BTreeMap<String, BTreeMap<String, BTreeSet<u32>>>>;
+/// How often held-back children are looked at again.
+const SWEEP: Duration = Duration::from_secs(2);
+/// How long children wait for a group that commits nothing on their parents: a group that
+/// reads a parent commits within seconds (Java's auto-commit every 5 s, or per batch), so
+/// silence this long means it is not reading them (it started at the latest offset).
+const GIVE_UP: Duration = Duration::from_secs(30);
+/// The assignors whose assignments are plain partition lists.
+const PLAIN_ASSIGNORS: &[&str] = &["range", "roundrobin", "sticky", "cooperative-sticky"];
+
+/// What one group's members were last not given.
+#[derive(Debug, Default)]
+pub struct GroupHold {
+    generation: i32,
+    /// member id → what it was not given.
+    members: BTreeMap<String, HeldByTopic>,
+    /// topic → when the group first had partitions held back there (kept across rebalances,
+    /// for `GIVE_UP`).
+    since: BTreeMap<String, Instant>,
+}
+
+pub type Holds = parking_lot::Mutex<BTreeMap<String, GroupHold>>;
+
+/// Held-back partitions by topic.
+type HeldByTopic = BTreeMap<String, Vec<u32>>;
 
 /// The group's committed offset on one partition.
 fn committed(ctx: &KafkaCtx, group: &str, topic: &str, partition: u32) -> Option<i64> {
@@ -24,9 +56,19 @@ fn committed(ctx: &KafkaCtx, group: &str, topic: &str, partition: u32) -> Option
         .and_then(|(_, _, c)| c.map(|c| c.offset))
 }
 
-/// `assignment` (a ConsumerProtocolAssignment) without the partitions the group may not read
-/// yet; the bytes as they are when nothing is withheld or they are not the consumer protocol.
-pub async fn withhold_children(ctx: &KafkaCtx, group: &str, assignment: Bytes) -> Bytes {
+/// `assignment` without the partitions the group may not read yet; the bytes as they are when
+/// nothing is held back or they are not a plain consumer assignment.
+pub async fn withhold_children(
+    ctx: &KafkaCtx,
+    group: &str,
+    generation: i32,
+    member: &str,
+    protocol: Option<&str>,
+    assignment: Bytes,
+) -> Bytes {
+    if !protocol.is_some_and(|p| PLAIN_ASSIGNORS.contains(&p)) {
+        return assignment;
+    }
     let mut b = assignment.clone();
     if b.remaining() < 2 {
         return assignment;
@@ -42,32 +84,60 @@ pub async fn withhold_children(ctx: &KafkaCtx, group: &str, assignment: Bytes) -
     if !b.is_empty() {
         return assignment;
     }
-    let mut withheld = BTreeMap::new();
+    let mut held = HeldByTopic::new();
     for t in a.assigned_partitions.iter_mut() {
         let topic = t.topic.0.to_string();
         let of_group = |p: u32| committed(ctx, group, &topic, p);
-        match ctx.core.withheld_partitions(&topic, &of_group).await {
-            Ok(w) if !w.is_empty() => {
-                t.partitions.retain(|p| !w.contains(&(*p as u32)));
-                withheld.insert(topic, w);
-            }
-            Ok(_) => {}
+        let back = match ctx.core.withheld_partitions(&topic, &of_group).await {
+            Ok(b) => b,
             // Handed out as assigned: a group that cannot read is worse than one that may
             // read a child early.
             Err(e) => {
-                tracing::warn!(%group, %topic, error = %e, "cannot tell which child partitions to hold back")
+                tracing::warn!(%group, %topic, error = %e, "cannot tell which child partitions to hold back");
+                continue;
             }
+        };
+        let gave_up = ctx
+            .holds
+            .lock()
+            .get(group)
+            .and_then(|h| h.since.get(&topic))
+            .is_some_and(|since| since.elapsed() >= GIVE_UP);
+        let mut mine = Vec::new();
+        t.partitions.retain(|p| {
+            let Some(h) = back.iter().find(|h| h.partition as i32 == *p) else {
+                return true;
+            };
+            if gave_up && h.parents_untouched {
+                return true;
+            }
+            ctx.groups
+                .commit_if_absent(group, &topic, h.partition as i32, h.start);
+            mine.push(h.partition);
+            false
+        });
+        if !mine.is_empty() {
+            held.insert(topic, mine);
         }
     }
-    let changed = !withheld.is_empty();
+    let changed = !held.is_empty();
+    if changed {
+        tracing::info!(%group, %member, ?held, "child partitions held back until their parents are read to their end");
+    }
     {
-        let mut all = ctx.withheld.lock();
-        if changed {
-            tracing::info!(%group, ?withheld, "child partitions held back until their parents are read to their end");
-            all.insert(group.to_string(), withheld);
-        } else {
-            all.remove(group);
+        let mut holds = ctx.holds.lock();
+        let h = holds.entry(group.to_string()).or_default();
+        if generation > h.generation {
+            h.generation = generation;
+            h.members.clear();
         }
+        for topic in held.keys() {
+            h.since.entry(topic.clone()).or_insert_with(Instant::now);
+        }
+        h.members.insert(member.to_string(), held);
+        // The GIVE_UP clock of a topic nobody in the group waits on any more stops.
+        let waiting: Vec<String> = h.members.values().flat_map(|t| t.keys().cloned()).collect();
+        h.since.retain(|topic, _| waiting.contains(topic));
     }
     if !changed {
         return assignment;
@@ -80,24 +150,71 @@ pub async fn withhold_children(ctx: &KafkaCtx, group: &str, assignment: Bytes) -
     }
 }
 
-/// After a commit: when a partition the group was not given may now be read, the group
-/// rebalances so its leader hands it out.
-pub async fn after_commit(ctx: &KafkaCtx, group: &str) {
-    let Some(held) = ctx.withheld.lock().get(group).cloned() else {
-        return;
+/// Every `SWEEP` until `closing`: reads held-back children's parents up to their ends and
+/// rebalances a group when something it was not given may now be read.
+pub fn spawn_sweep(ctx: Arc<KafkaCtx>, mut closing: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => sweep(&ctx).await,
+                _ = closing.changed() => return,
+            }
+        }
+    });
+}
+
+async fn sweep(ctx: &KafkaCtx) {
+    // (group, generation, what its members were not given, GIVE_UP reached)
+    let groups: Vec<(String, i32, HeldByTopic, bool)> = {
+        let mut holds = ctx.holds.lock();
+        // A group gone: forget it.
+        holds.retain(|g, _| ctx.groups.live_generation(g).is_some());
+        holds
+            .iter()
+            .filter(|(_, h)| h.members.values().any(|t| !t.is_empty()))
+            .map(|(g, h)| {
+                let mut topics = HeldByTopic::new();
+                for t in h.members.values() {
+                    for (topic, ps) in t {
+                        topics.entry(topic.clone()).or_default().extend(ps);
+                    }
+                }
+                let gave_up = h.since.values().any(|s| s.elapsed() >= GIVE_UP);
+                (g.clone(), h.generation, topics, gave_up)
+            })
+            .collect()
     };
-    for (topic, partitions) in held {
-        let of_group = |p: u32| committed(ctx, group, &topic, p);
-        match ctx.core.withheld_partitions(&topic, &of_group).await {
-            Ok(still) if partitions.iter().any(|p| !still.contains(p)) => {
-                tracing::info!(%group, %topic, "parents read to their end; rebalancing to hand out their children");
-                ctx.groups.request_rebalance(group);
-                return;
+    for (group, generation, topics, gave_up) in groups {
+        if ctx.groups.live_generation(&group) != Some(generation) {
+            // A rebalance is under way; its SyncGroup decides again.
+            continue;
+        }
+        let mut release = gave_up;
+        for (topic, partitions) in &topics {
+            if let Err(e) = ctx.core.settle_closed_partitions(topic).await {
+                tracing::debug!(%group, %topic, error = %e, "cannot read a closed partition to its end yet");
             }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(%group, %topic, error = %e, "cannot tell whether held-back partitions are free")
+            let of_group = |p: u32| committed(ctx, &group, topic, p);
+            match ctx.core.withheld_partitions(topic, &of_group).await {
+                Ok(still) => {
+                    release |= partitions
+                        .iter()
+                        .any(|p| !still.iter().any(|h| h.partition == *p));
+                }
+                Err(e) => {
+                    tracing::warn!(%group, %topic, error = %e, "cannot tell whether held-back partitions are free")
+                }
             }
+        }
+        if release {
+            tracing::info!(%group, "held-back child partitions may be read; rebalancing to hand them out");
+            if let Some(h) = ctx.holds.lock().get_mut(&group) {
+                // Until the next SyncGroup says again.
+                h.members.clear();
+            }
+            ctx.groups.request_rebalance(&group);
         }
     }
 }
