@@ -99,18 +99,7 @@ impl Shard {
     }
 }
 
-pub fn shard_id(partition: u32) -> String {
-    format!("shardId-{partition:012}")
-}
-
-/// Parses `shardId-000000000003` (or any `prefix-<number>`, as the KPL does) to a partition.
-pub fn parse_shard_id(id: &str) -> Option<u32> {
-    let (_, n) = id.split_once('-')?;
-    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    n.parse().ok()
-}
+pub use crate::protocol::kinesis::shard_ids::{parse_shard_id, shard_id};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stream {

@@ -582,7 +582,7 @@ impl Log for KinesisLog {
         let landed = if *first_shard == shard.shard_id {
             partition
         } else {
-            crate::core::catalog::parse_shard_id(first_shard).ok_or_else(|| {
+            crate::protocol::kinesis::shard_ids::parse_shard_id(first_shard).ok_or_else(|| {
                 StorageError::Unavailable(format!("PutRecords answered shard {first_shard}"))
             })?
         };

@@ -5,8 +5,8 @@
 
 use std::cmp::Ordering;
 
-use crate::core::catalog::parse_shard_id;
 use crate::protocol::kinesis::shapes::Shard;
+use crate::protocol::kinesis::shard_ids::parse_shard_id;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardInfo {

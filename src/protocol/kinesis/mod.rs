@@ -6,3 +6,4 @@ pub mod aggregation;
 pub mod codec;
 pub mod eventstream;
 pub mod shapes;
+pub mod shard_ids;
