@@ -267,32 +267,22 @@ async fn start_kinesis_backend(
         // port acts on the upstream with strait's credentials.
         tracing::warn!(addr = %config.listen_addr(), "the Kinesis pass-through listens beyond loopback and does not check who calls: every client acts with strait's AWS credentials");
     }
-    let (kafka, core) = if config.kafka.listen.is_empty() {
-        (None, None)
-    } else {
-        let Some((core, groups)) = open_kinesis_core(config, upstream, closing.clone()).await?
-        else {
-            let kinesis = serve_kinesis(
-                config,
-                kinesis::server::Api::Forward(forward),
-                conns,
-                closing,
-            )
-            .await?;
-            return Ok((kinesis, None, None));
-        };
-        let kafka =
-            start_kafka_front(config, core.clone(), groups, conns.clone(), closing.clone()).await?;
-        (kafka, Some(core))
-    };
+    // The pass-through serves at once; Kafka clients wait until the upstream has answered.
     let kinesis = serve_kinesis(
         config,
         kinesis::server::Api::Forward(forward),
-        conns,
-        closing,
+        conns.clone(),
+        closing.clone(),
     )
     .await?;
-    Ok((kinesis, kafka, core))
+    if config.kafka.listen.is_empty() {
+        return Ok((kinesis, None, None));
+    }
+    let Some((core, groups)) = open_kinesis_core(config, upstream, closing.clone()).await? else {
+        return Ok((kinesis, None, None));
+    };
+    let kafka = start_kafka_front(config, core.clone(), groups, conns, closing).await?;
+    Ok((kinesis, kafka, Some(core)))
 }
 
 /// The core over Kinesis streams, for Kafka clients: the catalog adopts every stream, and

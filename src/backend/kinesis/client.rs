@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::upstream::{Upstream, UpstreamError};
+use crate::backend::{Refusal, StorageError};
 
 /// The largest answer read: GetRecords returns at most 10 MiB of data, which base64 and
 /// 10,000 partition keys of up to 256 characters take to about 17 MiB of JSON.
@@ -174,6 +175,27 @@ impl KinesisClient {
                 },
             })?
             .to_bytes())
+    }
+}
+
+/// The storage error for an upstream call that failed.
+pub fn storage_error(e: CallError) -> StorageError {
+    if e.is_transient() {
+        return StorageError::Unavailable(e.to_string());
+    }
+    let class = match e.code() {
+        Some("InvalidArgumentException" | "ValidationException") => Refusal::InvalidArgument,
+        Some("LimitExceededException") => Refusal::LimitExceeded,
+        _ => Refusal::Failed,
+    };
+    StorageError::Refused {
+        code: if e.is("ResourceNotFoundException") {
+            3
+        } else {
+            -1
+        },
+        class,
+        message: e.to_string(),
     }
 }
 

@@ -12,13 +12,14 @@ use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::client::storage_error;
 use super::client::DescribeStreamSummaryOutput;
 use super::client::{
     ConsumerDescription, DescribeStreamConsumerInput, DescribeStreamConsumerOutput, KinesisClient,
     RegisterStreamConsumerInput, StartingPosition, StreamNameInput, SubscribeToShardEvent,
     SubscribeToShardInput,
 };
-use super::tail::{storage_error, Tail};
+use super::tail::Tail;
 use crate::backend::{StorageError, StorageResult};
 use crate::protocol::kinesis::eventstream::{self, DecodeError};
 

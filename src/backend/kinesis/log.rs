@@ -15,13 +15,14 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::appender::{entry_size, Appends, MAX_BYTES, MAX_ENTRIES};
+use super::client::storage_error;
 use super::client::{
     CreateStreamInput, DescribeStreamSummaryOutput, Empty, KinesisClient, ListStreamsInput,
     ListStreamsOutput, RetentionInput, StreamNameInput,
 };
 use super::fanout::{self, Consumers};
 use super::shards::{cmp_seq, partition_count, partitions_of, ShardInfo};
-use super::tail::{storage_error, BatchCache, Reading, Tail};
+use super::tail::{BatchCache, Reading, Tail};
 use crate::backend::{
     AppendInfo, CheckedBatch, Log, PartitionLineage, PartitionOffsets, ProducerBatch, ReadBatches,
     Refusal, StorageError, StorageResult,

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use super::client::{CallError, KinesisClient};
+use super::client::{storage_error, KinesisClient};
 use super::shards::cmp_seq;
 use crate::backend::{PartitionOffsets, ReadBatches, StorageError, StorageResult};
 use crate::protocol::kafka::records::{encode_batch, NewRecord};
@@ -652,11 +652,10 @@ impl Tail {
                 .iter()
                 .position(|r| r.sequence_number == chunk.last_seq)
                 .ok_or_else(short)?;
-            let (probe, _) = to_batch(&page.records[..=end], 0);
-            let kept = probe.header().last_offset_delta as i64 + 1;
-            let base = chunk.end() - kept;
+            let (mut batch, _) = to_batch(&page.records[..=end], 0);
+            let base = chunk.end() - (batch.header().last_offset_delta as i64 + 1);
+            batch.place_at(base);
             self.trimmed_from(base);
-            let (batch, _) = to_batch(&page.records[..=end], base);
             return Ok(Some(batch.freeze()));
         }
         // Cut the page at the chunks the index has for it, so each cached batch is exactly a
@@ -768,29 +767,6 @@ fn to_batch(records: &[Record], base: i64) -> (crate::backend::CheckedBatch, Vec
     let mut batch = encode_batch(&out);
     batch.place_at(base);
     (batch, firsts)
-}
-
-/// The storage error for an upstream call that failed.
-pub fn storage_error(e: CallError) -> StorageError {
-    if e.is_transient() {
-        return StorageError::Unavailable(e.to_string());
-    }
-    let class = match e.code() {
-        Some("InvalidArgumentException" | "ValidationException") => {
-            crate::backend::Refusal::InvalidArgument
-        }
-        Some("LimitExceededException") => crate::backend::Refusal::LimitExceeded,
-        _ => crate::backend::Refusal::Failed,
-    };
-    StorageError::Refused {
-        code: if e.is("ResourceNotFoundException") {
-            3
-        } else {
-            -1
-        },
-        class,
-        message: e.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
-use kafka_protocol::protocol::{Decodable, Encodable, Message};
+
+use crate::protocol::kafka::consumer_protocol;
 
 use super::super::KafkaCtx;
 
@@ -69,21 +70,11 @@ pub async fn withhold_children(
     if !protocol.is_some_and(|p| PLAIN_ASSIGNORS.contains(&p)) {
         return assignment;
     }
-    let mut b = assignment.clone();
-    if b.remaining() < 2 {
-        return assignment;
-    }
-    let version = b.get_i16();
-    let versions = ConsumerProtocolAssignment::VERSIONS;
-    if !(versions.min..=versions.max).contains(&version) {
-        return assignment;
-    }
-    let Ok(mut a) = ConsumerProtocolAssignment::decode(&mut b, version) else {
+    let Some((version, mut a)) =
+        consumer_protocol::decode::<ConsumerProtocolAssignment>(&assignment)
+    else {
         return assignment;
     };
-    if !b.is_empty() {
-        return assignment;
-    }
     let mut held = HeldByTopic::new();
     for t in a.assigned_partitions.iter_mut() {
         let topic = t.topic.0.to_string();
@@ -142,12 +133,7 @@ pub async fn withhold_children(
     if !changed {
         return assignment;
     }
-    let mut out = BytesMut::new();
-    out.put_i16(version);
-    match a.encode(&mut out, version) {
-        Ok(()) => out.freeze(),
-        Err(_) => assignment,
-    }
+    consumer_protocol::encode(version, &a).unwrap_or(assignment)
 }
 
 /// Every `SWEEP` until `closing`: reads held-back children's parents up to their ends and

@@ -34,6 +34,10 @@ impl Throttle {
         }
     }
 
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     /// One GetRecords call on a shard; refused past five in the last second.
     pub fn read(&self, stream: &str, partition: u32) -> Result<(), ApiError> {
         if !self.on {

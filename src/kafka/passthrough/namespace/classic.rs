@@ -9,9 +9,11 @@
 //! say the protocol type: there, only bytes that decode whole as a consumer subscription or
 //! assignment are changed (and, towards the client, only when every topic is the prefix's).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
-use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::protocol::kafka::consumer_protocol::rewrite as rename;
 
 use super::Namespace;
 
@@ -68,36 +70,13 @@ pub fn assignment_to_client(assignment: &Bytes, ns: &Namespace) -> Option<Bytes>
     })
 }
 
-/// Decodes `bytes` (a version, then the message), lets `change` rename it (false: leave
-/// the bytes as they are) and encodes it again at the same version.
-fn rename<M: Decodable + Encodable + Message>(
-    bytes: &Bytes,
-    change: impl FnOnce(&mut M) -> bool,
-) -> Option<Bytes> {
-    let mut b = bytes.clone();
-    if b.remaining() < 2 {
-        return None;
-    }
-    let version = b.get_i16();
-    if !(M::VERSIONS.min..=M::VERSIONS.max).contains(&version) {
-        return None;
-    }
-    let mut m = M::decode(&mut b, version).ok()?;
-    // Bytes left over: not this message at this version; better untouched than cut short.
-    if !b.is_empty() || !change(&mut m) {
-        return None;
-    }
-    let mut out = BytesMut::new();
-    out.put_i16(version);
-    m.encode(&mut out, version).ok()?;
-    Some(out.freeze())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::{BufMut, BytesMut};
     use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition;
     use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::Encodable;
 
     fn subscription(version: i16, topics: &[&str]) -> Bytes {
         let s = ConsumerProtocolSubscription::default()
