@@ -156,6 +156,10 @@ pub struct KinesisBackendConfig {
     /// named `consumer_name`, pushed records, its own 2 MiB/s per shard; billed by AWS).
     pub read: KinesisRead,
     pub consumer_name: String,
+    /// The streams Kafka clients see as topics: every one when empty, else these names and
+    /// `prefix*` entries.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub streams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -179,6 +183,7 @@ impl Default for KinesisBackendConfig {
             cache_bytes: 256 << 20,
             read: KinesisRead::Polling,
             consumer_name: "strait".into(),
+            streams: Vec::new(),
         }
     }
 }
@@ -607,6 +612,13 @@ impl Config {
                         k.max_reads_per_sec
                     ),
                 );
+            }
+            if let Some(why) = k
+                .streams
+                .iter()
+                .find_map(|e| crate::backend::kinesis::filter::invalid_entry(e))
+            {
+                return bad("backend.kinesis.streams", why);
             }
             if !(200..=60_000).contains(&k.poll_interval_ms) {
                 return bad(

@@ -304,6 +304,7 @@ async fn open_kinesis_core(
             cache_bytes: k.cache_bytes,
             fan_out_consumer: (k.read == config::KinesisRead::FanOut)
                 .then(|| k.consumer_name.clone()),
+            streams: backend::kinesis::filter::StreamFilter::new(&k.streams),
         },
     );
     let meta = Arc::new(

@@ -44,6 +44,9 @@ pub enum Refusal {
     InvalidRecord,
     /// A record larger than the backend stores: MESSAGE_TOO_LARGE to a Kafka producer.
     TooLarge,
+    /// Something strait is configured not to do (a topic outside the streams it shows):
+    /// POLICY_VIOLATION to a Kafka client.
+    Policy,
     /// Anything else: a storage failure to the client.
     Failed,
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AppendInfo, CheckedBatch, Log, PartitionLineage, PartitionOffsets, ProducerBatch, ReadBatches,
-    StorageResult,
+    AppendInfo, CheckedBatch, Log, NewTopic, PartitionLineage, PartitionOffsets, ProducerBatch,
+    ReadBatches, StorageResult,
 };
 
 /// What a decorator does around a `Log`. Every hook defaults to passing through.
@@ -45,6 +45,7 @@ pub enum Operation {
     Topics,
     Flush,
     RetentionMs,
+    OnDemand,
     SetRetention,
     Append,
     Read,
@@ -56,12 +57,13 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 13] = [
+    pub const ALL: [Operation; 14] = [
         Operation::CreatePartitions,
         Operation::DeleteTopic,
         Operation::Topics,
         Operation::Flush,
         Operation::RetentionMs,
+        Operation::OnDemand,
         Operation::SetRetention,
         Operation::Append,
         Operation::Read,
@@ -79,6 +81,7 @@ impl Operation {
             Operation::Topics => "topics",
             Operation::Flush => "flush",
             Operation::RetentionMs => "retention_ms",
+            Operation::OnDemand => "on_demand",
             Operation::SetRetention => "set_retention",
             Operation::Append => "append",
             Operation::Read => "read",
@@ -109,12 +112,10 @@ impl<L: LogLayer> Log for Layered<L> {
         &self,
         topic: &str,
         partitions: Range<u32>,
-        retention_ms: Option<i64>,
+        new: NewTopic,
     ) -> StorageResult<()> {
         let topic = self.layer.inward(topic);
-        let call = self
-            .inner
-            .create_partitions(&topic, partitions, retention_ms);
+        let call = self.inner.create_partitions(&topic, partitions, new);
         self.layer.around(Operation::CreatePartitions, call).await
     }
     async fn delete_topic(&self, topic: &str) -> StorageResult<()> {
@@ -141,6 +142,11 @@ impl<L: LogLayer> Log for Layered<L> {
         let topic = self.layer.inward(topic);
         let call = self.inner.retention_ms(&topic);
         self.layer.around(Operation::RetentionMs, call).await
+    }
+    async fn on_demand(&self, topic: &str) -> StorageResult<Option<bool>> {
+        let topic = self.layer.inward(topic);
+        let call = self.inner.on_demand(&topic);
+        self.layer.around(Operation::OnDemand, call).await
     }
     async fn set_retention(&self, topic: &str, retention_ms: Option<i64>) -> StorageResult<()> {
         let topic = self.layer.inward(topic);

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{
-    remember_producer_batch, AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch,
-    ReadBatches, StorageError, StorageResult, SyncMetaStore,
+    remember_producer_batch, AppendInfo, CheckedBatch, Log, NewTopic, PartitionOffsets,
+    ProducerBatch, ReadBatches, StorageError, StorageResult, SyncMetaStore,
 };
 use crate::protocol::kafka::record_batch::BatchHeader;
 
@@ -109,8 +109,9 @@ impl Log for MemoryLog {
         &self,
         topic: &str,
         partitions: Range<u32>,
-        retention_ms: Option<i64>,
+        new: NewTopic,
     ) -> StorageResult<()> {
+        let retention_ms = new.retention_ms;
         let mut topics = self.topics.lock();
         let (ps, _) = topics
             .entry(topic.to_string())
@@ -315,7 +316,9 @@ mod tests {
     #[tokio::test]
     async fn offsets_follow_appends_and_trims() {
         let log = MemoryLog::new();
-        log.create_partitions("t", 0..2, None).await.unwrap();
+        log.create_partitions("t", 0..2, NewTopic::default())
+            .await
+            .unwrap();
         assert_eq!(
             log.append("t", 1, batch(3, 10)).await.unwrap().base_offset,
             0

@@ -20,6 +20,24 @@ pub use crate::protocol::kafka::record_batch::CheckedBatch;
 
 pub use error::{Refusal, StorageError, StorageResult};
 
+/// What a new topic is made with; a backend ignores what it has no use for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewTopic {
+    /// How long records are kept; `None` keeps them forever.
+    pub retention_ms: Option<i64>,
+    /// Kinesis decides the shard count and scales it (ON_DEMAND capacity mode).
+    pub on_demand: bool,
+}
+
+impl NewTopic {
+    pub fn retention(retention_ms: Option<i64>) -> NewTopic {
+        NewTopic {
+            retention_ms,
+            on_demand: false,
+        }
+    }
+}
+
 /// Offsets of one partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionOffsets {
@@ -125,12 +143,12 @@ impl ProducerBatch {
 #[async_trait]
 pub trait Log: Send + Sync {
     /// Creates the given partitions of a topic; existing ones are left as they are.
-    /// `retention_ms` applies when the topic is new.
+    /// `new` applies when the topic is new.
     async fn create_partitions(
         &self,
         topic: &str,
         partitions: Range<u32>,
-        retention_ms: Option<i64>,
+        new: NewTopic,
     ) -> StorageResult<()>;
     /// Removes a topic and all its data.
     async fn delete_topic(&self, topic: &str) -> StorageResult<()>;
@@ -141,6 +159,11 @@ pub trait Log: Send + Sync {
     /// How long the topic keeps records (−1: forever), when the backend keeps that itself
     /// and others may change it; `None` when strait's own record is the truth.
     async fn retention_ms(&self, _topic: &str) -> StorageResult<Option<i64>> {
+        Ok(None)
+    }
+    /// Whether the topic scales itself (a Kinesis ON_DEMAND stream), when the backend keeps
+    /// that itself; `None` when strait's own record is the truth.
+    async fn on_demand(&self, _topic: &str) -> StorageResult<Option<bool>> {
         Ok(None)
     }
     /// Sets how long records are kept; `None` keeps them forever.

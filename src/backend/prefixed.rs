@@ -44,15 +44,22 @@ impl LogLayer for Prefixed {
 mod tests {
     use super::*;
     use crate::backend::embedded::EmbeddedLog;
+    use crate::backend::NewTopic;
 
     #[tokio::test]
     async fn streams_live_under_the_prefix_and_other_topics_are_not_streams() {
         let dir = tempfile::tempdir().unwrap();
         let raw: Arc<dyn Log> = EmbeddedLog::open(dir.path(), Default::default()).unwrap();
-        raw.create_partitions("other", 0..1, None).await.unwrap();
-        raw.create_partitions("team-a.", 0..1, None).await.unwrap();
+        raw.create_partitions("other", 0..1, NewTopic::default())
+            .await
+            .unwrap();
+        raw.create_partitions("team-a.", 0..1, NewTopic::default())
+            .await
+            .unwrap();
         let log = PrefixedLog::wrap("team-a.", raw.clone());
-        log.create_partitions("orders", 0..3, None).await.unwrap();
+        log.create_partitions("orders", 0..3, NewTopic::default())
+            .await
+            .unwrap();
         let mut raw_topics = raw.topics().await.unwrap();
         raw_topics.sort();
         assert!(raw_topics.contains(&("team-a.orders".to_string(), 3)));

@@ -143,6 +143,11 @@ impl From<StorageError> for CoreError {
                 message,
                 ..
             } => CoreError::BatchRefused(Refusal::TooLarge(message)),
+            StorageError::Refused {
+                class: StorageRefusal::Policy,
+                message,
+                ..
+            } => CoreError::Policy(message),
             StorageError::CorruptBatch(m) => CoreError::CorruptBatch(m),
             other => CoreError::Storage(Arc::new(other)),
         }

@@ -10,7 +10,7 @@ use super::error::{CoreError, CoreResult};
 use super::hashing::uniform_ranges;
 use super::now_ms;
 use super::service::Core;
-use crate::backend::PartitionLineage;
+use crate::backend::{NewTopic, PartitionLineage};
 
 /// A change of shards: which open shards close, and the ranges (with parents) that open.
 struct Plan {
@@ -202,7 +202,7 @@ impl Core {
             }
         }
         self.log
-            .create_partitions(stream, have..total, None)
+            .create_partitions(stream, have..total, NewTopic::default())
             .await?;
         self.persist(&next).await?;
         *entry.state.write() = Arc::new(next);
@@ -253,7 +253,7 @@ impl Core {
             ));
         }
         self.log
-            .create_partitions(stream, first..next.next_partition(), None)
+            .create_partitions(stream, first..next.next_partition(), NewTopic::default())
             .await?;
         self.persist(&next).await?;
         *entry.state.write() = Arc::new(next);

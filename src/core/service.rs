@@ -14,7 +14,7 @@ use super::error::{CoreError, CoreResult};
 use super::hashing::{uniform_ranges, MAX_HASH_KEY};
 use super::iterator::IteratorSigner;
 use super::now_ms;
-use crate::backend::{Log, MetaStore};
+use crate::backend::{Log, MetaStore, NewTopic};
 use crate::config::StreamsConfig;
 
 pub(super) const STREAM_PREFIX: &str = "streams/";
@@ -140,7 +140,7 @@ impl Core {
                 let top = stream.next_partition();
                 let retention = Some(retention_ms(stream.retention_hours));
                 core.log
-                    .create_partitions(&stream.name, 0..top, retention)
+                    .create_partitions(&stream.name, 0..top, NewTopic::retention(retention))
                     .await?;
                 core.log.set_retention(&stream.name, retention).await?;
             }
@@ -231,14 +231,17 @@ impl Core {
             )));
         }
         let stream = new_stream(&req, shards, now_ms());
-        let retention = Some(retention_ms(stream.retention_hours));
+        let new = NewTopic {
+            retention_ms: Some(retention_ms(stream.retention_hours)),
+            on_demand: req.mode == StreamMode::OnDemand,
+        };
         if self.foreign_topics == ForeignTopics::Adopt {
             // The document first: another replica seeing the topic without one would adopt
             // it as a kafka-murmur2 stream of its own.
             self.persist(&stream).await?;
             let created = self
                 .log
-                .create_partitions(&stream.name, 0..shards, retention)
+                .create_partitions(&stream.name, 0..shards, new)
                 .await;
             if let Err(e) = created {
                 let _ = self
@@ -249,7 +252,7 @@ impl Core {
             }
         } else {
             self.log
-                .create_partitions(&stream.name, 0..shards, retention)
+                .create_partitions(&stream.name, 0..shards, new)
                 .await?;
             self.persist(&stream).await?;
         }
@@ -313,7 +316,15 @@ impl Core {
         let entry = self.entry(name)?;
         let mut next = (*self.latest(name, &entry).await?).clone();
         let out = change(&mut next)?;
-        if next.retention_hours != entry.snapshot().retention_hours {
+        // On a cluster or on Kinesis others may have changed the retention: compare with
+        // theirs, so setting it back to strait's old value is not skipped.
+        let theirs = if self.foreign_topics == ForeignTopics::Adopt {
+            self.log.retention_ms(name).await.map_err(CoreError::from)?
+        } else {
+            None
+        };
+        let before = theirs.map_or(entry.snapshot().retention_hours, retention_hours);
+        if next.retention_hours != before {
             self.log
                 .set_retention(name, Some(retention_ms(next.retention_hours)))
                 .await
@@ -383,4 +394,13 @@ pub(super) fn new_stream(req: &CreateStreamRequest, shards: u32, created_ms: i64
 
 pub fn retention_ms(hours: u32) -> i64 {
     hours as i64 * 3_600_000
+}
+
+/// A backend's retention (−1: forever) in the whole hours a stream reports.
+pub fn retention_hours(ms: i64) -> u32 {
+    if ms < 0 {
+        MAX_RETENTION_HOURS
+    } else {
+        (ms / 3_600_000).max(1) as u32
+    }
 }

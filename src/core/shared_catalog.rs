@@ -136,23 +136,28 @@ impl Core {
         Ok(entry.snapshot())
     }
 
-    /// A stream's attributes for Describe*: on a cluster, with the topic's own retention,
-    /// which Kafka clients may have changed.
+    /// A stream's attributes for Describe*: on a cluster or on Kinesis, with the topic's own
+    /// retention and capacity mode, which others may have changed.
     pub async fn described(&self, name: &str) -> CoreResult<Arc<Stream>> {
         let s = self.found_stream(name).await?;
         if self.foreign_topics != ForeignTopics::Adopt {
             return Ok(s);
         }
         let hours = match self.log.retention_ms(name).await? {
-            Some(ms) if ms < 0 => super::service::MAX_RETENTION_HOURS,
-            Some(ms) => (ms / 3_600_000).max(1) as u32,
-            None => return Ok(s),
+            Some(ms) => super::service::retention_hours(ms),
+            None => s.retention_hours,
         };
-        if hours == s.retention_hours {
+        let mode = match self.log.on_demand(name).await? {
+            Some(true) => StreamMode::OnDemand,
+            Some(false) => StreamMode::Provisioned,
+            None => s.mode,
+        };
+        if hours == s.retention_hours && mode == s.mode {
             return Ok(s);
         }
         let mut s = (*s).clone();
         s.retention_hours = hours;
+        s.mode = mode;
         Ok(Arc::new(s))
     }
 

@@ -14,7 +14,7 @@ use super::groups::{GroupCoordinator, GroupError, GroupState, JoinRequest};
 use super::hashing::{md5_hash_key, MAX_HASH_KEY};
 use super::{Core, CreateStreamRequest, ForeignTopics, IteratorStart, PutInput, UserRecord};
 use crate::backend::memory::{MemoryLog, MemoryMetaStore};
-use crate::backend::Log;
+use crate::backend::{Log, NewTopic};
 use crate::config::StreamsConfig;
 use crate::protocol::kafka::record_batch::{set_producer, CheckedBatch, ParsedBatch};
 use crate::protocol::kafka::records::{encode_batch, NewRecord};
@@ -352,7 +352,9 @@ async fn an_undecodable_stored_batch_is_skipped() {
 #[tokio::test]
 async fn the_shared_catalog_adopts_foreign_topics() {
     let (core, log) = core_with(ForeignTopics::Adopt).await;
-    log.create_partitions("orders", 0..3, None).await.unwrap();
+    log.create_partitions("orders", 0..3, NewTopic::default())
+        .await
+        .unwrap();
     assert!(matches!(
         core.stream("orders"),
         Err(CoreError::StreamNotFound { .. })
@@ -383,7 +385,9 @@ fn produced(n: usize, producer_id: i64, first_sequence: i32) -> Vec<u8> {
 #[tokio::test]
 async fn produce_checks_the_partition_then_the_batch_and_deduplicates() {
     let (core, log) = core().await;
-    core.create_topic("t", 2).await.unwrap();
+    core.create_topic("t", 2, StreamMode::Provisioned)
+        .await
+        .unwrap();
     let parsed = |b: &[u8]| ParsedBatch::split_first(b).unwrap();
     let mut corrupt = produced(2, -1, -1);
     let n = corrupt.len();
@@ -448,7 +452,9 @@ async fn an_idempotent_retry_after_a_restart_is_not_appended_twice() {
     };
     let parsed = |b: &[u8]| ParsedBatch::split_first(b).unwrap();
     let core = open().await.unwrap();
-    core.create_topic("t", 1).await.unwrap();
+    core.create_topic("t", 1, StreamMode::Provisioned)
+        .await
+        .unwrap();
     core.produce("t", 0, parsed(&produced(3, 7, 0)))
         .await
         .unwrap();
@@ -475,7 +481,9 @@ async fn an_idempotent_retry_after_a_restart_is_not_appended_twice() {
 #[tokio::test]
 async fn fetch_reads_once_and_checks_the_offset_against_the_read() {
     let (core, log) = core().await;
-    core.create_topic("t", 1).await.unwrap();
+    core.create_topic("t", 1, StreamMode::Provisioned)
+        .await
+        .unwrap();
     let parsed = |b: &[u8]| ParsedBatch::split_first(b).unwrap();
     for _ in 0..3 {
         core.produce("t", 0, parsed(&produced(2, -1, -1)))

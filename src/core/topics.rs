@@ -57,12 +57,18 @@ pub fn topic_id(s: &Stream) -> uuid::Uuid {
 }
 
 impl Core {
-    /// Creates a topic through Kafka: provisioned, with the Kafka key hash.
-    pub async fn create_topic(&self, name: &str, partitions: u32) -> CoreResult<()> {
+    /// Creates a topic through Kafka, with the Kafka key hash: provisioned unless a
+    /// CreateTopics config asked for ON_DEMAND.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        mode: StreamMode,
+    ) -> CoreResult<()> {
         self.create_stream(CreateStreamRequest {
             name: name.to_string(),
             shard_count: Some(partitions),
-            mode: StreamMode::Provisioned,
+            mode,
             max_record_kib: None,
             tags: BTreeMap::new(),
             key_hash: self.streams_config.default_key_hash_kafka,

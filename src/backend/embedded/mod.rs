@@ -23,7 +23,9 @@ use parking_lot::RwLock;
 pub use meta::FileMetaStore;
 use partition::PartitionLog;
 
-use crate::backend::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches};
+use crate::backend::{
+    AppendInfo, CheckedBatch, Log, NewTopic, PartitionOffsets, ProducerBatch, ReadBatches,
+};
 use crate::backend::{StorageError, StorageResult};
 use crate::config::{EmbeddedConfig, FsyncPolicy};
 
@@ -197,8 +199,9 @@ impl Log for EmbeddedLog {
         &self,
         topic: &str,
         partitions: Range<u32>,
-        retention_ms: Option<i64>,
+        new: NewTopic,
     ) -> StorageResult<()> {
+        let retention_ms = new.retention_ms;
         let t = {
             let mut topics = self.topics.write();
             topics

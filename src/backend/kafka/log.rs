@@ -32,7 +32,9 @@ use super::appender::Appender;
 use super::cluster::Cluster;
 use super::errors::{self, Failure};
 use super::producer::{Producer, IDENTITY_REFUSED};
-use crate::backend::{AppendInfo, CheckedBatch, Log, PartitionOffsets, ProducerBatch, ReadBatches};
+use crate::backend::{
+    AppendInfo, CheckedBatch, Log, NewTopic, PartitionOffsets, ProducerBatch, ReadBatches,
+};
 use crate::backend::{StorageError, StorageResult};
 use crate::protocol::kafka::record_batch;
 
@@ -523,8 +525,9 @@ impl Log for KafkaLog {
         &self,
         topic: &str,
         partitions: Range<u32>,
-        retention_ms: Option<i64>,
+        new: NewTopic,
     ) -> StorageResult<()> {
+        let retention_ms = new.retention_ms;
         if partitions.is_empty() {
             return Ok(());
         }

@@ -230,7 +230,17 @@ pub struct ListStreamsOutput {
 #[serde(rename_all = "PascalCase")]
 pub struct CreateStreamInput<'a> {
     pub stream_name: &'a str,
-    pub shard_count: u32,
+    /// Absent for an ON_DEMAND stream: Kinesis decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_mode_details: Option<StreamModeDetails>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StreamModeDetails {
+    pub stream_mode: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -248,6 +258,8 @@ pub struct StreamSummary {
     pub stream_status: String,
     pub retention_period_hours: u32,
     pub open_shard_count: u32,
+    /// Absent from older emulators: provisioned.
+    pub stream_mode_details: Option<StreamModeDetails>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,14 +18,15 @@ use super::appender::{entry_size, Appends, MAX_BYTES, MAX_ENTRIES};
 use super::client::storage_error;
 use super::client::{
     CreateStreamInput, DescribeStreamSummaryOutput, Empty, KinesisClient, ListStreamsInput,
-    ListStreamsOutput, RetentionInput, StreamNameInput,
+    ListStreamsOutput, RetentionInput, StreamModeDetails, StreamNameInput,
 };
 use super::fanout::{self, Consumers};
+use super::filter::StreamFilter;
 use super::shards::{cmp_seq, partition_count, partitions_of, ShardInfo};
 use super::tail::{BatchCache, Reading, Tail};
 use crate::backend::{
-    AppendInfo, CheckedBatch, Log, PartitionLineage, PartitionOffsets, ProducerBatch, ReadBatches,
-    Refusal, StorageError, StorageResult,
+    AppendInfo, CheckedBatch, Log, NewTopic, PartitionLineage, PartitionOffsets, ProducerBatch,
+    ReadBatches, Refusal, StorageError, StorageResult,
 };
 use crate::protocol::kafka::records::decode_batch;
 use crate::protocol::kinesis::codec::Blob;
@@ -61,6 +62,8 @@ pub struct KinesisLogSettings {
     pub cache_bytes: u64,
     /// Read with enhanced fan-out under this consumer name instead of polling GetRecords.
     pub fan_out_consumer: Option<String>,
+    /// The streams that are topics.
+    pub streams: StreamFilter,
 }
 
 /// A stream's shards and when they were listed.
@@ -106,6 +109,13 @@ impl KinesisLog {
     /// The stream's shards, from ListShards when the last list is older than `SHARDS_FRESH`
     /// or `fresh` is asked for.
     async fn shards(&self, stream: &str, fresh: bool) -> StorageResult<Arc<Vec<ShardInfo>>> {
+        if !self.settings.streams.admits(stream) {
+            return Err(StorageError::Refused {
+                code: 3,
+                class: Refusal::Failed,
+                message: format!("stream {stream} is not among backend.kinesis.streams"),
+            });
+        }
         if !fresh {
             if let Some((at, s)) = self.shards.read().get(stream) {
                 if at.elapsed() < SHARDS_FRESH {
@@ -216,17 +226,25 @@ impl KinesisLog {
             .map_err(storage_error)
     }
 
-    async fn create_stream(&self, stream: &str, shards: u32) -> StorageResult<()> {
-        let created: Result<Empty, _> = self
-            .client
-            .call(
-                "CreateStream",
-                &CreateStreamInput {
-                    stream_name: stream,
-                    shard_count: shards,
-                },
-            )
-            .await;
+    /// Creates a stream of `shards` shards, or an ON_DEMAND one (Kinesis decides how many),
+    /// and waits until it is ACTIVE.
+    async fn create_stream(&self, stream: &str, shards: u32, on_demand: bool) -> StorageResult<()> {
+        let input = if on_demand {
+            CreateStreamInput {
+                stream_name: stream,
+                shard_count: None,
+                stream_mode_details: Some(StreamModeDetails {
+                    stream_mode: "ON_DEMAND".into(),
+                }),
+            }
+        } else {
+            CreateStreamInput {
+                stream_name: stream,
+                shard_count: Some(shards),
+                stream_mode_details: None,
+            }
+        };
+        let created: Result<Empty, _> = self.client.call("CreateStream", &input).await;
         match created {
             Ok(_) => {}
             Err(e) if e.is("ResourceInUseException") => {}
@@ -425,16 +443,32 @@ impl Log for KinesisLog {
         &self,
         topic: &str,
         partitions: Range<u32>,
-        retention_ms: Option<i64>,
+        new: NewTopic,
     ) -> StorageResult<()> {
+        let retention_ms = new.retention_ms;
+        if !self.settings.streams.admits(topic) {
+            return Err(StorageError::Refused {
+                code: 44,
+                class: Refusal::Policy,
+                message: format!(
+                    "stream {topic} is outside backend.kinesis.streams ({}): strait does not make or show it",
+                    self.settings.streams.describe()
+                ),
+            });
+        }
         let have = match self.shards(topic, true).await {
             Ok(s) => partition_count(&s),
             Err(StorageError::Refused { code: 3, .. }) if partitions.start == 0 => {
-                self.create_stream(topic, partitions.end).await?;
+                self.create_stream(topic, partitions.end, new.on_demand)
+                    .await?;
                 if retention_ms.is_some() {
                     self.set_retention(topic, retention_ms).await?;
                 }
-                self.shards(topic, true).await?;
+                let made = partition_count(&self.shards(topic, true).await?);
+                if made != partitions.end {
+                    // Only an ON_DEMAND stream can differ; strait asks for Kinesis's 4.
+                    tracing::warn!(stream = %topic, asked = partitions.end, made, "the upstream made another shard count; partitions follow its shards");
+                }
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -478,7 +512,11 @@ impl Log for KinesisLog {
                 .await
                 .map_err(storage_error)?;
             let last = out.stream_names.last().cloned();
-            names.extend(out.stream_names);
+            names.extend(
+                out.stream_names
+                    .into_iter()
+                    .filter(|n| self.settings.streams.admits(n)),
+            );
             match (out.has_more_streams, out.next_token, last) {
                 (true, Some(token), _) => {
                     input = ListStreamsInput {
@@ -525,6 +563,15 @@ impl Log for KinesisLog {
         let s = self.summary(topic).await?;
         Ok(Some(
             i64::from(s.stream_description_summary.retention_period_hours) * 3_600_000,
+        ))
+    }
+
+    async fn on_demand(&self, topic: &str) -> StorageResult<Option<bool>> {
+        let s = self.summary(topic).await?;
+        Ok(Some(
+            s.stream_description_summary
+                .stream_mode_details
+                .is_some_and(|m| m.stream_mode == "ON_DEMAND"),
         ))
     }
 

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{str_bytes, topic_name, valid_topic_name};
-use crate::core::catalog::Stream;
+use crate::core::catalog::{Stream, StreamMode};
 use crate::core::topic_id;
 use crate::kafka::error::{self, NONE};
 use crate::kafka::{KafkaCtx, NODE_ID};
@@ -92,7 +92,11 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
                     error::of(ResponseError::InvalidTopicException),
                 )),
                 Err(_) if auto => {
-                    match ctx.core.create_topic(&name, ctx.default_partitions).await {
+                    match ctx
+                        .core
+                        .create_topic(&name, ctx.default_partitions, StreamMode::Provisioned)
+                        .await
+                    {
                         Ok(()) | Err(crate::core::error::CoreError::StreamExists { .. }) => {
                             match ctx.core.stream(&name) {
                                 Ok(s) => topics.push(topic_metadata(&s)),

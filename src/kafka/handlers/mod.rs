@@ -39,7 +39,7 @@ pub async fn handle(
         R::CreateTopics(r) => S::CreateTopics(topics::create_topics(ctx, r).await),
         R::DeleteTopics(r) => S::DeleteTopics(topics::delete_topics(ctx, r, version).await),
         R::CreatePartitions(r) => S::CreatePartitions(topics::create_partitions(ctx, r).await),
-        R::DescribeConfigs(r) => S::DescribeConfigs(topics::describe_configs(ctx, r)),
+        R::DescribeConfigs(r) => S::DescribeConfigs(topics::describe_configs(ctx, r).await),
         R::IncrementalAlterConfigs(r) => {
             S::IncrementalAlterConfigs(topics::incremental_alter_configs(ctx, r).await)
         }

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{str_bytes, topic_name, valid_topic_name};
-use crate::core::catalog::Stream;
+use crate::core::catalog::{Stream, StreamMode};
 use crate::core::error::CoreError;
 use crate::core::topic_id;
 use crate::kafka::error::{self, NONE};
@@ -25,6 +25,10 @@ use crate::kafka::KafkaCtx;
 const TOPIC_RESOURCE: i8 = 2;
 const BROKER_RESOURCE: i8 = 4;
 const HOUR_MS: i64 = 3_600_000;
+/// The CreateTopics config that picks a Kinesis stream's capacity mode.
+const STREAM_MODE: &str = "kinesis.stream.mode";
+/// The shards an ON_DEMAND stream starts with (Kinesis's default write capacity of 4 MiB/s).
+const ON_DEMAND_PARTITIONS: i32 = 4;
 
 fn retention_hours_from_ms(ms: i64) -> Option<u32> {
     if ms < 0 {
@@ -64,22 +68,20 @@ pub async fn create_topics(ctx: &KafkaCtx, r: CreateTopicsRequest) -> CreateTopi
             ));
             continue;
         }
-        let partitions = if t.num_partitions == -1 {
-            ctx.default_partitions as i32
-        } else {
-            t.num_partitions
-        };
-        if !t.assignments.is_empty() || partitions < 1 {
-            results.push(fail(
-                ResponseError::InvalidPartitions,
-                format!("Number of partitions must be at least 1; got {partitions}."),
-            ));
-            continue;
-        }
         let mut retention = None;
+        let mut mode = StreamMode::Provisioned;
         let mut bad_config = None;
         for c in &t.configs {
             match (&*c.name, c.value.as_deref()) {
+                (STREAM_MODE, Some(v)) => match v {
+                    "PROVISIONED" => mode = StreamMode::Provisioned,
+                    "ON_DEMAND" => mode = StreamMode::OnDemand,
+                    _ => {
+                        bad_config = Some(format!(
+                            "Invalid value {v} for {STREAM_MODE}: PROVISIONED or ON_DEMAND"
+                        ))
+                    }
+                },
                 ("retention.ms", Some(v)) => {
                     match v.parse::<i64>().ok().and_then(retention_hours_from_ms) {
                         Some(h) => retention = Some(h),
@@ -98,6 +100,25 @@ pub async fn create_topics(ctx: &KafkaCtx, r: CreateTopicsRequest) -> CreateTopi
             results.push(fail(ResponseError::InvalidConfig, msg));
             continue;
         }
+        let partitions = match (t.num_partitions, mode) {
+            (-1, StreamMode::OnDemand) => ON_DEMAND_PARTITIONS,
+            (-1, StreamMode::Provisioned) => ctx.default_partitions as i32,
+            (n, _) => n,
+        };
+        if mode == StreamMode::OnDemand && partitions != ON_DEMAND_PARTITIONS {
+            results.push(fail(
+                ResponseError::InvalidPartitions,
+                format!("An ON_DEMAND stream starts with {ON_DEMAND_PARTITIONS} shards and Kinesis scales it; leave the partition count unset (-1); got {partitions}."),
+            ));
+            continue;
+        }
+        if !t.assignments.is_empty() || partitions < 1 {
+            results.push(fail(
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions must be at least 1; got {partitions}."),
+            ));
+            continue;
+        }
         if ctx.core.stream(&name).is_ok() {
             results.push(fail(
                 ResponseError::TopicAlreadyExists,
@@ -112,7 +133,7 @@ pub async fn create_topics(ctx: &KafkaCtx, r: CreateTopicsRequest) -> CreateTopi
             );
             continue;
         }
-        let created = ctx.core.create_topic(&name, partitions as u32).await;
+        let created = ctx.core.create_topic(&name, partitions as u32, mode).await;
         if let (Ok(()), Some(hours)) = (&created, retention) {
             let _ = ctx
                 .core
@@ -239,21 +260,31 @@ fn topic_configs(s: &Stream) -> Vec<(&'static str, String, bool)> {
         ),
         ("message.timestamp.type", "CreateTime".into(), true),
         ("kinesis.key.hash", s.key_hash.as_str().into(), true),
+        (STREAM_MODE, s.mode.as_str().into(), true),
     ]
 }
 
-pub fn describe_configs(ctx: &KafkaCtx, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let results = r
-        .resources
-        .into_iter()
-        .map(|res| {
+pub async fn describe_configs(
+    ctx: &KafkaCtx,
+    r: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let mut results = Vec::with_capacity(r.resources.len());
+    for res in r.resources {
+        results.push({
             let base = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             let configs: Vec<(&'static str, String, bool)> = match res.resource_type {
-                TOPIC_RESOURCE => match ctx.core.stream(&res.resource_name) {
+                // Described: retention and capacity mode as the backend has them now.
+                TOPIC_RESOURCE => match ctx.core.described(&res.resource_name).await {
                     Ok(s) => topic_configs(&s),
-                    Err(e) => return base.with_error_code(error::code(&e)),
+                    Err(e) => {
+                        results.push(
+                            base.with_error_code(error::code(&e))
+                                .with_error_message(Some(str_bytes(&e.to_string()))),
+                        );
+                        continue;
+                    }
                 },
                 BROKER_RESOURCE => vec![
                     (
@@ -264,9 +295,11 @@ pub fn describe_configs(ctx: &KafkaCtx, r: DescribeConfigsRequest) -> DescribeCo
                     ("num.partitions", ctx.default_partitions.to_string(), true),
                 ],
                 _ => {
-                    return base
-                        .with_error_code(error::of(ResponseError::InvalidRequest))
-                        .with_error_message(Some(str_bytes("unsupported resource type")))
+                    results.push(
+                        base.with_error_code(error::of(ResponseError::InvalidRequest))
+                            .with_error_message(Some(str_bytes("unsupported resource type"))),
+                    );
+                    continue;
                 }
             };
             let wanted = res.configuration_keys.as_ref();
@@ -283,8 +316,8 @@ pub fn describe_configs(ctx: &KafkaCtx, r: DescribeConfigsRequest) -> DescribeCo
                     })
                     .collect(),
             )
-        })
-        .collect();
+        });
+    }
     DescribeConfigsResponse::default().with_results(results)
 }
 

@@ -17,7 +17,7 @@ import urllib.request
 import boto3
 from botocore.config import Config
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -168,8 +168,9 @@ class Cuttable:
 class Strait:
     """strait with backend.type kinesis in front of UPSTREAM; its data dir survives restarts."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, **env):
         self.upstream = upstream
+        self.env = env
         self.dir = tempfile.mkdtemp(prefix="strait-kafka-on-kinesis.")
         self.proc = None
         self.start()
@@ -193,6 +194,7 @@ class Strait:
                 "RUST_LOG": "warn",
             }
         )
+        env.update(self.env)
         self.out = open(os.path.join(self.dir, "out"), "a+")
         self.mark = self.out.tell()
         self.proc = subprocess.Popen(
@@ -515,6 +517,74 @@ def main():
                 break
             time.sleep(0.2)
 
+    def topic_configs_map_to_stream_settings():
+        a = AdminClient({"bootstrap.servers": s.kafka})
+        od = f"ondemand-{RUN}"
+        f = a.create_topics([NewTopic(od, num_partitions=3, replication_factor=1, config={"kinesis.stream.mode": "ON_DEMAND"})])[od]
+        try:
+            f.result(30)
+            raise AssertionError("an ON_DEMAND topic of 3 partitions was accepted")
+        except Exception as e:  # noqa: BLE001
+            assert e.args[0].code() == KafkaError.INVALID_PARTITIONS, e.args[0]
+        assert od not in k.list_streams()["StreamNames"], "a refused CreateTopics made a stream"
+        a.create_topics([NewTopic(od, num_partitions=-1, replication_factor=1, config={"kinesis.stream.mode": "ON_DEMAND", "retention.ms": str(48 * 3600 * 1000)})])[od].result(30)
+        summary = k.describe_stream_summary(StreamName=od)["StreamDescriptionSummary"]
+        assert summary["StreamModeDetails"]["StreamMode"] == "ON_DEMAND", summary
+        assert summary["RetentionPeriodHours"] == 48, summary
+        assert wait_topic(s, od, 4) == 4
+        res = ConfigResource(ConfigResource.Type.TOPIC, od)
+        cfg = a.describe_configs([res])[res].result(30)
+        assert cfg["kinesis.stream.mode"].value == "ON_DEMAND", cfg["kinesis.stream.mode"].value
+        # Kafka -> Kinesis: IncrementalAlterConfigs retention.ms, rounded up to whole hours.
+        a.incremental_alter_configs([ConfigResource(ConfigResource.Type.TOPIC, od, incremental_configs=[ConfigEntry("retention.ms", str(71 * 3600 * 1000 + 1), incremental_operation=AlterConfigOpType.SET)])])[res].result(30)
+        hours = k.describe_stream_summary(StreamName=od)["StreamDescriptionSummary"]["RetentionPeriodHours"]
+        assert hours == 72, f"retention.ms of 71 h + 1 ms made {hours} hours"
+        # Kinesis -> Kafka: a change made on the stream by others is what DescribeConfigs says.
+        k.decrease_stream_retention_period(StreamName=od, RetentionPeriodHours=30)
+        cfg = a.describe_configs([res])[res].result(30)
+        assert cfg["retention.ms"].value == str(30 * 3600 * 1000), cfg["retention.ms"].value
+        bad = a.create_topics([NewTopic(f"badmode-{RUN}", num_partitions=1, replication_factor=1, config={"kinesis.stream.mode": "FAST"})])[f"badmode-{RUN}"]
+        try:
+            bad.result(30)
+            raise AssertionError("kinesis.stream.mode=FAST was accepted")
+        except Exception as e:  # noqa: BLE001
+            assert e.args[0].code() == KafkaError.INVALID_CONFIG, e.args[0]
+        a.delete_topics([od])[od].result(30)
+
+    def streams_filter_decides_which_streams_are_topics():
+        """backend.kinesis.streams: a second strait showing only a name and a prefix."""
+        shown, prefixed, hidden = f"shown-{RUN}", f"pre{RUN}-a", f"hidden-{RUN}"
+        for name in (shown, prefixed, hidden):
+            k.create_stream(StreamName=name, ShardCount=1)
+        for name in (shown, prefixed, hidden):
+            wait_active(k, name)
+        f = Strait(relay.endpoint, STRAIT_BACKEND__KINESIS__STREAMS=f"{shown},pre{RUN}-*")
+        try:
+            a = AdminClient({"bootstrap.servers": f.kafka})
+            deadline = time.time() + 20
+            while True:
+                topics = set(a.list_topics(timeout=10).topics)
+                if {shown, prefixed} <= topics or time.time() > deadline:
+                    break
+                time.sleep(0.5)
+            assert {shown, prefixed} <= topics, topics
+            assert not [t for t in topics if not (t == shown or t.startswith(f"pre{RUN}-"))], f"streams outside the filter are topics: {sorted(topics)[:5]}"
+            out = produce_all(producer(f, **{"enable.idempotence": False, "retries": 0, "message.timeout.ms": 5000}), hidden, [(b"k", b"v", 0)])
+            assert out[0][0] is not None, "a produce to a stream outside the filter was acknowledged"
+            assert shard_records(k, hidden, shard_id(0)) == [], "a produce to a stream outside the filter reached it"
+            outside = f"outside-{RUN}"
+            try:
+                a.create_topics([NewTopic(outside, num_partitions=1, replication_factor=1)])[outside].result(30)
+                raise AssertionError("CreateTopics outside the filter was accepted")
+            except Exception as e:  # noqa: BLE001
+                assert e.args[0].code() == KafkaError.POLICY_VIOLATION, e.args[0]
+            assert outside not in k.list_streams()["StreamNames"]
+            inside = f"pre{RUN}-made"
+            a.create_topics([NewTopic(inside, num_partitions=1, replication_factor=1)])[inside].result(30)
+            assert inside in k.list_streams()["StreamNames"]
+        finally:
+            f.stop()
+
     def a_restart_keeps_offsets_and_commits():
         group = f"g-restart-{RUN}"
         c = consumer(s, group)
@@ -721,6 +791,8 @@ def main():
     check("a group reads a split parent to its end before it is given the children: per-key order holds", a_group_finishes_a_split_parent_before_its_children)
     check("a latest-offset group that never reads a split's parent still gets the children, from their start", a_latest_group_gets_children_of_parents_it_never_reads)
     check("admin: CreateTopics -> CreateStream, CreatePartitions refused naming UpdateShardCount, retention.ms from the stream, DeleteTopics -> DeleteStream", admin_maps_to_kinesis)
+    check("topic configs: kinesis.stream.mode=ON_DEMAND (4 partitions, others refused), retention.ms both ways, a bad mode INVALID_CONFIG", topic_configs_map_to_stream_settings)
+    check("backend.kinesis.streams: only the named streams and prefixes are topics; CreateTopics outside is POLICY_VIOLATION", streams_filter_decides_which_streams_are_topics)
     check("a restart keeps committed offsets and numbering; the group resumes with no record lost or read twice", a_restart_keeps_offsets_and_commits)
     check("a split shard stays readable to its end, its children appear as partitions, a produce to it lands in a child", a_split_shard_stays_readable_and_its_children_appear)
     check("the upstream unreachable for 10 s, then back: no acknowledged record lost, the group resumes", an_unreachable_upstream_for_10s_loses_no_acknowledged_record)
@@ -735,7 +807,7 @@ def main():
         print("# last lines of strait's log:")
         for line in s.log().splitlines()[-15:]:
             print("#   " + line)
-    ran = 1 if os.environ.get("ONLY") else 15
+    ran = 1 if os.environ.get("ONLY") else 17
     print(f"kafka-on-kinesis ({KIND}, {READ}): {ran - len(failures) - len(skipped)} passed, {len(failures)} failed, {len(skipped)} skipped")
     return 1 if failures else 0
 
