@@ -2,6 +2,7 @@
 //! variables (`__` between levels) and validated once at start-up. Errors name the key.
 //! `config/strait.yaml` documents every key with its default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -160,6 +161,8 @@ pub struct KinesisBackendConfig {
     /// `prefix*` entries.
     #[serde(deserialize_with = "list_or_commas")]
     pub streams: Vec<String>,
+    /// Per Kafka consumer group.
+    pub groups: BTreeMap<String, KinesisGroupConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -184,6 +187,7 @@ impl Default for KinesisBackendConfig {
             read: KinesisRead::Polling,
             consumer_name: "strait".into(),
             streams: Vec::new(),
+            groups: BTreeMap::new(),
         }
     }
 }
@@ -194,6 +198,18 @@ impl Default for KinesisBackendConfig {
 pub struct KinesisStateConfig {
     #[serde(rename = "type")]
     pub kind: KinesisStateType,
+    /// The DynamoDB endpoint (KCL lease tables; the shared state once it exists);
+    /// `https://dynamodb.<region>.amazonaws.com` when unset.
+    pub endpoint: Option<String>,
+}
+
+/// A Kafka consumer group's settings on the Kinesis backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KinesisGroupConfig {
+    /// The DynamoDB lease table of a KCL application: the group's committed offsets are its
+    /// checkpoints, read from and written to it.
+    pub kcl_lease_table: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -207,6 +223,18 @@ pub enum KinesisStateType {
 }
 
 impl KinesisBackendConfig {
+    /// The DynamoDB endpoint lease tables are reached at.
+    pub fn dynamodb_url(&self) -> String {
+        self.state.endpoint.clone().unwrap_or_else(|| {
+            let domain = if self.region.starts_with("cn-") {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            format!("https://dynamodb.{}.{domain}", self.region)
+        })
+    }
+
     /// The endpoint requests go to.
     pub fn endpoint_url(&self) -> String {
         self.endpoint.clone().unwrap_or_else(|| {
@@ -613,12 +641,23 @@ impl Config {
                     ),
                 );
             }
-            if let Some(why) = k
-                .streams
-                .iter()
-                .find_map(|e| crate::backend::kinesis::filter::invalid_entry(e))
-            {
+            if let Some(why) = k.streams.iter().find_map(|e| stream_filter_entry_error(e)) {
                 return bad("backend.kinesis.streams", why);
+            }
+            for (group, g) in &k.groups {
+                let table = g.kcl_lease_table.as_deref().unwrap_or("table");
+                let table_ok = (3..=255).contains(&table.len())
+                    && table
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                if group.is_empty() || !table_ok {
+                    return bad(
+                        &format!("backend.kinesis.groups.{group}.kcl_lease_table"),
+                        format!(
+                            "{table:?} is not a DynamoDB table name (3 to 255 of [a-zA-Z0-9_.-])"
+                        ),
+                    );
+                }
             }
             if !(200..=60_000).contains(&k.poll_interval_ms) {
                 return bad(
@@ -713,6 +752,28 @@ fn topic_prefix_problem(prefix: &str, metadata_topic: &str) -> Option<String> {
     None
 }
 
+/// Why an entry of `backend.kinesis.streams` is not a stream name or prefix.
+fn stream_filter_entry_error(entry: &str) -> Option<String> {
+    let body = entry.strip_suffix('*').unwrap_or(entry);
+    if body.contains('*') {
+        return Some(format!("{entry:?}: '*' may only end an entry (a prefix)"));
+    }
+    if entry.is_empty() || body.len() > 128 {
+        return Some(format!(
+            "{entry:?}: a stream name or prefix has 1 to 128 characters"
+        ));
+    }
+    if !body
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Some(format!(
+            "{entry:?}: stream names are made of [a-zA-Z0-9_.-]"
+        ));
+    }
+    None
+}
+
 /// A YAML list, or one comma-separated string (as an environment override gives).
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -801,6 +862,23 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn stream_filter_entries_are_names_or_prefixes() {
+        assert_eq!(stream_filter_entry_error("orders"), None);
+        assert_eq!(stream_filter_entry_error("team-a.*"), None);
+        assert!(stream_filter_entry_error("").is_some());
+        assert!(stream_filter_entry_error("a*b").is_some());
+        assert!(stream_filter_entry_error("a**").is_some());
+        assert!(stream_filter_entry_error("a/b").is_some());
+        let c = Config::load(
+            None,
+            env(&[("STRAIT_BACKEND__KINESIS__STREAMS", "orders, team-a.*")]),
+        )
+        .unwrap();
+        assert_eq!(c.backend.kinesis.streams, vec!["orders", "team-a.*"]);
+        assert!(Config::load(None, env(&[("STRAIT_BACKEND__KINESIS__STREAMS", "a*b")])).is_err());
     }
 
     #[test]

@@ -294,7 +294,9 @@ async fn open_kinesis_core(
     closing: listener::Closing,
 ) -> Result<Option<(Arc<core::Core>, Arc<core::groups::GroupCoordinator>)>, String> {
     let k = &config.backend.kinesis;
-    let client = Arc::new(backend::kinesis::client::KinesisClient::new(upstream));
+    let client = Arc::new(backend::kinesis::client::KinesisClient::new(
+        upstream.clone(),
+    ));
     let log = backend::kinesis::log::KinesisLog::new(
         client,
         backend::kinesis::log::KinesisLogSettings {
@@ -339,6 +341,24 @@ async fn open_kinesis_core(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
+    let tables: std::collections::HashMap<String, String> = k
+        .groups
+        .iter()
+        .filter_map(|(g, c)| Some((g.clone(), c.kcl_lease_table.clone()?)))
+        .collect();
+    if !tables.is_empty() {
+        let dynamodb = upstream.sibling(
+            "backend.kinesis.state.endpoint",
+            &k.dynamodb_url(),
+            "dynamodb",
+        )?;
+        tracing::info!(groups = tables.len(), endpoint = %dynamodb.endpoint(), "Kafka groups tied to KCL lease tables");
+        groups.set_external(Arc::new(backend::kinesis::kcl_leases::KclLeaseTables::new(
+            backend::kinesis::client::AwsJsonClient::dynamodb(Arc::new(dynamodb)),
+            log,
+            tables,
+        )));
+    }
     Ok(Some((core, groups)))
 }
 

@@ -44,6 +44,8 @@ pub enum Refusal {
     InvalidRecord,
     /// A record larger than the backend stores: MESSAGE_TOO_LARGE to a Kafka producer.
     TooLarge,
+    /// A topic asked to be made that is already there (made outside strait).
+    Exists,
     /// Something strait is configured not to do (a topic outside the streams it shows):
     /// POLICY_VIOLATION to a Kafka client.
     Policy,

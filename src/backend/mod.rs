@@ -38,6 +38,19 @@ impl NewTopic {
     }
 }
 
+/// Consumer groups whose positions live outside strait as well (a KCL application's lease
+/// table): read before a group's offsets are fetched, written when it commits.
+#[async_trait]
+pub trait ExternalOffsets: Send + Sync {
+    /// Whether `group`'s positions live there.
+    fn holds(&self, group: &str) -> bool;
+    /// The group's positions on `topic` as offsets to read next; partitions without one are
+    /// left out.
+    async fn load(&self, group: &str, topic: &str) -> StorageResult<Vec<(u32, i64)>>;
+    /// Records committed offsets (the next record to read on each partition).
+    async fn store(&self, group: &str, topic: &str, offsets: &[(u32, i64)]) -> StorageResult<()>;
+}
+
 /// Offsets of one partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionOffsets {

@@ -14,7 +14,7 @@ use super::error::{CoreError, CoreResult};
 use super::hashing::{uniform_ranges, MAX_HASH_KEY};
 use super::iterator::IteratorSigner;
 use super::now_ms;
-use crate::backend::{Log, MetaStore, NewTopic};
+use crate::backend::{Log, MetaStore, NewTopic, Refusal, StorageError};
 use crate::config::StreamsConfig;
 
 pub(super) const STREAM_PREFIX: &str = "streams/";
@@ -248,6 +248,17 @@ impl Core {
                     .meta
                     .delete(&format!("{STREAM_PREFIX}{}", req.name))
                     .await;
+                // Made outside strait and not adopted yet (the next catalog refresh will).
+                if let StorageError::Refused {
+                    class: Refusal::Exists,
+                    ..
+                } = e
+                {
+                    return Err(CoreError::StreamExists {
+                        stream: req.name,
+                        account: self.account_id.clone(),
+                    });
+                }
                 return Err(e.into());
             }
         } else {

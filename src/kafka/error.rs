@@ -62,6 +62,7 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
         GroupError::ReadOnlyGroup => ResponseError::GroupAuthorizationFailed,
+        GroupError::External => ResponseError::RequestTimedOut,
     };
     err.code()
 }

@@ -1,7 +1,7 @@
-//! strait as a Kinesis client: typed JSON 1.1 calls over the signed upstream connection, and
-//! the answers' exceptions as an error the Kinesis `Log` can sort (retry, refuse, not found).
-//! The shapes come from `protocol::kinesis`; the few stream-admin shapes only a client needs
-//! are here.
+//! strait as an AWS JSON client (Kinesis, and DynamoDB for KCL lease tables): typed calls
+//! over a signed upstream connection, and the answers' exceptions as an error the Kinesis
+//! `Log` can sort (retry, refuse, not found). The shapes come from `protocol::kinesis`; the
+//! few stream-admin shapes only a client needs are here.
 
 use std::sync::Arc;
 
@@ -88,13 +88,32 @@ struct ExceptionBody {
     message: String,
 }
 
-pub struct KinesisClient {
+/// One AWS JSON protocol: its operations' target prefix and content type.
+pub struct AwsJsonClient {
     upstream: Arc<Upstream>,
+    target_prefix: &'static str,
+    content_type: &'static str,
 }
 
-impl KinesisClient {
-    pub fn new(upstream: Arc<Upstream>) -> KinesisClient {
-        KinesisClient { upstream }
+/// strait's Kinesis client.
+pub type KinesisClient = AwsJsonClient;
+
+impl AwsJsonClient {
+    pub fn new(upstream: Arc<Upstream>) -> AwsJsonClient {
+        AwsJsonClient {
+            upstream,
+            target_prefix: "Kinesis_20131202",
+            content_type: "application/x-amz-json-1.1",
+        }
+    }
+
+    /// DynamoDB, for KCL lease tables.
+    pub fn dynamodb(upstream: Arc<Upstream>) -> AwsJsonClient {
+        AwsJsonClient {
+            upstream,
+            target_prefix: "DynamoDB_20120810",
+            content_type: "application/x-amz-json-1.0",
+        }
     }
 
     /// Calls one operation with a JSON body and decodes its answer.
@@ -129,11 +148,8 @@ impl KinesisClient {
             why: format!("cannot encode the request: {e}"),
         })?);
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        let target = HeaderValue::from_str(&format!("Kinesis_20131202.{op}"))
+        headers.insert("content-type", HeaderValue::from_static(self.content_type));
+        let target = HeaderValue::from_str(&format!("{}.{op}", self.target_prefix))
             .expect("operation names are ASCII");
         headers.insert("x-amz-target", target);
         let answer = self

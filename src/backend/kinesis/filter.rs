@@ -9,7 +9,8 @@ pub struct StreamFilter {
 }
 
 impl StreamFilter {
-    /// Entries are checked by the config: non-empty, `*` only at the end.
+    /// Entries are checked by the config (`stream_filter_entry_error`): non-empty, `*` only
+    /// at the end.
     pub fn new(entries: &[String]) -> StreamFilter {
         let mut filter = StreamFilter::default();
         for e in entries {
@@ -35,28 +36,6 @@ impl StreamFilter {
     }
 }
 
-/// Why an entry of `backend.kinesis.streams` is not a stream name or prefix.
-pub fn invalid_entry(entry: &str) -> Option<String> {
-    let body = entry.strip_suffix('*').unwrap_or(entry);
-    if body.contains('*') {
-        return Some(format!("{entry:?}: '*' may only end an entry (a prefix)"));
-    }
-    if entry.is_empty() || body.len() > 128 {
-        return Some(format!(
-            "{entry:?}: a stream name or prefix has 1 to 128 characters"
-        ));
-    }
-    if !body
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        return Some(format!(
-            "{entry:?}: stream names are made of [a-zA-Z0-9_.-]"
-        ));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,15 +52,5 @@ mod tests {
         assert_eq!(f.describe(), "orders, team-a.*");
         // A lone star is the prefix "" and admits everything.
         assert!(StreamFilter::new(&["*".into()]).admits("x"));
-    }
-
-    #[test]
-    fn entries_are_names_or_prefixes() {
-        assert_eq!(invalid_entry("orders"), None);
-        assert_eq!(invalid_entry("team-a.*"), None);
-        assert!(invalid_entry("").is_some());
-        assert!(invalid_entry("a*b").is_some());
-        assert!(invalid_entry("a**").is_some());
-        assert!(invalid_entry("a/b").is_some());
     }
 }

@@ -247,7 +247,13 @@ impl KinesisLog {
         let created: Result<Empty, _> = self.client.call("CreateStream", &input).await;
         match created {
             Ok(_) => {}
-            Err(e) if e.is("ResourceInUseException") => {}
+            Err(e) if e.is("ResourceInUseException") => {
+                return Err(StorageError::Refused {
+                    code: 36,
+                    class: Refusal::Exists,
+                    message: format!("stream {stream} already exists"),
+                })
+            }
             Err(e) => return Err(storage_error(e)),
         }
         let deadline = Instant::now() + CREATE_WAIT;
@@ -408,6 +414,63 @@ impl KinesisLog {
 /// 1 to 256 characters); a null or empty key becomes the partition number, as the awslabs
 /// Kafka connector writes it. Other keys are refused rather than rewritten, since a reader
 /// would get back a key the producer never wrote.
+/// KCL checkpoints ⇄ Kafka offsets, for consumer groups tied to a KCL lease table.
+impl KinesisLog {
+    /// The offset to read next after a KCL checkpoint (a sequence number and its index among
+    /// a KPL aggregate's user records, or a sentinel); `None` for a checkpoint that names no
+    /// record (LATEST, AT_TIMESTAMP): the group's reset policy decides.
+    pub async fn offset_after_checkpoint(
+        &self,
+        stream: &str,
+        partition: u32,
+        checkpoint: &str,
+        sub: u64,
+    ) -> StorageResult<Option<i64>> {
+        let tail = self.tail(stream, partition).await?;
+        match checkpoint {
+            "TRIM_HORIZON" => Ok(Some(tail.offsets().log_start)),
+            "SHARD_END" => {
+                tail.catch_up(Instant::now() + CATCH_UP).await?;
+                Ok(Some(tail.offsets().high_watermark))
+            }
+            "LATEST" | "AT_TIMESTAMP" => Ok(None),
+            seq if !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => {
+                let first = tail.offset_of(seq, Instant::now() + CATCH_UP).await?;
+                Ok(Some(first + sub as i64 + 1))
+            }
+            other => Err(StorageError::Refused {
+                code: -1,
+                class: Refusal::InvalidArgument,
+                message: format!("{other:?} is not a KCL checkpoint"),
+            }),
+        }
+    }
+
+    /// The KCL checkpoint for a committed offset (the next record to read): the record
+    /// before it, TRIM_HORIZON before the first, SHARD_END past a closed shard's last.
+    pub async fn checkpoint_before(
+        &self,
+        stream: &str,
+        partition: u32,
+        offset: i64,
+    ) -> StorageResult<(String, u64)> {
+        let tail = self.tail(stream, partition).await?;
+        let offsets = tail.offsets();
+        if offset <= offsets.log_start {
+            return Ok(("TRIM_HORIZON".into(), 0));
+        }
+        if tail.ended() && offset >= offsets.high_watermark {
+            return Ok(("SHARD_END".into(), 0));
+        }
+        tail.record_at(offset - 1).ok_or_else(|| {
+            StorageError::Unavailable(format!(
+                "offset {} of {stream}/{partition} is not among the recent records whose sequence numbers strait keeps",
+                offset - 1
+            ))
+        })
+    }
+}
+
 fn partition_key(key: Option<&Bytes>, partition: u32) -> StorageResult<String> {
     let Some(key) = key.filter(|k| !k.is_empty()) else {
         return Ok(partition.to_string());
@@ -457,6 +520,14 @@ impl Log for KinesisLog {
             });
         }
         let have = match self.shards(topic, true).await {
+            // A new topic on a stream others made: the core adopts it as it is instead.
+            Ok(_) if partitions.start == 0 => {
+                return Err(StorageError::Refused {
+                    code: 36,
+                    class: Refusal::Exists,
+                    message: format!("stream {topic} already exists"),
+                })
+            }
             Ok(s) => partition_count(&s),
             Err(StorageError::Refused { code: 3, .. }) if partitions.start == 0 => {
                 self.create_stream(topic, partitions.end, new.on_demand)

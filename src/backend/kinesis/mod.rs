@@ -2,12 +2,14 @@
 //! through (`upstream.rs`), strait's own Kinesis client on it (`client.rs`), and the `Log`
 //! that shows Kafka clients Kinesis streams as topics (`log.rs`, with each partition's combined writes in `appender.rs`, its reader
 //! and offset index in `tail.rs`, strait's own enhanced fan-out in `fanout.rs` and the shard ⇄
-//! partition mapping in `shards.rs`; which streams are topics in `filter.rs`).
+//! partition mapping in `shards.rs`; which streams are topics in `filter.rs`; Kafka groups tied to KCL lease tables in
+//! `kcl_leases.rs`).
 
 pub mod appender;
 pub mod client;
 pub mod fanout;
 pub mod filter;
+pub mod kcl_leases;
 pub mod log;
 pub mod shards;
 pub mod tail;

@@ -526,6 +526,19 @@ impl Tail {
         }
     }
 
+    /// The record at `offset` as (sequence number, its index among a KPL aggregate's user
+    /// records), while it is among the recent records this reader keeps.
+    pub fn record_at(&self, offset: i64) -> Option<(String, u64)> {
+        let i = self.index.read();
+        if offset < 0 || offset >= i.next_offset {
+            return None;
+        }
+        // The last record whose first offset is at or before `offset`.
+        let at = i.recent.partition_point(|(_, first)| *first <= offset);
+        let (seq, first) = i.recent.get(at.checked_sub(1)?)?;
+        Some((seq.clone(), (offset - first) as u64))
+    }
+
     /// Whole batches from `offset` on, up to about `max_bytes`: from the cache, or read again
     /// from the shard at the chunk's first sequence number.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<ReadBatches> {

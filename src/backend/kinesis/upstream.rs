@@ -1,9 +1,10 @@
-//! strait's connection to an upstream Kinesis endpoint: pooled HTTP/1.1, or h2 where TLS
-//! negotiates it, and every request signed with strait's own credentials (SigV4, service
-//! `kinesis`). Bodies go as they are, JSON or CBOR, whichever the client sent; answers come
-//! back unread, so event streams are relayed as they arrive.
+//! strait's connection to an upstream AWS endpoint (Kinesis, or DynamoDB for KCL lease
+//! tables): pooled HTTP/1.1, or h2 where TLS negotiates it, and every request signed with
+//! strait's own credentials (SigV4, for the endpoint's service). Bodies go as they are, JSON
+//! or CBOR, whichever the client sent; answers come back unread, so event streams are relayed
+//! as they arrive.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -31,11 +32,11 @@ const FORWARDED: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("no AWS credentials for the Kinesis upstream: {0}")]
+    #[error("no AWS credentials for the upstream: {0}")]
     Credentials(String),
-    #[error("cannot sign the request for the Kinesis upstream: {0}")]
+    #[error("cannot sign the request for the upstream: {0}")]
     Signing(String),
-    #[error("the Kinesis upstream {endpoint} did not answer: {why}")]
+    #[error("the upstream {endpoint} did not answer: {why}")]
     Unreachable { endpoint: String, why: String },
 }
 
@@ -48,14 +49,53 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Upstream {
     uri: Uri,
     region: String,
+    /// The SigV4 service name: `kinesis`, `dynamodb`.
+    service: &'static str,
     creds: Arc<AwsProvider>,
+    ca_bundle: Option<PathBuf>,
     client: Client<Connector, Full<Bytes>>,
 }
 
 impl Upstream {
+    /// The Kinesis upstream of `backend.kinesis`.
     pub fn new(cfg: &KinesisBackendConfig) -> Result<Upstream, String> {
-        let url = cfg.endpoint_url();
-        let bad = |why: String| format!("backend.kinesis.endpoint {url:?}: {why}");
+        let creds = AwsProvider::from_setting(&cfg.credentials, &cfg.region)?;
+        Upstream::open(
+            "backend.kinesis.endpoint",
+            &cfg.endpoint_url(),
+            "kinesis",
+            &cfg.region,
+            creds,
+            cfg.ca_bundle.clone(),
+        )
+    }
+
+    /// Another AWS service in the same region, with the same credentials and CA bundle.
+    pub fn sibling(
+        &self,
+        setting: &str,
+        url: &str,
+        service: &'static str,
+    ) -> Result<Upstream, String> {
+        Upstream::open(
+            setting,
+            url,
+            service,
+            &self.region,
+            self.creds.clone(),
+            self.ca_bundle.clone(),
+        )
+    }
+
+    fn open(
+        setting: &str,
+        url: &str,
+        service: &'static str,
+        region: &str,
+        creds: Arc<AwsProvider>,
+        ca_bundle: Option<PathBuf>,
+    ) -> Result<Upstream, String> {
+        let bad = |why: String| format!("{setting} {url:?}: {why}");
         let given: Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
         let scheme = given
             .scheme()
@@ -72,16 +112,14 @@ impl Upstream {
             Some(p) if p == default_port => authority.host().to_string(),
             _ => authority.as_str().to_string(),
         };
-        // Kinesis takes every operation at "/".
+        // Kinesis and DynamoDB take every operation at "/".
         let uri = Uri::builder()
             .scheme(scheme)
             .authority(authority)
             .path_and_query("/")
             .build()
             .map_err(|e| bad(format!("{e}")))?;
-        let creds = AwsProvider::from_setting(&cfg.credentials, &cfg.region)?;
-        let ca = cfg
-            .ca_bundle
+        let ca = ca_bundle
             .as_deref()
             .unwrap_or(Path::new(sts::SYSTEM_CA_BUNDLE));
         let tls = if uri.scheme_str() == Some("https") {
@@ -112,8 +150,10 @@ impl Upstream {
             .build(https);
         Ok(Upstream {
             uri,
-            region: cfg.region.clone(),
+            region: region.to_string(),
+            service,
             creds,
+            ca_bundle,
             client,
         })
     }
@@ -128,8 +168,8 @@ impl Upstream {
         self.uri.to_string()
     }
 
-    /// Sends one Kinesis request with the client's content type, target and body, signed as
-    /// strait; the answer's body is left for the caller to stream.
+    /// Sends one request with the client's content type, target and body, signed as strait;
+    /// the answer's body is left for the caller to stream.
     pub async fn send(
         &self,
         client_headers: &HeaderMap,
@@ -155,7 +195,7 @@ impl Upstream {
             &body,
             &creds,
             &self.region,
-            "kinesis",
+            self.service,
             SystemTime::now(),
         )
         .map_err(|e| UpstreamError::Signing(format!("{e:?}")))?;

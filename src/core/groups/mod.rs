@@ -4,8 +4,10 @@
 //! `MetaStore`, so after a restart members keep their ids and generation, as Kafka reloads its
 //! groups. This file holds the public shapes and the timer; `membership.rs` joins, syncs and
 //! rebalances, `offsets.rs` commits and reads offsets, `persistence.rs` writes and restores
-//! group documents, `lag.rs` reports consumer lag on scrape.
+//! group documents, `lag.rs` reports consumer lag on scrape, `external.rs` reads and writes
+//! positions kept outside strait (KCL lease tables).
 
+mod external;
 mod lag;
 mod membership;
 mod offsets;
@@ -52,6 +54,9 @@ pub enum GroupError {
     FencedInstanceId,
     /// A `kinesis-efo.` shadow group: strait writes it, Kafka clients only read it.
     ReadOnlyGroup,
+    /// The group's positions also live outside strait (a KCL lease table) and could not be
+    /// written there; the client should try again.
+    External,
 }
 
 /// Groups that mirror enhanced fan-out positions (reference §4c).
@@ -150,6 +155,8 @@ pub struct GroupCoordinator {
     written: Mutex<HashMap<String, u64>>,
     meta: Arc<dyn MetaStore>,
     initial_delay: Duration,
+    /// Where some groups' positions also live (KCL lease tables).
+    external: std::sync::OnceLock<Arc<dyn crate::backend::ExternalOffsets>>,
 }
 
 impl GroupCoordinator {
@@ -173,6 +180,7 @@ impl GroupCoordinator {
             written: Mutex::new(HashMap::new()),
             meta,
             initial_delay,
+            external: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&this);
         tokio::spawn(async move {

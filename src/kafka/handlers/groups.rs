@@ -209,7 +209,7 @@ pub fn leave_group(ctx: &KafkaCtx, r: LeaveGroupRequest, version: i16) -> LeaveG
         )
 }
 
-pub fn offset_commit(ctx: &KafkaCtx, r: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn offset_commit(ctx: &KafkaCtx, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = r.group_id.0.to_string();
     // Partitions of unknown topics fail on their own; the rest commit together.
     let mut offsets = Vec::new();
@@ -236,12 +236,24 @@ pub fn offset_commit(ctx: &KafkaCtx, r: OffsetCommitRequest) -> OffsetCommitResp
             }
         }
     }
-    let result = ctx.groups.commit(
+    let written: Vec<(String, i32, i64)> = offsets
+        .iter()
+        .map(|(t, p, c)| (t.clone(), *p, c.offset))
+        .collect();
+    let mut result = ctx.groups.commit(
         &group,
         r.generation_id_or_member_epoch,
         &r.member_id,
         offsets,
     );
+    // A group tied to a KCL lease table: the commit counts once it is a checkpoint there too;
+    // until then the client retries it.
+    if result.is_ok() && ctx.groups.is_external(&group) {
+        if let Err(e) = ctx.groups.store_external(&group, &written).await {
+            tracing::warn!(%group, error = %e, "commit not written to the group's lease table");
+            result = Err(GroupError::External);
+        }
+    }
     let topics = r
         .topics
         .into_iter()
@@ -289,17 +301,60 @@ fn fetch_group(
     out
 }
 
-pub fn offset_fetch(ctx: &KafkaCtx, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+/// A group tied to a KCL lease table takes the checkpoints there as its offsets first; the
+/// error code (retriable) when they cannot be read.
+async fn load_external(
+    ctx: &KafkaCtx,
+    group: &str,
+    wanted: Option<&Vec<(String, Vec<i32>)>>,
+) -> Option<i16> {
+    if !ctx.groups.is_external(group) {
+        return None;
+    }
+    let topics: Vec<String> = match wanted {
+        Some(ts) => ts.iter().map(|(t, _)| t.clone()).collect(),
+        None => {
+            let mut ts: Vec<String> = ctx
+                .groups
+                .committed(group, None)
+                .into_iter()
+                .map(|(t, _, _)| t)
+                .collect();
+            ts.dedup();
+            ts
+        }
+    };
+    match ctx.groups.load_external(group, &topics).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(%group, error = %e, "cannot read the group's lease table");
+            Some(error::of(ResponseError::CoordinatorLoadInProgress))
+        }
+    }
+}
+
+pub async fn offset_fetch(
+    ctx: &KafkaCtx,
+    r: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     if version >= 8 {
-        let groups = r
-            .groups
-            .into_iter()
-            .map(|g| {
-                let wanted = g.topics.map(|ts| {
-                    ts.into_iter()
-                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
-                        .collect()
-                });
+        let mut groups = Vec::with_capacity(r.groups.len());
+        for g in r.groups {
+            let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            if let Some(code) = load_external(ctx, &g.group_id.0, wanted.as_ref()).await {
+                groups.push(
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(code),
+                );
+                continue;
+            }
+            groups.push({
                 let topics = fetch_group(ctx, &g.group_id.0, wanted)
                     .into_iter()
                     .map(|(t, ps)| {
@@ -322,15 +377,18 @@ pub fn offset_fetch(ctx: &KafkaCtx, r: OffsetFetchRequest, version: i16) -> Offs
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_topics(topics)
-            })
-            .collect();
+            });
+        }
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let wanted = r.topics.map(|ts| {
+    let wanted: Option<Vec<(String, Vec<i32>)>> = r.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
+    if let Some(code) = load_external(ctx, &r.group_id.0, wanted.as_ref()).await {
+        return OffsetFetchResponse::default().with_error_code(code);
+    }
     let topics = fetch_group(ctx, &r.group_id.0, wanted)
         .into_iter()
         .map(|(t, ps)| {

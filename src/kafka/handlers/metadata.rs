@@ -98,6 +98,12 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
                         .await
                     {
                         Ok(()) | Err(crate::core::error::CoreError::StreamExists { .. }) => {
+                            // Made outside strait since the last catalog refresh: adopt it now.
+                            if ctx.core.stream(&name).is_err() {
+                                if let Err(e) = ctx.core.refresh_catalog().await {
+                                    tracing::warn!(error = %e, "catalog refresh failed");
+                                }
+                            }
                             match ctx.core.stream(&name) {
                                 Ok(s) => topics.push(topic_metadata(&s)),
                                 Err(e) => topics.push(missing(t.name.clone(), error::code(&e))),

@@ -218,10 +218,11 @@ pub async fn create_partitions(
                 format!("partition count {} must be positive", t.count),
             ))
         } else {
-            let done = if r.validate_only {
-                ctx.core.stream(&name).map(|_| ())
-            } else {
-                ctx.core.add_partitions(&name, t.count as u32).await
+            // A stream made outside strait a moment ago is adopted first.
+            let found = ctx.core.found_stream(&name).await.map(|_| ());
+            let done = match found {
+                Ok(()) if !r.validate_only => ctx.core.add_partitions(&name, t.count as u32).await,
+                other => other,
             };
             done.map_err(|e| {
                 let code = match &e {

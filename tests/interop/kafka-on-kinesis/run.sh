@@ -4,7 +4,8 @@
 #   1. strait's embedded backend (the only upstream with enhanced fan-out and /metrics), read
 #      both ways strait can: polling GetRecords, and its own enhanced fan-out;
 #   2. moto's server (PyPI), a Kinesis written by others, with its own sequence numbers.
-# checks.py drives confluent-kafka through strait and boto3 straight at the upstream.
+# checks.py drives confluent-kafka through strait and boto3 straight at the upstream; then
+# suites.sh runs the Kafka Java, franz-go and kcat suites on this backend.
 #   tests/interop/kafka-on-kinesis/run.sh
 # Caches: .cache/venv (STRAIT_PY_VENV).
 set -uo pipefail
@@ -48,6 +49,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 UPSTREAM="http://127.0.0.1:$port" UPSTREAM_KIND=moto "$venv/bin/python" "$here/checks.py" || failures+=("moto-upstream")
+
+# 3. The Kafka Java, franz-go and kcat suites with backend.type kinesis (their own upstream).
+bash "$here/suites.sh" || failures+=("kafka-suites")
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "# kafka-on-kinesis failed against: ${failures[*]}"

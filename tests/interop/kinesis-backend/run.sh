@@ -6,8 +6,9 @@
 #   2. strait's embedded backend as the upstream (the only one with enhanced fan-out, h2 and
 #      CBOR): the boto3 / AWS CLI suites, the Java SDK v2 suite (CBOR and JSON over HTTP/1.1,
 #      h2c and TLS, enhanced fan-out included), the Rust SDK, KCL 3 (enhanced fan-out, leases in
-#      moto's DynamoDB) and KPL 1 (aggregated, over TLS) run against the pass-through; the KPL
-#      suite's Kafka consumer group reads the upstream directly.
+#      moto's DynamoDB) and KPL 1 (aggregated, over TLS) run against the pass-through. The KCL
+#      and KPL runs cross to Kafka on this same strait (backend.type kinesis, polling): the KCL
+#      suite's Kafka producer writes through it and the KPL suite's Kafka group reads through it.
 #   tests/interop/kinesis-backend/run.sh
 # Caches: .cache/venv (STRAIT_PY_VENV), .cache/m2 (M2_REPO).
 set -uo pipefail
@@ -63,7 +64,8 @@ trap cleanup EXIT
 upstream="$STRAIT_ENDPOINT"
 "$bin" cert --out "$tmp/cert" --host localhost >/dev/null || exit 2
 env STRAIT_DATA_DIR="$tmp/pt-data" STRAIT_BACKEND__TYPE=kinesis STRAIT_BACKEND__KINESIS__ENDPOINT="$upstream" \
-  STRAIT_KINESIS__LISTEN=127.0.0.1:0 STRAIT_ADMIN__LISTEN=127.0.0.1:0 STRAIT_KAFKA__LISTEN= \
+  STRAIT_KINESIS__LISTEN=127.0.0.1:0 STRAIT_ADMIN__LISTEN=127.0.0.1:0 \
+  STRAIT_KAFKA__LISTEN=127.0.0.1:0 STRAIT_KAFKA__ADVERTISED_ADDRESS=127.0.0.1:0 \
   STRAIT_KINESIS__TLS__CERT="$tmp/cert/cert.pem" STRAIT_KINESIS__TLS__KEY="$tmp/cert/key.pem" \
   AWS_ACCESS_KEY_ID=strait-upstream AWS_SECRET_ACCESS_KEY=strait-upstream-secret \
   "$bin" serve --config "$repo_root/config/strait.yaml" > "$tmp/pt.out" 2> "$tmp/pt.log" &
@@ -71,12 +73,13 @@ pt_pid=$!
 pt=""
 for _ in $(seq 1 300); do
   pt="$(sed -n 's/^strait: kinesis listening on //p' "$tmp/pt.out" | head -1)"
-  [ -n "$pt" ] && break
+  pt_kafka="$(sed -n 's/^strait: kafka listening on //p' "$tmp/pt.out" | head -1)"
+  [ -n "$pt" ] && [ -n "$pt_kafka" ] && break
   kill -0 "$pt_pid" 2>/dev/null || { echo "the pass-through strait exited:" >&2; tail -20 "$tmp/pt.log" >&2; exit 2; }
   sleep 0.1
 done
 [ -n "$pt" ] || { echo "the pass-through strait did not start" >&2; exit 2; }
-echo "# pass-through http://$pt -> upstream $upstream"
+echo "# pass-through http://$pt -> upstream $upstream; Kafka on Kinesis at $pt_kafka"
 export STRAIT_ENDPOINT="http://$pt" STRAIT_CA="$tmp/cert/ca.pem" STRAIT_TLS_CA="$tmp/cert/ca.pem"
 export STRAIT_TLS_ENDPOINT="https://localhost:${pt##*:}"
 run "boto3 and AWS CLI suites through the pass-through" bash "$repo_root/tests/interop/python/run.sh" -q \
@@ -85,9 +88,15 @@ run "boto3 and AWS CLI suites through the pass-through" bash "$repo_root/tests/i
 run "AWS SDK for Java v2 through the pass-through (six modes)" bash "$repo_root/tests/interop/java/run.sh" \
   cbor/http1 json/http1 cbor/h2c json/h2c cbor/tls json/tls
 run "AWS SDK for Rust through the pass-through" bash "$repo_root/tests/interop/rust-sdk/run.sh"
-run "KCL 3 through the pass-through (enhanced fan-out, h2c and TLS)" bash "$repo_root/tests/interop/kcl/run.sh"
-run "KPL 1 through the pass-through (TLS), read back by a Kafka group on the upstream" \
-  env STRAIT_ENDPOINT="$STRAIT_TLS_ENDPOINT" bash "$repo_root/tests/interop/kpl/run.sh"
+# The KCL and KPL runs cross the protocols on this backend: the KCL suite's Kafka producer writes
+# through strait's Kafka port on Kinesis (20,000 of its records in the basic h2c run), and the
+# KPL's 20,000 records are read back by a Kafka group through it.
+run "KCL 3 through the pass-through (enhanced fan-out, h2c), with Kafka producers on Kinesis (20,000 records)" \
+  env STRAIT_KAFKA="$pt_kafka" KCL_MODES=h2c KCL_KAFKA_PER_ROUND=5000 bash "$repo_root/tests/interop/kcl/run.sh"
+run "KCL 3 through the pass-through (TLS), with Kafka producers on Kinesis" \
+  env STRAIT_KAFKA="$pt_kafka" KCL_MODES=tls bash "$repo_root/tests/interop/kcl/run.sh"
+run "KPL 1 through the pass-through (TLS): 20,000 records read back by a Kafka group on Kinesis" \
+  env STRAIT_ENDPOINT="$STRAIT_TLS_ENDPOINT" STRAIT_KAFKA="$pt_kafka" KPL_RECORDS=20000 bash "$repo_root/tests/interop/kpl/run.sh"
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "# last lines of the pass-through's log:"; tail -20 "$tmp/pt.log" | sed 's/^/#   /'

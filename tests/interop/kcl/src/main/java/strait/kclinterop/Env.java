@@ -22,6 +22,8 @@ final class Env {
     final String retrieval = System.getenv().getOrDefault("KCL_RETRIEVAL", "fanout");
     /** strait's kinesis.subscription_lifetime_secs when run.sh started it (0: unknown). */
     final int subscriptionLifetimeSecs = Integer.parseInt(System.getenv().getOrDefault("KCL_SUBSCRIPTION_LIFETIME_SECS", "0"));
+    /** Records the basic scenario writes through Kafka in each of its 4 rounds (KCL_KAFKA_PER_ROUND, default 250). */
+    final int kafkaPerRound = Integer.parseInt(System.getenv().getOrDefault("KCL_KAFKA_PER_ROUND", "250"));
     final Region region = Region.US_EAST_1;
     final AwsCredentialsProvider creds = StaticCredentialsProvider.create(AwsBasicCredentials.create("AKIDSTRAITKCL", "secret"));
     final String runTag = Long.toString(System.currentTimeMillis() % 100_000_000L, 36);

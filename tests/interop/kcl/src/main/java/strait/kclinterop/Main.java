@@ -13,6 +13,13 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 
+import java.time.Duration;
+import java.util.Properties;
+
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.serialization.StringDeserializer;
 import software.amazon.awssdk.services.dynamodb.model.AttributeValue;
 import software.amazon.awssdk.services.dynamodb.model.ScanResponse;
 import software.amazon.awssdk.services.kinesis.model.Consumer;
@@ -25,7 +32,9 @@ import static strait.kclinterop.Checks.require;
 /**
  * KCL 3.x consumer applications (enhanced fan-out) against strait, with records written through Kinesis
  * PutRecords and a Kafka producer. Scenarios: basic (exactly once, per-key order, checkpoints), restart (a new
- * worker resumes at the old one's checkpoints) and reshard (SplitShard while the application runs).
+ * worker resumes at the old one's checkpoints), reshard (SplitShard while the application runs) and handover (a
+ * Kafka consumer group tied to the application's lease table takes over from it and hands back; needs strait with
+ * backend.type kinesis and backend.kinesis.groups.&lt;KCL_HANDOVER_GROUP&gt;.kcl_lease_table = KCL_HANDOVER_TABLE).
  */
 public final class Main {
     private static final int KEYS = 50;
@@ -47,6 +56,7 @@ public final class Main {
                     case "basic" -> m.basic();
                     case "restart" -> m.restart();
                     case "reshard" -> m.reshard();
+                    case "handover" -> m.handover();
                     default -> throw new IllegalArgumentException("unknown scenario " + s);
                 }
             } catch (Throwable t) {
@@ -68,12 +78,14 @@ public final class Main {
         Collector col = new Collector();
         Worker w;
         try (Producer p = new Producer(env, stream, "basic")) {
-            // 2,000 records through PutRecords and 1,000 through Kafka over 50 keys, alternating so each key's
-            // records switch API several times. Half is written before the application starts (read from
-            // TRIM_HORIZON), half while it runs (pushed to the live subscriptions).
+            // 2,000 records through PutRecords and 1,000 through Kafka over 50 keys (KCL_KAFKA_PER_ROUND sets
+            // the Kafka share: 4 rounds of it), alternating so each key's records switch API several times. Half
+            // is written before the application starts (read from TRIM_HORIZON), half while it runs (pushed to
+            // the live subscriptions).
+            int kafkaRound = env.kafkaPerRound;
             for (int round = 0; round < 2; round++) {
                 p.kinesis(Producer.cycle(keys, round * 500, 500), "before");
-                p.kafka(Producer.cycle(keys, round * 250, 250), "before", null);
+                p.kafka(Producer.cycle(keys, round * kafkaRound, kafkaRound), "before", null);
             }
             w = new Worker(env, stream, app, "basic-w1-" + env.runTag, col).start();
             int before = p.sentCount();
@@ -81,7 +93,7 @@ public final class Main {
             note("basic: %d records written before start; %d delivered (%s)", before, col.distinctIds(), caughtUp ? "all" : "timed out");
             for (int round = 2; round < 4; round++) {
                 p.kinesis(Producer.cycle(keys, round * 500, 500), "live");
-                p.kafka(Producer.cycle(keys, round * 250, 250), "live", null);
+                p.kafka(Producer.cycle(keys, round * kafkaRound, kafkaRound), "live", null);
             }
             int live = p.sentCount();
             waitFor(() -> col.distinctIds() >= live, WAIT_MS);
@@ -104,8 +116,9 @@ public final class Main {
             List<Shard> shards = listShards(stream);
             Map<String, Map<String, AttributeValue>> leases = leaseTable(app);
 
+            int want = 2_000 + 4 * kafkaRound + (renewal ? 150 : 0);
             checks.check("basic: writes acknowledged (" + sent.size() + " records, per-key sequence numbers ascending)", () -> {
-                require(sent.size() == (renewal ? 3_150 : 3_000), "expected %d acknowledged records, have %d", renewal ? 3_150 : 3_000, sent.size());
+                require(sent.size() == want, "expected %d acknowledged records, have %d", want, sent.size());
                 require(p.problems().isEmpty(), "%s", p.problems());
             });
             checks.check("basic: KCL worker started, retrieved and shut down gracefully", () -> {
@@ -230,6 +243,108 @@ public final class Main {
                 requireNoDuplicates(gotB);
             });
             checks.check("restart: per-key order across the restart", () -> requireOrder(got));
+        }
+    }
+
+    // ---------------------------------------------------------------- scenario 4: handover
+
+    /**
+     * A KCL application reads a stream and stops; a Kafka consumer group tied to its lease table (strait's
+     * backend.kinesis.groups config) starts right after the KCL checkpoints, reads what was written since and
+     * commits; a new KCL worker then starts right after the Kafka group's commits, which strait wrote into the
+     * lease table as checkpoints.
+     */
+    private void handover() throws Exception {
+        String group = System.getenv("KCL_HANDOVER_GROUP");
+        String app = System.getenv("KCL_HANDOVER_TABLE");
+        if (group == null || app == null) {
+            throw new IllegalStateException("KCL_HANDOVER_GROUP and KCL_HANDOVER_TABLE are not set");
+        }
+        String stream = "kcl-handover-" + env.runTag;
+        createStream(stream, 2);
+        Collector col = new Collector();
+        try (Producer p = new Producer(env, stream, "handover")) {
+            p.kinesis(Producer.cycle(keys, 0, 1000), "kcl-a");
+            p.kafka(Producer.cycle(keys, 0, 500), "kcl-a", null);
+            Worker a = new Worker(env, stream, app, "handover-A-" + env.runTag, col).start();
+            int firstPart = p.sentCount();
+            boolean aRead = waitFor(() -> col.distinctIds() >= firstPart, WAIT_MS);
+            boolean aStopped = a.stop();
+            Map<String, String> aCheckpoints = col.lastCheckpoints(a.id);
+            note("handover: A processed %d of %d and stopped (checkpoints %s)", col.countFor(a.id), firstPart, aCheckpoints);
+            // Written while no KCL worker runs: the Kafka group's share.
+            p.kinesis(Producer.cycle(keys, 0, 600), "kafka-group");
+            p.kafka(Producer.cycle(keys, 0, 400), "kafka-group", null);
+            List<Producer.Sent> forKafka = p.sent().stream().filter(x -> x.phase().equals("kafka-group")).toList();
+            List<String> kafkaGot = new ArrayList<>();
+            Properties cp = new Properties();
+            cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, env.kafkaBootstrap);
+            cp.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+            // earliest: had strait not started the group at the KCL checkpoints, it would read A's records again
+            cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+            cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+            cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp)) {
+                c.subscribe(List.of(stream));
+                long deadline = System.currentTimeMillis() + 90_000;
+                while (kafkaGot.size() < forKafka.size() && System.currentTimeMillis() < deadline) {
+                    for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) {
+                        kafkaGot.add(Payload.parse(r.value()).get("id"));
+                    }
+                    c.commitSync(Duration.ofSeconds(30));
+                }
+                // Anything past the gap would show now.
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofSeconds(2))) {
+                    kafkaGot.add(Payload.parse(r.value()).get("id"));
+                }
+                c.commitSync(Duration.ofSeconds(30));
+            }
+            note("handover: the Kafka group read %d of %d", kafkaGot.size(), forKafka.size());
+            Map<String, Map<String, AttributeValue>> leasesAfterKafka = leaseTable(app);
+            p.kinesis(Producer.cycle(keys, 0, 300), "kcl-b");
+            p.kafka(Producer.cycle(keys, 0, 200), "kcl-b", null);
+            List<Producer.Sent> forB = p.sent().stream().filter(x -> x.phase().equals("kcl-b")).toList();
+            Worker b = new Worker(env, stream, app, "handover-B-" + env.runTag, col).start();
+            waitFor(() -> col.countFor(b.id) >= forB.size(), WAIT_MS);
+            Thread.sleep(3_000);  // anything re-read would show now
+            boolean bStopped = b.stop();
+            List<Collector.Delivery> gotB = col.deliveries().stream().filter(d -> d.worker().equals(b.id)).toList();
+
+            checks.check("handover: KCL worker A read the first " + firstPart + " records, checkpointed both shards and stopped", () -> {
+                require(aRead && aStopped, "A read %d of %d (stopped: %s)", col.countFor(a.id), firstPart, aStopped);
+                require(aCheckpoints.size() == 2, "A checkpointed %s", aCheckpoints.keySet());
+                require(p.problems().isEmpty(), "%s", p.problems());
+            });
+            checks.check("handover: the Kafka group started right after A's checkpoints: it read exactly the " + forKafka.size()
+                    + " records written since, none of A's", () -> {
+                Set<String> want = forKafka.stream().map(Producer.Sent::id).collect(Collectors.toSet());
+                Set<String> got = new HashSet<>(kafkaGot);
+                require(kafkaGot.size() == got.size(), "%d records read twice", kafkaGot.size() - got.size());
+                Set<String> extra = new HashSet<>(got);
+                extra.removeAll(want);
+                Set<String> missing = new HashSet<>(want);
+                missing.removeAll(got);
+                require(extra.isEmpty() && missing.isEmpty(), "read %d not meant for it (e.g. %s), missed %d (e.g. %s)",
+                    extra.size(), extra.stream().limit(3).toList(), missing.size(), missing.stream().limit(3).toList());
+            });
+            checks.check("handover: the Kafka group's commits are KCL checkpoints in the lease table, past A's", () -> {
+                for (var e : aCheckpoints.entrySet()) {
+                    Map<String, AttributeValue> lease = leasesAfterKafka.get(e.getKey());
+                    require(lease != null, "no lease for %s", e.getKey());
+                    BigInteger now = new BigInteger(str(lease.get("checkpoint")));
+                    require(now.compareTo(new BigInteger(e.getValue())) > 0, "%s: checkpoint %s, A's was %s", e.getKey(), now, e.getValue());
+                }
+            });
+            checks.check("handover: KCL worker B started right after the Kafka group's commits: exactly the " + forB.size()
+                    + " records written since", () -> {
+                Set<String> want = forB.stream().map(Producer.Sent::id).collect(Collectors.toSet());
+                Set<String> got = gotB.stream().map(Collector.Delivery::id).collect(Collectors.toSet());
+                require(bStopped, "B's graceful shutdown did not complete");
+                require(got.equals(want), "B processed %d (%d meant for it); e.g. extra %s", got.size(), want.size(),
+                    got.stream().filter(x -> !want.contains(x)).limit(3).toList());
+                requireNoDuplicates(gotB);
+            });
         }
     }
 

@@ -1,0 +1,86 @@
+//! Groups whose positions also live outside strait (`ExternalOffsets`: a KCL application's
+//! lease table on the Kinesis backend). Their positions are read in before the group's
+//! offsets are fetched, so a position the other side left wins, and written out after each
+//! commit, so the other side starts where the Kafka group stopped.
+
+use std::sync::Arc;
+
+use super::{Committed, GroupCoordinator};
+use crate::backend::{ExternalOffsets, StorageResult};
+
+impl GroupCoordinator {
+    /// Set once at start-up by a backend that keeps some groups' positions itself.
+    pub fn set_external(&self, external: Arc<dyn ExternalOffsets>) {
+        let _ = self.external.set(external);
+    }
+
+    pub fn is_external(&self, group: &str) -> bool {
+        self.external.get().is_some_and(|e| e.holds(group))
+    }
+
+    /// Reads `group`'s outside positions on `topics` into its committed offsets.
+    pub async fn load_external(&self, group: &str, topics: &[String]) -> StorageResult<()> {
+        let Some(external) = self.external.get().filter(|e| e.holds(group)) else {
+            return Ok(());
+        };
+        for topic in topics {
+            let positions = external.load(group, topic).await?;
+            if positions.is_empty() {
+                continue;
+            }
+            let offsets = positions
+                .into_iter()
+                .map(|(p, offset)| {
+                    let c = Committed {
+                        offset,
+                        metadata: Some("KCL checkpoint".into()),
+                        leader_epoch: -1,
+                    };
+                    (topic.clone(), p as i32, c)
+                })
+                .collect();
+            self.adopt(group, offsets);
+        }
+        Ok(())
+    }
+
+    /// Writes offsets `group` just committed (topic, partition, offset) to where its
+    /// positions also live.
+    pub async fn store_external(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, i64)],
+    ) -> StorageResult<()> {
+        let Some(external) = self.external.get().filter(|e| e.holds(group)) else {
+            return Ok(());
+        };
+        let mut topics: Vec<&str> = offsets.iter().map(|(t, _, _)| t.as_str()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        for topic in topics {
+            let mine: Vec<(u32, i64)> = offsets
+                .iter()
+                .filter(|(t, p, _)| t == topic && *p >= 0)
+                .map(|(_, p, o)| (*p as u32, *o))
+                .collect();
+            external.store(group, topic, &mine).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes positions from outside as the group's committed offsets, whatever its members
+    /// are doing.
+    fn adopt(&self, group: &str, offsets: Vec<(String, i32, Committed)>) {
+        let doc = {
+            let mut groups = self.groups.lock();
+            let g = groups
+                .entry(group.to_string())
+                .or_insert_with(|| super::membership::Group::new(tokio::time::Instant::now()));
+            for (t, p, c) in offsets {
+                g.offsets.insert((t, p), c);
+            }
+            self.snapshot(g)
+        };
+        self.persist(group, &doc);
+    }
+}
