@@ -878,7 +878,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.backend.kinesis.streams, vec!["orders", "team-a.*"]);
-        assert!(Config::load(None, env(&[("STRAIT_BACKEND__KINESIS__STREAMS", "a*b")])).is_err());
+        // Checked when the Kinesis backend is the one in use.
+        let bad = env(&[
+            ("STRAIT_BACKEND__TYPE", "kinesis"),
+            ("STRAIT_BACKEND__KINESIS__STREAMS", "a*b"),
+        ]);
+        let e = Config::load(None, bad).unwrap_err().to_string();
+        assert!(e.contains("backend.kinesis.streams"), "{e}");
+        let bad = env(&[
+            ("STRAIT_BACKEND__TYPE", "kinesis"),
+            ("STRAIT_BACKEND__KINESIS__GROUPS__G1__KCL_LEASE_TABLE", "x"),
+        ]);
+        let e = Config::load(None, bad).unwrap_err().to_string();
+        assert!(
+            e.contains("backend.kinesis.groups.g1.kcl_lease_table"),
+            "{e}"
+        );
     }
 
     #[test]

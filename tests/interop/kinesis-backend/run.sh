@@ -19,10 +19,11 @@ export M2_REPO="${M2_REPO:-$repo_root/.cache/m2}"
 bin="${STRAIT_BIN:-$repo_root/target/debug/strait}"
 moto_version="5.2.5"
 
-moto_pid=""; pt_pid=""; tmp="$(mktemp -d /tmp/strait-kinesis-backend.XXXXXX)"
+moto_pid=""; dynamo_pid=""; pt_pid=""; tmp="$(mktemp -d /tmp/strait-kinesis-backend.XXXXXX)"
 source "$repo_root/tests/interop/lib/strait.sh"
 cleanup() {
   [ -z "$moto_pid" ] || { kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null; }
+  [ -z "$dynamo_pid" ] || { kill "$dynamo_pid" 2>/dev/null; wait "$dynamo_pid" 2>/dev/null; }
   [ -z "$pt_pid" ] || { kill "$pt_pid" 2>/dev/null; wait "$pt_pid" 2>/dev/null; }
   _strait_stop
   rm -rf "$tmp"
@@ -43,14 +44,17 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q "moto[server]==$moto_version"
 fi
+wait_port() { # port, pid, log
+  for _ in $(seq 1 100); do
+    "$venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$1)))" 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { echo "moto_server exited:" >&2; cat "$3" >&2; exit 2; }
+    sleep 0.2
+  done
+}
 port="$(free_port)"
 INITIAL_NO_AUTH_ACTION_COUNT=4 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$tmp/moto.log" 2>&1 &
 moto_pid=$!
-for _ in $(seq 1 100); do
-  "$venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$port)))" 2>/dev/null && break
-  kill -0 "$moto_pid" 2>/dev/null || { echo "moto_server exited:" >&2; cat "$tmp/moto.log" >&2; exit 2; }
-  sleep 0.2
-done
+wait_port "$port" "$moto_pid" "$tmp/moto.log"
 run "pass-through to moto with IAM authentication" env MOTO_ENDPOINT="http://127.0.0.1:$port" STRAIT_BIN="$bin" \
   "$venv/bin/python" "$here/checks.py"
 
@@ -63,10 +67,20 @@ start_strait kinesis-upstream STRAIT_STREAMS__KEY_CHECK=reject \
 trap cleanup EXIT
 upstream="$STRAIT_ENDPOINT"
 "$bin" cert --out "$tmp/cert" --host localhost >/dev/null || exit 2
+# DynamoDB for the KCL applications' lease tables (moto, no authentication), which strait
+# reads and writes too for the Kafka group tied to one of them (the KCL handover scenario).
+dynamo_port="$(free_port)"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$dynamo_port" > "$tmp/dynamo.log" 2>&1 &
+dynamo_pid=$!
+wait_port "$dynamo_port" "$dynamo_pid" "$tmp/dynamo.log"
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$dynamo_port"
+export KCL_HANDOVER_GROUP=kcl-handover KCL_HANDOVER_TABLE=kcl-handover-app
 env STRAIT_DATA_DIR="$tmp/pt-data" STRAIT_BACKEND__TYPE=kinesis STRAIT_BACKEND__KINESIS__ENDPOINT="$upstream" \
   STRAIT_KINESIS__LISTEN=127.0.0.1:0 STRAIT_ADMIN__LISTEN=127.0.0.1:0 \
   STRAIT_KAFKA__LISTEN=127.0.0.1:0 STRAIT_KAFKA__ADVERTISED_ADDRESS=127.0.0.1:0 \
   STRAIT_KINESIS__TLS__CERT="$tmp/cert/cert.pem" STRAIT_KINESIS__TLS__KEY="$tmp/cert/key.pem" \
+  STRAIT_BACKEND__KINESIS__STATE__ENDPOINT="$DYNAMODB_ENDPOINT" \
+  "STRAIT_BACKEND__KINESIS__GROUPS__${KCL_HANDOVER_GROUP}__KCL_LEASE_TABLE=$KCL_HANDOVER_TABLE" \
   AWS_ACCESS_KEY_ID=strait-upstream AWS_SECRET_ACCESS_KEY=strait-upstream-secret \
   "$bin" serve --config "$repo_root/config/strait.yaml" > "$tmp/pt.out" 2> "$tmp/pt.log" &
 pt_pid=$!
@@ -92,7 +106,8 @@ run "AWS SDK for Rust through the pass-through" bash "$repo_root/tests/interop/r
 # through strait's Kafka port on Kinesis (20,000 of its records in the basic h2c run), and the
 # KPL's 20,000 records are read back by a Kafka group through it.
 run "KCL 3 through the pass-through (enhanced fan-out, h2c), with Kafka producers on Kinesis (20,000 records)" \
-  env STRAIT_KAFKA="$pt_kafka" KCL_MODES=h2c KCL_KAFKA_PER_ROUND=5000 bash "$repo_root/tests/interop/kcl/run.sh"
+  env STRAIT_KAFKA="$pt_kafka" KCL_MODES=h2c KCL_KAFKA_PER_ROUND=5000 bash "$repo_root/tests/interop/kcl/run.sh" \
+  basic restart reshard handover
 run "KCL 3 through the pass-through (TLS), with Kafka producers on Kinesis" \
   env STRAIT_KAFKA="$pt_kafka" KCL_MODES=tls bash "$repo_root/tests/interop/kcl/run.sh"
 run "KPL 1 through the pass-through (TLS): 20,000 records read back by a Kafka group on Kinesis" \

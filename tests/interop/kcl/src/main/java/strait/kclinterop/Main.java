@@ -264,7 +264,8 @@ public final class Main {
         createStream(stream, 2);
         Collector col = new Collector();
         try (Producer p = new Producer(env, stream, "handover")) {
-            p.kinesis(Producer.cycle(keys, 0, 1000), "kcl-a");
+            p.kinesis(Producer.cycle(keys, 0, 500), "kcl-a");
+            p.kinesis(Producer.cycle(keys, 500, 500), "kcl-a");
             p.kafka(Producer.cycle(keys, 0, 500), "kcl-a", null);
             Worker a = new Worker(env, stream, app, "handover-A-" + env.runTag, col).start();
             int firstPart = p.sentCount();
@@ -273,7 +274,8 @@ public final class Main {
             Map<String, String> aCheckpoints = col.lastCheckpoints(a.id);
             note("handover: A processed %d of %d and stopped (checkpoints %s)", col.countFor(a.id), firstPart, aCheckpoints);
             // Written while no KCL worker runs: the Kafka group's share.
-            p.kinesis(Producer.cycle(keys, 0, 600), "kafka-group");
+            p.kinesis(Producer.cycle(keys, 0, 500), "kafka-group");
+            p.kinesis(Producer.cycle(keys, 500, 100), "kafka-group");
             p.kafka(Producer.cycle(keys, 0, 400), "kafka-group", null);
             List<Producer.Sent> forKafka = p.sent().stream().filter(x -> x.phase().equals("kafka-group")).toList();
             List<String> kafkaGot = new ArrayList<>();
