@@ -14,6 +14,12 @@ and, for each read mode (fan-out, polling), a strait with backend.type kinesis i
   five groups   five ConsumerPerformance groups read the same topic one after another; the
                 upstream's GetRecords count over the five shows whether they shared one reader
 
+CPU per record is counted for every process of each side (the upstream, loadgen, strait, the
+producer's JVM, whose count includes its start-up), so the table also shows the ceiling this
+2-core machine puts on the ratio: with every process on the same cores, produce / direct can be
+at most (upstream + loadgen CPU per direct record) / (upstream + strait CPU per record through
+strait), a bound that even leaves the producer's own CPU out.
+
 Medians over --repeats go to a table with ratios: stdout and bench/results/kafka-on-kinesis-latest.md.
 """
 
@@ -22,6 +28,7 @@ import datetime
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -91,6 +98,7 @@ def one_run(rep, tmp_root):
     up = Proc("upstream", run_dir, base_env(os.path.join(run_dir, "upstream")))
     try:
         endpoint = "http://" + up.addr["kinesis"]
+        up0, kids0 = tree_cpu_s(up.proc.pid), children_cpu_s()
         lg = subprocess.run([LOADGEN_BIN, "--endpoint", endpoint, "--stream", f"direct-{rep}", "--shards",
                              str(ARGS.partitions), "--records", str(ARGS.records), "--record-size",
                              str(ARGS.record_size), "--skip-get", "--quiet"],
@@ -99,6 +107,8 @@ def one_run(rep, tmp_root):
             raise RuntimeError(f"loadgen: {lg.stderr[-500:]}")
         direct = json.loads(lg.stdout.strip().splitlines()[-1])
         res["direct_rps"] = direct["put_records_per_s"]
+        res["direct_upstream_cpu_us"] = round((tree_cpu_s(up.proc.pid) - up0) / ARGS.records * 1e6, 2)
+        res["direct_loadgen_cpu_us"] = round((children_cpu_s() - kids0) / ARGS.records * 1e6, 2)
         log(f"run {rep + 1}: direct PutRecords {res['direct_rps']:,.0f} rec/s")
         for mode in MODES:
             env = base_env(os.path.join(run_dir, f"strait-{mode}"))
@@ -137,7 +147,7 @@ def measure(s, up, mode, rep, run_dir, res):
                          str(ARGS.partitions), "--replication-factor", "1"], timeout=120)
     if f"Created topic {topic}" not in out:
         raise RuntimeError(f"TopicCommand: {out.strip()} {err.strip()[-300:]}")
-    c0 = tree_cpu_s(pid)
+    c0, up0, kids0 = tree_cpu_s(pid), tree_cpu_s(up.proc.pid), children_cpu_s()
     out, err = run_tool(ARGS, run_dir, f"producer-{mode}", "org.apache.kafka.tools.ProducerPerformance",
                         ["--bootstrap-server", b, "--topic", topic, "--num-records", str(records),
                          "--record-size", str(ARGS.record_size), "--throughput", "-1",
@@ -148,6 +158,8 @@ def measure(s, up, mode, rep, run_dir, res):
     if p["records_sent"] != records:
         raise RuntimeError(f"ProducerPerformance acknowledged {p['records_sent']} of {records}")
     cpu = tree_cpu_s(pid) - c0
+    res[f"{mode}_upstream_cpu_us"] = round((tree_cpu_s(up.proc.pid) - up0) / records * 1e6, 2)
+    res[f"{mode}_producer_cpu_us"] = round((children_cpu_s() - kids0) / records * 1e6, 2)
     res[f"{mode}_produce_rps"] = p["records_per_s"]
     res[f"{mode}_produce_p50_ms"] = p["lat_p50_ms"]
     res[f"{mode}_produce_p99_ms"] = p["lat_p99_ms"]
@@ -168,6 +180,20 @@ def measure(s, up, mode, rep, run_dir, res):
     res[f"{mode}_five_groups_get_records"] = get_records_calls(up.addr["admin"]) - calls0
     log(f"  {mode}: consume {rates[0]:,.0f} rec/s (first group); five groups cost "
         f"{res[f'{mode}_five_groups_get_records']} upstream GetRecords calls")
+
+
+def children_cpu_s():
+    """CPU seconds of every child process this script has waited for (loadgen, the Kafka tools)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def ceiling(runs, mode):
+    """The most produce / direct can be when every process shares the same cores (the
+    producer's own CPU left out, so the bound is generous)."""
+    direct = (med(runs, "direct_upstream_cpu_us") or 0) + (med(runs, "direct_loadgen_cpu_us") or 0)
+    through = sum(med(runs, f"{mode}_{k}") or 0 for k in ("upstream_cpu_us", "cpu_us_per_record"))
+    return direct / through if direct and through else None
 
 
 def med(rs, key):
@@ -206,6 +232,15 @@ def render(runs, started):
         f"{f(med(runs, 'polling_produce_p99_ms'), 1)} | |",
         f"| strait CPU µs per produced record | {f(med(runs, 'fan-out_cpu_us_per_record'), 2)} | "
         f"{f(med(runs, 'polling_cpu_us_per_record'), 2)} | ≤ 2 |",
+        f"| CPU µs per record: upstream + loadgen (direct) | {f(med(runs, 'direct_upstream_cpu_us'), 2)} + "
+        f"{f(med(runs, 'direct_loadgen_cpu_us'), 2)} | same | |",
+        f"| CPU µs per record: upstream + strait + producer JVM incl. start-up (through strait) | "
+        f"{f(med(runs, 'fan-out_upstream_cpu_us'), 2)} + {f(med(runs, 'fan-out_cpu_us_per_record'), 2)} + "
+        f"{f(med(runs, 'fan-out_producer_cpu_us'), 2)} | {f(med(runs, 'polling_upstream_cpu_us'), 2)} + "
+        f"{f(med(runs, 'polling_cpu_us_per_record'), 2)} + {f(med(runs, 'polling_producer_cpu_us'), 2)} | |",
+        f"| ceiling on produce / direct on these shared cores: (upstream + loadgen) / (upstream + strait) | "
+        f"{f(ceiling(runs, 'fan-out'), 2)}× | "
+        f"{f(ceiling(runs, 'polling'), 2)}× | |",
         f"| consume rec/s (one group) | {f(med(runs, 'fan-out_consume_rps'))} | {f(med(runs, 'polling_consume_rps'))} | |",
         f"| upstream GetRecords calls for five groups reading the topic | {f(med(runs, 'fan-out_five_groups_get_records'))} | "
         f"{f(med(runs, 'polling_five_groups_get_records'))} | one reader |",

@@ -4,7 +4,7 @@
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
 # Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat
-# kinesis-backend kafka-on-kinesis kafka-backend helm)
+# kafka-connect kinesis-backend kafka-on-kinesis kafka-backend helm)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,6 +80,11 @@ fi
 if wanted kcat && [ -f "$repo/tests/interop/kcat/run.sh" ]; then
   step "kafka interop: kcat (Debian, librdkafka 2.0)"
   suite kcat-interop bash "$repo/tests/interop/kcat/run.sh"
+fi
+
+if wanted kafka-connect && [ -f "$repo/tests/interop/kafka-connect/run.sh" ]; then
+  step "kafka interop: Kafka Connect (standalone worker, a source and a sink connector)"
+  suite kafka-connect-interop env M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-connect/run.sh"
 fi
 
 if wanted kinesis-backend && [ -f "$repo/tests/interop/kinesis-backend/run.sh" ]; then

@@ -39,6 +39,8 @@ const MERGE_MAX_BYTES: u64 = 2 << 20;
 const PUSH_WAIT: Duration = Duration::from_millis(100);
 /// Recently indexed records' sequence numbers, so a producer finds the offset its record got.
 const RECENT_KEPT: usize = 20_000;
+/// The index file is rewritten without trimmed chunks once this many are gone.
+const PRUNE_LINES: usize = 1_000;
 
 /// A run of records read from the shard in one page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,9 +106,68 @@ struct Index {
     /// The end of the chunks written to the index file. The chunk after it is still growing;
     /// after a crash its records are read again and numbered the same.
     persisted_end: i64,
+    /// Chunks dropped below the trim horizon since the file was last rewritten.
+    pruned: usize,
 }
 
 impl Index {
+    /// The index an index file holds, and how many of its bytes are whole lines that follow
+    /// on. Lines are only ever appended, so the first line that is cut short (a crash
+    /// mid-write) or does not follow on ends the index; the file is cut there, and what those
+    /// lines indexed is read again and numbered the same. The first line may start past 0:
+    /// chunks below the trim horizon are pruned from the file.
+    fn load(text: &str) -> (Index, usize) {
+        let mut index = Index::default();
+        let mut kept = 0;
+        for line in text.split_inclusive('\n') {
+            let chunk = line
+                .strip_suffix('\n')
+                .and_then(Chunk::parse)
+                .filter(|c| c.base == index.next_offset || index.chunks.is_empty());
+            let Some(chunk) = chunk else { break };
+            kept += line.len();
+            index.next_offset = chunk.end();
+            index.chunks.insert(chunk.base, chunk);
+        }
+        index.log_start = index.chunks.keys().next().copied().unwrap_or(0);
+        index.persisted_end = index.next_offset;
+        (index, kept)
+    }
+
+    /// Forgets the chunks wholly below `start` except the newest, and the newest written to
+    /// the file (a restart resumes reading after it); returns how many went.
+    fn prune_below(&mut self, start: i64) -> usize {
+        let persisted_end = self.persisted_end;
+        let newest = self.chunks.keys().next_back().copied();
+        let newest_written = self
+            .chunks
+            .values()
+            .rev()
+            .find(|c| c.end() <= persisted_end)
+            .map(|c| c.base);
+        let gone: Vec<i64> = self
+            .chunks
+            .values()
+            .filter(|c| {
+                c.end() <= start && Some(c.base) != newest && Some(c.base) != newest_written
+            })
+            .map(|c| c.base)
+            .collect();
+        for base in &gone {
+            self.chunks.remove(base);
+        }
+        gone.len()
+    }
+
+    /// The file's text for the chunks held that were written to it.
+    fn file_text(&self) -> String {
+        self.chunks
+            .values()
+            .filter(|c| c.end() <= self.persisted_end)
+            .map(Chunk::line)
+            .collect()
+    }
+
     fn last_seq(&self) -> Option<&str> {
         self.chunks
             .values()
@@ -176,20 +237,8 @@ impl Tail {
         let context = || format!("offset index {}", file.display());
         match std::fs::read_to_string(&file) {
             Ok(text) => {
-                // Lines are only ever appended, so the first line that is cut short (a crash
-                // mid-write) or does not follow on ends the index; the file is cut there, and
-                // what those lines indexed is read again and numbered the same.
-                let mut kept = 0;
-                for line in text.split_inclusive('\n') {
-                    let chunk = line
-                        .strip_suffix('\n')
-                        .and_then(Chunk::parse)
-                        .filter(|c| c.base == index.next_offset);
-                    let Some(chunk) = chunk else { break };
-                    kept += line.len();
-                    index.next_offset = chunk.end();
-                    index.chunks.insert(chunk.base, chunk);
-                }
+                let kept;
+                (index, kept) = Index::load(&text);
                 if kept < text.len() {
                     tracing::warn!(file = %file.display(), kept, len = text.len(), "offset index cut after its last whole line");
                     std::fs::OpenOptions::new()
@@ -198,8 +247,6 @@ impl Tail {
                         .and_then(|f| f.set_len(kept as u64))
                         .map_err(|e| StorageError::io(context(), e))?;
                 }
-                index.log_start = index.chunks.keys().next().copied().unwrap_or(0);
-                index.persisted_end = index.next_offset;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io(context(), e)),
@@ -701,14 +748,39 @@ impl Tail {
         wanted.map(Some).ok_or_else(short)
     }
 
-    /// Records below `offset` have left the shard.
+    /// Records below `offset` have left the shard: the log start moves up, and the index
+    /// forgets the chunks wholly below it (all but the newest, which says where reading goes
+    /// on), in memory at once and in its file once `PRUNE_LINES` of them are gone.
     fn trimmed_from(&self, offset: i64) {
         let mut i = self.index.write();
         let start = offset.min(i.next_offset);
-        if start > i.log_start {
-            tracing::info!(stream = %self.stream, partition = self.partition, log_start = start, "records past the stream's retention are gone");
-            i.log_start = start;
+        if start <= i.log_start {
+            return;
         }
+        tracing::info!(stream = %self.stream, partition = self.partition, log_start = start, "records past the stream's retention are gone");
+        i.log_start = start;
+        i.pruned += i.prune_below(start);
+        if i.pruned >= PRUNE_LINES {
+            match self.rewrite(&i) {
+                Ok(()) => i.pruned = 0,
+                Err(e) => {
+                    tracing::warn!(file = %self.file.display(), error = %e, "cannot rewrite the offset index without its trimmed chunks")
+                }
+            }
+        }
+    }
+
+    /// Writes the index file again with the chunks still held that were written to it
+    /// (a new file renamed over the old, so a crash leaves one or the other).
+    fn rewrite(&self, i: &Index) -> StorageResult<()> {
+        let context = || format!("offset index {}", self.file.display());
+        let tmp = self.file.with_extension("idx.tmp");
+        let text = i.file_text();
+        let mut f = std::fs::File::create(&tmp).map_err(|e| StorageError::io(context(), e))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| StorageError::io(context(), e))?;
+        std::fs::rename(&tmp, &self.file).map_err(|e| StorageError::io(context(), e))
     }
 
     /// Records before `first_kept` have left the shard: the log start moves to the first
@@ -799,6 +871,42 @@ mod tests {
         assert_eq!(Chunk::parse(c.line().trim_end()), Some(c));
         assert_eq!(Chunk::parse("1 0 5 5 0 1"), None);
         assert_eq!(Chunk::parse("1 2 5"), None);
+    }
+
+    #[test]
+    fn trimmed_chunks_leave_the_index_and_a_pruned_file_loads_again() {
+        let chunk = |base: i64| Chunk {
+            base,
+            count: 10,
+            first_seq: format!("{}", 1000 + base),
+            last_seq: format!("{}", 1000 + base + 9),
+            max_ts: base,
+            bytes: 100,
+        };
+        let text: String = (0..5).map(|n| chunk(n * 10).line()).collect();
+        let (mut index, kept) = Index::load(&text);
+        assert_eq!(
+            (kept, index.next_offset, index.log_start),
+            (text.len(), 50, 0)
+        );
+        // Trimmed up to 35: chunks 0, 10 and 20 go; 30 holds the start.
+        assert_eq!(index.prune_below(35), 3);
+        assert_eq!(
+            index.chunks.keys().copied().collect::<Vec<_>>(),
+            vec![30, 40]
+        );
+        let (again, kept) = Index::load(&index.file_text());
+        assert_eq!(kept, index.file_text().len());
+        assert_eq!((again.next_offset, again.log_start), (50, 30));
+        assert_eq!(again.last_seq(), Some("1049"));
+        // Everything trimmed: the newest chunk stays, so reading goes on after it.
+        let (mut all, _) = Index::load(&text);
+        assert_eq!(all.prune_below(50), 4);
+        assert_eq!(all.chunks.keys().copied().collect::<Vec<_>>(), vec![40]);
+        // A line that does not follow on still ends the index.
+        let gap = format!("{}{}", chunk(30).line(), chunk(50).line());
+        let (cut, kept) = Index::load(&gap);
+        assert_eq!((cut.next_offset, kept), (40, chunk(30).line().len()));
     }
 
     #[test]

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # The Kafka client suites strait runs on its embedded backend (Apache Kafka's Java clients and
-# kafka-consumer-groups, franz-go, kcat), run again with backend.type kinesis: a strait reading
+# kafka-consumer-groups, franz-go, kcat, Kafka Connect), run again with backend.type kinesis: a strait reading
 # by enhanced fan-out in front of strait's embedded backend as the upstream (the only upstream
 # with enhanced fan-out; no throttling, so the suites' 10,000-record runs take seconds).
 # STRAIT_BACKEND=kinesis tells each suite which checks need what Kinesis cannot do; those are
 # skipped with the reason printed (records carry arrival times, partitions are shards, a Kinesis
 # PutRecord is routed by MD5).
-#   tests/interop/kafka-on-kinesis/suites.sh [kafka-java franz-go kcat]
+#   tests/interop/kafka-on-kinesis/suites.sh [kafka-java franz-go kcat kafka-connect]
 # Caches: .cache/m2 (M2_REPO), .cache/go.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$here/../../.." && pwd)"
 bin="${STRAIT_BIN:-$repo_root/target/debug/strait}"
 export M2_REPO="${M2_REPO:-$repo_root/.cache/m2}"
-suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(kafka-java franz-go kcat)
+suites=("$@"); [ ${#suites[@]} -gt 0 ] || suites=(kafka-java franz-go kcat kafka-connect)
 
 tmp="$(mktemp -d /tmp/strait-kafka-suites-on-kinesis.XXXXXX)"; front_pid=""
 source "$repo_root/tests/interop/lib/strait.sh"
@@ -56,6 +56,7 @@ for s in "${suites[@]}"; do
     kafka-java) bash "$repo_root/tests/interop/kafka-java/run.sh" ;;
     franz-go) bash "$repo_root/tests/interop/franz-go/run.sh" ;;
     kcat) bash "$repo_root/tests/interop/kcat/run.sh" ;;
+    kafka-connect) bash "$repo_root/tests/interop/kafka-connect/run.sh" ;;
     *) echo "unknown suite $s" >&2; false ;;
   esac || failures+=("$s")
 done
