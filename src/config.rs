@@ -19,8 +19,34 @@ pub struct Config {
     pub backend: BackendConfig,
     pub streams: StreamsConfig,
     pub admin: AdminConfig,
+    pub limits: LimitsConfig,
     /// At SIGTERM, how long in-flight requests may take before connections are closed.
     pub shutdown_grace_secs: u64,
+}
+
+/// What one client may hold of strait: connections, and time spent idle or sending a request.
+/// Applies to the Kinesis, Kafka and admin listeners.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Per listener; a connection beyond it is closed at once. Clamped at start so all
+    /// listeners together stay below the process's open-file limit.
+    pub max_connections: usize,
+    /// A connection with no request in flight for this long is closed (Kafka's
+    /// connections.max.idle.ms default); an enhanced fan-out stream is a request in flight.
+    pub idle_timeout_secs: u64,
+    /// An HTTP request's head and body, or a whole Kafka frame, must arrive within this.
+    pub request_read_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 10_000,
+            idle_timeout_secs: 600,
+            request_read_timeout_secs: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +367,7 @@ impl Default for Config {
             backend: BackendConfig::default(),
             streams: StreamsConfig::default(),
             admin: AdminConfig::default(),
+            limits: LimitsConfig::default(),
             shutdown_grace_secs: 30,
         }
     }
@@ -403,13 +430,14 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "kinesis",
     "kafka",
     "backend",
+    "limits",
     "streams",
     "admin",
     "shutdown_grace_secs",
 ];
 
 /// The top-level keys that hold a section rather than a value.
-const SECTIONS: &[&str] = &["kinesis", "kafka", "backend", "streams", "admin"];
+const SECTIONS: &[&str] = &["kinesis", "kafka", "backend", "streams", "admin", "limits"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -668,6 +696,16 @@ impl Config {
                     ),
                 );
             }
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            return bad("limits.max_connections", "must be at least 1".into());
+        }
+        if l.idle_timeout_secs == 0 || l.request_read_timeout_secs == 0 {
+            return bad(
+                "limits.idle_timeout_secs, limits.request_read_timeout_secs",
+                "must be at least 1 second".into(),
+            );
         }
         if !(1..=10_000).contains(&self.streams.default_shard_count) {
             return bad(

@@ -33,6 +33,10 @@ pub async fn run(
         let _ = close.send(true);
     });
     observe::metrics().set_per_stream(config.admin.per_stream_metrics);
+    let listeners = 1
+        + usize::from(!config.kafka.listen.is_empty())
+        + usize::from(!config.admin.listen.is_empty());
+    listener::set_limits(&config.limits, listeners, listener::open_file_limit());
     let ready = Arc::new(observe::admin::Readiness::default());
     // The admin listener comes up first, so probes answer (not ready) while the catalog loads.
     let admin = if config.admin.listen.is_empty() {

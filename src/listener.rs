@@ -1,16 +1,75 @@
 //! The accept loop the listeners share: accept until shutdown, TCP_NODELAY, one task per
 //! connection, each counted in a `Connections` so shutdown can wait for them to finish. A
 //! failed accept (e.g. out of file descriptors) is logged and retried after a pause rather
-//! than spinning.
+//! than spinning. The `limits` section applies here: connections beyond
+//! `max_connections` are closed at once, and `activity.rs` tells when a connection has been
+//! idle too long.
+
+mod activity;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+
+pub use activity::{Activity, Tracked};
+
+/// The process's limits on client connections (`limits`), set once at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub idle: Duration,
+    pub read: Duration,
+}
+
+static LIMITS: OnceLock<Limits> = OnceLock::new();
+
+/// Sets the limits from the configuration, with `max_connections` clamped so `listeners`
+/// listeners at their cap stay below the open-file limit `nofile` (leaving room for files
+/// and upstream connections).
+pub fn set_limits(c: &crate::config::LimitsConfig, listeners: usize, nofile: Option<u64>) {
+    let mut max = c.max_connections;
+    if let Some(nofile) = nofile {
+        let room = (nofile.saturating_sub(256) / listeners.max(1) as u64).max(1) as usize;
+        if max > room {
+            tracing::warn!(
+                configured = max,
+                open_file_limit = nofile,
+                clamped = room,
+                "limits.max_connections is above what the open-file limit allows; clamped"
+            );
+            max = room;
+        }
+    }
+    let _ = LIMITS.set(Limits {
+        max_connections: max,
+        idle: Duration::from_secs(c.idle_timeout_secs),
+        read: Duration::from_secs(c.request_read_timeout_secs),
+    });
+}
+
+/// The limits in force (the defaults until `set_limits`).
+pub fn limits() -> Limits {
+    *LIMITS.get_or_init(|| {
+        let d = crate::config::LimitsConfig::default();
+        Limits {
+            max_connections: d.max_connections,
+            idle: Duration::from_secs(d.idle_timeout_secs),
+            read: Duration::from_secs(d.request_read_timeout_secs),
+        }
+    })
+}
+
+/// The soft open-file limit of this process (Linux: /proc/self/limits).
+pub fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
 
 /// Live connections of the listeners, for draining at shutdown.
 #[derive(Default)]
@@ -67,6 +126,8 @@ pub async fn accept_until<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     tokio::pin!(shutdown);
+    // This listener's own connections, against limits.max_connections.
+    let mine = Arc::new(Connections::default());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -79,8 +140,14 @@ pub async fn accept_until<F, Fut>(
             },
             _ = &mut shutdown => break,
         };
+        if mine.live() >= limits().max_connections {
+            crate::observe::metrics().connection_closed(what, "refused");
+            tracing::debug!(listener = what, %peer, "over limits.max_connections; closed");
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
-        let live = conns.enter();
+        let live = (conns.enter(), mine.enter());
         let served = on_connection(stream, peer);
         tokio::spawn(async move {
             served.await;

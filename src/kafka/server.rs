@@ -54,9 +54,11 @@ async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>, closing: Closing) -> 
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    let limits = crate::listener::limits();
     loop {
         // Between requests is where a closing connection stops: a request already being
-        // read is answered first.
+        // read is answered first. It is also where a connection is idle (Kafka's
+        // connections.max.idle.ms).
         if *closing.borrow() {
             return Ok(());
         }
@@ -66,11 +68,24 @@ async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>, closing: Closing) -> 
                 Err(_) => return Ok(()),
             },
             _ = crate::listener::closed(closing.clone()), if rd.buffer().is_empty() => return Ok(()),
+            _ = tokio::time::sleep(limits.idle) => {
+                crate::observe::metrics().connection_closed("kafka", "idle");
+                return Ok(());
+            }
         };
-        // A request has at least its API key, version and correlation id.
-        let frame = frame::read_payload(&mut rd, len, 8, ctx.max_frame_bytes)
-            .await
-            .map_err(|e| format!("reading a frame: {e}"))?;
+        // A request has at least its API key, version and correlation id; it must arrive
+        // whole within limits.request_read_timeout_secs.
+        let read = frame::read_payload(&mut rd, len, 8, ctx.max_frame_bytes);
+        let frame = match tokio::time::timeout(limits.read, read).await {
+            Ok(frame) => frame.map_err(|e| format!("reading a frame: {e}"))?,
+            Err(_) => {
+                crate::observe::metrics().connection_closed("kafka", "read_timeout");
+                return Err(format!(
+                    "a {len}-byte frame did not arrive within {} s",
+                    limits.read.as_secs()
+                ));
+            }
+        };
         let Some(out) = respond(&ctx, &client, frame).await? else {
             continue;
         };

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::auth;
 use super::error::ApiError;
 use super::ops::{self, Ctx, EventStream, Handler};
-use crate::listener::{Closing, Connections};
+use crate::listener::{Activity, Closing, Connections, Tracked};
 use crate::protocol::kinesis::codec::{self, Protocol};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -75,23 +75,29 @@ pub async fn serve(
         let closing = closing.clone();
         async move {
             let _open = crate::observe::metrics::ConnectionGuard::new("kinesis");
+            let limits = crate::listener::limits();
+            let activity = Arc::new(Activity::default());
+            let requests = activity.clone();
             let svc = tower::service_fn(move |req| {
                 let api = api.clone();
+                // In flight until its answer, an event stream included, has been sent.
+                let in_flight = requests.start();
                 async move {
-                    match api {
+                    let answer = match api {
                         Api::Local(ctx) => handle(ctx, max_body, req).await,
                         Api::Forward(forward) => forward(max_body, req).await,
-                    }
+                    };
+                    answer.map(|r| r.map(|b| Tracked::new(b, in_flight).boxed_unsync()))
                 }
             });
             let svc = TowerToHyperService::new(svc);
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            // HTTP/1.1 connections that do not finish a request head within a minute, idle
-            // ones included, are closed; idle HTTP/2 connections are pinged.
+            // An HTTP/1.1 request head must arrive within limits.request_read_timeout_secs;
+            // idle HTTP/2 connections are pinged (and closed when idle, below).
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
+                .header_read_timeout(limits.read);
             builder
                 .http2()
                 .timer(TokioTimer::new())
@@ -109,6 +115,8 @@ pub async fn serve(
             };
             // Once shutdown begins a connection finishes what is in flight (HTTP/1.1: the
             // current response, then close; HTTP/2: GOAWAY, open streams run to their end).
+            // A connection with no request in flight for limits.idle_timeout_secs is closed
+            // the same way.
             macro_rules! until_drained {
                 ($io:expr) => {{
                     let conn = builder.serve_connection(TokioIo::new($io), svc);
@@ -116,6 +124,11 @@ pub async fn serve(
                     tokio::select! {
                         served = conn.as_mut() => served,
                         _ = crate::listener::closed(closing) => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                        _ = activity.idle_for(limits.idle) => {
+                            crate::observe::metrics().connection_closed("kinesis", "idle");
                             conn.as_mut().graceful_shutdown();
                             conn.await
                         }
@@ -134,7 +147,6 @@ pub async fn serve(
     .await;
 }
 
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// A new connection must send its first byte, and a TLS client finish its handshake, in time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -259,9 +271,23 @@ async fn dispatch(
 
 /// A request body, whole, refused past `max_body` bytes.
 pub(super) async fn read_body(body: Incoming, max_body: usize) -> Result<Bytes, ApiError> {
-    Ok(Limited::new(body, max_body)
-        .collect()
+    // A declared length over the limit is refused before any of it is read.
+    if http_body::Body::size_hint(&body).lower() > max_body as u64 {
+        return Err(ApiError::serialization(format!(
+            "Request body exceeds the limit of {max_body} bytes."
+        )));
+    }
+    let read = crate::listener::limits().read;
+    let collected = tokio::time::timeout(read, Limited::new(body, max_body).collect())
         .await
+        .map_err(|_| {
+            crate::observe::metrics().connection_closed("kinesis", "read_timeout");
+            ApiError::serialization(format!(
+                "The request body did not arrive within {} s.",
+                read.as_secs()
+            ))
+        })?;
+    Ok(collected
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()

@@ -64,10 +64,34 @@ pub async fn serve(listener: TcpListener, ready: Arc<Readiness>, closing: Closin
     crate::listener::accept_until(listener, "admin", conns, shutdown, move |stream, _peer| {
         let ready = ready.clone();
         async move {
-            let svc = tower::service_fn(move |req| answer(ready.clone(), req));
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-                .await;
+            let limits = crate::listener::limits();
+            let activity = Arc::new(crate::listener::Activity::default());
+            let requests = activity.clone();
+            let svc = tower::service_fn(move |req| {
+                let in_flight = requests.start();
+                let answered = answer(ready.clone(), req);
+                async move {
+                    answered
+                        .await
+                        .map(|r| r.map(|b| crate::listener::Tracked::new(b, in_flight)))
+                }
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.read);
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = activity.idle_for(limits.idle) => {
+                    crate::observe::metrics().connection_closed("admin", "idle");
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
         }
     })
     .await;

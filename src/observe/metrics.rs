@@ -38,6 +38,8 @@ pub struct Metrics {
     pub undecodable_batches: IntCounterVec,
     /// Open client connections by protocol.
     pub connections: IntGaugeVec,
+    /// Connections strait closed itself, by listener and why (refused, idle, read_timeout).
+    pub connections_closed: IntCounterVec,
     pub efo_subscriptions: IntGauge,
     /// Group-commit fdatasync calls of the embedded log (`fsync: always`).
     pub fsync_seconds: Histogram,
@@ -173,6 +175,12 @@ impl Metrics {
                 "Record bytes read, by protocol and stream.",
                 &["protocol", "stream"],
             ),
+            connections_closed: counter(
+                &r,
+                "strait_connections_closed_total",
+                "Connections strait closed itself, by listener and reason: refused (over limits.max_connections), idle (limits.idle_timeout_secs), read_timeout (limits.request_read_timeout_secs).",
+                &["listener", "reason"],
+            ),
             connections: gauge(
                 &r,
                 "strait_connections",
@@ -267,6 +275,12 @@ impl Metrics {
                 .request_seconds
                 .with_label_values(&[protocol, operation]),
         }
+    }
+
+    pub fn connection_closed(&self, listener: &str, reason: &str) {
+        self.connections_closed
+            .with_label_values(&[listener, reason])
+            .inc();
     }
 
     pub fn error(&self, protocol: &str, error: &str) {

@@ -237,12 +237,19 @@ impl Passthrough {
         wr: &mut BufWriter<impl AsyncWrite + Unpin>,
         owed: &mpsc::Sender<Owed>,
     ) -> Result<(), String> {
+        let idle = crate::listener::limits().idle;
         loop {
             let frame = tokio::select! {
                 f = frame::read_frame(rd, self.max_frame_bytes) => f.map_err(|e| e.to_string())?,
                 _ = crate::listener::closed(self.closing.clone()), if rd.buffer().is_empty() => None,
                 // The broker side failed: stop reading requests nobody will answer.
                 _ = owed.closed() => None,
+                // No request for limits.idle_timeout_secs (a frame cut off by the timer is
+                // not read on: the connection ends here).
+                _ = tokio::time::sleep(idle) => {
+                    crate::observe::metrics().connection_closed("kafka", "idle");
+                    None
+                }
             };
             let Some(frame) = frame else {
                 wr.flush().await.map_err(|e| e.to_string())?;

@@ -1,0 +1,140 @@
+//! `limits` over the real binary: connections beyond `max_connections` are closed at once,
+//! idle ones after `idle_timeout_secs`, and a request that trickles in after
+//! `request_read_timeout_secs`, on the Kinesis, Kafka and admin listeners; each is counted.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+fn limited() -> Server {
+    Server::start_with(&[
+        ("STRAIT_LIMITS__MAX_CONNECTIONS", "4"),
+        ("STRAIT_LIMITS__IDLE_TIMEOUT_SECS", "2"),
+        ("STRAIT_LIMITS__REQUEST_READ_TIMEOUT_SECS", "1"),
+    ])
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// How long until strait closes the connection (EOF or reset), reading whatever it sends.
+fn closed_after(s: &mut TcpStream) -> Duration {
+    let t0 = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return t0.elapsed(),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn metric(s: &Server, listener: &str, reason: &str) -> u64 {
+    let mut c = connect(s.admin_port);
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    let needle =
+        format!("strait_connections_closed_total{{listener=\"{listener}\",reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&needle)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_at_once_and_idle_ones_later() {
+    let s = limited();
+    for port in [s.kafka_port, s.port, s.admin_port] {
+        let mut held: Vec<TcpStream> = (0..4).map(|_| connect(port)).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut extra = connect(port);
+        let t = closed_after(&mut extra);
+        assert!(
+            t < Duration::from_secs(1),
+            "port {port}: the 5th connection lived {t:?}"
+        );
+        // The four said nothing: closed once idle for 2 s, not before.
+        let t = closed_after(&mut held[0]);
+        assert!(
+            t >= Duration::from_millis(1200) && t < Duration::from_secs(6),
+            "port {port}: an idle connection closed after {t:?}"
+        );
+        for c in &mut held[1..] {
+            closed_after(c);
+        }
+        // Room again.
+        let mut again = connect(port);
+        let t = closed_after(&mut again);
+        assert!(
+            t >= Duration::from_millis(1200),
+            "port {port}: refused after the idle ones left ({t:?})"
+        );
+    }
+    assert!(metric(&s, "kafka", "refused") >= 1);
+    assert!(metric(&s, "kinesis", "refused") >= 1);
+    assert!(metric(&s, "kafka", "idle") >= 4);
+    assert!(metric(&s, "kinesis", "idle") >= 4);
+}
+
+#[test]
+fn a_request_that_trickles_in_is_cut_off() {
+    let s = limited();
+    // Kafka: a frame of 100 bytes of which 3 come.
+    let mut k = connect(s.kafka_port);
+    k.write_all(&100i32.to_be_bytes()).unwrap();
+    k.write_all(&[0, 18, 0]).unwrap();
+    let t = closed_after(&mut k);
+    assert!(
+        t < Duration::from_secs(3),
+        "a stalled Kafka frame held the connection {t:?}"
+    );
+    assert!(metric(&s, "kafka", "read_timeout") >= 1);
+    // Kinesis: a head that never ends.
+    let mut h = connect(s.port);
+    h.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let t = closed_after(&mut h);
+    assert!(
+        t < Duration::from_secs(4),
+        "a stalled request head held the connection {t:?}"
+    );
+    // Kinesis: a body that never comes, under its declared length.
+    let mut b = connect(s.port);
+    b.write_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let t0 = Instant::now();
+    let _ = b.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "a stalled body held the connection {:?}",
+        t0.elapsed()
+    );
+    assert!(text.contains("SerializationException"), "{text}");
+    // A declared length over kinesis.max_body_bytes is refused before any of it comes.
+    let mut big = connect(s.port);
+    big.write_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\nContent-Length: 99999999999\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = [0u8; 512];
+    let t0 = Instant::now();
+    let n = big.read(&mut head).unwrap();
+    let text = String::from_utf8_lossy(&head[..n]);
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "answered after {:?}",
+        t0.elapsed()
+    );
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+}
