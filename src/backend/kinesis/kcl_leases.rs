@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::client::{storage_error, AwsJsonClient};
 use super::log::KinesisLog;
-use crate::backend::{ExternalOffsets, Refusal, StorageError, StorageResult};
+use crate::backend::{ExternalOffsets, StorageError, StorageResult};
 use crate::protocol::kinesis::shard_ids::parse_shard_id;
 
 pub struct KclLeaseTables {
@@ -197,15 +197,11 @@ impl ExternalOffsets for KclLeaseTables {
             if (checkpoint.as_str(), sub) == (lease.checkpoint.as_str(), lease.sub) {
                 continue;
             }
-            if lease.checkpoint == "SHARD_END" && checkpoint != "SHARD_END" {
-                return Err(StorageError::Refused {
-                    code: -1,
-                    class: Refusal::InvalidArgument,
-                    message: format!(
-                        "lease {} in {table} is at SHARD_END; a KCL checkpoint never goes back from it",
-                        lease.key
-                    ),
-                });
+            // KCL never moves a finished shard's checkpoint back; a group that went back to
+            // re-read it keeps strait's own commit only.
+            if lease.checkpoint == "SHARD_END" {
+                tracing::debug!(%table, lease = %lease.key, "lease at SHARD_END; checkpoint left");
+                continue;
             }
             self.write_checkpoint(table, &lease.key, &checkpoint, sub)
                 .await?;

@@ -462,9 +462,9 @@ impl KinesisLog {
         if tail.ended() && offset >= offsets.high_watermark {
             return Ok(("SHARD_END".into(), 0));
         }
-        tail.record_at(offset - 1).ok_or_else(|| {
+        tail.record_at(offset - 1).await?.ok_or_else(|| {
             StorageError::Unavailable(format!(
-                "offset {} of {stream}/{partition} is not among the recent records whose sequence numbers strait keeps",
+                "offset {} of {stream}/{partition} is not in the index (below the trim horizon?)",
                 offset - 1
             ))
         })

@@ -538,26 +538,47 @@ impl Tail {
     pub async fn offset_of(&self, seq: &str, deadline: Instant) -> StorageResult<i64> {
         loop {
             let seen = self.grown.subscribe();
-            {
+            // Some(Ok(offset)) from the recent records; Some(Err(chunk)) read longer ago.
+            let found: Option<Result<i64, Option<Chunk>>> = {
                 let i = self.index.read();
                 if i.last_seq().is_some_and(|last| cmp_seq(last, seq).is_ge()) {
-                    let at = i
-                        .recent
-                        .binary_search_by(|(s, _)| cmp_seq(s, seq))
-                        .map_err(|_| {
-                            StorageError::Unavailable(format!(
-                                "record {seq} of {}/{} was read but its offset is no longer at hand",
-                                self.stream, self.shard_id
-                            ))
-                        })?;
-                    return Ok(i.recent[at].1);
-                }
-                if i.ended {
+                    Some(match i.recent.binary_search_by(|(s, _)| cmp_seq(s, seq)) {
+                        Ok(at) => Ok(i.recent[at].1),
+                        Err(_) => Err(i
+                            .chunks
+                            .values()
+                            .find(|c| cmp_seq(&c.last_seq, seq).is_ge())
+                            .cloned()),
+                    })
+                } else if i.ended {
                     return Err(StorageError::Unavailable(format!(
                         "record {seq} is not in the closed shard {}/{}",
                         self.stream, self.shard_id
                     )));
+                } else {
+                    None
                 }
+            };
+            match found {
+                Some(Ok(offset)) => return Ok(offset),
+                // Read longer ago than the recent records kept: from its chunk.
+                Some(Err(chunk)) => {
+                    let positions = match chunk {
+                        Some(c) => self.chunk_positions(&c).await?,
+                        None => Vec::new(),
+                    };
+                    return positions
+                        .iter()
+                        .find(|(s, _)| s == seq)
+                        .map(|(_, first)| *first)
+                        .ok_or_else(|| {
+                            StorageError::Unavailable(format!(
+                                "record {seq} is not in {}/{} where the index places it",
+                                self.stream, self.shard_id
+                            ))
+                        });
+                }
+                None => {}
             }
             if Instant::now() >= deadline {
                 return Err(StorageError::Unavailable(format!(
@@ -574,16 +595,91 @@ impl Tail {
     }
 
     /// The record at `offset` as (sequence number, its index among a KPL aggregate's user
-    /// records), while it is among the recent records this reader keeps.
-    pub fn record_at(&self, offset: i64) -> Option<(String, u64)> {
-        let i = self.index.read();
-        if offset < 0 || offset >= i.next_offset {
-            return None;
+    /// records): from the recent records this reader keeps, else by reading its chunk again.
+    pub async fn record_at(&self, offset: i64) -> StorageResult<Option<(String, u64)>> {
+        let recent = {
+            let i = self.index.read();
+            if offset < i.log_start || offset >= i.next_offset {
+                return Ok(None);
+            }
+            // The recent records cover offsets from their first one's on.
+            match i.recent.front() {
+                Some((_, from)) if *from <= offset => {
+                    let at = i.recent.partition_point(|(_, first)| *first <= offset);
+                    let (seq, first) = &i.recent[at - 1];
+                    Some((seq.clone(), (offset - first) as u64))
+                }
+                _ => None,
+            }
+        };
+        if recent.is_some() {
+            return Ok(recent);
         }
-        // The last record whose first offset is at or before `offset`.
-        let at = i.recent.partition_point(|(_, first)| *first <= offset);
-        let (seq, first) = i.recent.get(at.checked_sub(1)?)?;
-        Some((seq.clone(), (offset - first) as u64))
+        let Some(chunk) = self.chunk_holding(offset) else {
+            return Ok(None);
+        };
+        let positions = self.chunk_positions(&chunk).await?;
+        let at = positions.partition_point(|(_, first)| *first <= offset);
+        Ok(at
+            .checked_sub(1)
+            .map(|a| (positions[a].0.clone(), (offset - positions[a].1) as u64)))
+    }
+
+    /// Each record of `chunk` as (sequence number, first offset), read from the shard again
+    /// (within the reader's call budget); empty when Kinesis no longer keeps the chunk.
+    async fn chunk_positions(&self, chunk: &Chunk) -> StorageResult<Vec<(String, i64)>> {
+        let mut reader = self.reader.lock().await;
+        if let Some(since) = reader.last_call.map(|t| t.elapsed()) {
+            if since < self.min_gap {
+                tokio::time::sleep(self.min_gap - since).await;
+            }
+        }
+        reader.last_call = Some(Instant::now());
+        let it: GetShardIteratorOutput = match self
+            .client
+            .call(
+                "GetShardIterator",
+                &GetShardIteratorInput {
+                    stream_name: Some(self.stream.to_string()),
+                    shard_id: Some(self.shard_id.clone()),
+                    shard_iterator_type: Some("AT_SEQUENCE_NUMBER".into()),
+                    starting_sequence_number: Some(chunk.first_seq.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(it) => it,
+            Err(e) if e.is("InvalidArgumentException") => return Ok(Vec::new()),
+            Err(e) => return Err(storage_error(e)),
+        };
+        let page: GetRecordsOutput = self
+            .client
+            .call(
+                "GetRecords",
+                &GetRecordsInput {
+                    shard_iterator: Some(it.shard_iterator),
+                    limit: Some(PAGE),
+                    stream_arn: None,
+                },
+            )
+            .await
+            .map_err(storage_error)?;
+        if page.records.first().map(|r| r.sequence_number.as_str()) != Some(&chunk.first_seq) {
+            return Ok(Vec::new());
+        }
+        let end = page
+            .records
+            .iter()
+            .position(|r| r.sequence_number == chunk.last_seq)
+            .map_or(page.records.len(), |e| e + 1);
+        let records = &page.records[..end];
+        let (_, firsts) = to_batch(records, chunk.base);
+        Ok(records
+            .iter()
+            .zip(firsts)
+            .map(|(r, first)| (r.sequence_number.clone(), first))
+            .collect())
     }
 
     /// Whole batches from `offset` on, up to about `max_bytes`: from the cache, or read again
