@@ -186,6 +186,61 @@ fn framing_errors_are_aws_shaped() {
     assert!(v["message"].as_str().unwrap().contains("shardCount"));
 }
 
+/// Sends a raw HTTP/1.1 request head and body; returns (status, body).
+fn raw(port: u16, head: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn heads_strait_cannot_take_at_face_value_are_refused() {
+    let s = Server::start();
+    // Two targets: which one was meant is not strait's to guess.
+    let (st, text) = raw(
+        s.port,
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\nX-Amz-Target: Kinesis_20131202.DeleteStream\r\nContent-Length: 2\r\n\r\n",
+        b"{}",
+    );
+    assert_eq!(st, 400, "{text}");
+    assert!(text.contains("SerializationException"), "{text}");
+    // A gzip transfer coding under chunked is not ignored.
+    let (st, text) = raw(
+        s.port,
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"2\r\n{}\r\n0\r\n\r\n",
+    );
+    assert_eq!(st, 501, "{text}");
+    assert!(text.contains("NotImplemented"), "{text}");
+    // Plain chunked is fine.
+    let (st, text) = raw(
+        s.port,
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"2\r\n{}\r\n0\r\n\r\n",
+    );
+    assert_eq!(st, 200, "{text}");
+    // Broken CBOR is explained without Rust's names for its errors.
+    let (st, _, b) = s.call("ListStreams", "application/x-amz-cbor-1.1", b"\xa1\x64Da");
+    let text = String::from_utf8_lossy(&b);
+    assert_eq!(st, 400);
+    assert!(
+        !text.contains("Semantic") && !text.contains("Syntax") && !text.contains("Io("),
+        "{text}"
+    );
+}
+
 #[test]
 fn oversized_bodies_are_refused_without_harm() {
     let s = Server::start();

@@ -45,6 +45,14 @@ impl ApiError {
     pub fn limit_exceeded(message: impl Into<String>) -> Self {
         Self::client("LimitExceededException", message)
     }
+    /// A request framing strait does not take (a transfer coding other than chunked).
+    pub fn not_implemented(message: impl Into<String>) -> Self {
+        ApiError {
+            code: "NotImplemented",
+            message: message.into(),
+            status: 501,
+        }
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError {
             code: "InternalFailure",

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 
 use super::error::ApiError;
 use super::ops;
-use super::server::{error_response, read_body, Body, TARGET_PREFIX};
+use super::server::{check_head, error_response, read_body, Body, TARGET_PREFIX};
 use crate::backend::kinesis::upstream::Upstream;
 use crate::protocol::kinesis::codec::Protocol;
 
@@ -87,6 +87,7 @@ async fn forward(
             parts.method
         )));
     }
+    check_head(parts)?;
     // Whole, because the signature covers the body's hash.
     let body = read_body(body, max_body).await?;
     fwd.upstream.send(&parts.headers, body).await.map_err(|e| {

@@ -227,6 +227,29 @@ pub async fn handle(
     })
 }
 
+/// What every request's head must be before anything runs (the local API and the
+/// pass-through alike): one X-Amz-Target, and no transfer coding but chunked.
+pub(super) fn check_head(parts: &http::request::Parts) -> Result<(), ApiError> {
+    if parts.headers.get_all("x-amz-target").iter().count() > 1 {
+        return Err(ApiError::serialization(
+            "A request carries one X-Amz-Target header; this one has several.",
+        ));
+    }
+    for value in parts.headers.get_all(http::header::TRANSFER_ENCODING) {
+        let codings = value.to_str().unwrap_or("?");
+        if codings
+            .split(',')
+            .map(str::trim)
+            .any(|c| !c.eq_ignore_ascii_case("chunked"))
+        {
+            return Err(ApiError::not_implemented(format!(
+                "Transfer-Encoding {codings:?} is not supported; only chunked is."
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn dispatch(
     ctx: Arc<Ctx>,
     max_body: usize,
@@ -242,6 +265,7 @@ async fn dispatch(
             parts.method
         )));
     }
+    check_head(parts)?;
     let op = at
         .map(|i| &ops::OPERATIONS[i])
         .ok_or_else(|| ApiError::unknown_operation(format!("Unknown X-Amz-Target: {target:?}")))?;

@@ -19,14 +19,17 @@ use crate::kafka::KafkaCtx;
 
 /// The longest a fetch may wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// The most one Fetch answer holds, whatever the client asks: Kafka's broker default
+/// `fetch.max.bytes` (55 MiB). A first batch larger than that is still sent, as Kafka does.
+const FETCH_MAX_BYTES: usize = 55 << 20;
 
 pub async fn fetch(ctx: &KafkaCtx, r: FetchRequest, version: i16) -> FetchResponse {
     let deadline =
         Instant::now() + Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let max_bytes = if version >= 3 && r.max_bytes > 0 {
-        r.max_bytes as usize
+        (r.max_bytes as usize).min(FETCH_MAX_BYTES)
     } else {
-        usize::MAX / 2
+        FETCH_MAX_BYTES
     };
     let min_bytes = r.min_bytes.max(0) as usize;
     // Topic ids (v13+) resolve to names once per request.

@@ -55,12 +55,24 @@ pub fn decode<T: DeserializeOwned>(protocol: Protocol, body: &[u8]) -> Result<T,
         }
         Protocol::Cbor => {
             if body.is_empty() {
-                return ciborium::from_reader(&[0xa0u8][..])
-                    .map_err(|e| DecodeError(e.to_string()));
+                return ciborium::from_reader(&[0xa0u8][..]).map_err(cbor_error);
             }
-            ciborium::from_reader(body).map_err(|e| DecodeError(e.to_string()))
+            ciborium::from_reader(body).map_err(cbor_error)
         }
     }
+}
+
+/// ciborium shows its errors with their Rust names (`Semantic(Some(3), "…")`); a client is
+/// told what is wrong and where.
+fn cbor_error<E>(e: ciborium::de::Error<E>) -> DecodeError {
+    use ciborium::de::Error;
+    DecodeError(match e {
+        Error::Io(_) => "the CBOR body ends before its value does".into(),
+        Error::Syntax(at) => format!("malformed CBOR at byte {at}"),
+        Error::Semantic(Some(at), why) => format!("{why} (CBOR byte {at})"),
+        Error::Semantic(None, why) => why,
+        Error::RecursionLimitExceeded => "the CBOR body nests too deeply".into(),
+    })
 }
 
 pub fn encode<T: Serialize>(protocol: Protocol, value: &T) -> Bytes {
@@ -172,6 +184,18 @@ mod tests {
         Shape {
             data: Blob(Bytes::from_static(b"hi\x00")),
             at: Timestamp(1_700_000_000_123),
+        }
+    }
+
+    #[test]
+    fn cbor_errors_say_what_and_where_without_rust_names() {
+        for bad in [&b"\xa1"[..], b"\xff\xff", b"\x01", b"\xa1\x64Data\x01"] {
+            let e = decode::<Shape>(Protocol::Cbor, bad).unwrap_err().0;
+            assert!(
+                !e.contains("Semantic") && !e.contains("Syntax") && !e.contains("Io("),
+                "{bad:?}: {e}"
+            );
+            assert!(!e.is_empty());
         }
     }
 
