@@ -37,6 +37,8 @@ pub struct LimitsConfig {
     pub idle_timeout_secs: u64,
     /// An HTTP request's head and body, or a whole Kafka frame, must arrive within this.
     pub request_read_timeout_secs: u64,
+    /// Request bytes all connections may hold at once; beyond it, reading requests pauses.
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -45,6 +47,7 @@ impl Default for LimitsConfig {
             max_connections: 10_000,
             idle_timeout_secs: 600,
             request_read_timeout_secs: 30,
+            max_inflight_bytes: 64 << 20,
         }
     }
 }
@@ -700,6 +703,12 @@ impl Config {
         let l = &self.limits;
         if l.max_connections == 0 {
             return bad("limits.max_connections", "must be at least 1".into());
+        }
+        if l.max_inflight_bytes < 1 << 20 || l.max_inflight_bytes > u32::MAX as usize {
+            return bad(
+                "limits.max_inflight_bytes",
+                format!("{} is not in 1 MiB..=4 GiB", l.max_inflight_bytes),
+            );
         }
         if l.idle_timeout_secs == 0 || l.request_read_timeout_secs == 0 {
             return bad(

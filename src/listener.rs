@@ -24,9 +24,42 @@ pub struct Limits {
     pub max_connections: usize,
     pub idle: Duration,
     pub read: Duration,
+    pub max_inflight_bytes: usize,
 }
 
 static LIMITS: OnceLock<Limits> = OnceLock::new();
+/// Permits are bytes of requests being read or answered, across every connection.
+static INFLIGHT: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
+
+/// Bytes of one request held against `limits.max_inflight_bytes`, given back on drop.
+pub struct HeldBytes {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    n: u32,
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        crate::observe::metrics()
+            .inflight_bytes
+            .sub(i64::from(self.n));
+    }
+}
+
+/// Waits until `n` more request bytes fit under `limits.max_inflight_bytes` (a request
+/// larger than the whole budget waits for all of it), and holds them.
+pub async fn hold_bytes(n: usize) -> HeldBytes {
+    let budget = limits().max_inflight_bytes;
+    let sem = INFLIGHT
+        .get_or_init(|| Arc::new(tokio::sync::Semaphore::new(budget)))
+        .clone();
+    let n = n.clamp(1, budget) as u32;
+    let permit = sem
+        .acquire_many_owned(n)
+        .await
+        .expect("the in-flight budget is never closed");
+    crate::observe::metrics().inflight_bytes.add(i64::from(n));
+    HeldBytes { _permit: permit, n }
+}
 
 /// Sets the limits from the configuration, with `max_connections` clamped so `listeners`
 /// listeners at their cap stay below the open-file limit `nofile` (leaving room for files
@@ -49,6 +82,7 @@ pub fn set_limits(c: &crate::config::LimitsConfig, listeners: usize, nofile: Opt
         max_connections: max,
         idle: Duration::from_secs(c.idle_timeout_secs),
         read: Duration::from_secs(c.request_read_timeout_secs),
+        max_inflight_bytes: c.max_inflight_bytes,
     });
 }
 
@@ -60,6 +94,7 @@ pub fn limits() -> Limits {
             max_connections: d.max_connections,
             idle: Duration::from_secs(d.idle_timeout_secs),
             read: Duration::from_secs(d.request_read_timeout_secs),
+            max_inflight_bytes: d.max_inflight_bytes,
         }
     })
 }

@@ -138,3 +138,56 @@ fn a_request_that_trickles_in_is_cut_off() {
     );
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
 }
+
+/// ApiVersions v0 with correlation id 7, as a frame.
+const API_VERSIONS: [u8; 14] = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 7, 0xff, 0xff];
+
+/// Sends ApiVersions on a new connection; how long until its answer (correlation id 7) came.
+fn api_versions_answered_after(port: u16) -> Duration {
+    let mut c = connect(port);
+    let t0 = Instant::now();
+    c.write_all(&API_VERSIONS).unwrap();
+    let mut head = [0u8; 8];
+    c.read_exact(&mut head).unwrap();
+    assert_eq!(
+        &head[4..8],
+        &7i32.to_be_bytes(),
+        "not the ApiVersions answer"
+    );
+    t0.elapsed()
+}
+
+#[test]
+fn requests_wait_while_the_in_flight_bytes_are_spent() {
+    let s = Server::start_with(&[("STRAIT_LIMITS__MAX_INFLIGHT_BYTES", "1048576")]);
+    assert!(api_versions_answered_after(s.kafka_port) < Duration::from_millis(500));
+    // A holds the whole budget: a 1 MiB frame of which 100 bytes have come.
+    let mut a = connect(s.kafka_port);
+    a.write_all(&1_048_576i32.to_be_bytes()).unwrap();
+    a.write_all(&[0u8; 100]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(metric_gauge(&s, "strait_inflight_request_bytes") >= 1_048_576);
+    // The rest of A's frame comes 1.5 s later; B's request is read only then.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = a.write_all(&vec![0u8; 1_048_576 - 100]);
+        a
+    });
+    let waited = api_versions_answered_after(s.kafka_port);
+    let _a = writer.join().unwrap();
+    assert!(
+        waited >= Duration::from_millis(1100) && waited < Duration::from_secs(10),
+        "B was answered after {waited:?}"
+    );
+}
+
+fn metric_gauge(s: &Server, name: &str) -> u64 {
+    let mut c = connect(s.admin_port);
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -73,6 +73,15 @@ async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>, closing: Closing) -> 
                 return Ok(());
             }
         };
+        // Its bytes count against limits.max_inflight_bytes until it is answered: when the
+        // process holds too much, reading waits here. (A length out of bounds is refused by
+        // read_payload right after, holding next to nothing.)
+        let held = crate::listener::hold_bytes(if len > 0 && len as usize <= ctx.max_frame_bytes {
+            len as usize
+        } else {
+            1
+        })
+        .await;
         // A request has at least its API key, version and correlation id; it must arrive
         // whole within limits.request_read_timeout_secs.
         let read = frame::read_payload(&mut rd, len, 8, ctx.max_frame_bytes);
@@ -94,6 +103,7 @@ async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>, closing: Closing) -> 
         if rd.buffer().is_empty() {
             wr.flush().await.map_err(|e| e.to_string())?;
         }
+        drop(held);
     }
 }
 

@@ -89,7 +89,7 @@ async fn forward(
     }
     check_head(parts)?;
     // Whole, because the signature covers the body's hash.
-    let body = read_body(body, max_body).await?;
+    let (body, _held) = read_body(body, max_body).await?;
     fwd.upstream.send(&parts.headers, body).await.map_err(|e| {
         tracing::warn!(error = %e, "Kinesis upstream");
         // A 500 InternalFailure: what the SDKs retry.

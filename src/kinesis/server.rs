@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::auth;
 use super::error::ApiError;
 use super::ops::{self, Ctx, EventStream, Handler};
-use crate::listener::{Activity, Closing, Connections, Tracked};
+use crate::listener::{Activity, Closing, Connections, HeldBytes, Tracked};
 use crate::protocol::kinesis::codec::{self, Protocol};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -276,7 +276,7 @@ async fn dispatch(
         ))
     })?;
     let principal = auth::principal(&parts.headers);
-    let body = read_body(body, max_body).await?;
+    let (body, _held) = read_body(body, max_body).await?;
     tracing::debug!(op = op.name, ?principal, bytes = body.len(), "request");
     let answer = async move {
         match handler {
@@ -294,13 +294,20 @@ async fn dispatch(
 }
 
 /// A request body, whole, refused past `max_body` bytes.
-pub(super) async fn read_body(body: Incoming, max_body: usize) -> Result<Bytes, ApiError> {
+/// The request body, whole, with its bytes held against `limits.max_inflight_bytes` until
+/// the caller drops them (when the request has been answered).
+pub(super) async fn read_body(
+    body: Incoming,
+    max_body: usize,
+) -> Result<(Bytes, HeldBytes), ApiError> {
     // A declared length over the limit is refused before any of it is read.
-    if http_body::Body::size_hint(&body).lower() > max_body as u64 {
+    let declared = http_body::Body::size_hint(&body).lower();
+    if declared > max_body as u64 {
         return Err(ApiError::serialization(format!(
             "Request body exceeds the limit of {max_body} bytes."
         )));
     }
+    let held = crate::listener::hold_bytes(declared as usize).await;
     let read = crate::listener::limits().read;
     let collected = tokio::time::timeout(read, Limited::new(body, max_body).collect())
         .await
@@ -311,19 +318,22 @@ pub(super) async fn read_body(body: Incoming, max_body: usize) -> Result<Bytes, 
                 read.as_secs()
             ))
         })?;
-    Ok(collected
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::serialization(format!(
-                    "Request body exceeds the limit of {max_body} bytes."
-                ))
-            } else {
-                ApiError::serialization(format!("Could not read the request body: {e}"))
-            }
-        })?
-        .to_bytes())
+    Ok((
+        collected
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    ApiError::serialization(format!(
+                        "Request body exceeds the limit of {max_body} bytes."
+                    ))
+                } else {
+                    ApiError::serialization(format!("Could not read the request body: {e}"))
+                }
+            })?
+            .to_bytes(),
+        held,
+    ))
 }
 
 fn decorate(resp: &mut Response<Body>, content_type: &'static str, request_id: &str) {

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     /// Connections strait closed itself, by listener and why (refused, idle, read_timeout).
     pub connections_closed: IntCounterVec,
+    /// Request bytes held against limits.max_inflight_bytes.
+    pub inflight_bytes: IntGauge,
     pub efo_subscriptions: IntGauge,
     /// Group-commit fdatasync calls of the embedded log (`fsync: always`).
     pub fsync_seconds: Histogram,
@@ -175,6 +177,15 @@ impl Metrics {
                 "Record bytes read, by protocol and stream.",
                 &["protocol", "stream"],
             ),
+            inflight_bytes: {
+                let g = IntGauge::new(
+                    "strait_inflight_request_bytes",
+                    "Request bytes being read or answered, held against limits.max_inflight_bytes.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
             connections_closed: counter(
                 &r,
                 "strait_connections_closed_total",
