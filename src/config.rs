@@ -239,6 +239,9 @@ pub struct KinesisGroupConfig {
     /// The DynamoDB lease table of a KCL application: the group's committed offsets are its
     /// checkpoints, read from and written to it.
     pub kcl_lease_table: Option<String>,
+    /// The stream a single-stream KCL application reads (its lease keys are bare shard
+    /// ids). Without it only multi-stream leases, which name their stream, are used.
+    pub stream: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -345,10 +345,16 @@ async fn open_kinesis_core(
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
-    let tables: std::collections::HashMap<String, String> = k
+    let tables: std::collections::HashMap<String, backend::kinesis::kcl_leases::LeaseTable> = k
         .groups
         .iter()
-        .filter_map(|(g, c)| Some((g.clone(), c.kcl_lease_table.clone()?)))
+        .filter_map(|(g, c)| {
+            let table = backend::kinesis::kcl_leases::LeaseTable {
+                table: c.kcl_lease_table.clone()?,
+                stream: c.stream.clone(),
+            };
+            Some((g.clone(), table))
+        })
         .collect();
     if !tables.is_empty() {
         let dynamodb = upstream.sibling(

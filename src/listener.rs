@@ -69,12 +69,21 @@ pub fn set_limits(c: &crate::config::LimitsConfig, listeners: usize, nofile: Opt
     if let Some(nofile) = nofile {
         let room = (nofile.saturating_sub(256) / listeners.max(1) as u64).max(1) as usize;
         if max > room {
-            tracing::warn!(
-                configured = max,
-                open_file_limit = nofile,
-                clamped = room,
-                "limits.max_connections is above what the open-file limit allows; clamped"
-            );
+            // The default means "as many as fit": only a value someone chose earns a warning.
+            if max == crate::config::LimitsConfig::default().max_connections {
+                tracing::info!(
+                    open_file_limit = nofile,
+                    max_connections = room,
+                    "limits.max_connections fitted to the open-file limit"
+                );
+            } else {
+                tracing::warn!(
+                    configured = max,
+                    open_file_limit = nofile,
+                    clamped = room,
+                    "limits.max_connections is above what the open-file limit allows; clamped"
+                );
+            }
             max = room;
         }
     }

@@ -46,9 +46,20 @@ pub trait ExternalOffsets: Send + Sync {
     fn holds(&self, group: &str) -> bool;
     /// The group's positions on `topic` as offsets to read next; partitions without one are
     /// left out.
-    async fn load(&self, group: &str, topic: &str) -> StorageResult<Vec<(u32, i64)>>;
+    async fn load(&self, group: &str, topic: &str) -> StorageResult<Vec<ExternalPosition>>;
     /// Records committed offsets (the next record to read on each partition).
     async fn store(&self, group: &str, topic: &str, offsets: &[(u32, i64)]) -> StorageResult<()>;
+}
+
+/// A group's position on one partition, kept outside strait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalPosition {
+    pub partition: u32,
+    /// The offset to read next.
+    pub offset: i64,
+    /// The partition was read to its end there (a KCL lease at SHARD_END): a commit strait
+    /// holds for it stays, so a group that went back to re-read a finished shard keeps its place.
+    pub finished: bool,
 }
 
 /// Offsets of one partition.

@@ -326,15 +326,16 @@ impl Core {
         let _admin = self.admin.lock().await;
         let entry = self.entry(name)?;
         let mut next = (*self.latest(name, &entry).await?).clone();
+        // On a cluster or on Kinesis others may have changed the retention: the change starts
+        // from theirs, so only a change that sets another retention calls set_retention (and
+        // setting strait's old value back is not skipped).
+        if self.foreign_topics == ForeignTopics::Adopt {
+            if let Some(ms) = self.log.retention_ms(name).await.map_err(CoreError::from)? {
+                next.retention_hours = retention_hours(ms);
+            }
+        }
+        let before = next.retention_hours;
         let out = change(&mut next)?;
-        // On a cluster or on Kinesis others may have changed the retention: compare with
-        // theirs, so setting it back to strait's old value is not skipped.
-        let theirs = if self.foreign_topics == ForeignTopics::Adopt {
-            self.log.retention_ms(name).await.map_err(CoreError::from)?
-        } else {
-            None
-        };
-        let before = theirs.map_or(entry.snapshot().retention_hours, retention_hours);
         if next.retention_hours != before {
             self.log
                 .set_retention(name, Some(retention_ms(next.retention_hours)))

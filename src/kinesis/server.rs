@@ -307,7 +307,11 @@ pub(super) async fn read_body(
             "Request body exceeds the limit of {max_body} bytes."
         )));
     }
-    let held = crate::listener::hold_bytes(declared as usize).await;
+    // A body of unknown length (chunked, or HTTP/2 without Content-Length) is counted as
+    // 1 MiB; Limited still stops it at max_body.
+    let size = http_body::Body::size_hint(&body);
+    let counted = size.exact().unwrap_or(declared.max(1 << 20)) as usize;
+    let held = crate::listener::hold_bytes(counted.min(max_body)).await;
     let read = crate::listener::limits().read;
     let collected = tokio::time::timeout(read, Limited::new(body, max_body).collect())
         .await

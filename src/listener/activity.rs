@@ -35,8 +35,9 @@ pub struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         let a = &self.0;
+        // The latest end wins when requests end at once.
         a.last_ms
-            .store(a.opened.elapsed().as_millis() as u64, Ordering::SeqCst);
+            .fetch_max(a.opened.elapsed().as_millis() as u64, Ordering::SeqCst);
         a.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -52,14 +53,15 @@ impl Activity {
         loop {
             let quiet_since =
                 self.opened + Duration::from_millis(self.last_ms.load(Ordering::SeqCst));
+            let quiet = quiet_since.elapsed();
             let busy = self.in_flight.load(Ordering::SeqCst) > 0;
-            if !busy && quiet_since.elapsed() >= limit {
+            if !busy && quiet >= limit {
                 return;
             }
             let wait = if busy {
                 limit
             } else {
-                limit - quiet_since.elapsed()
+                limit.saturating_sub(quiet)
             };
             tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
         }

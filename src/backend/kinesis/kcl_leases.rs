@@ -17,14 +17,21 @@ use serde_json::{json, Value};
 
 use super::client::{storage_error, AwsJsonClient};
 use super::log::KinesisLog;
-use crate::backend::{ExternalOffsets, StorageError, StorageResult};
+use crate::backend::{ExternalOffsets, ExternalPosition, StorageError, StorageResult};
 use crate::protocol::kinesis::shard_ids::parse_shard_id;
 
 pub struct KclLeaseTables {
     dynamodb: AwsJsonClient,
     log: Arc<KinesisLog>,
-    /// group → lease table
-    tables: HashMap<String, String>,
+    /// group → its lease table
+    tables: HashMap<String, LeaseTable>,
+}
+
+/// A KCL application's lease table and, for a single-stream application, its stream.
+#[derive(Debug, Clone)]
+pub struct LeaseTable {
+    pub table: String,
+    pub stream: Option<String>,
 }
 
 /// One lease as strait reads it.
@@ -57,7 +64,7 @@ impl KclLeaseTables {
     pub fn new(
         dynamodb: AwsJsonClient,
         log: Arc<KinesisLog>,
-        tables: HashMap<String, String>,
+        tables: HashMap<String, LeaseTable>,
     ) -> KclLeaseTables {
         KclLeaseTables {
             dynamodb,
@@ -66,15 +73,16 @@ impl KclLeaseTables {
         }
     }
 
-    fn table(&self, group: &str) -> StorageResult<&str> {
+    fn table(&self, group: &str) -> StorageResult<&LeaseTable> {
         self.tables
             .get(group)
-            .map(String::as_str)
             .ok_or_else(|| StorageError::Unavailable(format!("group {group} has no lease table")))
     }
 
-    /// Every lease of `table` on `stream` that names a shard.
-    pub async fn leases(&self, table: &str, stream: &str) -> StorageResult<Vec<Lease>> {
+    /// Every lease of `t` on `stream`: multi-stream leases name theirs; single-stream ones
+    /// belong to the stream configured for the table, and to no other.
+    pub async fn leases(&self, t: &LeaseTable, stream: &str) -> StorageResult<Vec<Lease>> {
+        let table = t.table.as_str();
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -93,7 +101,7 @@ impl KclLeaseTables {
                 page.items
                     .iter()
                     .filter_map(lease_of)
-                    .filter(|l| l.stream.as_deref().is_none_or(|s| s == stream)),
+                    .filter(|l| l.stream.as_deref().or(t.stream.as_deref()) == Some(stream)),
             );
             match page.last_evaluated_key {
                 Some(k) if !k.is_null() => start = Some(k),
@@ -167,7 +175,7 @@ impl ExternalOffsets for KclLeaseTables {
         self.tables.contains_key(group)
     }
 
-    async fn load(&self, group: &str, topic: &str) -> StorageResult<Vec<(u32, i64)>> {
+    async fn load(&self, group: &str, topic: &str) -> StorageResult<Vec<ExternalPosition>> {
         let table = self.table(group)?;
         let mut out = Vec::new();
         for lease in self.leases(table, topic).await? {
@@ -176,15 +184,20 @@ impl ExternalOffsets for KclLeaseTables {
                 .offset_after_checkpoint(topic, lease.partition, &lease.checkpoint, lease.sub)
                 .await?;
             if let Some(offset) = at {
-                out.push((lease.partition, offset));
+                out.push(ExternalPosition {
+                    partition: lease.partition,
+                    offset,
+                    finished: lease.checkpoint == "SHARD_END",
+                });
             }
         }
         Ok(out)
     }
 
     async fn store(&self, group: &str, topic: &str, offsets: &[(u32, i64)]) -> StorageResult<()> {
-        let table = self.table(group)?;
-        let leases = self.leases(table, topic).await?;
+        let t = self.table(group)?;
+        let table = t.table.as_str();
+        let leases = self.leases(t, topic).await?;
         for (partition, offset) in offsets {
             let Some(lease) = leases.iter().find(|l| l.partition == *partition) else {
                 // No KCL worker has made a lease for this shard yet; strait's own commit holds.

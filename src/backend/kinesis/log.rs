@@ -434,10 +434,10 @@ impl KinesisLog {
                 Ok(Some(tail.offsets().high_watermark))
             }
             "LATEST" | "AT_TIMESTAMP" => Ok(None),
-            seq if !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => {
-                let first = tail.offset_of(seq, Instant::now() + CATCH_UP).await?;
-                Ok(Some(first + sub as i64 + 1))
-            }
+            seq if !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(
+                tail.offset_after(seq, sub, Instant::now() + CATCH_UP)
+                    .await?,
+            )),
             other => Err(StorageError::Refused {
                 code: -1,
                 class: Refusal::InvalidArgument,

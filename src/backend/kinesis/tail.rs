@@ -594,6 +594,71 @@ impl Tail {
         }
     }
 
+    /// The offset to read next after the user record `sub` of record `seq` (a KCL
+    /// checkpoint): reads on until the index has passed `seq`; a record no longer kept (trimmed
+    /// or pruned) leaves the first record still kept after it.
+    pub async fn offset_after(&self, seq: &str, sub: u64, deadline: Instant) -> StorageResult<i64> {
+        loop {
+            let seen = self.grown.subscribe();
+            // Some(Ok(offset)) answered at once; Some(Err(chunk)) its chunk is to be read.
+            let found: Option<Result<i64, Chunk>> = {
+                let i = self.index.read();
+                if i.last_seq().is_some_and(|last| cmp_seq(last, seq).is_ge()) {
+                    let kept = i
+                        .chunks
+                        .values()
+                        .find(|c| cmp_seq(&c.last_seq, seq).is_ge());
+                    Some(
+                        match (i.recent.binary_search_by(|(s, _)| cmp_seq(s, seq)), kept) {
+                            (Ok(at), _) => Ok(i.recent[at].1 + sub as i64 + 1),
+                            (Err(_), Some(c)) if cmp_seq(&c.first_seq, seq).is_gt() => {
+                                Ok(c.base.max(i.log_start))
+                            }
+                            (Err(_), Some(c)) => Err(c.clone()),
+                            (Err(_), None) => Ok(i.next_offset),
+                        },
+                    )
+                } else if i.ended {
+                    Some(Ok(i.next_offset))
+                } else {
+                    None
+                }
+            };
+            match found {
+                Some(Ok(offset)) => return Ok(offset),
+                Some(Err(chunk)) => {
+                    let positions = self.chunk_positions(&chunk).await?;
+                    if positions.is_empty() {
+                        // Trimmed since: what follows the chunk is what is left.
+                        return Ok(chunk.end().max(self.offsets().log_start));
+                    }
+                    return positions
+                        .iter()
+                        .find(|(s, _)| s == seq)
+                        .map(|(_, first)| first + sub as i64 + 1)
+                        .ok_or_else(|| {
+                            StorageError::Unavailable(format!(
+                                "record {seq} is not in {}/{} where the index places it",
+                                self.stream, self.shard_id
+                            ))
+                        });
+                }
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(StorageError::Unavailable(format!(
+                    "{}/{} was not read as far as {seq} in time",
+                    self.stream, self.shard_id
+                )));
+            }
+            if self.push {
+                self.grown_or(seen, deadline).await;
+            } else {
+                self.advance(true).await?;
+            }
+        }
+    }
+
     /// The record at `offset` as (sequence number, its index among a KPL aggregate's user
     /// records): from the recent records this reader keeps, else by reading its chunk again.
     pub async fn record_at(&self, offset: i64) -> StorageResult<Option<(String, u64)>> {
@@ -626,7 +691,7 @@ impl Tail {
     }
 
     /// Each record of `chunk` as (sequence number, first offset), read from the shard again
-    /// (within the reader's call budget); empty when Kinesis no longer keeps the chunk.
+    /// (within the reader's call budget); empty when Kinesis no longer keeps all of it.
     async fn chunk_positions(&self, chunk: &Chunk) -> StorageResult<Vec<(String, i64)>> {
         let mut reader = self.reader.lock().await;
         if let Some(since) = reader.last_call.map(|t| t.elapsed()) {
@@ -665,14 +730,24 @@ impl Tail {
             )
             .await
             .map_err(storage_error)?;
-        if page.records.first().map(|r| r.sequence_number.as_str()) != Some(&chunk.first_seq) {
+        let short = || {
+            StorageError::Unavailable(format!(
+                "re-reading {}/{} from {} returned less than the index holds; try again",
+                self.stream, self.shard_id, chunk.first_seq
+            ))
+        };
+        // Kinesis may answer a page with no records while more follow.
+        let first = page.records.first().ok_or_else(short)?;
+        if first.sequence_number != chunk.first_seq {
+            // Its first records are trimmed: the chunk is not whole any more.
             return Ok(Vec::new());
         }
         let end = page
             .records
             .iter()
             .position(|r| r.sequence_number == chunk.last_seq)
-            .map_or(page.records.len(), |e| e + 1);
+            .ok_or_else(short)?
+            + 1;
         let records = &page.records[..end];
         let (_, firsts) = to_batch(records, chunk.base);
         Ok(records

@@ -30,13 +30,13 @@ impl GroupCoordinator {
             }
             let offsets = positions
                 .into_iter()
-                .map(|(p, offset)| {
+                .map(|p| {
                     let c = Committed {
-                        offset,
+                        offset: p.offset,
                         metadata: Some("KCL checkpoint".into()),
                         leader_epoch: -1,
                     };
-                    (topic.clone(), p as i32, c)
+                    (topic.clone(), p.partition as i32, c, p.finished)
                 })
                 .collect();
             self.adopt(group, offsets);
@@ -69,15 +69,19 @@ impl GroupCoordinator {
     }
 
     /// Takes positions from outside as the group's committed offsets, whatever its members
-    /// are doing.
-    fn adopt(&self, group: &str, offsets: Vec<(String, i32, Committed)>) {
+    /// are doing; a finished partition's only where the group has no commit of its own.
+    fn adopt(&self, group: &str, offsets: Vec<(String, i32, Committed, bool)>) {
         let doc = {
             let mut groups = self.groups.lock();
             let g = groups
                 .entry(group.to_string())
                 .or_insert_with(|| super::membership::Group::new(tokio::time::Instant::now()));
-            for (t, p, c) in offsets {
-                g.offsets.insert((t, p), c);
+            for (t, p, c, finished) in offsets {
+                let key = (t, p);
+                if finished && g.offsets.contains_key(&key) {
+                    continue;
+                }
+                g.offsets.insert(key, c);
             }
             self.snapshot(g)
         };

@@ -74,13 +74,14 @@ dynamo_port="$(free_port)"
 dynamo_pid=$!
 wait_port "$dynamo_port" "$dynamo_pid" "$tmp/dynamo.log"
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$dynamo_port"
-export KCL_HANDOVER_GROUP=kcl-handover KCL_HANDOVER_TABLE=kcl-handover-app
+export KCL_HANDOVER_GROUP=kcl-handover KCL_HANDOVER_TABLE=kcl-handover-app KCL_HANDOVER_STREAM=kcl-handover-stream
 env STRAIT_DATA_DIR="$tmp/pt-data" STRAIT_BACKEND__TYPE=kinesis STRAIT_BACKEND__KINESIS__ENDPOINT="$upstream" \
   STRAIT_KINESIS__LISTEN=127.0.0.1:0 STRAIT_ADMIN__LISTEN=127.0.0.1:0 \
   STRAIT_KAFKA__LISTEN=127.0.0.1:0 STRAIT_KAFKA__ADVERTISED_ADDRESS=127.0.0.1:0 \
   STRAIT_KINESIS__TLS__CERT="$tmp/cert/cert.pem" STRAIT_KINESIS__TLS__KEY="$tmp/cert/key.pem" \
   STRAIT_BACKEND__KINESIS__STATE__ENDPOINT="$DYNAMODB_ENDPOINT" \
   "STRAIT_BACKEND__KINESIS__GROUPS__${KCL_HANDOVER_GROUP}__KCL_LEASE_TABLE=$KCL_HANDOVER_TABLE" \
+  "STRAIT_BACKEND__KINESIS__GROUPS__${KCL_HANDOVER_GROUP}__STREAM=$KCL_HANDOVER_STREAM" \
   AWS_ACCESS_KEY_ID=strait-upstream AWS_SECRET_ACCESS_KEY=strait-upstream-secret \
   "$bin" serve --config "$repo_root/config/strait.yaml" > "$tmp/pt.out" 2> "$tmp/pt.log" &
 pt_pid=$!

@@ -34,7 +34,8 @@ import static strait.kclinterop.Checks.require;
  * PutRecords and a Kafka producer. Scenarios: basic (exactly once, per-key order, checkpoints), restart (a new
  * worker resumes at the old one's checkpoints), reshard (SplitShard while the application runs) and handover (a
  * Kafka consumer group tied to the application's lease table takes over from it and hands back; needs strait with
- * backend.type kinesis and backend.kinesis.groups.&lt;KCL_HANDOVER_GROUP&gt;.kcl_lease_table = KCL_HANDOVER_TABLE).
+ * backend.type kinesis, backend.kinesis.groups.&lt;KCL_HANDOVER_GROUP&gt;.kcl_lease_table = KCL_HANDOVER_TABLE and
+ * .stream = KCL_HANDOVER_STREAM, a stream the scenario makes).
  */
 public final class Main {
     private static final int KEYS = 50;
@@ -257,10 +258,10 @@ public final class Main {
     private void handover() throws Exception {
         String group = System.getenv("KCL_HANDOVER_GROUP");
         String app = System.getenv("KCL_HANDOVER_TABLE");
-        if (group == null || app == null) {
-            throw new IllegalStateException("KCL_HANDOVER_GROUP and KCL_HANDOVER_TABLE are not set");
+        String stream = System.getenv("KCL_HANDOVER_STREAM");
+        if (group == null || app == null || stream == null) {
+            throw new IllegalStateException("KCL_HANDOVER_GROUP, KCL_HANDOVER_TABLE and KCL_HANDOVER_STREAM are not set");
         }
-        String stream = "kcl-handover-" + env.runTag;
         createStream(stream, 2);
         Collector col = new Collector();
         try (Producer p = new Producer(env, stream, "handover")) {
