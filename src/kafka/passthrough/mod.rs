@@ -29,7 +29,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -237,23 +237,46 @@ impl Passthrough {
         wr: &mut BufWriter<impl AsyncWrite + Unpin>,
         owed: &mpsc::Sender<Owed>,
     ) -> Result<(), String> {
-        let idle = crate::listener::limits().idle;
+        let limits = crate::listener::limits();
         loop {
-            let frame = tokio::select! {
-                f = frame::read_frame(rd, self.max_frame_bytes) => f.map_err(|e| e.to_string())?,
+            let len = tokio::select! {
+                n = rd.read_i32() => match n {
+                    Ok(n) => Some(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+                    Err(e) => return Err(e.to_string()),
+                },
                 _ = crate::listener::closed(self.closing.clone()), if rd.buffer().is_empty() => None,
                 // The broker side failed: stop reading requests nobody will answer.
                 _ = owed.closed() => None,
-                // No request for limits.idle_timeout_secs (a frame cut off by the timer is
+                // No request for limits.idle_timeout_secs (a length cut off by the timer is
                 // not read on: the connection ends here).
-                _ = tokio::time::sleep(idle) => {
+                _ = tokio::time::sleep(limits.idle) => {
                     crate::observe::metrics().connection_closed("kafka", "idle");
                     None
                 }
             };
-            let Some(frame) = frame else {
+            let Some(len) = len else {
                 wr.flush().await.map_err(|e| e.to_string())?;
                 return Ok(());
+            };
+            // Held against limits.max_inflight_bytes until the request is on its way to the
+            // broker; the frame must arrive within limits.request_read_timeout_secs.
+            let counted = if len > 0 && len as usize <= self.max_frame_bytes {
+                len as usize
+            } else {
+                1
+            };
+            let _held = crate::listener::hold_bytes(counted).await;
+            let read = frame::read_payload(rd, len, 4, self.max_frame_bytes);
+            let frame = match tokio::time::timeout(limits.read, read).await {
+                Ok(frame) => frame.map_err(|e| e.to_string())?,
+                Err(_) => {
+                    crate::observe::metrics().connection_closed("kafka", "read_timeout");
+                    return Err(format!(
+                        "a {len}-byte frame did not arrive within {} s",
+                        limits.read.as_secs()
+                    ));
+                }
             };
             let start =
                 frame::request_start(&frame).ok_or_else(|| "frame too short".to_string())?;
