@@ -694,42 +694,9 @@ impl Tail {
     /// (within the reader's call budget); empty when Kinesis no longer keeps all of it.
     async fn chunk_positions(&self, chunk: &Chunk) -> StorageResult<Vec<(String, i64)>> {
         let mut reader = self.reader.lock().await;
-        if let Some(since) = reader.last_call.map(|t| t.elapsed()) {
-            if since < self.min_gap {
-                tokio::time::sleep(self.min_gap - since).await;
-            }
-        }
-        reader.last_call = Some(Instant::now());
-        let it: GetShardIteratorOutput = match self
-            .client
-            .call(
-                "GetShardIterator",
-                &GetShardIteratorInput {
-                    stream_name: Some(self.stream.to_string()),
-                    shard_id: Some(self.shard_id.clone()),
-                    shard_iterator_type: Some("AT_SEQUENCE_NUMBER".into()),
-                    starting_sequence_number: Some(chunk.first_seq.clone()),
-                    ..Default::default()
-                },
-            )
-            .await
-        {
-            Ok(it) => it,
-            Err(e) if e.is("InvalidArgumentException") => return Ok(Vec::new()),
-            Err(e) => return Err(storage_error(e)),
+        let Some(page) = self.page_from(&mut reader, &chunk.first_seq).await? else {
+            return Ok(Vec::new());
         };
-        let page: GetRecordsOutput = self
-            .client
-            .call(
-                "GetRecords",
-                &GetRecordsInput {
-                    shard_iterator: Some(it.shard_iterator),
-                    limit: Some(PAGE),
-                    stream_arn: None,
-                },
-            )
-            .await
-            .map_err(storage_error)?;
         let short = || {
             StorageError::Unavailable(format!(
                 "re-reading {}/{} from {} returned less than the index holds; try again",
@@ -815,14 +782,13 @@ impl Tail {
         (offset < c.end()).then(|| c.clone())
     }
 
-    /// Reads the shard again from `chunk`'s first record, caching every whole chunk the page
-    /// covers; a batch of `chunk` holding `offset` (or its part Kinesis still keeps), or
-    /// `None` when Kinesis no longer has any of it.
-    async fn refill(&self, chunk: &Chunk, offset: i64) -> StorageResult<Option<Bytes>> {
-        let mut reader = self.reader.lock().await;
-        if let Some(b) = self.cached_holding(chunk, offset) {
-            return Ok(Some(b));
-        }
+    /// One page of the shard from `first_seq` on, within the reader's call budget (the
+    /// caller holds `reader`); `None` when Kinesis no longer has that record.
+    async fn page_from(
+        &self,
+        reader: &mut Reader,
+        first_seq: &str,
+    ) -> StorageResult<Option<GetRecordsOutput>> {
         // The same budget of calls as reading at the tip.
         if let Some(since) = reader.last_call.map(|t| t.elapsed()) {
             if since < self.min_gap {
@@ -838,21 +804,17 @@ impl Tail {
                     stream_name: Some(self.stream.to_string()),
                     shard_id: Some(self.shard_id.clone()),
                     shard_iterator_type: Some("AT_SEQUENCE_NUMBER".into()),
-                    starting_sequence_number: Some(chunk.first_seq.clone()),
+                    starting_sequence_number: Some(first_seq.to_string()),
                     ..Default::default()
                 },
             )
             .await
         {
             Ok(it) => it,
-            // A sequence number past the trim horizon: this chunk at least is gone.
-            Err(e) if e.is("InvalidArgumentException") => {
-                self.trimmed_from(chunk.end());
-                return Ok(None);
-            }
+            Err(e) if e.is("InvalidArgumentException") => return Ok(None),
             Err(e) => return Err(storage_error(e)),
         };
-        let page: GetRecordsOutput = self
+        let page = self
             .client
             .call(
                 "GetRecords",
@@ -864,6 +826,22 @@ impl Tail {
             )
             .await
             .map_err(storage_error)?;
+        Ok(Some(page))
+    }
+
+    /// Reads the shard again from `chunk`'s first record, caching every whole chunk the page
+    /// covers; a batch of `chunk` holding `offset` (or its part Kinesis still keeps), or
+    /// `None` when Kinesis no longer has any of it.
+    async fn refill(&self, chunk: &Chunk, offset: i64) -> StorageResult<Option<Bytes>> {
+        let mut reader = self.reader.lock().await;
+        if let Some(b) = self.cached_holding(chunk, offset) {
+            return Ok(Some(b));
+        }
+        let Some(page) = self.page_from(&mut reader, &chunk.first_seq).await? else {
+            // A sequence number past the trim horizon: this chunk at least is gone.
+            self.trimmed_from(chunk.end());
+            return Ok(None);
+        };
         let short = || {
             StorageError::Unavailable(format!(
                 "re-reading {}/{} from {} returned less than the index holds; try again",
