@@ -222,14 +222,34 @@ impl Default for KinesisBackendConfig {
 }
 
 /// The Kinesis backend's state store.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KinesisStateConfig {
     #[serde(rename = "type")]
     pub kind: KinesisStateType,
-    /// The DynamoDB endpoint (KCL lease tables; the shared state once it exists);
+    /// The DynamoDB table of `type: dynamodb` (made when missing).
+    pub table: String,
+    /// The DynamoDB endpoint (the state table, KCL lease tables);
     /// `https://dynamodb.<region>.amazonaws.com` when unset.
     pub endpoint: Option<String>,
+}
+
+impl Default for KinesisStateConfig {
+    fn default() -> Self {
+        KinesisStateConfig {
+            kind: KinesisStateType::Local,
+            table: "strait-state".into(),
+            endpoint: None,
+        }
+    }
+}
+
+/// DynamoDB's table names: 3 to 255 of letters, digits, `_`, `.` and `-`.
+fn table_name_ok(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// A Kafka consumer group's settings on the Kinesis backend.
@@ -250,7 +270,8 @@ pub enum KinesisStateType {
     /// Files under `data_dir`: one strait replica.
     #[default]
     Local,
-    /// A DynamoDB table shared by replicas (not built yet: refused at start-up).
+    /// A DynamoDB table: the offset index and metadata documents outlive `data_dir`, and
+    /// replicas reading the same shards agree on every offset.
     Dynamodb,
 }
 
@@ -645,11 +666,13 @@ impl Config {
                     "is empty: `default` or a profile name".into(),
                 );
             }
-            if k.state.kind == KinesisStateType::Dynamodb {
+            if k.state.kind == KinesisStateType::Dynamodb && !table_name_ok(&k.state.table) {
                 return bad(
-                    "backend.kinesis.state.type",
-                    "dynamodb is not supported yet; use local (one replica, state in data_dir)"
-                        .into(),
+                    "backend.kinesis.state.table",
+                    format!(
+                        "{:?} is not a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)",
+                        k.state.table
+                    ),
                 );
             }
             let name_ok = |n: &str| {

@@ -290,8 +290,9 @@ async fn start_kinesis_backend(
 }
 
 /// The core over Kinesis streams, for Kafka clients: the catalog adopts every stream, and
-/// groups and the catalog's documents are files in `data_dir` (`state.type: local`). Retries
-/// until the upstream answers; `None` when shutdown comes first.
+/// groups, the catalog's documents and offset indexes are files in `data_dir`
+/// (`state.type: local`) or items of the DynamoDB state table (`dynamodb`). Retries until
+/// the upstream answers; `None` when shutdown comes first.
 async fn open_kinesis_core(
     config: &Config,
     upstream: Arc<backend::kinesis::upstream::Upstream>,
@@ -301,6 +302,33 @@ async fn open_kinesis_core(
     let client = Arc::new(backend::kinesis::client::KinesisClient::new(
         upstream.clone(),
     ));
+    let dynamodb = || -> Result<backend::kinesis::client::AwsJsonClient, String> {
+        let dynamodb = upstream.sibling(
+            "backend.kinesis.state.endpoint",
+            &k.dynamodb_url(),
+            "dynamodb",
+        )?;
+        Ok(backend::kinesis::client::AwsJsonClient::dynamodb(Arc::new(
+            dynamodb,
+        )))
+    };
+    let state = match k.state.kind {
+        config::KinesisStateType::Local => None,
+        config::KinesisStateType::Dynamodb => {
+            let table = Arc::new(backend::kinesis::state::StateTable::new(
+                dynamodb()?,
+                k.state.table.clone(),
+            ));
+            if retry_until_closed("the state table", &closing, || table.ensure())
+                .await
+                .is_none()
+            {
+                return Ok(None);
+            }
+            tracing::info!(table = %table.name(), "Kinesis backend state in DynamoDB");
+            Some(table)
+        }
+    };
     let log = backend::kinesis::log::KinesisLog::new(
         client,
         backend::kinesis::log::KinesisLogSettings {
@@ -311,12 +339,25 @@ async fn open_kinesis_core(
             fan_out_consumer: (k.read == config::KinesisRead::FanOut)
                 .then(|| k.consumer_name.clone()),
             streams: backend::kinesis::filter::StreamFilter::new(&k.streams),
+            state: state.clone(),
         },
     );
-    let meta = Arc::new(
-        FileMetaStore::open(config.data_dir.join("meta"))
-            .map_err(|e| format!("cannot open metadata in {}: {e}", config.data_dir.display()))?,
-    );
+    let (meta, group_meta): (Arc<dyn backend::MetaStore>, Arc<dyn backend::SyncMetaStore>) =
+        match &state {
+            Some(table) => {
+                let open = || backend::kinesis::shared_meta::SharedMetaStore::open(table.clone());
+                let Some(m) = retry_until_closed("the state table", &closing, open).await else {
+                    return Ok(None);
+                };
+                (m.clone(), m)
+            }
+            None => {
+                let m = Arc::new(FileMetaStore::open(config.data_dir.join("meta")).map_err(
+                    |e| format!("cannot open metadata in {}: {e}", config.data_dir.display()),
+                )?);
+                (m.clone(), m)
+            }
+        };
     let core = loop {
         let opened = core::Core::open(
             config.account_id.clone(),
@@ -341,7 +382,7 @@ async fn open_kinesis_core(
     core.spawn_catalog_refresh(CATALOG_REFRESH, closing.clone());
     spawn_reader_wake(&core, closing);
     let groups = core::groups::GroupCoordinator::open(
-        meta,
+        group_meta,
         std::time::Duration::from_millis(config.kafka.group_initial_rebalance_delay_ms),
     )
     .map_err(|e| format!("cannot load consumer groups: {e}"))?;
@@ -357,19 +398,41 @@ async fn open_kinesis_core(
         })
         .collect();
     if !tables.is_empty() {
-        let dynamodb = upstream.sibling(
-            "backend.kinesis.state.endpoint",
-            &k.dynamodb_url(),
-            "dynamodb",
-        )?;
-        tracing::info!(groups = tables.len(), endpoint = %dynamodb.endpoint(), "Kafka groups tied to KCL lease tables");
+        tracing::info!(groups = tables.len(), endpoint = %k.dynamodb_url(), "Kafka groups tied to KCL lease tables");
         groups.set_external(Arc::new(backend::kinesis::kcl_leases::KclLeaseTables::new(
-            backend::kinesis::client::AwsJsonClient::dynamodb(Arc::new(dynamodb)),
+            dynamodb()?,
             log,
             tables,
         )));
     }
     Ok(Some((core, groups)))
+}
+
+/// Runs `attempt` until it succeeds (every 2 s, warning each time); `None` when shutdown
+/// comes first.
+async fn retry_until_closed<T, F, Fut>(
+    what: &str,
+    closing: &listener::Closing,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = backend::StorageResult<T>>,
+{
+    loop {
+        let error = tokio::select! {
+            r = attempt() => match r {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            },
+            _ = listener::closed(closing.clone()) => return None,
+        };
+        tracing::warn!(error = %error, "cannot reach {what}; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = listener::closed(closing.clone()) => return None,
+        }
+    }
 }
 
 /// The Kafka backend: Kafka clients pass through to the cluster; Kinesis clients reach it

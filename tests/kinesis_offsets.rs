@@ -58,6 +58,7 @@ fn checkpoints_old_and_recent_map_to_offsets_and_back() {
                 cache_bytes: 1 << 20,
                 fan_out_consumer: None,
                 streams: StreamFilter::new(&[]),
+                state: None,
             },
         );
         // Read to the shard's end: the first records leave the recent positions.

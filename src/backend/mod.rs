@@ -262,6 +262,8 @@ pub trait MetaStore: Send + Sync {
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+    /// Returns once every write made so far is durable, or after a few seconds (shutdown).
+    async fn flush(&self) {}
 }
 
 /// A `MetaStore` that answers without waiting. The embedded group coordinator writes
@@ -272,10 +274,24 @@ pub trait SyncMetaStore: Send + Sync {
     fn put(&self, key: &str, value: &[u8]) -> StorageResult<()>;
     fn delete(&self, key: &str) -> StorageResult<()>;
     fn list(&self, prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>>;
+    /// Some writes returned before they were durable and are still being made (a store
+    /// that writes behind).
+    fn unwritten(&self) -> bool {
+        false
+    }
 }
+
+/// How long `MetaStore::flush` waits for a write-behind store at shutdown.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[async_trait]
 impl<T: SyncMetaStore> MetaStore for T {
+    async fn flush(&self) {
+        let until = tokio::time::Instant::now() + FLUSH_WAIT;
+        while self.unwritten() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     async fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
         SyncMetaStore::get(self, key)
     }

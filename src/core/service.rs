@@ -357,6 +357,7 @@ impl Core {
                 }
             }
         }
+        self.meta.flush().await;
     }
 
     pub fn limits(&self) -> Limits {

@@ -54,6 +54,9 @@ pub struct Metrics {
     pub broker_errors: IntCounterVec,
     /// Kinesis backend: strait's own calls (or PutRecords entries) the upstream throttled.
     pub upstream_throttled: IntCounterVec,
+    /// Kinesis backend with shared state: chunks of the offset index another replica had
+    /// stored differently, by stream.
+    pub kinesis_index_conflicts: IntCounterVec,
     /// Set on scrape: the embedded log's bytes and segment files, by stream.
     pub log_bytes: IntGaugeVec,
     pub log_segments: IntGaugeVec,
@@ -223,6 +226,12 @@ impl Metrics {
                 "strait_kinesis_upstream_throttled_total",
                 "Kinesis backend: strait's own calls, or PutRecords entries, the upstream refused with ProvisionedThroughputExceededException (retried), by operation.",
                 &["operation"],
+            ),
+            kinesis_index_conflicts: counter(
+                &r,
+                "strait_kinesis_index_conflicts_total",
+                "Kinesis backend with state in DynamoDB: offset index chunks another replica had stored differently (records trimmed before one replica read them), by stream.",
+                &["stream"],
             ),
             broker_errors: counter(
                 &r,

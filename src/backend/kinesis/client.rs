@@ -276,6 +276,8 @@ pub struct StreamSummary {
     pub open_shard_count: u32,
     /// Absent from older emulators: provisioned.
     pub stream_mode_details: Option<StreamModeDetails>,
+    /// Kept as the upstream wrote it: it tells a stream from one made again under its name.
+    pub stream_creation_timestamp: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -23,7 +23,9 @@ use super::client::{
 use super::fanout::{self, Consumers};
 use super::filter::StreamFilter;
 use super::shards::{cmp_seq, partition_count, partitions_of, ShardInfo};
-use super::tail::{BatchCache, Reading, Tail};
+use super::shared_index::SharedIndex;
+use super::state::StateTable;
+use super::tail::{BatchCache, IndexStore, Reading, Tail};
 use crate::backend::{
     AppendInfo, CheckedBatch, Log, NewTopic, PartitionLineage, PartitionOffsets, ProducerBatch,
     ReadBatches, Refusal, StorageError, StorageResult,
@@ -64,6 +66,9 @@ pub struct KinesisLogSettings {
     pub fan_out_consumer: Option<String>,
     /// The streams that are topics.
     pub streams: StreamFilter,
+    /// The shared state table (`state.type: dynamodb`); offset indexes are files in `dir`
+    /// without it.
+    pub state: Option<Arc<StateTable>>,
 }
 
 /// A stream's shards and when they were listed.
@@ -77,6 +82,8 @@ pub struct KinesisLog {
     cache: BatchCache,
     shards: RwLock<HashMap<String, ShardList>>,
     tails: Mutex<HashMap<(String, u32), Arc<Tail>>>,
+    /// Each stream's creation time (shared state only: it keys the offset index).
+    created: Mutex<HashMap<String, String>>,
     /// One PutRecords call at a time per partition, carrying every append queued for it, so
     /// batches keep their order and a batch's records are consecutive in the shard (as far as
     /// strait's own writes go).
@@ -102,6 +109,7 @@ impl KinesisLog {
             cache,
             shards: RwLock::new(HashMap::new()),
             tails: Mutex::new(HashMap::new()),
+            created: Mutex::new(HashMap::new()),
             appends: Mutex::new(HashMap::new()),
         })
     }
@@ -171,24 +179,38 @@ impl KinesisLog {
             return Ok(t.clone());
         }
         let shard = self.shard(stream, partition).await?;
-        let dir = self.stream_dir(stream);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| StorageError::io(format!("offset index {}", dir.display()), e))?;
-        let tail = Arc::new(Tail::open(
-            stream,
-            partition,
-            shard.shard_id,
-            dir.join(format!("{partition}.idx")),
-            Reading {
-                client: self.client.clone(),
-                cache: self.cache.clone(),
-                poll: self.settings.poll,
-                min_gap: Duration::from_millis(
-                    1000 / u64::from(self.settings.max_reads_per_sec.max(1)),
-                ),
-                push: self.fan_out.is_some(),
-            },
-        )?);
+        let store = match &self.settings.state {
+            Some(table) => IndexStore::Shared(SharedIndex::new(
+                table.clone(),
+                stream,
+                &shard.shard_id,
+                &self.created(stream).await?,
+            )),
+            None => {
+                let dir = self.stream_dir(stream);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| StorageError::io(format!("offset index {}", dir.display()), e))?;
+                IndexStore::File(dir.join(format!("{partition}.idx")))
+            }
+        };
+        let tail = Arc::new(
+            Tail::open(
+                stream,
+                partition,
+                shard.shard_id,
+                store,
+                Reading {
+                    client: self.client.clone(),
+                    cache: self.cache.clone(),
+                    poll: self.settings.poll,
+                    min_gap: Duration::from_millis(
+                        1000 / u64::from(self.settings.max_reads_per_sec.max(1)),
+                    ),
+                    push: self.fan_out.is_some(),
+                },
+            )
+            .await?,
+        );
         let (tail, new) = {
             let mut tails = self.tails.lock();
             match tails.get(&key) {
@@ -207,6 +229,25 @@ impl KinesisLog {
             );
         }
         Ok(tail)
+    }
+
+    /// When the stream was made, as the upstream tells it (asked once per stream).
+    async fn created(&self, stream: &str) -> StorageResult<String> {
+        if let Some(c) = self.created.lock().get(stream) {
+            return Ok(c.clone());
+        }
+        let at = match self
+            .summary(stream)
+            .await?
+            .stream_description_summary
+            .stream_creation_timestamp
+        {
+            Some(serde_json::Value::String(s)) => s,
+            Some(v) => v.to_string(),
+            None => "0".into(),
+        };
+        self.created.lock().insert(stream.to_string(), at.clone());
+        Ok(at)
     }
 
     fn stream_dir(&self, stream: &str) -> PathBuf {
@@ -807,8 +848,10 @@ impl KinesisLog {
         });
         for t in gone {
             t.stop();
+            t.discard_index();
         }
         self.shards.write().remove(topic);
+        self.created.lock().remove(topic);
         let name: Arc<str> = Arc::from(topic);
         let _ = self
             .cache

@@ -1,14 +1,16 @@
 //! One partition's view of its Kinesis shard: the one upstream reader this replica keeps for
 //! it, and the offset index that reader builds. Offsets are dense and assigned in shard order
 //! as records are first read (a KPL aggregate counts one offset per user record), so the same
-//! shard always gives the same offsets. The index is sparse: a chunk per GetRecords page
+//! shard always gives the same offsets. The index is sparse: a chunk per run of records
 //! (first offset, record count, first and last sequence number, newest arrival time), kept
-//! in memory and appended to a file under `data_dir`; the records themselves stay in Kinesis
-//! and, once read, in the byte-bounded batch cache.
+//! in memory and in its store (a file under `data_dir`, or the shared state table); the
+//! records themselves stay in Kinesis and, once read, in the byte-bounded batch cache.
+//! Chunk bounds depend only on the records and on where the index starts, not on how
+//! GetRecords pages fell, so replicas sharing a store agree on them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use tokio::sync::watch;
 
 use super::client::{storage_error, KinesisClient};
 use super::shards::cmp_seq;
+use super::shared_index::SharedIndex;
 use crate::backend::{PartitionOffsets, ReadBatches, StorageError, StorageResult};
 use crate::protocol::kafka::records::{encode_batch, NewRecord};
 use crate::protocol::kinesis::aggregation;
@@ -55,14 +58,14 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    fn line(&self) -> String {
+    pub(super) fn line(&self) -> String {
         format!(
             "{} {} {} {} {} {}\n",
             self.base, self.count, self.first_seq, self.last_seq, self.max_ts, self.bytes
         )
     }
 
-    fn parse(line: &str) -> Option<Chunk> {
+    pub(super) fn parse(line: &str) -> Option<Chunk> {
         let mut f = line.split(' ');
         let c = Chunk {
             base: f.next()?.parse().ok()?,
@@ -79,19 +82,55 @@ impl Chunk {
         self.base + self.count
     }
 
-    /// Takes the next page into this chunk when both fit in one GetRecords page with room
-    /// to spare, so a steady trickle of small pages makes few index lines.
-    fn absorb(&mut self, next: &Chunk) -> bool {
-        if self.count + next.count > MERGE_MAX_RECORDS || self.bytes + next.bytes > MERGE_MAX_BYTES
-        {
+    /// A chunk of one Kinesis record (of `count` user records).
+    fn of(r: &Record, base: i64, count: i64) -> Chunk {
+        Chunk {
+            base,
+            count,
+            first_seq: r.sequence_number.clone(),
+            last_seq: r.sequence_number.clone(),
+            max_ts: r.approximate_arrival_timestamp.0,
+            bytes: record_bytes(r),
+        }
+    }
+
+    /// Takes the next Kinesis record if the chunk stays within what one GetRecords call
+    /// reads again whole.
+    fn take(&mut self, r: &Record, count: i64) -> bool {
+        let bytes = record_bytes(r);
+        if self.count + count > MERGE_MAX_RECORDS || self.bytes + bytes > MERGE_MAX_BYTES {
             return false;
         }
-        self.count += next.count;
-        self.last_seq.clone_from(&next.last_seq);
-        self.max_ts = self.max_ts.max(next.max_ts);
-        self.bytes += next.bytes;
+        self.count += count;
+        self.last_seq.clone_from(&r.sequence_number);
+        self.max_ts = self.max_ts.max(r.approximate_arrival_timestamp.0);
+        self.bytes += bytes;
         true
     }
+}
+
+/// What a Kinesis record weighs in a chunk: its data and partition key.
+fn record_bytes(r: &Record) -> u64 {
+    (r.data.0.len() + r.partition_key.len()) as u64
+}
+
+/// The chunks a page of records makes, starting at offset `base`: the growing chunk (if
+/// any) takes records while it can, then new chunks follow. `firsts` holds each record's
+/// first offset and `end` the offset after the page. All but the last chunk are full.
+fn chunks_after(
+    growing: Option<Chunk>,
+    records: &[Record],
+    firsts: &[i64],
+    end: i64,
+) -> Vec<Chunk> {
+    let mut out: Vec<Chunk> = growing.into_iter().collect();
+    for (n, r) in records.iter().enumerate() {
+        let count = firsts.get(n + 1).copied().unwrap_or(end) - firsts[n];
+        if !out.last_mut().is_some_and(|c| c.take(r, count)) {
+            out.push(Chunk::of(r, firsts[n], count));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Default)]
@@ -120,18 +159,40 @@ impl Index {
         let mut index = Index::default();
         let mut kept = 0;
         for line in text.split_inclusive('\n') {
-            let chunk = line
-                .strip_suffix('\n')
-                .and_then(Chunk::parse)
-                .filter(|c| c.base == index.next_offset || index.chunks.is_empty());
-            let Some(chunk) = chunk else { break };
-            kept += line.len();
-            index.next_offset = chunk.end();
-            index.chunks.insert(chunk.base, chunk);
+            match line.strip_suffix('\n').and_then(Chunk::parse) {
+                Some(chunk) if index.follow_on(chunk.clone()) => kept += line.len(),
+                _ => break,
+            }
         }
-        index.log_start = index.chunks.keys().next().copied().unwrap_or(0);
-        index.persisted_end = index.next_offset;
+        index.loaded();
         (index, kept)
+    }
+
+    /// The index stored chunks make, up to the first that does not follow on.
+    fn of_chunks(chunks: Vec<Chunk>) -> Index {
+        let mut index = Index::default();
+        for chunk in chunks {
+            if !index.follow_on(chunk) {
+                break;
+            }
+        }
+        index.loaded();
+        index
+    }
+
+    /// Adds a stored chunk if it starts where the index ends (or is the first).
+    fn follow_on(&mut self, chunk: Chunk) -> bool {
+        if chunk.base != self.next_offset && !self.chunks.is_empty() {
+            return false;
+        }
+        self.next_offset = chunk.end();
+        self.chunks.insert(chunk.base, chunk);
+        true
+    }
+
+    fn loaded(&mut self) {
+        self.log_start = self.chunks.keys().next().copied().unwrap_or(0);
+        self.persisted_end = self.next_offset;
     }
 
     /// Forgets the chunks wholly below `start` except the newest, and the newest written to
@@ -199,13 +260,42 @@ pub struct Reading {
     pub push: bool,
 }
 
+/// Where a partition's offset index is kept.
+pub enum IndexStore {
+    /// A file under `data_dir`, lines appended (`state.type: local`, one replica).
+    File(PathBuf),
+    /// The shared state table (`state.type: dynamodb`).
+    Shared(SharedIndex),
+}
+
+/// The index in `file`, cut after its last whole line when a crash left half of one.
+fn load_file(file: &Path) -> StorageResult<Index> {
+    let context = || format!("offset index {}", file.display());
+    match std::fs::read_to_string(file) {
+        Ok(text) => {
+            let (index, kept) = Index::load(&text);
+            if kept < text.len() {
+                tracing::warn!(file = %file.display(), kept, len = text.len(), "offset index cut after its last whole line");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(file)
+                    .and_then(|f| f.set_len(kept as u64))
+                    .map_err(|e| StorageError::io(context(), e))?;
+            }
+            Ok(index)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+        Err(e) => Err(StorageError::io(context(), e)),
+    }
+}
+
 pub struct Tail {
     stream: Arc<str>,
     partition: u32,
     shard_id: String,
     client: Arc<KinesisClient>,
     cache: BatchCache,
-    file: PathBuf,
+    store: IndexStore,
     poll: Duration,
     min_gap: Duration,
     push: bool,
@@ -218,12 +308,13 @@ pub struct Tail {
 }
 
 impl Tail {
-    /// The partition's reader, with the index a previous run left in `file`.
-    pub fn open(
+    /// The partition's reader, with the index a previous run (or another replica) left in
+    /// `store`.
+    pub async fn open(
         stream: &str,
         partition: u32,
         shard_id: String,
-        file: PathBuf,
+        store: IndexStore,
         reading: Reading,
     ) -> StorageResult<Tail> {
         let Reading {
@@ -233,24 +324,10 @@ impl Tail {
             min_gap,
             push,
         } = reading;
-        let mut index = Index::default();
-        let context = || format!("offset index {}", file.display());
-        match std::fs::read_to_string(&file) {
-            Ok(text) => {
-                let kept;
-                (index, kept) = Index::load(&text);
-                if kept < text.len() {
-                    tracing::warn!(file = %file.display(), kept, len = text.len(), "offset index cut after its last whole line");
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&file)
-                        .and_then(|f| f.set_len(kept as u64))
-                        .map_err(|e| StorageError::io(context(), e))?;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StorageError::io(context(), e)),
-        }
+        let index = match &store {
+            IndexStore::File(file) => load_file(file)?,
+            IndexStore::Shared(shared) => Index::of_chunks(shared.load().await?),
+        };
         let (grown, _) = watch::channel(index.next_offset);
         Ok(Tail {
             stream: Arc::from(stream),
@@ -258,7 +335,7 @@ impl Tail {
             shard_id,
             client,
             cache,
-            file,
+            store,
             poll,
             min_gap,
             push,
@@ -446,55 +523,58 @@ impl Tail {
         Ok(out.shard_iterator)
     }
 
-    /// Gives the page's records the next offsets, caches them as one batch, and adds them to
-    /// the growing chunk (or starts a new one, writing the full one to the index file).
+    /// Gives the page's records the next offsets and adds them to the index: the growing
+    /// chunk takes records while it can, then new chunks follow, each full one written to
+    /// the store. The page is cached as a batch per chunk it touches, under the batch's
+    /// first offset, before the index shows the new offsets.
     fn index_page(&self, records: Vec<Record>) -> StorageResult<()> {
         if records.is_empty() {
             return Ok(());
         }
-        let base = self.index.read().next_offset;
-        let (batch, firsts) = to_batch(&records, base);
-        let page = Chunk {
-            base,
-            count: batch.header().last_offset_delta as i64 + 1,
-            first_seq: records[0].sequence_number.clone(),
-            last_seq: records[records.len() - 1].sequence_number.clone(),
-            max_ts: records
-                .iter()
-                .map(|r| r.approximate_arrival_timestamp.0)
-                .max()
-                .unwrap_or(0),
-            bytes: records
-                .iter()
-                .map(|r| (r.data.0.len() + r.partition_key.len()) as u64)
-                .sum(),
+        let (base, growing) = {
+            let i = self.index.read();
+            let growing = i
+                .chunks
+                .values()
+                .next_back()
+                .filter(|c| c.base >= i.persisted_end)
+                .cloned();
+            (i.next_offset, growing)
         };
-        self.cache
-            .insert((self.stream.clone(), self.partition, base), batch.freeze());
-        let mut i = self.index.write();
-        let persisted_end = i.persisted_end;
-        let growing = i
-            .chunks
-            .values_mut()
-            .next_back()
-            .filter(|c| c.base >= persisted_end);
-        let absorbed = match growing {
-            Some(last) => {
-                if last.absorb(&page) {
-                    true
-                } else {
-                    let full = last.clone();
-                    self.persist(&full)?;
-                    i.persisted_end = full.end();
-                    false
-                }
+        let (users, starts) = kafka_records(&records);
+        let end = base + users.len() as i64;
+        let firsts: Vec<i64> = starts.iter().map(|s| base + *s as i64).collect();
+        let had_growing = growing.is_some();
+        let chunks = chunks_after(growing, &records, &firsts, end);
+        // Records from `at` on belong to the chunk at hand.
+        let mut at = 0;
+        for c in &chunks {
+            let upto = firsts.partition_point(|f| *f < c.end());
+            if upto > at {
+                let mut batch = encode_batch(
+                    &users[starts[at]..starts.get(upto).copied().unwrap_or(users.len())],
+                );
+                batch.place_at(firsts[at]);
+                self.cache.insert(
+                    (self.stream.clone(), self.partition, firsts[at]),
+                    batch.freeze(),
+                );
             }
-            None => false,
-        };
-        i.next_offset = page.end();
-        if !absorbed {
-            i.chunks.insert(base, page);
+            at = upto;
         }
+        let mut i = self.index.write();
+        if had_growing {
+            i.chunks.remove(&chunks[0].base);
+        }
+        let last = chunks.len() - 1;
+        for (n, c) in chunks.into_iter().enumerate() {
+            if n < last {
+                self.persist(&c)?;
+                i.persisted_end = c.end();
+            }
+            i.chunks.insert(c.base, c);
+        }
+        i.next_offset = end;
         for (r, first) in records.iter().zip(firsts) {
             i.recent.push_back((r.sequence_number.clone(), first));
         }
@@ -523,14 +603,29 @@ impl Tail {
     }
 
     fn persist(&self, chunk: &Chunk) -> StorageResult<()> {
-        let context = || format!("offset index {}", self.file.display());
+        let file = match &self.store {
+            IndexStore::File(file) => file,
+            IndexStore::Shared(shared) => {
+                shared.put(chunk);
+                return Ok(());
+            }
+        };
+        let context = || format!("offset index {}", file.display());
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.file)
+            .open(file)
             .map_err(|e| StorageError::io(context(), e))?;
         f.write_all(chunk.line().as_bytes())
             .map_err(|e| StorageError::io(context(), e))
+    }
+
+    /// The stream is deleted: its shared index goes too (a file index goes with its
+    /// directory).
+    pub fn discard_index(&self) {
+        if let IndexStore::Shared(shared) = &self.store {
+            shared.drop_all();
+        }
     }
 
     /// The offset a record got, once this reader has read it: reads on until the index has
@@ -913,23 +1008,33 @@ impl Tail {
             match self.rewrite(&i) {
                 Ok(()) => i.pruned = 0,
                 Err(e) => {
-                    tracing::warn!(file = %self.file.display(), error = %e, "cannot rewrite the offset index without its trimmed chunks")
+                    tracing::warn!(stream = %self.stream, partition = self.partition, error = %e, "cannot rewrite the offset index without its trimmed chunks")
                 }
             }
         }
     }
 
     /// Writes the index file again with the chunks still held that were written to it
-    /// (a new file renamed over the old, so a crash leaves one or the other).
+    /// (a new file renamed over the old, so a crash leaves one or the other); a shared index
+    /// deletes the chunks below the first held.
     fn rewrite(&self, i: &Index) -> StorageResult<()> {
-        let context = || format!("offset index {}", self.file.display());
-        let tmp = self.file.with_extension("idx.tmp");
+        let file = match &self.store {
+            IndexStore::File(file) => file,
+            IndexStore::Shared(shared) => {
+                if let Some(first) = i.chunks.keys().next() {
+                    shared.prune_below(*first);
+                }
+                return Ok(());
+            }
+        };
+        let context = || format!("offset index {}", file.display());
+        let tmp = file.with_extension("idx.tmp");
         let text = i.file_text();
         let mut f = std::fs::File::create(&tmp).map_err(|e| StorageError::io(context(), e))?;
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(|e| StorageError::io(context(), e))?;
-        std::fs::rename(&tmp, &self.file).map_err(|e| StorageError::io(context(), e))
+        std::fs::rename(&tmp, file).map_err(|e| StorageError::io(context(), e))
     }
 
     /// Records before `first_kept` have left the shard: the log start moves to the first
@@ -975,13 +1080,13 @@ fn batch_end(batch: &[u8]) -> Option<i64> {
 }
 
 /// Kafka records from Kinesis records: key = partition key, value = data, timestamp =
-/// arrival time; a KPL aggregate gives one record per user record. Returns the batch (base
-/// offset placed) and each Kinesis record's first offset.
-fn to_batch(records: &[Record], base: i64) -> (crate::backend::CheckedBatch, Vec<i64>) {
+/// arrival time; a KPL aggregate gives one record per user record. Returns them and each
+/// Kinesis record's first index among them.
+fn kafka_records(records: &[Record]) -> (Vec<NewRecord>, Vec<usize>) {
     let mut out = Vec::with_capacity(records.len());
-    let mut firsts = Vec::with_capacity(records.len());
+    let mut starts = Vec::with_capacity(records.len());
     for r in records {
-        firsts.push(base + out.len() as i64);
+        starts.push(out.len());
         let ts = r.approximate_arrival_timestamp.0;
         match aggregation::split(&r.data.0) {
             Some(users) if !users.is_empty() => out.extend(users.into_iter().map(|u| NewRecord {
@@ -998,9 +1103,16 @@ fn to_batch(records: &[Record], base: i64) -> (crate::backend::CheckedBatch, Vec
             }),
         }
     }
-    let mut batch = encode_batch(&out);
+    (out, starts)
+}
+
+/// The Kafka batch of Kinesis records (base offset placed), and each Kinesis record's first
+/// offset.
+fn to_batch(records: &[Record], base: i64) -> (crate::backend::CheckedBatch, Vec<i64>) {
+    let (users, starts) = kafka_records(records);
+    let mut batch = encode_batch(&users);
     batch.place_at(base);
-    (batch, firsts)
+    (batch, starts.into_iter().map(|s| base + s as i64).collect())
 }
 
 #[cfg(test)]
@@ -1058,24 +1170,64 @@ mod tests {
         assert_eq!((cut.next_offset, kept), (40, chunk(30).line().len()));
     }
 
+    fn record(seq: u64, bytes: usize) -> Record {
+        Record {
+            sequence_number: seq.to_string(),
+            approximate_arrival_timestamp: crate::protocol::kinesis::codec::Timestamp(seq as i64),
+            data: crate::protocol::kinesis::codec::Blob(Bytes::from(vec![b'x'; bytes])),
+            partition_key: "k".into(),
+            encryption_type: None,
+        }
+    }
+
+    /// Chunks from records read in pages of `page` records.
+    fn chunks_by_pages(records: &[Record], page: usize) -> Vec<Chunk> {
+        let mut done: Vec<Chunk> = Vec::new();
+        let mut growing: Option<Chunk> = None;
+        let mut next = 0;
+        for p in records.chunks(page) {
+            let firsts: Vec<i64> = (next..next + p.len() as i64).collect();
+            next += p.len() as i64;
+            let mut made = chunks_after(growing.take(), p, &firsts, next);
+            growing = made.pop();
+            done.extend(made);
+        }
+        done.extend(growing);
+        done
+    }
+
     #[test]
-    fn small_pages_join_a_chunk_up_to_a_page_of_room() {
-        let page = |base: i64, count: i64, bytes: u64| Chunk {
-            base,
-            count,
-            first_seq: format!("{}", 100 + base),
-            last_seq: format!("{}", 100 + base + count - 1),
-            max_ts: base,
-            bytes,
-        };
-        let mut c = page(0, 10, 100);
-        assert!(c.absorb(&page(10, 5, 50)));
+    fn chunk_bounds_do_not_depend_on_how_pages_fell() {
+        let records: Vec<Record> = (1..=5_000)
+            .map(|n| record(1000 + n, if n % 7 == 0 { 4_000 } else { 100 }))
+            .collect();
+        let whole = chunks_by_pages(&records, 10_000);
+        for page in [1, 3, 250, 1_999, 2_001, 4_999] {
+            assert_eq!(chunks_by_pages(&records, page), whole, "pages of {page}");
+        }
+        assert!(whole.len() > 2);
+        for c in &whole[..whole.len() - 1] {
+            assert!(c.count <= MERGE_MAX_RECORDS && c.bytes <= MERGE_MAX_BYTES);
+        }
+        // Bytes cut a chunk before records do.
+        let big: Vec<Record> = (1..=10).map(|n| record(n, 1 << 20)).collect();
+        let chunks = chunks_by_pages(&big, 3);
+        assert_eq!(
+            chunks.iter().map(|c| c.count).collect::<Vec<_>>(),
+            vec![1; 10]
+        );
+    }
+
+    #[test]
+    fn a_chunk_takes_records_up_to_a_page_of_room() {
+        let mut c = Chunk::of(&record(100, 10), 0, 10);
+        assert!(c.take(&record(101, 10), 5));
         assert_eq!(
             (c.count, c.last_seq.as_str(), c.max_ts, c.bytes),
-            (15, "114", 10, 150)
+            (15, "101", 101, 22)
         );
-        assert!(!c.absorb(&page(15, MERGE_MAX_RECORDS, 1)));
-        assert!(!c.absorb(&page(15, 1, MERGE_MAX_BYTES)));
+        assert!(!c.take(&record(102, 1), MERGE_MAX_RECORDS));
+        assert!(!c.take(&record(102, MERGE_MAX_BYTES as usize), 1));
         assert_eq!(c.count, 15);
     }
 }

@@ -25,13 +25,19 @@ BIN = os.environ.get("STRAIT_BIN", os.path.join(REPO, "target", "debug", "strait
 UPSTREAM = os.environ["UPSTREAM"]
 KIND = os.environ.get("UPSTREAM_KIND", "strait")
 UPSTREAM_ADMIN = os.environ.get("UPSTREAM_ADMIN")
+# A DynamoDB endpoint (moto) for backend.kinesis.state.type dynamodb.
+STATE_DYNAMODB = os.environ.get("STATE_DYNAMODB")
 READ = os.environ.get("READ", "polling")
 RUN = str(int(time.time() * 1000) % 10_000_000) + os.environ.get("READ", "polling")[0]
 failures, skipped = [], []
 
 
-def check(name, fn, only=None):
+def check(name, fn, only=None, needs_dynamodb=False):
     if os.environ.get("ONLY") and os.environ["ONLY"] not in name:
+        return
+    if needs_dynamodb and not STATE_DYNAMODB:
+        skipped.append(name)
+        print(f"skip {name}: needs STATE_DYNAMODB (a DynamoDB endpoint)")
         return
     if only and KIND not in only:
         skipped.append(name)
@@ -613,6 +619,95 @@ def main():
         dup = [m for m in rest if (m.partition(), m.offset()) in seen and m.offset() >= committed[m.partition()]]
         assert len(rest) == rest_want and not dup, f"read {len(rest)} of {rest_want} after the restart, {len(dup)} again"
 
+    def replicas_with_state_in_dynamodb_agree_on_offsets():
+        table = f"strait-state-{RUN}"
+        env = {
+            "STRAIT_BACKEND__KINESIS__STATE__TYPE": "dynamodb",
+            "STRAIT_BACKEND__KINESIS__STATE__TABLE": table,
+            "STRAIT_BACKEND__KINESIS__STATE__ENDPOINT": STATE_DYNAMODB,
+        }
+        topic = f"shared-{RUN}"
+        replicas = []
+        try:
+            a = Strait(UPSTREAM, **env)
+            replicas.append(a)
+            b = Strait(UPSTREAM, **env)
+            replicas.append(b)
+            admin = AdminClient({"bootstrap.servers": a.kafka})
+            admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(60)
+            # Enough Kinesis records that each shard's index has full chunks (2,000 records).
+            # The upstream may throttle (1,000 records/s a shard): throttled entries are sent again.
+            for i in range(0, 4500, 500):
+                entries = [{"PartitionKey": f"k{j}", "Data": f"kinesis-{j}".encode() * (1 + j % 5)} for j in range(i, i + 500)]
+                for _ in range(50):
+                    r = k.put_records(StreamName=topic, Records=entries)
+                    entries = [e for e, out in zip(entries, r["Records"]) if "ErrorCode" in out]
+                    if not entries:
+                        break
+                    time.sleep(0.5)
+                assert not entries, f"{len(entries)} records still throttled"
+            wait_topic(b, topic, 2)
+            by_a = produce_all(producer(a), topic, [(f"a{i}".encode(), f"via-a-{i}".encode(), i % 2) for i in range(200)])
+            assert all(e is None for e, *_ in by_a), by_a[:3]
+
+            def read_all(s, group, want):
+                c = consumer(s, group)
+                c.subscribe([topic])
+                got = consume(c, want, timeout=90)
+                return c, {(m.partition(), m.offset()): m.value() for m in got}
+
+            cb, seen_b = read_all(b, f"g-shared-b-{RUN}", 4700)
+            assert len(seen_b) == 4700, f"replica b read {len(seen_b)} of 4700"
+            for p in range(2):
+                offs = sorted(o for (pp, o) in seen_b if pp == p)
+                assert offs == list(range(len(offs))), f"partition {p}: offsets on b not dense from 0"
+            wrong = [(p, o) for _, p, o, _, v in by_a if seen_b.get((p, o)) != v]
+            assert not wrong, f"records a acknowledged are elsewhere on b: {wrong[:5]}"
+            by_b = produce_all(producer(b), topic, [(f"b{i}".encode(), f"via-b-{i}".encode(), i % 2) for i in range(100)])
+            ca, seen_a = read_all(a, f"g-shared-a-{RUN}", 4800)
+            ca.close()
+            assert len(seen_a) == 4800, f"replica a read {len(seen_a)} of 4800"
+            wrong = [(p, o) for _, p, o, _, v in by_b if seen_a.get((p, o)) != v]
+            assert not wrong, f"records b acknowledged are elsewhere on a: {wrong[:5]}"
+            differ = [po for po, v in seen_b.items() if seen_a.get(po) != v]
+            assert not differ, f"a and b disagree at {differ[:5]}"
+            # b's group commits, b stops; a new replica with an empty data_dir has the commit
+            # and the same offsets, from the state table alone.
+            cb.commit(asynchronous=False)
+            tps = [TopicPartition(topic, p) for p in range(2)]
+            committed = {tp.partition: tp.offset for tp in cb.committed(tps, timeout=10)}
+            cb.close()
+            assert all(o > 0 for o in committed.values()), committed
+            b.stop()
+            c = Strait(UPSTREAM, **env)
+            replicas.append(c)
+            cc = consumer(c, f"g-shared-b-{RUN}")
+            again = {tp.partition: tp.offset for tp in cc.committed(tps, timeout=10)}
+            cc.close()
+            assert again == committed, f"commits after a new replica: {again} vs {committed}"
+            cn, seen_c = read_all(c, f"g-shared-c-{RUN}", 4800)
+            cn.close()
+            differ = [po for po, v in seen_a.items() if seen_c.get(po) != v]
+            assert len(seen_c) == 4800 and not differ, f"the new replica read {len(seen_c)}, differing at {differ[:5]}"
+            # Each shard's index is in the table once: chunks from offset 0, each following on,
+            # full ones of 2,000 records, whichever replica wrote them.
+            d = boto3.client("dynamodb", endpoint_url=STATE_DYNAMODB, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+            chunks = {}
+            for item in d.scan(TableName=table)["Items"]:
+                if item["pk"]["S"].startswith(f"index/{topic}/"):
+                    base, count = map(int, item["chunk"]["S"].split()[:2])
+                    chunks.setdefault(item["pk"]["S"], []).append((base, count))
+            assert len(chunks) == 2, f"index keys: {sorted(chunks)}"
+            for pk, cs in chunks.items():
+                cs.sort()
+                assert cs[0] == (0, 2000), f"{pk}: first chunk {cs[0]}"
+                assert all(b == pb + pc for (pb, pc), (b, _) in zip(cs, cs[1:])), f"{pk}: chunks do not follow on: {cs}"
+            for r in (a, c):
+                assert metric(r.admin, r"strait_kinesis_index_conflicts_total\{[^}]*\} (\d+)") == 0, "index conflicts"
+        finally:
+            for r in replicas:
+                r.stop()
+
     def a_split_shard_stays_readable_and_its_children_appear():
         shard0 = next(x for x in k.list_shards(StreamName=from_kinesis)["Shards"] if x["ShardId"] == shard_id(0))
         lo = int(shard0["HashKeyRange"]["StartingHashKey"])
@@ -783,6 +878,7 @@ def main():
         per = {p: sum(1 for m in got if m.partition() == p) for p in parts + [3]}
         assert [per[p] for p in parts] == [ends[a], ends[b]] and per[3] == 1, (per, ends)
 
+    check("state in DynamoDB: two replicas give every record the same offset; a third with an empty data_dir has the commits and the offsets", replicas_with_state_in_dynamodb_agree_on_offsets, needs_dynamodb=True)
     check("Kinesis records reach a Kafka group: per shard, in order, dense offsets, arrival timestamps", kinesis_records_reach_a_kafka_group)
     check("Kafka records land in the shard the producer chose; consumers find them at the offsets producers were told", kafka_records_land_where_the_producer_sent_them)
     check("keys Kinesis cannot take: null -> partition number; non-UTF-8 and > 256 chars INVALID_RECORD; > 1 MiB MESSAGE_TOO_LARGE; nothing refused is written", keys_kinesis_cannot_take)
@@ -807,7 +903,7 @@ def main():
         print("# last lines of strait's log:")
         for line in s.log().splitlines()[-15:]:
             print("#   " + line)
-    ran = 1 if os.environ.get("ONLY") else 17
+    ran = 1 if os.environ.get("ONLY") else 18
     print(f"kafka-on-kinesis ({KIND}, {READ}): {ran - len(failures) - len(skipped)} passed, {len(failures)} failed, {len(skipped)} skipped")
     return 1 if failures else 0
 

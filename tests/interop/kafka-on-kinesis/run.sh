@@ -4,6 +4,7 @@
 #   1. strait's embedded backend (the only upstream with enhanced fan-out and /metrics), read
 #      both ways strait can: polling GetRecords, and its own enhanced fan-out;
 #   2. moto's server (PyPI), a Kinesis written by others, with its own sequence numbers.
+# moto's DynamoDB holds the shared state (backend.kinesis.state.type dynamodb) in both.
 # checks.py drives confluent-kafka through strait and boto3 straight at the upstream; then
 # suites.sh runs the Kafka Java, franz-go and kcat suites on this backend.
 #   tests/interop/kafka-on-kinesis/run.sh
@@ -30,6 +31,18 @@ fi
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 failures=()
 
+# moto: an upstream of its own (step 2), and DynamoDB for backend.kinesis.state.type dynamodb
+# in both steps.
+port="$(free_port)"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$tmp/moto.log" 2>&1 &
+moto_pid=$!
+for _ in $(seq 1 100); do
+  "$venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$port)))" 2>/dev/null && break
+  kill -0 "$moto_pid" 2>/dev/null || { echo "moto_server exited:" >&2; cat "$tmp/moto.log" >&2; exit 2; }
+  sleep 0.2
+done
+export STATE_DYNAMODB="http://127.0.0.1:$port"
+
 # 1. strait's embedded backend as the upstream.
 # With Kinesis's per-shard limits, as no emulator has them.
 start_strait kafka-on-kinesis-upstream STRAIT_KINESIS__THROTTLING=aws || exit 2
@@ -39,15 +52,7 @@ for read in polling fan-out; do
     "$venv/bin/python" "$here/checks.py" || failures+=("strait-upstream/$read")
 done
 
-# 2. moto.
-port="$(free_port)"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$tmp/moto.log" 2>&1 &
-moto_pid=$!
-for _ in $(seq 1 100); do
-  "$venv/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$port)))" 2>/dev/null && break
-  kill -0 "$moto_pid" 2>/dev/null || { echo "moto_server exited:" >&2; cat "$tmp/moto.log" >&2; exit 2; }
-  sleep 0.2
-done
+# 2. moto as the upstream.
 UPSTREAM="http://127.0.0.1:$port" UPSTREAM_KIND=moto "$venv/bin/python" "$here/checks.py" || failures+=("moto-upstream")
 
 # 3. The Kafka Java, franz-go and kcat suites with backend.type kinesis (their own upstream).

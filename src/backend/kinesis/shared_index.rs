@@ -1,0 +1,146 @@
+//! A shard's offset index in the shared state table (`backend.kinesis.state.type: dynamodb`).
+//! Chunk bounds depend only on the shard's records and where the index starts, so every
+//! replica reading the shard from the same stored chunks numbers it the same and would write
+//! the same chunks: each chunk is written once, by whichever replica gets there first, and the
+//! others find it there. Items: `pk` = `index/<stream>/<shard id>/<stream's creation
+//! time>` (a stream made again under its old name starts afresh), `sk` = the chunk's first
+//! offset, zero-padded so text order is number order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::state::{item, text, StateTable};
+use super::tail::Chunk;
+use crate::backend::StorageResult;
+
+pub struct SharedIndex {
+    table: Arc<StateTable>,
+    pk: String,
+    writes: mpsc::UnboundedSender<IndexWrite>,
+}
+
+enum IndexWrite {
+    /// A full chunk, in offset order.
+    Put(Chunk),
+    /// Chunks wholly below this offset are gone from the shard.
+    PruneBelow(i64),
+    /// The stream is deleted.
+    DropAll,
+}
+
+impl SharedIndex {
+    pub fn new(table: Arc<StateTable>, stream: &str, shard_id: &str, created: &str) -> Self {
+        let pk = format!("index/{stream}/{shard_id}/{created}");
+        let (writes, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_in_order(
+            table.clone(),
+            stream.to_string(),
+            pk.clone(),
+            rx,
+        ));
+        SharedIndex { table, pk, writes }
+    }
+
+    /// The stored chunks, in offset order.
+    pub async fn load(&self) -> StorageResult<Vec<Chunk>> {
+        let items = self.table.query_prefix(&self.pk, "").await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| Chunk::parse(text(i, "chunk")?))
+            .collect())
+    }
+
+    pub fn put(&self, chunk: &Chunk) {
+        let _ = self.writes.send(IndexWrite::Put(chunk.clone()));
+    }
+
+    pub fn prune_below(&self, offset: i64) {
+        let _ = self.writes.send(IndexWrite::PruneBelow(offset));
+    }
+
+    pub fn drop_all(&self) {
+        let _ = self.writes.send(IndexWrite::DropAll);
+    }
+}
+
+fn sort_key(base: i64) -> String {
+    format!("{base:020}")
+}
+
+/// Makes the writes in the order they were asked for, each retried until it lands; ends
+/// when the partition's reader is gone and every write is made.
+async fn write_in_order(
+    table: Arc<StateTable>,
+    stream: String,
+    pk: String,
+    mut writes: mpsc::UnboundedReceiver<IndexWrite>,
+) {
+    while let Some(w) = writes.recv().await {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let done = match &w {
+                IndexWrite::Put(c) => put_chunk(&table, &stream, &pk, c).await,
+                IndexWrite::PruneBelow(offset) => prune(&table, &pk, *offset).await,
+                IndexWrite::DropAll => prune(&table, &pk, i64::MAX).await,
+            };
+            match done {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(index = %pk, error = %e, "cannot write the offset index to the state table; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+async fn put_chunk(table: &StateTable, stream: &str, pk: &str, c: &Chunk) -> StorageResult<()> {
+    let line = c.line();
+    let line = line.trim_end();
+    let sk = sort_key(c.base);
+    if table
+        .put_new(item(&[("pk", pk), ("sk", &sk), ("chunk", line)]))
+        .await?
+    {
+        return Ok(());
+    }
+    let theirs = table.get(pk, &sk).await?;
+    let theirs = theirs.as_ref().and_then(|i| text(i, "chunk"));
+    if theirs != Some(line) {
+        // Only when records were trimmed before one replica read them and not before
+        // another: the stored chunk is what replicas that start later will use.
+        tracing::error!(index = %pk, mine = line, theirs = ?theirs, "another replica indexed this shard differently; restart this replica to take the stored index");
+        crate::observe::metrics()
+            .kinesis_index_conflicts
+            .with_label_values(&[stream])
+            .inc();
+    }
+    Ok(())
+}
+
+async fn prune(table: &StateTable, pk: &str, below: i64) -> StorageResult<()> {
+    let keys: Vec<String> = table
+        .query_below(pk, &sort_key(below))
+        .await?
+        .iter()
+        .filter_map(|i| text(i, "sk").map(str::to_string))
+        .collect();
+    table.delete_many(pk, &keys).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_keys_order_as_offsets_do() {
+        let mut keys: Vec<String> = [0, 9, 10, 2_000, 123_456_789_012].map(sort_key).to_vec();
+        let sorted = keys.clone();
+        keys.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(sort_key(42), "00000000000000000042");
+    }
+}
