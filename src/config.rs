@@ -109,6 +109,9 @@ impl Default for AdminConfig {
 pub struct KafkaConfig {
     /// The Kafka protocol listener; empty turns it off.
     pub listen: String,
+    /// This replica's Kafka node id when replicas share state (Kinesis backend,
+    /// `state.type: dynamodb`); the first free id from 1 when unset. Alone, strait is node 0.
+    pub node_id: Option<i32>,
     /// host:port written into Metadata and FindCoordinator responses.
     pub advertised_address: String,
     /// Largest request frame accepted; larger ones close the connection, as Kafka does.
@@ -122,6 +125,7 @@ impl Default for KafkaConfig {
     fn default() -> Self {
         KafkaConfig {
             listen: "127.0.0.1:9092".into(),
+            node_id: None,
             advertised_address: "127.0.0.1:9092".into(),
             max_frame_bytes: 100 << 20,
             group_initial_rebalance_delay_ms: 3000,
@@ -635,6 +639,15 @@ impl Config {
             if let Err(e) = self.admin.listen.parse::<SocketAddr>() {
                 return bad("admin.listen", format!("{:?}: {e}", self.admin.listen));
             }
+        }
+        if self.kafka.node_id.is_some_and(|id| id < 0) {
+            return bad(
+                "kafka.node_id",
+                format!(
+                    "{} is negative: Kafka node ids are 0 or more",
+                    self.kafka.node_id.unwrap_or_default()
+                ),
+            );
         }
         if self.kafka.max_frame_bytes < 1 << 20 {
             return bad(

@@ -58,21 +58,23 @@ pub async fn run(
         )))
     };
     let conns = Arc::new(listener::Connections::default());
-    let (kinesis, kafka, core) = match config.backend.kind {
+    // `groups`: a coordinator whose group leases are given up at the very end.
+    let (kinesis, kafka, core, groups) = match config.backend.kind {
         config::BackendType::Embedded => {
             let (kinesis, kafka, core) =
                 start_embedded(&config, conns.clone(), closing.clone()).await?;
-            (Some(kinesis), kafka, Some(core))
+            (Some(kinesis), kafka, Some(core), None)
         }
         config::BackendType::Kafka => {
             let (kinesis, kafka, core) =
                 start_kafka_backend(&config, &ready, conns.clone(), closing.clone()).await?;
-            (kinesis, Some(kafka), core)
+            (kinesis, Some(kafka), core, None)
         }
         config::BackendType::Kinesis => {
             let (kinesis, kafka, core) =
                 start_kinesis_backend(&config, conns.clone(), closing.clone()).await?;
-            (Some(kinesis), kafka, core)
+            let groups = core.as_ref().map(|(_, g)| g.clone());
+            (Some(kinesis), kafka, core.map(|(c, _)| c), groups)
         }
     };
     ready.set(true);
@@ -97,6 +99,9 @@ pub async fn run(
     }
     if let Some(core) = core {
         core.flush_all().await;
+    }
+    if let Some(groups) = groups {
+        groups.leave_replicas().await;
     }
     if let Some(a) = admin {
         let _ = a.await;
@@ -163,12 +168,27 @@ async fn start_kafka_front(
     if config.kafka.listen.is_empty() {
         return Ok(None);
     }
+    let binding = bind_kafka(config).await?;
+    Ok(Some(serve_kafka_front(
+        config, binding, core, groups, conns, closing,
+    )))
+}
+
+/// Serves the Kafka API on a bound listener.
+fn serve_kafka_front(
+    config: &Config,
+    binding: KafkaBinding,
+    core: Arc<core::Core>,
+    groups: Arc<core::groups::GroupCoordinator>,
+    conns: Arc<listener::Connections>,
+    closing: listener::Closing,
+) -> Task {
     let KafkaBinding {
         listener: klistener,
         bound,
         advertised_host,
         advertised_port,
-    } = bind_kafka(config).await?;
+    } = binding;
     let kctx = Arc::new(kafka::KafkaCtx {
         core,
         groups,
@@ -183,9 +203,7 @@ async fn start_kafka_front(
     kafka::handlers::reshard_order::spawn_sweep(kctx.clone(), closing.clone());
     tracing::info!(addr = %bound, "Kafka API listening");
     println!("strait: kafka listening on {bound}");
-    Ok(Some(tokio::spawn(kafka::server::serve(
-        klistener, kctx, conns, closing,
-    ))))
+    tokio::spawn(kafka::server::serve(klistener, kctx, conns, closing))
 }
 
 /// Binds the Kinesis listener and serves it over `core`.
@@ -249,7 +267,7 @@ async fn start_kinesis_backend(
     config: &Config,
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
-) -> Result<(Task, Option<Task>, Option<Arc<core::Core>>), String> {
+) -> Result<(Task, Option<Task>, Option<CoreAndGroups>), String> {
     let upstream = Arc::new(backend::kinesis::upstream::Upstream::new(
         &config.backend.kinesis,
     )?);
@@ -282,11 +300,47 @@ async fn start_kinesis_backend(
     if config.kafka.listen.is_empty() {
         return Ok((kinesis, None, None));
     }
-    let Some((core, groups)) = open_kinesis_core(config, upstream, closing.clone()).await? else {
+    let Some(opened) = open_kinesis_core(config, upstream, closing.clone()).await? else {
         return Ok((kinesis, None, None));
     };
-    let kafka = start_kafka_front(config, core.clone(), groups, conns, closing).await?;
-    Ok((kinesis, kafka, Some(core)))
+    let binding = bind_kafka(config).await?;
+    if let Some((table, meta)) = opened.shared {
+        let join = || {
+            backend::kinesis::replicas::SharedReplicas::join(
+                table.clone(),
+                meta.clone(),
+                config.kafka.node_id,
+                binding.advertised_host.clone(),
+                i32::from(binding.advertised_port),
+            )
+        };
+        let Some(replicas) = retry_until_closed("the state table", &closing, join).await else {
+            return Ok((kinesis, None, None));
+        };
+        opened.groups.set_replicas(replicas);
+    }
+    let (core, groups) = (opened.core, opened.groups);
+    let kafka = serve_kafka_front(
+        config,
+        binding,
+        core.clone(),
+        groups.clone(),
+        conns,
+        closing,
+    );
+    Ok((kinesis, Some(kafka), Some((core, groups))))
+}
+
+type CoreAndGroups = (Arc<core::Core>, Arc<core::groups::GroupCoordinator>);
+
+/// The Kinesis backend's core for Kafka clients, and its shared state when replicas share it.
+struct KinesisCore {
+    core: Arc<core::Core>,
+    groups: Arc<core::groups::GroupCoordinator>,
+    shared: Option<(
+        Arc<backend::kinesis::state::StateTable>,
+        Arc<backend::kinesis::shared_meta::SharedMetaStore>,
+    )>,
 }
 
 /// The core over Kinesis streams, for Kafka clients: the catalog adopts every stream, and
@@ -297,7 +351,7 @@ async fn open_kinesis_core(
     config: &Config,
     upstream: Arc<backend::kinesis::upstream::Upstream>,
     closing: listener::Closing,
-) -> Result<Option<(Arc<core::Core>, Arc<core::groups::GroupCoordinator>)>, String> {
+) -> Result<Option<KinesisCore>, String> {
     let k = &config.backend.kinesis;
     let client = Arc::new(backend::kinesis::client::KinesisClient::new(
         upstream.clone(),
@@ -342,6 +396,7 @@ async fn open_kinesis_core(
             state: state.clone(),
         },
     );
+    let mut shared = None;
     let (meta, group_meta): (Arc<dyn backend::MetaStore>, Arc<dyn backend::SyncMetaStore>) =
         match &state {
             Some(table) => {
@@ -349,6 +404,7 @@ async fn open_kinesis_core(
                 let Some(m) = retry_until_closed("the state table", &closing, open).await else {
                     return Ok(None);
                 };
+                shared = Some((table.clone(), m.clone()));
                 (m.clone(), m)
             }
             None => {
@@ -405,7 +461,11 @@ async fn open_kinesis_core(
             tables,
         )));
     }
-    Ok(Some((core, groups)))
+    Ok(Some(KinesisCore {
+        core,
+        groups,
+        shared,
+    }))
 }
 
 /// Runs `attempt` until it succeeds (every 2 s, warning each time); `None` when shutdown

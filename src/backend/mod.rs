@@ -62,6 +62,41 @@ pub struct ExternalPosition {
     pub finished: bool,
 }
 
+/// strait replicas sharing one state store (the Kinesis backend with its state in DynamoDB):
+/// their Kafka node ids and addresses, and which of them coordinates each consumer group (a
+/// lease in the store that its holder renews while it lives).
+#[async_trait]
+pub trait Replicas: Send + Sync {
+    /// This replica's Kafka node id.
+    fn node_id(&self) -> i32;
+    /// Every live replica, this one included.
+    fn live(&self) -> Vec<ReplicaAddress>;
+    /// Who coordinates `group`. When nobody does, this replica takes the group, reading its
+    /// document `doc_key` afresh from the store first.
+    async fn coordinator(&self, group: &str, doc_key: &str) -> StorageResult<GroupHolder>;
+    /// This replica holds `group`, with time to spare.
+    fn holds(&self, group: &str) -> bool;
+    /// Gives up every group and the registration (shutdown).
+    async fn leave(&self);
+}
+
+/// Where a Kafka client reaches a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaAddress {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupHolder {
+    /// This replica; `taken` when it has just taken the group (its state is to be reloaded).
+    This {
+        taken: bool,
+    },
+    Other(ReplicaAddress),
+}
+
 /// Offsets of one partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionOffsets {

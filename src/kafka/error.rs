@@ -63,6 +63,7 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
         GroupError::ReadOnlyGroup => ResponseError::GroupAuthorizationFailed,
         GroupError::External => ResponseError::RequestTimedOut,
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
     };
     err.code()
 }

@@ -41,6 +41,3 @@ fn request_metric(key: ApiKey) -> &'static RequestMetric {
         crate::observe::metrics().request_metric("kafka", versions::api_name(key as i16))
     })
 }
-
-/// The one broker strait presents itself as.
-pub const NODE_ID: i32 = 0;

@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod filter;
 pub mod kcl_leases;
 pub mod log;
+pub mod replicas;
 pub mod shards;
 pub mod shared_index;
 pub mod shared_meta;

@@ -22,6 +22,7 @@ use crate::backend::{StorageResult, SyncMetaStore};
 const PK: &str = "meta";
 
 pub struct SharedMetaStore {
+    table: Arc<StateTable>,
     docs: Mutex<BTreeMap<String, Vec<u8>>>,
     writes: Arc<Writes>,
 }
@@ -55,11 +56,33 @@ impl SharedMetaStore {
             }
         }
         let writes = Arc::new(Writes::default());
-        tokio::spawn(write_behind(Arc::downgrade(&writes), table));
+        tokio::spawn(write_behind(Arc::downgrade(&writes), table.clone()));
         Ok(Arc::new(SharedMetaStore {
+            table,
             docs: Mutex::new(docs),
             writes,
         }))
+    }
+
+    /// Reads `key` afresh from the table (another replica may have written it since), unless
+    /// this replica has a write of it still to make.
+    pub async fn refresh(&self, key: &str) -> StorageResult<()> {
+        let item = self.table.get(PK, key).await?;
+        if self.writes.pending.lock().contains_key(key) {
+            return Ok(());
+        }
+        let doc = item
+            .as_ref()
+            .and_then(|i| i.get("doc"))
+            .and_then(|d| d.get("B"))
+            .and_then(|b| b.as_str())
+            .and_then(|b| STANDARD.decode(b).ok());
+        let mut docs = self.docs.lock();
+        match doc {
+            Some(doc) => docs.insert(key.to_string(), doc),
+            None => docs.remove(key),
+        };
+        Ok(())
     }
 
     fn queue(&self, key: &str, value: Option<Vec<u8>>) {

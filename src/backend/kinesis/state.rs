@@ -119,6 +119,64 @@ impl StateTable {
         }
     }
 
+    /// Writes `item` if `condition` holds for the item it replaces (`names` and `values`
+    /// as in DynamoDB's expressions); whether it was written.
+    pub async fn put_if(
+        &self,
+        item: Item,
+        condition: &str,
+        names: Value,
+        values: Value,
+    ) -> StorageResult<bool> {
+        let mut input = json!({
+            "TableName": self.table,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        });
+        // DynamoDB refuses an empty map of values.
+        if values.as_object().is_some_and(|v| !v.is_empty()) {
+            input["ExpressionAttributeValues"] = values;
+        }
+        let put: Result<Value, _> = self.dynamodb.call("PutItem", &input).await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.is("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
+    /// Applies `update` to an item if `condition` holds; whether it did.
+    pub async fn update_if(
+        &self,
+        pk: &str,
+        sk: &str,
+        update: &str,
+        condition: &str,
+        names: Value,
+        values: Value,
+    ) -> StorageResult<bool> {
+        let updated: Result<Value, _> = self
+            .dynamodb
+            .call(
+                "UpdateItem",
+                &json!({
+                    "TableName": self.table,
+                    "Key": key(pk, sk),
+                    "UpdateExpression": update,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }),
+            )
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(e) if e.is("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
     pub async fn put(&self, item: Item) -> StorageResult<()> {
         let _: Value = self
             .dynamodb
@@ -240,6 +298,11 @@ fn key(pk: &str, sk: &str) -> Value {
 /// A string attribute of an item.
 pub fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.get("S")?.as_str()
+}
+
+/// A number attribute of an item.
+pub fn number(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)?.get("N")?.as_str()?.parse().ok()
 }
 
 /// An item with these string attributes.

@@ -244,6 +244,7 @@ impl GroupCoordinator {
         if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&req.session_timeout_ms) {
             return Err(GroupError::InvalidSessionTimeout);
         }
+        self.here(&req.group)?;
         let rx = {
             let now = Instant::now();
             let mut groups = self.groups.lock();
@@ -384,6 +385,7 @@ impl GroupCoordinator {
         member_id: &str,
         assignments: Vec<(String, Bytes)>,
     ) -> Result<SyncResult, GroupError> {
+        self.here(group)?;
         let rx = {
             let mut groups = self.groups.lock();
             let g = groups.get_mut(group).ok_or(GroupError::UnknownMemberId)?;
@@ -439,6 +441,7 @@ impl GroupCoordinator {
         generation: i32,
         member_id: &str,
     ) -> Result<(), GroupError> {
+        self.here(group)?;
         let mut groups = self.groups.lock();
         let g = groups.get_mut(group).ok_or(GroupError::UnknownMemberId)?;
         let now = Instant::now();
@@ -474,6 +477,9 @@ impl GroupCoordinator {
         group: &str,
         members: Vec<(String, Option<String>)>,
     ) -> Vec<Result<(), GroupError>> {
+        if let Err(e) = self.here(group) {
+            return members.iter().map(|_| Err(e.clone())).collect();
+        }
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group) else {
             return members

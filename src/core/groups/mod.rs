@@ -5,17 +5,20 @@
 //! groups. This file holds the public shapes and the timer; `membership.rs` joins, syncs and
 //! rebalances, `offsets.rs` commits and reads offsets, `persistence.rs` writes and restores
 //! group documents, `lag.rs` reports consumer lag on scrape, `external.rs` reads and writes
-//! positions kept outside strait (KCL lease tables).
+//! positions kept outside strait (KCL lease tables), `placement.rs` says which replica
+//! coordinates a group when several share the state.
 
 mod external;
 mod lag;
 mod membership;
 mod offsets;
 mod persistence;
+mod placement;
 #[cfg(test)]
 mod tests;
 
 pub use lag::watch_group_lag;
+pub use placement::{ReplicaAddress, LOCAL_NODE_ID};
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -57,6 +60,8 @@ pub enum GroupError {
     /// The group's positions also live outside strait (a KCL lease table) and could not be
     /// written there; the client should try again.
     External,
+    /// Another replica coordinates the group (or none does yet): FindCoordinator again.
+    NotCoordinator,
 }
 
 /// Groups that mirror enhanced fan-out positions (reference §4c).
@@ -157,6 +162,8 @@ pub struct GroupCoordinator {
     initial_delay: Duration,
     /// Where some groups' positions also live (KCL lease tables).
     external: std::sync::OnceLock<Arc<dyn crate::backend::ExternalOffsets>>,
+    /// The replicas sharing the state store, when there are several.
+    replicas: std::sync::OnceLock<Arc<dyn crate::backend::Replicas>>,
 }
 
 impl GroupCoordinator {
@@ -181,6 +188,7 @@ impl GroupCoordinator {
             meta,
             initial_delay,
             external: std::sync::OnceLock::new(),
+            replicas: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&this);
         tokio::spawn(async move {
@@ -207,7 +215,8 @@ impl GroupCoordinator {
                 && g.offsets.is_empty()
                 && g.pending.is_empty())
         });
-        for g in groups.values_mut() {
+        // Another replica's groups are left as they are: it runs their timers.
+        for (_, g) in groups.iter_mut().filter(|(name, _)| self.coordinates(name)) {
             g.expire_sessions(now, self.initial_delay);
             // A leader that never sends SyncGroup must not strand its followers.
             if g.state == GroupState::CompletingRebalance && now >= g.deadline {

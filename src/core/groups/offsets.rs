@@ -25,6 +25,7 @@ impl GroupCoordinator {
         if group.starts_with(SHADOW_GROUP_PREFIX) {
             return Err(GroupError::ReadOnlyGroup);
         }
+        self.here(group)?;
         self.commit_unchecked(group, generation, member_id, offsets)
     }
 
@@ -162,7 +163,7 @@ impl GroupCoordinator {
         })
     }
 
-    /// (group, protocol type, state) of every group.
+    /// (group, protocol type, state) of every group this replica coordinates.
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         let mut groups = self.groups.lock();
         let now = Instant::now();
@@ -171,6 +172,7 @@ impl GroupCoordinator {
         }
         let mut out: Vec<_> = groups
             .iter()
+            .filter(|(n, _)| self.coordinates(n))
             .map(|(n, g)| {
                 (
                     n.clone(),
@@ -184,6 +186,7 @@ impl GroupCoordinator {
     }
 
     pub fn delete(&self, group: &str) -> Result<(), GroupError> {
+        self.here(group)?;
         let mut groups = self.groups.lock();
         if let Some(g) = groups.get_mut(group) {
             g.expire_sessions(Instant::now(), self.initial_delay);
@@ -206,6 +209,7 @@ impl GroupCoordinator {
         group: &str,
         partitions: &[(String, i32)],
     ) -> Result<(), GroupError> {
+        self.here(group)?;
         let doc = {
             let mut groups = self.groups.lock();
             let g = groups.get_mut(group).ok_or(GroupError::GroupIdNotFound)?;

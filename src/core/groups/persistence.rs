@@ -128,6 +128,11 @@ impl GroupCoordinator {
     /// Writes a snapshot unless a newer one of the same group is already written: two
     /// commits racing to disk must not leave the older offsets there.
     pub(super) fn persist(&self, group: &str, (seq, doc): &(u64, GroupDoc)) {
+        // Only the replica coordinating a group writes its document.
+        if !self.coordinates(group) {
+            tracing::warn!(group, "not written: another replica coordinates the group");
+            return;
+        }
         let mut written = self.written.lock();
         if written.get(group).is_some_and(|w| *w > *seq) {
             return;

@@ -155,3 +155,90 @@ async fn bad_joins() {
         GroupError::InconsistentGroupProtocol
     );
 }
+
+/// Replicas as a test sets them: which groups this one holds, and who holds the others.
+struct FakeReplicas {
+    held: parking_lot::Mutex<std::collections::HashSet<String>>,
+    other: ReplicaAddress,
+}
+
+#[async_trait::async_trait]
+impl crate::backend::Replicas for FakeReplicas {
+    fn node_id(&self) -> i32 {
+        7
+    }
+    fn live(&self) -> Vec<ReplicaAddress> {
+        vec![self.other.clone()]
+    }
+    async fn coordinator(
+        &self,
+        group: &str,
+        _doc_key: &str,
+    ) -> crate::backend::StorageResult<crate::backend::GroupHolder> {
+        if group.starts_with("theirs") {
+            return Ok(crate::backend::GroupHolder::Other(self.other.clone()));
+        }
+        let taken = self.held.lock().insert(group.to_string());
+        Ok(crate::backend::GroupHolder::This { taken })
+    }
+    fn holds(&self, group: &str) -> bool {
+        self.held.lock().contains(group)
+    }
+    async fn leave(&self) {}
+}
+
+#[tokio::test]
+async fn with_replicas_only_the_holder_answers_and_a_taken_group_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(FileMetaStore::open(dir.path().join("meta")).unwrap());
+    // Another replica's commit, already in the shared store.
+    let earlier = GroupCoordinator::open(meta.clone(), Duration::from_millis(50)).unwrap();
+    let c = Committed {
+        offset: 42,
+        metadata: None,
+        leader_epoch: -1,
+    };
+    earlier
+        .commit("mine", -1, "", vec![("t".into(), 0, c.clone())])
+        .unwrap();
+    let g = GroupCoordinator::open(meta.clone(), Duration::from_millis(50)).unwrap();
+    let other = ReplicaAddress {
+        node_id: 3,
+        host: "10.0.0.3".into(),
+        port: 9092,
+    };
+    g.set_replicas(Arc::new(FakeReplicas {
+        held: Default::default(),
+        other: other.clone(),
+    }));
+    assert_eq!(g.node_id(), 7);
+    // Not held: every group request is refused, nothing is written.
+    assert_eq!(
+        g.join(join_req("mine", "")).await.unwrap_err(),
+        GroupError::NotCoordinator
+    );
+    let moved = Committed {
+        offset: 1,
+        ..c.clone()
+    };
+    assert_eq!(
+        g.commit("mine", -1, "", vec![("t".into(), 0, moved)]),
+        Err(GroupError::NotCoordinator)
+    );
+    assert!(g.list().is_empty());
+    // Another replica's group is named, not taken.
+    assert_eq!(g.coordinator("theirs").await.unwrap(), Some(other));
+    assert!(!g.coordinates("theirs"));
+    // Meanwhile the other replica commits again; taking the group reads that.
+    let c2 = Committed { offset: 50, ..c };
+    earlier
+        .commit("mine", -1, "", vec![("t".into(), 0, c2.clone())])
+        .unwrap();
+    assert_eq!(g.coordinator("mine").await.unwrap(), None);
+    assert!(g.coordinates("mine"));
+    assert_eq!(
+        g.committed("mine", None),
+        vec![("t".to_string(), 0, Some(c2))]
+    );
+    join(&g, "mine").await;
+}

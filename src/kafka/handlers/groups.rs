@@ -28,44 +28,63 @@ use kafka_protocol::messages::{
     OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
 
+use kafka_protocol::protocol::StrBytes;
+
 use super::{str_bytes, topic_name, Conn};
 use crate::core::groups::{Committed, GroupError, JoinRequest};
 use crate::kafka::error::{self, group_code, NONE};
-use crate::kafka::{KafkaCtx, NODE_ID};
+use crate::kafka::KafkaCtx;
 
 const GROUP_KEY: i8 = 0;
 
-pub fn find_coordinator(
+/// Names the replica coordinating each group (this one when it is alone, or when it takes a
+/// group nobody holds). Transactional ids are refused: Kinesis has no transactions.
+pub async fn find_coordinator(
     ctx: &KafkaCtx,
     r: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    // Transactions are not supported: say so rather than have producers retry forever.
-    let code = if r.key_type == GROUP_KEY {
-        NONE
+    let keys: Vec<StrBytes> = if version >= 4 {
+        r.coordinator_keys
     } else {
-        error::of(ResponseError::TransactionalIdAuthorizationFailed)
+        vec![r.key]
     };
-    if version >= 4 {
-        let coordinators = r
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(NODE_ID))
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in keys {
+        let found = Coordinator::default().with_key(key.clone());
+        let found = if r.key_type != GROUP_KEY {
+            found.with_error_code(error::of(ResponseError::TransactionalIdAuthorizationFailed))
+        } else {
+            match ctx.groups.coordinator(&key).await {
+                Ok(None) => found
+                    .with_node_id(BrokerId(ctx.groups.node_id()))
                     .with_host(str_bytes(&ctx.advertised_host))
-                    .with_port(ctx.advertised_port)
-                    .with_error_code(code)
-            })
-            .collect();
+                    .with_port(ctx.advertised_port),
+                Ok(Some(at)) => found
+                    .with_node_id(BrokerId(at.node_id))
+                    .with_host(str_bytes(&at.host))
+                    .with_port(at.port),
+                Err(e) => {
+                    tracing::warn!(group = %key, error = %e, "cannot find the group's coordinator");
+                    found
+                        .with_error_code(error::of(ResponseError::CoordinatorNotAvailable))
+                        .with_error_message(Some(str_bytes(&e.to_string())))
+                }
+            }
+        };
+        coordinators.push(found);
+    }
+    if version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let c = coordinators.pop().unwrap_or_default();
     FindCoordinatorResponse::default()
-        .with_error_code(code)
-        .with_node_id(BrokerId(NODE_ID))
-        .with_host(str_bytes(&ctx.advertised_host))
-        .with_port(ctx.advertised_port)
+        .with_error_code(c.error_code)
+        // v0 has no message.
+        .with_error_message(c.error_message.filter(|_| version >= 1))
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
 }
 
 pub async fn join_group(
@@ -346,7 +365,11 @@ pub async fn offset_fetch(
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            if let Some(code) = load_external(ctx, &g.group_id.0, wanted.as_ref()).await {
+            let refused = match ctx.groups.coordinates(&g.group_id.0) {
+                true => load_external(ctx, &g.group_id.0, wanted.as_ref()).await,
+                false => Some(group_code(&GroupError::NotCoordinator)),
+            };
+            if let Some(code) = refused {
                 groups.push(
                     OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
@@ -386,7 +409,34 @@ pub async fn offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    if let Some(code) = load_external(ctx, &r.group_id.0, wanted.as_ref()).await {
+    let refused = match ctx.groups.coordinates(&r.group_id.0) {
+        true => load_external(ctx, &r.group_id.0, wanted.as_ref()).await,
+        false => Some(group_code(&GroupError::NotCoordinator)),
+    };
+    if let Some(code) = refused {
+        // v0 and v1 carry errors per partition only.
+        if version < 2 {
+            return OffsetFetchResponse::default().with_topics(
+                wanted
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(topic_name(&t))
+                            .with_partitions(
+                                ps.into_iter()
+                                    .map(|p| {
+                                        OffsetFetchResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(-1)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        }
         return OffsetFetchResponse::default().with_error_code(code);
     }
     let topics = fetch_group(ctx, &r.group_id.0, wanted)
@@ -434,6 +484,9 @@ pub fn describe_groups(ctx: &KafkaCtx, r: DescribeGroupsRequest) -> DescribeGrou
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(i32::MIN);
+            if !ctx.groups.coordinates(&id.0) {
+                return base.with_error_code(group_code(&GroupError::NotCoordinator));
+            }
             match ctx.groups.describe(&id.0) {
                 None => base
                     .with_error_code(NONE)

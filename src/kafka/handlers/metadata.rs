@@ -12,9 +12,10 @@ use kafka_protocol::messages::{
 
 use super::{str_bytes, topic_name, valid_topic_name};
 use crate::core::catalog::{Stream, StreamMode};
+use crate::core::groups::ReplicaAddress;
 use crate::core::topic_id;
 use crate::kafka::error::{self, NONE};
-use crate::kafka::{KafkaCtx, NODE_ID};
+use crate::kafka::KafkaCtx;
 use crate::protocol::kafka::versions::api_versions_list;
 
 pub fn api_versions(_r: ApiVersionsRequest, _version: i16) -> ApiVersionsResponse {
@@ -25,7 +26,8 @@ pub fn api_versions(_r: ApiVersionsRequest, _version: i16) -> ApiVersionsRespons
 const NO_EPOCH: i32 = -1;
 const UNKNOWN_OPERATIONS: i32 = i32::MIN;
 
-pub fn topic_metadata(s: &Stream) -> MetadataResponseTopic {
+/// A topic as Metadata shows it: this replica (`node`) leads every partition.
+pub fn topic_metadata(s: &Stream, node: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&s.name)))
         .with_topic_id(topic_id(s))
@@ -36,10 +38,10 @@ pub fn topic_metadata(s: &Stream) -> MetadataResponseTopic {
                 .map(|sh| {
                     MetadataResponsePartition::default()
                         .with_partition_index(sh.partition as i32)
-                        .with_leader_id(BrokerId(NODE_ID))
+                        .with_leader_id(BrokerId(node))
                         .with_leader_epoch(NO_EPOCH)
-                        .with_replica_nodes(vec![BrokerId(NODE_ID)])
-                        .with_isr_nodes(vec![BrokerId(NODE_ID)])
+                        .with_replica_nodes(vec![BrokerId(node)])
+                        .with_isr_nodes(vec![BrokerId(node)])
                 })
                 .collect(),
         )
@@ -53,13 +55,14 @@ fn missing(name: Option<kafka_protocol::messages::TopicName>, code: i16) -> Meta
 }
 
 pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> MetadataResponse {
+    let node = ctx.groups.node_id();
     let all = match &r.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
     let mut topics = Vec::new();
     if all {
-        topics.extend(ctx.core.streams().iter().map(|s| topic_metadata(s)));
+        topics.extend(ctx.core.streams().iter().map(|s| topic_metadata(s, node)));
     } else {
         let auto = ctx.auto_create_topics && (version < 4 || r.allow_auto_topic_creation);
         for t in r.topics.unwrap_or_default() {
@@ -76,7 +79,7 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
                         .iter()
                         .find(|s| topic_id(s) == t.topic_id)
                     {
-                        Some(s) => topics.push(topic_metadata(s)),
+                        Some(s) => topics.push(topic_metadata(s, node)),
                         None => topics.push(
                             missing(None, error::of(ResponseError::UnknownTopicId))
                                 .with_topic_id(t.topic_id),
@@ -86,7 +89,7 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
                 }
             };
             match ctx.core.stream(&name) {
-                Ok(s) => topics.push(topic_metadata(&s)),
+                Ok(s) => topics.push(topic_metadata(&s, node)),
                 Err(_) if !valid_topic_name(&name) => topics.push(missing(
                     t.name.clone(),
                     error::of(ResponseError::InvalidTopicException),
@@ -105,7 +108,7 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
                                 }
                             }
                             match ctx.core.stream(&name) {
-                                Ok(s) => topics.push(topic_metadata(&s)),
+                                Ok(s) => topics.push(topic_metadata(&s, node)),
                                 Err(e) => topics.push(missing(t.name.clone(), error::code(&e))),
                             }
                         }
@@ -117,12 +120,19 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
         }
     }
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(NODE_ID))
-            .with_host(str_bytes(&ctx.advertised_host))
-            .with_port(ctx.advertised_port)])
+        .with_brokers(
+            brokers(ctx)
+                .into_iter()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.node_id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(b.port)
+                })
+                .collect(),
+        )
         .with_cluster_id(Some(str_bytes(&ctx.cluster_id)))
-        .with_controller_id(BrokerId(NODE_ID))
+        .with_controller_id(BrokerId(node))
         .with_cluster_authorized_operations(UNKNOWN_OPERATIONS)
         .with_topics(topics)
         .with_error_code(NONE)
@@ -131,10 +141,29 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
 pub fn describe_cluster(ctx: &KafkaCtx, _r: DescribeClusterRequest) -> DescribeClusterResponse {
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&ctx.cluster_id))
-        .with_controller_id(BrokerId(NODE_ID))
+        .with_controller_id(BrokerId(ctx.groups.node_id()))
         .with_cluster_authorized_operations(UNKNOWN_OPERATIONS)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(NODE_ID))
-            .with_host(str_bytes(&ctx.advertised_host))
-            .with_port(ctx.advertised_port)])
+        .with_brokers(
+            brokers(ctx)
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.node_id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(b.port)
+                })
+                .collect(),
+        )
+}
+
+/// The brokers strait shows: this replica, and the others sharing its state (so a group
+/// coordinator on another replica is a broker clients know).
+fn brokers(ctx: &KafkaCtx) -> Vec<ReplicaAddress> {
+    ctx.groups.replicas().unwrap_or_else(|| {
+        vec![ReplicaAddress {
+            node_id: ctx.groups.node_id(),
+            host: ctx.advertised_host.clone(),
+            port: ctx.advertised_port,
+        }]
+    })
 }

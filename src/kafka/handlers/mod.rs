@@ -43,7 +43,9 @@ pub async fn handle(
         R::IncrementalAlterConfigs(r) => {
             S::IncrementalAlterConfigs(topics::incremental_alter_configs(ctx, r).await)
         }
-        R::FindCoordinator(r) => S::FindCoordinator(groups::find_coordinator(ctx, r, version)),
+        R::FindCoordinator(r) => {
+            S::FindCoordinator(groups::find_coordinator(ctx, r, version).await)
+        }
         R::JoinGroup(r) => S::JoinGroup(groups::join_group(ctx, conn, r, version).await),
         R::SyncGroup(r) => S::SyncGroup(groups::sync_group(ctx, r).await),
         R::Heartbeat(r) => S::Heartbeat(groups::heartbeat(ctx, r)),
