@@ -300,26 +300,17 @@ async fn start_kinesis_backend(
     if config.kafka.listen.is_empty() {
         return Ok((kinesis, None, None));
     }
-    let Some(opened) = open_kinesis_core(config, upstream, closing.clone()).await? else {
+    // Bound first: replicas sharing state register the address clients reach them at.
+    let binding = bind_kafka(config).await?;
+    let advertised = (
+        binding.advertised_host.clone(),
+        i32::from(binding.advertised_port),
+    );
+    let Some((core, groups)) =
+        open_kinesis_core(config, upstream, advertised, closing.clone()).await?
+    else {
         return Ok((kinesis, None, None));
     };
-    let binding = bind_kafka(config).await?;
-    if let Some((table, meta)) = opened.shared {
-        let join = || {
-            backend::kinesis::replicas::SharedReplicas::join(
-                table.clone(),
-                meta.clone(),
-                config.kafka.node_id,
-                binding.advertised_host.clone(),
-                i32::from(binding.advertised_port),
-            )
-        };
-        let Some(replicas) = retry_until_closed("the state table", &closing, join).await else {
-            return Ok((kinesis, None, None));
-        };
-        opened.groups.set_replicas(replicas);
-    }
-    let (core, groups) = (opened.core, opened.groups);
     let kafka = serve_kafka_front(
         config,
         binding,
@@ -333,16 +324,6 @@ async fn start_kinesis_backend(
 
 type CoreAndGroups = (Arc<core::Core>, Arc<core::groups::GroupCoordinator>);
 
-/// The Kinesis backend's core for Kafka clients, and its shared state when replicas share it.
-struct KinesisCore {
-    core: Arc<core::Core>,
-    groups: Arc<core::groups::GroupCoordinator>,
-    shared: Option<(
-        Arc<backend::kinesis::state::StateTable>,
-        Arc<backend::kinesis::shared_meta::SharedMetaStore>,
-    )>,
-}
-
 /// The core over Kinesis streams, for Kafka clients: the catalog adopts every stream, and
 /// groups, the catalog's documents and offset indexes are files in `data_dir`
 /// (`state.type: local`) or items of the DynamoDB state table (`dynamodb`). Retries until
@@ -350,8 +331,9 @@ struct KinesisCore {
 async fn open_kinesis_core(
     config: &Config,
     upstream: Arc<backend::kinesis::upstream::Upstream>,
+    (host, port): (String, i32),
     closing: listener::Closing,
-) -> Result<Option<KinesisCore>, String> {
+) -> Result<Option<CoreAndGroups>, String> {
     let k = &config.backend.kinesis;
     let client = Arc::new(backend::kinesis::client::KinesisClient::new(
         upstream.clone(),
@@ -383,20 +365,7 @@ async fn open_kinesis_core(
             Some(table)
         }
     };
-    let log = backend::kinesis::log::KinesisLog::new(
-        client,
-        backend::kinesis::log::KinesisLogSettings {
-            dir: config.data_dir.join("kinesis-offsets"),
-            poll: std::time::Duration::from_millis(k.poll_interval_ms),
-            max_reads_per_sec: k.max_reads_per_sec,
-            cache_bytes: k.cache_bytes,
-            fan_out_consumer: (k.read == config::KinesisRead::FanOut)
-                .then(|| k.consumer_name.clone()),
-            streams: backend::kinesis::filter::StreamFilter::new(&k.streams),
-            state: state.clone(),
-        },
-    );
-    let mut shared = None;
+    let mut replicas = None;
     let (meta, group_meta): (Arc<dyn backend::MetaStore>, Arc<dyn backend::SyncMetaStore>) =
         match &state {
             Some(table) => {
@@ -404,7 +373,19 @@ async fn open_kinesis_core(
                 let Some(m) = retry_until_closed("the state table", &closing, open).await else {
                     return Ok(None);
                 };
-                shared = Some((table.clone(), m.clone()));
+                let join = || {
+                    backend::kinesis::replicas::SharedReplicas::join(
+                        table.clone(),
+                        m.clone(),
+                        config.kafka.node_id,
+                        host.clone(),
+                        port,
+                    )
+                };
+                let Some(r) = retry_until_closed("the state table", &closing, join).await else {
+                    return Ok(None);
+                };
+                replicas = Some(r);
                 (m.clone(), m)
             }
             None => {
@@ -414,6 +395,28 @@ async fn open_kinesis_core(
                 (m.clone(), m)
             }
         };
+    // A stream consumer has one subscription per shard at a time: replicas sharing state
+    // each register their own, named after their node id.
+    let consumer_name = match &replicas {
+        Some(r) => format!(
+            "{}-{}",
+            k.consumer_name,
+            backend::Replicas::node_id(r.as_ref())
+        ),
+        None => k.consumer_name.clone(),
+    };
+    let log = backend::kinesis::log::KinesisLog::new(
+        client,
+        backend::kinesis::log::KinesisLogSettings {
+            dir: config.data_dir.join("kinesis-offsets"),
+            poll: std::time::Duration::from_millis(k.poll_interval_ms),
+            max_reads_per_sec: k.max_reads_per_sec,
+            cache_bytes: k.cache_bytes,
+            fan_out_consumer: (k.read == config::KinesisRead::FanOut).then_some(consumer_name),
+            streams: backend::kinesis::filter::StreamFilter::new(&k.streams),
+            state: state.clone(),
+        },
+    );
     let core = loop {
         let opened = core::Core::open(
             config.account_id.clone(),
@@ -461,11 +464,10 @@ async fn open_kinesis_core(
             tables,
         )));
     }
-    Ok(Some(KinesisCore {
-        core,
-        groups,
-        shared,
-    }))
+    if let Some(r) = replicas {
+        groups.set_replicas(r);
+    }
+    Ok(Some((core, groups)))
 }
 
 /// Runs `attempt` until it succeeds (every 2 s, warning each time); `None` when shutdown

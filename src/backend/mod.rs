@@ -71,9 +71,15 @@ pub trait Replicas: Send + Sync {
     fn node_id(&self) -> i32;
     /// Every live replica, this one included.
     fn live(&self) -> Vec<ReplicaAddress>;
-    /// Who coordinates `group`. When nobody does, this replica takes the group, reading its
-    /// document `doc_key` afresh from the store first.
-    async fn coordinator(&self, group: &str, doc_key: &str) -> StorageResult<GroupHolder>;
+    /// Who coordinates `group`. When nobody does, this replica takes the group: it reads the
+    /// group's document `doc_key` afresh from the store and calls `reload` before the group
+    /// counts as held.
+    async fn coordinator(
+        &self,
+        group: &str,
+        doc_key: &str,
+        reload: &(dyn Fn() + Send + Sync),
+    ) -> StorageResult<GroupHolder>;
     /// This replica holds `group`, with time to spare.
     fn holds(&self, group: &str) -> bool;
     /// Gives up every group and the registration (shutdown).
@@ -90,10 +96,7 @@ pub struct ReplicaAddress {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupHolder {
-    /// This replica; `taken` when it has just taken the group (its state is to be reloaded).
-    This {
-        taken: bool,
-    },
+    This,
     Other(ReplicaAddress),
 }
 

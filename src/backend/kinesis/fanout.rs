@@ -214,7 +214,15 @@ async fn subscribe_once(
         };
         delivered = true;
         let ended = !event.child_shards.is_empty() && event.continuation_sequence_number.is_none();
-        t.pushed(event.records, event.millis_behind_latest == 0, ended)?;
+        let mut records = event.records;
+        if !records.is_empty() && t.needs_start() {
+            if !t.claim_start(&records[0]).await? {
+                // The stored index started elsewhere: subscribe again after its end.
+                return Ok(true);
+            }
+            records.remove(0);
+        }
+        t.pushed(records, event.millis_behind_latest == 0, ended)?;
         if ended {
             return Ok(true);
         }

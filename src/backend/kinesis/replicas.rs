@@ -3,13 +3,17 @@
 //! it holds. Items, all renewed every `RENEW` while their holder lives and dropped when it
 //! stops:
 //! - `pk = replica`, `sk = <node id>`: host, port, `expires` (ms), the holder's `instance`;
-//! - `pk = lease`, `sk = group/<group>`: the holder's node id, host and port, `expires`, and an
-//!   `epoch` that grows with each new holder, so a holder that lost the lease cannot renew it.
+//! - `pk = lease`, `sk = group/<group>`: the holder's node id, instance, host and port,
+//!   `expires`, and an `epoch` that grows with each new holder, so a holder that lost the
+//!   lease can neither renew it nor (`shared_meta.rs`) write the group's document.
 //!
 //! A group is taken by whichever replica is first asked for its coordinator while nobody
-//! holds it, and kept until that replica stops or stops renewing (a lease runs `LEASE`).
+//! holds it, and kept until that replica stops or stops renewing (a lease runs `LEASE`). Taking
+//! is serialised on each replica, and a group counts as held only once its document is
+//! reloaded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -31,16 +35,40 @@ const RENEW: Duration = Duration::from_secs(2);
 const MARGIN: Duration = Duration::from_secs(3);
 /// Node ids tried when none is configured.
 const MAX_DERIVED_ID: i32 = 1_000;
+/// A derived node id is not taken while its last holder's registration ended less than this
+/// long ago: clients still know that id at the old address (librdkafka does not follow a
+/// known id to a new port reliably). A configured id is taken as soon as it lapses.
+const DERIVED_REUSE_AFTER: Duration = Duration::from_secs(600);
+
+/// A lease this replica holds.
+#[derive(Debug, Clone)]
+struct Held {
+    epoch: i64,
+    /// Its end, in ms.
+    until: i64,
+    /// The group's document, written only under this lease.
+    doc_key: String,
+}
+
+#[derive(Default)]
+struct Leases {
+    held: HashMap<String, Held>,
+    /// Documents of groups this replica held and lost: not written any more.
+    lost: HashSet<String>,
+}
 
 pub struct SharedReplicas {
     table: Arc<StateTable>,
     meta: Arc<SharedMetaStore>,
     me: ReplicaAddress,
-    /// Tells this process's registration from an earlier one under the same id.
+    /// Tells this process from an earlier one under the same node id.
     instance: String,
-    /// group → (epoch, lease end in ms)
-    held: Mutex<HashMap<String, (i64, i64)>>,
+    leases: Arc<Mutex<Leases>>,
+    /// One group taken at a time.
+    taking: tokio::sync::Mutex<()>,
     live: RwLock<Vec<ReplicaAddress>>,
+    /// Shutting down: nothing is renewed any more.
+    left: AtomicBool,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -73,8 +101,12 @@ impl SharedReplicas {
             port,
         };
         let started = std::time::Instant::now();
+        let reuse_after = match node_id {
+            Some(_) => Duration::ZERO,
+            None => DERIVED_REUSE_AFTER,
+        };
         loop {
-            if register(&table, &me, &instance).await? {
+            if register(&table, &me, &instance, reuse_after).await? {
                 break;
             }
             match node_id {
@@ -93,13 +125,17 @@ impl SharedReplicas {
             }
         }
         tracing::info!(node_id = me.node_id, host = %me.host, port = me.port, "registered as a replica in the state table");
+        let leases = Arc::new(Mutex::new(Leases::default()));
+        meta.set_fence(fence(leases.clone()));
         let this = Arc::new(SharedReplicas {
             table,
             meta,
             live: RwLock::new(vec![me.clone()]),
             me,
             instance,
-            held: Mutex::new(HashMap::new()),
+            leases,
+            taking: tokio::sync::Mutex::new(()),
+            left: AtomicBool::new(false),
         });
         this.read_live().await?;
         tokio::spawn(renew(Arc::downgrade(&this)));
@@ -124,15 +160,16 @@ impl SharedReplicas {
         Ok(())
     }
 
-    /// Renews every lease held; one another replica took is dropped.
+    /// Renews every lease held, all at once; one another replica took is dropped.
     async fn renew_leases(&self) {
         let held: Vec<(String, i64)> = self
-            .held
+            .leases
             .lock()
+            .held
             .iter()
-            .map(|(g, (epoch, _))| (g.clone(), *epoch))
+            .map(|(g, h)| (g.clone(), h.epoch))
             .collect();
-        for (group, epoch) in held {
+        let renewals = held.into_iter().map(|(group, epoch)| async move {
             let until = now_ms() + ms(LEASE);
             let renewed = self
                 .table
@@ -140,25 +177,33 @@ impl SharedReplicas {
                     "lease",
                     &lease_key(&group),
                     "SET #x = :until",
-                    "#h = :me AND #e = :epoch",
-                    json!({"#x": "expires", "#h": "holder", "#e": "epoch"}),
+                    "#h = :me AND #i = :instance AND #e = :epoch",
+                    json!({"#x": "expires", "#h": "holder", "#i": "instance", "#e": "epoch"}),
                     json!({
                         ":until": {"N": until.to_string()},
                         ":me": {"N": self.me.node_id.to_string()},
+                        ":instance": {"S": self.instance},
                         ":epoch": {"N": epoch.to_string()},
                     }),
                 )
                 .await;
-            let mut held = self.held.lock();
+            (group, epoch, until, renewed)
+        });
+        for (group, epoch, until, renewed) in futures_util::future::join_all(renewals).await {
+            let mut leases = self.leases.lock();
+            // Taken again meanwhile, under a new epoch: that one stands.
+            if leases.held.get(&group).is_none_or(|h| h.epoch != epoch) {
+                continue;
+            }
             match renewed {
                 Ok(true) => {
-                    if let Some(h) = held.get_mut(&group) {
-                        h.1 = until;
+                    if let Some(h) = leases.held.get_mut(&group) {
+                        h.until = until;
                     }
                 }
                 Ok(false) => {
                     tracing::warn!(%group, "another replica took the group's lease");
-                    held.remove(&group);
+                    self.lose(&mut leases, &group);
                 }
                 // Kept until its end comes; `holds` stops counting it a little before.
                 Err(e) => tracing::warn!(%group, error = %e, "cannot renew a group lease"),
@@ -166,73 +211,113 @@ impl SharedReplicas {
         }
     }
 
-    /// Takes `group` when its lease is free (never held, ended, or this node id's from an
-    /// earlier run); the holder otherwise.
-    async fn take(&self, group: &str) -> StorageResult<GroupHolder> {
-        let key = lease_key(group);
+    fn lose(&self, leases: &mut Leases, group: &str) {
+        if let Some(h) = leases.held.remove(group) {
+            self.meta.drop_pending(&h.doc_key);
+            leases.lost.insert(h.doc_key);
+        }
+    }
+
+    /// The lease of `group` as stored: (epoch, holder while live).
+    async fn lease(
+        &self,
+        group: &str,
+    ) -> StorageResult<(Option<i64>, Option<(ReplicaAddress, String)>)> {
         let now = now_ms();
-        let current = self.table.get("lease", &key).await?;
-        let epoch = current
-            .as_ref()
-            .and_then(|i| number(i, "epoch"))
-            .unwrap_or(0);
-        if let Some(other) = current
+        let item = self.table.get("lease", &lease_key(group)).await?;
+        let epoch = item.as_ref().and_then(|i| number(i, "epoch"));
+        let holder = item
             .as_ref()
             .filter(|i| number(i, "expires").is_some_and(|x| x > now))
-            .and_then(holder_of)
-            .filter(|h| h.node_id != self.me.node_id)
-        {
-            return Ok(GroupHolder::Other(other));
+            .and_then(|i| Some((holder_of(i)?, text(i, "instance")?.to_string())));
+        Ok((epoch, holder))
+    }
+
+    /// Takes `group` when its lease is free (never held, or lapsed) or this process's own;
+    /// the holder otherwise. Returns the epoch taken under.
+    async fn take(&self, group: &str) -> StorageResult<Result<i64, ReplicaAddress>> {
+        let (epoch, holder) = self.lease(group).await?;
+        if let Some((other, instance)) = holder {
+            if instance != self.instance {
+                return Ok(Err(other));
+            }
         }
-        let until = now + ms(LEASE);
+        let stored = epoch.unwrap_or(0);
+        let until = now_ms() + ms(LEASE);
         let lease: Item = [
             ("pk", json!({"S": "lease"})),
-            ("sk", json!({ "S": key })),
+            ("sk", json!({ "S": lease_key(group) })),
             ("holder", json!({"N": self.me.node_id.to_string()})),
+            ("instance", json!({ "S": self.instance })),
             ("host", json!({"S": self.me.host})),
             ("port", json!({"N": self.me.port.to_string()})),
             ("expires", json!({"N": until.to_string()})),
-            ("epoch", json!({"N": (epoch + 1).to_string()})),
+            ("epoch", json!({"N": (stored + 1).to_string()})),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         // Only if nobody took it since it was read.
-        let (condition, values) = match current {
-            Some(_) => ("#e = :epoch", json!({":epoch": {"N": epoch.to_string()}})),
+        let (condition, values) = match epoch {
+            Some(e) => ("#e = :epoch", json!({":epoch": {"N": e.to_string()}})),
             None => ("attribute_not_exists(#e)", json!({})),
         };
         let taken = self
             .table
             .put_if(lease, condition, json!({"#e": "epoch"}), values)
             .await?;
-        if !taken {
-            // Someone else was quicker: ask again who.
-            let now = now_ms();
-            return match self
-                .table
-                .get("lease", &key)
-                .await?
-                .as_ref()
-                .filter(|i| number(i, "expires").is_some_and(|x| x > now))
-                .and_then(holder_of)
-            {
-                Some(h) if h.node_id != self.me.node_id => Ok(GroupHolder::Other(h)),
-                _ => Err(StorageError::Unavailable(format!(
-                    "the lease of group {group} changed hands; ask again"
-                ))),
-            };
+        if taken {
+            return Ok(Ok(stored + 1));
         }
-        tracing::info!(%group, epoch = epoch + 1, "took the group's lease");
-        self.held
-            .lock()
-            .insert(group.to_string(), (epoch + 1, until));
-        Ok(GroupHolder::This { taken: true })
+        // Someone else was quicker: ask again who.
+        match self.lease(group).await?.1 {
+            Some((h, instance)) if instance != self.instance => Ok(Err(h)),
+            _ => Err(StorageError::Unavailable(format!(
+                "the lease of group {group} changed hands; ask again"
+            ))),
+        }
+    }
+
+    /// Lets a lease lapse at once (the group could not be taken after all).
+    async fn release(&self, group: &str, epoch: i64) {
+        let _ = self
+            .table
+            .update_if(
+                "lease",
+                &lease_key(group),
+                "SET #x = :zero",
+                "#i = :instance AND #e = :epoch",
+                json!({"#x": "expires", "#i": "instance", "#e": "epoch"}),
+                json!({
+                    ":zero": {"N": "0"},
+                    ":instance": {"S": self.instance},
+                    ":epoch": {"N": epoch.to_string()},
+                }),
+            )
+            .await;
     }
 }
 
-/// Registers `me` unless another live replica (another instance) has its node id.
-async fn register(table: &StateTable, me: &ReplicaAddress, instance: &str) -> StorageResult<bool> {
+/// Which lease epoch a document is written under (`shared_meta::Fence`): a held group's,
+/// none for a group lost, 0 for documents no lease covers.
+fn fence(leases: Arc<Mutex<Leases>>) -> super::shared_meta::Fence {
+    Arc::new(move |key: &str| {
+        let leases = leases.lock();
+        if let Some(h) = leases.held.values().find(|h| h.doc_key == key) {
+            return (h.until > now_ms()).then_some(h.epoch);
+        }
+        (!leases.lost.contains(key)).then_some(0)
+    })
+}
+
+/// Registers `me` unless another instance has its node id, live or ended less than
+/// `reuse_after` ago.
+async fn register(
+    table: &StateTable,
+    me: &ReplicaAddress,
+    instance: &str,
+    reuse_after: Duration,
+) -> StorageResult<bool> {
     let item: Item = [
         ("pk", json!({"S": "replica"})),
         ("sk", json!({ "S": node_key(me.node_id) })),
@@ -249,7 +334,10 @@ async fn register(table: &StateTable, me: &ReplicaAddress, instance: &str) -> St
             item,
             "attribute_not_exists(#i) OR #i = :instance OR #x < :now",
             json!({"#i": "instance", "#x": "expires"}),
-            json!({":instance": {"S": instance}, ":now": {"N": now_ms().to_string()}}),
+            json!({
+                ":instance": {"S": instance},
+                ":now": {"N": (now_ms() - ms(reuse_after)).to_string()},
+            }),
         )
         .await
 }
@@ -275,13 +363,22 @@ async fn renew(this: Weak<SharedReplicas>) {
     loop {
         tokio::time::sleep(RENEW).await;
         let Some(this) = this.upgrade() else { return };
-        match register(&this.table, &this.me, &this.instance).await {
+        if this.left.load(Ordering::Acquire) {
+            return;
+        }
+        match register(&this.table, &this.me, &this.instance, Duration::ZERO).await {
             Ok(true) => {}
             Ok(false) => {
+                // Another process has this node id now: nothing held is ours any more.
                 tracing::error!(
                     node_id = this.me.node_id,
-                    "another replica registered under this node id"
-                )
+                    "another replica registered under this node id; giving up every group"
+                );
+                let mut leases = this.leases.lock();
+                let groups: Vec<String> = leases.held.keys().cloned().collect();
+                for g in groups {
+                    this.lose(&mut leases, &g);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "cannot renew this replica's registration"),
         }
@@ -302,59 +399,83 @@ impl Replicas for SharedReplicas {
         self.live.read().clone()
     }
 
-    async fn coordinator(&self, group: &str, doc_key: &str) -> StorageResult<GroupHolder> {
+    async fn coordinator(
+        &self,
+        group: &str,
+        doc_key: &str,
+        reload: &(dyn Fn() + Send + Sync),
+    ) -> StorageResult<GroupHolder> {
         if self.holds(group) {
-            return Ok(GroupHolder::This { taken: false });
+            return Ok(GroupHolder::This);
         }
-        let holder = self.take(group).await?;
-        if holder == (GroupHolder::This { taken: true }) {
-            self.meta.refresh(doc_key).await?;
+        let _one = self.taking.lock().await;
+        if self.holds(group) {
+            return Ok(GroupHolder::This);
         }
-        Ok(holder)
+        if self.left.load(Ordering::Acquire) {
+            return Err(StorageError::Unavailable("this replica is stopping".into()));
+        }
+        let epoch = match self.take(group).await? {
+            Ok(epoch) => epoch,
+            Err(other) => return Ok(GroupHolder::Other(other)),
+        };
+        // The document as the last holder left it, before any request here sees the group.
+        if let Err(e) = self.meta.refresh(doc_key).await {
+            self.release(group, epoch).await;
+            return Err(e);
+        }
+        // Not held yet: every request for the group is refused until it is reloaded.
+        reload();
+        let mut leases = self.leases.lock();
+        leases.lost.remove(doc_key);
+        leases.held.insert(
+            group.to_string(),
+            Held {
+                epoch,
+                until: now_ms() + ms(LEASE) - ms(RENEW),
+                doc_key: doc_key.to_string(),
+            },
+        );
+        tracing::info!(%group, epoch, "took the group's lease");
+        Ok(GroupHolder::This)
     }
 
-    /// Gives up the registration and every lease, so others take the groups at once.
-    async fn leave(&self) {
-        let held: Vec<(String, i64)> = self
-            .held
+    fn holds(&self, group: &str) -> bool {
+        self.leases
             .lock()
-            .drain()
-            .map(|(g, (epoch, _))| (g, epoch))
-            .collect();
+            .held
+            .get(group)
+            .is_some_and(|h| h.until - now_ms() > ms(MARGIN))
+    }
+
+    async fn leave(&self) {
+        self.left.store(true, Ordering::Release);
+        let held: Vec<(String, i64)> = {
+            let mut leases = self.leases.lock();
+            let groups: Vec<String> = leases.held.keys().cloned().collect();
+            groups
+                .into_iter()
+                .filter_map(|g| {
+                    let epoch = leases.held.get(&g)?.epoch;
+                    self.lose(&mut leases, &g);
+                    Some((g, epoch))
+                })
+                .collect()
+        };
         for (group, epoch) in held {
-            let _ = self
-                .table
-                .update_if(
-                    "lease",
-                    &lease_key(&group),
-                    "SET #x = :zero",
-                    "#h = :me AND #e = :epoch",
-                    json!({"#x": "expires", "#h": "holder", "#e": "epoch"}),
-                    json!({
-                        ":zero": {"N": "0"},
-                        ":me": {"N": self.me.node_id.to_string()},
-                        ":epoch": {"N": epoch.to_string()},
-                    }),
-                )
-                .await;
+            self.release(&group, epoch).await;
         }
+        // Ended now (not at 0), so a derived id is not handed to another replica at once.
         let _ = self
             .table
             .update_if(
                 "replica",
                 &node_key(self.me.node_id),
-                "SET #x = :zero",
+                "SET #x = :now",
                 "#i = :instance",
                 json!({"#x": "expires", "#i": "instance"}),
-                json!({":zero": {"N": "0"}, ":instance": {"S": self.instance}}),
+                json!({":now": {"N": now_ms().to_string()}, ":instance": {"S": self.instance}}),
             )
             .await;
-    }
-
-    fn holds(&self, group: &str) -> bool {
-        self.held
-            .lock()
-            .get(group)
-            .is_some_and(|(_, until)| *until - now_ms() > ms(MARGIN))
     }
 }

@@ -52,6 +52,23 @@ impl SharedIndex {
             .collect())
     }
 
+    /// Stores the index's first chunk now (not queued): whether this one is the index's
+    /// start (written here, or the same chunk already stored).
+    pub async fn start(&self, chunk: &Chunk) -> StorageResult<bool> {
+        let line = chunk.line();
+        let line = line.trim_end();
+        let sk = sort_key(chunk.base);
+        if self
+            .table
+            .put_new(item(&[("pk", &self.pk), ("sk", &sk), ("chunk", line)]))
+            .await?
+        {
+            return Ok(true);
+        }
+        let theirs = self.table.get(&self.pk, &sk).await?;
+        Ok(theirs.as_ref().and_then(|i| text(i, "chunk")) == Some(line))
+    }
+
     pub fn put(&self, chunk: &Chunk) {
         let _ = self.writes.send(IndexWrite::Put(chunk.clone()));
     }

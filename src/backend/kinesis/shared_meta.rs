@@ -4,10 +4,14 @@
 //! one key are coalesced, newest wins, and a failed write is retried until it lands or a newer
 //! one replaces it. A crash can lose the writes of its last moments: for committed offsets
 //! that means a group reads a few records again, never that it skips any.
+//!
+//! A group's document is written only under the lease of the replica coordinating it
+//! (`Fence`): the item carries the lease's epoch, and a write with an older epoch than the
+//! stored one is refused by DynamoDB, so a replica that lost a group cannot overwrite what the
+//! next holder wrote.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -16,10 +20,14 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use super::state::{text, StateTable};
-use crate::backend::{StorageResult, SyncMetaStore};
+use super::state::{text, Item, StateTable};
+use crate::backend::{StorageError, StorageResult, SyncMetaStore};
 
 const PK: &str = "meta";
+
+/// Whether a document may be written now: `Some(epoch)` of the lease it is written under
+/// (0: the key needs none), `None` when this replica no longer holds the lease its key needs.
+pub type Fence = Arc<dyn Fn(&str) -> Option<i64> + Send + Sync>;
 
 pub struct SharedMetaStore {
     table: Arc<StateTable>,
@@ -27,32 +35,32 @@ pub struct SharedMetaStore {
     writes: Arc<Writes>,
 }
 
-/// Writes not yet made: key → new value (`None`: delete).
 #[derive(Default)]
 struct Writes {
-    pending: Mutex<BTreeMap<String, Option<Vec<u8>>>>,
+    state: Mutex<WriteState>,
     wake: Notify,
-    /// A batch taken from `pending` is being written.
-    busy: AtomicBool,
+    fence: OnceLock<Fence>,
+}
+
+/// Writes not yet made: key → new value (`None`: delete); and the keys being written now.
+#[derive(Default)]
+struct WriteState {
+    pending: BTreeMap<String, Option<Vec<u8>>>,
+    writing: BTreeSet<String>,
 }
 
 impl SharedMetaStore {
     pub async fn open(table: Arc<StateTable>) -> StorageResult<Arc<SharedMetaStore>> {
         let mut docs = BTreeMap::new();
         for item in table.query_prefix(PK, "").await? {
-            let (Some(key), Some(doc)) = (
-                text(&item, "sk"),
-                item.get("doc")
-                    .and_then(|d| d.get("B"))
-                    .and_then(|b| b.as_str()),
-            ) else {
+            let Some(key) = text(&item, "sk") else {
                 continue;
             };
-            match STANDARD.decode(doc) {
-                Ok(doc) => {
+            match doc_of(&item) {
+                Some(doc) => {
                     docs.insert(key.to_string(), doc);
                 }
-                Err(_) => tracing::warn!(%key, "skipping an unreadable metadata document"),
+                None => tracing::warn!(%key, "skipping an unreadable metadata document"),
             }
         }
         let writes = Arc::new(Writes::default());
@@ -64,42 +72,61 @@ impl SharedMetaStore {
         }))
     }
 
+    /// Set once, when replicas hold leases on some keys.
+    pub fn set_fence(&self, fence: Fence) {
+        let _ = self.writes.fence.set(fence);
+    }
+
     /// Reads `key` afresh from the table (another replica may have written it since), unless
     /// this replica has a write of it still to make.
     pub async fn refresh(&self, key: &str) -> StorageResult<()> {
         let item = self.table.get(PK, key).await?;
-        if self.writes.pending.lock().contains_key(key) {
-            return Ok(());
-        }
-        let doc = item
-            .as_ref()
-            .and_then(|i| i.get("doc"))
-            .and_then(|d| d.get("B"))
-            .and_then(|b| b.as_str())
-            .and_then(|b| STANDARD.decode(b).ok());
         let mut docs = self.docs.lock();
-        match doc {
+        {
+            let w = self.writes.state.lock();
+            if w.pending.contains_key(key) || w.writing.contains(key) {
+                return Ok(());
+            }
+        }
+        match item.as_ref().and_then(doc_of) {
             Some(doc) => docs.insert(key.to_string(), doc),
             None => docs.remove(key),
         };
         Ok(())
     }
 
+    /// Forgets writes of `key` not yet made (its lease is gone).
+    pub fn drop_pending(&self, key: &str) {
+        self.writes.state.lock().pending.remove(key);
+    }
+
+    /// Queues a write; called with `docs` locked, so `refresh` never sees the new document
+    /// without its write.
     fn queue(&self, key: &str, value: Option<Vec<u8>>) {
-        self.writes.pending.lock().insert(key.to_string(), value);
+        self.writes
+            .state
+            .lock()
+            .pending
+            .insert(key.to_string(), value);
         self.writes.wake.notify_one();
     }
 }
 
-/// Makes the queued writes, oldest key first, until the store is dropped and nothing is left.
+fn doc_of(item: &Item) -> Option<Vec<u8>> {
+    let b = item.get("doc")?.get("B")?.as_str()?;
+    STANDARD.decode(b).ok()
+}
+
+/// Makes the queued writes until the store is dropped and nothing is left.
 async fn write_behind(writes: Weak<Writes>, table: Arc<StateTable>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let Some(w) = writes.upgrade() else { return };
         let batch = {
-            let mut pending = w.pending.lock();
-            w.busy.store(!pending.is_empty(), Ordering::Release);
-            std::mem::take(&mut *pending)
+            let mut s = w.state.lock();
+            let batch = std::mem::take(&mut s.pending);
+            s.writing = batch.keys().cloned().collect();
+            batch
         };
         if batch.is_empty() {
             // Woken by a write, or now and then to notice the store is gone.
@@ -108,30 +135,31 @@ async fn write_behind(writes: Weak<Writes>, table: Arc<StateTable>) {
         }
         let mut failed = false;
         for (key, value) in batch {
-            let done = match &value {
-                Some(v) => {
-                    table
-                        .put(
-                            [
-                                ("pk".to_string(), json!({ "S": PK })),
-                                ("sk".to_string(), json!({ "S": key })),
-                                ("doc".to_string(), json!({ "B": STANDARD.encode(v) })),
-                            ]
-                            .into_iter()
-                            .collect(),
-                        )
-                        .await
-                }
-                None => table.delete(PK, &key).await,
+            let epoch = match w.fence.get() {
+                Some(fence) => match fence(&key) {
+                    Some(epoch) => epoch,
+                    None => {
+                        tracing::warn!(%key, "not written: this replica no longer holds its lease");
+                        continue;
+                    }
+                },
+                None => 0,
             };
-            if let Err(e) = done {
-                tracing::warn!(%key, error = %e, "cannot write a metadata document to the state table; retrying");
-                failed = true;
-                // Unless a newer write of the key came meanwhile.
-                w.pending.lock().entry(key).or_insert(value);
+            match write(&table, &key, value.as_deref(), epoch).await {
+                Ok(()) => {}
+                Err(StorageError::Refused { message, .. }) => {
+                    // Too large, or written under a newer lease: trying again cannot help.
+                    tracing::error!(%key, error = %message, "metadata document not written");
+                }
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "cannot write a metadata document to the state table; retrying");
+                    failed = true;
+                    // Unless a newer write of the key came meanwhile.
+                    w.state.lock().pending.entry(key).or_insert(value);
+                }
             }
         }
-        w.busy.store(false, Ordering::Release);
+        w.state.lock().writing.clear();
         if failed {
             drop(w);
             tokio::time::sleep(backoff).await;
@@ -142,25 +170,61 @@ async fn write_behind(writes: Weak<Writes>, table: Arc<StateTable>) {
     }
 }
 
+/// One write, refused when the stored item carries a newer lease epoch than `epoch`.
+async fn write(
+    table: &StateTable,
+    key: &str,
+    value: Option<&[u8]>,
+    epoch: i64,
+) -> StorageResult<()> {
+    let Some(v) = value else {
+        return table.delete(PK, key).await;
+    };
+    let item: Item = [
+        ("pk", json!({ "S": PK })),
+        ("sk", json!({ "S": key })),
+        ("doc", json!({ "B": STANDARD.encode(v) })),
+        ("epoch", json!({"N": epoch.to_string()})),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let written = table
+        .put_if(
+            item,
+            "attribute_not_exists(#e) OR #e <= :e",
+            json!({"#e": "epoch"}),
+            json!({":e": {"N": epoch.to_string()}}),
+        )
+        .await?;
+    if written {
+        Ok(())
+    } else {
+        Err(StorageError::Refused {
+            code: -1,
+            class: crate::backend::Refusal::Failed,
+            message: format!("{key} was written under a newer lease (epoch > {epoch})"),
+        })
+    }
+}
+
 impl SyncMetaStore for SharedMetaStore {
     fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
         Ok(self.docs.lock().get(key).cloned())
     }
 
     fn put(&self, key: &str, value: &[u8]) -> StorageResult<()> {
-        self.docs.lock().insert(key.to_string(), value.to_vec());
+        let mut docs = self.docs.lock();
+        docs.insert(key.to_string(), value.to_vec());
         self.queue(key, Some(value.to_vec()));
         Ok(())
     }
 
     fn delete(&self, key: &str) -> StorageResult<()> {
-        self.docs.lock().remove(key);
+        let mut docs = self.docs.lock();
+        docs.remove(key);
         self.queue(key, None);
         Ok(())
-    }
-
-    fn unwritten(&self) -> bool {
-        self.writes.busy.load(Ordering::Acquire) || !self.writes.pending.lock().is_empty()
     }
 
     fn list(&self, prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>> {
@@ -171,5 +235,10 @@ impl SyncMetaStore for SharedMetaStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn unwritten(&self) -> bool {
+        let s = self.writes.state.lock();
+        !s.pending.is_empty() || !s.writing.is_empty()
     }
 }

@@ -42,6 +42,8 @@ const MERGE_MAX_BYTES: u64 = 2 << 20;
 const PUSH_WAIT: Duration = Duration::from_millis(100);
 /// Recently indexed records' sequence numbers, so a producer finds the offset its record got.
 const RECENT_KEPT: usize = 20_000;
+/// How long a read past the index's end may spend reading the shard to its newest record.
+const BEYOND_WAIT: Duration = Duration::from_secs(10);
 /// The index file is rewritten without trimmed chunks once this many are gone.
 const PRUNE_LINES: usize = 1_000;
 
@@ -168,13 +170,17 @@ impl Index {
         (index, kept)
     }
 
-    /// The index stored chunks make, up to the first that does not follow on.
-    fn of_chunks(chunks: Vec<Chunk>) -> Index {
+    /// The index stored chunks make: the run that ends at the newest, each following on
+    /// from the one before (pruning deletes the oldest, perhaps out of order).
+    fn of_chunks(mut chunks: Vec<Chunk>) -> Index {
+        chunks.sort_by_key(|c| c.base);
+        let mut from = chunks.len();
+        while from > 0 && (from == chunks.len() || chunks[from - 1].end() == chunks[from].base) {
+            from -= 1;
+        }
         let mut index = Index::default();
-        for chunk in chunks {
-            if !index.follow_on(chunk) {
-                break;
-            }
+        for chunk in chunks.drain(from..) {
+            index.follow_on(chunk);
         }
         index.loaded();
         index
@@ -363,6 +369,42 @@ impl Tail {
         self.index.read().last_seq().map(str::to_string)
     }
 
+    /// A shared index nobody has started yet: its first record must be agreed first.
+    pub fn needs_start(&self) -> bool {
+        matches!(self.store, IndexStore::Shared(_)) && self.index.read().chunks.is_empty()
+    }
+
+    /// Makes `first` offset 0 of a shared index, as a chunk of its own stored before any
+    /// offset is given out. When another replica started the index at another record (the
+    /// trim horizon moves), this one takes the stored index instead and returns false: the
+    /// caller reads on after its end.
+    pub async fn claim_start(&self, first: &Record) -> StorageResult<bool> {
+        let IndexStore::Shared(shared) = &self.store else {
+            return Ok(true);
+        };
+        let (users, _) = kafka_records(std::slice::from_ref(first));
+        let chunk = Chunk::of(first, 0, users.len() as i64);
+        if shared.start(&chunk).await? {
+            let mut batch = encode_batch(&users);
+            batch.place_at(0);
+            self.cache
+                .insert((self.stream.clone(), self.partition, 0), batch.freeze());
+            let mut i = self.index.write();
+            if i.chunks.is_empty() {
+                i.persisted_end = chunk.end();
+                i.next_offset = chunk.end();
+                i.recent.push_back((first.sequence_number.clone(), 0));
+                i.chunks.insert(0, chunk);
+            }
+            let _ = self.grown.send(i.next_offset);
+            return Ok(true);
+        }
+        let stored = Index::of_chunks(shared.load().await?);
+        tracing::info!(stream = %self.stream, partition = self.partition, next_offset = stored.next_offset, "another replica started this shard's index; reading on from it");
+        *self.index.write() = stored;
+        Ok(false)
+    }
+
     /// Records a subscription pushed, in shard order, right after the newest indexed one.
     pub fn pushed(&self, records: Vec<Record>, at_tip: bool, ended: bool) -> StorageResult<()> {
         self.push_at_tip.store(at_tip, Ordering::Release);
@@ -466,8 +508,16 @@ impl Tail {
         reader.caught_up = page.records.is_empty()
             || (page.millis_behind_latest == 0 && (page.records.len() as i64) < PAGE);
         let ended = page.next_shard_iterator.is_none();
+        let mut records = page.records;
+        if !records.is_empty() && self.needs_start() {
+            if !self.claim_start(&records[0]).await? {
+                // A fresh iterator after the stored index's end.
+                return Ok(false);
+            }
+            records.remove(0);
+        }
         // Only once the page is numbered does the reader move past it.
-        self.index_page(page.records)?;
+        self.index_page(records)?;
         reader.iterator = page.next_shard_iterator;
         if ended {
             self.seal()?;
@@ -822,7 +872,13 @@ impl Tail {
     /// Whole batches from `offset` on, up to about `max_bytes`: from the cache, or read again
     /// from the shard at the chunk's first sequence number.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<ReadBatches> {
-        if offset >= self.offsets().high_watermark {
+        let high_watermark = self.offsets().high_watermark;
+        if offset > high_watermark {
+            // Past what this replica has read: another replica sharing the index may have
+            // given that offset out, so read to the shard's newest before calling it out of
+            // range.
+            self.catch_up(Instant::now() + BEYOND_WAIT).await?;
+        } else if offset == high_watermark {
             self.advance(false).await?;
         }
         let offsets = self.offsets();
@@ -1216,6 +1272,26 @@ mod tests {
             chunks.iter().map(|c| c.count).collect::<Vec<_>>(),
             vec![1; 10]
         );
+    }
+
+    #[test]
+    fn a_stored_index_is_the_run_ending_at_its_newest_chunk() {
+        let chunk = |base: i64| Chunk {
+            base,
+            count: 10,
+            first_seq: format!("{}", 1000 + base),
+            last_seq: format!("{}", 1000 + base + 9),
+            max_ts: base,
+            bytes: 100,
+        };
+        // 20..30 is being pruned while the index loads; what is older does not count.
+        let index = Index::of_chunks(vec![chunk(40), chunk(0), chunk(10), chunk(30)]);
+        assert_eq!(
+            index.chunks.keys().copied().collect::<Vec<_>>(),
+            vec![30, 40]
+        );
+        assert_eq!((index.log_start, index.next_offset), (30, 50));
+        assert_eq!(Index::of_chunks(Vec::new()).next_offset, 0);
     }
 
     #[test]

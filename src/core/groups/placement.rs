@@ -38,16 +38,12 @@ impl GroupCoordinator {
         let Some(replicas) = self.replicas.get() else {
             return Ok(None);
         };
+        let reload = || self.reload(group);
         match replicas
-            .coordinator(group, &format!("{GROUP_PREFIX}{group}"))
+            .coordinator(group, &format!("{GROUP_PREFIX}{group}"), &reload)
             .await?
         {
-            GroupHolder::This { taken } => {
-                if taken {
-                    self.reload(group);
-                }
-                Ok(None)
-            }
+            GroupHolder::This => Ok(None),
             GroupHolder::Other(at) => Ok(Some(at)),
         }
     }

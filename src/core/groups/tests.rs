@@ -174,12 +174,16 @@ impl crate::backend::Replicas for FakeReplicas {
         &self,
         group: &str,
         _doc_key: &str,
+        reload: &(dyn Fn() + Send + Sync),
     ) -> crate::backend::StorageResult<crate::backend::GroupHolder> {
         if group.starts_with("theirs") {
             return Ok(crate::backend::GroupHolder::Other(self.other.clone()));
         }
-        let taken = self.held.lock().insert(group.to_string());
-        Ok(crate::backend::GroupHolder::This { taken })
+        if !self.held.lock().contains(group) {
+            reload();
+            self.held.lock().insert(group.to_string());
+        }
+        Ok(crate::backend::GroupHolder::This)
     }
     fn holds(&self, group: &str) -> bool {
         self.held.lock().contains(group)

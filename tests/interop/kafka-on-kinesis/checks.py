@@ -199,7 +199,7 @@ class Strait:
                 "STRAIT_ADMIN__LISTEN": "127.0.0.1:0",
                 "AWS_ACCESS_KEY_ID": "strait-key",
                 "AWS_SECRET_ACCESS_KEY": "strait-secret",
-                "RUST_LOG": "warn",
+                "RUST_LOG": os.environ.get("STRAIT_CHECK_LOG", "warn"),
             }
         )
         env.update(self.env)
@@ -232,6 +232,12 @@ class Strait:
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
+            self.proc.wait(30)
+
+    def kill(self):
+        """SIGKILL: no shutdown, nothing given up."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
             self.proc.wait(30)
 
 
@@ -691,8 +697,9 @@ def main():
             cn.close()
             differ = [po for po, v in seen_a.items() if seen_c.get(po) != v]
             assert len(seen_c) == 4800 and not differ, f"the new replica read {len(seen_c)}, differing at {differ[:5]}"
-            # Each shard's index is in the table once: chunks from offset 0, each following on,
-            # full ones of 2,000 records, whichever replica wrote them.
+            # Each shard's index is in the table once: its first record as a chunk of its own
+            # (stored before any offset was given out), then chunks each following on, full
+            # ones of 2,000 records, whichever replica wrote them.
             d = boto3.client("dynamodb", endpoint_url=STATE_DYNAMODB, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
             chunks = {}
             for item in d.scan(TableName=table)["Items"]:
@@ -702,7 +709,7 @@ def main():
             assert len(chunks) == 2, f"index keys: {sorted(chunks)}"
             for pk, cs in chunks.items():
                 cs.sort()
-                assert cs[0] == (0, 2000), f"{pk}: first chunk {cs[0]}"
+                assert cs[:2] == [(0, 1), (1, 2000)], f"{pk}: first chunks {cs[:2]}"
                 assert all(b == pb + pc for (pb, pc), (b, _) in zip(cs, cs[1:])), f"{pk}: chunks do not follow on: {cs}"
             for r in (a, c):
                 assert metric(r.admin, r"strait_kinesis_index_conflicts_total\{[^}]*\} (\d+)") == 0, "index conflicts"
@@ -789,6 +796,37 @@ def main():
             fresh = AdminClient({"bootstrap.servers": survivor.kafka})
             d = fresh.describe_consumer_groups([group])[group].result(20)
             assert f"{d.coordinator.host}:{d.coordinator.port}" == survivor.kafka, f"coordinator now {d.coordinator}"
+            # A third replica joins, the coordinator is killed (nothing given up): its lease
+            # lapses (10 s) and the group moves to the third, with the commits made before.
+            for c in (c1, c2):
+                c.commit(asynchronous=False)
+            third = Strait(UPSTREAM, **env)
+            replicas.append(third)
+            # The clients must know it before the only replica they know is gone.
+            deadline = time.time() + 30
+            for c in (c1, c2):
+                while third.kafka not in {f"{x.host}:{x.port}" for x in c.list_topics(timeout=10).brokers.values()}:
+                    assert time.time() < deadline, "the consumers never saw the third replica in Metadata"
+                    c.consume(10, 0.5)
+            survivor.kill()
+            last = produce_all(producer(third), topic, [(f"l{i}".encode(), f"last{i}".encode(), i % 4) for i in range(100)])
+            assert all(e is None for e, *_ in last)
+            after, again = {}, 0
+            deadline = time.time() + 120
+            while len(after) < 100 and time.time() < deadline:
+                for c in (c1, c2):
+                    for m in c.consume(200, 0.3):
+                        if m.error() is not None:
+                            continue
+                        if m.value().startswith(b"last"):
+                            after[(m.partition(), m.offset())] = m.value()
+                        else:
+                            again += 1
+            assert len(after) == 100, f"after the coordinator was killed the group read {len(after)} of 100 new records"
+            assert again == 0, f"{again} committed records read again after the coordinator was killed"
+            admin3 = AdminClient({"bootstrap.servers": third.kafka})
+            d = admin3.describe_consumer_groups([group])[group].result(30)
+            assert f"{d.coordinator.host}:{d.coordinator.port}" == third.kafka, f"coordinator after the kill: {d.coordinator}"
             for c in (c1, c2):
                 c.close()
         finally:
@@ -966,7 +1004,7 @@ def main():
         assert [per[p] for p in parts] == [ends[a], ends[b]] and per[3] == 1, (per, ends)
 
     check("state in DynamoDB: two replicas give every record the same offset; a third with an empty data_dir has the commits and the offsets", replicas_with_state_in_dynamodb_agree_on_offsets, needs_dynamodb=True)
-    check("state in DynamoDB: two replicas share one group (one coordinator, partitions split), and it moves with its commits when that replica stops", replicas_share_a_group_and_hand_it_over, needs_dynamodb=True)
+    check("state in DynamoDB: two replicas share one group (one coordinator, partitions split); it moves with its commits when that replica stops, and again when the next is killed", replicas_share_a_group_and_hand_it_over, needs_dynamodb=True)
     check("Kinesis records reach a Kafka group: per shard, in order, dense offsets, arrival timestamps", kinesis_records_reach_a_kafka_group)
     check("Kafka records land in the shard the producer chose; consumers find them at the offsets producers were told", kafka_records_land_where_the_producer_sent_them)
     check("keys Kinesis cannot take: null -> partition number; non-UTF-8 and > 256 chars INVALID_RECORD; > 1 MiB MESSAGE_TOO_LARGE; nothing refused is written", keys_kinesis_cannot_take)
