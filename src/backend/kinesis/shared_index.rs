@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::state::{item, text, StateTable};
 use super::tail::Chunk;
-use crate::backend::StorageResult;
+use crate::backend::{StorageError, StorageResult};
 
 pub struct SharedIndex {
     table: Arc<StateTable>,
@@ -104,6 +104,12 @@ async fn write_in_order(
             };
             match done {
                 Ok(()) => break,
+                // Access denied, a table gone: asking again cannot help. The chunk is read
+                // and numbered again by whoever loads the index after it.
+                Err(StorageError::Refused { message, .. }) => {
+                    tracing::error!(index = %pk, error = %message, "offset index not written to the state table");
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(index = %pk, error = %e, "cannot write the offset index to the state table; retrying");
                     tokio::time::sleep(backoff).await;
