@@ -217,7 +217,10 @@ async fn subscribe_once(
         let mut records = event.records;
         if !records.is_empty() && t.needs_start() {
             if !t.claim_start(&records[0]).await? {
-                // The stored index started elsewhere: subscribe again after its end.
+                // The stored index started elsewhere: subscribe again after its end, once
+                // Kinesis allows this consumer another subscription to the shard (5 s).
+                drop(t);
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 return Ok(true);
             }
             records.remove(0);

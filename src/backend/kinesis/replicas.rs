@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 
-use super::shared_meta::SharedMetaStore;
+use futures_util::StreamExt;
+
+use super::shared_meta::{SharedMetaStore, Verdict};
 use super::state::{number, text, Item, StateTable};
 use crate::backend::{GroupHolder, ReplicaAddress, Replicas, StorageError, StorageResult};
 use crate::clock::now_ms;
@@ -33,6 +35,8 @@ const RENEW: Duration = Duration::from_secs(2);
 /// A lease closer than this to its end no longer counts as held: a holder whose renewals
 /// fail stops coordinating before anyone else may take over (clocks a little apart too).
 const MARGIN: Duration = Duration::from_secs(3);
+/// Lease renewals in flight at once.
+const RENEWALS_AT_ONCE: usize = 32;
 /// Node ids tried when none is configured.
 const MAX_DERIVED_ID: i32 = 1_000;
 /// A derived node id is not taken while its last holder's registration ended less than this
@@ -171,25 +175,32 @@ impl SharedReplicas {
             .collect();
         let renewals = held.into_iter().map(|(group, epoch)| async move {
             let until = now_ms() + ms(LEASE);
-            let renewed = self
-                .table
-                .update_if(
-                    "lease",
-                    &lease_key(&group),
-                    "SET #x = :until",
-                    "#h = :me AND #i = :instance AND #e = :epoch",
-                    json!({"#x": "expires", "#h": "holder", "#i": "instance", "#e": "epoch"}),
-                    json!({
-                        ":until": {"N": until.to_string()},
-                        ":me": {"N": self.me.node_id.to_string()},
-                        ":instance": {"S": self.instance},
-                        ":epoch": {"N": epoch.to_string()},
-                    }),
-                )
-                .await;
+            let key = lease_key(&group);
+            let renewal = self.table.update_if(
+                "lease",
+                &key,
+                "SET #x = :until",
+                "#h = :me AND #i = :instance AND #e = :epoch",
+                json!({"#x": "expires", "#h": "holder", "#i": "instance", "#e": "epoch"}),
+                json!({
+                    ":until": {"N": until.to_string()},
+                    ":me": {"N": self.me.node_id.to_string()},
+                    ":instance": {"S": self.instance},
+                    ":epoch": {"N": epoch.to_string()},
+                }),
+            );
+            // One slow call must not hold up the next round.
+            let renewed = match tokio::time::timeout(RENEW, renewal).await {
+                Ok(r) => r,
+                Err(_) => Err(StorageError::Unavailable("lease renewal timed out".into())),
+            };
             (group, epoch, until, renewed)
         });
-        for (group, epoch, until, renewed) in futures_util::future::join_all(renewals).await {
+        let done: Vec<_> = futures_util::stream::iter(renewals)
+            .buffer_unordered(RENEWALS_AT_ONCE)
+            .collect()
+            .await;
+        for (group, epoch, until, renewed) in done {
             let mut leases = self.leases.lock();
             // Taken again meanwhile, under a new epoch: that one stands.
             if leases.held.get(&group).is_none_or(|h| h.epoch != epoch) {
@@ -234,8 +245,8 @@ impl SharedReplicas {
     }
 
     /// Takes `group` when its lease is free (never held, or lapsed) or this process's own;
-    /// the holder otherwise. Returns the epoch taken under.
-    async fn take(&self, group: &str) -> StorageResult<Result<i64, ReplicaAddress>> {
+    /// the holder otherwise. Returns the epoch taken under and the lease's end.
+    async fn take(&self, group: &str) -> StorageResult<Result<(i64, i64), ReplicaAddress>> {
         let (epoch, holder) = self.lease(group).await?;
         if let Some((other, instance)) = holder {
             if instance != self.instance {
@@ -267,7 +278,7 @@ impl SharedReplicas {
             .put_if(lease, condition, json!({"#e": "epoch"}), values)
             .await?;
         if taken {
-            return Ok(Ok(stored + 1));
+            return Ok(Ok((stored + 1, until)));
         }
         // Someone else was quicker: ask again who.
         match self.lease(group).await?.1 {
@@ -298,15 +309,24 @@ impl SharedReplicas {
     }
 }
 
-/// Which lease epoch a document is written under (`shared_meta::Fence`): a held group's,
-/// none for a group lost, 0 for documents no lease covers.
+/// Which lease epoch a document is written under (`shared_meta::Fence`): a held group's
+/// (later, while its renewal is overdue), none for a group lost, 0 for documents no lease
+/// covers.
 fn fence(leases: Arc<Mutex<Leases>>) -> super::shared_meta::Fence {
     Arc::new(move |key: &str| {
         let leases = leases.lock();
         if let Some(h) = leases.held.values().find(|h| h.doc_key == key) {
-            return (h.until > now_ms()).then_some(h.epoch);
+            return if h.until > now_ms() {
+                Verdict::Write(h.epoch)
+            } else {
+                Verdict::Later
+            };
         }
-        (!leases.lost.contains(key)).then_some(0)
+        if leases.lost.contains(key) {
+            Verdict::Drop
+        } else {
+            Verdict::Write(0)
+        }
     })
 }
 
@@ -366,6 +386,10 @@ async fn renew(this: Weak<SharedReplicas>) {
         if this.left.load(Ordering::Acquire) {
             return;
         }
+        this.renew_leases().await;
+        if this.left.load(Ordering::Acquire) {
+            return;
+        }
         match register(&this.table, &this.me, &this.instance, Duration::ZERO).await {
             Ok(true) => {}
             Ok(false) => {
@@ -382,7 +406,6 @@ async fn renew(this: Weak<SharedReplicas>) {
             }
             Err(e) => tracing::warn!(error = %e, "cannot renew this replica's registration"),
         }
-        this.renew_leases().await;
         if let Err(e) = this.read_live().await {
             tracing::warn!(error = %e, "cannot read the list of replicas");
         }
@@ -415,24 +438,32 @@ impl Replicas for SharedReplicas {
         if self.left.load(Ordering::Acquire) {
             return Err(StorageError::Unavailable("this replica is stopping".into()));
         }
-        let epoch = match self.take(group).await? {
-            Ok(epoch) => epoch,
+        let (epoch, until) = match self.take(group).await? {
+            Ok(taken) => taken,
             Err(other) => return Ok(GroupHolder::Other(other)),
         };
         // The document as the last holder left it, before any request here sees the group.
-        if let Err(e) = self.meta.refresh(doc_key).await {
+        if let Err(e) = self.meta.take_fresh(doc_key).await {
             self.release(group, epoch).await;
             return Err(e);
         }
         // Not held yet: every request for the group is refused until it is reloaded.
         reload();
         let mut leases = self.leases.lock();
+        // Reading it took so long the lease is nearly over, or shutdown began meanwhile.
+        if until - now_ms() < ms(MARGIN) || self.left.load(Ordering::Acquire) {
+            drop(leases);
+            self.release(group, epoch).await;
+            return Err(StorageError::Unavailable(format!(
+                "group {group} could not be taken in time; ask again"
+            )));
+        }
         leases.lost.remove(doc_key);
         leases.held.insert(
             group.to_string(),
             Held {
                 epoch,
-                until: now_ms() + ms(LEASE) - ms(RENEW),
+                until,
                 doc_key: doc_key.to_string(),
             },
         );

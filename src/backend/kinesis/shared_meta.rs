@@ -25,9 +25,18 @@ use crate::backend::{StorageError, StorageResult, SyncMetaStore};
 
 const PK: &str = "meta";
 
-/// Whether a document may be written now: `Some(epoch)` of the lease it is written under
-/// (0: the key needs none), `None` when this replica no longer holds the lease its key needs.
-pub type Fence = Arc<dyn Fn(&str) -> Option<i64> + Send + Sync>;
+/// Whether a document may be written now.
+pub type Fence = Arc<dyn Fn(&str) -> Verdict + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Under the lease of this epoch (0: the key needs none).
+    Write(i64),
+    /// Its lease is not renewed yet: try again soon.
+    Later,
+    /// Its lease went to another replica: the write is dropped.
+    Drop,
+}
 
 pub struct SharedMetaStore {
     table: Arc<StateTable>,
@@ -53,7 +62,8 @@ impl SharedMetaStore {
     pub async fn open(table: Arc<StateTable>) -> StorageResult<Arc<SharedMetaStore>> {
         let mut docs = BTreeMap::new();
         for item in table.query_prefix(PK, "").await? {
-            let Some(key) = text(&item, "sk") else {
+            // Deleted documents stay as their epoch alone.
+            let (Some(key), true) = (text(&item, "sk"), item.contains_key("doc")) else {
                 continue;
             };
             match doc_of(&item) {
@@ -77,17 +87,19 @@ impl SharedMetaStore {
         let _ = self.writes.fence.set(fence);
     }
 
-    /// Reads `key` afresh from the table (another replica may have written it since), unless
-    /// this replica has a write of it still to make.
-    pub async fn refresh(&self, key: &str) -> StorageResult<()> {
+    /// Reads `key` afresh from the table as this replica takes the lease covering it:
+    /// another replica may have written it since, and what this one still had to write
+    /// dates from an earlier lease, so it is dropped.
+    pub async fn take_fresh(&self, key: &str) -> StorageResult<()> {
+        self.drop_pending(key);
+        for _ in 0..100 {
+            if !self.writes.state.lock().writing.contains(key) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let item = self.table.get(PK, key).await?;
         let mut docs = self.docs.lock();
-        {
-            let w = self.writes.state.lock();
-            if w.pending.contains_key(key) || w.writing.contains(key) {
-                return Ok(());
-            }
-        }
         match item.as_ref().and_then(doc_of) {
             Some(doc) => docs.insert(key.to_string(), doc),
             None => docs.remove(key),
@@ -135,15 +147,18 @@ async fn write_behind(writes: Weak<Writes>, table: Arc<StateTable>) {
         }
         let mut failed = false;
         for (key, value) in batch {
-            let epoch = match w.fence.get() {
-                Some(fence) => match fence(&key) {
-                    Some(epoch) => epoch,
-                    None => {
-                        tracing::warn!(%key, "not written: this replica no longer holds its lease");
-                        continue;
-                    }
-                },
-                None => 0,
+            let verdict = w.fence.get().map_or(Verdict::Write(0), |fence| fence(&key));
+            let epoch = match verdict {
+                Verdict::Write(epoch) => epoch,
+                Verdict::Later => {
+                    failed = true;
+                    w.state.lock().pending.entry(key).or_insert(value);
+                    continue;
+                }
+                Verdict::Drop => {
+                    tracing::warn!(%key, "not written: another replica holds its lease now");
+                    continue;
+                }
             };
             match write(&table, &key, value.as_deref(), epoch).await {
                 Ok(()) => {}
@@ -170,25 +185,26 @@ async fn write_behind(writes: Weak<Writes>, table: Arc<StateTable>) {
     }
 }
 
-/// One write, refused when the stored item carries a newer lease epoch than `epoch`.
+/// One write, refused when the stored item carries a newer lease epoch than `epoch`. A
+/// deletion leaves the item with its epoch and no document, so a replica that lost the lease
+/// cannot bring the document back.
 async fn write(
     table: &StateTable,
     key: &str,
     value: Option<&[u8]>,
     epoch: i64,
 ) -> StorageResult<()> {
-    let Some(v) = value else {
-        return table.delete(PK, key).await;
-    };
-    let item: Item = [
+    let mut item: Item = [
         ("pk", json!({ "S": PK })),
         ("sk", json!({ "S": key })),
-        ("doc", json!({ "B": STANDARD.encode(v) })),
         ("epoch", json!({"N": epoch.to_string()})),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if let Some(v) = value {
+        item.insert("doc".into(), json!({ "B": STANDARD.encode(v) }));
+    }
     let written = table
         .put_if(
             item,

@@ -393,26 +393,35 @@ impl Tail {
         let IndexStore::Shared(shared) = &self.store else {
             return Ok(true);
         };
-        let (users, _) = kafka_records(std::slice::from_ref(first));
-        let chunk = Chunk::of(first, 0, users.len() as i64);
-        if shared.start(&chunk).await? {
-            let mut batch = encode_batch(&users);
-            batch.place_at(0);
-            self.cache
-                .insert((self.stream.clone(), self.partition, 0), batch.freeze());
-            let mut i = self.index.write();
-            if i.chunks.is_empty() {
+        // Other replicas may have gone far since this reader opened (its chunk 0 even
+        // pruned): what is stored wins.
+        let mut stored = shared.load().await?;
+        if stored.is_empty() {
+            let (users, _) = kafka_records(std::slice::from_ref(first));
+            let chunk = Chunk::of(first, 0, users.len() as i64);
+            if shared.start(&chunk).await? {
+                let mut batch = encode_batch(&users);
+                batch.place_at(0);
+                self.cache
+                    .insert((self.stream.clone(), self.partition, 0), batch.freeze());
+                let mut i = self.index.write();
+                if !i.chunks.is_empty() {
+                    return Ok(false);
+                }
                 i.persisted_end = chunk.end();
                 i.next_offset = chunk.end();
                 i.recent.push_back((first.sequence_number.clone(), 0));
                 i.chunks.insert(0, chunk);
+                let _ = self.grown.send(i.next_offset);
+                return Ok(true);
             }
-            let _ = self.grown.send(i.next_offset);
-            return Ok(true);
+            stored = shared.load().await?;
         }
-        let stored = Index::of_chunks(shared.load().await?);
+        let stored = Index::of_chunks(stored);
         tracing::info!(stream = %self.stream, partition = self.partition, next_offset = stored.next_offset, "another replica started this shard's index; reading on from it");
         *self.index.write() = stored;
+        self.push_at_tip.store(false, Ordering::Release);
+        self.grown.send_modify(|_| {});
         Ok(false)
     }
 
@@ -523,6 +532,7 @@ impl Tail {
         if !records.is_empty() && self.needs_start() {
             if !self.claim_start(&records[0]).await? {
                 // A fresh iterator after the stored index's end.
+                reader.caught_up = false;
                 return Ok(false);
             }
             records.remove(0);
@@ -886,9 +896,23 @@ impl Tail {
         let high_watermark = self.offsets().high_watermark;
         if offset > high_watermark {
             // Past what this replica has read: another replica sharing the index may have
-            // given that offset out, so read to the shard's newest before calling it out of
-            // range.
-            self.catch_up(Instant::now() + BEYOND_WAIT).await?;
+            // given that offset out, so read on until the index reaches it before calling it
+            // out of range.
+            let deadline = Instant::now() + BEYOND_WAIT;
+            loop {
+                let seen = self.grown.subscribe();
+                if self.offsets().high_watermark >= offset
+                    || self.ended()
+                    || Instant::now() >= deadline
+                {
+                    break;
+                }
+                if self.push {
+                    self.grown_or(seen, deadline).await;
+                } else {
+                    self.advance(true).await?;
+                }
+            }
         } else if offset == high_watermark {
             self.advance(false).await?;
         }
