@@ -417,27 +417,19 @@ async fn open_kinesis_core(
             state: state.clone(),
         },
     );
-    let core = loop {
-        let opened = core::Core::open(
+    let open = || {
+        core::Core::open(
             config.account_id.clone(),
             config.streams.clone(),
             backend::metered::MeteredLog::wrap("kinesis", log.clone()),
             meta.clone(),
             core::ForeignTopics::Adopt,
-        );
-        let error = tokio::select! {
-            r = opened => match r {
-                Ok(core) => break Arc::new(core),
-                Err(e) => e,
-            },
-            _ = listener::closed(closing.clone()) => return Ok(None),
-        };
-        tracing::warn!(error = %error, "cannot list the upstream's streams; retrying");
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-            _ = listener::closed(closing.clone()) => return Ok(None),
-        }
+        )
     };
+    let Some(core) = retry_until_closed("the upstream's streams", &closing, open).await else {
+        return Ok(None);
+    };
+    let core = Arc::new(core);
     core.spawn_catalog_refresh(CATALOG_REFRESH, closing.clone());
     spawn_reader_wake(&core, closing);
     let groups = core::groups::GroupCoordinator::open(
@@ -472,14 +464,15 @@ async fn open_kinesis_core(
 
 /// Runs `attempt` until it succeeds (every 2 s, warning each time); `None` when shutdown
 /// comes first.
-async fn retry_until_closed<T, F, Fut>(
+async fn retry_until_closed<T, E, F, Fut>(
     what: &str,
     closing: &listener::Closing,
     mut attempt: F,
 ) -> Option<T>
 where
+    E: std::fmt::Display,
     F: FnMut() -> Fut,
-    Fut: Future<Output = backend::StorageResult<T>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     loop {
         let error = tokio::select! {
@@ -578,35 +571,23 @@ async fn open_kafka_core(
 ) -> Option<Arc<core::Core>> {
     let k = &config.backend.kafka;
     let log = backend::kafka::log::KafkaLog::new(cluster, vec![k.metadata_topic.clone()]);
-    let core = loop {
-        let opened = async {
-            let meta =
-                backend::kafka::meta::KafkaMetaStore::open(log.clone(), &k.metadata_topic).await?;
-            core::Core::open(
-                config.account_id.clone(),
-                config.streams.clone(),
-                backend::prefixed::PrefixedLog::wrap(
-                    &k.topic_prefix,
-                    backend::metered::MeteredLog::wrap("kafka", log.clone()),
-                ),
-                meta,
-                core::ForeignTopics::Adopt,
-            )
-            .await
-        };
-        let error = tokio::select! {
-            r = opened => match r {
-                Ok(core) => break Arc::new(core),
-                Err(e) => e,
-            },
-            _ = listener::closed(closing.clone()) => return None,
-        };
-        tracing::warn!(error = %error, "cannot read the catalog from the Kafka cluster; retrying");
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-            _ = listener::closed(closing.clone()) => return None,
-        }
+    let open = || async {
+        let meta =
+            backend::kafka::meta::KafkaMetaStore::open(log.clone(), &k.metadata_topic).await?;
+        core::Core::open(
+            config.account_id.clone(),
+            config.streams.clone(),
+            backend::prefixed::PrefixedLog::wrap(
+                &k.topic_prefix,
+                backend::metered::MeteredLog::wrap("kafka", log.clone()),
+            ),
+            meta,
+            core::ForeignTopics::Adopt,
+        )
+        .await
     };
+    let core =
+        Arc::new(retry_until_closed("the catalog in the Kafka cluster", &closing, open).await?);
     core.spawn_catalog_refresh(CATALOG_REFRESH, closing.clone());
     spawn_reader_wake(&core, closing);
     Some(core)

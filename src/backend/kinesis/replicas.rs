@@ -24,7 +24,7 @@ use serde_json::json;
 use futures_util::StreamExt;
 
 use super::shared_meta::{SharedMetaStore, Verdict};
-use super::state::{number, text, Item, StateTable};
+use super::state::{attrs, number, text, Item, StateTable};
 use crate::backend::{GroupHolder, ReplicaAddress, Replicas, StorageError, StorageResult};
 use crate::clock::now_ms;
 
@@ -255,7 +255,7 @@ impl SharedReplicas {
         }
         let stored = epoch.unwrap_or(0);
         let until = now_ms() + ms(LEASE);
-        let lease: Item = [
+        let lease = attrs([
             ("pk", json!({"S": "lease"})),
             ("sk", json!({ "S": lease_key(group) })),
             ("holder", json!({"N": self.me.node_id.to_string()})),
@@ -264,10 +264,7 @@ impl SharedReplicas {
             ("port", json!({"N": self.me.port.to_string()})),
             ("expires", json!({"N": until.to_string()})),
             ("epoch", json!({"N": (stored + 1).to_string()})),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         // Only if nobody took it since it was read.
         let (condition, values) = match epoch {
             Some(e) => ("#e = :epoch", json!({":epoch": {"N": e.to_string()}})),
@@ -338,17 +335,14 @@ async fn register(
     instance: &str,
     reuse_after: Duration,
 ) -> StorageResult<bool> {
-    let item: Item = [
+    let item = attrs([
         ("pk", json!({"S": "replica"})),
         ("sk", json!({ "S": node_key(me.node_id) })),
         ("host", json!({"S": me.host})),
         ("port", json!({"N": me.port.to_string()})),
         ("expires", json!({"N": (now_ms() + ms(LEASE)).to_string()})),
         ("instance", json!({ "S": instance })),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     table
         .put_if(
             item,

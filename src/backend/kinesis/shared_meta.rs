@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use super::state::{text, Item, StateTable};
+use super::state::{attrs, text, Item, StateTable};
 use crate::backend::{StorageError, StorageResult, SyncMetaStore};
 
 const PK: &str = "meta";
@@ -194,14 +194,11 @@ async fn write(
     value: Option<&[u8]>,
     epoch: i64,
 ) -> StorageResult<()> {
-    let mut item: Item = [
+    let mut item = attrs([
         ("pk", json!({ "S": PK })),
         ("sk", json!({ "S": key })),
         ("epoch", json!({"N": epoch.to_string()})),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     if let Some(v) = value {
         item.insert("doc".into(), json!({ "B": STANDARD.encode(v) }));
     }

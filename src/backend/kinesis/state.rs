@@ -101,22 +101,15 @@ impl StateTable {
 
     /// Writes `item` unless one with its key exists; whether it was written.
     pub async fn put_new(&self, item: Item) -> StorageResult<bool> {
-        let put: Result<Value, _> = self
-            .dynamodb
-            .call(
-                "PutItem",
-                &json!({
-                    "TableName": self.table,
-                    "Item": item,
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }),
-            )
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.is("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(storage_error(e)),
-        }
+        self.conditional(
+            "PutItem",
+            json!({
+                "TableName": self.table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }),
+        )
+        .await
     }
 
     /// Writes `item` if `condition` holds for the item it replaces (`names` and `values`
@@ -138,12 +131,7 @@ impl StateTable {
         if values.as_object().is_some_and(|v| !v.is_empty()) {
             input["ExpressionAttributeValues"] = values;
         }
-        let put: Result<Value, _> = self.dynamodb.call("PutItem", &input).await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.is("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(storage_error(e)),
-        }
+        self.conditional("PutItem", input).await
     }
 
     /// Applies `update` to an item if `condition` holds; whether it did.
@@ -156,21 +144,23 @@ impl StateTable {
         names: Value,
         values: Value,
     ) -> StorageResult<bool> {
-        let updated: Result<Value, _> = self
-            .dynamodb
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": key(pk, sk),
-                    "UpdateExpression": update,
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }),
-            )
-            .await;
-        match updated {
+        self.conditional(
+            "UpdateItem",
+            json!({
+                "TableName": self.table,
+                "Key": key(pk, sk),
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }),
+        )
+        .await
+    }
+
+    /// A call with a condition: whether it held (and the call took effect).
+    async fn conditional(&self, op: &'static str, input: Value) -> StorageResult<bool> {
+        match self.dynamodb.call::<_, Value>(op, &input).await {
             Ok(_) => Ok(true),
             Err(e) if e.is("ConditionalCheckFailedException") => Ok(false),
             Err(e) => Err(storage_error(e)),
@@ -303,6 +293,11 @@ pub fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 /// A number attribute of an item.
 pub fn number(item: &Item, name: &str) -> Option<i64> {
     item.get(name)?.get("N")?.as_str()?.parse().ok()
+}
+
+/// An item of these attributes (DynamoDB's JSON values).
+pub fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Item {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// An item with these string attributes.

@@ -352,6 +352,19 @@ async fn load_external(
     }
 }
 
+/// Why a group's offsets cannot be fetched here: another replica coordinates it, or its
+/// KCL lease table cannot be read.
+async fn refusal(
+    ctx: &KafkaCtx,
+    group: &str,
+    wanted: Option<&Vec<(String, Vec<i32>)>>,
+) -> Option<i16> {
+    if !ctx.groups.coordinates(group) {
+        return Some(group_code(&GroupError::NotCoordinator));
+    }
+    load_external(ctx, group, wanted).await
+}
+
 pub async fn offset_fetch(
     ctx: &KafkaCtx,
     r: OffsetFetchRequest,
@@ -365,11 +378,7 @@ pub async fn offset_fetch(
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let refused = match ctx.groups.coordinates(&g.group_id.0) {
-                true => load_external(ctx, &g.group_id.0, wanted.as_ref()).await,
-                false => Some(group_code(&GroupError::NotCoordinator)),
-            };
-            if let Some(code) = refused {
+            if let Some(code) = refusal(ctx, &g.group_id.0, wanted.as_ref()).await {
                 groups.push(
                     OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
@@ -409,11 +418,7 @@ pub async fn offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let refused = match ctx.groups.coordinates(&r.group_id.0) {
-        true => load_external(ctx, &r.group_id.0, wanted.as_ref()).await,
-        false => Some(group_code(&GroupError::NotCoordinator)),
-    };
-    if let Some(code) = refused {
+    if let Some(code) = refusal(ctx, &r.group_id.0, wanted.as_ref()).await {
         // v0 and v1 carry errors per partition only.
         if version < 2 {
             return OffsetFetchResponse::default().with_topics(

@@ -277,6 +277,23 @@ def consume(c, want, timeout=60):
     return got
 
 
+def read_new(consumers, prefix, want, timeout=120):
+    """Reads with every consumer of a group until `want` records whose value starts with
+    `prefix`: ({(partition, offset): value} of those, how many other records came too)."""
+    new, other = {}, 0
+    deadline = time.time() + timeout
+    while len(new) < want and time.time() < deadline:
+        for c in consumers:
+            for m in c.consume(200, 0.3):
+                if m.error() is not None:
+                    continue
+                if m.value().startswith(prefix):
+                    new[(m.partition(), m.offset())] = m.value()
+                else:
+                    other += 1
+    return new, other
+
+
 def produce_all(p, topic, records):
     """records: [(key, value, partition or None)] -> [(err, partition, offset, key, value)]."""
     out = []
@@ -778,17 +795,7 @@ def main():
             holder.stop()
             more = produce_all(producer(survivor), topic, [(f"m{i}".encode(), f"more{i}".encode(), i % 4) for i in range(200)])
             assert all(e is None for e, *_ in more)
-            late, again = {}, 0
-            deadline = time.time() + 120
-            while len(late) < 200 and time.time() < deadline:
-                for c in (c1, c2):
-                    for m in c.consume(200, 0.3):
-                        if m.error() is not None:
-                            continue
-                        if m.value().startswith(b"more"):
-                            late[(m.partition(), m.offset())] = m.value()
-                        else:
-                            again += 1
+            late, again = read_new((c1, c2), b"more", 200)
             assert len(late) == 200, f"after the hand-over the group read {len(late)} of 200 new records"
             assert again == 0, f"{again} committed records read again after the hand-over"
             # A fresh admin client: librdkafka's old one can leave a coordinator request on the
@@ -811,17 +818,7 @@ def main():
             survivor.kill()
             last = produce_all(producer(third), topic, [(f"l{i}".encode(), f"last{i}".encode(), i % 4) for i in range(100)])
             assert all(e is None for e, *_ in last)
-            after, again = {}, 0
-            deadline = time.time() + 120
-            while len(after) < 100 and time.time() < deadline:
-                for c in (c1, c2):
-                    for m in c.consume(200, 0.3):
-                        if m.error() is not None:
-                            continue
-                        if m.value().startswith(b"last"):
-                            after[(m.partition(), m.offset())] = m.value()
-                        else:
-                            again += 1
+            after, again = read_new((c1, c2), b"last", 100)
             assert len(after) == 100, f"after the coordinator was killed the group read {len(after)} of 100 new records"
             assert again == 0, f"{again} committed records read again after the coordinator was killed"
             admin3 = AdminClient({"bootstrap.servers": third.kafka})
