@@ -12,7 +12,8 @@ cd "$repo"
 cache="${STRAIT_CACHE:-$repo/.cache}"
 mkdir -p "$cache"
 skip=" ${STRAIT_SKIP:-} "
-passed=0; failed=0; failures=()
+passed=0; failed=0; failures=(); timings=()
+run_start=$SECONDS
 
 step() { printf '\n=== %s\n' "$*"; }
 record() { # name, exit status
@@ -22,14 +23,18 @@ record() { # name, exit status
 # name what failed (CI shows only the end of a run).
 logs="$cache/logs"; rm -rf "$logs"; mkdir -p "$logs"
 suite() { # name, command...
-  local name=$1; shift
+  local name=$1 start=$SECONDS; shift
   "$@" 2>&1 | tee "$logs/$name.log"
   record "$name" "${PIPESTATUS[0]}"
+  timings+=("$(printf '%-24s %5d s' "$name" $((SECONDS - start)))")
+  echo "--- $name took $((SECONDS - start)) s ($(date -u +%H:%M:%S))"
 }
 wanted() { [[ "$skip" != *" $1 "* ]]; }
 
 step "build strait (debug)"
+build_start=$SECONDS
 cargo build --all-targets || { echo "build failed"; exit 1; }
+timings+=("$(printf '%-24s %5d s' build $((SECONDS - build_start)))")
 export STRAIT_BIN="$repo/target/debug/strait"
 
 if wanted cargo; then
@@ -108,6 +113,9 @@ if wanted helm && [ -f "$repo/tests/helm/run.sh" ]; then
 fi
 
 step "summary"
+# Wall time per suite: CI has a hard limit, so the slow ones should be visible in every run.
+printf '%s\n' "${timings[@]}"
+echo "total $((SECONDS - run_start)) s"
 for name in "${failures[@]}"; do
   echo "--- what failed in $name (from $logs/$name.log)"
   grep -E '^(FAIL|FAILED|ERROR|not ok|--- FAIL|test .* FAILED|thread .* panicked)' "$logs/$name.log" | head -40
