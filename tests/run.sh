@@ -4,7 +4,7 @@
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
 # Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat
-# kafka-connect kinesis-backend kafka-on-kinesis kafka-backend helm)
+# kafka-connect kinesis-backend kafka-on-kinesis kafka-backend fuzz helm)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,10 +22,15 @@ record() { # name, exit status
 # Each suite's output also goes to $logs/<name>.log, so the summary can repeat the lines that
 # name what failed (CI shows only the end of a run).
 logs="$cache/logs"; rm -rf "$logs"; mkdir -p "$logs"
+# A suite that hangs (a client's shutdown hook, a server that never answers) is stopped after
+# STRAIT_SUITE_TIMEOUT seconds, with everything it started, so one hang cannot eat CI's whole limit.
+suite_timeout="${STRAIT_SUITE_TIMEOUT:-1500}"
 suite() { # name, command...
-  local name=$1 start=$SECONDS; shift
-  "$@" 2>&1 | tee "$logs/$name.log"
-  record "$name" "${PIPESTATUS[0]}"
+  local name=$1 start=$SECONDS rc; shift
+  timeout -k 30 "$suite_timeout" "$@" 2>&1 | tee "$logs/$name.log"
+  rc=${PIPESTATUS[0]}
+  [ "$rc" -ne 124 ] || echo "FAIL $name: timed out after $suite_timeout s" | tee -a "$logs/$name.log"
+  record "$name" "$rc"
   timings+=("$(printf '%-24s %5d s' "$name" $((SECONDS - start)))")
   echo "--- $name took $((SECONDS - start)) s ($(date -u +%H:%M:%S))"
 }
@@ -105,6 +110,11 @@ fi
 if wanted kafka-backend && [ -f "$repo/tests/interop/kafka-backend/run.sh" ]; then
   step "kafka backend: a real Apache Kafka 4.x broker behind strait (pass-through checks, Java with transactions, franz-go, kcat)"
   suite kafka-backend env STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-backend/run.sh"
+fi
+
+if wanted fuzz && [ -f "$repo/fuzz/run.sh" ]; then
+  step "fuzzing: each cargo-fuzz target over its committed seeds, then a short run (campaigns: fuzz/run.sh campaign)"
+  suite fuzz bash "$repo/fuzz/run.sh" smoke
 fi
 
 if wanted helm && [ -f "$repo/tests/helm/run.sh" ]; then

@@ -4,17 +4,16 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiVersionsResponse, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{handlers, KafkaCtx};
 use crate::listener::{Closing, Connections};
-use crate::protocol::kafka::{frame, versions};
+use crate::protocol::kafka::frame::{self, Unserved};
+use crate::protocol::kafka::versions;
 
 /// Serves until `closing`; then each connection finishes the request it is handling and
 /// closes (the caller waits for `conns` to drain).
@@ -108,30 +107,19 @@ async fn connection(stream: TcpStream, ctx: Arc<KafkaCtx>, closing: Closing) -> 
 }
 
 /// Handles one frame; `Ok(None)` when no response is due (acks=0 produce).
-async fn respond(ctx: &KafkaCtx, client: &str, mut frame: Bytes) -> Result<Option<Bytes>, Closed> {
-    let raw_key = frame.clone().get_i16();
-    let version = {
-        let mut b = frame.slice(2..4);
-        b.get_i16()
-    };
-    let key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
-    let Some((min, max)) = versions::served(key) else {
-        return Err(format!("{key:?} is not served"));
-    };
-    if version < min || version > max {
-        if key == ApiKey::ApiVersions {
-            let correlation_id = {
-                let mut b = frame.slice(4..8);
-                b.get_i32()
-            };
-            return Ok(Some(unsupported_api_versions(correlation_id)));
+async fn respond(ctx: &KafkaCtx, client: &str, frame: Bytes) -> Result<Option<Bytes>, Closed> {
+    let frame::DecodedRequest {
+        key,
+        version,
+        header,
+        request,
+    } = match frame::decode_request(frame) {
+        Ok(decoded) => decoded,
+        Err(Unserved::ApiVersionsUnsupported { correlation_id }) => {
+            return Ok(Some(unsupported_api_versions(correlation_id)))
         }
-        return Err(format!("{key:?} v{version} is not served ({min}..={max})"));
-    }
-    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
-        .map_err(|e| format!("bad {key:?} header: {e}"))?;
-    let request = RequestKind::decode(key, &mut frame, version)
-        .map_err(|e| format!("bad {key:?} v{version} request: {e}"))?;
+        Err(Unserved::Close(why)) => return Err(why),
+    };
     let client_id = header
         .client_id
         .as_ref()

@@ -319,3 +319,33 @@ impl Log for EmbeddedLog {
             .producer_batches(producer_id))
     }
 }
+
+/// Start-up recovery of one partition directory from whatever bytes its segments hold, then
+/// every batch a reader can see, read back from the log start as Fetch reads it. The fuzz
+/// target `segment_recovery` drives this with arbitrary segment bytes; the server does not
+/// call it.
+pub fn recover_partition(dir: &Path) -> StorageResult<Vec<bytes::Bytes>> {
+    let log = PartitionLog::open(dir, FsyncPolicy::Never, 1 << 20)
+        .map_err(|e| StorageError::io(format!("recover {}", dir.display()), e))?;
+    let mut offset = log.offsets().log_start;
+    let mut out = Vec::new();
+    loop {
+        let read = log.read(offset, 1 << 20)?;
+        let Some(next) = read
+            .batches
+            .last()
+            .and_then(|b| crate::protocol::kafka::record_batch::parse_header(b).ok())
+            .map(|h| h.next_offset())
+        else {
+            return Ok(out);
+        };
+        if next <= offset {
+            return Err(StorageError::io(
+                format!("recover {}", dir.display()),
+                std::io::Error::other(format!("a read at {offset} ended at {next}")),
+            ));
+        }
+        offset = next;
+        out.extend(read.batches);
+    }
+}

@@ -46,6 +46,30 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A context over `core` with the defaults `config/strait.yaml` ships (no shadow groups,
+    /// no throttling) that never closes: for running handlers without a listener (the fuzz
+    /// target `kinesis_request`).
+    pub fn detached(core: Arc<Core>) -> Ctx {
+        static NEVER_CLOSES: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =
+            std::sync::OnceLock::new();
+        let closing = NEVER_CLOSES
+            .get_or_init(|| tokio::sync::watch::channel(false).0)
+            .subscribe();
+        let defaults = crate::config::Config::default();
+        Ctx {
+            core,
+            groups: None,
+            region: defaults.region,
+            max_consumers_per_stream: defaults.kinesis.max_consumers_per_stream,
+            subscription_lifetime: std::time::Duration::from_secs(
+                defaults.kinesis.subscription_lifetime_secs,
+            ),
+            events: event_cache::EventCache::new(32 << 20),
+            closing,
+            throttle: throttle::Throttle::new(false),
+        }
+    }
+
     pub fn stream_arn(&self, name: &str) -> String {
         format!(
             "arn:aws:kinesis:{}:{}:stream/{name}",

@@ -3,7 +3,7 @@
 //! headers, and encode typed requests and responses here.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -62,6 +62,63 @@ pub fn request_start(frame: &[u8]) -> Option<RequestStart> {
         api_key: b.get_i16(),
         version: b.get_i16(),
         correlation_id: b.get_i32(),
+    })
+}
+
+/// A request frame decoded for serving: its header and typed body.
+#[derive(Debug)]
+pub struct DecodedRequest {
+    pub key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub request: RequestKind,
+}
+
+/// Why a request frame is not served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unserved {
+    /// ApiVersions at a version strait does not serve: Kafka answers it (UNSUPPORTED_VERSION
+    /// with the table) so the client can pick another.
+    ApiVersionsUnsupported { correlation_id: i32 },
+    /// Anything else Kafka closes the connection over, and why.
+    Close(String),
+}
+
+/// Decodes a request frame (without its length prefix) as strait's server does: an API and
+/// version it serves, then the header and the body. The one decoder untrusted request bytes
+/// meet, so the fuzz target `kafka_request` drives exactly this.
+pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, Unserved> {
+    let Some(start) = request_start(&frame) else {
+        return Err(Unserved::Close(format!(
+            "a request frame of {} bytes is shorter than its header",
+            frame.len()
+        )));
+    };
+    let key = ApiKey::try_from(start.api_key)
+        .map_err(|_| Unserved::Close(format!("unknown API key {}", start.api_key)))?;
+    let Some((min, max)) = super::versions::served(key) else {
+        return Err(Unserved::Close(format!("{key:?} is not served")));
+    };
+    let version = start.version;
+    if version < min || version > max {
+        if key == ApiKey::ApiVersions {
+            return Err(Unserved::ApiVersionsUnsupported {
+                correlation_id: start.correlation_id,
+            });
+        }
+        return Err(Unserved::Close(format!(
+            "{key:?} v{version} is not served ({min}..={max})"
+        )));
+    }
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(|e| Unserved::Close(format!("bad {key:?} header: {e}")))?;
+    let request = RequestKind::decode(key, &mut frame, version)
+        .map_err(|e| Unserved::Close(format!("bad {key:?} v{version} request: {e}")))?;
+    Ok(DecodedRequest {
+        key,
+        version,
+        header,
+        request,
     })
 }
 
@@ -208,6 +265,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn requests_decode_or_are_refused_whole_never_half() {
+        let frame = produce(9, 1, None);
+        let decoded = decode_request(frame.clone()).unwrap();
+        assert_eq!((decoded.key, decoded.version), (ApiKey::Produce, 9));
+        assert_eq!(decoded.header.correlation_id, 7);
+        // Every prefix of a good request, down to nothing, is refused with a reason; the
+        // server used to slice a 4-byte ApiVersions frame past its end.
+        for cut in 0..frame.len() {
+            assert!(matches!(
+                decode_request(frame.slice(..cut)),
+                Err(Unserved::Close(_))
+            ));
+        }
+        let api_versions_v99 = Bytes::from_static(&[0, 18, 0, 99, 0, 0, 0, 5]);
+        assert_eq!(
+            decode_request(api_versions_v99).unwrap_err(),
+            Unserved::ApiVersionsUnsupported { correlation_id: 5 }
+        );
+        assert!(matches!(
+            decode_request(Bytes::from_static(&[0, 18, 0, 99])),
+            Err(Unserved::Close(_))
+        ));
+        let unknown_key = Bytes::from_static(&[0x7f, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            decode_request(unknown_key).unwrap_err(),
+            Unserved::Close("unknown API key 32512".into())
+        );
     }
 
     #[test]

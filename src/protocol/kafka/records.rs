@@ -106,6 +106,36 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
 mod tests {
     use super::*;
     use crate::protocol::kafka::record_batch;
+    use bytes::BytesMut;
+
+    /// Found by the fuzz target `segment_recovery`: a stored record declaring 2^30 headers
+    /// made the decoder reserve gigabytes before reading one (the vendored kafka-protocol now
+    /// caps the map at the bytes present). A reader gets an error instead of an abort.
+    #[test]
+    fn a_record_declaring_more_headers_than_bytes_is_an_error_not_an_allocation() {
+        let mut b = encode_batch(&[NewRecord {
+            key: None,
+            value: Bytes::from_static(b"v"),
+            timestamp_ms: 1_700_000_000_000,
+            explicit_hash_key: None,
+        }])
+        .into_bytes();
+        // The record ends with its header count (zigzag varint 0); claim 2^30 instead, keeping
+        // the record's length, then fix the CRC.
+        let end = b.len() - 1;
+        assert_eq!(b[end], 0, "no headers");
+        let mut buf = b.to_vec();
+        buf.truncate(end);
+        buf.extend([0x80, 0x80, 0x80, 0x80, 0x08]);
+        let record_len_at = record_batch::HEADER_LEN;
+        buf[record_len_at] += 8; // the record grew by 4 bytes; zigzag doubles
+        let batch_len = (buf.len() - 12) as i32;
+        buf[8..12].copy_from_slice(&batch_len.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[21..]);
+        buf[17..21].copy_from_slice(&crc.to_be_bytes());
+        b = BytesMut::from(&buf[..]);
+        assert!(decode_batch(b.freeze()).is_err());
+    }
 
     #[test]
     fn round_trip_keeps_fields_and_offsets() {

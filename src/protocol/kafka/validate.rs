@@ -341,7 +341,14 @@ fn parse_record(index: usize, body: &[u8]) -> Result<Record<'_>, Refusal> {
                 "record {index} has a header with a negative key length"
             )));
         }
-        c.bytes(key_len as usize)?;
+        // Kafka reads header keys as Java strings (any bytes, replaced when malformed); strait's
+        // readers decode them as UTF-8, so a key that is not would make the batch unreadable.
+        let key = c.bytes(key_len as usize)?;
+        if std::str::from_utf8(key).is_err() {
+            return Err(invalid(format!(
+                "record {index} has a header key that is not UTF-8"
+            )));
+        }
         c.nullable("header value")?;
     }
     if !c.buf.is_empty() {

@@ -26,9 +26,37 @@ if [ -z "${STRAIT_KAFKA:-}" ]; then
   start_strait kafka-connect || exit 2
 fi
 work="$(mktemp -d /tmp/strait-kafka-connect.XXXXXX)"; worker_pid=""
+# Connectors are stopped through the REST API first (PUT /connectors/<name>/stop, KIP-875): the
+# sink commits its offsets and the source stores its own. Only then is the JVM sent SIGTERM.
+# Kafka Connect's shutdown hook can deadlock with Jetty's own shutdown hook (seen in CI: "Unable
+# to destroy ... ShutdownThread", then nothing for an hour), so the JVM gets 20 s before SIGKILL;
+# with both connectors already stopped, that loses nothing.
+connector_state() { # name
+  curl -s --max-time 5 "http://127.0.0.1:$port/connectors/$1/status" \
+    | grep -o '"connector":{"state":"[A-Z]*"' | cut -d'"' -f6
+}
+stop_connectors() {
+  local name deadline
+  for name in counting-source "file-sink-$run_id"; do
+    curl -s --max-time 10 -X PUT "http://127.0.0.1:$port/connectors/$name/stop" >/dev/null
+  done
+  deadline=$((SECONDS + 60))
+  for name in counting-source "file-sink-$run_id"; do
+    while [ "$(connector_state "$name")" != STOPPED ] && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+    [ "$(connector_state "$name")" = STOPPED ] || echo "# connector $name did not report STOPPED in 60 s"
+  done
+}
 stop_worker() {
   [ -n "$worker_pid" ] || return 0
-  kill "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null; worker_pid=""
+  kill -0 "$worker_pid" 2>/dev/null && stop_connectors
+  kill "$worker_pid" 2>/dev/null
+  local deadline=$((SECONDS + 20))
+  while kill -0 "$worker_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+  if kill -0 "$worker_pid" 2>/dev/null; then
+    echo "# the Connect worker did not exit within 20 s of SIGTERM (its shutdown hooks); SIGKILL"
+    kill -KILL "$worker_pid" 2>/dev/null
+  fi
+  wait "$worker_pid" 2>/dev/null; worker_pid=""
 }
 trap 'stop_worker; rm -rf "$work"; _strait_stop' EXIT
 run_id="$(date +%s%N | tail -c 8)"

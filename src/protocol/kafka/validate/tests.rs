@@ -352,3 +352,30 @@ proptest! {
         let _ = validate::<()>(&batch, &limits(), |_| Ok(()));
     }
 }
+
+/// Found by the fuzz target `kafka_record_batch`: Kafka takes any header key bytes, but
+/// strait's readers decode keys as UTF-8, so such a batch would be stored and then unreadable.
+#[test]
+fn a_header_key_that_is_not_utf8_is_refused() {
+    let record = |key: &[u8]| {
+        let mut body = vec![0u8];
+        body.extend(zigzag_varint(0));
+        body.extend(zigzag_varint(0));
+        body.extend(zigzag_varint(-1));
+        body.extend(zigzag_varint(1));
+        body.push(b'v');
+        body.extend(zigzag_varint(1));
+        body.extend(zigzag_varint(key.len() as i64));
+        body.extend(key);
+        body.extend(zigzag_varint(-1));
+        let mut out = zigzag_varint(body.len() as i64);
+        out.extend(body);
+        out
+    };
+    assert!(keys(&hand_made(0, 1, &record(b"trace-id")), &limits()).is_ok());
+    let refused = refusal(&hand_made(0, 1, &record(b"\xdbmpty")), &limits());
+    assert_eq!(
+        refused,
+        Refusal::InvalidRecord("record 0 has a header key that is not UTF-8".into())
+    );
+}
