@@ -4,7 +4,7 @@
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
 # Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat
-# kafka-connect kinesis-backend kafka-on-kinesis kafka-backend fuzz helm)
+# kafka-connect kinesis-backend kafka-on-kinesis kafka-backend soak fuzz helm)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -110,6 +110,11 @@ fi
 if wanted kafka-backend && [ -f "$repo/tests/interop/kafka-backend/run.sh" ]; then
   step "kafka backend: a real Apache Kafka 4.x broker behind strait (pass-through checks, Java with transactions, franz-go, kcat)"
   suite kafka-backend env STRAIT_PY_VENV="$cache/venv" M2_REPO="$cache/m2" bash "$repo/tests/interop/kafka-backend/run.sh"
+fi
+
+if wanted soak && [ -f "$repo/tests/soak/run.sh" ]; then
+  step "fault loop: kill -9 cycles under mixed Kinesis, Kafka, group-commit and EFO load (campaign: SOAK_CYCLES=50)"
+  suite soak env STRAIT_PY_VENV="$cache/venv" bash "$repo/tests/soak/run.sh"
 fi
 
 if wanted fuzz && [ -f "$repo/fuzz/run.sh" ]; then
