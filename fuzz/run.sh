@@ -2,8 +2,8 @@
 # Coverage-guided fuzzing of everything strait parses from the network or the disk (cargo fuzz,
 # libFuzzer, the nightly toolchain). Targets: fuzz/fuzz_targets/*.rs; committed seeds:
 # fuzz/seeds/<target>/ (made by fuzz/seeds/make.py); findings: fuzz/artifacts/<target>/.
-#   fuzz/run.sh smoke                      # the test command's form: each target over its seeds,
-#                                          # then FUZZ_SMOKE_SECS (15) seconds of fuzzing
+#   fuzz/run.sh smoke                      # the test command's form (unoptimised build): each
+#                                          # target over its seeds, then FUZZ_SMOKE_SECS (10) s
 #   fuzz/run.sh campaign SECS [target...]  # each target SECS seconds, corpus kept in
 #                                          # fuzz/corpus/<target> across runs; prints run counts
 #   fuzz/run.sh replay FILE TARGET         # one input, e.g. a crash, with its stack
@@ -23,8 +23,11 @@ if ! command -v cargo-fuzz >/dev/null; then
     || { echo "FAIL could not install cargo-fuzz"; exit 1; }
 fi
 cd "$here"
-cargo +nightly fuzz build 2>&1 | grep -E '^(error|warning: unused)|Finished' || true
-bin="$here/target/x86_64-unknown-linux-gnu/release"
+# The smoke form builds without optimisation: about a third of the release build's time on two
+# cores, and what it runs for is the seeds and a few seconds, not throughput.
+if [ "$mode" = smoke ]; then profile=(--dev); dir=debug; else profile=(); dir=release; fi
+cargo +nightly fuzz build "${profile[@]}" 2>&1 | grep -E '^(error|warning: unused)|Finished' || true
+bin="$here/target/x86_64-unknown-linux-gnu/$dir"
 targets=$(cargo +nightly fuzz list)
 
 run() { # target, seconds, corpus dir
@@ -41,7 +44,7 @@ run() { # target, seconds, corpus dir
 passed=0; failed=0
 case "$mode" in
   smoke)
-    secs="${FUZZ_SMOKE_SECS:-15}"
+    secs="${FUZZ_SMOKE_SECS:-10}"
     for t in $targets; do
       scratch="$(mktemp -d)"
       if run "$t" "$secs" "$scratch" >"$scratch.out"; then
