@@ -113,7 +113,7 @@ if wanted kafka-backend && [ -f "$repo/tests/interop/kafka-backend/run.sh" ]; th
 fi
 
 if wanted soak && [ -f "$repo/tests/soak/run.sh" ]; then
-  step "fault loop: kill -9 cycles under mixed Kinesis, Kafka, group-commit and EFO load (campaign: SOAK_CYCLES=50)"
+  step "fault loops: kill -9 cycles under mixed Kinesis, Kafka, group-commit and EFO load (campaign: SOAK_CYCLES=50), a full disk"
   suite soak env STRAIT_PY_VENV="$cache/venv" bash "$repo/tests/soak/run.sh"
 fi
 

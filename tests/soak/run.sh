@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault loops against a real strait process (issue: bounded under abuse).
-#   tests/soak/run.sh                  # the test command's short form: 3 kill -9 cycles
-#   SOAK_CYCLES=50 SOAK_JSON=docs/bench/kill-loop.json tests/soak/run.sh   # the campaign
+#   tests/soak/run.sh                  # the test command's short form: 3 kill -9 cycles, then
+#                                      # the full-disk check (a 24 MiB tmpfs; needs root)
+#   SOAK_CYCLES=50 SOAK_JSON=/tmp/kill-loop.json tests/soak/run.sh   # the kill-loop campaign
 # Uses the tests' venv (.cache/venv, made from tests/interop/python/requirements.txt) and
 # $STRAIT_BIN (default target/debug/strait).
 set -euo pipefail
@@ -14,4 +15,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 args=(--cycles "${SOAK_CYCLES:-3}")
 [ -z "${SOAK_JSON:-}" ] || args+=(--json "$SOAK_JSON")
-exec "$venv/bin/python" "$here/kill_loop.py" "${args[@]}"
+rc=0
+"$venv/bin/python" "$here/kill_loop.py" "${args[@]}" || rc=1
+"$venv/bin/python" "$here/full_disk.py" || rc=1
+exit $rc
