@@ -310,7 +310,8 @@ impl Cluster {
     }
 
     /// Refreshes every `every` until `closing`, reporting reachability after each try and
-    /// logging when it changes.
+    /// logging when it changes. While the cluster is unreachable it tries every second, so
+    /// `/readyz` follows a restarted broker within about a second, not a whole period.
     pub fn spawn_probe(
         self: &Arc<Self>,
         every: Duration,
@@ -322,8 +323,13 @@ impl Cluster {
             let mut was = cluster.reachable();
             report(was);
             loop {
+                let pause = if was {
+                    every
+                } else {
+                    every.min(Duration::from_secs(1))
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = crate::listener::closed(closing.clone()) => return,
                 }
                 let now = cluster.refresh().await;
