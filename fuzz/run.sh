@@ -26,7 +26,8 @@ cd "$here"
 # The smoke form builds without optimisation: about a third of the release build's time on two
 # cores, and what it runs for is the seeds and a few seconds, not throughput.
 if [ "$mode" = smoke ]; then profile=(--dev); dir=debug; else profile=(); dir=release; fi
-cargo +nightly fuzz build "${profile[@]}" 2>&1 | grep -E '^(error|warning: unused)|Finished' || true
+cargo +nightly fuzz build "${profile[@]}" >"${TMPDIR:-/tmp}/strait-fuzz-build.log" 2>&1 \
+  || { tail -30 "${TMPDIR:-/tmp}/strait-fuzz-build.log"; echo "FAIL the fuzz targets do not build"; exit 1; }
 bin="$here/target/x86_64-unknown-linux-gnu/$dir"
 targets=$(cargo +nightly fuzz list)
 
@@ -35,10 +36,13 @@ run() { # target, seconds, corpus dir
   mkdir -p "$corpus" "$here/artifacts/$t"
   "$bin/$t" "$corpus" "$here/seeds/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 \
     -max_len=65536 -print_final_stats=1 \
-    -artifact_prefix="$here/artifacts/$t/" 2>&1 \
-    | grep -E '^(stat::number_of_executed_units|stat::new_units_added)|ERROR|panicked|SUMMARY|Test unit written|^    #[0-9]+ .* in strait' \
-    | head -40
-  return "${PIPESTATUS[0]}"
+    -artifact_prefix="$here/artifacts/$t/" >"$corpus.log" 2>&1
+  local rc=$?
+  # Filtered after the run: a pipe into head could end libFuzzer before it writes its artifact.
+  grep -E '^(stat::number_of_executed_units|stat::new_units_added)|ERROR|panicked|SUMMARY|Test unit written|^    #[0-9]+ .* in strait' \
+    "$corpus.log" | head -40
+  rm -f "$corpus.log"
+  return $rc
 }
 
 passed=0; failed=0

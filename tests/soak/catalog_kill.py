@@ -18,6 +18,7 @@ whole, never half written:
 import argparse
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -84,6 +85,8 @@ def check_catalog(srv, cycle, expect):
 
 
 def main():
+    # A suite time limit sends SIGTERM: unwind, so `finally` stops strait and removes its data.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=10)
     ap.add_argument("--seed", type=int, default=int(time.time()))
@@ -100,25 +103,25 @@ def main():
             live = [n for n, w in expect.items() if w != "gone"]
             op = rng.choice(["CreateStream"] * 2 + (["UpdateShardCount", "DeleteStream"] if live else []))
             counts[op] += 1
-            done = {}
+            # Every choice is made here, before the request goes out, so the seed reproduces a
+            # run and the kill lands on the change itself, not on a lookup before it.
+            if op == "CreateStream":
+                name, arg = unique("cat"), rng.randint(1, 8)
+            else:
+                name = rng.choice(live)
+                now = c.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"]
+                arg = rng.choice([now * 2] * (now < 16) + [(now + 1) // 2] * (now > 1))
+            done = {"name": name}
 
             def run():
                 try:
                     if op == "CreateStream":
-                        name = unique("cat")
-                        done["name"] = name
-                        c.create_stream(StreamName=name, ShardCount=rng.randint(1, 8))
+                        c.create_stream(StreamName=name, ShardCount=arg)
                         done["ack"] = "exists"
                     elif op == "UpdateShardCount":
-                        name = rng.choice(live)
-                        done["name"] = name
-                        now = c.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"]
-                        target = rng.choice([n for n in (now * 2, max(1, (now + 1) // 2)) if n != now] or [now + 1])
-                        c.update_shard_count(StreamName=name, TargetShardCount=target, ScalingType="UNIFORM_SCALING")
-                        done["ack"] = target
+                        c.update_shard_count(StreamName=name, TargetShardCount=arg, ScalingType="UNIFORM_SCALING")
+                        done["ack"] = arg
                     else:
-                        name = rng.choice(live)
-                        done["name"] = name
                         c.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
                         done["ack"] = "gone"
                 except Exception as e:  # killed under it
@@ -132,14 +135,18 @@ def main():
             if "ack" in done:
                 expect[done["name"]] = done["ack"]
                 counts["acknowledged"] += 1
-            elif "name" in done:
-                expect.pop(done["name"], None)  # not acknowledged: either outcome is whole
+            else:
+                expect.pop(name, None)  # not acknowledged: either outcome is whole
             srv.start()
             found = check_catalog(srv, cycle, expect)
             # From here on, expect what is: a change that was not acknowledged may or may not
-            # have happened, and either is whole.
+            # have happened, and either is whole. An acknowledged shard count stays expected
+            # until another change to the stream.
             names = set(srv.client(fresh=True).list_streams()["StreamNames"])
-            expect = {n: ("exists" if n in names else "gone") for n in set(expect) | names}
+            expect = {
+                n: ("gone" if n not in names else expect[n] if isinstance(expect.get(n), int) else "exists")
+                for n in set(expect) | names
+            }
             for p in found:
                 print(f"#   cycle {cycle + 1} ({op}): {p}")
             problems += found

@@ -128,7 +128,15 @@ pub fn validate<E>(
             ))
             .into());
         }
-        let timestamp = h.base_timestamp.saturating_add(r.timestamp_delta);
+        // Kafka's Java adds these with wrap-around; strait's readers would overflow, so a sum
+        // outside i64 is refused rather than stored.
+        let Some(timestamp) = h.base_timestamp.checked_add(r.timestamp_delta) else {
+            return Err(Refusal::InvalidTimestamp(format!(
+                "record {index}'s timestamp delta {} overflows the base timestamp {}",
+                r.timestamp_delta, h.base_timestamp
+            ))
+            .into());
+        };
         // Every record is judged as CreateTime, whatever the batch's timestamp-type bit says:
         // strait's topics are CreateTime, and the caller stores the batch as such.
         if timestamp != -1 && timestamp.saturating_sub(limits.now_ms) > limits.max_future_ms {

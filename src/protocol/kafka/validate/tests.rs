@@ -379,3 +379,20 @@ fn a_header_key_that_is_not_utf8_is_refused() {
         Refusal::InvalidRecord("record 0 has a header key that is not UTF-8".into())
     );
 }
+
+/// Found in review of the fuzz targets: a base timestamp near i64::MIN with a negative delta
+/// passed (the sum saturated), and a debug build's reader then overflowed adding them.
+#[test]
+fn a_timestamp_that_overflows_is_refused() {
+    let batch = hand_made(0, 1, &raw_record(0, -10, Some(b"k"), b"v"));
+    let mut bytes = batch.into_bytes();
+    bytes[27..35].copy_from_slice(&(i64::MIN + 5).to_be_bytes());
+    bytes[35..43].copy_from_slice(&(i64::MIN + 5).to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    let batch = CheckedBatch::check(bytes).unwrap();
+    match refusal(&batch, &limits()) {
+        Refusal::InvalidTimestamp(msg) => assert!(msg.contains("overflows"), "{msg}"),
+        other => panic!("expected INVALID_TIMESTAMP, got {other:?}"),
+    }
+}
