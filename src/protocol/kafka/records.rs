@@ -137,6 +137,32 @@ mod tests {
         assert!(decode_batch(b.freeze()).is_err());
     }
 
+    /// Found by the fuzz target `segment_recovery`: a stored snappy batch whose raw snappy
+    /// header declares 3 GB made the decoder allocate it before decompressing (the vendored
+    /// kafka-protocol now refuses a length beyond what the block can hold).
+    #[test]
+    fn a_snappy_block_declaring_gigabytes_is_an_error_not_an_allocation() {
+        let mut b = encode_batch(&[NewRecord {
+            key: None,
+            value: Bytes::from_static(b"v"),
+            timestamp_ms: 1_700_000_000_000,
+            explicit_hash_key: None,
+        }])
+        .into_bytes()
+        .to_vec();
+        b.truncate(record_batch::HEADER_LEN);
+        b[21..23].copy_from_slice(&2i16.to_be_bytes()); // attributes: snappy
+        b.extend([0x80, 0x80, 0x80, 0x80, 0x0b, 0x00, 0x01, 0x02]); // 3 GB, then junk
+        let batch_len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&batch_len.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        // Refused by the length check, before any buffer: a lazily mapped 3 GB buffer would
+        // not fail here, but does under a strict overcommit policy or a sanitizer's limit.
+        let err = decode_batch(Bytes::from(b)).unwrap_err();
+        assert!(err.contains("declares 2952790016"), "{err}");
+    }
+
     #[test]
     fn round_trip_keeps_fields_and_offsets() {
         let recs: Vec<NewRecord> = (0..3)

@@ -80,7 +80,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
             .is_none_or(|magic| *magic != MAGIC_HEADER[..])
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
-            let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            let actual_len = declared_len(&compressed)?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -102,8 +102,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
                 .try_get_bytes(compressed_block_size)
                 .context("not enough bytes for block")?;
 
-            let uncompressed_block_length = decompress_len(&compressed_block)
-                .context("failed to get snappy uncompressed length")?;
+            let uncompressed_block_length = declared_len(&compressed_block)?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),
@@ -120,6 +119,20 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
         f(&mut uncompressed.into())
     }
+}
+
+// strait: never trust a declared length for an allocation. One snappy element of 3 bytes (a
+// copy with a 2-byte offset) produces at most 64, so a block declaring more than 32 times its
+// compressed size is lying, and the buffer sized from it could abort the process.
+fn declared_len(block: &[u8]) -> Result<usize> {
+    let len = decompress_len(block).context("failed to read snappy header")?;
+    if len > block.len().saturating_mul(32).saturating_add(64) {
+        anyhow::bail!(
+            "snappy block of {} bytes declares {len} uncompressed bytes",
+            block.len()
+        );
+    }
+    Ok(len)
 }
 
 #[cfg(test)]
