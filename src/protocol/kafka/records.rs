@@ -163,6 +163,27 @@ mod tests {
         assert!(err.contains("declares 2952790016"), "{err}");
     }
 
+    /// Found by the fuzz target `segment_recovery`: a stored batch whose base timestamp plus a
+    /// record's delta overflows i64 panicked the decoder in builds with overflow checks (the
+    /// tests' debug build); release builds wrapped. Both now wrap, as Kafka's Java does.
+    #[test]
+    fn a_stored_timestamp_that_overflows_wraps_instead_of_panicking() {
+        let recs: Vec<NewRecord> = (0..2)
+            .map(|i| NewRecord {
+                key: None,
+                value: Bytes::from_static(b"v"),
+                timestamp_ms: 1_700_000_000_000 + 5 * i,
+                explicit_hash_key: None,
+            })
+            .collect();
+        let mut b = encode_batch(&recs).into_bytes().to_vec();
+        b[27..35].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let out = decode_batch(Bytes::from(b)).unwrap();
+        assert_eq!(out[1].timestamp_ms, (i64::MAX - 1).wrapping_add(5));
+    }
+
     #[test]
     fn round_trip_keeps_fields_and_offsets() {
         let recs: Vec<NewRecord> = (0..3)
