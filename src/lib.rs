@@ -214,20 +214,12 @@ async fn start_kinesis(
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
 ) -> Result<Task, String> {
-    let ctx = Arc::new(kinesis::ops::Ctx {
-        closing: closing.clone(),
+    let ctx = Arc::new(kinesis::ops::Ctx::new(
         core,
         groups,
-        region: config.region.clone(),
-        max_consumers_per_stream: config.kinesis.max_consumers_per_stream,
-        subscription_lifetime: std::time::Duration::from_secs(
-            config.kinesis.subscription_lifetime_secs,
-        ),
-        events: kinesis::ops::event_cache::EventCache::new(32 << 20),
-        throttle: kinesis::ops::throttle::Throttle::new(
-            config.kinesis.throttling == config::Throttling::Aws,
-        ),
-    });
+        config,
+        closing.clone(),
+    ));
     serve_kinesis(config, kinesis::server::Api::Local(ctx), conns, closing).await
 }
 

@@ -25,21 +25,24 @@ logs="$cache/logs"; rm -rf "$logs"; mkdir -p "$logs"
 # A suite that hangs (a client's shutdown hook, a server that never answers) is stopped after
 # STRAIT_SUITE_TIMEOUT seconds, with everything it started, so one hang cannot eat CI's whole limit.
 suite_timeout="${STRAIT_SUITE_TIMEOUT:-1500}"
+took() { # name, start
+  timings+=("$(printf '%-24s %5d s' "$1" $((SECONDS - $2)))")
+  echo "--- $1 took $((SECONDS - $2)) s ($(date -u +%H:%M:%S))"
+}
 suite() { # name, command...
   local name=$1 start=$SECONDS rc; shift
   timeout -k 30 "$suite_timeout" "$@" 2>&1 | tee "$logs/$name.log"
   rc=${PIPESTATUS[0]}
   [ "$rc" -ne 124 ] || echo "FAIL $name: timed out after $suite_timeout s" | tee -a "$logs/$name.log"
   record "$name" "$rc"
-  timings+=("$(printf '%-24s %5d s' "$name" $((SECONDS - start)))")
-  echo "--- $name took $((SECONDS - start)) s ($(date -u +%H:%M:%S))"
+  took "$name" "$start"
 }
 wanted() { [[ "$skip" != *" $1 "* ]]; }
 
 step "build strait (debug)"
 build_start=$SECONDS
 cargo build --all-targets || { echo "build failed"; exit 1; }
-timings+=("$(printf '%-24s %5d s' build $((SECONDS - build_start)))")
+took build "$build_start"
 export STRAIT_BIN="$repo/target/debug/strait"
 
 if wanted cargo; then

@@ -9,10 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use strait::backend::embedded::recover_partition;
 use strait::protocol::kafka::records;
 
-const CRC_AT: usize = 17;
-const CRC_FROM: usize = 21;
-const LENGTH_AT: usize = 8;
-const LOG_OVERHEAD: usize = 12;
+mod fixups;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&choice, rest)) = data.split_first() else {
@@ -20,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut bytes = rest.to_vec();
     if choice & 1 == 1 {
-        with_crcs(&mut bytes);
+        fixups::batch_crcs(&mut bytes);
     }
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join(format!("{:020}.log", 0)), &bytes).expect("write segment");
@@ -37,38 +34,3 @@ fuzz_target!(|data: &[u8]| {
         "recovery keeps no more than was on disk"
     );
 });
-
-/// Writes the CRC-32C of each batch whose declared length fits.
-fn with_crcs(data: &mut [u8]) {
-    let mut at = 0;
-    while data.len() - at > CRC_FROM {
-        let declared =
-            i32::from_be_bytes(data[at + LENGTH_AT..at + LENGTH_AT + 4].try_into().unwrap());
-        let Ok(declared) = usize::try_from(declared) else {
-            return;
-        };
-        let total = LOG_OVERHEAD + declared;
-        if total <= CRC_FROM || total > data.len() - at {
-            return;
-        }
-        let batch = &mut data[at..at + total];
-        let crc = crc32c(&batch[CRC_FROM..]);
-        batch[CRC_AT..CRC_FROM].copy_from_slice(&crc.to_be_bytes());
-        at += total;
-    }
-}
-
-fn crc32c(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}

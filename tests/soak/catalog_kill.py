@@ -29,9 +29,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "interop", "python"))
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from conftest import StraitServer  # noqa: E402
-from helpers import all_shards, is_open, shard_range, unique  # noqa: E402
-
-MAX_HASH = 2**128 - 1
+from helpers import MAX_HASH, all_shards, is_open, shard_range, unique  # noqa: E402
 
 
 def check_catalog(srv, cycle, expect):

@@ -34,7 +34,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  
 from conftest import StraitServer  # noqa: E402
 from efo_helpers import register_consumer  # noqa: E402
 from helpers import all_shards, create_stream, read_shard, unique  # noqa: E402
-from kafka_helpers import confluent_conf, create_topic, high_watermarks  # noqa: E402
+from kafka_helpers import confluent_conf, create_topic, read_topic_values, restart_tolerant_conf  # noqa: E402
 
 PARTITIONS = 3
 SHARDS = 4
@@ -84,21 +84,7 @@ def kafka_producer(bootstrap, topic, idempotent, tally, stop):
             else:
                 tally.failed[kind] += 1
 
-    p = Producer(
-        confluent_conf(
-            bootstrap,
-            **{
-                "enable.idempotence": idempotent,
-                "acks": "all",
-                "log_level": 0,
-                "linger.ms": 2,
-                "message.timeout.ms": 120000,
-                "reconnect.backoff.ms": 50,
-                "reconnect.backoff.max.ms": 300,
-                "retry.backoff.ms": 50,
-            },
-        )
-    )
+    p = Producer(restart_tolerant_conf(bootstrap, **{"enable.idempotence": idempotent, "acks": "all"}))
     n = 0
     while not stop.is_set():
         try:
@@ -180,20 +166,6 @@ def check_commits(bootstrap, topic, group, tally, when):
                 tally.commit_regressions.append((when, tp.partition, acked, tp.offset))
 
 
-def read_topic(bootstrap, topic):
-    ends = high_watermarks(bootstrap, topic, PARTITIONS)
-    c = Consumer(confluent_conf(bootstrap, **{"group.id": unique("soak-read"), "enable.auto.commit": False}))
-    got = []
-    try:
-        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        deadline = time.time() + 120
-        while len(got) < sum(ends) and time.time() < deadline:
-            got += [m.value() for m in c.consume(1000, 0.5) if not m.error()]
-    finally:
-        c.close()
-    return got, sum(ends)
-
-
 def main():
     # A suite time limit sends SIGTERM: unwind, so `finally` stops strait and removes its data.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -264,8 +236,8 @@ def main():
             order_ok &= all(a < b for a, b in zip(seqs, seqs[1:]))
             stored.update(r["Data"] for r in recs)
         acked_k = [d for _, _, d in tally.kinesis]
-        idem_got, idem_end = read_topic(srv.kafka_bootstrap, idem_topic)
-        plain_got, plain_end = read_topic(srv.kafka_bootstrap, plain_topic)
+        idem_got, idem_end = read_topic_values(srv.kafka_bootstrap, idem_topic, PARTITIONS, timeout=120)
+        plain_got, plain_end = read_topic_values(srv.kafka_bootstrap, plain_topic, PARTITIONS, timeout=120)
         idem_count, plain_count = Counter(idem_got), Counter(plain_got)
         followed_acked = [(seq, d) for shard, seq, d in tally.kinesis if shard == followed]
         # The subscriber goes on until it has its shard's acknowledged records, or 60 s.

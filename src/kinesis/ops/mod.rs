@@ -46,28 +46,38 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context over `core` with the defaults `config/strait.yaml` ships (no shadow groups,
-    /// no throttling) that never closes: for running handlers without a listener (the fuzz
-    /// target `kinesis_request`).
+    /// The context a Kinesis listener serves `core` with, under `config`.
+    pub fn new(
+        core: Arc<Core>,
+        groups: Option<Arc<crate::core::groups::GroupCoordinator>>,
+        config: &crate::config::Config,
+        closing: crate::listener::Closing,
+    ) -> Ctx {
+        Ctx {
+            core,
+            groups,
+            region: config.region.clone(),
+            max_consumers_per_stream: config.kinesis.max_consumers_per_stream,
+            subscription_lifetime: std::time::Duration::from_secs(
+                config.kinesis.subscription_lifetime_secs,
+            ),
+            events: event_cache::EventCache::new(32 << 20),
+            closing,
+            throttle: throttle::Throttle::new(
+                config.kinesis.throttling == crate::config::Throttling::Aws,
+            ),
+        }
+    }
+
+    /// A context over `core` with the default configuration and no shadow groups that never
+    /// closes: for running handlers without a listener (the fuzz target `kinesis_request`).
     pub fn detached(core: Arc<Core>) -> Ctx {
         static NEVER_CLOSES: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =
             std::sync::OnceLock::new();
         let closing = NEVER_CLOSES
             .get_or_init(|| tokio::sync::watch::channel(false).0)
             .subscribe();
-        let defaults = crate::config::Config::default();
-        Ctx {
-            core,
-            groups: None,
-            region: defaults.region,
-            max_consumers_per_stream: defaults.kinesis.max_consumers_per_stream,
-            subscription_lifetime: std::time::Duration::from_secs(
-                defaults.kinesis.subscription_lifetime_secs,
-            ),
-            events: event_cache::EventCache::new(32 << 20),
-            closing,
-            throttle: throttle::Throttle::new(false),
-        }
+        Ctx::new(core, None, &crate::config::Config::default(), closing)
     }
 
     pub fn stream_arn(&self, name: &str) -> String {

@@ -173,6 +173,11 @@ pub fn set_producer(buf: &mut [u8], producer_id: i64, epoch: i16, base_sequence:
     buf[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
     buf[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
     buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    reseal(buf);
+}
+
+/// Recomputes the CRC of a whole batch whose covered bytes (attributes onwards) changed.
+pub fn reseal(buf: &mut [u8]) {
     let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
     buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
@@ -272,8 +277,7 @@ impl CheckedBatch {
         self.bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
         self.bytes[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8]
             .copy_from_slice(&max_timestamp.to_be_bytes());
-        let crc = crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..]);
-        self.bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        reseal(&mut self.bytes);
         self.header.attributes = attributes;
         self.header.max_timestamp = max_timestamp;
     }

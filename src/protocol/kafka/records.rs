@@ -106,35 +106,34 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
 mod tests {
     use super::*;
     use crate::protocol::kafka::record_batch;
-    use bytes::BytesMut;
+
+    /// An uncompressed batch of one record (no key, value "v"), as bytes to tamper with.
+    fn one_record_batch() -> Vec<u8> {
+        encode_batch(&[NewRecord {
+            key: None,
+            value: Bytes::from_static(b"v"),
+            timestamp_ms: 1_700_000_000_000,
+            explicit_hash_key: None,
+        }])
+        .into_bytes()
+        .to_vec()
+    }
 
     /// Found by the fuzz target `segment_recovery`: a stored record declaring 2^30 headers
     /// made the decoder reserve gigabytes before reading one (the vendored kafka-protocol now
     /// caps the map at the bytes present). A reader gets an error instead of an abort.
     #[test]
     fn a_record_declaring_more_headers_than_bytes_is_an_error_not_an_allocation() {
-        let mut b = encode_batch(&[NewRecord {
-            key: None,
-            value: Bytes::from_static(b"v"),
-            timestamp_ms: 1_700_000_000_000,
-            explicit_hash_key: None,
-        }])
-        .into_bytes();
+        let mut buf = one_record_batch();
         // The record ends with its header count (zigzag varint 0); claim 2^30 instead, keeping
         // the record's length, then fix the CRC.
-        let end = b.len() - 1;
-        assert_eq!(b[end], 0, "no headers");
-        let mut buf = b.to_vec();
-        buf.truncate(end);
+        assert_eq!(buf.pop(), Some(0), "no headers");
         buf.extend([0x80, 0x80, 0x80, 0x80, 0x08]);
-        let record_len_at = record_batch::HEADER_LEN;
-        buf[record_len_at] += 8; // the record grew by 4 bytes; zigzag doubles
+        buf[record_batch::HEADER_LEN] += 8; // the record grew by 4 bytes; zigzag doubles
         let batch_len = (buf.len() - 12) as i32;
         buf[8..12].copy_from_slice(&batch_len.to_be_bytes());
-        let crc = crc32c::crc32c(&buf[21..]);
-        buf[17..21].copy_from_slice(&crc.to_be_bytes());
-        b = BytesMut::from(&buf[..]);
-        assert!(decode_batch(b.freeze()).is_err());
+        record_batch::reseal(&mut buf);
+        assert!(decode_batch(Bytes::from(buf)).is_err());
     }
 
     /// Found by the fuzz target `segment_recovery`: a stored snappy batch whose raw snappy
@@ -142,21 +141,13 @@ mod tests {
     /// kafka-protocol now refuses a length beyond what the block can hold).
     #[test]
     fn a_snappy_block_declaring_gigabytes_is_an_error_not_an_allocation() {
-        let mut b = encode_batch(&[NewRecord {
-            key: None,
-            value: Bytes::from_static(b"v"),
-            timestamp_ms: 1_700_000_000_000,
-            explicit_hash_key: None,
-        }])
-        .into_bytes()
-        .to_vec();
+        let mut b = one_record_batch();
         b.truncate(record_batch::HEADER_LEN);
         b[21..23].copy_from_slice(&2i16.to_be_bytes()); // attributes: snappy
         b.extend([0x80, 0x80, 0x80, 0x80, 0x0b, 0x00, 0x01, 0x02]); // 3 GB, then junk
         let batch_len = (b.len() - 12) as i32;
         b[8..12].copy_from_slice(&batch_len.to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        record_batch::reseal(&mut b);
         // Refused by the length check, before any buffer: a lazily mapped 3 GB buffer would
         // not fail here, but does under a strict overcommit policy or a sanitizer's limit.
         let err = decode_batch(Bytes::from(b)).unwrap_err();
@@ -178,8 +169,7 @@ mod tests {
             .collect();
         let mut b = encode_batch(&recs).into_bytes().to_vec();
         b[27..35].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        record_batch::reseal(&mut b);
         let out = decode_batch(Bytes::from(b)).unwrap();
         assert_eq!(out[1].timestamp_ms, (i64::MAX - 1).wrapping_add(5));
     }

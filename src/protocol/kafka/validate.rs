@@ -128,8 +128,9 @@ pub fn validate<E>(
             ))
             .into());
         }
-        // Kafka's Java adds these with wrap-around; strait's readers would overflow, so a sum
-        // outside i64 is refused rather than stored.
+        // strait's rule: a sum outside i64 is refused. Kafka's Java wraps it (and so does the
+        // readers' decoder, for batches strait did not validate), leaving a timestamp no
+        // reader can make sense of.
         let Some(timestamp) = h.base_timestamp.checked_add(r.timestamp_delta) else {
             return Err(Refusal::InvalidTimestamp(format!(
                 "record {index}'s timestamp delta {} overflows the base timestamp {}",

@@ -95,6 +95,40 @@ def confluent_conf(bootstrap, **extra):
     return conf
 
 
+def restart_tolerant_conf(bootstrap, **extra):
+    """A librdkafka producer that rides through strait being killed and started again: quiet
+    (every kill refuses connections for a moment), quick to reconnect and retry, and two
+    minutes before it gives a record up."""
+    conf = {
+        "log_level": 0,
+        "linger.ms": 2,
+        "message.timeout.ms": 120000,
+        "reconnect.backoff.ms": 50,
+        "reconnect.backoff.max.ms": 300,
+        "retry.backoff.ms": 50,
+    }
+    conf.update(extra)
+    return confluent_conf(bootstrap, **conf)
+
+
+def read_topic_values(bootstrap, topic, partitions, timeout=60.0):
+    """Every record value from offset 0 to the high watermarks ListOffsets gives now, and the
+    sum of those watermarks (what a complete read returns)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    end = sum(high_watermarks(bootstrap, topic, partitions))
+    c = Consumer(confluent_conf(bootstrap, **{"group.id": unique("read"), "enable.auto.commit": False}))
+    got = []
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        deadline = time.time() + timeout
+        while len(got) < end and time.time() < deadline:
+            got += [m.value() for m in c.consume(1000, 0.5) if not m.error()]
+    finally:
+        c.close()
+    return got, end
+
+
 def confluent_admin(bootstrap):
     from confluent_kafka.admin import AdminClient
 

@@ -246,9 +246,9 @@ def test_kill9_with_idempotent_producers_appends_nothing_twice(fresh_server):
     STRAIT_IDEMPOTENT_KILL_CYCLES=20; docs/operations.md has its last result.)"""
     from collections import Counter
 
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
 
-    from kafka_helpers import confluent_conf, create_topic, high_watermarks
+    from kafka_helpers import create_topic, read_topic_values, restart_tolerant_conf
 
     srv = fresh_server
     bootstrap = srv.kafka_bootstrap
@@ -260,24 +260,7 @@ def test_kill9_with_idempotent_producers_appends_nothing_twice(fresh_server):
         (failed if err is not None else acked).append((err, msg.value()))
 
     stop = threading.Event()
-    producers = [
-        Producer(
-            confluent_conf(
-                bootstrap,
-                **{
-                    "enable.idempotence": True,
-                    # Every kill refuses connections for a moment; those log lines are expected.
-                    "log_level": 0,
-                    "linger.ms": 2,
-                    "message.timeout.ms": 120000,
-                    "reconnect.backoff.ms": 50,
-                    "reconnect.backoff.max.ms": 300,
-                    "retry.backoff.ms": 50,
-                },
-            )
-        )
-        for _ in range(2)
-    ]
+    producers = [Producer(restart_tolerant_conf(bootstrap, **{"enable.idempotence": True})) for _ in range(2)]
 
     def produce_until_stopped(p, tag):
         n = 0
@@ -311,16 +294,7 @@ def test_kill9_with_idempotent_producers_appends_nothing_twice(fresh_server):
             t.join(150)
     assert not failed, f"{len(failed)} deliveries failed, first: {failed[0]}"
     sent = [v for _, v in acked]
-    ends = high_watermarks(bootstrap, topic, partitions)
-    c = Consumer(confluent_conf(bootstrap, **{"group.id": unique("g"), "enable.auto.commit": False}))
-    try:
-        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        got = []
-        deadline = time.time() + 60
-        while len(got) < sum(ends) and time.time() < deadline:
-            got += [m.value() for m in c.consume(1000, 0.5) if not m.error()]
-    finally:
-        c.close()
+    got, end = read_topic_values(bootstrap, topic, partitions)
     dups = {v: n for v, n in Counter(got).items() if n > 1}
     missing = set(sent) - set(got)
     print(
@@ -329,4 +303,4 @@ def test_kill9_with_idempotent_producers_appends_nothing_twice(fresh_server):
     )
     assert not dups, f"{len(dups)} records appended twice, e.g. {list(dups.items())[:3]}"
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:3]}"
-    assert len(got) == sum(ends)
+    assert len(got) == end

@@ -8,7 +8,7 @@ use kafka_protocol::records::{
 use proptest::prelude::*;
 
 use super::*;
-use crate::protocol::kafka::record_batch::CheckedBatch;
+use crate::protocol::kafka::record_batch::{reseal, CheckedBatch};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -108,8 +108,7 @@ fn try_hand_made(
     b.extend((-1i32).to_be_bytes());
     b.extend(count.to_be_bytes());
     b.extend(records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    reseal(&mut b);
     CheckedBatch::check(BytesMut::from(&b[..]))
 }
 
@@ -346,8 +345,7 @@ proptest! {
         let mut bytes = good.to_vec();
         let i = HEADER_LEN + at.index(bytes.len() - HEADER_LEN);
         bytes[i] ^= xor;
-        let crc = crc32c::crc32c(&bytes[21..]);
-        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        reseal(&mut bytes);
         let batch = CheckedBatch::check(BytesMut::from(&bytes[..])).unwrap();
         let _ = validate::<()>(&batch, &limits(), |_| Ok(()));
     }
@@ -388,8 +386,7 @@ fn a_timestamp_that_overflows_is_refused() {
     let mut bytes = batch.into_bytes();
     bytes[27..35].copy_from_slice(&(i64::MIN + 5).to_be_bytes());
     bytes[35..43].copy_from_slice(&(i64::MIN + 5).to_be_bytes());
-    let crc = crc32c::crc32c(&bytes[21..]);
-    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    reseal(&mut bytes);
     let batch = CheckedBatch::check(bytes).unwrap();
     match refusal(&batch, &limits()) {
         Refusal::InvalidTimestamp(msg) => assert!(msg.contains("overflows"), "{msg}"),
