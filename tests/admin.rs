@@ -59,6 +59,12 @@ fn kafka_api_versions(port: u16) {
 fn health_readiness_and_metrics_for_both_protocols() {
     let s = Server::start();
     assert_eq!(get(s.admin_port, "/healthz").0, 200);
+    // strait prints its ports as each listener binds, a moment before it turns ready (seen
+    // failing on a loaded machine); readiness must follow within seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while get(s.admin_port, "/readyz").0 != 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(get(s.admin_port, "/readyz"), (200, "ready\n".to_string()));
     assert_eq!(get(s.admin_port, "/nope").0, 404);
 
