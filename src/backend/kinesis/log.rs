@@ -33,7 +33,7 @@ use crate::backend::{
 use crate::protocol::kafka::records::decode_batch;
 use crate::protocol::kinesis::codec::Blob;
 use crate::protocol::kinesis::shapes::{
-    ListShardsInput, ListShardsOutput, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry,
+    ListShardsInput, ListShardsOutput, PutRecordsOutput, PutRecordsRequestEntry,
 };
 
 /// How long a shard list is trusted.
@@ -387,10 +387,9 @@ impl KinesisLog {
             if todo.is_empty() {
                 return Ok(placed.into_iter().map(|p| p.expect("all placed")).collect());
             }
-            let input = PutRecordsInput {
-                stream_name: Some(stream.to_string()),
-                records: Some(todo.iter().map(|i| entries[*i].clone()).collect()),
-                ..Default::default()
+            let input = PutRecordsBody {
+                stream_name: stream,
+                records: todo.iter().map(|i| &entries[*i]).collect(),
             };
             let mut last_error = String::new();
             match self
@@ -451,10 +450,6 @@ impl KinesisLog {
     }
 }
 
-/// The partition key a Kafka key becomes: the key itself when Kinesis can take it (UTF-8,
-/// 1 to 256 characters); a null or empty key becomes the partition number, as the awslabs
-/// Kafka connector writes it. Other keys are refused rather than rewritten, since a reader
-/// would get back a key the producer never wrote.
 /// KCL checkpoints ⇄ Kafka offsets, for consumer groups tied to a KCL lease table.
 impl KinesisLog {
     /// The offset to read next after a KCL checkpoint (a sequence number and its index among
@@ -512,6 +507,19 @@ impl KinesisLog {
     }
 }
 
+/// PutRecords's input, borrowing the entries: a retry sends the same ones again, so they are
+/// not cloned for each call.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordsBody<'a> {
+    stream_name: &'a str,
+    records: Vec<&'a PutRecordsRequestEntry>,
+}
+
+/// The partition key a Kafka key becomes: the key itself when Kinesis can take it (UTF-8,
+/// 1 to 256 characters); a null or empty key becomes the partition number, as the awslabs
+/// Kafka connector writes it. Other keys are refused rather than rewritten, since a reader
+/// would get back a key the producer never wrote.
 fn partition_key(key: Option<&Bytes>, partition: u32) -> StorageResult<String> {
     let Some(key) = key.filter(|k| !k.is_empty()) else {
         return Ok(partition.to_string());
