@@ -178,6 +178,16 @@ render_case sidecar-msk-iam "$APP" "$EXAMPLES/values-sidecar.yaml" \
     --secret-env AWS_SECRET_ACCESS_KEY=msk-iam/AWS_SECRET_ACCESS_KEY \
     --env STRAIT_BACKEND__KAFKA__TLS__CA=/etc/strait/kafka-tls/ca.crt \
     --env STRAIT_BACKEND__KAFKA__TLS__CERT=/etc/strait/kafka-tls/tls.crt
+# Sidecars on the Kinesis backend sharing their state in DynamoDB: other pods' Kafka clients are
+# sent to each sidecar (FindCoordinator names the replica holding a group), so Kafka is on the pod IP.
+EXTRA_SET=(--set strait.config.backend.type=kinesis --set strait.config.backend.kinesis.region=eu-west-1
+    --set strait.config.backend.kinesis.state.type=dynamodb --set strait.config.backend.kinesis.state.table=strait-state)
+render_case sidecar-kinesis-shared "$APP" "$EXAMPLES/values-sidecar.yaml" \
+    Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
+    --advertised '10\.1\.2\.3:9092'
+check "sidecar-kinesis-shared: Kafka listens on the pod IP, Kinesis stays on loopback" \
+    bash -c "grep -q 'listen: 0.0.0.0:9092' '$OUT/sidecar-kinesis-shared.yaml' \
+      && grep -q 'listen: 127.0.0.1:4567' '$OUT/sidecar-kinesis-shared.yaml'"
 # A client certificate from a kubernetes.io/tls Secret with the image's CA bundle (caKey "").
 EXTRA_SET=(--set backendTls.existingSecret=strait-client-cert --set backendTls.clientAuth=true
     --set backendTls.caKey=)

@@ -47,7 +47,19 @@ terminationGracePeriodSeconds above config.shutdown_grace_secs: `strait.sidecarT
 {{- default (printf "%s-strait-sidecar" .Release.Name) $v.sidecar.configMapName | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The sidecar's strait.yaml: the configured tree with loopback listeners. */}}
+{{/*
+"true" when the sidecars of many pods share one state (backend.type kinesis with state.type
+dynamodb): each registers its Kafka address for the others to hand out (FindCoordinator names
+the replica holding a group), so its Kafka listener must be on the pod IP, advertised as such.
+*/}}
+{{- define "strait.sidecar.sharedState" -}}
+{{- $v := include "strait.sidecar.values" . | fromYaml }}
+{{- $b := $v.config.backend }}
+{{- if and (eq (toString $b.type) "kinesis") (eq (toString (dig "kinesis" "state" "type" "" $b)) "dynamodb") }}true{{ end }}
+{{- end }}
+
+{{/* The sidecar's strait.yaml: the configured tree with loopback listeners (Kafka on the pod
+IP when the state is shared). */}}
 {{- define "strait.sidecar.config" -}}
 {{- $v := include "strait.sidecar.values" . | fromYaml }}
 {{- $c := deepCopy $v.config }}
@@ -57,7 +69,10 @@ terminationGracePeriodSeconds above config.shutdown_grace_secs: `strait.sidecarT
 {{- $adminHost := ternary "0.0.0.0" "127.0.0.1" (ne (toString $v.sidecar.adminOnPodIP) "false") }}
 {{- $_ := set $c "data_dir" "/var/lib/strait/data" }}
 {{- $_ := set $c.kinesis "listen" (printf "127.0.0.1:%s" $kinesisPort) }}
-{{- if $kafkaPort }}
+{{- if and $kafkaPort (include "strait.sidecar.sharedState" .) }}
+{{- $_ := set $c.kafka "listen" (printf "0.0.0.0:%s" $kafkaPort) }}
+{{- $_ := unset $c.kafka "advertised_address" }}
+{{- else if $kafkaPort }}
 {{- $_ := set $c.kafka "listen" (printf "127.0.0.1:%s" $kafkaPort) }}
 {{- $_ := set $c.kafka "advertised_address" (printf "127.0.0.1:%s" $kafkaPort) }}
 {{- end }}
@@ -96,7 +111,8 @@ data:
 {{- $c := include "strait.sidecar.config" . | fromYaml }}
 {{- $kinesisPort := include "strait.port" $c.kinesis.listen }}
 {{- $kafkaPort := include "strait.port" $c.kafka.listen }}
-{{- $adminPort := include "strait.port" $c.admin.listen -}}
+{{- $adminPort := include "strait.port" $c.admin.listen }}
+{{- $shared := and $kafkaPort (include "strait.sidecar.sharedState" .) -}}
 - name: {{ $v.sidecar.containerName }}
   image: {{ include "strait.image" (dict "values" $v "appVersion" (include "strait.sidecar.appVersion" .)) }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
@@ -106,8 +122,16 @@ data:
     - serve
     - --config
     - /etc/strait/strait.yaml
-  {{- if or $v.tls.enabled $v.extraEnv $v.sasl.enabled $v.backendTls.enabled }}
+  {{- if or $v.tls.enabled $v.extraEnv $v.sasl.enabled $v.backendTls.enabled $shared }}
   env:
+    {{- if $shared }}
+    - name: POD_IP
+      valueFrom:
+        fieldRef:
+          fieldPath: status.podIP
+    - name: STRAIT_KAFKA__ADVERTISED_ADDRESS
+      value: "$(POD_IP):{{ $kafkaPort }}"
+    {{- end }}
     {{- if $v.tls.enabled }}
     - name: STRAIT_KINESIS__TLS__CERT
       value: {{ printf "%s/tls.crt" $v.tls.mountPath | quote }}
@@ -120,11 +144,17 @@ data:
     {{- end }}
   {{- end }}
   {{- if and $adminPort (hasPrefix "0.0.0.0" $c.admin.listen) }}
-  # Only the admin port is on the pod IP (probes, metrics); Kinesis and Kafka are on 127.0.0.1.
+  # Only the admin port is on the pod IP (probes, metrics), and Kafka when the state is shared
+  # (other pods' clients are sent here); Kinesis stays on 127.0.0.1.
   ports:
     - name: strait-admin
       containerPort: {{ $adminPort }}
       protocol: TCP
+    {{- if $shared }}
+    - name: strait-kafka
+      containerPort: {{ $kafkaPort }}
+      protocol: TCP
+    {{- end }}
   {{- if $v.probes.startup.enabled }}
   startupProbe:
     httpGet:
