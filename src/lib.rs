@@ -265,9 +265,7 @@ async fn start_kinesis_backend(
     )?);
     upstream.credentials_ready().await?;
     let endpoint = upstream.endpoint();
-    let forwarder = Arc::new(kinesis::passthrough::Forwarder {
-        upstream: upstream.clone(),
-    });
+    let forwarder = Arc::new(kinesis::passthrough::Forwarder::new(upstream.clone()));
     let forward: kinesis::server::Forward = Arc::new(move |max_body, req| {
         Box::pin(kinesis::passthrough::handle(
             forwarder.clone(),

@@ -8,4 +8,5 @@ pub mod ops;
 pub mod passthrough;
 pub mod server;
 pub mod tls;
+pub mod traffic;
 pub mod validate;

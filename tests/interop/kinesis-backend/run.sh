@@ -89,12 +89,15 @@ pt=""
 for _ in $(seq 1 300); do
   pt="$(sed -n 's/^strait: kinesis listening on //p' "$tmp/pt.out" | head -1)"
   pt_kafka="$(sed -n 's/^strait: kafka listening on //p' "$tmp/pt.out" | head -1)"
-  [ -n "$pt" ] && [ -n "$pt_kafka" ] && break
+  pt_admin="$(sed -n 's/^strait: admin listening on //p' "$tmp/pt.out" | head -1)"
+  [ -n "$pt" ] && [ -n "$pt_kafka" ] && [ -n "$pt_admin" ] && break
   kill -0 "$pt_pid" 2>/dev/null || { echo "the pass-through strait exited:" >&2; tail -20 "$tmp/pt.log" >&2; exit 2; }
   sleep 0.1
 done
 [ -n "$pt" ] || { echo "the pass-through strait did not start" >&2; exit 2; }
 echo "# pass-through http://$pt -> upstream $upstream; Kafka on Kinesis at $pt_kafka"
+run "the pass-through's per-stream record and byte counters (PutRecords, GetRecords, SubscribeToShard)" \
+  env PT_ENDPOINT="http://$pt" PT_ADMIN="$pt_admin" "$venv/bin/python" "$here/metrics.py"
 export STRAIT_ENDPOINT="http://$pt" STRAIT_CA="$tmp/cert/ca.pem" STRAIT_TLS_CA="$tmp/cert/ca.pem"
 export STRAIT_TLS_ENDPOINT="https://localhost:${pt##*:}"
 run "boto3 and AWS CLI suites through the pass-through" bash "$repo_root/tests/interop/python/run.sh" -q \
