@@ -88,7 +88,7 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
         .filter(|h| h.attributes & (1 << 3) != 0)
         .map(|h| h.max_timestamp);
     let mut buf = batch;
-    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| e.to_string())?;
+    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| format!("{e:#}"))?;
     Ok(set
         .records
         .into_iter()
@@ -152,6 +152,33 @@ mod tests {
         // not fail here, but does under a strict overcommit policy or a sanitizer's limit.
         let err = decode_batch(Bytes::from(b)).unwrap_err();
         assert!(err.contains("declares 2952790016"), "{err}");
+    }
+
+    /// A stored zstd batch of 2.6 KB that inflates to 150 MiB (RLE blocks of 128 KiB, four
+    /// bytes each), as a producer writing straight to the Kafka backend's cluster could store.
+    /// Readers decode a batch whole, so the vendored decoders stop at `MAX_INFLATED_BATCH`
+    /// instead of holding what the batch claims.
+    #[test]
+    fn a_batch_inflating_past_the_limit_is_an_error_not_an_allocation() {
+        let mut b = one_record_batch();
+        b.truncate(record_batch::HEADER_LEN);
+        // Attributes: zstd. Then a frame: magic, descriptor (no content size), window 128 KiB,
+        // and RLE blocks.
+        b[21..23].copy_from_slice(&4i16.to_be_bytes());
+        b.extend([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
+        let blocks = 1200;
+        for i in 0..blocks {
+            let last = u32::from(i == blocks - 1);
+            let header = (131_072u32 << 3) | (1 << 1) | last;
+            b.extend(&header.to_le_bytes()[..3]);
+            b.push(0);
+        }
+        let batch_len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&batch_len.to_be_bytes());
+        record_batch::reseal(&mut b);
+        assert!(b.len() < 5_000);
+        let err = decode_batch(Bytes::from(b)).unwrap_err();
+        assert!(err.contains("inflates past"), "{err}");
     }
 
     /// Found by the fuzz target `segment_recovery`: a stored batch whose base timestamp plus a

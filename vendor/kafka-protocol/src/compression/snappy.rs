@@ -4,7 +4,7 @@ use snap::raw::*;
 
 use crate::protocol::buf::{ByteBuf, ByteBufMut};
 
-use super::{Compressor, Decompressor};
+use super::{Compressor, Decompressor, MAX_INFLATED_BATCH};
 
 /// Kafka variant of the snappy compression algorithm. See
 /// <https://github.com/xerial/snappy-java?tab=readme-ov-file#compatibility-notes> for notes about
@@ -104,6 +104,9 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
             let uncompressed_block_length = declared_len(&compressed_block)?;
             let uncompressed_block_start = uncompressed.len();
+            if uncompressed_block_start + uncompressed_block_length > MAX_INFLATED_BATCH {
+                anyhow::bail!("the batch inflates past {MAX_INFLATED_BATCH} bytes");
+            }
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),
                 0,
@@ -131,6 +134,9 @@ fn declared_len(block: &[u8]) -> Result<usize> {
             "snappy block of {} bytes declares {len} uncompressed bytes",
             block.len()
         );
+    }
+    if len > MAX_INFLATED_BATCH {
+        anyhow::bail!("the batch inflates past {MAX_INFLATED_BATCH} bytes");
     }
     Ok(len)
 }
