@@ -7,11 +7,18 @@
 //! `account:stream:creationEpoch:shardId` (multi-stream). strait updates only the checkpoint
 //! of leases the KCL application made, never their owner or counter: a KCL worker still holding
 //! a lease keeps it, and one that takes it over reads the checkpoint strait wrote.
+//!
+//! The table is scanned when a group loads its positions (the KCL application may have moved
+//! them), not on every commit: a commit writes through the lease keys the last scan found and
+//! skips checkpoints unchanged since, scanning again only for a partition with no known lease,
+//! at most every `RESCAN_AFTER`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -20,11 +27,24 @@ use super::log::KinesisLog;
 use crate::backend::{ExternalOffsets, ExternalPosition, StorageError, StorageResult};
 use crate::protocol::kinesis::shard_ids::parse_shard_id;
 
+/// How long a commit for a partition with no known lease waits before scanning again (a KCL
+/// application makes a shard's lease when it first takes the shard).
+const RESCAN_AFTER: Duration = Duration::from_secs(10);
+
 pub struct KclLeaseTables {
     dynamodb: AwsJsonClient,
     log: Arc<KinesisLog>,
     /// group → its lease table
     tables: HashMap<String, LeaseTable>,
+    /// (table, stream) → what the last scan found.
+    known: Mutex<HashMap<(String, String), Known>>,
+}
+
+/// A table's leases on one stream as last seen: each partition's lease key and checkpoint
+/// (as scanned, or as strait last wrote it).
+struct Known {
+    scanned: Instant,
+    leases: HashMap<u32, (String, String, u64)>,
 }
 
 /// A KCL application's lease table and, for a single-stream application, its stream.
@@ -70,6 +90,7 @@ impl KclLeaseTables {
             dynamodb,
             log,
             tables,
+            known: Mutex::default(),
         }
     }
 
@@ -105,23 +126,78 @@ impl KclLeaseTables {
             );
             match page.last_evaluated_key {
                 Some(k) if !k.is_null() => start = Some(k),
-                _ => return Ok(out),
+                _ => break,
             }
+        }
+        let leases = out
+            .iter()
+            .map(|l| (l.partition, (l.key.clone(), l.checkpoint.clone(), l.sub)))
+            .collect();
+        self.known.lock().insert(
+            (t.table.clone(), stream.to_string()),
+            Known {
+                scanned: Instant::now(),
+                leases,
+            },
+        );
+        Ok(out)
+    }
+
+    /// `partition`'s lease key and checkpoint as last seen, scanning first when the
+    /// partition has none known and the last scan is older than `RESCAN_AFTER`.
+    async fn known_lease(
+        &self,
+        t: &LeaseTable,
+        stream: &str,
+        partition: u32,
+    ) -> StorageResult<Option<(String, String, u64)>> {
+        let id = (t.table.clone(), stream.to_string());
+        let stale = {
+            let known = self.known.lock();
+            match known.get(&id) {
+                Some(k) => match k.leases.get(&partition) {
+                    Some(lease) => return Ok(Some(lease.clone())),
+                    None => k.scanned.elapsed() >= RESCAN_AFTER,
+                },
+                None => true,
+            }
+        };
+        if stale {
+            self.leases(t, stream).await?;
+        }
+        Ok(self
+            .known
+            .lock()
+            .get(&id)
+            .and_then(|k| k.leases.get(&partition).cloned()))
+    }
+
+    fn remember(&self, t: &LeaseTable, stream: &str, partition: u32, checkpoint: &str, sub: u64) {
+        if let Some(lease) = self
+            .known
+            .lock()
+            .get_mut(&(t.table.clone(), stream.to_string()))
+            .and_then(|k| k.leases.get_mut(&partition))
+        {
+            (lease.1, lease.2) = (checkpoint.to_string(), sub);
         }
     }
 
+    /// Writes a checkpoint into a lease the KCL application made, unless the lease is gone
+    /// or at SHARD_END (KCL never moves a finished shard's checkpoint back; a group that went
+    /// back to re-read it keeps strait's own commit only). Says whether it was written.
     async fn write_checkpoint(
         &self,
         table: &str,
         lease: &str,
         checkpoint: &str,
         sub: u64,
-    ) -> StorageResult<()> {
+    ) -> StorageResult<bool> {
         let input = json!({
             "TableName": table,
             "Key": {"leaseKey": {"S": lease}},
             "UpdateExpression": "SET #c = :c, #s = :s",
-            "ConditionExpression": "attribute_exists(#k)",
+            "ConditionExpression": "attribute_exists(#k) AND #c <> :end",
             "ExpressionAttributeNames": {
                 "#c": "checkpoint",
                 "#s": "checkpointSubSequenceNumber",
@@ -130,15 +206,15 @@ impl KclLeaseTables {
             "ExpressionAttributeValues": {
                 ":c": {"S": checkpoint},
                 ":s": {"N": sub.to_string()},
+                ":end": {"S": "SHARD_END"},
             },
         });
         let out: Result<Value, _> = self.dynamodb.call("UpdateItem", &input).await;
         match out {
-            Ok(_) => Ok(()),
-            // The KCL application removed the lease (its shard was finished and cleaned up).
+            Ok(_) => Ok(true),
             Err(e) if e.is("ConditionalCheckFailedException") => {
-                tracing::debug!(%table, %lease, "lease gone; checkpoint not written");
-                Ok(())
+                tracing::debug!(%table, %lease, "lease gone or at SHARD_END; checkpoint not written");
+                Ok(false)
             }
             Err(e) => Err(storage_error(e)),
         }
@@ -196,10 +272,8 @@ impl ExternalOffsets for KclLeaseTables {
 
     async fn store(&self, group: &str, topic: &str, offsets: &[(u32, i64)]) -> StorageResult<()> {
         let t = self.table(group)?;
-        let table = t.table.as_str();
-        let leases = self.leases(t, topic).await?;
         for (partition, offset) in offsets {
-            let Some(lease) = leases.iter().find(|l| l.partition == *partition) else {
+            let Some((key, seen, seen_sub)) = self.known_lease(t, topic, *partition).await? else {
                 // No KCL worker has made a lease for this shard yet; strait's own commit holds.
                 continue;
             };
@@ -207,17 +281,18 @@ impl ExternalOffsets for KclLeaseTables {
                 .log
                 .checkpoint_before(topic, *partition, *offset)
                 .await?;
-            if (checkpoint.as_str(), sub) == (lease.checkpoint.as_str(), lease.sub) {
+            if (checkpoint.as_str(), sub) == (seen.as_str(), seen_sub) || seen == "SHARD_END" {
                 continue;
             }
-            // KCL never moves a finished shard's checkpoint back; a group that went back to
-            // re-read it keeps strait's own commit only.
-            if lease.checkpoint == "SHARD_END" {
-                tracing::debug!(%table, lease = %lease.key, "lease at SHARD_END; checkpoint left");
-                continue;
-            }
-            self.write_checkpoint(table, &lease.key, &checkpoint, sub)
+            let written = self
+                .write_checkpoint(&t.table, &key, &checkpoint, sub)
                 .await?;
+            if written {
+                self.remember(t, topic, *partition, &checkpoint, sub);
+            } else {
+                // Gone or finished: either way nothing more to write until a scan says else.
+                self.remember(t, topic, *partition, "SHARD_END", 0);
+            }
         }
         Ok(())
     }
