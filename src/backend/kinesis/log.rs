@@ -507,6 +507,9 @@ impl KinesisLog {
     }
 }
 
+/// How long shutdown waits for one partition's queued offset-index writes.
+const INDEX_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
 /// PutRecords's input, borrowing the entries: a retry sends the same ones again, so they are
 /// not cloned for each call.
 #[derive(serde::Serialize)]
@@ -675,7 +678,17 @@ impl Log for KinesisLog {
         Ok(out)
     }
 
-    async fn flush(&self, _topic: &str, _partition: u32) -> StorageResult<()> {
+    /// Shutdown: the partition's offset-index chunks still queued for the state table.
+    async fn flush(&self, topic: &str, partition: u32) -> StorageResult<()> {
+        let tail = self
+            .tails
+            .lock()
+            .get(&(topic.to_string(), partition))
+            .cloned();
+        if let Some(tail) = tail {
+            tail.flush_index(tokio::time::Instant::now() + INDEX_FLUSH_WAIT)
+                .await;
+        }
         Ok(())
     }
 

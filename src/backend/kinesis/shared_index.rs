@@ -6,6 +6,7 @@
 //! time>` (a stream made again under its old name starts afresh), `sk` = the chunk's first
 //! offset, zero-padded so text order is number order.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub struct SharedIndex {
     table: Arc<StateTable>,
     pk: String,
     writes: mpsc::UnboundedSender<IndexWrite>,
+    /// Writes asked for and not yet made (or given up).
+    queued: Arc<AtomicUsize>,
 }
 
 enum IndexWrite {
@@ -34,13 +37,39 @@ impl SharedIndex {
     pub fn new(table: Arc<StateTable>, stream: &str, shard_id: &str, created: &str) -> Self {
         let pk = format!("index/{stream}/{shard_id}/{created}");
         let (writes, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         tokio::spawn(write_in_order(
             table.clone(),
             stream.to_string(),
             pk.clone(),
             rx,
+            queued.clone(),
         ));
-        SharedIndex { table, pk, writes }
+        SharedIndex {
+            table,
+            pk,
+            writes,
+            queued,
+        }
+    }
+
+    /// Waits until every write asked for so far is made, or `until` (shutdown: a chunk
+    /// left unwritten is only read and numbered again by the next replica to load it).
+    pub async fn flush(&self, until: tokio::time::Instant) -> bool {
+        while self.queued.load(Ordering::Acquire) > 0 {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    fn send(&self, w: IndexWrite) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.writes.send(w).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// The stored chunks, in offset order.
@@ -70,15 +99,15 @@ impl SharedIndex {
     }
 
     pub fn put(&self, chunk: &Chunk) {
-        let _ = self.writes.send(IndexWrite::Put(chunk.clone()));
+        self.send(IndexWrite::Put(chunk.clone()));
     }
 
     pub fn prune_below(&self, offset: i64) {
-        let _ = self.writes.send(IndexWrite::PruneBelow(offset));
+        self.send(IndexWrite::PruneBelow(offset));
     }
 
     pub fn drop_all(&self) {
-        let _ = self.writes.send(IndexWrite::DropAll);
+        self.send(IndexWrite::DropAll);
     }
 }
 
@@ -93,8 +122,10 @@ async fn write_in_order(
     stream: String,
     pk: String,
     mut writes: mpsc::UnboundedReceiver<IndexWrite>,
+    queued: Arc<AtomicUsize>,
 ) {
     while let Some(w) = writes.recv().await {
+        let _made = Made(&queued);
         let mut backoff = Duration::from_millis(100);
         loop {
             let done = match &w {
@@ -117,6 +148,15 @@ async fn write_in_order(
                 }
             }
         }
+    }
+}
+
+/// Counts a write as made when its attempts end, however they end.
+struct Made<'a>(&'a AtomicUsize);
+
+impl Drop for Made<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -673,6 +673,15 @@ impl Tail {
         Ok(())
     }
 
+    /// Waits for the chunks queued for the shared state table, until `until`.
+    pub async fn flush_index(&self, until: tokio::time::Instant) {
+        if let IndexStore::Shared(shared) = &self.store {
+            if !shared.flush(until).await {
+                tracing::warn!(stream = %self.stream, partition = self.partition, "offset-index chunks still unwritten at shutdown; the next replica to load the index reads them again");
+            }
+        }
+    }
+
     fn persist(&self, chunk: &Chunk) -> StorageResult<()> {
         let file = match &self.store {
             IndexStore::File(file) => file,
