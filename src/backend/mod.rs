@@ -82,6 +82,10 @@ pub trait Replicas: Send + Sync {
     ) -> StorageResult<GroupHolder>;
     /// This replica holds `group`, with time to spare.
     fn holds(&self, group: &str) -> bool;
+    /// The documents (key, bytes) under `doc_prefix` of groups no live replica holds, read
+    /// afresh from the store, when this replica is the live one with the lowest node id
+    /// (so a ListGroups sent to every replica finds each such group once); empty elsewhere.
+    async fn unheld_groups(&self, doc_prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>>;
     /// Gives up every group and the registration (shutdown).
     async fn leave(&self);
 }

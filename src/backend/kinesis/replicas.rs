@@ -473,6 +473,29 @@ impl Replicas for SharedReplicas {
             .is_some_and(|h| h.until - now_ms() > ms(MARGIN))
     }
 
+    async fn unheld_groups(&self, doc_prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>> {
+        if self.live.read().first().map(|r| r.node_id) != Some(self.me.node_id) {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let held: HashSet<String> = self
+            .table
+            .query_prefix("lease", &lease_key(""))
+            .await?
+            .iter()
+            .filter(|i| number(i, "expires").is_some_and(|x| x > now))
+            .filter_map(|i| Some(text(i, "sk")?.strip_prefix(&lease_key(""))?.to_string()))
+            .collect();
+        let docs = self.meta.read_prefix(doc_prefix).await?;
+        Ok(docs
+            .into_iter()
+            .filter(|(key, _)| {
+                key.strip_prefix(doc_prefix)
+                    .is_some_and(|group| !held.contains(group))
+            })
+            .collect())
+    }
+
     async fn leave(&self) {
         self.left.store(true, Ordering::Release);
         let held: Vec<(String, i64)> = {

@@ -107,6 +107,17 @@ impl SharedMetaStore {
         Ok(())
     }
 
+    /// The documents under `prefix` as the table holds them now (written by any replica).
+    pub async fn read_prefix(&self, prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .table
+            .query_prefix(PK, prefix)
+            .await?
+            .iter()
+            .filter_map(|item| Some((text(item, "sk")?.to_string(), doc_of(item)?)))
+            .collect())
+    }
+
     /// Forgets writes of `key` not yet made (its lease is gone).
     pub fn drop_pending(&self, key: &str) {
         self.writes.state.lock().pending.remove(key);

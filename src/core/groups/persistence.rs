@@ -42,6 +42,20 @@ struct MemberDoc {
     assignment: Vec<u8>,
 }
 
+impl GroupDoc {
+    /// A stored document's protocol type and the state its group reloads in, for listing a
+    /// group no replica holds; `None` for one that does not parse.
+    pub(super) fn listing(bytes: &[u8]) -> Option<(String, GroupState)> {
+        let doc: GroupDoc = serde_json::from_slice(bytes).ok()?;
+        let state = if doc.stable.is_some() {
+            GroupState::Stable
+        } else {
+            GroupState::Empty
+        };
+        Some((doc.protocol_type.unwrap_or_default(), state))
+    }
+}
+
 impl Group {
     pub(super) fn doc(&self) -> GroupDoc {
         GroupDoc {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::membership::Group;
 use super::persistence::GroupDoc;
-use super::{GroupCoordinator, GroupError, GROUP_PREFIX};
+use super::{GroupCoordinator, GroupError, GroupState, GROUP_PREFIX};
 pub use crate::backend::ReplicaAddress;
 use crate::backend::{GroupHolder, Replicas, StorageResult};
 
@@ -54,6 +54,29 @@ impl GroupCoordinator {
         if let Some(r) = self.replicas.get() {
             r.leave().await;
         }
+    }
+
+    /// (group, protocol type, state) of the groups this replica coordinates and, with
+    /// replicas, of those nobody coordinates now (stored documents no live replica holds a
+    /// lease on, listed by one replica only), as they would reload.
+    pub async fn list_all(&self) -> StorageResult<Vec<(String, String, GroupState)>> {
+        let mut out = self.list();
+        let Some(replicas) = self.replicas.get() else {
+            return Ok(out);
+        };
+        for (key, bytes) in replicas.unheld_groups(GROUP_PREFIX).await? {
+            let Some(name) = key.strip_prefix(GROUP_PREFIX) else {
+                continue;
+            };
+            if out.iter().any(|(n, _, _)| n == name) {
+                continue;
+            }
+            if let Some((protocol_type, state)) = GroupDoc::listing(&bytes) {
+                out.push((name.to_string(), protocol_type, state));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// This replica answers for `group`.

@@ -160,6 +160,8 @@ async fn bad_joins() {
 struct FakeReplicas {
     held: parking_lot::Mutex<std::collections::HashSet<String>>,
     other: ReplicaAddress,
+    /// What `unheld_groups` answers.
+    unheld: Vec<(String, Vec<u8>)>,
 }
 
 #[async_trait::async_trait]
@@ -188,7 +190,60 @@ impl crate::backend::Replicas for FakeReplicas {
     fn holds(&self, group: &str) -> bool {
         self.held.lock().contains(group)
     }
+    async fn unheld_groups(
+        &self,
+        doc_prefix: &str,
+    ) -> crate::backend::StorageResult<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .unheld
+            .iter()
+            .filter(|(k, _)| k.starts_with(doc_prefix))
+            .cloned()
+            .collect())
+    }
     async fn leave(&self) {}
+}
+
+/// ListGroups on a replica: the groups it holds, and those whose documents no replica holds
+/// (as they would reload), each once.
+#[tokio::test]
+async fn with_replicas_list_all_adds_the_groups_nobody_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(FileMetaStore::open(dir.path().join("meta")).unwrap());
+    let earlier = GroupCoordinator::open(meta.clone(), Duration::from_millis(50)).unwrap();
+    let c = Committed {
+        offset: 42,
+        metadata: None,
+        leader_epoch: -1,
+    };
+    for group in ["idle", "mine"] {
+        earlier
+            .commit(group, -1, "", vec![("t".into(), 0, c.clone())])
+            .unwrap();
+    }
+    let docs = crate::backend::SyncMetaStore::list(meta.as_ref(), GROUP_PREFIX).unwrap();
+    assert_eq!(docs.len(), 2);
+    let g = GroupCoordinator::open(meta.clone(), Duration::from_millis(50)).unwrap();
+    g.set_replicas(Arc::new(FakeReplicas {
+        held: Default::default(),
+        other: ReplicaAddress {
+            node_id: 3,
+            host: "10.0.0.3".into(),
+            port: 9092,
+        },
+        // "mine" is taken below, so the store would not call it unheld; listed once anyway.
+        unheld: docs,
+    }));
+    assert!(g.list().is_empty(), "nothing held yet");
+    assert_eq!(g.coordinator("mine").await.unwrap(), None);
+    let listed = g.list_all().await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            ("idle".to_string(), String::new(), GroupState::Empty),
+            ("mine".to_string(), String::new(), GroupState::Empty),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -214,6 +269,7 @@ async fn with_replicas_only_the_holder_answers_and_a_taken_group_is_reloaded() {
     g.set_replicas(Arc::new(FakeReplicas {
         held: Default::default(),
         other: other.clone(),
+        unheld: Vec::new(),
     }));
     assert_eq!(g.node_id(), 7);
     // Not held: every group request is refused, nothing is written.

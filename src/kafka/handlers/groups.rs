@@ -521,7 +521,7 @@ pub fn describe_groups(ctx: &KafkaCtx, r: DescribeGroupsRequest) -> DescribeGrou
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn list_groups(ctx: &KafkaCtx, r: ListGroupsRequest) -> ListGroupsResponse {
+pub async fn list_groups(ctx: &KafkaCtx, r: ListGroupsRequest) -> ListGroupsResponse {
     // v4+: only groups in one of the requested states (case-insensitive, as Kafka).
     let wanted = |state: &str| {
         r.states_filter.is_empty()
@@ -529,11 +529,21 @@ pub fn list_groups(ctx: &KafkaCtx, r: ListGroupsRequest) -> ListGroupsResponse {
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(state))
     };
+    // The groups held here stay listed when the store cannot be read for the rest.
+    let (error, groups) = match ctx.groups.list_all().await {
+        Ok(groups) => (NONE, groups),
+        Err(e) => {
+            tracing::warn!(error = %e, "ListGroups: cannot read the groups no replica holds");
+            (
+                error::of(ResponseError::CoordinatorNotAvailable),
+                ctx.groups.list(),
+            )
+        }
+    };
     ListGroupsResponse::default()
-        .with_error_code(NONE)
+        .with_error_code(error)
         .with_groups(
-            ctx.groups
-                .list()
+            groups
                 .into_iter()
                 .filter(|(_, _, state)| wanted(state.as_str()))
                 .map(|(name, protocol_type, state)| {

@@ -53,7 +53,7 @@ pub async fn handle(
         R::OffsetCommit(r) => S::OffsetCommit(groups::offset_commit(ctx, r).await),
         R::OffsetFetch(r) => S::OffsetFetch(groups::offset_fetch(ctx, r, version).await),
         R::DescribeGroups(r) => S::DescribeGroups(groups::describe_groups(ctx, r)),
-        R::ListGroups(r) => S::ListGroups(groups::list_groups(ctx, r)),
+        R::ListGroups(r) => S::ListGroups(groups::list_groups(ctx, r).await),
         R::DeleteGroups(r) => S::DeleteGroups(groups::delete_groups(ctx, r)),
         R::OffsetDelete(r) => S::OffsetDelete(groups::offset_delete(ctx, r)),
         other => {

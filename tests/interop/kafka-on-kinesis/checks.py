@@ -826,6 +826,15 @@ def main():
             assert f"{d.coordinator.host}:{d.coordinator.port}" == third.kafka, f"coordinator after the kill: {d.coordinator}"
             for c in (c1, c2):
                 c.close()
+            # Nobody coordinates the group once its last replica stops (leases given up) and no
+            # member asks for it: a new replica still lists it, from its stored document.
+            third.stop()
+            fourth = Strait(UPSTREAM, **env)
+            replicas.append(fourth)
+            admin4 = AdminClient({"bootstrap.servers": fourth.kafka})
+            listed = admin4.list_consumer_groups().result(30)
+            names = {x.group_id for x in listed.valid}
+            assert group in names, f"ListGroups through a new replica: {sorted(names)} {listed.errors}"
         finally:
             for r in replicas:
                 r.stop()
@@ -1004,7 +1013,7 @@ def main():
         assert [per[p] for p in parts] == [ends[a], ends[b]] and per[3] == 1, (per, ends)
 
     check("state in DynamoDB: two replicas give every record the same offset; a third with an empty data_dir has the commits and the offsets", replicas_with_state_in_dynamodb_agree_on_offsets, needs_dynamodb=True)
-    check("state in DynamoDB: two replicas share one group (one coordinator, partitions split); it moves with its commits when that replica stops, and again when the next is killed", replicas_share_a_group_and_hand_it_over, needs_dynamodb=True)
+    check("state in DynamoDB: two replicas share one group (one coordinator, partitions split); it moves with its commits when that replica stops, and again when the next is killed; a new replica lists it when nobody holds it", replicas_share_a_group_and_hand_it_over, needs_dynamodb=True)
     check("Kinesis records reach a Kafka group: per shard, in order, dense offsets, arrival timestamps", kinesis_records_reach_a_kafka_group)
     check("Kafka records land in the shard the producer chose; consumers find them at the offsets producers were told", kafka_records_land_where_the_producer_sent_them)
     check("keys Kinesis cannot take: null -> partition number; non-UTF-8 and > 256 chars INVALID_RECORD; > 1 MiB MESSAGE_TOO_LARGE; nothing refused is written", keys_kinesis_cannot_take)
