@@ -69,7 +69,7 @@ run "metrics after the suites" "$venv/bin/python" "$here/metrics_check.py"
 # strait's embedded backend are Apache Kafka's (strait's own rules are marked and skipped there).
 run "produce validation checks against Apache Kafka itself" env -u STRAIT_ENDPOINT \
   STRAIT_KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" bash "$repo_root/tests/interop/python/run.sh" -q \
-  -p no:cacheprovider test_kafka_bad_input.py -k "refused or new_producer or idempotent_retry or crc or truncated_batch"
+  -p no:cacheprovider test_kafka_bad_input.py -k "refused or new_producer or idempotent_retry or crc or truncated_batch or every_advertised"
 if [ ${#failures[@]} -gt 0 ]; then
   strait_log_tail_on_failure 1
   kafka_broker_log_tail

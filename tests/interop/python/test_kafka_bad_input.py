@@ -162,6 +162,48 @@ def test_unknown_api_or_unsupported_version_closes(bs, api_key, version):
     expect_close(bs, kr.frame(api_key, version, 5, b"\0" * 16), f"api {api_key} v{version}")
 
 
+_ADVERTISED = {}
+
+
+def advertised(bootstrap):
+    """{api key: (oldest, newest)} as the server under test advertises them (ApiVersions v0)."""
+    if bootstrap not in _ADVERTISED:
+        c = kr.RawConn(bootstrap)
+        try:
+            err, apis = kr.parse_api_versions_v0(c.request(kr.api_versions(1), 1))
+        finally:
+            c.close()
+        assert err == NONE
+        _ADVERTISED[bootstrap] = {k: (lo, hi) for k, lo, hi in apis}
+    return _ADVERTISED[bootstrap]
+
+
+# Every API key Kafka 4.x defines; each case runs for the APIs the server under test advertises
+# (ApiVersions itself answers unknown versions instead, above), so against Apache Kafka the same
+# cases cover its APIs.
+ALL_API_KEYS = range(0, 93)
+
+
+@pytest.mark.parametrize("api_key", ALL_API_KEYS)
+def test_every_advertised_api_closes_on_a_version_past_its_newest(bs, api_key):
+    apis = advertised(bs)
+    if api_key not in apis or api_key == 18:
+        pytest.skip(f"API {api_key} is not advertised here (or is ApiVersions)")
+    newest = apis[api_key][1]
+    expect_close(bs, kr.frame(api_key, newest + 1, 7, b"\0" * 16), f"api {api_key} v{newest + 1}")
+
+
+@pytest.mark.parametrize("api_key", ALL_API_KEYS)
+def test_every_advertised_api_closes_on_an_empty_request(bs, api_key):
+    """The header and nothing after it, at the newest version: every such request has fields
+    (flexible versions at least their tagged-field section), so it cannot be parsed."""
+    apis = advertised(bs)
+    if api_key not in apis or api_key == 18:
+        pytest.skip(f"API {api_key} is not advertised here (or is ApiVersions)")
+    newest = apis[api_key][1]
+    expect_close(bs, kr.frame(api_key, newest, 8, b""), f"empty api {api_key} v{newest}")
+
+
 def test_undecodable_body_closes(bs):
     # Metadata v1 whose topic array claims 1000 entries and stops.
     expect_close(bs, kr.frame(3, 1, 9, kr.i32(1000) + kr.i16(5) + b"ab"), "truncated Metadata body")
