@@ -12,6 +12,24 @@ use strait::config::Config;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Keeps this process off transparent huge pages. mimalloc's segments are 2 MiB-aligned, so
+/// where the kernel backs them with huge pages a few bytes used make 2 MiB resident: under
+/// 6,000 idle connections (bench/abuse.py) strait's RSS went from 77 MiB to 322 MiB.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and touches no memory of
+        // ours; it sets a flag on the process's address space.
+        let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if rc != 0 {
+            eprintln!(
+                "strait: could not turn transparent huge pages off: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "strait",
@@ -49,6 +67,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
