@@ -138,9 +138,7 @@ async fn count(
         }
         traffic::Request::Subscribe { .. } | traffic::Request::Other => {}
     }
-    for name in HOP_BY_HOP {
-        parts.headers.remove(*name);
-    }
+    strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, Full::new(whole).boxed_unsync()))
 }
 
@@ -170,14 +168,18 @@ async fn forward(
     Ok((answer, sent))
 }
 
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
 /// The upstream's answer as the client's: its status and headers, and its body streamed
 /// frame by frame (an event stream keeps flowing; a broken upstream ends it). With a stream
 /// named, the body is a SubscribeToShard event stream whose records are counted as they pass.
 fn relay(answer: Response<Incoming>, events_of: Option<(String, Protocol)>) -> Response<Body> {
     let (mut parts, body) = answer.into_parts();
-    for name in HOP_BY_HOP {
-        parts.headers.remove(*name);
-    }
+    strip_hop_by_hop(&mut parts.headers);
     let counter = events_of.map(|(stream, protocol)| EventCounter {
         stream,
         protocol,

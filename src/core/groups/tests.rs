@@ -204,10 +204,17 @@ impl crate::backend::Replicas for FakeReplicas {
     async fn leave(&self) {}
 }
 
-/// ListGroups on a replica: the groups it holds, and those whose documents no replica holds
-/// (as they would reload), each once.
-#[tokio::test]
-async fn with_replicas_list_all_adds_the_groups_nobody_holds() {
+/// A shared store in which another replica (`earlier`, returned with the offset it committed)
+/// committed offset 42 of `t`/0 for each of `groups`; the directory lives as long as the
+/// first element.
+fn store_with_commits(
+    groups: &[&str],
+) -> (
+    tempfile::TempDir,
+    Arc<FileMetaStore>,
+    Arc<GroupCoordinator>,
+    Committed,
+) {
     let dir = tempfile::tempdir().unwrap();
     let meta = Arc::new(FileMetaStore::open(dir.path().join("meta")).unwrap());
     let earlier = GroupCoordinator::open(meta.clone(), Duration::from_millis(50)).unwrap();
@@ -216,11 +223,19 @@ async fn with_replicas_list_all_adds_the_groups_nobody_holds() {
         metadata: None,
         leader_epoch: -1,
     };
-    for group in ["idle", "mine"] {
+    for group in groups {
         earlier
             .commit(group, -1, "", vec![("t".into(), 0, c.clone())])
             .unwrap();
     }
+    (dir, meta, earlier, c)
+}
+
+/// ListGroups on a replica: the groups it holds, and those whose documents no replica holds
+/// (as they would reload), each once.
+#[tokio::test]
+async fn with_replicas_list_all_adds_the_groups_nobody_holds() {
+    let (_dir, meta, _, _) = store_with_commits(&["idle", "mine"]);
     let docs = crate::backend::SyncMetaStore::list(meta.as_ref(), GROUP_PREFIX).unwrap();
     assert_eq!(docs.len(), 2);
     let g = GroupCoordinator::open(meta.clone(), Duration::from_millis(50)).unwrap();
@@ -248,18 +263,8 @@ async fn with_replicas_list_all_adds_the_groups_nobody_holds() {
 
 #[tokio::test]
 async fn with_replicas_only_the_holder_answers_and_a_taken_group_is_reloaded() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta = Arc::new(FileMetaStore::open(dir.path().join("meta")).unwrap());
     // Another replica's commit, already in the shared store.
-    let earlier = GroupCoordinator::open(meta.clone(), Duration::from_millis(50)).unwrap();
-    let c = Committed {
-        offset: 42,
-        metadata: None,
-        leader_epoch: -1,
-    };
-    earlier
-        .commit("mine", -1, "", vec![("t".into(), 0, c.clone())])
-        .unwrap();
+    let (_dir, meta, earlier, c) = store_with_commits(&["mine"]);
     let g = GroupCoordinator::open(meta.clone(), Duration::from_millis(50)).unwrap();
     let other = ReplicaAddress {
         node_id: 3,

@@ -36,9 +36,10 @@ pub use zstd::Zstd;
 pub const MAX_INFLATED_BATCH: usize = 128 << 20;
 
 /// strait: a decompression target that refuses to grow past [`MAX_INFLATED_BATCH`].
-#[allow(dead_code)]
+#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
 pub(crate) struct Inflated(pub bytes::BytesMut);
 
+#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
 impl std::io::Write for Inflated {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         if self.0.len() + data.len() > MAX_INFLATED_BATCH {
