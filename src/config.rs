@@ -119,6 +119,10 @@ pub struct KafkaConfig {
     /// How long the first JoinGroup of an empty group waits for others before the rebalance
     /// completes (Kafka's group.initial.rebalance.delay.ms).
     pub group_initial_rebalance_delay_ms: u64,
+    /// How long the children of a reshard wait for a group that commits nothing on their
+    /// parents before it is given them anyway (it started at the latest offset and will not
+    /// read the parents).
+    pub unread_parent_wait_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -129,6 +133,7 @@ impl Default for KafkaConfig {
             advertised_address: "127.0.0.1:9092".into(),
             max_frame_bytes: 100 << 20,
             group_initial_rebalance_delay_ms: 3000,
+            unread_parent_wait_ms: 30_000,
         }
     }
 }

@@ -199,6 +199,7 @@ fn serve_kafka_front(
         default_partitions: config.streams.default_shard_count,
         auto_create_topics: config.streams.auto_create_topics,
         holds: Default::default(),
+        unread_parent_wait: std::time::Duration::from_millis(config.kafka.unread_parent_wait_ms),
     });
     kafka::handlers::reshard_order::spawn_sweep(kctx.clone(), closing.clone());
     tracing::info!(addr = %bound, "Kafka API listening");

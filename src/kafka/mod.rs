@@ -27,6 +27,8 @@ pub struct KafkaCtx {
     pub auto_create_topics: bool,
     /// Child partitions each group was last not given (`handlers::reshard_order`).
     pub holds: handlers::reshard_order::Holds,
+    /// How long children wait for a group that commits nothing on their parents.
+    pub unread_parent_wait: std::time::Duration,
 }
 
 /// Each API's request metrics (served or forwarded), resolved on its first request and kept,

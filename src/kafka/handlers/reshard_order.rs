@@ -8,8 +8,9 @@
 //! - A held-back child is committed at its start for the group (unless the group has an
 //!   offset there), so a consumer whose reset policy is "latest" does not skip what was
 //!   written to it meanwhile.
-//! - A group that commits nothing on the parents for `GIVE_UP` (a consumer that started at
-//!   the latest offset and never reads them) is handed the children anyway.
+//! - A group that commits nothing on the parents for `kafka.unread_parent_wait_ms` (a
+//!   consumer that started at the latest offset and never reads them) is handed the children
+//!   anyway.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,10 +25,6 @@ use super::super::KafkaCtx;
 
 /// How often held-back children are looked at again.
 const SWEEP: Duration = Duration::from_secs(2);
-/// How long children wait for a group that commits nothing on their parents: a group that
-/// reads a parent commits within seconds (Java's auto-commit every 5 s, or per batch), so
-/// silence this long means it is not reading them (it started at the latest offset).
-const GIVE_UP: Duration = Duration::from_secs(30);
 /// The assignors whose assignments are plain partition lists.
 const PLAIN_ASSIGNORS: &[&str] = &["range", "roundrobin", "sticky", "cooperative-sticky"];
 
@@ -38,7 +35,7 @@ pub struct GroupHold {
     /// member id → what it was not given.
     members: BTreeMap<String, HeldByTopic>,
     /// topic → when the group first had partitions held back there (kept across rebalances,
-    /// for `GIVE_UP`).
+    /// for `KafkaCtx::unread_parent_wait`).
     since: BTreeMap<String, Instant>,
 }
 
@@ -93,7 +90,7 @@ pub async fn withhold_children(
             .lock()
             .get(group)
             .and_then(|h| h.since.get(&topic))
-            .is_some_and(|since| since.elapsed() >= GIVE_UP);
+            .is_some_and(|since| since.elapsed() >= ctx.unread_parent_wait);
         let mut mine = Vec::new();
         t.partitions.retain(|p| {
             let Some(h) = back.iter().find(|h| h.partition as i32 == *p) else {
@@ -126,7 +123,7 @@ pub async fn withhold_children(
             h.since.entry(topic.clone()).or_insert_with(Instant::now);
         }
         h.members.insert(member.to_string(), held);
-        // The GIVE_UP clock of a topic nobody in the group waits on any more stops.
+        // The unread-parent clock of a topic nobody in the group waits on any more stops.
         let waiting: Vec<String> = h.members.values().flat_map(|t| t.keys().cloned()).collect();
         h.since.retain(|topic, _| waiting.contains(topic));
     }
@@ -152,7 +149,7 @@ pub fn spawn_sweep(ctx: Arc<KafkaCtx>, mut closing: tokio::sync::watch::Receiver
 }
 
 async fn sweep(ctx: &KafkaCtx) {
-    // (group, generation, what its members were not given, GIVE_UP reached)
+    // (group, generation, what its members were not given, the unread-parent wait over)
     let groups: Vec<(String, i32, HeldByTopic, bool)> = {
         let mut holds = ctx.holds.lock();
         // A group gone: forget it.
@@ -167,7 +164,10 @@ async fn sweep(ctx: &KafkaCtx) {
                         topics.entry(topic.clone()).or_default().extend(ps);
                     }
                 }
-                let gave_up = h.since.values().any(|s| s.elapsed() >= GIVE_UP);
+                let gave_up = h
+                    .since
+                    .values()
+                    .any(|s| s.elapsed() >= ctx.unread_parent_wait);
                 (g.clone(), h.generation, topics, gave_up)
             })
             .collect()

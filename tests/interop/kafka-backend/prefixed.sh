@@ -24,12 +24,7 @@ start_strait prefixed STRAIT_BACKEND__TYPE=kafka STRAIT_BACKEND__KAFKA__BOOTSTRA
 trap '_strait_stop; stop_kafka_broker' EXIT
 
 failures=()
-run() { # name, command...
-  local name="$1"; shift
-  echo "## $name"
-  "$@"; local rc=$?
-  [ $rc -eq 0 ] || failures+=("$name")
-}
+run() { run_part "$@"; }
 
 export KAFKA_PORT_PER_BROKER=true
 run "prefix checks (both sides)" "$venv/bin/python" "$here/prefix_checks.py"

@@ -48,15 +48,15 @@ export STATE_DYNAMODB="http://127.0.0.1:$port"
 start_strait kafka-on-kinesis-upstream STRAIT_KINESIS__THROTTLING=aws || exit 2
 trap cleanup EXIT
 for read in polling fan-out; do
-  READ=$read UPSTREAM="$STRAIT_ENDPOINT" UPSTREAM_KIND=strait UPSTREAM_ADMIN="$STRAIT_ADMIN" \
-    "$venv/bin/python" "$here/checks.py" || failures+=("strait-upstream/$read")
+  run_part "strait-upstream/$read" env READ=$read UPSTREAM="$STRAIT_ENDPOINT" UPSTREAM_KIND=strait \
+    UPSTREAM_ADMIN="$STRAIT_ADMIN" "$venv/bin/python" "$here/checks.py"
 done
 
 # 2. moto as the upstream.
-UPSTREAM="http://127.0.0.1:$port" UPSTREAM_KIND=moto "$venv/bin/python" "$here/checks.py" || failures+=("moto-upstream")
+run_part moto-upstream env UPSTREAM="http://127.0.0.1:$port" UPSTREAM_KIND=moto "$venv/bin/python" "$here/checks.py"
 
 # 3. The Kafka Java, franz-go and kcat suites with backend.type kinesis (their own upstream).
-bash "$here/suites.sh" || failures+=("kafka-suites")
+run_part kafka-suites bash "$here/suites.sh"
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "# kafka-on-kinesis failed against: ${failures[*]}"

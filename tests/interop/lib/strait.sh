@@ -66,3 +66,14 @@ strait_log_tail_on_failure() {
     rm -f "$STRAIT_SERVER_LOG"
   fi
 }
+
+# One part of a multi-part suite: prints "## NAME", runs the command, adds NAME to the caller's
+# `failures` array when it fails, and prints how long the part took, so a suite's log shows where
+# CI's time goes.
+run_part() { # name, command...
+  local name="$1" start=$SECONDS rc; shift
+  echo "## $name"
+  "$@"; rc=$?
+  [ $rc -eq 0 ] || failures+=("$name")
+  echo "## $name: $((SECONDS - start)) s"
+}

@@ -173,7 +173,6 @@ def committed_offsets(bootstrap, group, topic, partitions):
 def test_two_consumers_split_partitions_then_one_leaves(kafka_bootstrap, server, assignor):
     topic = create_topic(kafka_bootstrap, unique("grp-split"), 4)
     records = make_records("split", KEYS, 50)  # 2000
-    produce(kafka_bootstrap, topic, records)
     group = unique("g-split")
     conf = {"partition.assignment.strategy": assignor}
     ledger = Ledger()
@@ -189,6 +188,8 @@ def test_two_consumers_split_partitions_then_one_leaves(kafka_bootstrap, server,
         )
         assert a.assigned.isdisjoint(b.assigned) and a.assigned | b.assigned == {0, 1, 2, 3}
         a_parts = set(a.assigned)
+        # Produced only after the split, so neither member can read them all alone first.
+        produce(kafka_bootstrap, topic, records)
 
         # Read some more with both, then a leaves with records still unread on its partitions.
         a_before = len(a.rows)
@@ -251,7 +252,6 @@ def test_kafka_python_two_consumers_split_then_one_leaves(kafka_bootstrap, serve
 
     topic = create_topic(kafka_bootstrap, unique("grp-kp"), 4)
     records = make_records("kp", KEYS, 25)  # 1000
-    produce(kafka_bootstrap, topic, records)
     group = unique("g-kp")
 
     class KpMember(ConsumerRebalanceListener):
@@ -323,6 +323,9 @@ def test_kafka_python_two_consumers_split_then_one_leaves(kafka_bootstrap, serve
     try:
         wait(lambda: len(a.assigned) == 2 and len(b.assigned) == 2, 30, "a 2/2 split")
         assert a.assigned.isdisjoint(b.assigned)
+        # Produced only now: had the records been there first, whichever member joined first
+        # could have read and committed all of them before the split, leaving a nothing to read.
+        produce(kafka_bootstrap, topic, records)
         a_parts = set(a.assigned)
         a_before = len(a.rows)
         wait(lambda: len(a.rows) >= a_before + 50, 20, "a to read 50 more")
