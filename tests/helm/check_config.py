@@ -81,7 +81,7 @@ def main():
             continue
         pod = d["spec"]["template"]["spec"]
         vols = {v["name"]: (v.get("configMap") or {}).get("name") for v in pod.get("volumes", [])}
-        for c in pod["containers"]:
+        for c in pod["containers"] + pod.get("initContainers", []):
             for m in c.get("volumeMounts", []):
                 if m["mountPath"] == "/etc/strait/strait.yaml":
                     envs[vols.get(m["name"])] = container_env(c)

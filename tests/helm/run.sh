@@ -147,11 +147,12 @@ render_case() {
     fi
     run_checker "$here/validate.py" "$out" "$case" \
         --expect-kinds "$([ "$expect" = - ] || echo "$expect")" \
-        --forbid-kinds "$([ "$forbid" = - ] || echo "$forbid")"
+        --forbid-kinds "$([ "$forbid" = - ] || echo "$forbid")" "${VALIDATE_ARGS[@]}"
     run_checker "$here/check_config.py" "$out" "$case" "$STRAIT" "$OUT/$case.config" "$@"
 }
 
 EXTRA_SET=()
+VALIDATE_ARGS=()
 render_case defaults "$CHART" - \
     StatefulSet,Service,ConfigMap,ServiceAccount Deployment,HorizontalPodAutoscaler \
     --advertised 'strait-0\.strait-headless\.default\.svc\.cluster\.local:9092'
@@ -163,9 +164,33 @@ render_case kafka "$CHART" "$EXAMPLES/values-kafka.yaml" \
     --advertised '10\.1\.2\.3:9092' \
     --secret-env STRAIT_BACKEND__KAFKA__SASL__USERNAME=strait-kafka-sasl/username \
     --secret-env STRAIT_BACKEND__KAFKA__SASL__PASSWORD=strait-kafka-sasl/password
+# The sidecar forms: native (the default; Kubernetes 1.29 is the first whose schema has an init
+# container's restartPolicy) and classic (an ordinary container, for older clusters).
+VALIDATE_ARGS=(--sidecar native --k8s-versions 1.29.0,1.37.0)
 render_case sidecar "$APP" "$EXAMPLES/values-sidecar.yaml" \
     Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
     --advertised '127\.0\.0\.1:9092'
+VALIDATE_ARGS=(--sidecar classic --k8s-versions 1.25.0,1.37.0)
+EXTRA_SET=(-f "$EXAMPLES/values-sidecar-classic.yaml")
+render_case sidecar-classic "$APP" "$EXAMPLES/values-sidecar.yaml" \
+    Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
+    --advertised '127\.0\.0\.1:9092'
+EXTRA_SET=()
+# The validation tells the forms apart: a native sidecar is not a valid pod before 1.28.
+check_fails "the native sidecar is refused by the Kubernetes 1.27 schema (restartPolicy on a container)" \
+    "restartPolicy" "$PY" "$here/validate.py" "$OUT/sidecar.yaml" sidecar-on-1.27 --k8s-versions 1.27.0
+check_fails "refuses an unknown sidecar.form" "strait.sidecar.form must be native or classic" \
+    "$HELM" template app "$APP" -f "$EXAMPLES/values-sidecar.yaml" --set strait.sidecar.form=both
+# Charts written before the native form include "strait.sidecar" under containers: that is
+# still the classic container, whatever sidecar.form says (rendered here with the default, native).
+rm -rf "$OUT/app-old-include" && cp -r "$APP" "$OUT/app-old-include"
+sed -i -e 's/include "strait.sidecarInitContainers" \./""/' -e 's/"strait.sidecarContainers"/"strait.sidecar"/' \
+    "$OUT/app-old-include/templates/deployment.yaml"
+VALIDATE_ARGS=(--sidecar classic)
+render_case sidecar-old-include "$OUT/app-old-include" "$EXAMPLES/values-sidecar.yaml" \
+    Deployment,ConfigMap StatefulSet,Service,HorizontalPodAutoscaler \
+    --advertised '127\.0\.0\.1:9092'
+VALIDATE_ARGS=(--sidecar native)
 # The sidecar in front of MSK with IAM: AWS keys from a Secret, TLS with a client certificate.
 EXTRA_SET=(--set strait.config.backend.type=kafka --set 'strait.config.backend.kafka.bootstrap={b-1.msk:9098}'
     --set strait.sasl.enabled=true --set strait.sasl.mechanism=AWS_MSK_IAM --set strait.sasl.existingSecret=msk-iam
@@ -188,6 +213,7 @@ render_case sidecar-kinesis-shared "$APP" "$EXAMPLES/values-sidecar.yaml" \
 check "sidecar-kinesis-shared: Kafka listens on the pod IP, Kinesis stays on loopback" \
     bash -c "grep -q 'listen: 0.0.0.0:9092' '$OUT/sidecar-kinesis-shared.yaml' \
       && grep -q 'listen: 127.0.0.1:4567' '$OUT/sidecar-kinesis-shared.yaml'"
+VALIDATE_ARGS=()
 # A client certificate from a kubernetes.io/tls Secret with the image's CA bundle (caKey "").
 EXTRA_SET=(--set backendTls.existingSecret=strait-client-cert --set backendTls.clientAuth=true
     --set backendTls.caKey=)

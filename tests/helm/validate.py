@@ -1,15 +1,19 @@
 """Checks for one `helm template` output (a multi-document YAML file).
 
     validate.py MANIFESTS CASE [--expect-kinds Kind,Kind] [--forbid-kinds Kind,Kind]
+                [--k8s-versions 1.29.0,1.37.0] [--sidecar native|classic]
 
 1. Every document is validated with kubernetes-validate (the schemas it ships; Kubernetes
-   1.37, strict: unknown fields are errors). Custom resources (API groups that are not built
+   1.37 unless --k8s-versions names others, strict: unknown fields are errors). Custom resources (API groups that are not built
    into Kubernetes, e.g. monitoring.coreos.com ServiceMonitor) have no schema there: they are
    reported as SKIP and only checked for apiVersion/kind/metadata.name/spec.
 2. Workload policy for every container named strait: non-root uid 65532, read-only root
    filesystem, no privilege escalation, all capabilities dropped, /healthz liveness and
    /readyz readiness probes on the admin port, and a terminationGracePeriodSeconds above
-   the configuration's shutdown_grace_secs.
+   the configuration's shutdown_grace_secs. The strait container is looked for among the
+   pod's containers and init containers; --sidecar native wants it as Kubernetes' native
+   sidecar (an init container with restartPolicy Always whose startup probe asks /readyz, so
+   the app's containers start once strait serves), --sidecar classic among the containers.
 
 Prints one PASS/FAIL/SKIP line per check; exits 1 if any failed.
 """
@@ -20,7 +24,7 @@ import yaml
 import kubernetes_validate
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
-K8S_VERSION = "1.37.0"
+K8S_VERSIONS = "1.37.0"
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
 
@@ -37,6 +41,8 @@ def main():
     ap.add_argument("case")
     ap.add_argument("--expect-kinds", default="")
     ap.add_argument("--forbid-kinds", default="")
+    ap.add_argument("--k8s-versions", default=K8S_VERSIONS)
+    ap.add_argument("--sidecar", choices=["native", "classic"])
     a = ap.parse_args()
 
     with open(a.manifests) as f:
@@ -57,15 +63,17 @@ def main():
     kinds = [d.get("kind") for d in docs]
 
     # 1. schemas
-    for d in docs:
+    for d, version in ((d, v) for d in docs for v in a.k8s_versions.split(",")):
         name = f"{d.get('kind')}/{d.get('metadata', {}).get('name')}"
         try:
-            kubernetes_validate.validate(d, K8S_VERSION, strict=True)
-            report(True, f"schema {name} (k8s {K8S_VERSION}, strict)")
+            kubernetes_validate.validate(d, version, strict=True)
+            report(True, f"schema {name} (k8s {version}, strict)")
         except ValidationError as e:
             path = "/".join(str(p) for p in e.path)
-            report(False, f"schema {name}", f"{path}: {e.message}")
+            report(False, f"schema {name} (k8s {version})", f"{path}: {e.message}")
         except SchemaNotFoundError:
+            if version != a.k8s_versions.split(",")[0]:
+                continue
             if builtin_group(d.get("apiVersion", "")):
                 report(False, f"schema {name}", f"no schema for built-in {d.get('apiVersion')}")
             else:
@@ -91,10 +99,20 @@ def main():
             continue
         pod = d["spec"]["template"]["spec"]
         wname = f"{d['kind']}/{d['metadata']['name']}"
-        for c in pod.get("containers", []):
-            if c.get("name") != "strait":
-                continue
-            what = f"{wname} strait container"
+        stratis = [(c, False) for c in pod.get("containers", []) if c.get("name") == "strait"]
+        stratis += [(c, True) for c in pod.get("initContainers", []) if c.get("name") == "strait"]
+        if a.sidecar:
+            native = a.sidecar == "native"
+            report(len(stratis) == 1 and stratis[0][1] == native,
+                   f"{wname} runs strait {'as an init container' if native else 'among its containers'}",
+                   f"found {[('init' if i else 'container') for _, i in stratis]}")
+        for c, in_init in stratis:
+            what = f"{wname} strait {'init container' if in_init else 'container'}"
+            if in_init:
+                report(c.get("restartPolicy") == "Always",
+                       f"{what} has restartPolicy Always (a native sidecar)", f"{c.get('restartPolicy')}")
+            else:
+                report("restartPolicy" not in c, f"{what} has no restartPolicy of its own")
             sc = c.get("securityContext") or {}
             psc = pod.get("securityContext") or {}
             uid = sc.get("runAsUser", psc.get("runAsUser"))
@@ -114,7 +132,11 @@ def main():
                 continue
             admin_port = int(str(cfg["admin"]["listen"]).rsplit(":", 1)[1])
             named = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-            for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            probes = [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]
+            if in_init:
+                # The app's containers start once this passes: strait must be serving by then.
+                probes.append(("startupProbe", "/readyz"))
+            for probe, path in probes:
                 hg = (c.get(probe) or {}).get("httpGet") or {}
                 port = hg.get("port")
                 port = named.get(port, port)

@@ -5,12 +5,22 @@ An application chart depends on this chart (Chart.yaml `dependencies: - name: st
 `strait.mode: sidecar` (so this chart renders no resources of its own) and includes, with its
 root context:
 
+  {{- with include "strait.sidecarInitContainers" . }}
+  initContainers:
+    {{- . | nindent 4 }}
+  {{- end }}
   containers:
     - name: app
       ...
-    {{- include "strait.sidecar" . | nindent 4 }}
+    {{- include "strait.sidecarContainers" . | nindent 4 }}
   volumes:
     {{- include "strait.sidecarVolumes" . | nindent 4 }}
+
+`sidecar.form` picks where strait goes. `native` (the default, Kubernetes 1.29 and later): an
+init container with `restartPolicy: Always`, so the kubelet starts the app's containers only
+once strait's startup probe passes, and at pod shutdown stops strait only after they have
+exited. `classic`: an ordinary container beside the app's, for older clusters; the two start
+and stop together. Each of the two includes renders nothing in the other form.
 
 and, in a template file of its own, the ConfigMap the sidecar reads:
 
@@ -104,8 +114,41 @@ data:
 {{- add (int $v.config.shutdown_grace_secs) (int $v.terminationGraceExtraSecs) }}
 {{- end }}
 
-{{/* The strait container (an item of the pod's `containers:` list). */}}
+{{/* "true" when strait runs as a native sidecar (an init container that keeps running). */}}
+{{- define "strait.sidecar.native" -}}
+{{- $v := include "strait.sidecar.values" . | fromYaml }}
+{{- $form := toString (dig "sidecar" "form" "native" $v) }}
+{{- if not (has $form (list "native" "classic")) }}
+{{- fail (printf "strait.sidecar.form must be native or classic, not %q" $form) }}
+{{- end }}
+{{- if eq $form "native" }}true{{ end }}
+{{- end }}
+
+{{/* The pod's `initContainers:` items for strait: the native sidecar, or nothing. */}}
+{{- define "strait.sidecarInitContainers" -}}
+{{- if include "strait.sidecar.native" . }}
+{{- include "strait.sidecar.container" (dict "root" . "native" true) }}
+{{- end }}
+{{- end }}
+
+{{/* The pod's `containers:` items for strait: the classic sidecar, or nothing. */}}
+{{- define "strait.sidecarContainers" -}}
+{{- if not (include "strait.sidecar.native" .) }}
+{{- include "strait.sidecar.container" (dict "root" . "native" false) }}
+{{- end }}
+{{- end }}
+
+{{/* The strait container in its classic form, whatever sidecar.form says (the include of
+charts written before the native form). */}}
 {{- define "strait.sidecar" -}}
+{{- include "strait.sidecar.container" (dict "root" . "native" false) }}
+{{- end }}
+
+{{/* The strait container; native adds restartPolicy: Always (an init container that keeps
+running: Kubernetes' native sidecar). */}}
+{{- define "strait.sidecar.container" -}}
+{{- $native := .native }}
+{{- with .root }}
 {{- $v := include "strait.sidecar.values" . | fromYaml }}
 {{- include "strait.validateBackendAuth" (dict "values" $v "prefix" "strait.") }}
 {{- $c := include "strait.sidecar.config" . | fromYaml }}
@@ -116,6 +159,11 @@ data:
 - name: {{ $v.sidecar.containerName }}
   image: {{ include "strait.image" (dict "values" $v "appVersion" (include "strait.sidecar.appVersion" .)) }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
+  {{- if $native }}
+  # A native sidecar: started before the app's containers (they wait for the startup probe)
+  # and stopped after they have exited.
+  restartPolicy: Always
+  {{- end }}
   command:
     {{- toYaml $v.command | nindent 4 }}
   args:
@@ -158,10 +206,10 @@ data:
   {{- if $v.probes.startup.enabled }}
   startupProbe:
     httpGet:
-      path: {{ $v.probes.startup.path }}
+      path: {{ $v.sidecar.startupProbe.path }}
       port: {{ $adminPort }}
-    periodSeconds: {{ $v.probes.startup.periodSeconds }}
-    failureThreshold: {{ $v.probes.startup.failureThreshold }}
+    periodSeconds: {{ $v.sidecar.startupProbe.periodSeconds }}
+    failureThreshold: {{ $v.sidecar.startupProbe.failureThreshold }}
   {{- end }}
   livenessProbe:
     httpGet:
@@ -197,6 +245,7 @@ data:
       readOnly: true
     {{- end }}
     {{- include "strait.backendTlsMount" (dict "values" $v "volume" "strait-kafka-tls") | nindent 4 }}
+{{- end }}
 {{- end }}
 
 {{/* The sidecar's volumes (items of the pod's `volumes:` list). */}}
