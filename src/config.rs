@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+mod effective;
+pub use effective::{effective_yaml, Override};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -20,13 +23,41 @@ pub struct Config {
     pub streams: StreamsConfig,
     pub admin: AdminConfig,
     pub limits: LimitsConfig,
+    pub log: LogConfig,
     /// At SIGTERM, how long in-flight requests may take before connections are closed.
     pub shutdown_grace_secs: u64,
 }
 
+/// What strait logs and how (to standard error).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `warn,strait=debug`); `RUST_LOG`, when set, wins.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event; colour only when standard error is a terminal.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
 /// What one client may hold of strait: connections, and time spent idle or sending a request.
 /// Applies to the Kinesis, Kafka and admin listeners.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Per listener; a connection beyond it is closed at once. Clamped at start so all
@@ -52,7 +83,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KinesisConfig {
     pub listen: String,
@@ -68,7 +99,7 @@ pub struct KinesisConfig {
     pub throttling: Throttling,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Throttling {
     #[default]
@@ -77,7 +108,7 @@ pub enum Throttling {
 }
 
 /// PEM files for TLS on the Kinesis port. With both set, the port also accepts TLS.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert: Option<PathBuf>,
@@ -85,7 +116,7 @@ pub struct TlsConfig {
 }
 
 /// The admin listener: /metrics, /healthz, /readyz.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Empty turns it off.
@@ -104,7 +135,7 @@ impl Default for AdminConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// The Kafka protocol listener; empty turns it off.
@@ -139,7 +170,7 @@ impl Default for KafkaConfig {
 }
 
 /// How Kafka producers' keyed records are checked against a `kinesis-md5` stream's ranges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyCheck {
     Off,
@@ -147,7 +178,7 @@ pub enum KeyCheck {
     Reject,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendType {
     Embedded,
@@ -155,7 +186,7 @@ pub enum BackendType {
     Kinesis,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
     #[serde(rename = "type")]
@@ -167,7 +198,7 @@ pub struct BackendConfig {
 
 /// Amazon Kinesis behind `backend.type: kinesis`: Kinesis clients are forwarded to it (the
 /// pass-through); Kafka clients reach its streams as topics through the core.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KinesisBackendConfig {
     pub region: String,
@@ -203,7 +234,7 @@ pub struct KinesisBackendConfig {
     pub groups: BTreeMap<String, KinesisGroupConfig>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KinesisRead {
     #[default]
@@ -231,7 +262,7 @@ impl Default for KinesisBackendConfig {
 }
 
 /// The Kinesis backend's state store.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KinesisStateConfig {
     #[serde(rename = "type")]
@@ -262,7 +293,7 @@ fn table_name_ok(name: &str) -> bool {
 }
 
 /// A Kafka consumer group's settings on the Kinesis backend.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KinesisGroupConfig {
     /// The DynamoDB lease table of a KCL application: the group's committed offsets are its
@@ -273,7 +304,7 @@ pub struct KinesisGroupConfig {
     pub stream: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KinesisStateType {
     /// Files under `data_dir`: one strait replica.
@@ -311,7 +342,7 @@ impl KinesisBackendConfig {
 }
 
 /// The cluster behind `backend.type: kafka`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaBackendConfig {
     /// host:port of one or more brokers; strait learns the rest from Metadata. A
@@ -341,7 +372,7 @@ impl Default for KafkaBackendConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaBackendTls {
     pub enabled: bool,
@@ -350,7 +381,7 @@ pub struct KafkaBackendTls {
     pub key: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaBackendSasl {
     /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM.
@@ -359,7 +390,21 @@ pub struct KafkaBackendSasl {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The password never shows in logs or error messages.
+impl std::fmt::Debug for KafkaBackendSasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBackendSasl")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &self.password.as_ref().map(|_| effective::REDACTED),
+            )
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncPolicy {
     Always,
@@ -367,7 +412,7 @@ pub enum FsyncPolicy {
     Never,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedConfig {
     pub fsync: FsyncPolicy,
@@ -376,7 +421,7 @@ pub struct EmbeddedConfig {
     pub retention_check_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamsConfig {
     pub default_shard_count: u32,
@@ -404,6 +449,7 @@ impl Default for Config {
             streams: StreamsConfig::default(),
             admin: AdminConfig::default(),
             limits: LimitsConfig::default(),
+            log: LogConfig::default(),
             shutdown_grace_secs: 30,
         }
     }
@@ -469,11 +515,14 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "streams",
     "admin",
+    "log",
     "shutdown_grace_secs",
 ];
 
 /// The top-level keys that hold a section rather than a value.
-const SECTIONS: &[&str] = &["kinesis", "kafka", "backend", "streams", "admin", "limits"];
+const SECTIONS: &[&str] = &[
+    "kinesis", "kafka", "backend", "streams", "admin", "limits", "log",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -493,6 +542,15 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        Self::load_with_overrides(path, env).map(|(config, _)| config)
+    }
+
+    /// `load`, also naming each key an environment variable set.
+    pub fn load_with_overrides(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<Override>), ConfigError> {
+        let mut overrides = Vec::new();
         let mut tree = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -522,12 +580,13 @@ impl Config {
                 }
                 set_path(&mut tree, &keys, scalar(&v))
                     .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?;
+                overrides.push(Override { keys, var: k });
             }
         }
         let config: Config =
             serde_yaml::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
-        Ok(config)
+        Ok((config, overrides))
     }
 
     /// What the Kafka backend can do in this version is checked here, so a setting it would
@@ -608,6 +667,12 @@ impl Config {
         let bad = |key: &str, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
         if self.region.is_empty() {
             return bad("region", "must not be empty".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return bad(
+                "log.level",
+                format!("{:?} is not a log filter: {e}", self.log.level),
+            );
         }
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return bad(

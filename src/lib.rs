@@ -49,8 +49,7 @@ pub async fn run(
         let bound = alistener
             .local_addr()
             .map_err(|e| format!("admin listener: {e}"))?;
-        tracing::info!(addr = %bound, "admin listening");
-        println!("strait: admin listening on {bound}");
+        observe::logging::listening("admin", &bound);
         Some(tokio::spawn(observe::admin::serve(
             alistener,
             ready.clone(),
@@ -202,8 +201,7 @@ fn serve_kafka_front(
         unread_parent_wait: std::time::Duration::from_millis(config.kafka.unread_parent_wait_ms),
     });
     kafka::handlers::reshard_order::spawn_sweep(kctx.clone(), closing.clone());
-    tracing::info!(addr = %bound, "Kafka API listening");
-    println!("strait: kafka listening on {bound}");
+    observe::logging::listening("kafka", &bound);
     tokio::spawn(kafka::server::serve(klistener, kctx, conns, closing))
 }
 
@@ -240,9 +238,7 @@ async fn serve_kinesis(
         .await
         .map_err(|e| format!("cannot listen on {addr} (kinesis.listen): {e}"))?;
     let addr = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%addr, tls = tls.is_some(), backend = ?config.backend.kind, "Kinesis API listening");
-    // Machine-readable, for tools that start strait on port 0.
-    println!("strait: kinesis listening on {addr}");
+    observe::logging::listening("kinesis", &addr);
     Ok(tokio::spawn(kinesis::server::serve(
         listener,
         api,
@@ -534,8 +530,7 @@ async fn start_kafka_backend(
         conns.clone(),
         closing.clone(),
     );
-    tracing::info!(addr = %bound, "Kafka API listening (pass-through)");
-    println!("strait: kafka listening on {bound}");
+    observe::logging::listening("kafka", &bound);
     let Some(core) = open_kafka_core(config, cluster, closing.clone()).await else {
         // Shut down before the cluster ever answered.
         return Ok((None, task, None));

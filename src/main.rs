@@ -68,12 +68,6 @@ enum Command {
 
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Version => {
@@ -97,16 +91,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::CheckConfig { config } => match Config::load(Some(&config), std::env::vars()) {
-            Ok(c) => {
-                println!("{}: ok\n{c:#?}", config.display());
-                ExitCode::SUCCESS
+        Command::CheckConfig { config: path } => {
+            let printed = Config::load_with_overrides(Some(&path), std::env::vars())
+                .map_err(|e| e.to_string())
+                .and_then(|(c, overrides)| strait::config::effective_yaml(&c, &overrides));
+            match printed {
+                Ok(yaml) => {
+                    // Standard output is the configuration alone, so it can be saved and served.
+                    print!("{yaml}");
+                    eprintln!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Serve { config } => {
             let config = match Config::load(Some(&config), std::env::vars()) {
                 Ok(c) => c,
@@ -115,6 +116,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if let Err(e) = strait::observe::logging::init(&config.log) {
+                eprintln!("strait: {e}");
+                return ExitCode::from(2);
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

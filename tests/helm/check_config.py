@@ -120,8 +120,8 @@ def main():
             got = envs.get(name, {}).get(var)
             report(got == value, f"{name}: {var}={value}", f"got {got!r}")
         if a.advertised and r.returncode == 0:
-            m = re.search(r'advertised_address: "([^"]*)"', out)
-            got = m.group(1) if m else None
+            # check-config prints the effective configuration as YAML on standard output.
+            got = ((yaml.safe_load(r.stdout) or {}).get("kafka") or {}).get("advertised_address")
             report(bool(got and re.fullmatch(a.advertised, got)),
                    f"{name} advertises Kafka address {got}", f"expected /{a.advertised}/")
     sys.exit(1 if failed else 0)
