@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod groups;
 pub mod hashing;
 pub mod iterator;
+mod key_mismatch;
 mod producers;
 mod reshard;
 pub mod seqno;

@@ -57,6 +57,7 @@ pub struct Core {
     /// Woken after every append, for long-polling readers.
     pub(super) appended: tokio::sync::Notify,
     pub(super) producers: super::producers::Producers,
+    pub(super) key_mismatches: super::key_mismatch::KeyMismatches,
     pub(super) subscriptions: super::fanout::Subscriptions,
     pub(super) foreign_topics: ForeignTopics,
     /// Adopt mode: streams whose topic is not listed, since when.
@@ -129,6 +130,7 @@ impl Core {
             spread: AtomicUsize::new(0),
             appended: tokio::sync::Notify::new(),
             producers: super::producers::Producers::default(),
+            key_mismatches: Default::default(),
             subscriptions: super::fanout::Subscriptions::default(),
             foreign_topics,
             missing_topics: Default::default(),

@@ -32,19 +32,11 @@ pub struct Appended {
     pub log_start: i64,
 }
 
-/// `key_check`: a keyed record outside the partition's advertised hash range is refused, or
-/// only logged.
-fn key_outside_range(stream: &str, partition: u32, key: &[u8], check: KeyCheck) -> CoreResult<()> {
-    let err = CoreError::KeyOutsideRange {
-        stream: stream.to_string(),
-        partition,
-        key: String::from_utf8_lossy(key).into_owned(),
-    };
-    if check == KeyCheck::Reject {
-        return Err(err);
-    }
-    tracing::warn!(error = %err, "key_check");
-    Ok(())
+/// Keyed records of one batch outside the partition's hash range: how many, and one key.
+#[derive(Default)]
+struct OutsideRange {
+    count: u64,
+    example: Vec<u8>,
 }
 
 /// A stable topic id: derived from the stream's name and creation time, so a recreated
@@ -112,27 +104,36 @@ impl Core {
             now_ms: super::now_ms(),
             max_future_ms: MAX_TIMESTAMP_AHEAD_MS,
         };
-        let key_check = self.streams_config.key_check;
-        let key_range = (s.key_hash == KeyHash::KinesisMd5 && key_check != KeyCheck::Off)
-            .then_some((shard.start_hash, shard.end_hash));
+        // Keys are checked against the shard's MD5 range on every stream that routes by it:
+        // refused with `key_check: reject`, otherwise counted (and logged once per producer).
+        let reject = self.streams_config.key_check == KeyCheck::Reject;
+        let key_range =
+            (s.key_hash == KeyHash::KinesisMd5).then_some((shard.start_hash, shard.end_hash));
         let name = s.name.clone();
         let run = move |batch: CheckedBatch| {
+            let mut outside = OutsideRange::default();
             let validated = validate(&batch, &limits, |r| match (r.key, key_range) {
-                (Some(key), Some((low, high))) => {
-                    let hash = md5_hash_key(key);
-                    if low <= hash && hash <= high {
-                        Ok(())
-                    } else {
-                        key_outside_range(&name, partition, key, key_check)
+                (Some(key), Some((low, high))) if !(low..=high).contains(&md5_hash_key(key)) => {
+                    if reject {
+                        return Err(CoreError::KeyOutsideRange {
+                            stream: name.clone(),
+                            partition,
+                            key: String::from_utf8_lossy(key).into_owned(),
+                        });
                     }
+                    if outside.count == 0 {
+                        outside.example = key.to_vec();
+                    }
+                    outside.count += 1;
+                    Ok(())
                 }
                 _ => Ok(()),
             });
-            (batch, validated)
+            (batch, validated, outside)
         };
         // Inflating a compressed batch is CPU work that must not hold up the workers serving
         // every connection; an uncompressed one is walked in place, cheaply.
-        let (mut batch, validated) = if batch.compression() == 0 {
+        let (mut batch, validated, outside) = if batch.compression() == 0 {
             run(batch)
         } else {
             tokio::task::spawn_blocking(move || run(batch))
@@ -143,6 +144,7 @@ impl Core {
             Stop::Refused(r) => CoreError::BatchRefused(r),
             Stop::Visitor(e) => e,
         })?;
+
         // A client's LogAppendTime bit, or a max timestamp its records do not hold, would
         // become every record's arrival time and the time index's: rewritten as Kafka does.
         let h = batch.header();
@@ -194,6 +196,15 @@ impl Core {
             at.base_offset
         };
         self.appended.notify_waiters();
+        if outside.count > 0 {
+            self.key_mismatches.record(
+                stream,
+                header.producer_id,
+                partition,
+                outside.count,
+                &outside.example,
+            );
+        }
         Ok(Appended {
             base_offset: appended,
             // A duplicate appended nothing, so the log is asked.

@@ -36,6 +36,9 @@ pub struct Metrics {
     /// Stored batches a Kinesis reader could not decode and passed over, by stream: the last
     /// line of defence that keeps a shard readable.
     pub undecodable_batches: IntCounterVec,
+    /// Kafka-produced records whose key's MD5 lies outside the hash range of the shard they
+    /// went to, on streams that route keys by MD5, by stream.
+    pub key_partition_mismatches: IntCounterVec,
     /// Open client connections by protocol.
     pub connections: IntGaugeVec,
     /// Connections strait closed itself, by listener and why (refused, idle, read_timeout).
@@ -166,6 +169,12 @@ impl Metrics {
                 &r,
                 "strait_undecodable_batches_total",
                 "Stored record batches a Kinesis reader could not decode and skipped, by stream.",
+                &["stream"],
+            ),
+            key_partition_mismatches: counter(
+                &r,
+                "strait_kafka_key_partition_mismatch_total",
+                "Kafka-produced records on a stream that routes keys by MD5 whose key hashes to another shard than the one written, by stream.",
                 &["stream"],
             ),
             records_out: counter(

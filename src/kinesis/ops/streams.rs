@@ -11,7 +11,7 @@ use super::shapes::{
     arn, encryption_type, enhanced_monitoring, shard_out, Empty, EnhancedMetrics, ShardOut,
     StreamModeDetails,
 };
-use super::tags::check_tags;
+use super::tags::{check_tags, key_hash_from_tags};
 use super::Ctx;
 use crate::core::catalog::{parse_shard_id, KeyHash, Stream, StreamMode};
 use crate::core::CreateStreamRequest;
@@ -52,6 +52,7 @@ pub async fn create_stream(ctx: Arc<Ctx>, i: CreateStreamInput) -> Result<Empty,
         .transpose()?;
     let tags = i.tags.unwrap_or_default();
     check_tags(&tags, 0)?;
+    let key_hash = key_hash_from_tags(&tags, ctx.core.streams_config().default_key_hash_kinesis)?;
     ctx.core
         .create_stream(CreateStreamRequest {
             name,
@@ -59,7 +60,7 @@ pub async fn create_stream(ctx: Arc<Ctx>, i: CreateStreamInput) -> Result<Empty,
             mode,
             max_record_kib,
             tags,
-            key_hash: ctx.core.streams_config().default_key_hash_kinesis,
+            key_hash,
         })
         .await?;
     Ok(Empty {})

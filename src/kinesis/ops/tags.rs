@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::consumers::{parse_consumer_arn, ConsumerArn};
 use super::shapes::Empty;
 use super::Ctx;
+use crate::config::KeyHash;
 use crate::core::catalog::Stream;
 use crate::core::error::CoreError;
 use crate::core::now_ms;
@@ -16,6 +17,39 @@ use crate::kinesis::error::ApiError;
 use crate::kinesis::validate::{int_range, required, resolve_stream, stream_name_from_arn};
 
 const MAX_TAGS: usize = 50;
+
+/// The stream tag that picks, at CreateStream, how keys find shards: `kinesis-md5` (Kinesis's
+/// hash ranges, the default) or `kafka-murmur2` (as Kafka producers' default partitioner does).
+/// Fixed for the stream's life, so TagResource and UntagResource may not change it.
+pub const KEY_HASH_TAG: &str = "strait:key-hash";
+
+/// The key hash a CreateStream's tags ask for, or `default`.
+pub fn key_hash_from_tags(
+    tags: &BTreeMap<String, String>,
+    default: KeyHash,
+) -> Result<KeyHash, ApiError> {
+    match tags.get(KEY_HASH_TAG).map(String::as_str) {
+        None => Ok(default),
+        Some("kinesis-md5") => Ok(KeyHash::KinesisMd5),
+        Some("kafka-murmur2") => Ok(KeyHash::KafkaMurmur2),
+        Some(other) => Err(ApiError::invalid_argument(format!(
+            "Tag {KEY_HASH_TAG} must be kinesis-md5 or kafka-murmur2, not {other:?}."
+        ))),
+    }
+}
+
+/// The key hash tag changes only with the stream: its records are where the hash put them.
+fn key_hash_tag_untouched<'a>(
+    resource: &Resource,
+    keys: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ApiError> {
+    if matches!(resource, Resource::Stream(_)) && keys.into_iter().any(|k| k == KEY_HASH_TAG) {
+        return Err(ApiError::invalid_argument(format!(
+            "Tag {KEY_HASH_TAG} is fixed when the stream is created (CreateStream's Tags): the stream's records are on the shards its key hash chose."
+        )));
+    }
+    Ok(())
+}
 
 /// Characters AWS allows in tag keys and values: letters, digits, white space and `_ . : / = + - @ %`.
 fn tag_chars_ok(s: &str) -> bool {
@@ -136,6 +170,7 @@ async fn add_resource_tags(
         ));
     }
     check_tags(&tags, 0)?;
+    key_hash_tag_untouched(resource, tags.keys())?;
     let account = ctx.core.account_id().to_string();
     ctx.core
         .update_stream::<_, ApiError>(resource.stream(), |s| {
@@ -172,6 +207,7 @@ async fn remove_resource_tags(
     for k in &keys {
         check_tag_key(k, "tagKeys")?;
     }
+    key_hash_tag_untouched(resource, &keys)?;
     let account = ctx.core.account_id().to_string();
     ctx.core
         .update_stream::<_, ApiError>(resource.stream(), |s| {

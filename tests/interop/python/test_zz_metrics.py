@@ -3,47 +3,14 @@ directory ran against it (the file sorts last): both protocols' counters are non
 gauges set on scrape (log size, consumer-group lag, EFO MillisBehindLatest) follow what clients do.
 """
 
-import re
 import time
-import urllib.request
 import uuid
 
 import pytest
 
 from efo_helpers import Subscriber, register_consumer
+from metrics_helpers import has, scrape, total
 from kafka_helpers import confluent_conf, create_topic
-
-SERIES = re.compile(r"^([a-z_]+)(\{[^}]*\})? (\S+)$")
-
-
-def admin_port(server):
-    if server.external:
-        pytest.skip("needs the admin port of a strait started by the suite")
-    m = re.search(r"strait: admin listening on [\d.]+:(\d+)", server.log_text())
-    assert m, "no admin address in the server log"
-    return int(m.group(1))
-
-
-def scrape(server):
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port(server)}/metrics", timeout=10) as r:
-        assert r.status == 200
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        m = SERIES.match(line)
-        if m:
-            out[(m.group(1), m.group(2) or "")] = float(m.group(3))
-    return out
-
-
-def total(series, name, **labels):
-    want = [f'{k}="{v}"' for k, v in labels.items()]
-    return sum(v for (n, lab), v in series.items() if n == name and all(w in lab for w in want))
-
-
-def has(series, name, **labels):
-    want = [f'{k}="{v}"' for k, v in labels.items()]
-    return any(n == name and all(w in lab for w in want) for (n, lab) in series)
 
 
 def test_both_protocols_counted_after_the_suites(server, client, strait_kafka):
