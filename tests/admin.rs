@@ -106,7 +106,7 @@ fn health_readiness_and_metrics_for_both_protocols() {
     assert_eq!(
         value(
             &m,
-            r#"strait_request_errors_total{error="ResourceNotFoundException",protocol="kinesis"}"#
+            r#"strait_request_errors_total{error="ResourceNotFoundException",operation="DescribeStream",protocol="kinesis"}"#
         ),
         1.0
     );

@@ -70,7 +70,9 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let op = target.strip_prefix(TARGET_PREFIX).unwrap_or("");
-    let metric = ops::request_metric(ops::find(op));
+    let at = ops::find(op);
+    let operation = at.map_or("unknown", |i| ops::OPERATIONS[i].name);
+    let metric = ops::request_metric(at);
     let started = std::time::Instant::now();
     let result = forward(&fwd, max_body, &parts, body, op, protocol).await;
     metric.observe(started.elapsed());
@@ -82,14 +84,14 @@ pub async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(':').next().unwrap_or(v).to_string())
                 .unwrap_or_else(|| format!("HTTP{}", answer.status().as_u16()));
-            crate::observe::metrics().error("kinesis", &code);
+            crate::observe::metrics().error("kinesis", operation, &code);
             Ok(relay(answer, None))
         }
         Ok((answer, sent)) => count(&fwd, op, protocol, sent, answer).await,
         Err(e) => Err(e),
     };
     Ok(answered.unwrap_or_else(|e| {
-        crate::observe::metrics().error("kinesis", e.code);
+        crate::observe::metrics().error("kinesis", operation, e.code);
         error_response(protocol, &e, &request_id)
     }))
 }

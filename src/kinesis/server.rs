@@ -206,7 +206,8 @@ pub async fn handle(
     let result = dispatch(ctx, max_body, &parts, body, protocol, target, at).await;
     metric.observe(started.elapsed());
     if let Err(e) = &result {
-        crate::observe::metrics().error("kinesis", e.code);
+        let operation = at.map_or("unknown", |i| ops::OPERATIONS[i].name);
+        crate::observe::metrics().error("kinesis", operation, e.code);
     }
     Ok(match result {
         Ok(Answer::Body(bytes)) => {

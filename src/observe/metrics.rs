@@ -26,7 +26,8 @@ pub struct Metrics {
     /// Requests by protocol (`kinesis`, `kafka`) and operation or API name.
     pub requests: IntCounterVec,
     pub request_seconds: HistogramVec,
-    /// Failed requests by protocol and error (Kinesis exception name, or Kafka error code).
+    /// Failed requests by protocol, operation and error (Kinesis exception name, or Kafka
+    /// error code: one per failed partition of Produce and Fetch).
     pub errors: IntCounterVec,
     /// Records and bytes written and read, by protocol and stream.
     pub records_in: IntCounterVec,
@@ -150,8 +151,8 @@ impl Metrics {
             errors: counter(
                 &r,
                 "strait_request_errors_total",
-                "Requests answered with an error, by protocol and error (exception name or Kafka error code).",
-                &["protocol", "error"],
+                "Requests answered with an error, by protocol, operation (Kinesis operation or Kafka API) and error (exception name or Kafka error code).",
+                &["protocol", "operation", "error"],
             ),
             records_in: counter(
                 &r,
@@ -312,8 +313,10 @@ impl Metrics {
             .inc();
     }
 
-    pub fn error(&self, protocol: &str, error: &str) {
-        self.errors.with_label_values(&[protocol, error]).inc();
+    pub fn error(&self, protocol: &str, operation: &str, error: &str) {
+        self.errors
+            .with_label_values(&[protocol, operation, error])
+            .inc();
     }
 
     pub fn written(&self, protocol: &str, stream: &str, records: u64, bytes: u64) {

@@ -155,7 +155,7 @@ async fn read_once(
                 }
                 Err(e) => {
                     errors = true;
-                    crate::observe::metrics().error("kafka", &error::code(&e).to_string());
+                    crate::observe::metrics().error("kafka", "Fetch", &error::code(&e).to_string());
                     let offsets = ctx
                         .core
                         .partition_offsets_checked(name, p.partition as u32)

@@ -20,7 +20,7 @@ use crate::protocol::kafka::record_batch::{BatchError, ParsedBatch};
 const MIN_MAX_BATCH: usize = 1 << 20;
 
 fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
-    crate::observe::metrics().error("kafka", &code.to_string());
+    crate::observe::metrics().error("kafka", "Produce", &code.to_string());
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(code)

@@ -12,6 +12,7 @@
 mod namespace;
 mod policy;
 mod rewrite;
+mod traffic;
 
 pub use policy::TopicPolicy;
 
@@ -58,6 +59,8 @@ pub struct Passthrough {
     create_partitions_policy: OnceLock<TopicPolicy>,
     /// The topics clients may see, when `topic_prefix` is set.
     namespace: Option<Namespace>,
+    /// Topic names by id, for counting Produce and Fetch traffic that names topics by id.
+    topic_names: traffic::TopicNames,
 }
 
 /// Which broker a strait port stands for.
@@ -98,6 +101,7 @@ impl Passthrough {
             closing,
             create_partitions_policy: OnceLock::new(),
             namespace: Namespace::new(&settings.topic_prefix),
+            topic_names: traffic::TopicNames::default(),
         });
         for node in pt.cluster.nodes().keys() {
             pt.node_port(*node);
@@ -294,6 +298,7 @@ impl Passthrough {
                 correlation_id: start.correlation_id,
                 started: Instant::now(),
                 kind,
+                sent: None,
             };
             if start.version < min || start.version > max {
                 if key != ApiKey::ApiVersions {
@@ -340,6 +345,10 @@ impl Passthrough {
                 }
                 None => None,
             };
+            // Read from the client's frame, in the client's topic names.
+            let sent = (key == ApiKey::Produce)
+                .then(|| traffic::produce_request(start.version, &frame, &self.topic_names))
+                .flatten();
             if expects_response {
                 let kind = if rewrite::needs_rewrite(key, start.version, ns) {
                     OwedKind::Rewrite
@@ -347,7 +356,13 @@ impl Passthrough {
                     OwedKind::Forward
                 };
                 // Queued before the request leaves, so the answer always finds its entry.
-                send_owed(owed, wr, entry(kind)).await?;
+                let owed_entry = Owed {
+                    sent,
+                    ..entry(kind)
+                };
+                send_owed(owed, wr, owed_entry).await?;
+            } else if let Some(sent) = &sent {
+                traffic::unanswered_produce(sent);
             }
             match renamed {
                 Some(renamed) => wr.write_all(&renamed).await.map_err(|e| e.to_string())?,
@@ -420,6 +435,20 @@ impl Passthrough {
                                 .map_err(|e| e.to_string())?;
                             wr.write_all(&frame).await.map_err(|e| e.to_string())?;
                         }
+                    }
+                    // Counted from the broker's frame: partitions, errors and batches are
+                    // the same in the rewritten one.
+                    match o.key {
+                        ApiKey::Produce => traffic::produce_response(
+                            o.version,
+                            &frame,
+                            o.sent.as_deref().unwrap_or_default(),
+                            &self.topic_names,
+                        ),
+                        ApiKey::Fetch => {
+                            traffic::fetch_response(o.version, &frame, &self.topic_names)
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -512,6 +541,10 @@ impl rewrite::Addresses for Arc<Passthrough> {
     fn forwarded_versions(&self, key: i16) -> Option<(i16, i16)> {
         Passthrough::forwarded_versions(self, key)
     }
+
+    fn learn_topic(&self, id: uuid::Uuid, name: &str) {
+        self.topic_names.learn(id, name);
+    }
 }
 
 impl Passthrough {
@@ -572,6 +605,8 @@ struct Owed {
     correlation_id: i32,
     started: Instant,
     kind: OwedKind,
+    /// A Produce request's batches, counted as written when the answer says so.
+    sent: Option<Vec<traffic::Sent>>,
 }
 
 enum OwedKind {

@@ -22,6 +22,8 @@ pub trait Addresses {
     fn learn(&self, node: i32, real: String);
     /// The range strait forwards for `key` at this cluster (strait's table ∩ the cluster's).
     fn forwarded_versions(&self, key: i16) -> Option<(i16, i16)>;
+    /// A topic's id and its name as clients see it, from a Metadata answer.
+    fn learn_topic(&self, id: uuid::Uuid, name: &str);
 }
 
 /// Whether a response of `key` at `version` may need rewriting.
@@ -91,6 +93,11 @@ pub fn rewrite(
             }
             if let Some(ns) = ns {
                 namespace::responses::metadata(&mut r, ns);
+            }
+            for t in &r.topics {
+                if let Some(name) = &t.name {
+                    addrs.learn_topic(t.topic_id, name);
+                }
             }
             out(&r)
         }
@@ -185,7 +192,7 @@ mod tests {
     use parking_lot::Mutex;
 
     #[derive(Default)]
-    struct Seen(Mutex<Vec<(i32, String)>>);
+    struct Seen(Mutex<Vec<(i32, String)>>, Mutex<Vec<(uuid::Uuid, String)>>);
 
     impl Addresses for Seen {
         fn advertise(&self, node: i32) -> (StrBytes, i32) {
@@ -200,6 +207,9 @@ mod tests {
                 1 => None,
                 _ => Some((0, 100)),
             }
+        }
+        fn learn_topic(&self, id: uuid::Uuid, name: &str) {
+            self.1.lock().push((id, name.to_string()));
         }
     }
 
@@ -258,6 +268,27 @@ mod tests {
                 vec![(1, "b1.internal:9092".into()), (2, "[::1]:9093".into())]
             );
         }
+    }
+
+    #[test]
+    fn metadata_teaches_topic_ids_under_the_names_clients_see() {
+        use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+        use kafka_protocol::messages::TopicName;
+        let id = uuid::Uuid::from_u128(0xfeed);
+        let r = MetadataResponse::default().with_topics(vec![MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("team-a.orders"))))
+            .with_topic_id(id)]);
+        let ns = Namespace::new("team-a.");
+        let seen = Seen::default();
+        rewrite(
+            ApiKey::Metadata,
+            12,
+            frame_of(ApiKey::Metadata, 12, &r),
+            &seen,
+            ns.as_ref(),
+        )
+        .unwrap();
+        assert_eq!(*seen.1.lock(), vec![(id, "orders".to_string())]);
     }
 
     #[test]

@@ -210,6 +210,12 @@ pub fn encode_request<R: Encodable>(
 
 /// Splits a response frame into its correlation id and body, for a request of `key` at
 /// `version` (ApiVersions responses always use header v0).
+/// A request frame's body, after its header; None if the header does not decode.
+pub fn request_body(key: ApiKey, version: i16, mut frame: Bytes) -> Option<Bytes> {
+    RequestHeader::decode(&mut frame, key.request_header_version(version)).ok()?;
+    Some(frame)
+}
+
 pub fn response_body(key: ApiKey, version: i16, mut frame: Bytes) -> Result<(i32, Bytes), String> {
     let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
         .map_err(|e| format!("bad {key:?} response header: {e}"))?;

@@ -121,6 +121,64 @@ def group_lag_read_from_the_cluster():
     require(False, f"lag of {group}: {got}, expected 8 (10 - 2 on partition 0, 5 - 5 on 1)")
 
 
+def pass_through_traffic_counted():
+    """Kafka clients' Produce and Fetch through the pass-through count like the embedded
+    backend's: records and bytes per topic (from the batch headers), and each failed
+    partition's error code under its API."""
+    from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    via = os.environ["STRAIT_KAFKA"]
+    topic = f"counted-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP"]})
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": via, "linger.ms": 5})
+    for i in range(30):
+        p.produce(topic, b"value-%d" % i, key=b"k%d" % i)
+    require(p.flush(30) == 0, "undelivered")
+    deadline = time.time() + 20
+    while total(scrape(), "strait_records_in_total", protocol="kafka", stream=topic) < 30:
+        require(time.time() < deadline, f"records in for {topic}: {total(scrape(), 'strait_records_in_total', protocol='kafka', stream=topic)}")
+        time.sleep(0.2)
+    s = scrape()
+    require(total(s, "strait_records_in_total", protocol="kafka", stream=topic) == 30, "produced twice?")
+    require(total(s, "strait_bytes_in_total", protocol="kafka", stream=topic) > 30 * len(b"value-00"),
+            "bytes in")
+    c = Consumer({"bootstrap.servers": via, "group.id": f"counted-g-{uuid.uuid4().hex[:8]}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        c.subscribe([topic])
+        got, deadline = 0, time.time() + 30
+        while got < 30 and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got += 1
+        require(got == 30, f"consumed {got} of 30")
+    finally:
+        c.close()
+    s = scrape()
+    out = total(s, "strait_records_out_total", protocol="kafka", stream=topic)
+    require(30 <= out <= 60, f"records out for {topic}: {out}")
+    require(total(s, "strait_bytes_out_total", protocol="kafka", stream=topic) > 0, "bytes out")
+    # A fetch past the end: the broker answers OFFSET_OUT_OF_RANGE (1) for the partition.
+    before = total(s, "strait_request_errors_total", protocol="kafka", operation="Fetch", error="1")
+    c = Consumer({"bootstrap.servers": via, "group.id": f"counted-e-{uuid.uuid4().hex[:8]}",
+                  "auto.offset.reset": "error", "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, 0, 10_000)])
+        deadline, seen = time.time() + 20, None
+        while time.time() < deadline and seen is None:
+            m = c.poll(0.5)
+            if m is not None and m.error() and m.error().code() == KafkaError._AUTO_OFFSET_RESET:
+                seen = m.error()
+        require(seen is not None, "no offset-out-of-range error from the consumer")
+    finally:
+        c.close()
+    after = total(scrape(), "strait_request_errors_total", protocol="kafka", operation="Fetch", error="1")
+    require(after > before, f"Fetch OFFSET_OUT_OF_RANGE not counted ({before} -> {after})")
+
+
+check("the pass-through counts Produce and Fetch records per topic, and their errors per API",
+      pass_through_traffic_counted)
 check("consumer-group lag is read from the cluster", group_lag_read_from_the_cluster)
 check("/metrics counts both protocols after the suites", both_protocols_counted)
 check("/metrics times strait's own calls to the Kafka cluster", backend_calls_counted)
