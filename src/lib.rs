@@ -33,6 +33,7 @@ pub async fn run(
         let _ = close.send(true);
     });
     observe::metrics().set_per_stream(config.admin.per_stream_metrics);
+    observe::disk::watch_data_dir(config.data_dir.clone());
     let listeners = 1
         + usize::from(!config.kafka.listen.is_empty())
         + usize::from(!config.admin.listen.is_empty());

@@ -1,6 +1,7 @@
 //! A `Log` layer that times every call into the backend and counts failures, so both
 //! backends report `strait_backend_request_duration_seconds` the same way. The metric
-//! handles are resolved once, when the log is wrapped, not looked up per call.
+//! handles are resolved once, not looked up per call; the failure counters when the log is
+//! wrapped, so they read 0 (not absent) until the first failure and alerts see it.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -13,21 +14,26 @@ use super::{Log, StorageResult};
 
 pub struct Metered {
     backend: &'static str,
-    /// Indexed by `Operation as usize`: each operation's timer and failure counter, resolved
-    /// on first use (a series appears once it has something to say) and kept.
+    /// Indexed by `Operation as usize`: each operation's timer, resolved on first use (a
+    /// series appears once it has something to say) and kept, and its failure counter.
     seconds: [OnceLock<Histogram>; Operation::ALL.len()],
-    errors: [OnceLock<IntCounter>; Operation::ALL.len()],
+    errors: Vec<IntCounter>,
 }
 
 pub struct MeteredLog;
 
 impl MeteredLog {
     pub fn wrap(backend: &'static str, inner: Arc<dyn Log>) -> Arc<dyn Log> {
+        let m = crate::observe::metrics();
+        let errors = Operation::ALL
+            .iter()
+            .map(|o| m.backend_errors.with_label_values(&[backend, o.as_str()]))
+            .collect();
         Layered::wrap(
             Metered {
                 backend,
                 seconds: Default::default(),
-                errors: Default::default(),
+                errors,
             },
             inner,
         )
@@ -50,9 +56,7 @@ impl LogLayer for Metered {
                 .get_or_init(|| m.backend_seconds.with_label_values(&labels))
                 .observe(started.elapsed().as_secs_f64());
             if out.is_err() {
-                self.errors[at]
-                    .get_or_init(|| m.backend_errors.with_label_values(&labels))
-                    .inc();
+                self.errors[at].inc();
             }
             out
         }

@@ -24,6 +24,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
             cert.display()
         ));
     }
+    crate::observe::metrics().certificate("kinesis", &certs);
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("kinesis.tls.key {}: {e}", key.display()))?;
     let mut config =

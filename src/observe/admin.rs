@@ -36,11 +36,17 @@ impl Default for Readiness {
 impl Readiness {
     pub fn set(&self, ready: bool) {
         self.serving.store(ready, Ordering::SeqCst);
+        self.publish();
     }
 
     /// Reported by the Kafka backend's reachability probe.
     pub fn set_backend(&self, reachable: bool) {
         self.backend.store(reachable, Ordering::SeqCst);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        super::metrics().ready.set(i64::from(self.get()));
     }
 
     pub fn get(&self) -> bool {

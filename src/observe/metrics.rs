@@ -46,6 +46,14 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// Request bytes held against limits.max_inflight_bytes.
     pub inflight_bytes: IntGauge,
+    /// 1 while /readyz answers ready.
+    pub ready: IntGauge,
+    /// Set on scrape: the file system holding data_dir.
+    pub data_dir_available_bytes: IntGauge,
+    pub data_dir_capacity_bytes: IntGauge,
+    /// When each certificate strait presents expires (Unix seconds), by `certificate`
+    /// (`kinesis`: the Kinesis listener's; `kafka_backend_client`: strait's own to the cluster).
+    pub tls_expiry: IntGaugeVec,
     pub efo_subscriptions: IntGauge,
     /// Group-commit fdatasync calls of the embedded log (`fsync: always`).
     pub fsync_seconds: Histogram,
@@ -79,6 +87,12 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
+}
+
+fn single_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -135,7 +149,7 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        Metrics {
+        let m = Metrics {
             requests: counter(
                 &r,
                 "strait_requests_total",
@@ -190,15 +204,32 @@ impl Metrics {
                 "Record bytes read, by protocol and stream.",
                 &["protocol", "stream"],
             ),
-            inflight_bytes: {
-                let g = IntGauge::new(
-                    "strait_inflight_request_bytes",
-                    "Request bytes being read or answered, held against limits.max_inflight_bytes.",
-                )
-                .expect("valid metric");
-                r.register(Box::new(g.clone())).expect("registered once");
-                g
-            },
+            inflight_bytes: single_gauge(
+                &r,
+                "strait_inflight_request_bytes",
+                "Request bytes being read or answered, held against limits.max_inflight_bytes.",
+            ),
+            ready: single_gauge(
+                &r,
+                "strait_ready",
+                "1 while strait is ready (/readyz: catalog loaded, listeners bound, the Kafka backend's cluster reachable), else 0.",
+            ),
+            data_dir_available_bytes: single_gauge(
+                &r,
+                "strait_data_dir_available_bytes",
+                "Bytes free for strait on the file system of data_dir (set on scrape).",
+            ),
+            data_dir_capacity_bytes: single_gauge(
+                &r,
+                "strait_data_dir_capacity_bytes",
+                "Size of the file system of data_dir (set on scrape).",
+            ),
+            tls_expiry: gauge(
+                &r,
+                "strait_tls_certificate_expiry_timestamp_seconds",
+                "When a certificate strait presents expires, in Unix seconds, by certificate (kinesis, kafka_backend_client).",
+                &["certificate"],
+            ),
             connections_closed: counter(
                 &r,
                 "strait_connections_closed_total",
@@ -279,7 +310,14 @@ impl Metrics {
             build_info,
             per_stream: AtomicBool::new(true),
             registry: r,
+        };
+        // Every (listener, reason) from zero, so rate() and alerts see closures from the first.
+        for listener in ["kinesis", "kafka", "admin"] {
+            for reason in ["refused", "idle", "read_timeout"] {
+                m.connections_closed.with_label_values(&[listener, reason]);
+            }
         }
+        m
     }
 
     pub fn set_per_stream(&self, on: bool) {
@@ -337,6 +375,17 @@ impl Metrics {
         self.bytes_out
             .with_label_values(&[protocol, s])
             .inc_by(bytes);
+    }
+
+    /// The expiry of the first certificate of a chain strait presents, as `certificate`.
+    pub fn certificate(&self, certificate: &str, chain: &[rustls_pki_types::CertificateDer<'_>]) {
+        let expiry = chain
+            .first()
+            .and_then(|c| crate::protocol::x509::not_after_unix(c));
+        match expiry {
+            Some(at) => self.tls_expiry.with_label_values(&[certificate]).set(at),
+            None => tracing::warn!(certificate, "cannot read the certificate's expiry"),
+        }
     }
 
     /// Runs `hook` before every scrape from now on.

@@ -3,6 +3,7 @@
 //! by the layer that can answer them (the embedded backend, the group coordinators).
 
 pub mod admin;
+pub mod disk;
 pub mod logging;
 pub mod metrics;
 

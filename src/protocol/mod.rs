@@ -5,3 +5,4 @@
 pub mod aws;
 pub mod kafka;
 pub mod kinesis;
+pub mod x509;

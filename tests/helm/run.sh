@@ -244,6 +244,15 @@ EXTRA_SET=(--set mode=deployment --set tls.enabled=true --set tls.secretName=str
     --set serviceMonitor.enabled=true --set autoscaling.enabled=true --set persistence.enabled=false)
 render_case deployment-embedded-tls "$CHART" - \
     Deployment,HorizontalPodAutoscaler,ServiceMonitor StatefulSet --advertised '10\.1\.2\.3:9092'
+# The Grafana dashboard and the alert rules, with the workload and in sidecar mode (alone).
+EXTRA_SET=(--set dashboard.enabled=true --set prometheusRule.enabled=true)
+render_case monitoring "$CHART" - StatefulSet,ConfigMap,PrometheusRule Deployment \
+    --advertised 'strait-0\.strait-headless\.default\.svc\.cluster\.local:9092'
+run_checker "$here/monitoring.py" "$OUT/monitoring.yaml" monitoring
+"$HELM" template strait "$CHART" --set mode=sidecar "${EXTRA_SET[@]}" >"$OUT/monitoring-sidecar.yaml" 2>&1
+run_checker "$here/validate.py" "$OUT/monitoring-sidecar.yaml" monitoring-sidecar \
+    --expect-kinds ConfigMap,PrometheusRule --forbid-kinds StatefulSet,Deployment,Service
+run_checker "$here/monitoring.py" "$OUT/monitoring-sidecar.yaml" monitoring-sidecar
 EXTRA_SET=()
 
 # --- what the chart must refuse -------------------------------------------------------------------

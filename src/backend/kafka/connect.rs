@@ -178,6 +178,7 @@ fn client_config(
                 .map_err(|e| format!("backend.kafka.tls.cert {}: {e}", cert.display()))?
                 .collect::<Result<_, _>>()
                 .map_err(|e| format!("backend.kafka.tls.cert {}: {e}", cert.display()))?;
+            crate::observe::metrics().certificate("kafka_backend_client", &chain);
             let key = PrivateKeyDer::from_pem_file(key)
                 .map_err(|e| format!("backend.kafka.tls.key {}: {e}", key.display()))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {

@@ -177,6 +177,21 @@ def pass_through_traffic_counted():
     require(after > before, f"Fetch OFFSET_OUT_OF_RANGE not counted ({before} -> {after})")
 
 
+def dashboard_and_alert_metrics_exist():
+    """The Kafka-backend series helm/strait's dashboard and alerts name (tests/helm/named_metrics.py;
+    the embedded backend's are checked by the Python suite) exist after the suites above."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "helm"))
+    import named_metrics
+    have = {n for n, _, _ in scrape()}
+    want = named_metrics.expected("kafka")
+    require(want, "no Kafka-backend metric named: the check proves nothing")
+    missing = [n for n in want if n not in have]
+    require(not missing, f"named by the dashboard or alerts, not exported: {missing}")
+
+
+check("the metrics the dashboard and alerts name for the Kafka backend exist",
+      dashboard_and_alert_metrics_exist)
 check("the pass-through counts Produce and Fetch records per topic, and their errors per API",
       pass_through_traffic_counted)
 check("consumer-group lag is read from the cluster", group_lag_read_from_the_cluster)

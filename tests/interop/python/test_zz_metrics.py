@@ -3,6 +3,7 @@ directory ran against it (the file sorts last): both protocols' counters are non
 gauges set on scrape (log size, consumer-group lag, EFO MillisBehindLatest) follow what clients do.
 """
 
+import os
 import time
 import uuid
 
@@ -99,3 +100,45 @@ def test_efo_consumer_lag_is_reported_while_subscribed(server, client):
     while has(scrape(server), "strait_efo_consumer_millis_behind_latest", stream=name) and time.time() < deadline:
         time.sleep(0.2)
     assert not has(scrape(server), "strait_efo_consumer_millis_behind_latest", stream=name)
+
+
+def test_every_metric_the_dashboard_and_alerts_name_exists(server, client, strait_kafka, tls_server):
+    """helm/strait's dashboard and PrometheusRule name only metrics strait exports: after a
+    workload that touches each (an error, a group with a commit, an open EFO subscription, a
+    Kafka key on another shard than its MD5 range), every name they use is a series here."""
+    import sys
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "helm"))
+    import named_metrics
+
+    name = f"dash-{uuid.uuid4().hex[:8]}"
+    client.create_stream(StreamName=name, ShardCount=2)
+    client.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
+    client.put_records(StreamName=name, Records=[{"Data": b"r%d" % i, "PartitionKey": f"k{i}"} for i in range(20)])
+    client.put_record(StreamName=name, Data=b"first", PartitionKey="p", ExplicitHashKey="0")  # shard 0
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.describe_stream_summary(StreamName=f"{name}-missing")
+    p = Producer(confluent_conf(strait_kafka))
+    for i in range(20):  # both partitions: some keys land outside their MD5 range
+        p.produce(name, b"v", key=b"key-%d" % i, partition=i % 2)
+    assert p.flush(15) == 0
+    c = Consumer(confluent_conf(strait_kafka, **{"group.id": f"{name}-g", "enable.auto.commit": False}))
+    try:
+        c.commit(offsets=[TopicPartition(name, 0, 1)], asynchronous=False)
+    finally:
+        c.close()
+    arn = register_consumer(client, name, "dash")
+    shard = client.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    sub = Subscriber(client, arn, shard, {"Type": "TRIM_HORIZON"})
+    try:
+        sub.records_until(1)
+        have = {n for n, _ in scrape(server)}
+    finally:
+        sub.close()
+    missing = [n for n in named_metrics.expected("embedded") if n not in have]
+    assert not missing, f"named by the dashboard or alerts, not exported: {missing}"
+    tls_have = {n for n, _ in scrape(tls_server)}
+    missing = [n for n in named_metrics.expected("tls") if n not in tls_have]
+    assert not missing, f"not exported by a strait with a certificate: {missing}"
