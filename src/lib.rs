@@ -1,6 +1,7 @@
-//! strait: one gateway for the Amazon Kinesis Data Streams API (and, next, the Kafka wire
-//! protocol) over one routing core and a choice of backends. This file wires configuration,
-//! backend, core and listeners together.
+//! strait: one gateway for the Amazon Kinesis Data Streams API and the Kafka wire protocol
+//! over one routing core and a choice of backends (strait's embedded log, an Apache Kafka or
+//! Amazon MSK cluster, Amazon Kinesis). This file wires configuration, backend, core and
+//! listeners together.
 
 pub mod backend;
 pub mod clock;

@@ -1,6 +1,8 @@
-//! Who sent a request. SigV4 verification arrives with the security work; until then every
-//! request is accepted, unsigned or signed with any key, as the emulators do. This module is
-//! the seam where the verified principal will be produced and authorised.
+//! Who sent a request, as far as strait knows today: the access key id its SigV4
+//! `Authorization` header claims (logged at debug level), not verified. Every request is
+//! accepted, unsigned or signed with any key, as the emulators do, until authentication lands
+//! (the security issue); `protocol::aws::sigv4`, which signs strait's own requests to Kinesis
+//! and DynamoDB, is what will check clients' signatures here.
 
 use http::HeaderMap;
 
