@@ -3,8 +3,8 @@
 #   unit and integration tests (cargo test)
 #   interop: boto3 + AWS CLI (pytest), AWS SDK for Java v2 (Maven), aws-sdk-kinesis (Rust)
 # Each interop suite starts and stops its own strait with a temp data dir on a free port.
-# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python java kcl kpl rust-sdk kafka-java franz-go kcat
-# kafka-connect kinesis-backend kafka-on-kinesis kafka-backend soak fuzz helm)
+# Set STRAIT_SKIP="java rust-sdk" (any of: cargo python example java kcl kpl rust-sdk kafka-java franz-go
+# kcat kafka-connect kinesis-backend kafka-on-kinesis kafka-backend soak fuzz helm)
 # to skip suites locally.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,6 +58,11 @@ if wanted python; then
       || echo "could not install Debian's awscli (AWS CLI v2)"
   fi
   suite python-interop env STRAIT_PY_VENV="$cache/venv" bash "$repo/tests/interop/python/run.sh" -q
+fi
+
+if wanted example && [ -f "$repo/examples/car-telemetry/run.sh" ]; then
+  step "example: car telemetry (PutRecord, enhanced fan-out, two Kafka groups; per-car order checked)"
+  suite car-telemetry-example env STRAIT_PY_VENV="$cache/venv" bash "$repo/examples/car-telemetry/run.sh"
 fi
 
 if wanted java; then
