@@ -167,7 +167,7 @@ macro_rules! op {
 
 pub static OPERATIONS: &[Operation] = &[
     op!("AddTagsToStream", Supported, "", tags::add_tags_to_stream),
-    op!("CreateStream", Supported, "Streams are ACTIVE at once. Tags, StreamModeDetails and MaxRecordSizeInKiB are honoured; WarmThroughputMiBps is ignored.", streams::create_stream),
+    op!("CreateStream", Supported, "Streams are ACTIVE at once. Tags, StreamModeDetails and MaxRecordSizeInKiB are honoured; WarmThroughputMiBps is ignored. The tag strait:key-hash (kinesis-md5, the default, or kafka-murmur2) picks how keys find shards, fixed for the stream's life.", streams::create_stream),
     op!("DecreaseStreamRetentionPeriod", Supported, "", settings::decrease_retention),
     op!("DeleteResourcePolicy", "Resource policies are not modelled."),
     op!("DeleteStream", Supported, "Refused with ResourceInUseException while consumers are registered, unless EnforceConsumerDeletion is set.", streams::delete_stream),
