@@ -437,16 +437,18 @@ impl Passthrough {
                         }
                     }
                     // Counted from the broker's frame: partitions, errors and batches are
-                    // the same in the rewritten one.
+                    // the same in the rewritten one, names in the cluster's form.
+                    let ns = self.namespace.as_ref();
                     match o.key {
                         ApiKey::Produce => traffic::produce_response(
                             o.version,
                             &frame,
                             o.sent.as_deref().unwrap_or_default(),
                             &self.topic_names,
+                            ns,
                         ),
                         ApiKey::Fetch => {
-                            traffic::fetch_response(o.version, &frame, &self.topic_names)
+                            traffic::fetch_response(o.version, &frame, &self.topic_names, ns)
                         }
                         _ => {}
                     }

@@ -13,6 +13,7 @@ use kafka_protocol::protocol::Decodable;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use super::namespace::Namespace;
 use crate::protocol::kafka::frame;
 use crate::protocol::kafka::record_batch::parse_stored_header;
 
@@ -38,6 +39,18 @@ impl TopicNames {
             return Some(name.to_string());
         }
         self.0.lock().get(&id).cloned()
+    }
+
+    /// The client's name of a topic a broker's answer names (by name under any prefix, or by
+    /// id); None for a topic outside the prefix.
+    fn client_name(&self, name: &str, id: Uuid, ns: Option<&Namespace>) -> Option<String> {
+        match ns {
+            Some(ns) if !name.is_empty() => {
+                let mut name = kafka_protocol::protocol::StrBytes::from_string(name.to_string());
+                ns.to_client(&mut name).then(|| name.to_string())
+            }
+            _ => self.name(name, id),
+        }
     }
 }
 
@@ -100,7 +113,13 @@ pub fn unanswered_produce(sent: &[Sent]) {
 
 /// A Produce answer: what `sent` holds for the partitions answered without error counts as
 /// written; the others count their error.
-pub fn produce_response(version: i16, frame: &Bytes, sent: &[Sent], names: &TopicNames) {
+pub fn produce_response(
+    version: i16,
+    frame: &Bytes,
+    sent: &[Sent],
+    names: &TopicNames,
+    ns: Option<&Namespace>,
+) {
     let Ok((_, mut body)) = frame::response_body(ApiKey::Produce, version, frame.clone()) else {
         return;
     };
@@ -109,7 +128,7 @@ pub fn produce_response(version: i16, frame: &Bytes, sent: &[Sent], names: &Topi
     };
     let m = crate::observe::metrics();
     for t in &resp.responses {
-        let Some(topic) = names.name(&t.name, t.topic_id) else {
+        let Some(topic) = names.client_name(&t.name, t.topic_id, ns) else {
             continue;
         };
         for p in &t.partition_responses {
@@ -128,7 +147,7 @@ pub fn produce_response(version: i16, frame: &Bytes, sent: &[Sent], names: &Topi
 }
 
 /// A Fetch answer: each partition's batches count as read, or its error is counted.
-pub fn fetch_response(version: i16, frame: &Bytes, names: &TopicNames) {
+pub fn fetch_response(version: i16, frame: &Bytes, names: &TopicNames, ns: Option<&Namespace>) {
     let Ok((_, mut body)) = frame::response_body(ApiKey::Fetch, version, frame.clone()) else {
         return;
     };
@@ -140,7 +159,7 @@ pub fn fetch_response(version: i16, frame: &Bytes, names: &TopicNames) {
         m.error("kafka", "Fetch", &resp.error_code.to_string());
     }
     for t in &resp.responses {
-        let topic = names.name(&t.topic, t.topic_id);
+        let topic = names.client_name(&t.topic, t.topic_id, ns);
         for p in &t.partitions {
             if p.error_code != 0 {
                 m.error("kafka", "Fetch", &p.error_code.to_string());
@@ -192,5 +211,25 @@ mod tests {
         assert_eq!(names.name("other", id).as_deref(), Some("other"));
         names.learn(Uuid::nil(), "ignored");
         assert_eq!(names.name("", Uuid::nil()), None);
+    }
+
+    /// Answers come from the broker, in its names: under a topic prefix they are counted under
+    /// the client's (the stream's) name, and topics outside the prefix not at all.
+    #[test]
+    fn broker_names_are_counted_under_the_clients_names() {
+        let names = TopicNames::default();
+        let ns = Namespace::new("team-a.");
+        let id = Uuid::from_u128(9);
+        names.learn(id, "orders");
+        let of = |name: &str, id| names.client_name(name, id, ns.as_ref());
+        assert_eq!(of("team-a.orders", Uuid::nil()).as_deref(), Some("orders"));
+        assert_eq!(of("team-b.orders", Uuid::nil()), None);
+        assert_eq!(of("", id).as_deref(), Some("orders"));
+        assert_eq!(
+            names
+                .client_name("team-a.orders", Uuid::nil(), None)
+                .as_deref(),
+            Some("team-a.orders")
+        );
     }
 }

@@ -11,6 +11,7 @@ import socket
 import struct
 import sys
 import time
+import urllib.request
 import uuid
 
 import boto3
@@ -94,6 +95,14 @@ def records_cross_the_prefix_both_ways():
                 for m in got}
         require(seen == want, f"reading {side}: {len(seen)} of {len(want)} match")
         require({m.topic() for m in got} == {topic}, f"{side} named {({m.topic() for m in got})}")
+    # strait counted what passed through it under the client's name, never the cluster's.
+    metrics = urllib.request.urlopen(f"http://{os.environ['STRAIT_ADMIN']}/metrics", timeout=10).read().decode()
+    def count(series):
+        return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                   if line.startswith(series + "{") and f'stream="{name}"' in line and 'protocol="kafka"' in line)
+    require(count("strait_records_in_total") == len(via), f"records in: {count('strait_records_in_total')}")
+    require(count("strait_records_out_total") >= len(want), f"records out: {count('strait_records_out_total')}")
+    require(f'stream="{PREFIX}{name}"' not in metrics, "a series under the cluster's name")
 
 
 def group_offsets_are_the_cluster_s():
