@@ -11,6 +11,7 @@ import time
 import urllib.request
 import uuid
 
+from checks import consume_all
 from harness import check, finish, require
 
 SERIES = re.compile(r"^([a-z_]+)(\{[^}]*\})? (\S+)$")
@@ -143,18 +144,8 @@ def pass_through_traffic_counted():
     require(total(s, "strait_records_in_total", protocol="kafka", stream=topic) == 30, "produced twice?")
     require(total(s, "strait_bytes_in_total", protocol="kafka", stream=topic) > 30 * len(b"value-00"),
             "bytes in")
-    c = Consumer({"bootstrap.servers": via, "group.id": f"counted-g-{uuid.uuid4().hex[:8]}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    try:
-        c.subscribe([topic])
-        got, deadline = 0, time.time() + 30
-        while got < 30 and time.time() < deadline:
-            m = c.poll(0.5)
-            if m is not None and not m.error():
-                got += 1
-        require(got == 30, f"consumed {got} of 30")
-    finally:
-        c.close()
+    got = len(consume_all(via, topic, 2, 30))
+    require(got == 30, f"consumed {got} of 30")
     s = scrape()
     out = total(s, "strait_records_out_total", protocol="kafka", stream=topic)
     require(30 <= out <= 60, f"records out for {topic}: {out}")
