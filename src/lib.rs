@@ -308,6 +308,7 @@ async fn start_kinesis_backend(
         conns,
         closing,
     );
+    groups.serving().await;
     Ok((kinesis, Some(kafka), Some((core, groups))))
 }
 
@@ -375,6 +376,7 @@ async fn open_kinesis_core(
                     return Ok(None);
                 };
                 replicas = Some(r);
+                m.follow(core::CATALOG_DOC_PREFIX, CATALOG_REFRESH);
                 (m.clone(), m)
             }
             None => {
@@ -402,6 +404,13 @@ async fn open_kinesis_core(
             max_reads_per_sec: k.max_reads_per_sec,
             cache_bytes: k.cache_bytes,
             fan_out_consumer: (k.read == config::KinesisRead::FanOut).then_some(consumer_name),
+            fan_out_sweep: match (&replicas, &state) {
+                (Some(_), Some(table)) => Some(backend::kinesis::consumer_sweep::ConsumerSweep {
+                    base: k.consumer_name.clone(),
+                    table: table.clone(),
+                }),
+                _ => None,
+            },
             streams: backend::kinesis::filter::StreamFilter::new(&k.streams),
             state: state.clone(),
         },

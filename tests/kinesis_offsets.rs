@@ -57,6 +57,7 @@ fn checkpoints_old_and_recent_map_to_offsets_and_back() {
                 max_reads_per_sec: 5,
                 cache_bytes: 1 << 20,
                 fan_out_consumer: None,
+                fan_out_sweep: None,
                 streams: StreamFilter::new(&[]),
                 state: None,
             },

@@ -88,6 +88,9 @@ pub trait Replicas: Send + Sync {
     async fn unheld_groups(&self, doc_prefix: &str) -> StorageResult<Vec<(String, Vec<u8>)>>;
     /// Gives up every group and the registration (shutdown).
     async fn leave(&self);
+    /// This replica's Kafka listener serves now. Until then the others do not list it as a
+    /// broker, so no client is sent to a replica still starting.
+    async fn serving(&self) {}
 }
 
 /// Where a Kafka client reaches a replica.

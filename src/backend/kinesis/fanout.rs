@@ -4,7 +4,7 @@
 //! Kinesis pushes within about 70 ms of a write and gives each consumer its own 2 MiB/s per
 //! shard, so strait's reading costs the stream's GetRecords readers nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use super::client::{
     RegisterStreamConsumerInput, StartingPosition, StreamNameInput, SubscribeToShardEvent,
     SubscribeToShardInput,
 };
+use super::consumer_sweep::{ConsumerSweep, SWEEP_EVERY};
 use super::tail::Tail;
 use crate::backend::{StorageError, StorageResult};
 use crate::protocol::kinesis::eventstream::{self, DecodeError};
@@ -38,20 +39,56 @@ pub struct Consumers {
     client: Arc<KinesisClient>,
     name: String,
     arns: tokio::sync::Mutex<HashMap<String, String>>,
+    /// Replicas sharing state: the consumers of those gone for good are deregistered.
+    sweep: Option<Arc<ConsumerSweep>>,
+    /// Streams with a sweep running.
+    sweeping: parking_lot::Mutex<HashSet<String>>,
 }
 
 impl Consumers {
-    pub fn new(client: Arc<KinesisClient>, name: String) -> Arc<Consumers> {
+    pub fn new(
+        client: Arc<KinesisClient>,
+        name: String,
+        sweep: Option<ConsumerSweep>,
+    ) -> Arc<Consumers> {
         Arc::new(Consumers {
             client,
             name,
             arns: tokio::sync::Mutex::new(HashMap::new()),
+            sweep: sweep.map(Arc::new),
+            sweeping: parking_lot::Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Sweeps `stream`'s consumers now and every `SWEEP_EVERY` while strait reads it.
+    fn spawn_sweep(self: &Arc<Self>, stream: &str, stream_arn: String) {
+        let Some(sweep) = self.sweep.clone() else {
+            return;
+        };
+        if !self.sweeping.lock().insert(stream.to_string()) {
+            return;
+        }
+        let consumers = Arc::downgrade(self);
+        let stream = stream.to_string();
+        tokio::spawn(async move {
+            loop {
+                let Some(c) = consumers.upgrade() else { return };
+                if !c.arns.lock().await.contains_key(&stream) {
+                    c.sweeping.lock().remove(&stream);
+                    return;
+                }
+                if let Err(e) = sweep.run(&c.client, &stream_arn).await {
+                    tracing::warn!(%stream, error = %e, "cannot sweep the stream consumers of replicas gone for good");
+                }
+                drop(c);
+                tokio::time::sleep(SWEEP_EVERY).await;
+            }
+        });
     }
 
     /// Registers strait's consumer on `stream` (or finds it registered) and waits until it
     /// is ACTIVE.
-    pub async fn arn(&self, stream: &str) -> StorageResult<String> {
+    pub async fn arn(self: &Arc<Self>, stream: &str) -> StorageResult<String> {
         let mut arns = self.arns.lock().await;
         if let Some(arn) = arns.get(stream) {
             return Ok(arn.clone());
@@ -100,7 +137,13 @@ impl Consumers {
                 consumer_status,
             } = d.consumer_description;
             if consumer_status == "ACTIVE" {
-                arns.insert(stream.to_string(), consumer_arn.clone());
+                let first = arns
+                    .insert(stream.to_string(), consumer_arn.clone())
+                    .is_none();
+                drop(arns);
+                if first {
+                    self.spawn_sweep(stream, stream_arn);
+                }
                 return Ok(consumer_arn);
             }
             if Instant::now() >= deadline {
@@ -161,7 +204,7 @@ pub fn spawn(tail: Weak<Tail>, consumers: Arc<Consumers>, client: Arc<KinesisCli
 /// (every 5 minutes). Ok(true) when it delivered anything.
 async fn subscribe_once(
     tail: &Weak<Tail>,
-    consumers: &Consumers,
+    consumers: &Arc<Consumers>,
     client: &KinesisClient,
     stream: &str,
     shard: &str,

@@ -64,6 +64,9 @@ pub struct KinesisLogSettings {
     pub cache_bytes: u64,
     /// Read with enhanced fan-out under this consumer name instead of polling GetRecords.
     pub fan_out_consumer: Option<String>,
+    /// With replicas sharing state: each replica's consumer is named after its node id, and
+    /// those of replicas gone for good are deregistered.
+    pub fan_out_sweep: Option<super::consumer_sweep::ConsumerSweep>,
     /// The streams that are topics.
     pub streams: StreamFilter,
     /// The shared state table (`state.type: dynamodb`); offset indexes are files in `dir`
@@ -92,7 +95,7 @@ pub struct KinesisLog {
 }
 
 impl KinesisLog {
-    pub fn new(client: Arc<KinesisClient>, settings: KinesisLogSettings) -> Arc<KinesisLog> {
+    pub fn new(client: Arc<KinesisClient>, mut settings: KinesisLogSettings) -> Arc<KinesisLog> {
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.cache_bytes)
             .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
@@ -101,7 +104,7 @@ impl KinesisLog {
         let fan_out = settings
             .fan_out_consumer
             .clone()
-            .map(|name| Consumers::new(client.clone(), name));
+            .map(|name| Consumers::new(client.clone(), name, settings.fan_out_sweep.take()));
         Arc::new(KinesisLog {
             fan_out,
             client,

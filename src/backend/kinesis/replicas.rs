@@ -2,7 +2,9 @@
 //! its Kafka node id and advertised address, and coordinates the consumer groups whose lease
 //! it holds. Items, all renewed every `RENEW` while their holder lives and dropped when it
 //! stops:
-//! - `pk = replica`, `sk = <node id>`: host, port, `expires` (ms), the holder's `instance`;
+//! - `pk = replica`, `sk = <node id>`: host, port, `expires` (ms), the holder's `instance`,
+//!   and `serving` (false from registration until its Kafka listener serves: others do not
+//!   list it before);
 //! - `pk = lease`, `sk = group/<group>`: the holder's node id, instance, host and port,
 //!   `expires`, and an `epoch` that grows with each new holder, so a holder that lost the
 //!   lease can neither renew it nor (`shared_meta.rs`) write the group's document.
@@ -73,6 +75,8 @@ pub struct SharedReplicas {
     live: RwLock<Vec<ReplicaAddress>>,
     /// Shutting down: nothing is renewed any more.
     left: AtomicBool,
+    /// The Kafka listener serves (`Replicas::serving`).
+    serving: AtomicBool,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -110,7 +114,7 @@ impl SharedReplicas {
             None => DERIVED_REUSE_AFTER,
         };
         loop {
-            if register(&table, &me, &instance, reuse_after).await? {
+            if register(&table, &me, &instance, reuse_after, false).await? {
                 break;
             }
             match node_id {
@@ -140,6 +144,7 @@ impl SharedReplicas {
             leases,
             taking: tokio::sync::Mutex::new(()),
             left: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
         });
         this.read_live().await?;
         tokio::spawn(renew(Arc::downgrade(&this)));
@@ -154,6 +159,7 @@ impl SharedReplicas {
             .await?
             .iter()
             .filter(|i| number(i, "expires").is_some_and(|x| x > now))
+            .filter(|i| serving(i))
             .filter_map(address_of)
             .collect();
         if !live.iter().any(|r| r.node_id == self.me.node_id) {
@@ -164,8 +170,43 @@ impl SharedReplicas {
         Ok(())
     }
 
+    /// Lets go of the groups deleted here (DeleteGroups) once their deletion is written:
+    /// nobody coordinates a group that is gone, and the next to ask takes it afresh.
+    async fn release_deleted(&self) {
+        let deleted: Vec<(String, i64)> = {
+            let mut leases = self.leases.lock();
+            let groups: Vec<(String, i64)> = leases
+                .held
+                .iter()
+                .filter(|(_, h)| self.meta.deleted(&h.doc_key))
+                .map(|(g, h)| (g.clone(), h.epoch))
+                .collect();
+            for (g, _) in &groups {
+                self.lose(&mut leases, g);
+            }
+            groups
+        };
+        for (group, epoch) in deleted {
+            tracing::info!(%group, "group deleted; its lease is given up");
+            self.release(&group, epoch).await;
+        }
+    }
+
+    async fn renew_registration(&self) -> StorageResult<bool> {
+        let serving = self.serving.load(Ordering::Acquire);
+        register(
+            &self.table,
+            &self.me,
+            &self.instance,
+            Duration::ZERO,
+            serving,
+        )
+        .await
+    }
+
     /// Renews every lease held, all at once; one another replica took is dropped.
     async fn renew_leases(&self) {
+        self.release_deleted().await;
         let held: Vec<(String, i64)> = self
             .leases
             .lock()
@@ -334,6 +375,7 @@ async fn register(
     me: &ReplicaAddress,
     instance: &str,
     reuse_after: Duration,
+    serving: bool,
 ) -> StorageResult<bool> {
     let item = attrs([
         ("pk", json!({"S": "replica"})),
@@ -342,6 +384,7 @@ async fn register(
         ("port", json!({"N": me.port.to_string()})),
         ("expires", json!({"N": (now_ms() + ms(LEASE)).to_string()})),
         ("instance", json!({ "S": instance })),
+        ("serving", json!({ "BOOL": serving })),
     ]);
     table
         .put_if(
@@ -354,6 +397,26 @@ async fn register(
             }),
         )
         .await
+}
+
+/// Node ids whose registration ended more than `ago` ago (and was not taken again since).
+pub async fn gone_for_good(table: &StateTable, ago: Duration) -> StorageResult<HashSet<i32>> {
+    let before = now_ms() - ms(ago);
+    Ok(table
+        .query_prefix("replica", "")
+        .await?
+        .iter()
+        .filter(|i| number(i, "expires").is_some_and(|x| x < before))
+        .filter_map(|i| text(i, "sk")?.parse().ok())
+        .collect())
+}
+
+/// A registration without the attribute (written before it existed) serves.
+fn serving(item: &Item) -> bool {
+    item.get("serving")
+        .and_then(|v| v.get("BOOL"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true)
 }
 
 fn address_of(item: &Item) -> Option<ReplicaAddress> {
@@ -384,7 +447,7 @@ async fn renew(this: Weak<SharedReplicas>) {
         if this.left.load(Ordering::Acquire) {
             return;
         }
-        match register(&this.table, &this.me, &this.instance, Duration::ZERO).await {
+        match this.renew_registration().await {
             Ok(true) => {}
             Ok(false) => {
                 // Another process has this node id now: nothing held is ours any more.
@@ -494,6 +557,17 @@ impl Replicas for SharedReplicas {
                     .is_some_and(|group| !held.contains(group))
             })
             .collect())
+    }
+
+    async fn serving(&self) {
+        self.serving.store(true, Ordering::Release);
+        if let Err(e) = self.renew_registration().await {
+            // The next renewal says it again.
+            tracing::warn!(error = %e, "cannot mark this replica as serving in the state table");
+        }
+        if let Err(e) = self.read_live().await {
+            tracing::warn!(error = %e, "cannot read the list of replicas");
+        }
     }
 
     async fn leave(&self) {

@@ -48,6 +48,13 @@ impl GroupCoordinator {
         }
     }
 
+    /// Tells the other replicas this one's Kafka listener serves, so they list it.
+    pub async fn serving(&self) {
+        if let Some(r) = self.replicas.get() {
+            r.serving().await;
+        }
+    }
+
     /// Gives up this replica's groups and registration (at shutdown), so others take over
     /// at once.
     pub async fn leave_replicas(&self) {
