@@ -419,6 +419,10 @@ pub struct EmbeddedConfig {
     pub fsync_interval_ms: u64,
     pub segment_bytes: u64,
     pub retention_check_secs: u64,
+    /// Segment files held open at once, across every partition; the least recently used are
+    /// closed past it and opened again on use. Lowered at start to a quarter of the
+    /// process's open-file limit.
+    pub max_open_files: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -486,6 +490,7 @@ impl Default for EmbeddedConfig {
             fsync_interval_ms: 1000,
             segment_bytes: 128 << 20,
             retention_check_secs: 60,
+            max_open_files: 1024,
         }
     }
 }

@@ -38,7 +38,17 @@ pub async fn run(
     let listeners = 1
         + usize::from(!config.kafka.listen.is_empty())
         + usize::from(!config.admin.listen.is_empty());
-    listener::set_limits(&config.limits, listeners, listener::open_file_limit());
+    let nofile = listener::open_file_limit();
+    let mut config = config;
+    let files = match config.backend.kind {
+        config::BackendType::Embedded => {
+            let e = &mut config.backend.embedded;
+            e.max_open_files = listener::fit_open_files(e.max_open_files, nofile);
+            e.max_open_files
+        }
+        _ => 0,
+    };
+    listener::set_limits(&config.limits, listeners, files, nofile);
     let ready = Arc::new(observe::admin::Readiness::default());
     // The admin listener comes up first, so probes answer (not ready) while the catalog loads.
     let admin = if config.admin.listen.is_empty() {

@@ -61,13 +61,38 @@ pub async fn hold_bytes(n: usize) -> HeldBytes {
     HeldBytes { _permit: permit, n }
 }
 
+/// `backend.embedded.max_open_files`, lowered to a quarter of the open-file limit `nofile`
+/// (with a warning when it was set higher than the default allows).
+pub fn fit_open_files(max_open_files: usize, nofile: Option<u64>) -> usize {
+    let Some(nofile) = nofile else {
+        return max_open_files;
+    };
+    let room = (nofile / 4).max(1) as usize;
+    if max_open_files > room {
+        tracing::info!(
+            open_file_limit = nofile,
+            configured = max_open_files,
+            max_open_files = room,
+            "backend.embedded.max_open_files fitted to a quarter of the open-file limit"
+        );
+        return room;
+    }
+    max_open_files
+}
+
 /// Sets the limits from the configuration, with `max_connections` clamped so `listeners`
-/// listeners at their cap stay below the open-file limit `nofile` (leaving room for files
-/// and upstream connections).
-pub fn set_limits(c: &crate::config::LimitsConfig, listeners: usize, nofile: Option<u64>) {
+/// listeners at their cap stay below the open-file limit `nofile`, leaving room for `files`
+/// segment files and 256 more (upstream connections, metadata files).
+pub fn set_limits(
+    c: &crate::config::LimitsConfig,
+    listeners: usize,
+    files: usize,
+    nofile: Option<u64>,
+) {
     let mut max = c.max_connections;
     if let Some(nofile) = nofile {
-        let room = (nofile.saturating_sub(256) / listeners.max(1) as u64).max(1) as usize;
+        let reserved = 256 + files as u64;
+        let room = (nofile.saturating_sub(reserved) / listeners.max(1) as u64).max(1) as usize;
         if max > room {
             // The default means "as many as fit": only a value someone chose earns a warning.
             if max == crate::config::LimitsConfig::default().max_connections {

@@ -191,3 +191,113 @@ fn metric_gauge(s: &Server, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// strait's open descriptors: (segment files, all).
+fn descriptors(pid: u32) -> (usize, usize) {
+    let links: Vec<std::path::PathBuf> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .collect();
+    let segments = links
+        .iter()
+        .filter(|l| l.extension().is_some_and(|x| x == "log"))
+        .count();
+    (segments, links.len())
+}
+
+/// The red team's finding: CreateStream with 3,000 shards under a 1,024-descriptor limit
+/// answered 500 and left about 1,000 segment files open, after which no new connection was
+/// accepted until a restart. Segment files are now held open at most
+/// `backend.embedded.max_open_files` at a time (fitted to a quarter of the limit).
+#[test]
+fn three_thousand_shards_under_a_1024_descriptor_limit_hold_a_bounded_set_of_files() {
+    let s = Server::start_limited(Some(1024), &[]);
+    let (status, body) = s.json(
+        "CreateStream",
+        serde_json::json!({"StreamName": "wide", "ShardCount": 3000}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.ok(
+        "DescribeStreamSummary",
+        serde_json::json!({"StreamName": "wide"}),
+    )["StreamDescriptionSummary"]["StreamStatus"]
+        != "ACTIVE"
+    {
+        assert!(Instant::now() < deadline, "the stream never became ACTIVE");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (segments, all) = descriptors(s.pid());
+    assert!(
+        segments <= 256,
+        "{segments} segment files open after CreateStream"
+    );
+    assert!(
+        all < 1024 - 256,
+        "{all} descriptors open after CreateStream"
+    );
+    // Records on many shards, each read back from its shard.
+    let mut written: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for round in 0..4 {
+        let entries: Vec<serde_json::Value> = (0..500)
+            .map(|i| {
+                let data = format!("r{round}-{i}");
+                serde_json::json!({"PartitionKey": data, "Data": base64(&data)})
+            })
+            .collect();
+        let out = s.ok(
+            "PutRecords",
+            serde_json::json!({"StreamName": "wide", "Records": entries}),
+        );
+        assert_eq!(out["FailedRecordCount"], 0, "{out}");
+        for (i, r) in out["Records"].as_array().unwrap().iter().enumerate() {
+            let shard = r["ShardId"].as_str().unwrap().to_string();
+            written
+                .entry(shard)
+                .or_default()
+                .push(format!("r{round}-{i}"));
+        }
+    }
+    assert!(
+        written.len() > 1000,
+        "records reached only {} shards",
+        written.len()
+    );
+    let (segments, all) = descriptors(s.pid());
+    assert!(
+        segments <= 256,
+        "{segments} segment files open after writing to {} shards",
+        written.len()
+    );
+    assert!(all < 1024 - 256, "{all} descriptors open after writing");
+    for (shard, want) in written.iter().step_by(37) {
+        let it = s.ok(
+            "GetShardIterator",
+            serde_json::json!({"StreamName": "wide", "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+        );
+        let page = s.ok(
+            "GetRecords",
+            serde_json::json!({"ShardIterator": it["ShardIterator"]}),
+        );
+        let got: Vec<String> = page["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| unbase64(r["Data"].as_str().unwrap()))
+            .collect();
+        assert_eq!(&got, want, "shard {shard}");
+    }
+    // New connections are still taken, and the gauge shows the bound.
+    let open = metric_gauge(&s, "strait_log_open_files");
+    assert!(open > 0 && open <= 256, "strait_log_open_files {open}");
+}
+
+fn base64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn unbase64(s: &str) -> String {
+    use base64::Engine;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s).unwrap()).unwrap()
+}

@@ -72,6 +72,8 @@ pub struct Metrics {
     /// Set on scrape: the embedded log's bytes and segment files, by stream.
     pub log_bytes: IntGaugeVec,
     pub log_segments: IntGaugeVec,
+    /// Set on scrape: segment files held open (at most `backend.embedded.max_open_files`).
+    pub log_open_files: IntGauge,
     /// Set on scrape: records between each Kafka group's committed offsets and the high
     /// watermarks (embedded backend; on the Kafka backend the cluster keeps groups).
     pub group_lag: IntGaugeVec,
@@ -291,6 +293,11 @@ impl Metrics {
                 "strait_log_segments",
                 "Embedded log: segment files, by stream.",
                 &["stream"],
+            ),
+            log_open_files: single_gauge(
+                &r,
+                "strait_log_open_files",
+                "Embedded log: segment files held open, at most backend.embedded.max_open_files (set on scrape).",
             ),
             group_lag: gauge(
                 &r,

@@ -15,6 +15,8 @@ pub struct Server {
     pub admin_port: u16,
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
+    /// The open-file limit strait starts under (`ulimit -n`), when not inherited.
+    nofile: Option<u64>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -26,6 +28,11 @@ impl Server {
 
     /// Starts with extra environment (configuration overrides).
     pub fn start_with(env: &[(&str, &str)]) -> Server {
+        Server::start_limited(None, env)
+    }
+
+    /// Starts under the open-file limit `nofile` (soft and hard), with extra environment.
+    pub fn start_limited(nofile: Option<u64>, env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = Server {
             port: 0,
@@ -36,6 +43,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nofile,
             child: None,
             _tmp: Some(tmp),
         };
@@ -49,7 +57,24 @@ impl Server {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/strait.yaml");
         // Port 0 everywhere: strait reports the ports it got, so parallel tests never race
         // for a port.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strait"));
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .args(["serve", "--config"])
             .arg(config)
             .env("STRAIT_DATA_DIR", &self.data_dir)
@@ -81,6 +106,10 @@ impl Server {
         // Keep draining stdout so strait never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("strait runs").id()
     }
 
     /// SIGKILL: no chance to flush anything.

@@ -1,5 +1,6 @@
 //! The embedded log's gauges, set when Prometheus scrapes rather than on every write:
-//! `strait_log_size_bytes` and `strait_log_segments`, summed per stream label.
+//! `strait_log_size_bytes` and `strait_log_segments`, summed per stream label, and
+//! `strait_log_open_files`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub fn watch_disk_usage(log: Arc<EmbeddedLog>) {
                 e.0 += bytes;
                 e.1 += segments;
             }
+            m.log_open_files.set(log.open_files() as i64);
             m.log_bytes.reset();
             m.log_segments.reset();
             for (label, (bytes, segments)) in by_label {

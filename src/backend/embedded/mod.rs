@@ -2,6 +2,7 @@
 //! Owns topic directories, the fsync-interval timer and retention; `partition.rs` owns the
 //! per-partition log itself.
 
+mod files;
 pub mod format;
 pub mod gauges;
 mod meta;
@@ -46,6 +47,8 @@ struct Topic {
 pub struct EmbeddedLog {
     root: PathBuf,
     config: EmbeddedConfig,
+    /// Every partition's segment files, open at most `max_open_files` at a time.
+    files: Arc<files::FilePool>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
 }
 
@@ -54,6 +57,7 @@ impl EmbeddedLog {
     pub fn open(data_dir: &Path, config: EmbeddedConfig) -> std::io::Result<Arc<EmbeddedLog>> {
         let root = data_dir.join("log");
         fs::create_dir_all(&root)?;
+        let files = files::FilePool::new(config.max_open_files);
         let mut topics = HashMap::new();
         for t in fs::read_dir(&root)?.flatten() {
             let dir_name = t.file_name().to_string_lossy().to_string();
@@ -69,7 +73,8 @@ impl EmbeddedLog {
                 let Ok(idx) = p.file_name().to_string_lossy().parse::<u32>() else {
                     continue;
                 };
-                let log = PartitionLog::open(&p.path(), config.fsync, config.segment_bytes)?;
+                let log =
+                    PartitionLog::open(&p.path(), config.fsync, config.segment_bytes, &files)?;
                 parts.insert(idx, Arc::new(log));
             }
             topics.insert(
@@ -83,8 +88,14 @@ impl EmbeddedLog {
         Ok(Arc::new(EmbeddedLog {
             root,
             config,
+            files,
             topics: RwLock::new(topics),
         }))
+    }
+
+    /// Segment files held open now.
+    pub fn open_files(&self) -> u64 {
+        self.files.open_files()
     }
 
     /// Starts the fsync-interval and retention timers.
@@ -220,7 +231,12 @@ impl Log for EmbeddedLog {
                 continue;
             }
             let dir = topic_dir(&self.root, topic).join(p.to_string());
-            let log = PartitionLog::open(&dir, self.config.fsync, self.config.segment_bytes)?;
+            let log = PartitionLog::open(
+                &dir,
+                self.config.fsync,
+                self.config.segment_bytes,
+                &self.files,
+            )?;
             parts.insert(p, Arc::new(log));
         }
         partition::sync_dir(&topic_dir(&self.root, topic))?;
@@ -325,7 +341,7 @@ impl Log for EmbeddedLog {
 /// target `segment_recovery` drives this with arbitrary segment bytes; the server does not
 /// call it.
 pub fn recover_partition(dir: &Path) -> StorageResult<Vec<bytes::Bytes>> {
-    let log = PartitionLog::open(dir, FsyncPolicy::Never, 1 << 20)
+    let log = PartitionLog::open(dir, FsyncPolicy::Never, 1 << 20, &files::FilePool::new(16))
         .map_err(|e| StorageError::io(format!("recover {}", dir.display()), e))?;
     let mut offset = log.offsets().log_start;
     let mut out = Vec::new();

@@ -7,10 +7,12 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::files::FilePool;
 use super::producers::ProducerIndex;
 use super::segment::{read_batches, Segment};
 use crate::backend::{CheckedBatch, PartitionOffsets, ProducerBatch, ReadBatches};
@@ -47,11 +49,17 @@ pub struct PartitionLog {
     failed: std::sync::atomic::AtomicBool,
     fsync: FsyncPolicy,
     segment_bytes: u64,
+    files: Arc<FilePool>,
 }
 
 impl PartitionLog {
     /// Opens (recovering) or creates the partition in `dir`.
-    pub fn open(dir: &Path, fsync: FsyncPolicy, segment_bytes: u64) -> io::Result<PartitionLog> {
+    pub fn open(
+        dir: &Path,
+        fsync: FsyncPolicy,
+        segment_bytes: u64,
+        files: &Arc<FilePool>,
+    ) -> io::Result<PartitionLog> {
         fs::create_dir_all(dir)?;
         let mut bases: Vec<(i64, PathBuf)> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -79,8 +87,9 @@ impl PartitionLog {
                     continue;
                 }
             }
-            let (seg, torn) =
-                Segment::recover(&path, base, &mut |h| producers.note(h, h.max_timestamp))?;
+            let (seg, torn) = Segment::recover(files, &path, base, &mut |h| {
+                producers.note(h, h.max_timestamp)
+            })?;
             if torn {
                 tracing::warn!(path = %path.display(), kept_bytes = seg.size, "truncated a torn or corrupt tail");
                 cut = true;
@@ -88,13 +97,13 @@ impl PartitionLog {
             segments.push(seg);
         }
         if segments.is_empty() {
-            segments.push(Segment::create(dir, 0)?);
+            segments.push(Segment::create(files, dir, 0)?);
             sync_dir(dir)?;
         }
         // What a killed process wrote may still be only in the page cache; make it durable
         // before anyone reads it, so an OS crash cannot take back offsets already served.
         if let Some(last) = segments.last() {
-            last.file.sync_data()?;
+            last.file.get()?.sync_data()?;
         }
         producers.expire(crate::clock::now_ms());
         let next_offset = segments.last().map_or(0, |s| s.next_offset);
@@ -117,6 +126,7 @@ impl PartitionLog {
             failed: std::sync::atomic::AtomicBool::new(false),
             fsync,
             segment_bytes,
+            files: files.clone(),
         })
     }
 
@@ -147,7 +157,7 @@ impl PartitionLog {
             }
             let seg = st.segments.last_mut().expect("active segment");
             let pos = seg.size;
-            seg.file.write_all_at(&batch, pos)?;
+            seg.file.get()?.write_all_at(&batch, pos)?;
             let h = *batch.header();
             seg.note_batch(&h, pos);
             st.producers.note(&h, crate::clock::now_ms());
@@ -168,10 +178,10 @@ impl PartitionLog {
     /// file covers every offset below `next_offset`.
     fn roll(&self, st: &mut State) -> io::Result<()> {
         if self.fsync != FsyncPolicy::Never {
-            st.active().file.sync_data()?;
+            st.active().file.get()?.sync_data()?;
         }
         st.segments
-            .push(Segment::create(&self.dir, st.next_offset)?);
+            .push(Segment::create(&self.files, &self.dir, st.next_offset)?);
         sync_dir(&self.dir)
     }
 
@@ -201,8 +211,9 @@ impl PartitionLog {
             let _guard = LeaderGuard(self);
             let (file, end) = {
                 let st = self.state.lock();
-                (st.active().file.clone(), st.next_offset)
+                (st.active().file.get(), st.next_offset)
             };
+            let file = file?;
             let res = tokio::task::spawn_blocking(move || {
                 let started = std::time::Instant::now();
                 let r = file.sync_data();
@@ -230,7 +241,7 @@ impl PartitionLog {
     pub fn sync_now(&self) -> io::Result<()> {
         let (file, end) = {
             let st = self.state.lock();
-            (st.active().file.clone(), st.next_offset)
+            (st.active().file.get()?, st.next_offset)
         };
         if let Err(e) = file.sync_data() {
             self.failed.store(true, Ordering::Release);
@@ -279,7 +290,7 @@ impl PartitionLog {
                 .saturating_sub(1);
             let seg = &st.segments[i];
             (
-                seg.file.clone(),
+                seg.file.get()?,
                 seg.position_for_offset(offset),
                 seg.size,
                 offsets,
@@ -318,7 +329,7 @@ impl PartitionLog {
             }
             match best {
                 None => return Ok(None),
-                Some(seg) => (seg.file.clone(), seg.size, seg.max_timestamp, visible),
+                Some(seg) => (seg.file.get()?, seg.size, seg.max_timestamp, visible),
             }
         };
         let mut pos = 0u64;
@@ -345,7 +356,7 @@ impl PartitionLog {
             match st.segments.iter().find(|s| s.max_timestamp >= ts) {
                 None => return Ok(visible),
                 Some(seg) => (
-                    seg.file.clone(),
+                    seg.file.get()?,
                     seg.position_for_timestamp(ts),
                     seg.size,
                     visible,
@@ -439,7 +450,10 @@ mod tests {
     #[tokio::test]
     async fn concurrent_appends_are_dense_and_durable() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Arc::new(PartitionLog::open(dir.path(), FsyncPolicy::Always, 1 << 20).unwrap());
+        let log = Arc::new(
+            PartitionLog::open(dir.path(), FsyncPolicy::Always, 1 << 20, &FilePool::new(64))
+                .unwrap(),
+        );
         let tasks: Vec<_> = (0..16)
             .map(|t| {
                 let log = log.clone();
@@ -461,14 +475,17 @@ mod tests {
     async fn segments_roll_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
+            let log =
+                PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20, &FilePool::new(64))
+                    .unwrap();
             // ~12 KiB per batch, so 200 batches span several 1 MiB segments.
             for i in 0..200 {
                 log.append(batch(100, 1000 + i, "k")).await.unwrap();
             }
             assert!(log.state.lock().segments.len() > 2);
         }
-        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
+        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20, &FilePool::new(64))
+            .unwrap();
         assert_eq!(log.offsets().high_watermark, 20_000);
         assert_eq!(offsets_of(&log, 19_990).len(), 10);
         // A read that starts in an older segment stops at its end; the caller reads on.
@@ -490,7 +507,9 @@ mod tests {
         };
         {
             // Small segments, so the producer's batches span a roll.
-            let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
+            let log =
+                PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20, &FilePool::new(64))
+                    .unwrap();
             for i in 0..100 {
                 log.append(idempotent(9, i * 3)).await.unwrap();
                 log.append(batch(100, 1000, "k")).await.unwrap();
@@ -498,7 +517,8 @@ mod tests {
             assert!(log.state.lock().segments.len() > 1);
             assert_eq!(log.producer_batches(9).len(), 5);
         }
-        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
+        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20, &FilePool::new(64))
+            .unwrap();
         let got = log.producer_batches(9);
         assert_eq!(got.len(), 5);
         let last = got.last().unwrap();
@@ -513,7 +533,8 @@ mod tests {
     #[tokio::test]
     async fn time_lookup_and_retention() {
         let dir = tempfile::tempdir().unwrap();
-        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
+        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20, &FilePool::new(64))
+            .unwrap();
         for i in 0..200 {
             log.append(batch(100, i * 1000, "k")).await.unwrap();
         }
@@ -537,7 +558,10 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_commit_leader_does_not_strand_writers() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Arc::new(PartitionLog::open(dir.path(), FsyncPolicy::Always, 1 << 20).unwrap());
+        let log = Arc::new(
+            PartitionLog::open(dir.path(), FsyncPolicy::Always, 1 << 20, &FilePool::new(64))
+                .unwrap(),
+        );
         {
             let fut = log.append(batch(1, 0, "a"));
             tokio::pin!(fut);
@@ -558,7 +582,8 @@ mod tests {
     #[tokio::test]
     async fn rejects_corrupt_batches() {
         let dir = tempfile::tempdir().unwrap();
-        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20).unwrap();
+        let log = PartitionLog::open(dir.path(), FsyncPolicy::Never, 1 << 20, &FilePool::new(64))
+            .unwrap();
         let mut b = batch(2, 0, "k").into_bytes();
         let n = b.len();
         b[n - 1] ^= 1;

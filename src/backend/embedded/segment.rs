@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::files::{FilePool, SegmentFile};
+
 use crate::protocol::kafka::record_batch::{self, BatchError, BatchHeader};
 
 /// One index entry per this many bytes of log.
@@ -27,7 +29,8 @@ pub struct IndexEntry {
 pub struct Segment {
     pub base_offset: i64,
     pub path: PathBuf,
-    pub file: Arc<File>,
+    /// Opened on use: idle segments hold no descriptor (`files.rs`).
+    pub file: SegmentFile,
     pub size: u64,
     pub next_offset: i64,
     pub max_timestamp: i64,
@@ -40,7 +43,7 @@ pub fn segment_path(dir: &Path, base_offset: i64) -> PathBuf {
 }
 
 impl Segment {
-    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+    pub fn create(files: &Arc<FilePool>, dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let path = segment_path(dir, base_offset);
         let file = OpenOptions::new()
             .create(true)
@@ -50,8 +53,8 @@ impl Segment {
             .open(&path)?;
         Ok(Segment {
             base_offset,
+            file: files.adopt(&path, file),
             path,
-            file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
             max_timestamp: i64::MIN,
@@ -63,16 +66,19 @@ impl Segment {
     /// Opens an existing segment, verifying every batch and showing each header to
     /// `on_batch`. Returns the segment and whether a torn or corrupt tail was cut off.
     pub fn recover(
+        files: &Arc<FilePool>,
         path: &Path,
         base_offset: i64,
         on_batch: &mut impl FnMut(&BatchHeader),
     ) -> io::Result<(Segment, bool)> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
+        let file = files.adopt(path, file);
+        let f = file.get()?;
         let mut seg = Segment {
             base_offset,
             path: path.to_path_buf(),
-            file: Arc::new(file),
+            file,
             size: 0,
             next_offset: base_offset,
             max_timestamp: i64::MIN,
@@ -86,7 +92,7 @@ impl Segment {
             chunk.clear();
             let want = ((len - pos) as usize).min(SCAN_CHUNK);
             chunk.resize(want, 0);
-            seg.file.read_exact_at(&mut chunk, pos)?;
+            f.read_exact_at(&mut chunk, pos)?;
             let mut at = 0usize;
             loop {
                 match record_batch::check_batch(&chunk[at..]) {
@@ -106,7 +112,7 @@ impl Segment {
                             }
                         };
                         let mut whole = vec![0u8; h.total_len];
-                        seg.file.read_exact_at(&mut whole, pos)?;
+                        f.read_exact_at(&mut whole, pos)?;
                         match record_batch::check_batch(&whole) {
                             Ok(h) if h.base_offset == seg.next_offset => {
                                 seg.note_batch(&h, pos);
@@ -133,8 +139,8 @@ impl Segment {
         }
         if seg.size < len {
             torn = true;
-            seg.file.set_len(seg.size)?;
-            seg.file.sync_all()?;
+            f.set_len(seg.size)?;
+            f.sync_all()?;
         }
         Ok((seg, torn))
     }
