@@ -278,6 +278,8 @@ async fn dispatch(
     })?;
     let principal = auth::principal(&parts.headers);
     let (body, _held) = read_body(body, max_body).await?;
+    // After the body, so the connection stays usable for the client's retry.
+    ctx.throttle.control_plane(op.name)?;
     tracing::debug!(op = op.name, ?principal, bytes = body.len(), "request");
     let answer = async move {
         match handler {

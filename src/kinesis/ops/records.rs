@@ -310,6 +310,7 @@ pub async fn get_shard_iterator(
         i.starting_sequence_number.as_deref(),
         i.timestamp,
     )?;
+    ctx.throttle.iterator(&name, partition)?;
     let shard_iterator = ctx.core.get_shard_iterator(&name, partition, start).await?;
     Ok(GetShardIteratorOutput { shard_iterator })
 }
@@ -346,14 +347,15 @@ pub async fn get_records(ctx: Arc<Ctx>, i: GetRecordsInput) -> Result<GetRecords
         validate::stream_name_from_arn(arn)?;
     }
     let page = ctx.core.get_records(&iterator, limit).await?;
-    // Reading has no effect, so a call over the limit may read and then be refused.
-    ctx.throttle.read(&page.stream.name, page.partition)?;
     let encryption = page.stream.encryption_key.as_ref().map(|_| "KMS");
     let bytes: usize = page
         .records
         .iter()
         .map(|r| r.data.len() + r.partition_key.len())
         .sum();
+    // Reading has no effect, so a call over the limit may read and then be refused.
+    ctx.throttle
+        .read(&page.stream.name, page.partition, bytes)?;
     crate::observe::metrics().read(
         "kinesis",
         &page.stream.name,

@@ -177,6 +177,7 @@ pub async fn subscribe_to_shard(
         lease,
         tx,
         deadline: Instant::now() + ctx.subscription_lifetime,
+        paced: Instant::now(),
         consumer: arn.consumer.clone(),
         lag,
         shadow: None,
@@ -198,6 +199,9 @@ struct Subscription {
     lease: SubscriptionLease,
     tx: mpsc::Sender<Bytes>,
     deadline: Instant,
+    /// With `kinesis.throttling: aws`, when the bytes sent so far have had their time at
+    /// 2 MiB a second (each consumer's share per shard on AWS).
+    paced: Instant,
     consumer: String,
     /// This subscription's share of `strait_efo_consumer_millis_behind_latest`.
     lag: crate::observe::metrics::EfoLag,
@@ -236,12 +240,30 @@ impl Subscription {
 
     /// Sends one message, unless the subscription is revoked or its lifetime ends first.
     async fn send(&mut self, msg: Bytes) -> Result<(), End> {
+        let not_before = self.pace(msg.len());
+        let tx = &self.tx;
+        let paced_send = async move {
+            tokio::time::sleep_until(not_before).await;
+            tx.send(msg).await
+        };
         tokio::select! {
-            sent = self.tx.send(msg) => sent.map_err(|_| End::Clean),
+            sent = paced_send => sent.map_err(|_| End::Clean),
             _ = crate::listener::closed(self.ctx.closing.clone()) => Err(End::Clean),
             _ = self.lease.revoked.changed() => Err(self.revoked()),
             _ = tokio::time::sleep_until(self.deadline) => Err(End::Clean),
         }
+    }
+
+    /// When a message of `bytes` may go: at once, unless throttling paces this consumer to
+    /// 2 MiB a second.
+    fn pace(&mut self, bytes: usize) -> Instant {
+        if !self.ctx.throttle.is_on() {
+            return Instant::now();
+        }
+        let start = self.paced.max(Instant::now());
+        let per_sec = super::throttle::READ_BYTES_PER_SEC as f64;
+        self.paced = start + Duration::from_secs_f64(bytes as f64 / per_sec);
+        start
     }
 
     fn revoked(&self) -> End {

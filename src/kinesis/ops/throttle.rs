@@ -1,8 +1,12 @@
-//! `kinesis.throttling: aws`: the per-shard limits Amazon Kinesis enforces, for testing
-//! clients that must live with them (no emulator throttles): 5 GetRecords calls a second
-//! (ProvisionedThroughputExceededException), and 1,000 records or 1 MiB a second written
-//! (the entry's ProvisionedThroughputExceededException in a PutRecords answer). Off by
-//! default: strait's own backends have no such limits.
+//! `kinesis.throttling: aws`: the limits Amazon Kinesis enforces, for testing clients that
+//! must live with them (no emulator throttles). Per shard, as ProvisionedThroughputExceeded-
+//! Exception: 5 GetRecords calls a second, and 2 MiB a second read by them (a call that
+//! returned N bytes leaves the shard's reads refused for N / 2 MiB seconds, so 10 MiB for
+//! 5 s, as AWS documents); 5 GetShardIterator calls a second; 1,000 records or 1 MiB a second
+//! written (the entry's error in a PutRecords answer). Each enhanced fan-out subscription is
+//! paced to 2 MiB a second (`subscribe.rs`). The account-wide rates of the control-plane
+//! operations, as LimitExceededException. Off by default: strait's own backends have no such
+//! limits.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -12,9 +16,30 @@ use parking_lot::Mutex;
 use crate::kinesis::error::ApiError;
 
 const READS_PER_SEC: usize = 5;
+/// Read by GetRecords, per shard; also what each enhanced fan-out consumer gets per shard.
+pub const READ_BYTES_PER_SEC: usize = 2 << 20;
+const ITERATORS_PER_SEC: usize = 5;
 const WRITE_RECORDS_PER_SEC: u32 = 1000;
 const WRITE_BYTES_PER_SEC: usize = 1 << 20;
 const SECOND: Duration = Duration::from_secs(1);
+
+/// Control-plane operations and the calls a second AWS allows each account (the API
+/// reference, per operation). Those AWS limits per stream (ListShards, DescribeStreamConsumer,
+/// ListStreamConsumers, DeregisterStreamConsumer) are not limited here.
+const CONTROL_PLANE: &[(&str, usize)] = &[
+    ("AddTagsToStream", 5),
+    ("CreateStream", 5),
+    ("DeleteStream", 5),
+    ("DescribeLimits", 1),
+    ("DescribeStream", 10),
+    ("DescribeStreamSummary", 20),
+    ("ListStreams", 5),
+    ("ListTagsForStream", 5),
+    ("MergeShards", 5),
+    ("RegisterStreamConsumer", 5),
+    ("RemoveTagsFromStream", 5),
+    ("SplitShard", 5),
+];
 
 type ShardKey = (String, u32);
 
@@ -22,6 +47,10 @@ type ShardKey = (String, u32);
 pub struct Throttle {
     on: bool,
     reads: Mutex<HashMap<ShardKey, VecDeque<Instant>>>,
+    /// When each shard's GetRecords may read again, after the bytes it read.
+    read_until: Mutex<HashMap<ShardKey, Instant>>,
+    iterators: Mutex<HashMap<ShardKey, VecDeque<Instant>>>,
+    control: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
     /// (window start, records, bytes) of the current one-second window.
     writes: Mutex<HashMap<ShardKey, (Instant, u32, usize)>>,
 }
@@ -38,28 +67,70 @@ impl Throttle {
         self.on
     }
 
-    /// One GetRecords call on a shard; refused past five in the last second.
-    pub fn read(&self, stream: &str, partition: u32) -> Result<(), ApiError> {
+    /// One GetRecords call on a shard that read `bytes`; refused past five calls in the last
+    /// second, or while the bytes of earlier calls exceed 2 MiB a second.
+    pub fn read(&self, stream: &str, partition: u32, bytes: usize) -> Result<(), ApiError> {
         if !self.on {
             return Ok(());
         }
         let now = Instant::now();
-        let mut reads = self.reads.lock();
-        let calls = reads.entry((stream.to_string(), partition)).or_default();
-        while calls
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= SECOND)
-        {
-            calls.pop_front();
+        let key = (stream.to_string(), partition);
+        if self.read_until.lock().get(&key).is_some_and(|t| now < *t) {
+            return Err(ApiError::provisioned_throughput_exceeded(format!(
+                "Rate exceeded for shard {} in stream {stream} under account. (2 MiB a second read by GetRecords, kinesis.throttling: aws)",
+                crate::core::catalog::shard_id(partition)
+            )));
         }
-        if calls.len() >= READS_PER_SEC {
+        if !take_call(&mut self.reads.lock(), key.clone(), now, READS_PER_SEC) {
             return Err(ApiError::provisioned_throughput_exceeded(format!(
                 "Rate exceeded for shard {} in stream {stream} under account. (5 GetRecords calls a second, kinesis.throttling: aws)",
                 crate::core::catalog::shard_id(partition)
             )));
         }
-        calls.push_back(now);
+        let busy = Duration::from_secs_f64(bytes as f64 / READ_BYTES_PER_SEC as f64);
+        self.read_until.lock().insert(key, now + busy);
         Ok(())
+    }
+
+    /// One GetShardIterator call on a shard; refused past five in the last second.
+    pub fn iterator(&self, stream: &str, partition: u32) -> Result<(), ApiError> {
+        if !self.on {
+            return Ok(());
+        }
+        let key = (stream.to_string(), partition);
+        if take_call(
+            &mut self.iterators.lock(),
+            key,
+            Instant::now(),
+            ITERATORS_PER_SEC,
+        ) {
+            return Ok(());
+        }
+        Err(ApiError::provisioned_throughput_exceeded(format!(
+            "Rate exceeded for shard {} in stream {stream} under account. (5 GetShardIterator calls a second, kinesis.throttling: aws)",
+            crate::core::catalog::shard_id(partition)
+        )))
+    }
+
+    /// One call of a control-plane operation; refused past its rate for the account.
+    pub fn control_plane(&self, operation: &'static str) -> Result<(), ApiError> {
+        if !self.on {
+            return Ok(());
+        }
+        let Some((_, per_sec)) = CONTROL_PLANE.iter().find(|(op, _)| *op == operation) else {
+            return Ok(());
+        };
+        if take_call(
+            &mut self.control.lock(),
+            operation,
+            Instant::now(),
+            *per_sec,
+        ) {
+            return Ok(());
+        }
+        Err(ApiError::limit_exceeded(format!(
+            "Rate exceeded for {operation} under account: {per_sec} calls a second (kinesis.throttling: aws)"
+        )))
     }
 
     /// One record written to a shard: false when the shard's second is full.
@@ -84,6 +155,27 @@ impl Throttle {
     }
 }
 
+/// Counts a call at `now` under `key` unless `per_sec` were made in the last second.
+fn take_call<K: std::hash::Hash + Eq>(
+    calls: &mut HashMap<K, VecDeque<Instant>>,
+    key: K,
+    now: Instant,
+    per_sec: usize,
+) -> bool {
+    let calls = calls.entry(key).or_default();
+    while calls
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= SECOND)
+    {
+        calls.pop_front();
+    }
+    if calls.len() >= per_sec {
+        return false;
+    }
+    calls.push_back(now);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,14 +184,47 @@ mod tests {
     fn five_reads_a_second_per_shard() {
         let t = Throttle::new(true);
         for _ in 0..5 {
-            t.read("s", 0).unwrap();
+            t.read("s", 0, 0).unwrap();
         }
         assert_eq!(
-            t.read("s", 0).unwrap_err().code,
+            t.read("s", 0, 0).unwrap_err().code,
             "ProvisionedThroughputExceededException"
         );
-        t.read("s", 1).unwrap();
-        assert!(Throttle::new(false).read("s", 0).is_ok());
+        t.read("s", 1, 0).unwrap();
+        assert!(Throttle::new(false).read("s", 0, 0).is_ok());
+    }
+
+    #[test]
+    fn reads_pay_for_their_bytes_at_two_mebibytes_a_second() {
+        let t = Throttle::new(true);
+        t.read("s", 0, 1 << 20).unwrap();
+        let e = t.read("s", 0, 0).unwrap_err();
+        assert!(e.message.contains("2 MiB"), "{}", e.message);
+        std::thread::sleep(Duration::from_millis(550));
+        t.read("s", 0, 0).unwrap();
+        t.read("s", 1, 0).unwrap();
+    }
+
+    #[test]
+    fn control_plane_rates_per_operation() {
+        let t = Throttle::new(true);
+        t.control_plane("DescribeLimits").unwrap();
+        assert_eq!(
+            t.control_plane("DescribeLimits").unwrap_err().code,
+            "LimitExceededException"
+        );
+        for _ in 0..5 {
+            t.control_plane("ListStreams").unwrap();
+        }
+        assert!(t.control_plane("ListStreams").is_err());
+        for _ in 0..100 {
+            t.control_plane("PutRecords").unwrap();
+        }
+        for _ in 0..5 {
+            t.iterator("s", 0).unwrap();
+        }
+        assert!(t.iterator("s", 0).is_err());
+        t.iterator("s", 1).unwrap();
     }
 
     #[test]
