@@ -179,7 +179,7 @@ pub static OPERATIONS: &[Operation] = &[
     op!("DescribeStreamSummary", Supported, "Never returns a StreamId, so SDK endpoint rules keep the custom endpoint.", streams::describe_stream_summary),
     op!("DisableEnhancedMonitoring", Partial, "State is recorded and reported; no CloudWatch metrics are emitted.", settings::disable_monitoring),
     op!("EnableEnhancedMonitoring", Partial, "State is recorded and reported; no CloudWatch metrics are emitted.", settings::enable_monitoring),
-    op!("GetRecords", Supported, "Limit, the 10 MiB cap, MillisBehindLatest, and ChildShards at the end of a closed shard. No per-shard throttling.", records::get_records),
+    op!("GetRecords", Supported, "Limit, the 10 MiB cap, MillisBehindLatest, and ChildShards at the end of a closed shard. With `kinesis.throttling: aws`, 5 calls and 2 MiB a second per shard (ProvisionedThroughputExceededException).", records::get_records),
     op!("GetResourcePolicy", "Resource policies are not modelled."),
     op!("GetShardIterator", Supported, "All five iterator types. Iterators are signed tokens that expire after 300 s.", records::get_shard_iterator),
     op!("IncreaseStreamRetentionPeriod", Supported, "", settings::increase_retention),
