@@ -94,6 +94,14 @@ def shard_records(k, name, shard_id):
     return out
 
 
+def stream_names(k):
+    """Every stream's name: ListStreams answers in pages (moto's first is 10 names)."""
+    names = []
+    for page in k.get_paginator("list_streams").paginate():
+        names += page["StreamNames"]
+    return names
+
+
 def shard_id(n):
     return f"shardId-{n:012d}"
 
@@ -553,7 +561,7 @@ def main():
         assert cfg["retention.ms"].value == str(24 * 3600 * 1000), cfg["retention.ms"].value
         gone = f"gone-{RUN}"
         a.create_topics([NewTopic(gone, num_partitions=1, replication_factor=1)])[gone].result(30)
-        assert gone in k.list_streams()["StreamNames"]
+        assert gone in stream_names(k)
         a.delete_topics([gone])[gone].result(30)
         deadline = time.time() + 20
         while True:
@@ -575,7 +583,7 @@ def main():
             raise AssertionError("an ON_DEMAND topic of 3 partitions was accepted")
         except Exception as e:  # noqa: BLE001
             assert e.args[0].code() == KafkaError.INVALID_PARTITIONS, e.args[0]
-        assert od not in k.list_streams()["StreamNames"], "a refused CreateTopics made a stream"
+        assert od not in stream_names(k), "a refused CreateTopics made a stream"
         a.create_topics([NewTopic(od, num_partitions=-1, replication_factor=1, config={"kinesis.stream.mode": "ON_DEMAND", "retention.ms": str(48 * 3600 * 1000)})])[od].result(30)
         summary = k.describe_stream_summary(StreamName=od)["StreamDescriptionSummary"]
         assert summary["StreamModeDetails"]["StreamMode"] == "ON_DEMAND", summary
@@ -627,10 +635,10 @@ def main():
                 raise AssertionError("CreateTopics outside the filter was accepted")
             except Exception as e:  # noqa: BLE001
                 assert e.args[0].code() == KafkaError.POLICY_VIOLATION, e.args[0]
-            assert outside not in k.list_streams()["StreamNames"]
+            assert outside not in stream_names(k)
             inside = f"pre{RUN}-made"
             a.create_topics([NewTopic(inside, num_partitions=1, replication_factor=1)])[inside].result(30)
-            assert inside in k.list_streams()["StreamNames"]
+            assert inside in stream_names(k)
         finally:
             f.stop()
 
@@ -781,13 +789,20 @@ def main():
                         break
                     assert time.time() < deadline, f"brokers through {s_.kafka}: {seen}"
                     time.sleep(0.5)
-            sent = produce_all(producer(a), topic, [(f"k{i}".encode(), f"v{i}".encode(), i % 4) for i in range(400)])
-            assert all(e is None for e, *_ in sent)
             # One member through each replica: one coordinator, the partitions split between them.
             c1 = consumer(a, group, **{"partition.assignment.strategy": "range"})
             c2 = consumer(b, group, **{"partition.assignment.strategy": "range"})
             c1.subscribe([topic])
             c2.subscribe([topic])
+            # Records only once both members hold partitions: produced before, the first to
+            # join could read them all before the second arrived.
+            deadline = time.time() + 60
+            while not (c1.assignment() and c2.assignment()):
+                assert time.time() < deadline, f"assignments never split: {c1.assignment()} / {c2.assignment()}"
+                for c in (c1, c2):
+                    c.consume(10, 0.2)
+            sent = produce_all(producer(a), topic, [(f"k{i}".encode(), f"v{i}".encode(), i % 4) for i in range(400)])
+            assert all(e is None for e, *_ in sent)
             got = {}
             deadline = time.time() + 90
             while len(got) < 400 and time.time() < deadline:
