@@ -35,8 +35,15 @@ pub async fn run(
     });
     observe::metrics().set_per_stream(config.admin.per_stream_metrics);
     observe::disk::watch_data_dir(config.data_dir.clone());
+    // A Kafka connection through the pass-through holds two descriptors (the client's and
+    // the broker's), so it counts twice against the open-file limit.
+    let kafka_weight = if config.backend.kind == config::BackendType::Kafka {
+        2
+    } else {
+        1
+    };
     let listeners = 1
-        + usize::from(!config.kafka.listen.is_empty())
+        + kafka_weight * usize::from(!config.kafka.listen.is_empty())
         + usize::from(!config.admin.listen.is_empty());
     let nofile = listener::open_file_limit();
     let mut config = config;

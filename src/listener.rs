@@ -194,9 +194,26 @@ pub async fn accept_until<F, Fut>(
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    tokio::pin!(shutdown);
     // This listener's own connections, against limits.max_connections.
     let mine = Arc::new(Connections::default());
+    accept_counted(listener, what, conns, mine, shutdown, on_connection).await
+}
+
+/// `accept_until` for one of several sockets that together are one listener (the Kafka
+/// pass-through's bootstrap and per-broker ports): `mine` counts the connections of them
+/// all against limits.max_connections.
+pub async fn accept_counted<F, Fut>(
+    listener: TcpListener,
+    what: &'static str,
+    conns: Arc<Connections>,
+    mine: Arc<Connections>,
+    shutdown: impl Future<Output = ()>,
+    on_connection: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -54,6 +54,9 @@ pub struct Passthrough {
     /// node id → the port strait advertises for it (its listener is running).
     node_ports: Mutex<BTreeMap<i32, u16>>,
     conns: Arc<Connections>,
+    /// The connections of the bootstrap and every broker port together: one listener's
+    /// worth against limits.max_connections.
+    connections: Arc<Connections>,
     closing: Closing,
     /// Set once the Kinesis catalog is loaded; until then CreatePartitions is forwarded.
     create_partitions_policy: OnceLock<TopicPolicy>,
@@ -98,6 +101,7 @@ impl Passthrough {
             max_frame_bytes: settings.max_frame_bytes,
             node_ports: Mutex::default(),
             conns,
+            connections: Arc::default(),
             closing,
             create_partitions_policy: OnceLock::new(),
             namespace: Namespace::new(&settings.topic_prefix),
@@ -168,15 +172,23 @@ impl Passthrough {
     async fn accept(self: Arc<Self>, listener: TcpListener, target: Target) {
         let shutdown = crate::listener::closed(self.closing.clone());
         let conns = self.conns.clone();
-        crate::listener::accept_until(listener, "kafka", conns, shutdown, move |stream, peer| {
-            let pt = self.clone();
-            async move {
-                let _open = crate::observe::metrics::ConnectionGuard::new("kafka");
-                if let Err(reason) = pt.proxy(stream, target).await {
-                    tracing::debug!(%peer, ?target, %reason, "kafka connection closed");
+        let family = self.connections.clone();
+        crate::listener::accept_counted(
+            listener,
+            "kafka",
+            conns,
+            family,
+            shutdown,
+            move |stream, peer| {
+                let pt = self.clone();
+                async move {
+                    let _open = crate::observe::metrics::ConnectionGuard::new("kafka");
+                    if let Err(reason) = pt.proxy(stream, target).await {
+                        tracing::debug!(%peer, ?target, %reason, "kafka connection closed");
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
     }
 

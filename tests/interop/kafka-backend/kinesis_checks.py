@@ -93,12 +93,12 @@ def read_stream(client, name):
 class Replica:
     """A second strait on the same cluster, with its own ports and data dir."""
 
-    def __init__(self):
+    def __init__(self, **extra):
         self.dir = tempfile.mkdtemp(prefix="strait-replica-")
         env = dict(os.environ, STRAIT_BACKEND__TYPE="kafka", STRAIT_BACKEND__KAFKA__BOOTSTRAP=BROKER,
                    STRAIT_DATA_DIR=self.dir, STRAIT_KINESIS__LISTEN="127.0.0.1:0",
                    STRAIT_KAFKA__LISTEN="127.0.0.1:0", STRAIT_KAFKA__ADVERTISED_ADDRESS="127.0.0.1:0",
-                   STRAIT_ADMIN__LISTEN="127.0.0.1:0")
+                   STRAIT_ADMIN__LISTEN="127.0.0.1:0", **extra)
         self.out = open(os.path.join(self.dir, "out"), "w+")
         self.log = open(os.path.join(self.dir, "log"), "w+")
         self.proc = subprocess.Popen([BIN, "serve", "--config", os.path.join(REPO, "config", "strait.yaml")],
@@ -111,6 +111,8 @@ class Replica:
             for line in self.out.read().splitlines():
                 if line.startswith("strait: kinesis listening on "):
                     self.endpoint = "http://" + line.rsplit(" ", 1)[1]
+                if line.startswith("strait: kafka listening on "):
+                    self.kafka = line.rsplit(" ", 1)[1]
             time.sleep(0.1)
         require(self.endpoint, f"replica did not listen: {self.tail()}")
         self.client = kinesis(self.endpoint)
@@ -474,6 +476,53 @@ def broker_restart_under_put_load_loses_nothing():
           f"every acknowledged record read once", flush=True)
 
 
+def the_pass_through_caps_its_ports_together():
+    """limits.max_connections counts the bootstrap port and every broker port as one listener:
+    before, each port had its own cap, so a client could hold (brokers + 1) times the cap, two
+    descriptors each (its own and strait's to the broker)."""
+    import socket
+
+    r = Replica(STRAIT_LIMITS__MAX_CONNECTIONS="4")
+    try:
+        admin = AdminClient({"bootstrap.servers": r.kafka})
+        brokers = admin.list_topics(timeout=20).brokers
+        ports = sorted({b.port for b in brokers.values()})
+        require(ports, "no broker in Metadata")
+        del admin
+        time.sleep(1)  # the admin client's connections close
+
+        def connect(port):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.settimeout(2)
+            return s
+
+        def closed(s):
+            try:
+                return s.recv(1) == b""
+            except socket.timeout:
+                return False
+            except OSError:
+                return True
+
+        bootstrap = int(r.kafka.rsplit(":", 1)[1])
+        held = [connect(bootstrap), connect(bootstrap), connect(ports[0]), connect(ports[0])]
+        time.sleep(0.5)
+        require(not any(closed(s) for s in held), "a connection under the cap was closed")
+        for port in (ports[0], bootstrap):
+            extra = connect(port)
+            require(closed(extra), f"a fifth connection (to port {port}) was kept: each port has its own cap")
+            extra.close()
+        for s in held:
+            s.close()
+        time.sleep(0.5)
+        again = connect(ports[0])
+        require(not closed(again), "a connection after the others left was refused")
+        again.close()
+    finally:
+        r.stop()
+    print(f"  # broker ports {ports}: 4 held over the bootstrap and a broker port, the fifth refused on either", flush=True)
+
+
 def broker(fn):
     out = subprocess.run(["bash", "-c", f'source "{LIB}"; {fn}'], capture_output=True, text=True, timeout=120)
     require(out.returncode == 0, f"{fn}: {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -498,6 +547,8 @@ CHECKS = [
      bad_input_gets_kinesis_errors),
     ("kill -9 and restart of the broker under PutRecords load: every acknowledged record "
      "is stored exactly once", broker_restart_under_put_load_loses_nothing),
+    ("limits.max_connections caps the pass-through's bootstrap and broker ports together",
+     the_pass_through_caps_its_ports_together),
 ]
 
 if __name__ == "__main__":
