@@ -175,3 +175,43 @@ fn enhanced_fan_out_is_paced_to_two_mebibytes_a_second_per_consumer_and_shard() 
     // Without throttling the same subscription delivers the whole shard.
     assert_eq!(delivered_in_one_subscription("off"), (16, 4 << 20));
 }
+
+#[test]
+fn an_on_demand_stream_takes_what_aws_gives_a_new_one_four_thousand_records_a_second() {
+    let s = throttled();
+    s.ok(
+        "CreateStream",
+        json!({"StreamName": "od", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+    );
+    let shards = s.ok("ListShards", json!({"StreamName": "od"}))["Shards"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(shards, 4);
+    // 5,000 records over many keys within one second: at most 1,000 per shard, 4,000 in all.
+    for _attempt in 0..3 {
+        let started = Instant::now();
+        let mut accepted = 0;
+        for call in 0..10 {
+            let records: Vec<Value> = (0..500)
+                .map(|i| json!({"PartitionKey": format!("{_attempt}-{call}-{i}"), "Data": "eA=="}))
+                .collect();
+            let out = s.ok(
+                "PutRecords",
+                json!({"StreamName": "od", "Records": records}),
+            );
+            accepted += 500 - out["FailedRecordCount"].as_u64().unwrap();
+        }
+        if started.elapsed() >= Duration::from_millis(900) {
+            // Spread over two of the shards' one-second windows: not a measure of one.
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        assert!(
+            (3_000..=4_000).contains(&accepted),
+            "{accepted} of 5,000 records accepted in one second"
+        );
+        return;
+    }
+    panic!("5,000 records never fitted in one second on this machine");
+}
