@@ -46,6 +46,10 @@ const RECENT_KEPT: usize = 20_000;
 const BEYOND_WAIT: Duration = Duration::from_secs(10);
 /// The index file is rewritten without trimmed chunks once this many are gone.
 const PRUNE_LINES: usize = 1_000;
+/// A local index writes its growing chunk once the shard has had no new record for this
+/// long, or the chunk has grown for `GROWING_MAX` (`seal_if_due`).
+const QUIET_SEAL: Duration = Duration::from_secs(600);
+const GROWING_MAX: Duration = Duration::from_secs(3_600);
 
 /// A run of records read from the shard in one page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +164,8 @@ struct Index {
     persisted_end: i64,
     /// Chunks dropped below the trim horizon since the file was last rewritten.
     pruned: usize,
+    /// The growing chunk's base, and since when this process has seen it grow.
+    growing_since: Option<(i64, Instant)>,
 }
 
 impl Index {
@@ -599,6 +605,7 @@ impl Tail {
     /// the store. The page is cached as a batch per chunk it touches, under the batch's
     /// first offset, before the index shows the new offsets.
     fn index_page(&self, records: Vec<Record>) -> StorageResult<()> {
+        self.seal_if_due()?;
         if records.is_empty() {
             return Ok(());
         }
@@ -652,7 +659,47 @@ impl Tail {
         while i.recent.len() > RECENT_KEPT {
             i.recent.pop_front();
         }
+        let growing = i
+            .chunks
+            .values()
+            .next_back()
+            .filter(|c| c.base >= i.persisted_end)
+            .map(|c| c.base);
+        if growing.is_some() && i.growing_since.map(|(b, _)| b) != growing {
+            i.growing_since = growing.map(|b| (b, Instant::now()));
+        }
         let _ = self.grown.send(i.next_offset);
+        Ok(())
+    }
+
+    /// A local index (`state.type: local`, one replica) writes its growing chunk to the file
+    /// once the shard has been quiet for `QUIET_SEAL`, or the chunk has grown for
+    /// `GROWING_MAX`. Otherwise a crash, then a restart after the chunk's records had been
+    /// trimmed (a quiet stream, records older than its retention), would number the next
+    /// records from the chunk's start and hand out its offsets again. A chunk cut by time is
+    /// shorter than one cut by records, which one replica may do; replicas sharing an index
+    /// must cut it alike, so a shared index does not (`docs/operations.md`).
+    fn seal_if_due(&self) -> StorageResult<()> {
+        if !matches!(self.store, IndexStore::File(_)) {
+            return Ok(());
+        }
+        let due = {
+            let i = self.index.read();
+            i.chunks
+                .values()
+                .next_back()
+                .filter(|c| c.base >= i.persisted_end)
+                .is_some_and(|c| {
+                    let quiet = crate::clock::now_ms() - c.max_ts > QUIET_SEAL.as_millis() as i64;
+                    let long = i
+                        .growing_since
+                        .is_some_and(|(b, t)| b == c.base && t.elapsed() > GROWING_MAX);
+                    quiet || long
+                })
+        };
+        if due {
+            self.seal()?;
+        }
         Ok(())
     }
 
@@ -673,8 +720,15 @@ impl Tail {
         Ok(())
     }
 
-    /// Waits for the chunks queued for the shared state table, until `until`.
+    /// Shutdown: a local index writes its growing chunk (the next start numbers on after it
+    /// even if its records are trimmed by then); a shared one waits for the chunks queued
+    /// for the state table, until `until`.
     pub async fn flush_index(&self, until: tokio::time::Instant) {
+        if matches!(self.store, IndexStore::File(_)) {
+            if let Err(e) = self.seal() {
+                tracing::warn!(stream = %self.stream, partition = self.partition, error = %e, "cannot write the growing offset-index chunk at shutdown");
+            }
+        }
         if let IndexStore::Shared(shared) = &self.store {
             if !shared.flush(until).await {
                 tracing::warn!(stream = %self.stream, partition = self.partition, "offset-index chunks still unwritten at shutdown; the next replica to load the index reads them again");
