@@ -393,7 +393,6 @@ async fn open_kinesis_core(
                     return Ok(None);
                 };
                 replicas = Some(r);
-                m.follow(core::CATALOG_DOC_PREFIX, CATALOG_REFRESH);
                 (m.clone(), m)
             }
             None => {

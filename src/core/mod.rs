@@ -25,7 +25,7 @@ pub use data::{
 pub use reshard::HeldBack;
 pub use service::{
     retention_ms, Core, CreateStreamRequest, ForeignTopics, Limits, MAX_RETENTION_HOURS,
-    MIN_RETENTION_HOURS, STREAM_PREFIX as CATALOG_DOC_PREFIX,
+    MIN_RETENTION_HOURS,
 };
 pub use topics::{topic_id, Appended};
 

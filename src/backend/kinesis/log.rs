@@ -92,7 +92,21 @@ pub struct KinesisLog {
     /// strait's own writes go).
     appends: Mutex<PartitionAppends>,
     fan_out: Option<Arc<Consumers>>,
+    /// The last ListStreams answer and when it came. AWS allows 5 ListStreams calls a second
+    /// per account, shared by every replica and every other client, so one answer serves
+    /// every caller for `LISTED_FOR`, and callers meanwhile wait for the one call in flight.
+    listed: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
 }
+
+/// How long one ListStreams answer is used.
+const LISTED_FOR: Duration = Duration::from_millis(500);
+/// Pauses before asking again for a ListStreams page the upstream throttled.
+const LIST_RETRIES: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1_600),
+];
 
 impl KinesisLog {
     pub fn new(client: Arc<KinesisClient>, mut settings: KinesisLogSettings) -> Arc<KinesisLog> {
@@ -114,7 +128,77 @@ impl KinesisLog {
             tails: Mutex::new(HashMap::new()),
             created: Mutex::new(HashMap::new()),
             appends: Mutex::new(HashMap::new()),
+            listed: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The streams that are topics, from one ListStreams answer shared for `LISTED_FOR`; a
+    /// throttled page is asked for again after a pause (`LIST_RETRIES`).
+    async fn stream_names(&self) -> StorageResult<Vec<String>> {
+        let mut listed = self.listed.lock().await;
+        if let Some((at, names)) = listed.as_ref() {
+            if at.elapsed() < LISTED_FOR {
+                return Ok(names.clone());
+            }
+        }
+        let mut names = Vec::new();
+        let mut input = ListStreamsInput::default();
+        loop {
+            let out = self.list_streams_page(&input).await?;
+            let last = out.stream_names.last().cloned();
+            names.extend(
+                out.stream_names
+                    .into_iter()
+                    .filter(|n| self.settings.streams.admits(n)),
+            );
+            match (out.has_more_streams, out.next_token, last) {
+                (true, Some(token), _) => {
+                    input = ListStreamsInput {
+                        next_token: Some(token),
+                        ..Default::default()
+                    }
+                }
+                (true, None, Some(last)) => {
+                    input = ListStreamsInput {
+                        exclusive_start_stream_name: Some(last),
+                        ..Default::default()
+                    }
+                }
+                _ => break,
+            }
+        }
+        // Streams deleted outside strait: what this replica knew of them goes, so a stream
+        // made again under the name starts at offset 0.
+        let known: Vec<String> = self.shards.read().keys().cloned().collect();
+        for gone in known.iter().filter(|k| !names.contains(k)) {
+            tracing::info!(stream = %gone, "stream deleted upstream; forgetting its offsets");
+            self.forget(gone);
+            if let Some(consumers) = &self.fan_out {
+                consumers.forget(gone).await;
+            }
+        }
+        *listed = Some((Instant::now(), names.clone()));
+        Ok(names)
+    }
+
+    async fn list_streams_page(
+        &self,
+        input: &ListStreamsInput,
+    ) -> StorageResult<ListStreamsOutput> {
+        let mut pauses = LIST_RETRIES.iter();
+        loop {
+            match self.client.call("ListStreams", input).await {
+                Ok(out) => return Ok(out),
+                Err(e) if e.is_transient() && e.code().is_some() => match pauses.next() {
+                    Some(pause) => {
+                        tracing::debug!(error = %e, "ListStreams throttled; asking again");
+                        tokio::time::sleep(*pause).await;
+                    }
+                    None => return Err(storage_error(e)),
+                },
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
     }
 
     /// The stream's shards, from ListShards when the last list is older than `SHARDS_FRESH`
@@ -629,46 +713,7 @@ impl Log for KinesisLog {
     }
 
     async fn topics(&self) -> StorageResult<Vec<(String, u32)>> {
-        let mut names = Vec::new();
-        let mut input = ListStreamsInput::default();
-        loop {
-            let out: ListStreamsOutput = self
-                .client
-                .call("ListStreams", &input)
-                .await
-                .map_err(storage_error)?;
-            let last = out.stream_names.last().cloned();
-            names.extend(
-                out.stream_names
-                    .into_iter()
-                    .filter(|n| self.settings.streams.admits(n)),
-            );
-            match (out.has_more_streams, out.next_token, last) {
-                (true, Some(token), _) => {
-                    input = ListStreamsInput {
-                        next_token: Some(token),
-                        ..Default::default()
-                    }
-                }
-                (true, None, Some(last)) => {
-                    input = ListStreamsInput {
-                        exclusive_start_stream_name: Some(last),
-                        ..Default::default()
-                    }
-                }
-                _ => break,
-            }
-        }
-        // Streams deleted outside strait: what this replica knew of them goes, so a stream
-        // made again under the name starts at offset 0.
-        let known: Vec<String> = self.shards.read().keys().cloned().collect();
-        for gone in known.iter().filter(|k| !names.contains(k)) {
-            tracing::info!(stream = %gone, "stream deleted upstream; forgetting its offsets");
-            self.forget(gone);
-            if let Some(consumers) = &self.fan_out {
-                consumers.forget(gone).await;
-            }
-        }
+        let names = self.stream_names().await?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             match self.shards(&name, true).await {

@@ -182,6 +182,9 @@ impl SharedReplicas {
                 .map(|(g, h)| (g.clone(), h.epoch))
                 .collect();
             for (g, _) in &groups {
+                if let Some(h) = leases.held.get(g) {
+                    self.meta.forget_deleted(&h.doc_key);
+                }
                 self.lose(&mut leases, g);
             }
             groups
@@ -516,6 +519,8 @@ impl Replicas for SharedReplicas {
             )));
         }
         leases.lost.remove(doc_key);
+        // A group deleted under an earlier lease and taken again is not deleted any more.
+        self.meta.forget_deleted(doc_key);
         leases.held.insert(
             group.to_string(),
             Held {

@@ -1,8 +1,6 @@
 //! Metadata documents (the catalog's, consumer groups') in the state table, for
 //! `backend.kinesis.state.type: dynamodb`: read whole at start-up, answered from memory (the
-//! group coordinator writes under its lock and cannot wait), and written behind. Documents
-//! no lease covers (the catalog's) are read again now and then (`follow`), since every
-//! replica writes them. Writes to
+//! group coordinator writes under its lock and cannot wait), and written behind. Writes to
 //! one key are coalesced, newest wins, and a failed write is retried until it lands or a newer
 //! one replaces it. A crash can lose the writes of its last moments: for committed offsets
 //! that means a group reads a few records again, never that it skips any.
@@ -58,10 +56,6 @@ struct Writes {
 struct WriteState {
     pending: BTreeMap<String, Option<Vec<u8>>>,
     writing: BTreeSet<String>,
-    /// Writes queued so far, and the count when each key was last queued: a re-read begun
-    /// before a key's write must not replace it.
-    queued: u64,
-    queued_at: BTreeMap<String, u64>,
     /// Keys whose deletion was written (and not queued again since).
     deleted: BTreeSet<String>,
 }
@@ -126,43 +120,15 @@ impl SharedMetaStore {
             .collect())
     }
 
-    /// Re-reads the documents under `prefix` every `every` while the store lives, so what
-    /// other replicas write there shows here (the catalog's documents: no lease covers them).
-    pub fn follow(self: &Arc<Self>, prefix: &str, every: Duration) {
-        let store = Arc::downgrade(self);
-        let prefix = prefix.to_string();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                let Some(store) = store.upgrade() else { return };
-                if let Err(e) = store.reread(&prefix).await {
-                    tracing::warn!(%prefix, error = %e, "cannot read metadata documents from the state table");
-                }
-            }
-        });
-    }
-
-    /// Replaces the documents under `prefix` with the table's, except those written here
-    /// since the read began (or still being written): those keep this replica's value.
-    async fn reread(&self, prefix: &str) -> StorageResult<()> {
-        let began = self.writes.state.lock().queued;
-        let stored: BTreeMap<String, Vec<u8>> =
-            self.read_prefix(prefix).await?.into_iter().collect();
-        let mut docs = self.docs.lock();
-        let s = self.writes.state.lock();
-        let mine = |key: &str| {
-            s.pending.contains_key(key)
-                || s.writing.contains(key)
-                || s.queued_at.get(key).is_some_and(|at| *at > began)
-        };
-        replace_under(&mut docs, prefix, stored, mine);
-        Ok(())
-    }
-
     /// `key`'s deletion is written, and nothing was queued for it since.
     pub fn deleted(&self, key: &str) -> bool {
         let s = self.writes.state.lock();
         s.deleted.contains(key) && !s.pending.contains_key(key) && !s.writing.contains(key)
+    }
+
+    /// Forgets that `key` was deleted (its lease was given up, or taken afresh).
+    pub fn forget_deleted(&self, key: &str) {
+        self.writes.state.lock().deleted.remove(key);
     }
 
     /// Forgets writes of `key` not yet made (its lease is gone).
@@ -174,36 +140,10 @@ impl SharedMetaStore {
     /// without its write.
     fn queue(&self, key: &str, value: Option<Vec<u8>>) {
         let mut s = self.writes.state.lock();
-        s.queued += 1;
-        let at = s.queued;
-        s.queued_at.insert(key.to_string(), at);
         s.deleted.remove(key);
         s.pending.insert(key.to_string(), value);
         drop(s);
         self.writes.wake.notify_one();
-    }
-}
-
-/// Makes the documents under `prefix` those of `stored`, except the keys `mine` keeps.
-fn replace_under(
-    docs: &mut BTreeMap<String, Vec<u8>>,
-    prefix: &str,
-    stored: BTreeMap<String, Vec<u8>>,
-    mine: impl Fn(&str) -> bool,
-) {
-    let gone: Vec<String> = docs
-        .range(prefix.to_string()..)
-        .take_while(|(k, _)| k.starts_with(prefix))
-        .filter(|(k, _)| !stored.contains_key(*k) && !mine(k))
-        .map(|(k, _)| k.clone())
-        .collect();
-    for key in gone {
-        docs.remove(&key);
-    }
-    for (key, doc) in stored {
-        if key.starts_with(prefix) && !mine(&key) {
-            docs.insert(key, doc);
-        }
     }
 }
 
@@ -245,11 +185,9 @@ async fn write_behind(writes: Weak<Writes>, table: Arc<StateTable>) {
             };
             match write(&table, &key, value.as_deref(), epoch).await {
                 Ok(()) => {
-                    if value.is_none() {
-                        let mut s = w.state.lock();
-                        if !s.pending.contains_key(&key) {
-                            s.deleted.insert(key);
-                        }
+                    let mut s = w.state.lock();
+                    if value.is_none() && !s.pending.contains_key(&key) {
+                        s.deleted.insert(key);
                     }
                 }
                 Err(StorageError::Refused { message, .. }) => {
@@ -343,46 +281,5 @@ impl SyncMetaStore for SharedMetaStore {
     fn unwritten(&self) -> bool {
         let s = self.writes.state.lock();
         !s.pending.is_empty() || !s.writing.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn docs(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-            .collect()
-    }
-
-    #[test]
-    fn a_reread_takes_the_tables_documents_under_its_prefix_only() {
-        let mut held = docs(&[
-            ("groups/g", "mine"),
-            ("streams/a", "old"),
-            ("streams/gone", "old"),
-            ("streams/local", "written here"),
-            ("streams/local-new", "written here"),
-        ]);
-        let stored = docs(&[
-            ("streams/a", "new"),
-            ("streams/b", "made elsewhere"),
-            ("streams/local", "stale"),
-        ]);
-        replace_under(&mut held, "streams/", stored, |k| {
-            k.starts_with("streams/local")
-        });
-        assert_eq!(
-            held,
-            docs(&[
-                ("groups/g", "mine"),
-                ("streams/a", "new"),
-                ("streams/b", "made elsewhere"),
-                ("streams/local", "written here"),
-                ("streams/local-new", "written here"),
-            ])
-        );
     }
 }

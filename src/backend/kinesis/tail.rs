@@ -328,6 +328,9 @@ pub struct Tail {
     /// The index's end offset, for those waiting for it to grow.
     grown: watch::Sender<i64>,
     reader: tokio::sync::Mutex<Reader>,
+    /// Held while a page is numbered into the index or the growing chunk is written: the
+    /// shutdown's `seal` must not cut a chunk a page is extending.
+    indexing: parking_lot::Mutex<()>,
 }
 
 impl Tail {
@@ -366,6 +369,7 @@ impl Tail {
             index: RwLock::new(index),
             grown,
             reader: tokio::sync::Mutex::new(Reader::default()),
+            indexing: parking_lot::Mutex::new(()),
         })
     }
 
@@ -605,6 +609,7 @@ impl Tail {
     /// the store. The page is cached as a batch per chunk it touches, under the batch's
     /// first offset, before the index shows the new offsets.
     fn index_page(&self, records: Vec<Record>) -> StorageResult<()> {
+        let _indexing = self.indexing.lock();
         self.seal_if_due()?;
         if records.is_empty() {
             return Ok(());
@@ -698,13 +703,20 @@ impl Tail {
                 })
         };
         if due {
-            self.seal()?;
+            self.seal_growing()?;
         }
         Ok(())
     }
 
-    /// Writes the growing chunk to the index file (the shard ended: nothing will join it).
+    /// Writes the growing chunk to the index file (the shard ended: nothing will join it;
+    /// or shutdown).
     fn seal(&self) -> StorageResult<()> {
+        let _indexing = self.indexing.lock();
+        self.seal_growing()
+    }
+
+    /// `seal`, with `indexing` held.
+    fn seal_growing(&self) -> StorageResult<()> {
         let mut i = self.index.write();
         let persisted_end = i.persisted_end;
         if let Some(last) = i

@@ -88,7 +88,10 @@ impl Throttle {
             )));
         }
         let busy = Duration::from_secs_f64(bytes as f64 / READ_BYTES_PER_SEC as f64);
-        self.read_until.lock().insert(key, now + busy);
+        // Concurrent reads add up: a small one must not cut a large one's hold short.
+        let mut until = self.read_until.lock();
+        let from = until.get(&key).copied().unwrap_or(now).max(now);
+        until.insert(key, from + busy);
         Ok(())
     }
 

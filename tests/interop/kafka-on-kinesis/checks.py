@@ -1078,8 +1078,11 @@ def main():
             while lease_expires() > time.time() * 1000:
                 assert time.time() < deadline, "the deleted group's lease is still renewed 10 s after DeleteGroups"
                 time.sleep(0.5)
-            # Given up, not lost: the group is taken again by the next to ask, from nothing.
+            # Given up, not lost: the group is taken again by the next to ask, from nothing,
+            # and this time its lease is kept (renewed every 2 s).
             assert commit(3) == 3, "a group deleted and used again"
+            time.sleep(5)
+            assert lease_expires() > time.time() * 1000, "the lease of a group used again after its deletion was given up again"
             # A replica still starting (its upstream unreachable, so it cannot serve Kafka
             # clients yet) is registered but not listed as a broker until it serves.
             relay = Cuttable(UPSTREAM)
