@@ -3,7 +3,10 @@
 //! the least recently used past the cap, so idle partitions and old segments hold no
 //! descriptor. A read, write or fsync under way keeps its file (an `Arc`) even once evicted.
 //! fsync works on the file, not the descriptor, so data written through a descriptor closed
-//! since is still covered by an fsync through the next one.
+//! since is still covered by an fsync through the next one. One weaker spot: Linux reports a
+//! writeback error nobody has seen to a descriptor opened later only while the file's inode
+//! stays cached, so an error in that gap could go unreported; keep `max_open_files` above the
+//! partitions written at once and it does not arise.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
