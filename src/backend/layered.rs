@@ -210,6 +210,10 @@ impl<L: LogLayer> Log for Layered<L> {
         let call = self.inner.producer_batches(&topic, partition, producer_id);
         self.layer.around(Operation::ProducerBatches, call).await
     }
+    async fn created_ms(&self, topic: &str) -> StorageResult<Option<i64>> {
+        let topic = self.layer.inward(topic);
+        self.inner.created_ms(&topic).await
+    }
     async fn lineage(&self, topic: &str) -> StorageResult<Option<Vec<PartitionLineage>>> {
         let topic = self.layer.inward(topic);
         let call = self.inner.lineage(&topic);

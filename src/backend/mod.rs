@@ -274,6 +274,12 @@ pub trait Log: Send + Sync {
     ) -> StorageResult<i64>;
     /// The topic's reshard history, when the backend keeps it rather than strait's catalog
     /// (Kinesis streams resharded upstream); `None` otherwise.
+    /// When the backend made the topic, in ms, if it records it (Kinesis's
+    /// StreamCreationTimestamp): replicas that create or adopt the topic take this as the
+    /// stream's creation time, so they give it the same Kafka topic id.
+    async fn created_ms(&self, _topic: &str) -> StorageResult<Option<i64>> {
+        Ok(None)
+    }
     async fn lineage(&self, _topic: &str) -> StorageResult<Option<Vec<PartitionLineage>>> {
         Ok(None)
     }

@@ -233,7 +233,7 @@ impl Core {
                 self.account_id, self.streams_config.shard_limit
             )));
         }
-        let stream = new_stream(&req, shards, now_ms());
+        let mut stream = new_stream(&req, shards, now_ms());
         let new = NewTopic {
             retention_ms: Some(retention_ms(stream.retention_hours)),
             on_demand: req.mode == StreamMode::OnDemand,
@@ -246,6 +246,16 @@ impl Core {
                 .log
                 .create_partitions(&stream.name, 0..shards, new)
                 .await;
+            if let Ok(()) = created {
+                // The backend's own creation time, which a replica adopting the topic takes
+                // too: the same Kafka topic id on every replica.
+                if let Ok(Some(at)) = self.log.created_ms(&stream.name).await {
+                    if at != stream.created_ms {
+                        stream.created_ms = at;
+                        self.persist(&stream).await?;
+                    }
+                }
+            }
             if let Err(e) = created {
                 let _ = self
                     .meta

@@ -227,7 +227,10 @@ impl Core {
                 tags: BTreeMap::new(),
                 key_hash: super::catalog::KeyHash::KafkaMurmur2,
             };
-            let stream = new_stream(&req, partitions, now_ms());
+            // The backend's creation time where it keeps one, so every replica adopting the
+            // topic gives it the same Kafka topic id.
+            let created = self.log.created_ms(&topic).await?.unwrap_or_else(now_ms);
+            let stream = new_stream(&req, partitions, created);
             self.persist(&stream).await?;
             self.catalog
                 .write()

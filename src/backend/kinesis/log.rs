@@ -867,6 +867,16 @@ impl Log for KinesisLog {
         Ok(tail.offset_for_timestamp(timestamp_ms))
     }
 
+    async fn created_ms(&self, topic: &str) -> StorageResult<Option<i64>> {
+        // Seconds with a fraction, as a JSON number or its text.
+        let at = self.created(topic).await?;
+        Ok(at
+            .trim_matches('"')
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0)
+            .map(|s| (s * 1000.0).round() as i64))
+    }
     async fn lineage(&self, topic: &str) -> StorageResult<Option<Vec<PartitionLineage>>> {
         let shards = self.shards(topic, false).await?;
         let tails = self.tails.lock();
