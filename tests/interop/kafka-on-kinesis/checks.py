@@ -95,11 +95,15 @@ def shard_records(k, name, shard_id):
 
 
 def stream_names(k):
-    """Every stream's name: ListStreams answers in pages (moto's first is 10 names)."""
-    names = []
-    for page in k.get_paginator("list_streams").paginate():
+    """Every stream's name: ListStreams answers in pages (moto's are 10 names, and it gives no
+    NextToken, so boto3's paginator stops after the first): asked on after the last name."""
+    names, args = [], {}
+    while True:
+        page = k.list_streams(**args)
         names += page["StreamNames"]
-    return names
+        if not page.get("HasMoreStreams") or not page["StreamNames"]:
+            return names
+        args = {"NextToken": page["NextToken"]} if page.get("NextToken") else {"ExclusiveStartStreamName": page["StreamNames"][-1]}
 
 
 def shard_id(n):
