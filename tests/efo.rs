@@ -8,7 +8,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::efo::{events, read_messages, setup, sub_body, subscribe};
+use common::efo::{dechunk, events, read_messages, setup, sub_body, subscribe};
 use common::Server;
 use serde_json::json;
 use strait::protocol::kinesis::eventstream::decode;
@@ -221,19 +221,7 @@ fn sigterm_ends_subscriptions_cleanly() {
     assert!(stopped < Duration::from_secs(5), "took {stopped:?} to stop");
     assert!(raw.ends_with(b"0\r\n\r\n"), "no clean end of stream");
     // Re-read the bytes as messages: initial-response, and no exception.
-    let mut body = Vec::new();
-    let mut rest = &raw[..];
-    loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
+    let body = dechunk(&raw);
     let (first, _) = decode(&body).unwrap();
     assert_eq!(first.header(":event-type"), Some("initial-response"));
     let mut at = 0;

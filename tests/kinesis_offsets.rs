@@ -20,6 +20,27 @@ use strait::config::KinesisBackendConfig;
 
 const RECORDS: usize = 25_000;
 
+/// A Kinesis-backend log over `up`, polling, its offset indexes in `dir`.
+fn open_log(up: &Server, dir: &std::path::Path) -> Arc<KinesisLog> {
+    let cfg = KinesisBackendConfig {
+        endpoint: Some(format!("http://127.0.0.1:{}", up.port)),
+        ..Default::default()
+    };
+    KinesisLog::new(
+        Arc::new(KinesisClient::new(Arc::new(Upstream::new(&cfg).unwrap()))),
+        KinesisLogSettings {
+            dir: dir.to_path_buf(),
+            poll: Duration::from_millis(200),
+            max_reads_per_sec: 5,
+            cache_bytes: 1 << 20,
+            fan_out_consumer: None,
+            fan_out_sweep: None,
+            streams: StreamFilter::new(&[]),
+            state: None,
+        },
+    )
+}
+
 #[test]
 fn checkpoints_old_and_recent_map_to_offsets_and_back() {
     let up = Server::start();
@@ -44,24 +65,7 @@ fn checkpoints_old_and_recent_map_to_offsets_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let cfg = KinesisBackendConfig {
-            endpoint: Some(format!("http://127.0.0.1:{}", up.port)),
-            ..Default::default()
-        };
-        let upstream = Arc::new(Upstream::new(&cfg).unwrap());
-        let log = KinesisLog::new(
-            Arc::new(KinesisClient::new(upstream)),
-            KinesisLogSettings {
-                dir: dir.path().to_path_buf(),
-                poll: Duration::from_millis(200),
-                max_reads_per_sec: 5,
-                cache_bytes: 1 << 20,
-                fan_out_consumer: None,
-                fan_out_sweep: None,
-                streams: StreamFilter::new(&[]),
-                state: None,
-            },
-        );
+        let log = open_log(&up, dir.path());
         // Read to the shard's end: the first records leave the recent positions.
         let offsets = log.offsets("w", 0).await.unwrap();
         assert_eq!(offsets.high_watermark, RECORDS as i64);
@@ -146,25 +150,7 @@ fn the_growing_chunk_is_written_at_shutdown() {
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "strait-test-secret");
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let open = || {
-        let cfg = KinesisBackendConfig {
-            endpoint: Some(format!("http://127.0.0.1:{}", up.port)),
-            ..Default::default()
-        };
-        KinesisLog::new(
-            Arc::new(KinesisClient::new(Arc::new(Upstream::new(&cfg).unwrap()))),
-            KinesisLogSettings {
-                dir: dir.path().to_path_buf(),
-                poll: Duration::from_millis(200),
-                max_reads_per_sec: 5,
-                cache_bytes: 1 << 20,
-                fan_out_consumer: None,
-                fan_out_sweep: None,
-                streams: StreamFilter::new(&[]),
-                state: None,
-            },
-        )
-    };
+    let open = || open_log(&up, dir.path());
     put(5);
     rt.block_on(async {
         let log = open();

@@ -18,7 +18,7 @@ use crate::backend::{Log, MetaStore, NewTopic, Refusal, StorageError};
 use crate::config::StreamsConfig;
 
 /// The catalog's documents in the `MetaStore`: one per stream, under this prefix.
-pub const STREAM_PREFIX: &str = "streams/";
+pub(super) const STREAM_PREFIX: &str = "streams/";
 const ITERATOR_KEY: &str = "secrets/iterator-key";
 pub const MIN_RETENTION_HOURS: u32 = 24;
 pub const MAX_RETENTION_HOURS: u32 = 8760;

@@ -64,8 +64,21 @@ pub fn subscribe(s: &Server, content_type: &str, body: &[u8]) -> (u16, TcpStream
 pub fn read_messages(mut c: TcpStream) -> Vec<Message> {
     let mut raw = Vec::new();
     c.read_to_end(&mut raw).unwrap();
+    let body = dechunk(&raw);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let (m, used) = decode(&body[at..]).expect("well-formed event-stream message");
+        out.push(m);
+        at += used;
+    }
+    out
+}
+
+/// The bytes of a chunked HTTP/1.1 body, up to its last chunk.
+pub fn dechunk(raw: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
-    let mut rest = &raw[..];
+    let mut rest = raw;
     loop {
         let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
         let size =
@@ -77,14 +90,7 @@ pub fn read_messages(mut c: TcpStream) -> Vec<Message> {
         body.extend_from_slice(&rest[..size]);
         rest = &rest[size + 2..];
     }
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < body.len() {
-        let (m, used) = decode(&body[at..]).expect("well-formed event-stream message");
-        out.push(m);
-        at += used;
-    }
-    out
+    body
 }
 
 pub fn events(messages: &[Message]) -> Vec<Value> {
