@@ -148,6 +148,7 @@ impl SharedReplicas {
         });
         this.read_live().await?;
         tokio::spawn(renew(Arc::downgrade(&this)));
+        tokio::spawn(renew_leases(Arc::downgrade(&this)));
         Ok(this)
     }
 
@@ -438,8 +439,10 @@ fn holder_of(item: &Item) -> Option<ReplicaAddress> {
     })
 }
 
-/// Every `RENEW`: the registration, the leases and the list of live replicas.
-async fn renew(this: Weak<SharedReplicas>) {
+/// Every `RENEW`: the group leases. A loop of their own, so a slow registration write or
+/// replica-list read (a state table answers in up to a minute) cannot let a lease lapse,
+/// which would send every member of its group back to FindCoordinator.
+async fn renew_leases(this: Weak<SharedReplicas>) {
     loop {
         tokio::time::sleep(RENEW).await;
         let Some(this) = this.upgrade() else { return };
@@ -447,6 +450,14 @@ async fn renew(this: Weak<SharedReplicas>) {
             return;
         }
         this.renew_leases().await;
+    }
+}
+
+/// Every `RENEW`: the registration and the list of live replicas.
+async fn renew(this: Weak<SharedReplicas>) {
+    loop {
+        tokio::time::sleep(RENEW).await;
+        let Some(this) = this.upgrade() else { return };
         if this.left.load(Ordering::Acquire) {
             return;
         }
