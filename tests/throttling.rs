@@ -129,6 +129,59 @@ fn control_plane_operations_are_held_to_their_rates() {
     }
 }
 
+#[test]
+fn per_stream_rates_and_ten_scalings_a_day() {
+    let s = throttled();
+    for name in ["a", "b"] {
+        s.ok("CreateStream", json!({"StreamName": name, "ShardCount": 2}));
+    }
+    let arn = |name: &str| {
+        s.ok("DescribeStreamSummary", json!({"StreamName": name}))["StreamDescriptionSummary"]
+            ["StreamARN"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (arn("a"), arn("b"));
+    // ListStreamConsumers: 5 a second per stream, so a sixth on one stream is refused while
+    // the other stream's first still goes.
+    let codes: Vec<u16> = (0..6)
+        .map(|_| s.json("ListStreamConsumers", json!({"StreamARN": a})).0)
+        .collect();
+    assert_eq!(codes, [200, 200, 200, 200, 200, 400]);
+    let (status, body) = s.json("ListStreamConsumers", json!({"StreamARN": a}));
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("LimitExceededException"))
+    );
+    s.ok("ListStreamConsumers", json!({"StreamARN": b}));
+    // UpdateShardCount: 10 scalings a rolling day per stream (and 10 calls a second per
+    // account, so they are spaced out here).
+    let mut count = 2;
+    for i in 0..10 {
+        count = if i % 2 == 0 { 4 } else { 2 };
+        s.ok(
+            "UpdateShardCount",
+            json!({"StreamName": "a", "TargetShardCount": count, "ScalingType": "UNIFORM_SCALING"}),
+        );
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    let (status, body) = s.json(
+        "UpdateShardCount",
+        json!({"StreamName": "a", "TargetShardCount": count * 2, "ScalingType": "UNIFORM_SCALING"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["__type"], "LimitExceededException", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("24 hours"),
+        "{body}"
+    );
+    s.ok(
+        "UpdateShardCount",
+        json!({"StreamName": "b", "TargetShardCount": 4, "ScalingType": "UNIFORM_SCALING"}),
+    );
+}
+
 /// Records (and their bytes) one subscription of `lifetime` delivers from the start of a
 /// shard holding 4 MiB.
 fn delivered_in_one_subscription(throttling: &str) -> (usize, usize) {

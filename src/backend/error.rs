@@ -30,6 +30,10 @@ pub enum StorageError {
     /// A record batch that fails its CRC or framing checks.
     #[error("corrupt record batch: {0}")]
     CorruptBatch(String),
+    /// Another replica took the catalog fence during this change, which was not written;
+    /// the change may be tried again from the catalog as it now is.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 /// What a refusal means to the caller.

@@ -179,6 +179,11 @@ impl<L: LogLayer> Log for Layered<L> {
         let call = self.inner.offsets(&topic, partition);
         self.layer.around(Operation::Offsets, call).await
     }
+    async fn append_end(&self, topic: &str, partition: u32) -> StorageResult<i64> {
+        let topic = self.layer.inward(topic);
+        let call = self.inner.append_end(&topic, partition);
+        self.layer.around(Operation::Offsets, call).await
+    }
     async fn max_timestamp_batch(
         &self,
         topic: &str,

@@ -257,6 +257,11 @@ pub trait Log: Send + Sync {
         max_bytes: usize,
     ) -> StorageResult<ReadBatches>;
     async fn offsets(&self, topic: &str, partition: u32) -> StorageResult<PartitionOffsets>;
+    /// One past the last record appended, committed or not: where a closed shard is sealed
+    /// (`core/late_writes.rs`). The high watermark where the log has no transactions.
+    async fn append_end(&self, topic: &str, partition: u32) -> StorageResult<i64> {
+        Ok(self.offsets(topic, partition).await?.high_watermark)
+    }
     /// The first visible batch holding the partition's largest record timestamp:
     /// (its base offset, that timestamp).
     async fn max_timestamp_batch(
@@ -308,6 +313,22 @@ pub trait MetaStore: Send + Sync {
     /// Returns once every document written before the call (by anyone) can be read here.
     async fn sync(&self) -> StorageResult<()> {
         Ok(())
+    }
+    /// Makes this replica the only one whose writes succeed, until another replica calls
+    /// this: a write of a replica fenced since its last call fails with
+    /// `StorageError::Fenced`. A change read after the call and written under it therefore
+    /// overwrites nobody's change. A no-op where there is one writer.
+    async fn fence(&self) -> StorageResult<()> {
+        Ok(())
+    }
+    /// The latest moment as of which every document anyone had written was read here;
+    /// `None` where this replica is the only writer or reads the store itself each time.
+    fn current_as_of(&self) -> Option<std::time::Instant> {
+        None
+    }
+    /// How many times another writer's change has been read here (what `changes` ticks).
+    fn change_count(&self) -> u64 {
+        0
     }
     /// Ticks whenever another writer changed a document; `None` when nobody else writes.
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {

@@ -62,6 +62,12 @@ pub struct Shard {
     /// When a reshard closed it.
     #[serde(default)]
     pub closed_ms: Option<i64>,
+    /// On a catalog replicas share (the Kafka backend): where readers of the closed shard
+    /// stop. Other replicas may append to it until they hear of the split, so this is the
+    /// high watermark read once they have had time to (`late_writes.rs`); until it is set,
+    /// readers treat the shard as open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_end: Option<i64>,
     /// Exact creation time; `created_secs` is its whole seconds.
     pub created_ms: i64,
 }
@@ -83,6 +89,7 @@ impl Shard {
             start_offset: 0,
             end_offset: None,
             closed_ms: None,
+            sealed_end: None,
             created_ms,
         }
     }
@@ -209,6 +216,7 @@ mod tests {
                     start_offset: 0,
                     end_offset: None,
                     closed_ms: None,
+                    sealed_end: None,
                     created_ms: 1000,
                 })
                 .collect(),

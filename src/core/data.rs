@@ -57,11 +57,14 @@ pub struct PutReport {
 }
 
 /// One record to write: a request record, or one user record of an aggregate.
+#[derive(Clone)]
 struct Part {
     request: usize,
     key: Bytes,
     value: Bytes,
     explicit_hash_key: Option<u128>,
+    /// The hash it was routed by, where not its own key's (an aggregate kept together).
+    route_hash: Option<u128>,
     partition: u32,
 }
 
@@ -131,24 +134,16 @@ const MAX_READ_BYTES: usize = 10 << 20;
 /// The largest step of one log read; GetRecords reads in steps sized to its Limit.
 const READ_STEP: usize = 1 << 20;
 
-/// On a shared catalog, how long after a split readers of the closed parent keep looking for
-/// records appended by replicas that had not yet heard of the split.
-const LATE_WRITES_MS: i64 = 5_000;
-
 impl Core {
     /// Where readers of a closed shard stop (`None` while it is open). On a shared catalog
     /// another replica may append to a parent in the moments before it learns of the split,
-    /// past the recorded end: readers read on to the high watermark, and the shard ends only
-    /// once `LATE_WRITES_MS` have passed since it closed.
-    fn reader_end(&self, shard: &Shard, high_watermark: i64, now: i64) -> Option<i64> {
+    /// past the recorded end: readers read it as open until it is sealed (`late_writes.rs`).
+    fn reader_end(&self, shard: &Shard) -> Option<i64> {
         let end = shard.end_offset?;
-        if self.foreign_topics != super::service::ForeignTopics::Adopt {
+        if !self.shared_tail() {
             return Some(end);
         }
-        if now - shard.closed_ms.unwrap_or(0) < LATE_WRITES_MS {
-            return None;
-        }
-        Some(end.max(high_watermark))
+        shard.sealed_end.map(|sealed| sealed.max(end))
     }
 
     /// Arrival time of a partition's newest record (for MillisBehindLatest): from `offsets`
@@ -186,7 +181,8 @@ impl Core {
     /// The outer error is for the whole call; outcomes are per record (PutRecords semantics).
     pub async fn put_records(&self, stream: &str, inputs: Vec<PutInput>) -> CoreResult<PutReport> {
         let entry = self.found_entry(stream).await?;
-        let _gate = entry.gate.read().await;
+        let gate = entry.gate.read().await;
+        let routed = self.routed_at();
         let s = entry.snapshot();
         // Kinesis limits apply to the records as sent, before an aggregate is split (§4g).
         let limit = s.max_record_kib as usize * 1024;
@@ -215,6 +211,7 @@ impl Core {
                     key: Bytes::from(input.partition_key.into_bytes()),
                     value: input.data,
                     explicit_hash_key: input.explicit_hash_key,
+                    route_hash: input.explicit_hash_key,
                     partition: shard.partition,
                 });
                 reported.push(None);
@@ -250,11 +247,22 @@ impl Core {
                     key: Bytes::from(u.partition_key.into_bytes()),
                     value: u.data,
                     explicit_hash_key: u.explicit_hash_key,
+                    route_hash: if together.is_some() {
+                        Some(outer_hash)
+                    } else {
+                        u.explicit_hash_key
+                    },
                     partition,
                 });
             }
         }
         let placed = self.append_parts(stream, &s, &parts).await;
+        // Not held while a late write is looked for: that may wait for another replica's seal,
+        // and this replica's reshards and deletes of the stream must not wait with it.
+        drop(gate);
+        let placed = self
+            .rewrite_late(stream, &entry, routed, &mut parts, placed, pick)
+            .await;
         let (mut written_records, mut written_bytes) = (0u64, 0u64);
         let mut outcomes: Vec<Option<CoreResult<PutOutcome>>> =
             (0..reported.len()).map(|_| None).collect();
@@ -284,6 +292,64 @@ impl Core {
             written_records,
             written_bytes,
         })
+    }
+
+    /// Writes again, to the open shards now covering them, the parts that landed in a parent
+    /// after its seal (`late_writes.rs`); their outcomes replace the first ones.
+    async fn rewrite_late(
+        &self,
+        stream: &str,
+        entry: &super::service::StreamEntry,
+        routed: super::late_writes::RoutedAt,
+        parts: &mut [Part],
+        mut placed: Vec<CoreResult<String>>,
+        pick: usize,
+    ) -> Vec<CoreResult<String>> {
+        if routed.settled() {
+            return placed;
+        }
+        let mut written: BTreeMap<u32, i64> = BTreeMap::new();
+        for (part, result) in parts.iter().zip(&placed) {
+            if let Some(seq) = result.as_ref().ok().and_then(|s| SeqNo::parse(s)) {
+                let last = written.entry(part.partition).or_insert(0);
+                *last = (*last).max(seq.offset as i64);
+            }
+        }
+        let late = match self.late_partitions(stream, routed, &written).await {
+            Ok(late) if late.is_empty() => return placed,
+            Ok(late) => late,
+            Err(e) => {
+                // The records were acknowledged by the log; most likely they are read.
+                tracing::warn!(stream, error = %e, "could not check appends for a split they may have missed");
+                return placed;
+            }
+        };
+        let fresh = match self.stored_stream(stream).await {
+            Ok(Some(s)) => s,
+            _ => return placed,
+        };
+        let mut again: Vec<usize> = Vec::new();
+        let mut moved: Vec<Part> = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            if !late.contains(&part.partition) || placed[i].is_err() {
+                continue;
+            }
+            let key = std::str::from_utf8(&part.key).unwrap_or_default();
+            let Some(shard) = fresh.route(key, part.route_hash, pick) else {
+                continue;
+            };
+            let mut m = part.clone();
+            m.partition = shard.partition;
+            again.push(i);
+            moved.push(m);
+        }
+        let _gate = entry.gate.read().await;
+        let results = self.append_parts(stream, &fresh, &moved).await;
+        for ((i, m), result) in again.into_iter().zip(moved).zip(results) {
+            parts[i].partition = m.partition;
+            placed[i] = result;
+        }
+        placed
     }
 
     /// Writes routed parts as one batch per partition; each part's sequence number or error.
@@ -366,9 +432,7 @@ impl Core {
         let s = self.found_stream(stream).await?;
         let shard = self.shard_of(&s, partition)?;
         let offsets = self.log.offsets(stream, partition).await?;
-        let end = self
-            .reader_end(shard, offsets.high_watermark, now_ms())
-            .unwrap_or(offsets.high_watermark);
+        let end = self.reader_end(shard).unwrap_or(offsets.high_watermark);
         let check_seq = |seq: &SeqNo, kind: &str| {
             if seq.offset >= i64::MAX as u64 {
                 return Err(CoreError::InvalidArgument(format!(
@@ -490,16 +554,8 @@ impl Core {
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let mut offsets: Option<PartitionOffsets> = None;
-        let end_of = |offsets: &PartitionOffsets| {
-            self.reader_end(&shard, offsets.high_watermark, now)
-                .unwrap_or(i64::MAX)
-        };
-        // Known before the first read only where a closed shard's end is exact (no shared
-        // catalog, whose late writes can move it up to the high watermark).
-        let mut end = match self.foreign_topics {
-            super::service::ForeignTopics::Adopt => i64::MAX,
-            _ => shard.end_offset.unwrap_or(i64::MAX),
-        };
+        // Known before the first read: a closed shard's end is fixed once it is known.
+        let end = self.reader_end(&shard).unwrap_or(i64::MAX);
         let mut last_ts = None;
         // Small Limits read small steps, so Limit=1 does not decode a megabyte.
         let step_for = |bytes: usize| {
@@ -519,7 +575,6 @@ impl Core {
             offset = offset
                 .max(read.offsets.log_start)
                 .min(read.offsets.high_watermark.max(read.offsets.log_start));
-            end = end.min(end_of(&read.offsets));
             offsets = Some(read.offsets);
             if read.batches.is_empty() {
                 match read.skipped_to {

@@ -96,6 +96,9 @@ pub enum CoreError {
         shard: String,
         age_ms: u64,
     },
+    /// Another strait replica changed the catalog at the same moment; nothing was written.
+    #[error("Another strait replica changed the stream catalog at the same moment, so this change was not made; try again. ({0})")]
+    ConcurrentChange(String),
     /// Stream deletion refused while consumers are registered.
     #[error("Stream {stream} under account {account} has registered consumers; set EnforceConsumerDeletion to delete it with them.")]
     HasConsumers { stream: String, account: String },
@@ -149,6 +152,7 @@ impl From<StorageError> for CoreError {
                 ..
             } => CoreError::Policy(message),
             StorageError::CorruptBatch(m) => CoreError::CorruptBatch(m),
+            StorageError::Fenced(m) => CoreError::ConcurrentChange(m),
             other => CoreError::Storage(Arc::new(other)),
         }
     }

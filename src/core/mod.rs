@@ -9,6 +9,7 @@ pub mod groups;
 pub mod hashing;
 pub mod iterator;
 mod key_mismatch;
+mod late_writes;
 mod producers;
 mod reshard;
 pub mod seqno;

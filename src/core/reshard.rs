@@ -165,7 +165,26 @@ impl Core {
     /// CreatePartitions does; the nominal hash ranges are re-tiled uniformly over all open
     /// shards. `kinesis-md5` streams reshard through the Kinesis API instead (reference §4e).
     pub async fn add_partitions(&self, stream: &str, total: u32) -> CoreResult<()> {
-        let _admin = self.admin.lock().await;
+        // Refusals this replica can see are given without the fence (the catalog refresh
+        // calls this for topics grown outside strait, and a fence taken for nothing fails
+        // another replica's change).
+        {
+            let s = self.stream(stream)?;
+            if let Some(why) = partitions_fixed(&s) {
+                return Err(CoreError::Policy(why));
+            }
+            let limits = self.limits();
+            if total > s.next_partition()
+                && limits.open_shard_count + (total - s.next_partition()) > limits.shard_limit
+            {
+                return Err(CoreError::LimitExceeded(format!(
+                    "Adding {} partitions would exceed the shard limit of {}.",
+                    total - s.next_partition(),
+                    limits.shard_limit
+                )));
+            }
+        }
+        let _admin = self.catalog_change().await?;
         let entry = self.entry(stream)?;
         let _gate = entry.gate.write().await;
         let current = self.latest(stream, &entry).await?;
@@ -215,7 +234,7 @@ impl Core {
         stream: &str,
         plan: impl FnOnce(&Stream) -> CoreResult<Plan>,
     ) -> CoreResult<()> {
-        let _admin = self.admin.lock().await;
+        let _admin = self.catalog_change().await?;
         let entry = self.entry(stream)?;
         let _gate = entry.gate.write().await;
         let current = self.latest(stream, &entry).await?;
@@ -257,6 +276,7 @@ impl Core {
             .await?;
         self.persist(&next).await?;
         *entry.state.write() = Arc::new(next);
+        self.seal_later(stream, &plan.close);
         // Subscribers at the end of a parent learn it closed.
         self.appended.notify_waiters();
         Ok(())

@@ -70,6 +70,11 @@ pub struct Core {
         parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Adopt mode: when a request for an unknown stream last refreshed the catalog.
     pub(super) discovered: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// The `MetaStore::change_count` the last catalog refresh took in.
+    pub(super) refreshed: std::sync::atomic::AtomicU64,
+    /// Closed parents to seal, and when (`late_writes.rs`).
+    pub(super) seals:
+        parking_lot::Mutex<std::collections::HashMap<(String, u32), std::time::Instant>>,
 }
 
 /// What the catalog does with topics in the log that no stream document names.
@@ -110,16 +115,7 @@ impl Core {
         meta: Arc<dyn MetaStore>,
         foreign_topics: ForeignTopics,
     ) -> CoreResult<Core> {
-        let key = match meta.get(ITERATOR_KEY).await? {
-            Some(k) if k.len() >= 32 => k,
-            _ => {
-                let mut k = vec![0u8; 32];
-                rand::thread_rng().fill_bytes(&mut k);
-                meta.put(ITERATOR_KEY, &k).await?;
-                // Replicas starting together may race; every one keeps the key that won.
-                meta.get(ITERATOR_KEY).await?.unwrap_or(k)
-            }
-        };
+        let key = iterator_key(meta.as_ref()).await?;
         let core = Core {
             account_id,
             streams_config,
@@ -136,6 +132,8 @@ impl Core {
             foreign_topics,
             missing_topics: Default::default(),
             discovered: Default::default(),
+            refreshed: Default::default(),
+            seals: Default::default(),
             recently_deleted: Default::default(),
         };
         for stream in core.stored_streams().await? {
@@ -160,11 +158,13 @@ impl Core {
     pub(super) async fn stored_streams(&self) -> CoreResult<Vec<Stream>> {
         let mut out = Vec::new();
         for (key, doc) in self.meta.list(STREAM_PREFIX).await? {
-            let stream: Stream = serde_json::from_slice(&doc)
-                .map_err(|e| CoreError::Internal(format!("corrupt catalog entry {key}: {e}")))?;
-            out.push(stream);
+            out.push(stream_doc(&key, &doc)?);
         }
         Ok(out)
+    }
+
+    pub(super) fn refreshed_changes(&self) -> u64 {
+        self.refreshed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn account_id(&self) -> &str {
@@ -212,9 +212,32 @@ impl Core {
         Ok(())
     }
 
+    /// Starts a catalog change: one at a time on this replica and, on a shared catalog, the
+    /// fence that keeps every other replica from writing until this change is written (a
+    /// change another replica is making fails instead, so nobody's change is overwritten).
+    pub(super) async fn catalog_change(&self) -> CoreResult<tokio::sync::MutexGuard<'_, ()>> {
+        let admin = self.admin.lock().await;
+        if self.foreign_topics == ForeignTopics::Adopt {
+            self.meta.fence().await?;
+        }
+        Ok(admin)
+    }
+
     pub async fn create_stream(&self, req: CreateStreamRequest) -> CoreResult<()> {
-        let _admin = self.admin.lock().await;
-        if self.catalog.read().contains_key(&req.name) {
+        let _admin = self.catalog_change().await?;
+        // Another replica's stream of this name may not have reached this one yet.
+        let shared = self.shared_tail();
+        if shared {
+            self.meta.sync().await?;
+        }
+        if self.catalog.read().contains_key(&req.name)
+            || (shared
+                && self
+                    .meta
+                    .get(&format!("{STREAM_PREFIX}{}", req.name))
+                    .await?
+                    .is_some())
+        {
             return Err(CoreError::StreamExists {
                 stream: req.name,
                 account: self.account_id.clone(),
@@ -291,7 +314,7 @@ impl Core {
     /// consumers are registered (Kinesis DeleteStream without EnforceConsumerDeletion).
     pub async fn delete_stream(&self, name: &str, keep_if_consumers: bool) -> CoreResult<()> {
         self.discover(name).await;
-        let _admin = self.admin.lock().await;
+        let _admin = self.catalog_change().await?;
         let entry = self.entry(name)?;
         let now = now_ms();
         if keep_if_consumers
@@ -336,7 +359,7 @@ impl Core {
         name: &str,
         change: impl FnOnce(&mut Stream) -> Result<T, E>,
     ) -> Result<T, E> {
-        let _admin = self.admin.lock().await;
+        let _admin = self.catalog_change().await?;
         let entry = self.entry(name)?;
         let mut next = (*self.latest(name, &entry).await?).clone();
         // On a cluster or on Kinesis others may have changed the retention: the change starts
@@ -397,6 +420,43 @@ impl Core {
 }
 
 /// A new stream's document: `shards` open shards tiling the hash space.
+/// The key iterators are signed with, made by the first replica to start. Replicas
+/// starting together race to make it; under the fence exactly one write wins and the
+/// others read the winner's.
+async fn iterator_key(meta: &dyn MetaStore) -> CoreResult<Vec<u8>> {
+    let (mut tries, mut fenced) = (0, false);
+    loop {
+        meta.sync().await?;
+        if let Some(k) = meta.get(ITERATOR_KEY).await?.filter(|k| k.len() >= 32) {
+            return Ok(k);
+        }
+        // Only the first start needs the fence: taking it fails a change another replica is
+        // making. Looked for once more under it.
+        if !fenced {
+            meta.fence().await?;
+            fenced = true;
+            continue;
+        }
+        let mut k = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        match meta.put(ITERATOR_KEY, &k).await {
+            // Read back: a store without a fence keeps the last of racing writes.
+            Ok(()) => return Ok(meta.get(ITERATOR_KEY).await?.unwrap_or(k)),
+            Err(StorageError::Fenced(_)) if tries < 5 => {
+                tries += 1;
+                fenced = false;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A stored stream document, read.
+pub(super) fn stream_doc(key: &str, doc: &[u8]) -> CoreResult<Stream> {
+    serde_json::from_slice(doc)
+        .map_err(|e| CoreError::Internal(format!("corrupt catalog entry {key}: {e}")))
+}
+
 pub(super) fn new_stream(req: &CreateStreamRequest, shards: u32, created_ms: i64) -> Stream {
     Stream {
         name: req.name.clone(),

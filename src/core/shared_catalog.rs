@@ -25,6 +25,7 @@ impl Core {
     pub async fn refresh_catalog(&self) -> CoreResult<()> {
         {
             let _admin = self.admin.lock().await;
+            let count = self.meta.change_count();
             let stored: BTreeMap<String, _> = self
                 .stored_streams()
                 .await?
@@ -54,6 +55,8 @@ impl Core {
                 self.revoke_stream_leases(&name);
                 self.producers.forget_stream(&name);
             }
+            self.refreshed
+                .store(count, std::sync::atomic::Ordering::SeqCst);
         }
         self.reconcile_topics().await
     }
@@ -109,7 +112,7 @@ impl Core {
         };
         for name in due {
             tracing::info!(stream = %name, "topic deleted outside strait; forgetting its stream");
-            let _admin = self.admin.lock().await;
+            let _admin = self.catalog_change().await?;
             self.meta.delete(&format!("{STREAM_PREFIX}{name}")).await?;
             self.catalog.write().remove(&name);
             self.missing_topics.lock().remove(&name);
@@ -120,19 +123,24 @@ impl Core {
     }
 
     /// The stream as last written by any replica, for a change about to be made: a change
-    /// made from a stale copy would undo another replica's (a reshard, say). Two changes at
-    /// the same moment on two replicas can still race; the later write wins.
+    /// made from a stale copy would undo another replica's (a reshard, say). Called under
+    /// the fence (`catalog_change`), so no other replica writes until this change is made.
     pub(super) async fn latest(&self, name: &str, entry: &StreamEntry) -> CoreResult<Arc<Stream>> {
         if self.foreign_topics != ForeignTopics::Adopt {
             return Ok(entry.snapshot());
         }
         self.meta.sync().await?;
-        if let Some(doc) = self.meta.get(&format!("{STREAM_PREFIX}{name}")).await? {
-            let stream: Stream = serde_json::from_slice(&doc).map_err(|e| {
-                super::error::CoreError::Internal(format!("corrupt catalog entry {name}: {e}"))
-            })?;
-            *entry.state.write() = Arc::new(stream);
-        }
+        let Some(stream) = self.stored_stream(name).await? else {
+            if !self.shared_tail() {
+                return Ok(entry.snapshot());
+            }
+            // Deleted by another replica: a change written now would bring it back.
+            return Err(super::error::CoreError::StreamNotFound {
+                stream: name.to_string(),
+                account: self.account_id.clone(),
+            });
+        };
+        *entry.state.write() = Arc::new(stream);
         Ok(entry.snapshot())
     }
 
@@ -199,7 +207,8 @@ impl Core {
     /// create by another replica whose document has arrived since, so they are checked
     /// again under the admin lock against one fresh topic list.
     async fn adopt_topics(&self, candidates: Vec<String>) -> CoreResult<()> {
-        let _admin = self.admin.lock().await;
+        let _admin = self.catalog_change().await?;
+        self.meta.sync().await?;
         let fresh: BTreeMap<String, u32> = self.log.topics().await?.into_iter().collect();
         self.recently_deleted
             .lock()
@@ -247,6 +256,7 @@ impl Core {
         every: Duration,
         mut closing: tokio::sync::watch::Receiver<bool>,
     ) {
+        self.spawn_sealer(closing.clone());
         let core = Arc::clone(self);
         let mut changes = self.meta.changes();
         tokio::spawn(async move {

@@ -37,7 +37,7 @@ async fn core() -> (Core, Arc<MemoryLog>) {
     core_with(ForeignTopics::Delete).await
 }
 
-async fn create(core: &Core, name: &str, shards: u32) {
+pub(super) async fn create(core: &Core, name: &str, shards: u32) {
     core.create_stream(CreateStreamRequest {
         name: name.into(),
         shard_count: Some(shards),

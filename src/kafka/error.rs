@@ -15,6 +15,8 @@ pub fn code(e: &CoreError) -> i16 {
         | CoreError::ConsumerExists { .. }
         | CoreError::SubscriptionInUse { .. }
         | CoreError::HasConsumers { .. } => ResponseError::InvalidRequest,
+        // Retriable: the change was not made and may go again.
+        CoreError::ConcurrentChange(_) => ResponseError::RequestTimedOut,
         CoreError::StreamExists { .. } => ResponseError::TopicAlreadyExists,
         CoreError::StreamNotActive { .. } => ResponseError::LeaderNotAvailable,
         CoreError::ShardClosed { .. } => ResponseError::PolicyViolation,

@@ -108,7 +108,8 @@ impl From<CoreError> for ApiError {
             | CoreError::StreamNotActive { .. }
             | CoreError::ConsumerExists { .. }
             | CoreError::SubscriptionInUse { .. }
-            | CoreError::HasConsumers { .. } => ApiError::client("ResourceInUseException", message),
+            | CoreError::HasConsumers { .. }
+            | CoreError::ConcurrentChange(_) => ApiError::client("ResourceInUseException", message),
             CoreError::ShardClosed { .. } | CoreError::InvalidArgument(_) => {
                 ApiError::client("InvalidArgumentException", message)
             }

@@ -37,6 +37,7 @@ pub struct Metrics {
     /// Stored batches a Kinesis reader could not decode and passed over, by stream: the last
     /// line of defence that keeps a shard readable.
     pub undecodable_batches: IntCounterVec,
+    pub late_writes: IntCounterVec,
     /// Kafka-produced records whose key's MD5 lies outside the hash range of the shard they
     /// went to, on streams that route keys by MD5, by stream.
     pub key_partition_mismatches: IntCounterVec,
@@ -186,6 +187,12 @@ impl Metrics {
                 &r,
                 "strait_undecodable_batches_total",
                 "Stored record batches a Kinesis reader could not decode and skipped, by stream.",
+                &["stream"],
+            ),
+            late_writes: counter(
+                &r,
+                "strait_late_writes_total",
+                "Appends that landed in a parent shard after its seal (a replica that had not heard of the split) and were written again to its children, by stream.",
                 &["stream"],
             ),
             key_partition_mismatches: counter(

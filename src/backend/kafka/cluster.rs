@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncWriteExt, BufReader};
+use uuid::Uuid;
 
 use super::connect::{BrokerStream, Connector};
 use crate::protocol::kafka::frame;
@@ -24,6 +25,8 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// serve both.
 const API_VERSIONS_VERSION: i16 = 3;
 const METADATA_VERSION: i16 = 9;
+/// Metadata from this version on names each topic's id (Kafka 2.8 and later).
+const METADATA_WITH_IDS: i16 = 10;
 
 pub struct Cluster {
     bootstrap: Vec<String>,
@@ -34,6 +37,9 @@ pub struct Cluster {
     versions: RwLock<BTreeMap<i16, (i16, i16)>>,
     /// topic → leader node id per partition (−1 while it has none).
     topics: RwLock<BTreeMap<String, Vec<i32>>>,
+    /// topic → its id, where the cluster names ids: a topic deleted and made again under
+    /// the same name has another.
+    topic_ids: RwLock<BTreeMap<String, Uuid>>,
     controller: AtomicI32,
     reachable: AtomicBool,
     correlation: AtomicI32,
@@ -56,6 +62,7 @@ impl Cluster {
             nodes: RwLock::default(),
             versions: RwLock::default(),
             topics: RwLock::default(),
+            topic_ids: RwLock::default(),
             controller: AtomicI32::new(-1),
             reachable: AtomicBool::new(false),
             correlation: AtomicI32::new(1),
@@ -67,6 +74,11 @@ impl Cluster {
     pub fn leader(&self, topic: &str, partition: u32) -> Option<String> {
         let id = *self.topics.read().get(topic)?.get(partition as usize)?;
         (id >= 0).then(|| self.node(id)).flatten()
+    }
+
+    /// A topic's id as of the last refresh, where the cluster names one.
+    pub fn topic_id(&self, topic: &str) -> Option<Uuid> {
+        self.topic_ids.read().get(topic).copied()
     }
 
     /// Every topic with its partition count, as of the last refresh.
@@ -228,11 +240,18 @@ impl Cluster {
         if versions.error_code != 0 {
             return Err(format!("{addr}: ApiVersions error {}", versions.error_code));
         }
+        let metadata_version = versions
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Metadata as i16)
+            .map_or(METADATA_VERSION, |k| {
+                k.max_version.clamp(METADATA_VERSION, METADATA_WITH_IDS)
+            });
         let metadata: MetadataResponse = self
             .call(
                 &mut conn,
                 ApiKey::Metadata,
-                METADATA_VERSION,
+                metadata_version,
                 // No list asks for every topic.
                 &MetadataRequest::default().with_topics(None),
             )
@@ -255,10 +274,14 @@ impl Cluster {
         self.controller
             .store(metadata.controller_id.0, Ordering::Relaxed);
         let mut topics = BTreeMap::new();
+        let mut ids = BTreeMap::new();
         for t in metadata.topics {
             let Some(name) = t.name else { continue };
             if t.error_code != 0 || t.is_internal {
                 continue;
+            }
+            if !t.topic_id.is_nil() {
+                ids.insert(name.0.to_string(), t.topic_id);
             }
             let mut leaders = vec![-1; t.partitions.len()];
             for p in &t.partitions {
@@ -269,6 +292,7 @@ impl Cluster {
             topics.insert(name.0.to_string(), leaders);
         }
         *self.topics.write() = topics;
+        *self.topic_ids.write() = ids;
         Ok(())
     }
 

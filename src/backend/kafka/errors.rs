@@ -10,6 +10,7 @@ pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
 const INVALID_TOPIC: i16 = 17;
 const POLICY_VIOLATION: i16 = 44;
 const INVALID_CONFIG: i16 = 40;

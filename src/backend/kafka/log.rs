@@ -24,9 +24,10 @@ use kafka_protocol::messages::{
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
     DescribeConfigsResponse, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse, ListOffsetsRequest, ListOffsetsResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    ProduceResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use super::appender::Appender;
 use super::cluster::Cluster;
@@ -41,6 +42,8 @@ use crate::protocol::kafka::record_batch;
 /// Versions of strait's own requests: all served by Kafka 3.0 and later (ListOffsets v7
 /// brought the max-timestamp lookup).
 const PRODUCE_V: i16 = 9;
+/// Produce names topics by id from this version on (KIP-516).
+const PRODUCE_BY_ID_V: i16 = 13;
 const FETCH_V: i16 = 12;
 pub(super) const LIST_OFFSETS_V: i16 = 7;
 const CREATE_TOPICS_V: i16 = 5;
@@ -81,6 +84,19 @@ impl KafkaLog {
             cluster,
             hidden,
         })
+    }
+
+    pub(super) fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// A topic's id, looked up on the cluster when this replica has not seen it yet.
+    async fn topic_id(&self, topic: &str) -> Option<Uuid> {
+        if let Some(id) = self.cluster.topic_id(topic) {
+            return Some(id);
+        }
+        let _ = self.cluster.refresh().await;
+        self.cluster.topic_id(topic)
     }
 
     /// Runs `attempt` against the partition's leader until it succeeds, fails for good, or
@@ -130,6 +146,9 @@ impl KafkaLog {
             code: -1,
             message: format!("corrupt batch: {e:?}"),
         })?;
+        // The topic this write is for: retries must not land in a topic made again under
+        // the same name meanwhile (the stream deleted and re-created).
+        let pinned = self.topic_id(topic).await;
         let slot = self.producer.slot(topic, partition);
         // One Produce in flight per partition: sequence numbers stay in send order.
         let mut seq = slot.lock().await;
@@ -140,39 +159,9 @@ impl KafkaLog {
             let mut stamped = BytesMut::from(batch);
             record_batch::set_producer(&mut stamped, id, epoch, seq.next);
             batch = stamped.freeze();
-            let request = ProduceRequest::default()
-                .with_acks(-1)
-                .with_timeout_ms(BROKER_WAIT_MS)
-                .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(name(topic))
-                    .with_partition_data(vec![PartitionProduceData::default()
-                        .with_index(partition as i32)
-                        .with_records(Some(batch.clone()))])]);
             let result = self
-                .on_leader(topic, partition, |addr| {
-                    let request = &request;
-                    async move {
-                        let r: ProduceResponse = self
-                            .cluster
-                            .request(&addr, ApiKey::Produce, PRODUCE_V, request)
-                            .await
-                            .map_err(Failure::Retriable)?;
-                        let p = r
-                            .responses
-                            .first()
-                            .and_then(|t| t.partition_responses.first())
-                            .ok_or_else(|| Failure::Retriable("empty Produce response".into()))?;
-                        errors::check(p.error_code, "Produce", topic)?;
-                        Ok(AppendInfo {
-                            base_offset: p.base_offset,
-                            log_append_time_ms: (p.log_append_time_ms >= 0)
-                                .then_some(p.log_append_time_ms),
-                            log_start: p.log_start_offset,
-                        })
-                    }
-                })
+                .send_produce(topic, partition, batch.clone(), None, pinned)
                 .await;
-            drop(request);
             match result {
                 Ok(info) => {
                     seq.advance(header.record_count);
@@ -196,6 +185,78 @@ impl KafkaLog {
                 }
             }
         }
+    }
+
+    /// Sends one batch, stamped already, as an acks=all Produce to the partition's leader,
+    /// retrying through leader moves.
+    async fn send_produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: Bytes,
+        transactional_id: Option<&str>,
+        pinned: Option<Uuid>,
+    ) -> Result<AppendInfo, Failure> {
+        // By topic id where the cluster takes it (Kafka 4.1 and later), so even a retry sent
+        // as the topic is made again cannot land in the new one.
+        let version = match (pinned, self.cluster.versions(ApiKey::Produce as i16)) {
+            (Some(_), Some((_, max))) if max >= PRODUCE_BY_ID_V => PRODUCE_BY_ID_V,
+            _ => PRODUCE_V,
+        };
+        let request = ProduceRequest::default()
+            .with_transactional_id(transactional_id.map(|t| TransactionalId(text(t))))
+            .with_acks(-1)
+            .with_timeout_ms(BROKER_WAIT_MS)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(topic))
+                .with_topic_id(pinned.unwrap_or_default())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition as i32)
+                    .with_records(Some(batch))])]);
+        self.on_leader(topic, partition, |addr| {
+            let request = &request;
+            async move {
+                if let (Some(pin), Some(now)) = (pinned, self.cluster.topic_id(topic)) {
+                    if pin != now {
+                        return Err(Failure::Fatal {
+                            code: errors::UNKNOWN_TOPIC_ID,
+                            message: format!("{topic} was deleted and made again while this write was retried; it was not written to the new topic"),
+                        });
+                    }
+                }
+                let r: ProduceResponse = self
+                    .cluster
+                    .request(&addr, ApiKey::Produce, version, request)
+                    .await
+                    .map_err(Failure::Retriable)?;
+                let p = r
+                    .responses
+                    .first()
+                    .and_then(|t| t.partition_responses.first())
+                    .ok_or_else(|| Failure::Retriable("empty Produce response".into()))?;
+                errors::check(p.error_code, "Produce", topic)?;
+                Ok(AppendInfo {
+                    base_offset: p.base_offset,
+                    log_append_time_ms: (p.log_append_time_ms >= 0)
+                        .then_some(p.log_append_time_ms),
+                    log_start: p.log_start_offset,
+                })
+            }
+        })
+        .await
+    }
+
+    /// Sends a batch of a transaction (the catalog's, `fence.rs`), stamped by its caller.
+    pub(super) async fn produce_transactional(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: Bytes,
+        transactional_id: &str,
+    ) -> Result<AppendInfo, Failure> {
+        let pinned = self.topic_id(topic).await;
+        self.send_produce(topic, partition, batch, Some(transactional_id), pinned)
+            .await
     }
 
     /// Fetches from `offset`, waiting up to `max_wait_ms` for at least one byte. An offset
@@ -317,15 +378,26 @@ impl KafkaLog {
     }
 
     /// ListOffsets for one partition: (offset, timestamp), offset −1 when none matches.
+    /// Latest is the last stable offset (Kinesis readers read committed records only).
     pub async fn list_offset(
         &self,
         topic: &str,
         partition: u32,
         timestamp: i64,
     ) -> StorageResult<(i64, i64)> {
+        self.list_offset_as(topic, partition, timestamp, 1).await
+    }
+
+    async fn list_offset_as(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp: i64,
+        isolation_level: i8,
+    ) -> StorageResult<(i64, i64)> {
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
-            .with_isolation_level(1)
+            .with_isolation_level(isolation_level)
             .with_topics(vec![ListOffsetsTopic::default()
                 .with_name(name(topic))
                 .with_partitions(vec![ListOffsetsPartition::default()
@@ -446,6 +518,11 @@ impl KafkaLog {
             .results
             .first()
             .ok_or_else(|| StorageError::Unavailable("empty CreatePartitions response".into()))?;
+        if t.error_code == errors::INVALID_PARTITIONS {
+            // Another replica may have grown it a moment ago (a change it then could not
+            // write, say): the metadata this replica holds may not show that yet.
+            let _ = self.cluster.refresh().await;
+        }
         match t.error_code {
             0 => Ok(()),
             // Already at least that many: what was asked for is there.
@@ -697,6 +774,12 @@ impl Log for KafkaLog {
             // A third lookup; the core asks `max_timestamp_batch` only when it needs it.
             last_timestamp_ms: None,
         })
+    }
+
+    /// The high watermark: a Kafka transaction open on the partition holds the last stable
+    /// offset below records strait acknowledged after it.
+    async fn append_end(&self, topic: &str, partition: u32) -> StorageResult<i64> {
+        Ok(self.list_offset_as(topic, partition, -1, 0).await?.0)
     }
 
     async fn max_timestamp_batch(

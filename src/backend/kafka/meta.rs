@@ -17,8 +17,9 @@ use kafka_protocol::records::{
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
+use super::fence::CatalogFence;
 use super::log::KafkaLog;
-use crate::backend::{CheckedBatch, Log, MetaStore};
+use crate::backend::MetaStore;
 use crate::backend::{StorageError, StorageResult};
 
 /// The header naming the replica that wrote a document.
@@ -30,12 +31,16 @@ const TAIL_WAIT_MS: i32 = 500;
 
 pub struct KafkaMetaStore {
     log: Arc<KafkaLog>,
+    /// Every write is a transaction under the catalog fence (`fence.rs`).
+    fence: CatalogFence,
     topic: String,
     replica: Bytes,
     docs: RwLock<BTreeMap<String, Vec<u8>>>,
     /// The next offset to apply.
     applied: watch::Sender<i64>,
     changes: watch::Sender<u64>,
+    /// When the last fetch that found nothing more to read was sent.
+    caught_up: parking_lot::Mutex<std::time::Instant>,
 }
 
 impl KafkaMetaStore {
@@ -50,12 +55,14 @@ impl KafkaMetaStore {
         let (start, _) = log.list_offset(topic, 0, -2).await?;
         let (end, _) = log.list_offset(topic, 0, -1).await?;
         let store = Arc::new(KafkaMetaStore {
+            fence: CatalogFence::new(log.cluster().clone(), topic),
             log,
             topic: topic.to_string(),
             replica: Bytes::from(uuid::Uuid::new_v4().to_string()),
             docs: RwLock::default(),
             applied: watch::Sender::new(start),
             changes: watch::Sender::new(0),
+            caught_up: parking_lot::Mutex::new(std::time::Instant::now()),
         });
         let mut stalled = 0;
         while *store.applied.borrow() < end {
@@ -85,12 +92,14 @@ impl KafkaMetaStore {
     /// Reads what follows the applied offset and applies it.
     async fn poll(&self, wait_ms: i32) -> StorageResult<()> {
         let from = *self.applied.borrow();
+        let sent = std::time::Instant::now();
         let read = self
             .log
             .fetch(&self.topic, 0, from, 1 << 20, wait_ms)
             .await?;
         let mut next = from;
         let mut foreign = false;
+        let end = read.offsets.high_watermark;
         for batch in read.batches {
             // Compaction can leave empty batches; the offset still moves past them.
             let batch_end = crate::protocol::kafka::record_batch::parse_stored_header(&batch)
@@ -141,6 +150,9 @@ impl KafkaMetaStore {
                 self.changes.send_modify(|n| *n += 1);
             }
         }
+        if next >= end {
+            *self.caught_up.lock() = sent;
+        }
         Ok(())
     }
 
@@ -150,32 +162,32 @@ impl KafkaMetaStore {
             StrBytes::from_static_str(WRITER_HEADER),
             Some(self.replica.clone()),
         );
-        let record = Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: 0,
-            timestamp: crate::clock::now_ms(),
-            key: Some(Bytes::copy_from_slice(key.as_bytes())),
-            value: value.map(Bytes::copy_from_slice),
-            headers,
-            delete_horizon: false,
+        let encode = |producer_id: i64, producer_epoch: i16, sequence: i32| {
+            let record = Record {
+                transactional: true,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: 0,
+                sequence,
+                timestamp: crate::clock::now_ms(),
+                key: Some(Bytes::copy_from_slice(key.as_bytes())),
+                value: value.map(Bytes::copy_from_slice),
+                headers: headers.clone(),
+                delete_horizon: false,
+            };
+            let mut batch = BytesMut::new();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            };
+            RecordBatchEncoder::encode(&mut batch, [&record], &options)
+                .map_err(|e| StorageError::Unavailable(format!("encode a metadata record: {e}")))?;
+            Ok(batch.freeze())
         };
-        let mut batch = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut batch, [&record], &options)
-            .map_err(|e| StorageError::Unavailable(format!("encode a metadata record: {e}")))?;
-        let at = self
-            .log
-            .append(&self.topic, 0, CheckedBatch::encoded(batch))
-            .await?;
+        let at = self.fence.write(&self.log, &self.topic, encode).await?;
         let mut applied = self.applied.subscribe();
         tokio::time::timeout(READ_BACK, applied.wait_for(|n| *n > at.base_offset))
             .await
@@ -238,5 +250,17 @@ impl MetaStore for KafkaMetaStore {
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {
         Some(self.changes.subscribe())
+    }
+
+    fn current_as_of(&self) -> Option<std::time::Instant> {
+        Some(*self.caught_up.lock())
+    }
+
+    fn change_count(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    async fn fence(&self) -> StorageResult<()> {
+        self.fence.take().await
     }
 }

@@ -8,6 +8,7 @@ mod appender;
 pub mod cluster;
 pub mod connect;
 mod errors;
+mod fence;
 pub mod group_lag;
 pub mod log;
 pub mod meta;

@@ -181,6 +181,7 @@ pub async fn describe_stream_consumer(
     i: ConsumerRefInput,
 ) -> Result<DescribeOutput, ApiError> {
     let (stream, c) = resolve(&ctx, i)?;
+    ctx.throttle.per_stream("DescribeStreamConsumer", &stream)?;
     let out = consumer_out(&ctx, &stream, &c);
     Ok(DescribeOutput {
         consumer_description: ConsumerDescription {
@@ -201,6 +202,8 @@ pub async fn deregister_stream_consumer(
     i: ConsumerRefInput,
 ) -> Result<Empty, ApiError> {
     let (stream, c) = resolve(&ctx, i)?;
+    ctx.throttle
+        .per_stream("DeregisterStreamConsumer", &stream)?;
     ctx.core.deregister_consumer(&stream, &c.name).await?;
     tracing::info!(%stream, consumer = %c.name, "consumer deregistered");
     Ok(Empty {})
@@ -235,6 +238,7 @@ pub async fn list_stream_consumers(ctx: Arc<Ctx>, i: ListInput) -> Result<ListOu
         (None, None) => return Err(ApiError::missing("streamARN")),
     };
     let max = int_range(i.max_results.unwrap_or(100), "maxResults", 1, 10_000)? as usize;
+    ctx.throttle.per_stream("ListStreamConsumers", &stream)?;
     let s = ctx.core.stream(&stream)?;
     if let Some(ts) = i.stream_creation_timestamp {
         // A timestamp names one incarnation of the stream; another one's consumers are not

@@ -92,7 +92,12 @@ pub async fn update_shard_count(
             ))
         }
     }
-    let current = ctx.core.update_shard_count(&name, target).await?;
+    ctx.throttle.may_scale(&name)?;
+    let current = ctx
+        .core
+        .update_shard_count(&name, target)
+        .await
+        .inspect_err(|_| ctx.throttle.unscaled(&name))?;
     Ok(UpdateShardCountOutput {
         stream_arn: ctx.stream_arn(&name),
         stream_name: name,

@@ -139,6 +139,7 @@ pub async fn list_shards(ctx: Arc<Ctx>, i: ListShardsInput) -> Result<ListShards
             (name, filter, after)
         }
     };
+    ctx.throttle.per_stream("ListShards", &name)?;
     let s = ctx.core.found_stream(&name).await?;
     let now = now_ms();
     let mut rest = s

@@ -4,8 +4,9 @@
 //! returned N bytes leaves the shard's reads refused for N / 2 MiB seconds, so 10 MiB for
 //! 5 s, as AWS documents); 5 GetShardIterator calls a second; 1,000 records or 1 MiB a second
 //! written (the entry's error in a PutRecords answer). Each enhanced fan-out subscription is
-//! paced to 2 MiB a second (`subscribe.rs`). The account-wide rates of the control-plane
-//! operations, as LimitExceededException. Off by default: strait's own backends have no such
+//! paced to 2 MiB a second (`subscribe.rs`). The rates of the control-plane operations, per
+//! account or per stream as AWS sets them, and UpdateShardCount's 10 scalings a rolling day
+//! per stream, as LimitExceededException. Off by default: strait's own backends have no such
 //! limits.
 
 use std::collections::{HashMap, VecDeque};
@@ -24,8 +25,7 @@ const WRITE_BYTES_PER_SEC: usize = 1 << 20;
 const SECOND: Duration = Duration::from_secs(1);
 
 /// Control-plane operations and the calls a second AWS allows each account (the API
-/// reference, per operation). Those AWS limits per stream (ListShards, DescribeStreamConsumer,
-/// ListStreamConsumers, DeregisterStreamConsumer) are not limited here.
+/// reference, per operation).
 const CONTROL_PLANE: &[(&str, usize)] = &[
     ("AddTagsToStream", 5),
     ("CreateStream", 5),
@@ -39,7 +39,20 @@ const CONTROL_PLANE: &[(&str, usize)] = &[
     ("RegisterStreamConsumer", 5),
     ("RemoveTagsFromStream", 5),
     ("SplitShard", 5),
+    ("UpdateShardCount", 10),
 ];
+
+/// Control-plane operations AWS limits per stream, and the calls a second each stream gets.
+const PER_STREAM: &[(&str, usize)] = &[
+    ("DeregisterStreamConsumer", 5),
+    ("DescribeStreamConsumer", 20),
+    ("ListShards", 1000),
+    ("ListStreamConsumers", 5),
+];
+
+/// UpdateShardCount scalings a stream may make in a rolling day.
+const SCALINGS_PER_DAY: usize = 10;
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 type ShardKey = (String, u32);
 
@@ -51,6 +64,9 @@ pub struct Throttle {
     read_until: Mutex<HashMap<ShardKey, Instant>>,
     iterators: Mutex<HashMap<ShardKey, VecDeque<Instant>>>,
     control: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
+    per_stream: Mutex<HashMap<(&'static str, String), VecDeque<Instant>>>,
+    /// Each stream's UpdateShardCount scalings of the last day.
+    scalings: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// (window start, records, bytes) of the current one-second window.
     writes: Mutex<HashMap<ShardKey, (Instant, u32, usize)>>,
 }
@@ -117,23 +133,74 @@ impl Throttle {
 
     /// One call of a control-plane operation; refused past its rate for the account.
     pub fn control_plane(&self, operation: &'static str) -> Result<(), ApiError> {
+        self.within_rate(
+            CONTROL_PLANE,
+            &self.control,
+            operation,
+            operation,
+            "under account",
+        )
+    }
+
+    /// One call of a control-plane operation AWS limits per stream, on `stream`.
+    pub fn per_stream(&self, operation: &'static str, stream: &str) -> Result<(), ApiError> {
+        let key = (operation, stream.to_string());
+        let scope = format!("on stream {stream}, per stream");
+        self.within_rate(PER_STREAM, &self.per_stream, operation, key, &scope)
+    }
+
+    /// Counts a call of `operation` under `key` against its rate in `rates` (operations not
+    /// listed there are not limited).
+    fn within_rate<K: std::hash::Hash + Eq>(
+        &self,
+        rates: &[(&str, usize)],
+        calls: &Mutex<HashMap<K, VecDeque<Instant>>>,
+        operation: &str,
+        key: K,
+        scope: &str,
+    ) -> Result<(), ApiError> {
         if !self.on {
             return Ok(());
         }
-        let Some((_, per_sec)) = CONTROL_PLANE.iter().find(|(op, _)| *op == operation) else {
+        let Some((_, per_sec)) = rates.iter().find(|(op, _)| *op == operation) else {
             return Ok(());
         };
-        if take_call(
-            &mut self.control.lock(),
-            operation,
-            Instant::now(),
-            *per_sec,
-        ) {
+        if take_call(&mut calls.lock(), key, Instant::now(), *per_sec) {
             return Ok(());
         }
         Err(ApiError::limit_exceeded(format!(
-            "Rate exceeded for {operation} under account: {per_sec} calls a second (kinesis.throttling: aws)"
+            "Rate exceeded for {operation} {scope}: {per_sec} calls a second (kinesis.throttling: aws)"
         )))
+    }
+
+    /// Refuses an UpdateShardCount on a stream that has scaled 10 times in the last day,
+    /// else counts it (`unscaled` takes the count back if the scaling then fails).
+    pub fn may_scale(&self, stream: &str) -> Result<(), ApiError> {
+        if !self.on {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut scalings = self.scalings.lock();
+        let done = scalings.entry(stream.to_string()).or_default();
+        while done.front().is_some_and(|t| now.duration_since(*t) >= DAY) {
+            done.pop_front();
+        }
+        if done.len() >= SCALINGS_PER_DAY {
+            return Err(ApiError::limit_exceeded(format!(
+                "UpdateShardCount has been called {SCALINGS_PER_DAY} times on stream {stream} in the last 24 hours, the most a stream may scale in a rolling day (kinesis.throttling: aws)"
+            )));
+        }
+        done.push_back(now);
+        Ok(())
+    }
+
+    /// Takes back the count of a scaling `may_scale` let through that was not made.
+    pub fn unscaled(&self, stream: &str) {
+        if self.on {
+            if let Some(done) = self.scalings.lock().get_mut(stream) {
+                done.pop_back();
+            }
+        }
     }
 
     /// One record written to a shard: false when the shard's second is full.
@@ -182,6 +249,28 @@ fn take_call<K: std::hash::Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_stream_rates_and_ten_scalings_a_day() {
+        let t = Throttle::new(true);
+        for _ in 0..5 {
+            t.per_stream("ListStreamConsumers", "a").unwrap();
+        }
+        let e = t.per_stream("ListStreamConsumers", "a").unwrap_err();
+        assert_eq!(e.code, "LimitExceededException");
+        t.per_stream("ListStreamConsumers", "b").unwrap();
+        for _ in 0..10 {
+            t.may_scale("a").unwrap();
+        }
+        assert_eq!(t.may_scale("a").unwrap_err().code, "LimitExceededException");
+        t.unscaled("a");
+        t.may_scale("a").unwrap();
+        t.may_scale("b").unwrap();
+        let off = Throttle::new(false);
+        for _ in 0..20 {
+            off.may_scale("a").unwrap();
+        }
+    }
 
     #[test]
     fn five_reads_a_second_per_shard() {

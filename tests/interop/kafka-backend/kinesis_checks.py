@@ -369,6 +369,66 @@ def a_late_write_to_a_split_parent_is_read():
     require(seen == [b"before", b"late"], f"parent read {seen}")
 
 
+def a_stale_replicas_write_after_the_seal_is_read_once():
+    # B is stopped (SIGSTOP) while A splits the shard and the parent is sealed and read to its
+    # end; B then takes writes before it has heard of the split. Whatever B acknowledges must
+    # be read exactly once by a reader that already finished the parent.
+    import signal
+    b = Replica()
+    try:
+        name = f"kk-stale-{RUN}"
+        K.create_stream(StreamName=name, ShardCount=1)
+        wait_active(K, name)
+        wait_for(lambda: b.client.describe_stream_summary(StreamName=name), 10, "B to see A's stream")
+        b.client.put_record(StreamName=name, Data=b"b-before", PartitionKey="k0")
+        parent = K.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            K.split_shard(StreamName=name, ShardToSplit=parent, NewStartingHashKey=str(2 ** 127))
+            it = K.get_shard_iterator(StreamName=name, ShardId=parent, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            seen, deadline = [], time.time() + 30
+            while it is not None and time.time() < deadline:
+                r = K.get_records(ShardIterator=it)
+                seen += [x["Data"] for x in r["Records"]]
+                it = r.get("NextShardIterator")
+                if it is not None:
+                    time.sleep(0.2)
+            require(it is None, "the parent never ended")
+            # Writes sent to B while it cannot yet know of the split.
+            acked, threads = [], []
+
+            def put(i):
+                try:
+                    r = kinesis(b.endpoint).put_record(StreamName=name, Data=f"b-late-{i}".encode(),
+                                                       PartitionKey=f"k{i}")
+                    acked.append((f"b-late-{i}".encode(), r["ShardId"]))
+                except ClientError as e:
+                    acked.append((None, e.response["Error"]["Code"]))
+            for i in range(8):
+                threads.append(threading.Thread(target=put, args=(i,)))
+                threads[-1].start()
+            time.sleep(0.5)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        for t in threads:
+            t.join(60)
+        children = [sh["ShardId"] for sh in K.list_shards(StreamName=name)["Shards"] if sh["ShardId"] != parent]
+        for child in children:
+            seen += [x["Data"] for x in read_shard(K, name, child)]
+        wrote = [v for v, _ in acked if v is not None]
+        require(len(wrote) == 8, f"B's answers: {acked}")
+        missing = [v for v in wrote if v not in seen]
+        require(not missing, f"acknowledged by B but never read: {missing} (B answered {acked})")
+        dup = [v for v in set(seen) if seen.count(v) > 1]
+        require(not dup, f"read twice: {dup}")
+        b.log.seek(0)
+        moved = b.log.read().count("writes landed in a sealed parent")
+        print(f"  # B's shards for its 8 writes: {sorted(sh for _, sh in acked)}; rewrites to children: {moved}", flush=True)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+        b.stop()
+
+
 def two_replicas_share_the_catalog():
     b = Replica()
     try:
@@ -415,6 +475,90 @@ def two_replicas_share_the_catalog():
     finally:
         if b.proc.poll() is None:
             b.stop()
+
+
+def retried(call, *args, **kw):
+    """Runs a Kinesis change, again while another replica's change holds the catalog
+    (ResourceInUseException); returns how many times it went again."""
+    for again in range(50):
+        try:
+            call(*args, **kw)
+            return again
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+            time.sleep(0.05)
+    raise AssertionError(f"{call.__name__} never got through")
+
+
+def concurrent_changes_on_two_replicas_are_serialised():
+    b = Replica()
+    try:
+        name = f"kk-race-{RUN}"
+        K.create_stream(StreamName=name, ShardCount=2)
+        wait_active(K, name)
+        wait_for(lambda: b.client.describe_stream_summary(StreamName=name), 10, "B to see A's stream")
+        # Tags added at the same moment through both replicas: every acknowledged one stays.
+        again = [0, 0]
+
+        def tag(i, client, prefix):
+            for n in range(12):
+                again[i] += retried(client.add_tags_to_stream, StreamName=name, Tags={f"{prefix}{n}": "x"})
+        threads = [threading.Thread(target=tag, args=(0, K, "a")), threading.Thread(target=tag, args=(1, b.client, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        want = {f"{p}{n}" for p in "ab" for n in range(12)}
+        for client, who in ((K, "A"), (b.client, "B")):
+            wait_for(lambda: {t["Key"] for t in client.list_tags_for_stream(StreamName=name)["Tags"]} == want,
+                     10, f"{who} to list all 24 tags (has {sorted(t['Key'] for t in client.list_tags_for_stream(StreamName=name)['Tags'])})")
+        # One shard split through both replicas at once: one split happens, the other is refused.
+        shard = K.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+        results, gate = [None, None], threading.Barrier(2)
+
+        def split(i, client):
+            gate.wait()
+            try:
+                client.split_shard(StreamName=name, ShardToSplit=shard, NewStartingHashKey=str(2 ** 126 + i))
+                results[i] = "ok"
+            except ClientError as e:
+                results[i] = e.response["Error"]["Code"]
+        threads = [threading.Thread(target=split, args=(0, K)), threading.Thread(target=split, args=(1, b.client))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        require(sorted(results) in (["InvalidArgumentException", "ok"], ["ResourceInUseException", "ok"]),
+                f"two splits of one shard: {results}")
+        wait_active(K, name)
+        shards = K.list_shards(StreamName=name)["Shards"]
+        require(len(shards) == 4, f"shards after one split: {[s['ShardId'] for s in shards]}")
+        wait_for(lambda: partitions_of(name) == 4, 10, "4 partitions on the broker")
+        # A delete through A while B changes tags: the stream stays deleted.
+        stop = threading.Event()
+
+        def keep_tagging():
+            n = 0
+            while not stop.is_set():
+                try:
+                    b.client.add_tags_to_stream(StreamName=name, Tags={f"late{n}": "x"})
+                except ClientError:
+                    pass
+                n += 1
+        t = threading.Thread(target=keep_tagging)
+        t.start()
+        time.sleep(0.3)
+        retried(K.delete_stream, StreamName=name)
+        time.sleep(2)
+        stop.set()
+        t.join(30)
+        time.sleep(2)
+        for client, who in ((K, "A"), (b.client, "B")):
+            require(name not in client.list_streams()["StreamNames"], f"{who} lists the deleted stream again")
+        print(f"  # tag changes that went again after another replica's change: {again}; splits: {results}", flush=True)
+    finally:
+        b.stop()
 
 
 def bad_input_gets_kinesis_errors():
@@ -541,8 +685,12 @@ CHECKS = [
      aborted_kafka_transactions_are_invisible),
     ("a record written to a parent shard just after its split is read before the parent ends",
      a_late_write_to_a_split_parent_is_read),
+    ("a replica that had not heard of a split writes to the sealed parent: its acknowledged records "
+     "are read once, after the parent ended", a_stale_replicas_write_after_the_seal_is_read_once),
     ("two replicas share streams, tags, iterators and EFO consumers; a new replica reads the "
      "catalog from the metadata topic", two_replicas_share_the_catalog),
+    ("catalog changes through two replicas at once are serialised (tags added on both all stay, one "
+     "shard split on both is split once, a delete is not undone)", concurrent_changes_on_two_replicas_are_serialised),
     ("bad input gets Kinesis errors (a name Kafka refuses, an existing and a missing stream)",
      bad_input_gets_kinesis_errors),
     ("kill -9 and restart of the broker under PutRecords load: every acknowledged record "

@@ -1,6 +1,8 @@
 """Leader changes behind strait: a 3-node Kafka cluster (KAFKA_CLUSTER_DIR), strait's Kafka
 backend in front of it (STRAIT_KAFKA). An idempotent producer and a consumer group go through
-strait while the leader of partition 0 is killed with SIGKILL and later restarted.
+strait while the leader of partition 0 is killed with SIGKILL and later restarted. Last, a
+Kinesis PutRecord (STRAIT_ENDPOINT) that strait retries (a replica down, min.insync.replicas 3)
+while its topic is deleted and made again must not land in the new topic.
 
 Prints PASS/FAIL per check and "N passed, N failed"; exits non-zero if any failed.
 """
@@ -13,7 +15,10 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from harness import check, finish, require, wait_for
 
@@ -126,6 +131,63 @@ def a_group_through_strait_reads_every_acknowledged_record_once():
     require(dup == 0, f"{dup} duplicates")
 
 
+def a_put_retried_across_delete_and_recreate_stays_out_of_the_new_topic():
+    kinesis = boto3.client("kinesis", endpoint_url=os.environ["STRAIT_ENDPOINT"], region_name="us-east-1",
+                           aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+                           # One attempt: a client's own retry would rightly go to the new topic.
+                           config=Config(retries={"total_max_attempts": 1}, read_timeout=120))
+    direct = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP"]})
+    name = f"lc-recreate-{uuid.uuid4().hex[:8]}"
+    direct.create_topics([NewTopic(name, num_partitions=1, replication_factor=3,
+                                   config={"min.insync.replicas": "3"})])[name].result(30)
+    wait_for(lambda: kinesis.describe_stream_summary(StreamName=name), 30, "strait to adopt the topic")
+    part = direct.list_topics(name, timeout=10).topics[name].partitions[0]
+    victim = next(r for r in part.replicas if r != part.leader)
+    subprocess.run(["pkill", "-9", "-f", f"kafka.Kafka {CLUSTER_DIR}/node-{victim}.properties"], check=False)
+    try:
+        # Once the controller fences the node, every acks=all write is NOT_ENOUGH_REPLICAS,
+        # which strait retries.
+        wait_for(lambda: len(direct.list_topics(name, timeout=10).topics[name].partitions[0].isrs) == 2,
+                 60, f"node {victim} to leave the in-sync replicas")
+        out = {}
+
+        def put():
+            try:
+                out["ok"] = kinesis.put_record(StreamName=name, Data=b"old-stream", PartitionKey="k")["SequenceNumber"]
+            except ClientError as e:
+                out["error"] = e.response["Error"]["Code"]
+        t = threading.Thread(target=put)
+        t.start()
+        time.sleep(2)
+        require(t.is_alive(), f"the put did not wait for the in-sync replicas: {out}")
+        direct.delete_topics([name])[name].result(30)
+        wait_for(lambda: name not in direct.list_topics(timeout=10).topics, 30, "the topic to go")
+        for _ in range(40):
+            try:
+                direct.create_topics([NewTopic(name, num_partitions=1, replication_factor=2,
+                                               config={"min.insync.replicas": "1"})])[name].result(30)
+                break
+            except Exception:
+                time.sleep(0.5)  # the cluster may still be removing the old topic
+        t.join(90)
+        require(not t.is_alive(), "the put never answered")
+        c = Consumer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP"], "group.id": f"lc-{uuid.uuid4().hex[:6]}",
+                      "enable.auto.commit": False, "log_level": 3})
+        c.assign([TopicPartition(name, 0, 0)])
+        values, deadline = [], time.time() + 5
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                values.append(m.value())
+        c.close()
+        require(values == [], f"the new topic holds the old stream's record: {values} (put answered {out})")
+        require("error" in out, f"the put was acknowledged yet is in neither topic: {out}")
+        print(f"  # the put answered {out['error']}; the new topic is empty", flush=True)
+    finally:
+        subprocess.run(["bash", "-c", f'source "{LIB}"; KAFKA_CLUSTER_DIR="{CLUSTER_DIR}"; kafka_node_start {victim}'],
+                       capture_output=True, text=True, timeout=180)
+
+
 if __name__ == "__main__":
     # A hung run can be asked where it is (kill -USR1 <pid>); past 8 minutes it prints every
     # thread's stack and exits, so a hang is a failure with a trace rather than a stuck suite.
@@ -137,4 +199,6 @@ if __name__ == "__main__":
           "and restarted; nothing fails", produce_through_a_leader_kill)
     check("a consumer group through strait reads every acknowledged record exactly once",
           a_group_through_strait_reads_every_acknowledged_record_once)
+    check("a Kinesis PutRecord strait retries while its topic is deleted and made again is not written "
+          "to the new topic", a_put_retried_across_delete_and_recreate_stays_out_of_the_new_topic)
     finish()

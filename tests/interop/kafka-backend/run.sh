@@ -43,8 +43,9 @@ failures=()
 run() { run_part "$@"; }
 
 export KAFKA_PORT_PER_BROKER=true
-# Closed parents end 5 s after a split on this backend (src/core/data.rs, LATE_WRITES_MS).
-export STRAIT_CLOSED_SHARD_GRACE_S=5
+# Closed parents end once sealed, 5 s after the split is written (src/core/late_writes.rs,
+# LATE_WRITES), plus the seal's own round trips to the cluster.
+export STRAIT_CLOSED_SHARD_GRACE_S=8
 run "pass-through checks" "$venv/bin/python" "$here/checks.py"
 run "Kafka Java clients and tools (with transactions)" env KAFKA_TRANSACTIONS=true bash "$repo_root/tests/interop/kafka-java/run.sh"
 run "franz-go" bash "$repo_root/tests/interop/franz-go/run.sh"
