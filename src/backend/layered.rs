@@ -133,6 +133,16 @@ impl<L: LogLayer> Log for Layered<L> {
             .filter_map(|(t, n)| Some((self.layer.outward(t)?, n)))
             .collect())
     }
+    async fn topics_since(&self, since: std::time::Instant) -> StorageResult<Vec<(String, u32)>> {
+        let all = self
+            .layer
+            .around(Operation::Topics, self.inner.topics_since(since))
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(t, n)| Some((self.layer.outward(t)?, n)))
+            .collect())
+    }
     async fn flush(&self, topic: &str, partition: u32) -> StorageResult<()> {
         let topic = self.layer.inward(topic);
         let call = self.inner.flush(&topic, partition);

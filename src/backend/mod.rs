@@ -223,6 +223,12 @@ pub trait Log: Send + Sync {
     async fn delete_topic(&self, topic: &str) -> StorageResult<()>;
     /// Every topic the log holds, with its partition count.
     async fn topics(&self) -> StorageResult<Vec<(String, u32)>>;
+    /// `topics`, from a listing begun no earlier than `since`: a backend that shares one
+    /// listing among callers must not answer a caller looking for a topic just made elsewhere
+    /// from a listing older than its question.
+    async fn topics_since(&self, _since: std::time::Instant) -> StorageResult<Vec<(String, u32)>> {
+        self.topics().await
+    }
     /// Makes everything appended to a partition durable (a reshard fixes end offsets on it).
     async fn flush(&self, topic: &str, partition: u32) -> StorageResult<()>;
     /// How long the topic keeps records (−1: forever), when the backend keeps that itself

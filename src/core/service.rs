@@ -149,7 +149,7 @@ impl Core {
                 .write()
                 .insert(stream.name.clone(), StreamEntry::new(stream));
         }
-        core.reconcile_topics().await?;
+        core.reconcile_topics(None).await?;
         tracing::info!(streams = core.catalog.read().len(), "catalog loaded");
         Ok(core)
     }

@@ -23,6 +23,11 @@ const MISSING_FOR: Duration = Duration::from_secs(10);
 impl Core {
     /// Brings the in-memory catalog up to the stored documents, then to the log's topics.
     pub async fn refresh_catalog(&self) -> CoreResult<()> {
+        self.refresh_catalog_since(None).await
+    }
+
+    /// `refresh_catalog`, with the log's topics listed no earlier than `since`.
+    async fn refresh_catalog_since(&self, since: Option<Instant>) -> CoreResult<()> {
         {
             let _admin = self.admin.lock().await;
             let count = self.meta.change_count();
@@ -58,13 +63,16 @@ impl Core {
             self.refreshed
                 .store(count, std::sync::atomic::Ordering::SeqCst);
         }
-        self.reconcile_topics().await
+        self.reconcile_topics(since).await
     }
 
     /// Topics without a stream document: removed or adopted (see `ForeignTopics`). An
     /// adopted topic that gained partitions outside strait gains shards too.
-    pub(super) async fn reconcile_topics(&self) -> CoreResult<()> {
-        let topics = self.log.topics().await?;
+    pub(super) async fn reconcile_topics(&self, since: Option<Instant>) -> CoreResult<()> {
+        let topics = match since {
+            Some(since) => self.log.topics_since(since).await?,
+            None => self.log.topics().await?,
+        };
         if self.foreign_topics == ForeignTopics::Adopt {
             self.forget_deleted_topics(&topics).await?;
         }
@@ -170,20 +178,27 @@ impl Core {
     }
 
     /// A stream this replica has not seen may be a topic just made on the cluster, or a
-    /// stream another replica just created: look once before answering "not found". At most
-    /// one look per `DISCOVER_EVERY`, so unknown names cannot flood the cluster.
+    /// stream another replica just created: look before answering "not found", with a topic
+    /// listing begun after the question. Answered from an older look, a replica told a
+    /// client "unknown topic" for a topic another replica listed, and librdkafka's group
+    /// leader assigned the topic's 0 partitions and never looked again. Questions waiting
+    /// together share one look, and looks are `DISCOVER_EVERY` apart, so unknown names
+    /// cannot flood the cluster: a question waits for the next look instead.
     pub(super) async fn discover(&self, name: &str) {
         if self.foreign_topics != ForeignTopics::Adopt || self.catalog.read().contains_key(name) {
             return;
         }
+        let asked = Instant::now();
         let mut last = self.discovered.lock().await;
-        if self.catalog.read().contains_key(name)
-            || last.is_some_and(|t| t.elapsed() < DISCOVER_EVERY)
-        {
+        if self.catalog.read().contains_key(name) || last.is_some_and(|begun| begun >= asked) {
             return;
         }
-        *last = Some(Instant::now());
-        if let Err(e) = self.refresh_catalog().await {
+        if let Some(next) = last.map(|begun| begun + DISCOVER_EVERY) {
+            tokio::time::sleep_until(next.into()).await;
+        }
+        let begun = Instant::now();
+        *last = Some(begun);
+        if let Err(e) = self.refresh_catalog_since(Some(begun)).await {
             tracing::warn!(error = %e, "catalog refresh for an unknown stream failed");
         }
     }

@@ -365,6 +365,23 @@ async fn the_shared_catalog_adopts_foreign_topics() {
     assert_eq!(s.shards.len(), 3);
 }
 
+/// A name asked for right after a look that missed it waits for the next look rather than
+/// being answered "not found" from the older one; questions waiting together share one look.
+#[tokio::test]
+async fn a_topic_made_just_after_a_look_is_found_by_the_next() {
+    let (core, log) = core_with(ForeignTopics::Adopt).await;
+    core.discover("missing").await;
+    log.create_partitions("late", 0..2, NewTopic::default())
+        .await
+        .unwrap();
+    log.create_partitions("later", 0..1, NewTopic::default())
+        .await
+        .unwrap();
+    let (late, later) = tokio::join!(core.found_stream("late"), core.found_stream("later"));
+    assert_eq!(late.unwrap().shards.len(), 2);
+    assert_eq!(later.unwrap().shards.len(), 1);
+}
+
 /// A Kafka producer's batch of `n` records, stamped with an idempotent identity.
 fn produced(n: usize, producer_id: i64, first_sequence: i32) -> Vec<u8> {
     let records: Vec<NewRecord> = (0..n)

@@ -92,7 +92,7 @@ pub struct KinesisLog {
     /// strait's own writes go).
     appends: Mutex<PartitionAppends>,
     fan_out: Option<Arc<Consumers>>,
-    /// The last ListStreams answer and when it came. AWS allows 5 ListStreams calls a second
+    /// The last ListStreams answer and when it was asked for. AWS allows 5 ListStreams calls a second
     /// per account, shared by every replica and every other client, so one answer serves
     /// every caller for `LISTED_FOR`, and callers meanwhile wait for the one call in flight.
     listed: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
@@ -132,15 +132,17 @@ impl KinesisLog {
         })
     }
 
-    /// The streams that are topics, from one ListStreams answer shared for `LISTED_FOR`; a
-    /// throttled page is asked for again after a pause (`LIST_RETRIES`).
-    async fn stream_names(&self) -> StorageResult<Vec<String>> {
+    /// The streams that are topics, from one ListStreams answer asked for no earlier than
+    /// `since`, shared by the callers it suits; a throttled page is asked for again after a
+    /// pause (`LIST_RETRIES`).
+    async fn stream_names(&self, since: Instant) -> StorageResult<Vec<String>> {
         let mut listed = self.listed.lock().await;
         if let Some((at, names)) = listed.as_ref() {
-            if at.elapsed() < LISTED_FOR {
+            if *at >= since {
                 return Ok(names.clone());
             }
         }
+        let asked = Instant::now();
         let mut names = Vec::new();
         let mut input = ListStreamsInput::default();
         loop {
@@ -177,7 +179,7 @@ impl KinesisLog {
                 consumers.forget(gone).await;
             }
         }
-        *listed = Some((Instant::now(), names.clone()));
+        *listed = Some((asked, names.clone()));
         Ok(names)
     }
 
@@ -713,7 +715,14 @@ impl Log for KinesisLog {
     }
 
     async fn topics(&self) -> StorageResult<Vec<(String, u32)>> {
-        let names = self.stream_names().await?;
+        let since = Instant::now()
+            .checked_sub(LISTED_FOR)
+            .unwrap_or_else(Instant::now);
+        self.topics_since(since).await
+    }
+
+    async fn topics_since(&self, since: Instant) -> StorageResult<Vec<(String, u32)>> {
+        let names = self.stream_names(since).await?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             match self.shards(&name, true).await {

@@ -88,7 +88,13 @@ pub async fn metadata(ctx: &KafkaCtx, r: MetadataRequest, version: i16) -> Metad
                     continue;
                 }
             };
-            match ctx.core.stream(&name) {
+            // A valid name unknown here is looked for on the cluster: a replica must not call
+            // a topic another replica lists unknown (`Core::discover`).
+            let found = match ctx.core.stream(&name) {
+                Err(_) if valid_topic_name(&name) => ctx.core.found_stream(&name).await,
+                known => known,
+            };
+            match found {
                 Ok(s) => topics.push(topic_metadata(&s, node)),
                 Err(_) if !valid_topic_name(&name) => topics.push(missing(
                     t.name.clone(),

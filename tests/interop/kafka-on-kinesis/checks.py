@@ -22,6 +22,8 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "interop", "python"))
+import kafka_raw  # noqa: E402 - hand-built Kafka frames, beside the Python suite
 BIN = os.environ.get("STRAIT_BIN", os.path.join(REPO, "target", "debug", "strait"))
 UPSTREAM = os.environ["UPSTREAM"]
 KIND = os.environ.get("UPSTREAM_KIND", "strait")
@@ -289,6 +291,9 @@ def consumer(s, group, **extra):
         "topic.metadata.refresh.interval.ms": 2000,
         "log_level": 2,
     }
+    if os.environ.get("KAFKA_DEBUG"):
+        # librdkafka's own debug log (e.g. KAFKA_DEBUG=cgrp,metadata), to stderr.
+        conf.update({"debug": os.environ["KAFKA_DEBUG"], "log_level": 7})
     conf.update(extra)
     return Consumer(conf)
 
@@ -781,7 +786,15 @@ def main():
             replicas.append(b)
             admins = {s_.kafka: AdminClient({"bootstrap.servers": s_.kafka}) for s_ in (a, b)}
             admins[a.kafka].create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(60)
-            wait_topic(b, topic, 4)
+            # b knows the topic at once, though it was made through a and b's periodic look is
+            # seconds away: a replica looks on the cluster for a name it does not know before
+            # answering "unknown". (It answered unknown, and librdkafka's group leader, asking
+            # b, assigned the topic's 0 partitions and never asked again: "assignments never
+            # split".) Raw Metadata, so it is b that answers, not a broker librdkafka picks.
+            conn = kafka_raw.RawConn(b.kafka)
+            seen = kafka_raw.parse_metadata_v1(conn.request(kafka_raw.metadata_v1(1, [topic]), 1))
+            conn.s.close()
+            assert seen.get(topic) == (0, 4), f"Metadata from b right after the create through a: {seen}"
             # Metadata from either replica shows both as brokers (each reads the list of
             # replicas every 2 s).
             for s_ in (a, b):

@@ -283,6 +283,21 @@ def parse_list_offsets_v1(r):
     return {(t, p["partition"]): p for t, parts in topics for p in parts}
 
 
+def parse_metadata_v1(r):
+    """{topic: (error, partition count)} from a Metadata v1 response."""
+
+    def broker(r):
+        return (r.i32(), r.string(), r.i32(), r.string())
+
+    def part(r):
+        return (r.i16(), r.i32(), r.i32(), r.array(lambda r: r.i32()), r.array(lambda r: r.i32()))
+
+    r.array(broker)
+    r.i32()  # controller id
+    topics = r.array(lambda r: (r.i16(), r.string(), r.i8(), r.array(part)))
+    return {name: (error, len(parts)) for error, name, _, parts in topics}
+
+
 # -- a connection ------------------------------------------------------------------------------
 
 
