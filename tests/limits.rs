@@ -192,22 +192,19 @@ fn metric_gauge(s: &Server, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// strait's open segment files, for a failure's message.
-fn segment_paths(pid: u32) -> Vec<String> {
-    let mut paths: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|l| l.extension().is_some_and(|x| x == "log"))
-        .map(|l| l.display().to_string())
-        .collect();
-    paths.sort();
-    let mut seen = std::collections::HashSet::new();
-    let twice: Vec<String> = paths.iter().filter(|p| !seen.insert(*p)).cloned().collect();
-    if twice.is_empty() {
-        paths.into_iter().take(3).collect()
-    } else {
-        twice
+/// `descriptors`, sampled again for up to a second while more than `max` segment files are
+/// open: the pool holds at most `max`, but a file evicted while a flush still uses it stays
+/// open until that flush ends. The bound is what stays.
+fn settled_descriptors(pid: u32, max: usize) -> (usize, usize) {
+    let mut sample = descriptors(pid);
+    for _ in 0..20 {
+        if sample.0 <= max {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        sample = descriptors(pid);
     }
+    sample
 }
 
 /// strait's open descriptors: (segment files, all).
@@ -245,21 +242,10 @@ fn three_thousand_shards_under_a_1024_descriptor_limit_hold_a_bounded_set_of_fil
         assert!(Instant::now() < deadline, "the stream never became ACTIVE");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The pool holds at most 256; a file evicted while a flush is still using it stays open
-    // until that flush ends, so a sample can catch one more. The bound is what stays.
-    let mut sample = descriptors(s.pid());
-    for _ in 0..20 {
-        if sample.0 <= 256 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        sample = descriptors(s.pid());
-    }
-    let (segments, all) = sample;
+    let (segments, all) = settled_descriptors(s.pid(), 256);
     assert!(
         segments <= 256,
-        "{segments} segment files open after CreateStream: {:?}",
-        segment_paths(s.pid())
+        "{segments} segment files open after CreateStream"
     );
     assert!(
         all < 1024 - 256,
@@ -292,17 +278,7 @@ fn three_thousand_shards_under_a_1024_descriptor_limit_hold_a_bounded_set_of_fil
         "records reached only {} shards",
         written.len()
     );
-    // The pool holds at most 256; a file evicted while a flush is still using it stays open
-    // until that flush ends, so a sample can catch one more. The bound is what stays.
-    let mut sample = descriptors(s.pid());
-    for _ in 0..20 {
-        if sample.0 <= 256 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        sample = descriptors(s.pid());
-    }
-    let (segments, all) = sample;
+    let (segments, all) = settled_descriptors(s.pid(), 256);
     assert!(
         segments <= 256,
         "{segments} segment files open after writing to {} shards",

@@ -104,6 +104,19 @@ impl<L: LogLayer> Layered<L> {
     pub fn wrap(layer: L, inner: Arc<dyn Log>) -> Arc<dyn Log> {
         Arc::new(Layered { layer, inner })
     }
+
+    /// A topic listing from the inner log, through the layer, with only the topics the
+    /// layer shows, under their outward names.
+    async fn outward_topics(
+        &self,
+        listing: impl std::future::Future<Output = StorageResult<Vec<(String, u32)>>> + Send,
+    ) -> StorageResult<Vec<(String, u32)>> {
+        let all = self.layer.around(Operation::Topics, listing).await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(t, n)| Some((self.layer.outward(t)?, n)))
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -124,24 +137,10 @@ impl<L: LogLayer> Log for Layered<L> {
         self.layer.around(Operation::DeleteTopic, call).await
     }
     async fn topics(&self) -> StorageResult<Vec<(String, u32)>> {
-        let all = self
-            .layer
-            .around(Operation::Topics, self.inner.topics())
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter_map(|(t, n)| Some((self.layer.outward(t)?, n)))
-            .collect())
+        self.outward_topics(self.inner.topics()).await
     }
     async fn topics_since(&self, since: std::time::Instant) -> StorageResult<Vec<(String, u32)>> {
-        let all = self
-            .layer
-            .around(Operation::Topics, self.inner.topics_since(since))
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter_map(|(t, n)| Some((self.layer.outward(t)?, n)))
-            .collect())
+        self.outward_topics(self.inner.topics_since(since)).await
     }
     async fn flush(&self, topic: &str, partition: u32) -> StorageResult<()> {
         let topic = self.layer.inward(topic);

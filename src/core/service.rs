@@ -217,9 +217,8 @@ impl Core {
     /// change another replica is making fails instead, so nobody's change is overwritten).
     pub(super) async fn catalog_change(&self) -> CoreResult<tokio::sync::MutexGuard<'_, ()>> {
         let admin = self.admin.lock().await;
-        if self.foreign_topics == ForeignTopics::Adopt {
-            self.meta.fence().await?;
-        }
+        // A no-op where this replica is the catalog's only writer.
+        self.meta.fence().await?;
         Ok(admin)
     }
 
@@ -231,12 +230,7 @@ impl Core {
             self.meta.sync().await?;
         }
         if self.catalog.read().contains_key(&req.name)
-            || (shared
-                && self
-                    .meta
-                    .get(&format!("{STREAM_PREFIX}{}", req.name))
-                    .await?
-                    .is_some())
+            || (shared && self.stored_stream(&req.name).await?.is_some())
         {
             return Err(CoreError::StreamExists {
                 stream: req.name,
@@ -419,33 +413,31 @@ impl Core {
     }
 }
 
-/// A new stream's document: `shards` open shards tiling the hash space.
 /// The key iterators are signed with, made by the first replica to start. Replicas
 /// starting together race to make it; under the fence exactly one write wins and the
 /// others read the winner's.
 async fn iterator_key(meta: &dyn MetaStore) -> CoreResult<Vec<u8>> {
-    let (mut tries, mut fenced) = (0, false);
-    loop {
+    async fn stored(meta: &dyn MetaStore) -> CoreResult<Option<Vec<u8>>> {
         meta.sync().await?;
-        if let Some(k) = meta.get(ITERATOR_KEY).await?.filter(|k| k.len() >= 32) {
+        Ok(meta.get(ITERATOR_KEY).await?.filter(|k| k.len() >= 32))
+    }
+    if let Some(k) = stored(meta).await? {
+        return Ok(k);
+    }
+    // Only the first start takes the fence (taking it fails a change another replica is
+    // making), and looks once more under it.
+    let mut tries = 0;
+    loop {
+        meta.fence().await?;
+        if let Some(k) = stored(meta).await? {
             return Ok(k);
-        }
-        // Only the first start needs the fence: taking it fails a change another replica is
-        // making. Looked for once more under it.
-        if !fenced {
-            meta.fence().await?;
-            fenced = true;
-            continue;
         }
         let mut k = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut k);
         match meta.put(ITERATOR_KEY, &k).await {
             // Read back: a store without a fence keeps the last of racing writes.
             Ok(()) => return Ok(meta.get(ITERATOR_KEY).await?.unwrap_or(k)),
-            Err(StorageError::Fenced(_)) if tries < 5 => {
-                tries += 1;
-                fenced = false;
-            }
+            Err(StorageError::Fenced(_)) if tries < 5 => tries += 1,
             Err(e) => return Err(e.into()),
         }
     }
@@ -457,6 +449,7 @@ pub(super) fn stream_doc(key: &str, doc: &[u8]) -> CoreResult<Stream> {
         .map_err(|e| CoreError::Internal(format!("corrupt catalog entry {key}: {e}")))
 }
 
+/// A new stream's document: `shards` open shards tiling the hash space.
 pub(super) fn new_stream(req: &CreateStreamRequest, shards: u32, created_ms: i64) -> Stream {
     Stream {
         name: req.name.clone(),

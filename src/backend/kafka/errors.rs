@@ -11,12 +11,23 @@ pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+// The catalog's transactions (`fence.rs`).
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub const NOT_COORDINATOR: i16 = 16;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const INVALID_TXN_STATE: i16 = 48;
+pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+pub const PRODUCER_FENCED: i16 = 90;
 const INVALID_TOPIC: i16 = 17;
 const POLICY_VIOLATION: i16 = 44;
 const INVALID_CONFIG: i16 = 40;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
 const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
-const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 
 /// Why a request to the cluster did not succeed.
 #[derive(Debug, Clone)]

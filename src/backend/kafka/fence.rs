@@ -15,10 +15,15 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
     ProducerId, TopicName, TransactionalId,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::cluster::{join_host_port, Cluster};
-use super::log::KafkaLog;
+use super::errors::{
+    CLUSTER_AUTHORIZATION_FAILED, CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS,
+    COORDINATOR_NOT_AVAILABLE, INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING,
+    INVALID_TXN_STATE, NOT_COORDINATOR, PRODUCER_FENCED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    UNSUPPORTED_VERSION,
+};
+use super::log::{text, KafkaLog};
 use crate::backend::{AppendInfo, StorageError, StorageResult};
 
 const FIND_COORDINATOR_V: i16 = 3;
@@ -34,13 +39,6 @@ const TRANSACTION_TIMEOUT_MS: i32 = 10_000;
 /// transaction still completing).
 const STEP_FOR: Duration = Duration::from_secs(20);
 
-const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const NOT_COORDINATOR: i16 = 16;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-const CONCURRENT_TRANSACTIONS: i16 = 51;
-const PRODUCER_FENCED: i16 = 90;
-
 /// Codes that say this replica no longer holds the fence.
 fn fenced(code: i16) -> bool {
     code == PRODUCER_FENCED || code == INVALID_PRODUCER_EPOCH
@@ -51,11 +49,11 @@ fn fenced(code: i16) -> bool {
 fn permanent(code: i16) -> bool {
     matches!(
         code,
-        35 // UNSUPPORTED_VERSION
-            | 48 // INVALID_TXN_STATE
-            | 49 // INVALID_PRODUCER_ID_MAPPING
-            | 53 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-            | 31 // CLUSTER_AUTHORIZATION_FAILED
+        UNSUPPORTED_VERSION
+            | INVALID_TXN_STATE
+            | INVALID_PRODUCER_ID_MAPPING
+            | TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            | CLUSTER_AUTHORIZATION_FAILED
     )
 }
 
@@ -329,7 +327,7 @@ fn step(code: i16, what: &str) -> StorageResult<Step<()>> {
 fn failed(code: i16, what: &str) -> StorageError {
     let message = format!(
         "{what} for the catalog's transactional id failed with Kafka error code {code}{}",
-        if code == 53 {
+        if code == TRANSACTIONAL_ID_AUTHORIZATION_FAILED {
             " (TRANSACTIONAL_ID_AUTHORIZATION_FAILED: strait's principal needs Describe and Write on the transactional id strait-catalog-<metadata_topic>)"
         } else {
             ""
@@ -344,8 +342,4 @@ fn failed(code: i16, what: &str) -> StorageError {
     } else {
         StorageError::Unavailable(message)
     }
-}
-
-fn text(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
 }

@@ -62,7 +62,7 @@ fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-fn text(s: &str) -> StrBytes {
+pub(super) fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 

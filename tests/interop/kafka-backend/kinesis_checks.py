@@ -83,6 +83,22 @@ def read_shard(client, name, shard_id, kind="TRIM_HORIZON", limit=10000):
     return out
 
 
+def read_to_end(client, name, shard_id, timeout=30):
+    """A closed shard read from its start until it ends (no NextShardIterator): the data of
+    its records and the last answer."""
+    it = client.get_shard_iterator(StreamName=name, ShardId=shard_id,
+                                   ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        r = client.get_records(ShardIterator=it)
+        seen += [x["Data"] for x in r["Records"]]
+        it = r.get("NextShardIterator")
+        if it is None:
+            return seen, r
+        time.sleep(0.2)
+    require(False, f"{shard_id} of {name} never ended")
+
+
 def read_stream(client, name):
     out = []
     for s in client.list_shards(StreamName=name)["Shards"]:
@@ -354,18 +370,8 @@ def a_late_write_to_a_split_parent_is_read():
     p = Producer({"bootstrap.servers": BROKER})
     p.produce(name, partition=0, key=b"k", value=b"late")
     require(p.flush(10) == 0, "undelivered")
-    it = K.get_shard_iterator(StreamName=name, ShardId=parent, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    seen, ended, deadline = [], False, time.time() + 30
-    while time.time() < deadline:
-        r = K.get_records(ShardIterator=it)
-        seen += [x["Data"] for x in r["Records"]]
-        it = r.get("NextShardIterator")
-        if it is None:
-            ended = True
-            require(len(r.get("ChildShards", [])) == 2, f"child shards {r.get('ChildShards')}")
-            break
-        time.sleep(0.2)
-    require(ended, "the parent never ended")
+    seen, last = read_to_end(K, name, parent)
+    require(len(last.get("ChildShards", [])) == 2, f"child shards {last.get('ChildShards')}")
     require(seen == [b"before", b"late"], f"parent read {seen}")
 
 
@@ -385,15 +391,7 @@ def a_stale_replicas_write_after_the_seal_is_read_once():
         b.proc.send_signal(signal.SIGSTOP)
         try:
             K.split_shard(StreamName=name, ShardToSplit=parent, NewStartingHashKey=str(2 ** 127))
-            it = K.get_shard_iterator(StreamName=name, ShardId=parent, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            seen, deadline = [], time.time() + 30
-            while it is not None and time.time() < deadline:
-                r = K.get_records(ShardIterator=it)
-                seen += [x["Data"] for x in r["Records"]]
-                it = r.get("NextShardIterator")
-                if it is not None:
-                    time.sleep(0.2)
-            require(it is None, "the parent never ended")
+            seen, _ = read_to_end(K, name, parent)
             # Writes sent to B while it cannot yet know of the split.
             acked, threads = [], []
 
