@@ -226,12 +226,25 @@ pub struct KinesisBackendConfig {
     /// named `consumer_name`, pushed records, its own 2 MiB/s per shard; billed by AWS).
     pub read: KinesisRead,
     pub consumer_name: String,
+    /// The encoding of strait's own Kinesis calls: `auto` (CBOR, as the AWS SDK for Java
+    /// sends it, falling back to JSON for good when the upstream does not answer in CBOR),
+    /// `cbor` or `json`. CBOR carries record data as bytes, where JSON needs base64.
+    pub wire: KinesisWire,
     /// The streams Kafka clients see as topics: every one when empty, else these names and
     /// `prefix*` entries.
     #[serde(deserialize_with = "list_or_commas")]
     pub streams: Vec<String>,
     /// Per Kafka consumer group.
     pub groups: BTreeMap<String, KinesisGroupConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KinesisWire {
+    #[default]
+    Auto,
+    Cbor,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +268,7 @@ impl Default for KinesisBackendConfig {
             cache_bytes: 256 << 20,
             read: KinesisRead::Polling,
             consumer_name: "strait".into(),
+            wire: KinesisWire::Auto,
             streams: Vec::new(),
             groups: BTreeMap::new(),
         }

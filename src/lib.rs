@@ -342,16 +342,22 @@ async fn open_kinesis_core(
     closing: listener::Closing,
 ) -> Result<Option<CoreAndGroups>, String> {
     let k = &config.backend.kinesis;
+    let wire = match k.wire {
+        config::KinesisWire::Auto => backend::kinesis::client::Wire::CborOrJson,
+        config::KinesisWire::Cbor => backend::kinesis::client::Wire::Cbor,
+        config::KinesisWire::Json => backend::kinesis::client::Wire::Json,
+    };
     let client = Arc::new(backend::kinesis::client::KinesisClient::new(
         upstream.clone(),
+        wire,
     ));
-    let dynamodb = || -> Result<backend::kinesis::client::AwsJsonClient, String> {
+    let dynamodb = || -> Result<backend::kinesis::client::AwsClient, String> {
         let dynamodb = upstream.sibling(
             "backend.kinesis.state.endpoint",
             &k.dynamodb_url(),
             "dynamodb",
         )?;
-        Ok(backend::kinesis::client::AwsJsonClient::dynamodb(Arc::new(
+        Ok(backend::kinesis::client::AwsClient::dynamodb(Arc::new(
             dynamodb,
         )))
     };

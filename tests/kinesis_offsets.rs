@@ -27,7 +27,10 @@ fn open_log(up: &Server, dir: &std::path::Path) -> Arc<KinesisLog> {
         ..Default::default()
     };
     KinesisLog::new(
-        Arc::new(KinesisClient::new(Arc::new(Upstream::new(&cfg).unwrap()))),
+        Arc::new(KinesisClient::new(
+            Arc::new(Upstream::new(&cfg).unwrap()),
+            strait::backend::kinesis::client::Wire::CborOrJson,
+        )),
         KinesisLogSettings {
             dir: dir.to_path_buf(),
             poll: Duration::from_millis(200),

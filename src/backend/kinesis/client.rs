@@ -1,8 +1,9 @@
-//! strait as an AWS JSON client (Kinesis, and DynamoDB for KCL lease tables): typed calls
-//! over a signed upstream connection, and the answers' exceptions as an error the Kinesis
-//! `Log` can sort (retry, refuse, not found). The shapes come from `protocol::kinesis`; the
+//! strait as an AWS client (Kinesis in CBOR or JSON, and DynamoDB for KCL lease tables and
+//! state, in JSON): typed calls over a signed upstream connection, and the answers'
+//! exceptions as an error the Kinesis `Log` can sort (retry, refuse, not found). The shapes come from `protocol::kinesis`; the
 //! few stream-admin shapes only a client needs are here.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::upstream::{Upstream, UpstreamError};
 use crate::backend::{Refusal, StorageError};
+use crate::protocol::kinesis::cbor_records::RecordsPage;
+use crate::protocol::kinesis::codec::{self, Protocol, Timestamp};
 
 /// The largest answer read: GetRecords returns at most 10 MiB of data, which base64 and
 /// 10,000 partition keys of up to 256 characters take to about 17 MiB of JSON.
@@ -88,95 +91,152 @@ struct ExceptionBody {
     message: String,
 }
 
-/// One AWS JSON protocol: its operations' target prefix and content type.
-pub struct AwsJsonClient {
+/// What an AWS client encodes its calls in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Json,
+    Cbor,
+    /// CBOR until the upstream answers a call in anything else (moto answers CBOR with an
+    /// HTML 500), then JSON for good.
+    CborOrJson,
+}
+
+/// One AWS JSON-or-CBOR protocol: its operations' target prefix and encodings.
+pub struct AwsClient {
     upstream: Arc<Upstream>,
     target_prefix: &'static str,
-    content_type: &'static str,
+    json_content_type: &'static str,
+    /// Calls go out in CBOR while this holds.
+    cbor: AtomicBool,
+    /// Whether an answer that is not CBOR turns `cbor` off.
+    fallback: bool,
 }
 
 /// strait's Kinesis client.
-pub type KinesisClient = AwsJsonClient;
+pub type KinesisClient = AwsClient;
 
-impl AwsJsonClient {
-    pub fn new(upstream: Arc<Upstream>) -> AwsJsonClient {
-        AwsJsonClient {
+impl AwsClient {
+    pub fn new(upstream: Arc<Upstream>, wire: Wire) -> AwsClient {
+        AwsClient {
             upstream,
             target_prefix: "Kinesis_20131202",
-            content_type: "application/x-amz-json-1.1",
+            json_content_type: "application/x-amz-json-1.1",
+            cbor: AtomicBool::new(wire != Wire::Json),
+            fallback: wire == Wire::CborOrJson,
         }
     }
 
-    /// DynamoDB, for KCL lease tables.
-    pub fn dynamodb(upstream: Arc<Upstream>) -> AwsJsonClient {
-        AwsJsonClient {
+    /// DynamoDB, for KCL lease tables: JSON only.
+    pub fn dynamodb(upstream: Arc<Upstream>) -> AwsClient {
+        AwsClient {
             upstream,
             target_prefix: "DynamoDB_20120810",
-            content_type: "application/x-amz-json-1.0",
+            json_content_type: "application/x-amz-json-1.0",
+            cbor: AtomicBool::new(false),
+            fallback: false,
         }
     }
 
-    /// Calls one operation with a JSON body and decodes its answer.
+    /// The encoding the next call goes out in.
+    pub fn protocol(&self) -> Protocol {
+        if self.cbor.load(Ordering::Relaxed) {
+            Protocol::Cbor
+        } else {
+            Protocol::Json
+        }
+    }
+
+    /// Calls one operation and decodes its answer.
     pub async fn call<I: Serialize, O: DeserializeOwned>(
         &self,
         op: &'static str,
         input: &I,
     ) -> Result<O, CallError> {
-        let body = self.open(op, input).await?;
-        let bytes = self.collect(op, body).await?;
-        // Operations without output answer an empty body (or `{}`).
-        let bytes = if bytes.is_empty() {
-            Bytes::from_static(b"{}")
-        } else {
-            bytes
-        };
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Garbled {
-            op,
-            why: e.to_string(),
-        })
+        self.call_fast(op, input, |_| None).await
     }
 
-    /// Calls one operation and leaves a successful answer's body to the caller to stream
-    /// (SubscribeToShard's event stream); an exception is read and returned as the error.
+    /// As `call`, reading a CBOR answer with `fast` first (`cbor_records`), and through serde
+    /// when `fast` does not take it.
+    pub async fn call_fast<I: Serialize, O: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        input: &I,
+        fast: impl FnOnce(&Bytes) -> Option<O>,
+    ) -> Result<O, CallError> {
+        let (body, protocol) = self.open(op, input).await?;
+        let bytes = self.collect(op, body).await?;
+        if protocol == Protocol::Cbor {
+            if let Some(out) = fast(&bytes) {
+                return Ok(out);
+            }
+        }
+        // Operations without output answer an empty body (or an empty map).
+        codec::decode(protocol, &bytes).map_err(|e| CallError::Garbled { op, why: e.0 })
+    }
+
+    /// Calls one operation and leaves a successful answer's body, and the encoding it is in,
+    /// to the caller to stream (SubscribeToShard's event stream); an exception is read and
+    /// returned as the error.
     pub async fn open<I: Serialize>(
         &self,
         op: &'static str,
         input: &I,
-    ) -> Result<Incoming, CallError> {
-        let body = Bytes::from(serde_json::to_vec(input).map_err(|e| CallError::Garbled {
-            op,
-            why: format!("cannot encode the request: {e}"),
-        })?);
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static(self.content_type));
-        let target = HeaderValue::from_str(&format!("{}.{op}", self.target_prefix))
-            .expect("operation names are ASCII");
-        headers.insert("x-amz-target", target);
-        let answer = self
-            .upstream
-            .send(&headers, body)
-            .await
-            .map_err(|source| CallError::Upstream { op, source })?;
-        let status = answer.status().as_u16();
-        if status < 300 {
-            return Ok(answer.into_body());
+    ) -> Result<(Incoming, Protocol), CallError> {
+        loop {
+            let sent = self.protocol();
+            let body = codec::encode(sent, input);
+            let mut headers = HeaderMap::new();
+            let content_type = match sent {
+                Protocol::Cbor => sent.content_type(),
+                Protocol::Json => self.json_content_type,
+            };
+            headers.insert("content-type", HeaderValue::from_static(content_type));
+            let target = HeaderValue::from_str(&format!("{}.{op}", self.target_prefix))
+                .expect("operation names are ASCII");
+            headers.insert("x-amz-target", target);
+            let answer = self
+                .upstream
+                .send(&headers, body)
+                .await
+                .map_err(|source| CallError::Upstream { op, source })?;
+            let status = answer.status().as_u16();
+            let answered = answer
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Protocol::from_content_type);
+            if sent == Protocol::Cbor && self.fallback && status >= 300 && answered != Some(sent) {
+                if self.cbor.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        endpoint = %self.upstream.endpoint(),
+                        op,
+                        status,
+                        "the upstream does not answer CBOR; strait calls it in JSON from now on"
+                    );
+                }
+                continue;
+            }
+            let protocol = answered.unwrap_or(sent);
+            if status < 300 {
+                return Ok((answer.into_body(), protocol));
+            }
+            let bytes = self.collect(op, answer.into_body()).await?;
+            let e: ExceptionBody = codec::decode(protocol, &bytes).unwrap_or(ExceptionBody {
+                kind: String::new(),
+                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            });
+            let code = match e.kind.rsplit_once('#') {
+                Some((_, name)) => name.to_string(),
+                None if e.kind.is_empty() => format!("HTTP {status}"),
+                None => e.kind,
+            };
+            return Err(CallError::Exception {
+                op,
+                code,
+                message: e.message,
+                status,
+            });
         }
-        let bytes = self.collect(op, answer.into_body()).await?;
-        let e: ExceptionBody = serde_json::from_slice(&bytes).unwrap_or(ExceptionBody {
-            kind: String::new(),
-            message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-        });
-        let code = match e.kind.rsplit_once('#') {
-            Some((_, name)) => name.to_string(),
-            None if e.kind.is_empty() => format!("HTTP {status}"),
-            None => e.kind,
-        };
-        Err(CallError::Exception {
-            op,
-            code,
-            message: e.message,
-            status,
-        })
     }
 
     async fn collect(&self, op: &'static str, body: Incoming) -> Result<Bytes, CallError> {
@@ -212,6 +272,27 @@ pub fn storage_error(e: CallError) -> StorageError {
         },
         class,
         message: e.to_string(),
+    }
+}
+
+/// A stream's creation time as text, the same whichever encoding the upstream answered in:
+/// the JSON number as the upstream wrote it (seconds with a fraction; stored state keys hold
+/// that text), or CBOR's milliseconds written as JSON would write them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreationTime(pub String);
+
+impl<'de> Deserialize<'de> for CreationTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            return Ok(CreationTime(match serde_json::Value::deserialize(d)? {
+                serde_json::Value::String(s) => s,
+                v => v.to_string(),
+            }));
+        }
+        let Timestamp(ms) = Timestamp::deserialize(d)?;
+        Ok(CreationTime(
+            serde_json::Value::from(ms as f64 / 1000.0).to_string(),
+        ))
     }
 }
 
@@ -276,8 +357,8 @@ pub struct StreamSummary {
     pub open_shard_count: u32,
     /// Absent from older emulators: provisioned.
     pub stream_mode_details: Option<StreamModeDetails>,
-    /// Kept as the upstream wrote it: it tells a stream from one made again under its name.
-    pub stream_creation_timestamp: Option<serde_json::Value>,
+    /// It tells a stream from one made again under its name.
+    pub stream_creation_timestamp: Option<CreationTime>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -332,6 +413,17 @@ pub struct SubscribeToShardInput<'a> {
     pub consumer_arn: &'a str,
     pub shard_id: &'a str,
     pub starting_position: StartingPosition,
+}
+
+impl From<RecordsPage> for SubscribeToShardEvent {
+    fn from(page: RecordsPage) -> Self {
+        SubscribeToShardEvent {
+            records: page.records,
+            continuation_sequence_number: page.continuation_sequence_number,
+            millis_behind_latest: page.millis_behind_latest,
+            child_shards: Vec::new(),
+        }
+    }
 }
 
 /// One SubscribeToShardEvent's payload.

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -22,6 +22,8 @@ use super::client::{
 use super::consumer_sweep::{ConsumerSweep, SWEEP_EVERY};
 use super::tail::Tail;
 use crate::backend::{StorageError, StorageResult};
+use crate::protocol::kinesis::cbor_records;
+use crate::protocol::kinesis::codec::{self, Protocol};
 use crate::protocol::kinesis::eventstream::{self, DecodeError};
 
 /// How long a registered consumer may take to become ACTIVE.
@@ -242,14 +244,14 @@ async fn subscribe_once(
                 storage_error(e)
             }
         });
-    let body = match body {
+    let (body, protocol) = match body {
         Ok(b) => b,
         Err(e) => {
             consumers.forget(stream).await;
             return Err(e);
         }
     };
-    let mut events = EventReader::new(body);
+    let mut events = EventReader::new(body, protocol);
     let mut delivered = false;
     while let Some(event) = events.next().await? {
         let Some(t) = tail.upgrade() else {
@@ -280,22 +282,25 @@ async fn subscribe_once(
 struct EventReader {
     body: Incoming,
     buf: BytesMut,
+    /// The answer's encoding: an event's own `:content-type` overrides it (whether a CBOR
+    /// subscription's events are CBOR is not settled, reference §1.11).
+    protocol: Protocol,
 }
 
 impl EventReader {
-    fn new(body: Incoming) -> EventReader {
+    fn new(body: Incoming, protocol: Protocol) -> EventReader {
         EventReader {
             body,
             buf: BytesMut::new(),
+            protocol,
         }
     }
 
     /// The next SubscribeToShardEvent; `None` when the subscription ended.
     async fn next(&mut self) -> StorageResult<Option<SubscribeToShardEvent>> {
         loop {
-            match eventstream::decode(&self.buf) {
-                Ok((message, used)) => {
-                    self.buf.advance(used);
+            match eventstream::split(&mut self.buf) {
+                Ok(message) => {
                     let kind = message.header(":message-type").unwrap_or("event");
                     if kind == "exception" || kind == "error" {
                         let code = message
@@ -311,11 +316,21 @@ impl EventReader {
                     if message.header(":event-type") != Some("SubscribeToShardEvent") {
                         continue;
                     }
-                    return serde_json::from_slice(&message.payload)
+                    let protocol = message
+                        .header(":content-type")
+                        .and_then(Protocol::from_content_type)
+                        .unwrap_or(self.protocol);
+                    if protocol == Protocol::Cbor {
+                        if let Some(page) = cbor_records::records_page(&message.payload) {
+                            return Ok(Some(page.into()));
+                        }
+                    }
+                    return codec::decode(protocol, &message.payload)
                         .map(Some)
                         .map_err(|e| {
                             StorageError::Unavailable(format!(
-                                "SubscribeToShard: an event that does not decode: {e}"
+                                "SubscribeToShard: an event that does not decode: {}",
+                                e.0
                             ))
                         });
                 }

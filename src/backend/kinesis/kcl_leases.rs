@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::client::{storage_error, AwsJsonClient};
+use super::client::{storage_error, AwsClient};
 use super::log::KinesisLog;
 use crate::backend::{ExternalOffsets, ExternalPosition, StorageError, StorageResult};
 use crate::protocol::kinesis::shard_ids::parse_shard_id;
@@ -32,7 +32,7 @@ use crate::protocol::kinesis::shard_ids::parse_shard_id;
 const RESCAN_AFTER: Duration = Duration::from_secs(10);
 
 pub struct KclLeaseTables {
-    dynamodb: AwsJsonClient,
+    dynamodb: AwsClient,
     log: Arc<KinesisLog>,
     /// group → its lease table
     tables: HashMap<String, LeaseTable>,
@@ -82,7 +82,7 @@ struct ScanOutput {
 
 impl KclLeaseTables {
     pub fn new(
-        dynamodb: AwsJsonClient,
+        dynamodb: AwsClient,
         log: Arc<KinesisLog>,
         tables: HashMap<String, LeaseTable>,
     ) -> KclLeaseTables {

@@ -17,8 +17,8 @@ use parking_lot::{Mutex, RwLock};
 use super::appender::{entry_size, Appends, MAX_BYTES, MAX_ENTRIES};
 use super::client::storage_error;
 use super::client::{
-    CreateStreamInput, DescribeStreamSummaryOutput, Empty, KinesisClient, ListStreamsInput,
-    ListStreamsOutput, RetentionInput, StreamModeDetails, StreamNameInput,
+    CreateStreamInput, CreationTime, DescribeStreamSummaryOutput, Empty, KinesisClient,
+    ListStreamsInput, ListStreamsOutput, RetentionInput, StreamModeDetails, StreamNameInput,
 };
 use super::fanout::{self, Consumers};
 use super::filter::StreamFilter;
@@ -31,10 +31,9 @@ use crate::backend::{
     ReadBatches, Refusal, StorageError, StorageResult,
 };
 use crate::protocol::kafka::records::decode_batch;
+use crate::protocol::kinesis::cbor_records;
 use crate::protocol::kinesis::codec::Blob;
-use crate::protocol::kinesis::shapes::{
-    ListShardsInput, ListShardsOutput, PutRecordsOutput, PutRecordsRequestEntry,
-};
+use crate::protocol::kinesis::shapes::{ListShardsInput, ListShardsOutput, PutRecordsRequestEntry};
 
 /// How long a shard list is trusted.
 const SHARDS_FRESH: Duration = Duration::from_secs(5);
@@ -331,8 +330,7 @@ impl KinesisLog {
             .stream_description_summary
             .stream_creation_timestamp
         {
-            Some(serde_json::Value::String(s)) => s,
-            Some(v) => v.to_string(),
+            Some(CreationTime(s)) => s,
             None => "0".into(),
         };
         self.created.lock().insert(stream.to_string(), at.clone());
@@ -483,7 +481,9 @@ impl KinesisLog {
             let mut last_error = String::new();
             match self
                 .client
-                .call::<_, PutRecordsOutput>("PutRecords", &input)
+                .call_fast("PutRecords", &input, |b| {
+                    cbor_records::put_records_output(b)
+                })
                 .await
             {
                 Ok(out) => {

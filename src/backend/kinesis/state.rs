@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::client::{storage_error, AwsJsonClient};
+use super::client::{storage_error, AwsClient};
 use crate::backend::{StorageError, StorageResult};
 
 /// One item, in DynamoDB's JSON form (`{"name": {"S": "..."}}`).
@@ -22,7 +22,7 @@ const CREATE_WAIT: Duration = Duration::from_secs(60);
 const BATCH_WRITE: usize = 25;
 
 pub struct StateTable {
-    dynamodb: AwsJsonClient,
+    dynamodb: AwsClient,
     table: String,
 }
 
@@ -40,7 +40,7 @@ struct GetItemOutput {
 }
 
 impl StateTable {
-    pub fn new(dynamodb: AwsJsonClient, table: String) -> StateTable {
+    pub fn new(dynamodb: AwsClient, table: String) -> StateTable {
         StateTable { dynamodb, table }
     }
 

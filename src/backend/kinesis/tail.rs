@@ -25,6 +25,7 @@ use super::shared_index::SharedIndex;
 use crate::backend::{PartitionOffsets, ReadBatches, StorageError, StorageResult};
 use crate::protocol::kafka::records::{encode_batch, NewRecord};
 use crate::protocol::kinesis::aggregation;
+use crate::protocol::kinesis::cbor_records::records_page;
 use crate::protocol::kinesis::shapes::{
     GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput, Record,
 };
@@ -510,13 +511,14 @@ impl Tail {
         reader.last_call = Some(Instant::now());
         let page: GetRecordsOutput = match self
             .client
-            .call(
+            .call_fast(
                 "GetRecords",
                 &GetRecordsInput {
                     shard_iterator: Some(iterator),
                     limit: Some(PAGE),
                     stream_arn: None,
                 },
+                |b| records_page(b).map(GetRecordsOutput::from),
             )
             .await
         {
@@ -1077,13 +1079,14 @@ impl Tail {
         };
         let page = self
             .client
-            .call(
+            .call_fast(
                 "GetRecords",
                 &GetRecordsInput {
                     shard_iterator: Some(it.shard_iterator),
                     limit: Some(PAGE),
                     stream_arn: None,
                 },
+                |b| records_page(b).map(GetRecordsOutput::from),
             )
             .await
             .map_err(storage_error)?;

@@ -1,7 +1,9 @@
 //! The `application/vnd.amazon.eventstream` framing SubscribeToShard answers in (reference
 //! §1.10): a prelude (total and header lengths, CRC), typed headers, the payload and a CRC of
-//! the whole message. Only the header types strait writes are encoded; the decoder exists for
-//! tests and reads every type.
+//! the whole message. Only the header types strait writes are encoded; the decoder reads every
+//! type (strait's own enhanced fan-out reads an upstream's events with it, and so do tests).
+
+use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -89,6 +91,26 @@ pub enum DecodeError {
 
 /// Decodes the message at the start of `buf`, returning it and the bytes it used.
 pub fn decode(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
+    let (headers, payload, total) = parse(buf)?;
+    let payload = Bytes::copy_from_slice(&buf[payload]);
+    Ok((Message { headers, payload }, total))
+}
+
+/// Takes the message at the start of `buf` off it, its payload a view of the bytes taken
+/// (no copy); `Incomplete` leaves `buf` as it was.
+pub fn split(buf: &mut BytesMut) -> Result<Message, DecodeError> {
+    let (headers, payload, total) = parse(buf)?;
+    let whole = buf.split_to(total).freeze();
+    Ok(Message {
+        headers,
+        payload: whole.slice(payload),
+    })
+}
+
+type Headers = Vec<(String, HeaderValue)>;
+
+/// A message's headers, where its payload lies, and its length.
+fn parse(buf: &[u8]) -> Result<(Headers, Range<usize>, usize), DecodeError> {
     if buf.len() < PRELUDE_LEN {
         return Err(DecodeError::Incomplete);
     }
@@ -146,13 +168,37 @@ pub fn decode(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
         };
         headers.push((name, value));
     }
-    let payload = Bytes::copy_from_slice(&buf[PRELUDE_LEN + headers_len..total - 4]);
-    Ok((Message { headers, payload }, total))
+    Ok((headers, PRELUDE_LEN + headers_len..total - 4, total))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_takes_one_whole_message_and_leaves_the_rest() {
+        let first = event(
+            "SubscribeToShardEvent",
+            "application/x-amz-cbor-1.1",
+            b"\xa0",
+        );
+        let second = event("SubscribeToShardEvent", "application/json", b"{}");
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&first);
+        buf.extend_from_slice(&second[..10]);
+        let m = split(&mut buf).unwrap();
+        assert_eq!(&m.payload[..], b"\xa0");
+        assert_eq!(
+            m.header(":content-type"),
+            Some("application/x-amz-cbor-1.1")
+        );
+        assert_eq!(&buf[..], &second[..10]);
+        assert_eq!(split(&mut buf), Err(DecodeError::Incomplete));
+        assert_eq!(buf.len(), 10);
+        buf.extend_from_slice(&second[10..]);
+        assert_eq!(&split(&mut buf).unwrap().payload[..], b"{}");
+        assert!(buf.is_empty());
+    }
 
     /// The empty message from the AWS event-stream test suite (awslabs/aws-c-event-stream
     /// `empty_message`): 16 bytes, prelude CRC 0x05c248eb, message CRC 0x7d98c8ff.

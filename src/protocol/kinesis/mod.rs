@@ -3,6 +3,7 @@
 //! format. SigV4 is in `protocol::aws`, shared with the other AWS services strait talks to.
 
 pub mod aggregation;
+pub mod cbor_records;
 pub mod codec;
 pub mod eventstream;
 pub mod shapes;
