@@ -163,7 +163,18 @@ impl AwsClient {
         input: &I,
         fast: impl FnOnce(&Bytes) -> Option<O>,
     ) -> Result<O, CallError> {
-        let (body, protocol) = self.open(op, input).await?;
+        self.call_encoded(op, |p| codec::encode(p, input), fast)
+            .await
+    }
+
+    /// As `call_fast`, with the request body written by `encode` in the encoding asked.
+    pub async fn call_encoded<O: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        encode: impl Fn(Protocol) -> Bytes,
+        fast: impl FnOnce(&Bytes) -> Option<O>,
+    ) -> Result<O, CallError> {
+        let (body, protocol) = self.open_encoded(op, encode).await?;
         let bytes = self.collect(op, body).await?;
         if protocol == Protocol::Cbor {
             if let Some(out) = fast(&bytes) {
@@ -182,9 +193,17 @@ impl AwsClient {
         op: &'static str,
         input: &I,
     ) -> Result<(Incoming, Protocol), CallError> {
+        self.open_encoded(op, |p| codec::encode(p, input)).await
+    }
+
+    async fn open_encoded(
+        &self,
+        op: &'static str,
+        encode: impl Fn(Protocol) -> Bytes,
+    ) -> Result<(Incoming, Protocol), CallError> {
         loop {
             let sent = self.protocol();
-            let body = codec::encode(sent, input);
+            let body = encode(sent);
             let mut headers = HeaderMap::new();
             let content_type = match sent {
                 Protocol::Cbor => sent.content_type(),

@@ -32,7 +32,7 @@ use crate::backend::{
 };
 use crate::protocol::kafka::records::decode_batch;
 use crate::protocol::kinesis::cbor_records;
-use crate::protocol::kinesis::codec::Blob;
+use crate::protocol::kinesis::codec::{self, Blob, Protocol};
 use crate::protocol::kinesis::shapes::{ListShardsInput, ListShardsOutput, PutRecordsRequestEntry};
 
 /// How long a shard list is trusted.
@@ -478,10 +478,14 @@ impl KinesisLog {
                 stream_name: stream,
                 records: todo.iter().map(|i| &entries[*i]).collect(),
             };
+            let encode = |p| match p {
+                Protocol::Cbor => cbor_records::put_records_input(stream, &input.records),
+                Protocol::Json => codec::encode(p, &input),
+            };
             let mut last_error = String::new();
             match self
                 .client
-                .call_fast("PutRecords", &input, |b| {
+                .call_encoded("PutRecords", encode, |b| {
                     cbor_records::put_records_output(b)
                 })
                 .await
