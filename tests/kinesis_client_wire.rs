@@ -13,8 +13,8 @@ use serde_json::json;
 use strait::backend::kinesis::client::{CallError, KinesisClient, ListStreamsOutput, Wire};
 use strait::backend::kinesis::upstream::Upstream;
 use strait::config::KinesisBackendConfig;
-use strait::protocol::kinesis::cbor_records::records_page;
-use strait::protocol::kinesis::codec::{Blob, Protocol};
+use strait::protocol::kinesis::cbor_records::{self, records_page};
+use strait::protocol::kinesis::codec::{self, Blob, Protocol};
 use strait::protocol::kinesis::shapes::{
     GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput,
     PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry,
@@ -69,6 +69,7 @@ fn cbor_and_json_put_and_read_the_same_records() {
             client(up.port, Wire::CborOrJson),
             client(up.port, Wire::Json),
         );
+        let mut sent = Vec::new();
         for (c, tag) in [(&cbor, 0u8), (&plain, 1u8)] {
             let entries: Vec<PutRecordsRequestEntry> = (0..50u8)
                 .map(|i| PutRecordsRequestEntry {
@@ -78,22 +79,34 @@ fn cbor_and_json_put_and_read_the_same_records() {
                     explicit_hash_key: None,
                 })
                 .collect();
+            // As the Kinesis log writes PutRecords: directly in CBOR, through serde in JSON.
+            let refs: Vec<&PutRecordsRequestEntry> = entries.iter().collect();
+            let input = PutRecordsInput {
+                stream_name: Some("w".into()),
+                records: Some(entries.clone()),
+                ..Default::default()
+            };
             let out: PutRecordsOutput = c
-                .call(
+                .call_encoded(
                     "PutRecords",
-                    &PutRecordsInput {
-                        stream_name: Some("w".into()),
-                        records: Some(entries),
-                        ..Default::default()
+                    |p| match p {
+                        Protocol::Cbor => cbor_records::put_records_input("w", &refs),
+                        Protocol::Json => codec::encode(p, &input),
                     },
+                    |b| cbor_records::put_records_output(b),
                 )
                 .await
                 .unwrap();
             assert_eq!(out.failed_record_count, 0);
             assert_eq!(out.records.len(), 50);
+            sent.extend(entries);
         }
         let (through_cbor, through_json) = (read_all(&cbor).await, read_all(&plain).await);
         assert_eq!(through_cbor.records.len(), 100);
+        for (read, sent) in through_cbor.records.iter().zip(&sent) {
+            assert_eq!(Some(&read.data), sent.data.as_ref());
+            assert_eq!(Some(&read.partition_key), sent.partition_key.as_ref());
+        }
         assert_eq!(through_cbor.records, through_json.records);
         assert!(through_cbor.records[0].approximate_arrival_timestamp.0 > 1_600_000_000_000);
         assert_eq!(cbor.protocol(), Protocol::Cbor, "no fallback to JSON");
@@ -101,7 +114,7 @@ fn cbor_and_json_put_and_read_the_same_records() {
         let (status, _, body) = up.call(
             "GetRecords",
             "application/x-amz-cbor-1.1",
-            &strait::protocol::kinesis::codec::encode(
+            &codec::encode(
                 Protocol::Cbor,
                 &GetRecordsInput {
                     shard_iterator: Some(iterator(&up)),
@@ -112,8 +125,7 @@ fn cbor_and_json_put_and_read_the_same_records() {
         );
         assert_eq!(status, 200);
         let body = bytes::Bytes::from(body);
-        let serde: GetRecordsOutput =
-            strait::protocol::kinesis::codec::decode(Protocol::Cbor, &body).unwrap();
+        let serde: GetRecordsOutput = codec::decode(Protocol::Cbor, &body).unwrap();
         let direct = records_page(&body).expect("the shape");
         assert_eq!(direct.records, serde.records);
         assert_eq!(direct.records, through_json.records);
@@ -131,8 +143,9 @@ fn iterator(up: &Server) -> String {
 }
 
 /// Answers as moto does: CBOR with an HTML 500, JSON ListStreams with an empty list.
-/// Counts the CBOR requests it was sent.
-async fn moto_like() -> (u16, Arc<AtomicUsize>) {
+/// Counts the CBOR requests it was sent. With `cbor_once`, it answers the first CBOR request
+/// in CBOR and the others as AWS's front end answers a temporary failure: 503, in JSON.
+async fn moto_like(cbor_once: bool) -> (u16, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let cbor_seen = Arc::new(AtomicUsize::new(0));
@@ -168,21 +181,41 @@ async fn moto_like() -> (u16, Arc<AtomicUsize>) {
                         }
                     }
                     buf.drain(..end + 4 + len);
-                    let answer = if head.contains("content-type: application/x-amz-cbor-1.1") {
+                    let cbor = head.contains("content-type: application/x-amz-cbor-1.1");
+                    let answer = if cbor && cbor_once && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        // {"StreamNames": [], "HasMoreStreams": false}
+                        let body = b"\xa2\x6bStreamNames\x80\x6eHasMoreStreams\xf4";
+                        let mut a = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-cbor-1.1\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        a.extend_from_slice(body);
+                        a
+                    } else if cbor && cbor_once {
+                        let body = r#"{"code":"ServiceUnavailable","message":"The request has failed due to a temporary failure of the server."}"#;
+                        format!(
+                            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes()
+                    } else if cbor {
                         seen.fetch_add(1, Ordering::SeqCst);
                         let page = "<!doctype html><title>500 Internal Server Error</title>";
                         format!(
                             "HTTP/1.1 500 INTERNAL SERVER ERROR\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\r\n{page}",
                             page.len()
                         )
+                        .into_bytes()
                     } else {
                         let body = r#"{"StreamNames": [], "HasMoreStreams": false}"#;
                         format!(
                             "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()
                         )
+                        .into_bytes()
                     };
-                    if conn.write_all(answer.as_bytes()).await.is_err() {
+                    if conn.write_all(&answer).await.is_err() {
                         return;
                     }
                 }
@@ -196,7 +229,7 @@ async fn moto_like() -> (u16, Arc<AtomicUsize>) {
 fn an_upstream_without_cbor_is_called_in_json_from_then_on() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (port, cbor_seen) = moto_like().await;
+        let (port, cbor_seen) = moto_like(false).await;
         let auto = client(port, Wire::CborOrJson);
         for _ in 0..3 {
             let out: ListStreamsOutput = auto
@@ -212,6 +245,28 @@ fn an_upstream_without_cbor_is_called_in_json_from_then_on() {
         let e = auto_err(&cbor_only).await;
         assert!(e.is("HTTP 500"), "{e}");
         assert_eq!(cbor_only.protocol(), Protocol::Cbor);
+    });
+}
+
+/// Once the upstream has answered in CBOR, an error in JSON is a temporary failure (AWS's
+/// front end answers a 503 in JSON whatever was sent), not an upstream without CBOR.
+#[test]
+fn a_json_error_after_a_cbor_answer_does_not_turn_cbor_off() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (port, cbor_seen) = moto_like(true).await;
+        let auto = client(port, Wire::CborOrJson);
+        let out: ListStreamsOutput = auto
+            .call("ListStreams", &serde_json::Map::new())
+            .await
+            .unwrap();
+        assert!(out.stream_names.is_empty());
+        let e = auto_err(&auto).await;
+        assert_eq!(e.code(), Some("HTTP 503"), "{e}");
+        assert!(e.to_string().contains("temporary failure"), "{e}");
+        assert!(e.is_transient());
+        assert_eq!(auto.protocol(), Protocol::Cbor);
+        assert_eq!(cbor_seen.load(Ordering::SeqCst), 2);
     });
 }
 

@@ -91,13 +91,26 @@ struct ExceptionBody {
     message: String,
 }
 
+/// An exception document in `protocol`; anything else as its first 200 bytes of text.
+fn exception(protocol: Protocol, body: &[u8]) -> ExceptionBody {
+    codec::decode(protocol, body).unwrap_or(ExceptionBody {
+        kind: String::new(),
+        message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    })
+}
+
+/// The message of an exception document in `protocol` (an event stream's exception event).
+pub fn exception_message(protocol: Protocol, body: &[u8]) -> String {
+    exception(protocol, body).message
+}
+
 /// What an AWS client encodes its calls in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
     Json,
     Cbor,
-    /// CBOR until the upstream answers a call in anything else (moto answers CBOR with an
-    /// HTML 500), then JSON for good.
+    /// CBOR, unless the upstream answers it with an error in anything else before it has
+    /// answered once in CBOR (moto answers CBOR with an HTML 500): then JSON for good.
     CborOrJson,
 }
 
@@ -108,8 +121,11 @@ pub struct AwsClient {
     json_content_type: &'static str,
     /// Calls go out in CBOR while this holds.
     cbor: AtomicBool,
-    /// Whether an answer that is not CBOR turns `cbor` off.
-    fallback: bool,
+    /// Whether an error answer that is not CBOR turns `cbor` off: with `Wire::CborOrJson`,
+    /// until the upstream has answered once in CBOR. After that such an answer is a proxy's
+    /// or a load balancer's (AWS's front end answers a 503 in JSON whatever was sent), not
+    /// an upstream without CBOR.
+    fallback: AtomicBool,
 }
 
 /// strait's Kinesis client.
@@ -122,7 +138,7 @@ impl AwsClient {
             target_prefix: "Kinesis_20131202",
             json_content_type: "application/x-amz-json-1.1",
             cbor: AtomicBool::new(wire != Wire::Json),
-            fallback: wire == Wire::CborOrJson,
+            fallback: AtomicBool::new(wire == Wire::CborOrJson),
         }
     }
 
@@ -133,7 +149,7 @@ impl AwsClient {
             target_prefix: "DynamoDB_20120810",
             json_content_type: "application/x-amz-json-1.0",
             cbor: AtomicBool::new(false),
-            fallback: false,
+            fallback: AtomicBool::new(false),
         }
     }
 
@@ -224,7 +240,14 @@ impl AwsClient {
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(Protocol::from_content_type);
-            if sent == Protocol::Cbor && self.fallback && status >= 300 && answered != Some(sent) {
+            if answered == Some(Protocol::Cbor) {
+                self.fallback.store(false, Ordering::Relaxed);
+            }
+            if sent == Protocol::Cbor
+                && status >= 300
+                && answered != Some(sent)
+                && self.fallback.load(Ordering::Relaxed)
+            {
                 if self.cbor.swap(false, Ordering::Relaxed) {
                     tracing::info!(
                         endpoint = %self.upstream.endpoint(),
@@ -240,10 +263,7 @@ impl AwsClient {
                 return Ok((answer.into_body(), protocol));
             }
             let bytes = self.collect(op, answer.into_body()).await?;
-            let e: ExceptionBody = codec::decode(protocol, &bytes).unwrap_or(ExceptionBody {
-                kind: String::new(),
-                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-            });
+            let e = exception(protocol, &bytes);
             let code = match e.kind.rsplit_once('#') {
                 Some((_, name)) => name.to_string(),
                 None if e.kind.is_empty() => format!("HTTP {status}"),

@@ -12,8 +12,8 @@ use bytes::BytesMut;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::client::storage_error;
 use super::client::DescribeStreamSummaryOutput;
+use super::client::{exception_message, storage_error};
 use super::client::{
     ConsumerDescription, DescribeStreamConsumerInput, DescribeStreamConsumerOutput, KinesisClient,
     RegisterStreamConsumerInput, StartingPosition, StreamNameInput, SubscribeToShardEvent,
@@ -302,24 +302,30 @@ impl EventReader {
             match eventstream::split(&mut self.buf) {
                 Ok(message) => {
                     let kind = message.header(":message-type").unwrap_or("event");
+                    let protocol = message
+                        .header(":content-type")
+                        .and_then(Protocol::from_content_type)
+                        .unwrap_or(self.protocol);
                     if kind == "exception" || kind == "error" {
                         let code = message
                             .header(":exception-type")
                             .or_else(|| message.header(":error-code"))
                             .unwrap_or("unknown")
                             .to_string();
+                        let mut text = exception_message(protocol, &message.payload);
+                        if text.is_empty() {
+                            text = message
+                                .header(":error-message")
+                                .unwrap_or_default()
+                                .to_string();
+                        }
                         return Err(StorageError::Unavailable(format!(
-                            "SubscribeToShard: {code}: {}",
-                            String::from_utf8_lossy(&message.payload)
+                            "SubscribeToShard: {code}: {text}"
                         )));
                     }
                     if message.header(":event-type") != Some("SubscribeToShardEvent") {
                         continue;
                     }
-                    let protocol = message
-                        .header(":content-type")
-                        .and_then(Protocol::from_content_type)
-                        .unwrap_or(self.protocol);
                     if protocol == Protocol::Cbor {
                         if let Some(page) = cbor_records::records_page(&message.payload) {
                             return Ok(Some(page.into()));
