@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod effective;
+mod migration;
+
 pub use effective::{effective_yaml, Override};
+pub use migration::{MigrationConfig, MigrationSource};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +27,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    /// Kinesis streams mirrored into the backend and cut over to it (`docs/migration.md`).
+    pub migration: MigrationConfig,
     /// At SIGTERM, how long in-flight requests may take before connections are closed.
     pub shutdown_grace_secs: u64,
 }
@@ -468,6 +473,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            migration: MigrationConfig::default(),
             shutdown_grace_secs: 30,
         }
     }
@@ -535,12 +541,20 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "streams",
     "admin",
     "log",
+    "migration",
     "shutdown_grace_secs",
 ];
 
 /// The top-level keys that hold a section rather than a value.
 const SECTIONS: &[&str] = &[
-    "kinesis", "kafka", "backend", "streams", "admin", "limits", "log",
+    "kinesis",
+    "kafka",
+    "backend",
+    "streams",
+    "admin",
+    "limits",
+    "log",
+    "migration",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -746,6 +760,9 @@ impl Config {
         }
         if self.backend.kind == BackendType::Kafka {
             self.validate_kafka_backend()?;
+        }
+        if self.migration.enabled() {
+            self.migration.validate(self.backend.kind)?;
         }
         if self.backend.kind == BackendType::Kinesis {
             let k = &self.backend.kinesis;

@@ -10,6 +10,7 @@ pub mod core;
 pub mod kafka;
 pub mod kinesis;
 mod listener;
+pub mod migrate;
 pub mod observe;
 pub mod protocol;
 
@@ -57,6 +58,7 @@ pub async fn run(
     };
     listener::set_limits(&config.limits, listeners, files, nofile);
     let ready = Arc::new(observe::admin::Readiness::default());
+    let migration: observe::admin::MigrationSlot = Default::default();
     // The admin listener comes up first, so probes answer (not ready) while the catalog loads.
     let admin = if config.admin.listen.is_empty() {
         None
@@ -72,6 +74,7 @@ pub async fn run(
         Some(tokio::spawn(observe::admin::serve(
             alistener,
             ready.clone(),
+            migration.clone(),
             closing.clone(),
         )))
     };
@@ -95,6 +98,11 @@ pub async fn run(
             (Some(kinesis), kafka, core.map(|(c, _)| c), groups)
         }
     };
+    // Without a core, shutdown came before the backend answered.
+    if let (true, Some(core)) = (config.migration.enabled(), &core) {
+        let m = migrate::Migration::start(&config.migration, core.clone(), closing.clone()).await?;
+        let _ = migration.set(m);
+    }
     ready.set(true);
     {
         // Not ready from the moment shutdown begins, so load balancers stop sending.
@@ -155,6 +163,7 @@ async fn start_embedded(
     )
     .await
     .map_err(|e| format!("cannot load the catalog: {e}"))?;
+    migrate::hold_writes(&config.migration, &core);
     let core = Arc::new(core);
     // Kafka groups, and the shadow groups that show enhanced fan-out positions to Kafka tools.
     let groups = core::groups::GroupCoordinator::open(
@@ -607,6 +616,7 @@ async fn open_kafka_core(
     };
     let core =
         Arc::new(retry_until_closed("the catalog in the Kafka cluster", &closing, open).await?);
+    migrate::hold_writes(&config.migration, &core);
     core.spawn_catalog_refresh(CATALOG_REFRESH, closing.clone());
     spawn_reader_wake(&core, closing);
     Some(core)

@@ -1,4 +1,4 @@
-//! The `strait` command: serve, check-config, cert, version.
+//! The `strait` command: serve, check-config, cert, migrate, version.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,14 +62,41 @@ enum Command {
         #[arg(long, required = true)]
         host: Vec<String>,
     },
+    /// Live migration from Kinesis: ask a running replica (its admin port) how it goes.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Each mirrored stream's state and lag.
+    Status {
+        #[arg(long, default_value = "config/strait.yaml")]
+        config: PathBuf,
+        /// The replica's admin URL; default: admin.listen from the configuration.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Print the status document (`{"streams": [...]}`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
     match cli.command {
+        Command::Migrate { action } => match action {
+            MigrateAction::Status {
+                config,
+                admin,
+                json,
+            } => strait::migrate::cli::status(&config, admin.as_deref(), json),
+        },
         Command::Version => {
             println!("strait {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -196,6 +196,7 @@ impl Core {
             }
         }
         self.require_writable(&s)?;
+        self.check_write_hold(stream)?;
         let pick = self.spread.fetch_add(1, Ordering::Relaxed);
         let no_shard = || CoreError::Internal(format!("stream {stream} has no open shard"));
         let mut parts: Vec<Part> = Vec::with_capacity(inputs.len());

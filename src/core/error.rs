@@ -47,6 +47,9 @@ pub enum CoreError {
     /// Refused by a stream's design (e.g. growing a kinesis-md5 stream through Kafka).
     #[error("{0}")]
     Policy(String),
+    /// The stream takes no writes here for now (a migration's source is its only writer).
+    #[error("{0}")]
+    WritesHeld(String),
     /// A record batch that fails its CRC or framing checks.
     #[error("corrupt record batch: {0}")]
     CorruptBatch(String),

@@ -16,6 +16,7 @@ pub mod seqno;
 mod service;
 mod shared_catalog;
 mod topics;
+mod write_holds;
 
 #[cfg(test)]
 mod tests;

@@ -75,6 +75,8 @@ pub struct Core {
     /// Closed parents to seal, and when (`late_writes.rs`).
     pub(super) seals:
         parking_lot::Mutex<std::collections::HashMap<(String, u32), std::time::Instant>>,
+    /// Streams that take no writes from clients here, and why (`write_holds.rs`).
+    pub(super) write_holds: parking_lot::RwLock<std::collections::HashMap<String, String>>,
 }
 
 /// What the catalog does with topics in the log that no stream document names.
@@ -135,6 +137,7 @@ impl Core {
             refreshed: Default::default(),
             seals: Default::default(),
             recently_deleted: Default::default(),
+            write_holds: Default::default(),
         };
         for stream in core.stored_streams().await? {
             if foreign_topics == ForeignTopics::Delete {

@@ -594,3 +594,25 @@ async fn group_members_expire_when_their_session_ends() {
         Err(GroupError::UnknownMemberId)
     );
 }
+
+/// A stream being migrated takes no client writes (Kinesis PutRecords, Kafka Produce) until
+/// its hold is released; reads go on.
+#[tokio::test]
+async fn held_writes_are_refused_until_released() {
+    let (core, _log) = core().await;
+    create(&core, "m", 1).await;
+    core.hold_writes("m", "Stream m is being migrated".into());
+    let put = core.put_records("m", vec![record("k", "v", None)]).await;
+    assert!(matches!(put, Err(CoreError::WritesHeld(ref m)) if m.contains("migrated")));
+    let batch = ParsedBatch::split_first(&produced(1, -1, -1)).unwrap();
+    assert!(matches!(
+        core.produce("m", 0, batch).await,
+        Err(CoreError::WritesHeld(_))
+    ));
+    core.release_writes("m");
+    let put = core
+        .put_records("m", vec![record("k", "v", None)])
+        .await
+        .unwrap();
+    assert!(put.outcomes[0].is_ok());
+}

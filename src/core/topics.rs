@@ -82,6 +82,7 @@ impl Core {
         let _gate = entry.gate.read().await;
         let s = entry.snapshot();
         let shard = self.shard_of(&s, partition)?;
+        self.check_write_hold(stream)?;
         if !shard.is_open() {
             return Err(CoreError::ShardClosed {
                 stream: stream.to_string(),

@@ -24,7 +24,9 @@ pub fn code(e: &CoreError) -> i16 {
             ResponseError::InvalidRequest
         }
         CoreError::Validation(_) => ResponseError::InvalidRequest,
-        CoreError::LimitExceeded(_) | CoreError::Policy(_) => ResponseError::PolicyViolation,
+        CoreError::LimitExceeded(_) | CoreError::Policy(_) | CoreError::WritesHeld(_) => {
+            ResponseError::PolicyViolation
+        }
         CoreError::CorruptBatch(_) => ResponseError::CorruptMessage,
         CoreError::BatchRefused(r) => match r {
             Refusal::InvalidRecord(_) => ResponseError::InvalidRecord,

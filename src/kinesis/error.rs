@@ -109,7 +109,8 @@ impl From<CoreError> for ApiError {
             | CoreError::ConsumerExists { .. }
             | CoreError::SubscriptionInUse { .. }
             | CoreError::HasConsumers { .. }
-            | CoreError::ConcurrentChange(_) => ApiError::client("ResourceInUseException", message),
+            | CoreError::ConcurrentChange(_)
+            | CoreError::WritesHeld(_) => ApiError::client("ResourceInUseException", message),
             CoreError::ShardClosed { .. } | CoreError::InvalidArgument(_) => {
                 ApiError::client("InvalidArgumentException", message)
             }

@@ -1,6 +1,7 @@
 //! The admin listener: `GET /metrics` (Prometheus text format), `/healthz` (liveness: the
 //! process serves HTTP) and `/readyz` (readiness: the catalog is loaded and every listener is
-//! bound; not ready again once shutdown begins).
+//! bound; not ready again once shutdown begins), and `/migration` (the mirrors' status, as
+//! JSON, when `migration.streams` is set).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::listener::{Closing, Connections};
+use crate::migrate::Migration;
+
+/// The migration, once it has started (the admin listener comes up before it).
+pub type MigrationSlot = Arc<std::sync::OnceLock<Arc<Migration>>>;
 
 /// Whether strait is ready to take traffic: its listeners serve, and its backend (when it
 /// is a remote one) answers.
@@ -62,20 +67,26 @@ impl Readiness {
     }
 }
 
-pub async fn serve(listener: TcpListener, ready: Arc<Readiness>, closing: Closing) {
+pub async fn serve(
+    listener: TcpListener,
+    ready: Arc<Readiness>,
+    migration: MigrationSlot,
+    closing: Closing,
+) {
     // Admin connections are not drained: probes are short, and /readyz must keep answering
     // "not ready" while the other listeners drain.
     let conns = Arc::new(Connections::default());
     let shutdown = crate::listener::closed(closing);
     crate::listener::accept_until(listener, "admin", conns, shutdown, move |stream, _peer| {
         let ready = ready.clone();
+        let migration = migration.clone();
         async move {
             let limits = crate::listener::limits();
             let activity = Arc::new(crate::listener::Activity::default());
             let requests = activity.clone();
             let svc = tower::service_fn(move |req| {
                 let in_flight = requests.start();
-                let answered = answer(ready.clone(), req);
+                let answered = answer(ready.clone(), migration.clone(), req);
                 async move {
                     answered
                         .await
@@ -105,6 +116,7 @@ pub async fn serve(listener: TcpListener, ready: Arc<Readiness>, closing: Closin
 
 async fn answer(
     ready: Arc<Readiness>,
+    migration: MigrationSlot,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = |status: StatusCode, body: &'static str| {
@@ -125,11 +137,26 @@ async fn answer(
             r
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/migration" => match migration.get() {
+            Some(m) => {
+                let doc = serde_json::to_vec(&m.status()).expect("status serialises");
+                let mut r = Response::new(Full::new(Bytes::from(doc)));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no migration: migration.streams is empty, or the backend is not open yet\n",
+            ),
+        },
         "/readyz" if ready.get() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, ready.why_not()),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /healthz or /readyz\n",
+            "not found: try /metrics, /healthz, /readyz or /migration\n",
         ),
     })
 }

@@ -36,11 +36,22 @@ pub struct StoredRecord {
 /// Encodes records as one uncompressed RecordBatch v2 with base offset 0; the log assigns
 /// the real base offset.
 pub fn encode_batch(records: &[NewRecord]) -> CheckedBatch {
+    encode_batch_with_headers(records, &[])
+}
+
+/// `encode_batch`, record `i` also carrying the headers `extra[i]` (where there is one).
+pub fn encode_batch_with_headers(
+    records: &[NewRecord],
+    extra: &[Vec<(&'static str, Bytes)>],
+) -> CheckedBatch {
     let kafka: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let mut headers = IndexMap::new();
+            for (name, value) in extra.get(i).into_iter().flatten() {
+                headers.insert(StrBytes::from_static_str(name), Some(value.clone()));
+            }
             if let Some(ehk) = &r.explicit_hash_key {
                 headers.insert(
                     StrBytes::from_static_str(EHK_HEADER),
@@ -100,6 +111,27 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
             value: r.value,
         })
         .collect())
+}
+
+/// A record's headers, a header without a value read as empty.
+pub type Headers = Vec<(String, Bytes)>;
+
+/// The last record of stored batches (in offset order): its offset and headers. `None`
+/// when they hold no record.
+pub fn last_record_headers(batches: &[Bytes]) -> Result<Option<(i64, Headers)>, String> {
+    for batch in batches.iter().rev() {
+        let mut buf = batch.clone();
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| format!("{e:#}"))?;
+        if let Some(r) = set.records.into_iter().rev().find(|r| !r.control) {
+            let headers = r
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.unwrap_or_default()))
+                .collect();
+            return Ok(Some((r.offset, headers)));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -199,6 +231,33 @@ mod tests {
         record_batch::reseal(&mut b);
         let out = decode_batch(Bytes::from(b)).unwrap();
         assert_eq!(out[1].timestamp_ms, (i64::MAX - 1).wrapping_add(5));
+    }
+
+    #[test]
+    fn the_last_record_carries_its_extra_headers() {
+        let recs: Vec<NewRecord> = (0..3)
+            .map(|i| NewRecord {
+                key: None,
+                value: Bytes::from(vec![i as u8]),
+                timestamp_ms: 1,
+                explicit_hash_key: (i == 2).then(|| "7".to_string()),
+            })
+            .collect();
+        let extra: Vec<Vec<(&'static str, Bytes)>> = (0..3)
+            .map(|i| vec![("origin", Bytes::from(format!("o{i}")))])
+            .collect();
+        let mut b = encode_batch_with_headers(&recs, &extra).into_bytes();
+        record_batch::set_base_offset(&mut b, 10);
+        let (offset, headers) = last_record_headers(&[b.freeze()]).unwrap().unwrap();
+        assert_eq!(offset, 12);
+        assert_eq!(
+            headers,
+            vec![
+                ("origin".to_string(), Bytes::from_static(b"o2")),
+                (EHK_HEADER.to_string(), Bytes::from_static(b"7")),
+            ]
+        );
+        assert_eq!(last_record_headers(&[]).unwrap(), None);
     }
 
     #[test]

@@ -1,0 +1,442 @@
+//! One stream's mirror: the source's shards listed, the stream made in the catalog with the
+//! same shards and hash ranges, and one copy loop per shard. A copy loop reads where its
+//! partition's newest record says it stopped (AFTER_SEQUENCE_NUMBER its origin sequence
+//! number, TRIM_HORIZON when empty) and appends each page as batches, in order, one at a
+//! time. Any failure, an append whose outcome is unknown included, restarts the loop from
+//! the partition's newest record: what landed is not copied again, and nothing is skipped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::records::{batches, resume_after};
+use super::status::{ShardStatus, StreamState, StreamStatus};
+use crate::backend::kinesis::client::{CallError, KinesisClient};
+use crate::core::catalog::{KeyHash, StreamMode};
+use crate::core::error::CoreError;
+use crate::core::{Core, CreateStreamRequest};
+use crate::listener::Closing;
+use crate::protocol::kafka::records::last_record_headers;
+use crate::protocol::kinesis::cbor_records::records_page;
+use crate::protocol::kinesis::shapes::{
+    GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput,
+    ListShardsInput, ListShardsOutput, Shard,
+};
+use crate::protocol::kinesis::shard_ids::parse_shard_id;
+
+/// GetRecords' largest page.
+const PAGE_LIMIT: i64 = 10_000;
+/// Waits after a failure, doubling up to the last.
+const BACKOFF: [u64; 6] = [250, 500, 1_000, 2_000, 5_000, 10_000];
+
+/// One stream's mirror and what it has done.
+pub struct StreamMirror {
+    name: String,
+    progress: Mutex<Progress>,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Progress {
+    shards: BTreeMap<u32, ShardProgress>,
+    last_error: Option<String>,
+}
+
+#[derive(Default, Clone)]
+struct ShardProgress {
+    shard_id: String,
+    mirrored: u64,
+    last_page: u64,
+    lag_ms: i64,
+    /// Whether the last read returned the newest record.
+    at_tip: bool,
+    /// A first read has answered since this replica started.
+    read_once: bool,
+    last_sequence_number: Option<String>,
+    finished: bool,
+}
+
+impl StreamMirror {
+    pub fn new(name: String) -> StreamMirror {
+        StreamMirror {
+            name,
+            progress: Mutex::new(Progress::default()),
+            started: Instant::now(),
+        }
+    }
+
+    fn failed(&self, what: String) {
+        tracing::warn!(stream = %self.name, error = %what, "mirror");
+        self.progress.lock().last_error = Some(what);
+    }
+
+    fn shard<R>(&self, partition: u32, f: impl FnOnce(&mut ShardProgress) -> R) -> R {
+        f(self.progress.lock().shards.entry(partition).or_default())
+    }
+
+    pub fn status(&self, caught_up_lag_records: u64) -> StreamStatus {
+        let p = self.progress.lock();
+        let secs = self.started.elapsed().as_secs_f64().max(1.0);
+        let shards: Vec<ShardStatus> = p
+            .shards
+            .iter()
+            .map(|(&partition, s)| {
+                let lag_records = if s.finished || (s.at_tip && s.read_once) {
+                    0
+                } else {
+                    let rate = s.mirrored as f64 / secs;
+                    let by_rate = (rate * s.lag_ms.max(0) as f64 / 1000.0) as u64;
+                    // Not read yet: unknown, so not caught up.
+                    by_rate.max(s.last_page).max(u64::from(!s.read_once))
+                };
+                ShardStatus {
+                    shard_id: s.shard_id.clone(),
+                    partition,
+                    lag_records,
+                    lag_ms: if s.finished { 0 } else { s.lag_ms },
+                    mirrored_records: s.mirrored,
+                    last_sequence_number: s.last_sequence_number.clone(),
+                    finished: s.finished,
+                }
+            })
+            .collect();
+        let lag_records = shards.iter().map(|s| s.lag_records).sum();
+        let caught_up = !shards.is_empty()
+            && shards
+                .iter()
+                .all(|s| s.lag_records <= caught_up_lag_records)
+            && lag_records <= caught_up_lag_records;
+        StreamStatus {
+            name: self.name.clone(),
+            state: if caught_up {
+                StreamState::CaughtUp
+            } else {
+                StreamState::Mirroring
+            },
+            lag_records,
+            lag_ms: shards.iter().map(|s| s.lag_ms).max().unwrap_or(0),
+            mirrored_records: shards.iter().map(|s| s.mirrored_records).sum(),
+            last_error: p.last_error.clone(),
+            shards,
+        }
+    }
+}
+
+/// Mirrors one stream until shutdown: sets the stream up, then copies every shard.
+pub async fn run(
+    m: Arc<StreamMirror>,
+    client: Arc<KinesisClient>,
+    core: Arc<Core>,
+    poll: Duration,
+    closing: Closing,
+) {
+    let mut attempt = 0;
+    let shards = loop {
+        match prepare(&m, &client, &core).await {
+            Ok(shards) => break shards,
+            Err(e) => {
+                m.failed(e);
+                let wait = Duration::from_millis(BACKOFF[attempt.min(BACKOFF.len() - 1)]);
+                attempt += 1;
+                if sleep_or_closed(wait, &closing).await {
+                    return;
+                }
+            }
+        }
+    };
+    let copies = shards.into_iter().map(|(partition, shard_id)| {
+        m.shard(partition, |s| s.shard_id = shard_id.clone());
+        copy_shard(
+            m.clone(),
+            client.clone(),
+            core.clone(),
+            partition,
+            shard_id,
+            poll,
+            closing.clone(),
+        )
+    });
+    futures_util::future::join_all(copies).await;
+}
+
+/// The source's shards, and the stream in the catalog with the same shards and ranges.
+async fn prepare(
+    m: &StreamMirror,
+    client: &KinesisClient,
+    core: &Core,
+) -> Result<Vec<(u32, String)>, String> {
+    let shards = list_shards(client, &m.name).await?;
+    if shards.iter().any(|s| {
+        s.parent_shard_id.is_some() || s.sequence_number_range.ending_sequence_number.is_some()
+    }) {
+        return Err(format!(
+            "the source stream {} has been resharded; mirroring a resharded stream is not built yet",
+            m.name
+        ));
+    }
+    let mut wanted = Vec::with_capacity(shards.len());
+    for s in &shards {
+        let partition = parse_shard_id(&s.shard_id)
+            .ok_or_else(|| format!("source shard id {:?} is not shardId-<number>", s.shard_id))?;
+        let range = |v: &str| {
+            v.parse::<u128>()
+                .map_err(|_| format!("source shard {} has hash key {v:?}", s.shard_id))
+        };
+        wanted.push((
+            partition,
+            s.shard_id.clone(),
+            range(&s.hash_key_range.starting_hash_key)?,
+            range(&s.hash_key_range.ending_hash_key)?,
+        ));
+    }
+    wanted.sort();
+    let made = match core.stream(&m.name) {
+        Ok(s) => s,
+        Err(CoreError::StreamNotFound { .. }) => {
+            let req = CreateStreamRequest {
+                name: m.name.clone(),
+                shard_count: Some(shards.len() as u32),
+                mode: StreamMode::Provisioned,
+                max_record_kib: None,
+                tags: Default::default(),
+                key_hash: KeyHash::KinesisMd5,
+            };
+            match core.create_stream(req).await {
+                Ok(()) | Err(CoreError::StreamExists { .. }) => {}
+                Err(e) => return Err(format!("cannot make stream {} here: {e}", m.name)),
+            }
+            core.stream(&m.name).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let have: Vec<(u32, u128, u128)> = made
+        .open_shards()
+        .map(|s| (s.partition, s.start_hash, s.end_hash))
+        .collect();
+    let want: Vec<(u32, u128, u128)> = wanted.iter().map(|w| (w.0, w.2, w.3)).collect();
+    if have != want {
+        return Err(format!(
+            "stream {} here has shards {have:?} (partition, hash range), the source {want:?}: they must match",
+            m.name
+        ));
+    }
+    Ok(wanted.into_iter().map(|w| (w.0, w.1)).collect())
+}
+
+async fn list_shards(client: &KinesisClient, stream: &str) -> Result<Vec<Shard>, String> {
+    let mut all = Vec::new();
+    let mut input = ListShardsInput {
+        stream_name: Some(stream.to_string()),
+        ..Default::default()
+    };
+    loop {
+        let out: ListShardsOutput = client
+            .call("ListShards", &input)
+            .await
+            .map_err(|e| format!("listing the source's shards of {stream}: {e}"))?;
+        all.extend(out.shards);
+        match out.next_token {
+            Some(token) => {
+                input = ListShardsInput {
+                    next_token: Some(token),
+                    ..Default::default()
+                }
+            }
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Copies one shard until it is finished or strait shuts down, restarting from the
+/// partition's newest record after any failure.
+async fn copy_shard(
+    m: Arc<StreamMirror>,
+    client: Arc<KinesisClient>,
+    core: Arc<Core>,
+    partition: u32,
+    shard_id: String,
+    poll: Duration,
+    closing: Closing,
+) {
+    let mut attempt = 0usize;
+    loop {
+        let copied = copy_from_tail(
+            &m,
+            &client,
+            &core,
+            partition,
+            &shard_id,
+            poll,
+            &closing,
+            &mut attempt,
+        )
+        .await;
+        match copied {
+            Ok(()) => return,
+            Err(e) => {
+                m.failed(format!("shard {shard_id}: {e}"));
+                let wait = Duration::from_millis(BACKOFF[attempt.min(BACKOFF.len() - 1)]);
+                attempt += 1;
+                if sleep_or_closed(wait, &closing).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One pass: resume from the partition's newest record, then copy page by page. `Ok` when
+/// the shard is finished or on shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn copy_from_tail(
+    m: &StreamMirror,
+    client: &KinesisClient,
+    core: &Core,
+    partition: u32,
+    shard_id: &str,
+    poll: Duration,
+    closing: &Closing,
+    attempt: &mut usize,
+) -> Result<(), String> {
+    let log = core.log();
+    let stream = m.name.as_str();
+    let resume = newest_origin(core, stream, partition).await?;
+    m.shard(partition, |s| {
+        if s.last_sequence_number.is_none() {
+            s.last_sequence_number = resume.clone();
+        }
+    });
+    let (kind, at) = match &resume {
+        Some(seq) => ("AFTER_SEQUENCE_NUMBER", Some(seq.clone())),
+        None => ("TRIM_HORIZON", None),
+    };
+    let it: GetShardIteratorOutput = client
+        .call(
+            "GetShardIterator",
+            &GetShardIteratorInput {
+                stream_name: Some(stream.to_string()),
+                shard_id: Some(shard_id.to_string()),
+                shard_iterator_type: Some(kind.into()),
+                starting_sequence_number: at,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("GetShardIterator: {e}"))?;
+    let mut iterator = it.shard_iterator;
+    loop {
+        if *closing.borrow() {
+            return Ok(());
+        }
+        let page: GetRecordsOutput = match client
+            .call_fast(
+                "GetRecords",
+                &GetRecordsInput {
+                    shard_iterator: Some(iterator.clone()),
+                    limit: Some(PAGE_LIMIT),
+                    stream_arn: None,
+                },
+                |b| records_page(b).map(GetRecordsOutput::from),
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(e) if throttled(&e) => {
+                // The source's read budget is shared with its other readers: wait a turn.
+                if sleep_or_closed(poll.max(Duration::from_millis(200)), closing).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) => return Err(format!("GetRecords: {e}")),
+        };
+        for b in batches(&page.records) {
+            log.append(stream, partition, b.batch)
+                .await
+                .map_err(|e| format!("appending to partition {partition}: {e}"))?;
+            m.shard(partition, |s| {
+                s.mirrored += b.source_records as u64;
+                s.last_sequence_number = Some(b.last_sequence_number);
+            });
+        }
+        core.append_signal().notify_waiters();
+        *attempt = 0;
+        let n = page.records.len() as u64;
+        let at_tip = page.millis_behind_latest == 0 && (n as i64) < PAGE_LIMIT;
+        m.shard(partition, |s| {
+            s.last_page = n;
+            s.lag_ms = page.millis_behind_latest;
+            s.at_tip = at_tip;
+            s.read_once = true;
+        });
+        {
+            let mut p = m.progress.lock();
+            if p.last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(&format!("shard {shard_id}:")))
+            {
+                p.last_error = None;
+            }
+        }
+        match page.next_shard_iterator {
+            Some(next) => iterator = next,
+            None => {
+                m.shard(partition, |s| s.finished = true);
+                tracing::info!(stream, shard_id, "source shard closed and fully mirrored");
+                return Ok(());
+            }
+        }
+        if (n == 0 || at_tip) && sleep_or_closed(poll, closing).await {
+            return Ok(());
+        }
+    }
+}
+
+/// The origin sequence number of the partition's newest record; `None` when it is empty.
+async fn newest_origin(
+    core: &Core,
+    stream: &str,
+    partition: u32,
+) -> Result<Option<String>, String> {
+    let log = core.log();
+    let offsets = log
+        .offsets(stream, partition)
+        .await
+        .map_err(|e| format!("reading partition {partition}'s offsets: {e}"))?;
+    if offsets.high_watermark <= offsets.log_start {
+        return Ok(None);
+    }
+    let read = log
+        .read(stream, partition, offsets.high_watermark - 1, 1)
+        .await
+        .map_err(|e| format!("reading partition {partition}'s newest record: {e}"))?;
+    match last_record_headers(&read.batches)
+        .map_err(|e| format!("decoding partition {partition}'s newest record: {e}"))?
+    {
+        Some((_, headers)) => resume_after(&headers)
+            .map(Some)
+            .map_err(|e| format!("partition {partition}: {e}")),
+        None => Err(format!(
+            "partition {partition} has records up to offset {} but none could be read",
+            offsets.high_watermark - 1
+        )),
+    }
+}
+
+fn throttled(e: &CallError) -> bool {
+    e.is("ProvisionedThroughputExceededException") || e.is("LimitExceededException")
+}
+
+/// Sleeps for `d`; true when shutdown came first.
+async fn sleep_or_closed(d: Duration, closing: &Closing) -> bool {
+    let mut c = closing.clone();
+    if *c.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = c.changed() => true,
+    }
+}
