@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn large_pages_are_cut_between_source_records() {
-        let data = vec![7u8; 300 * 1024];
+        let data = vec![7u8; 290 * 1024];
         let page: Vec<Record> = (0..7)
             .map(|i| record(&format!("{}", 100 + i), "k", &data))
             .collect();
