@@ -247,7 +247,27 @@ async fn start_kinesis(
         config,
         closing.clone(),
     ));
-    serve_kinesis(config, kinesis::server::Api::Local(ctx), conns, closing).await
+    if !config.migration.enabled() {
+        return serve_kinesis(config, kinesis::server::Api::Local(ctx), conns, closing).await;
+    }
+    // Until a stream is cut over, its source serves it (`kinesis/split.rs`).
+    let m = &config.migration;
+    let upstream = Arc::new(backend::kinesis::upstream::Upstream::new(
+        &m.source.client_config(),
+    )?);
+    let streams: std::collections::BTreeSet<String> = m.streams.iter().cloned().collect();
+    let split = kinesis::split::Split {
+        local: ctx,
+        source: Arc::new(kinesis::passthrough::Forwarder::new(upstream)),
+        from_source: Arc::new(move |s: &str| streams.contains(s)),
+    };
+    serve_kinesis(
+        config,
+        kinesis::server::Api::Split(Arc::new(split)),
+        conns,
+        closing,
+    )
+    .await
 }
 
 /// Binds the Kinesis listener (TLS when a certificate is configured) and serves `api` on it.

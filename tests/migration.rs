@@ -1,16 +1,25 @@
 //! Live migration (issue 16), the mirror: strait's embedded backend run as the Kinesis
-//! source, a second strait mirroring a stream of it into its own log. Every source record
-//! arrives once, in shard order, across a `kill -9` of the mirroring strait; client writes to
-//! the stream being migrated are refused with the protocol's error; `GET /migration` and
-//! `strait migrate status` report state and lag.
+//! source, a second strait mirroring a stream of it into its own log, read back through its
+//! Kafka port. Every source record arrives once, in shard order, with its origin sequence
+//! number, across `kill -9`s of the mirroring strait; Kinesis clients of the second strait are
+//! served by the source until the stream is cut over; Kafka producers are refused with
+//! POLICY_VIOLATION; `GET /migration` and `strait migrate status` report state and lag.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::kafka::{batch, produce, Conn};
 use common::Server;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use serde_json::{json, Value};
+
+/// A record as both sides show it: (sequence number, partition key, data).
+type Rec = (String, String, String);
 
 const STREAM: &str = "orders";
 
@@ -57,8 +66,8 @@ fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// Every record of every shard of the stream on `s`: shard id → [(partition key, data)].
-fn read_all(s: &Server) -> BTreeMap<String, Vec<(String, String)>> {
+/// Every record of every shard of the stream, through `s`'s Kinesis port: shard id → records.
+fn read_all(s: &Server) -> BTreeMap<String, Vec<Rec>> {
     let shards = s.ok("ListShards", json!({"StreamName": STREAM}));
     let mut out = BTreeMap::new();
     for sh in shards["Shards"].as_array().unwrap() {
@@ -80,6 +89,7 @@ fn read_all(s: &Server) -> BTreeMap<String, Vec<(String, String)>> {
                     .decode(r["Data"].as_str().unwrap())
                     .unwrap();
                 records.push((
+                    r["SequenceNumber"].as_str().unwrap().to_string(),
                     r["PartitionKey"].as_str().unwrap().to_string(),
                     String::from_utf8(data).unwrap(),
                 ));
@@ -90,6 +100,64 @@ fn read_all(s: &Server) -> BTreeMap<String, Vec<(String, String)>> {
             it = page["NextShardIterator"].as_str().unwrap().to_string();
         }
         out.insert(id, records);
+    }
+    out
+}
+
+/// Every record of each partition of the mirror, through `s`'s Kafka port: shard id →
+/// records, the sequence number read from the `kinesis.seq` header.
+fn read_mirror(s: &Server, partitions: i32) -> BTreeMap<String, Vec<Rec>> {
+    let mut c = Conn::open(s.kafka_port);
+    let mut out = BTreeMap::new();
+    for p in 0..partitions {
+        let mut records = Vec::new();
+        let mut offset = 0i64;
+        loop {
+            let req = FetchRequest::default()
+                .with_max_wait_ms(0)
+                .with_min_bytes(1)
+                .with_max_bytes(8 << 20)
+                .with_session_epoch(-1)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str(STREAM)))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(p)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(8 << 20)])]);
+            let resp: FetchResponse = c.call(ApiKey::Fetch, 11, &req);
+            let part = &resp.responses[0].partitions[0];
+            assert_eq!(part.error_code, 0, "fetch of partition {p}");
+            let mut bytes = part.records.clone().unwrap_or_default();
+            let mut got = 0;
+            while !bytes.is_empty() {
+                let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+                for r in set.records {
+                    if r.offset < offset {
+                        continue;
+                    }
+                    let header = |name: &str| {
+                        let v = r
+                            .headers
+                            .iter()
+                            .find(|(k, _)| k.as_str() == name)
+                            .and_then(|(_, v)| v.clone())
+                            .unwrap_or_default();
+                        String::from_utf8(v.to_vec()).unwrap()
+                    };
+                    records.push((
+                        header("kinesis.seq"),
+                        String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                        String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                    ));
+                    offset = r.offset + 1;
+                    got += 1;
+                }
+            }
+            if got == 0 || offset >= part.high_watermark {
+                break;
+            }
+        }
+        out.insert(format!("shardId-{p:012}"), records);
     }
     out
 }
@@ -141,30 +209,36 @@ fn the_mirror_copies_every_record_once_in_order_across_a_kill() {
     assert_eq!(m["name"], STREAM);
     assert_eq!(m["lag_records"], 0, "{st}");
     assert_eq!(m["shards"].as_array().unwrap().len(), 2, "{st}");
-    assert_eq!(read_all(&dst), read_all(&src));
+    assert_eq!(read_mirror(&dst, 2), read_all(&src));
 
-    // Records written while the mirror runs arrive too.
+    // Records written while the mirror runs arrive too, those written through strait's
+    // Kinesis port included (they go to the source).
     put(&src, 3_000, 1_000);
-    wait_caught_up(&dst, 0, 4_000);
-    assert_eq!(read_all(&dst), read_all(&src));
+    put(&dst, 4_000, 1_000);
+    wait_caught_up(&dst, 0, 5_000);
+    assert_eq!(read_mirror(&dst, 2), read_all(&src));
 
-    // Killed in the middle of a large backlog, then started again on the same data: it
-    // resumes after the newest mirrored record of each shard.
+    // Killed twice in the middle of a large backlog, each time started again on the same
+    // data: it resumes after the newest mirrored record of each shard.
     dst.kill9();
-    put(&src, 4_000, 30_000);
-    dst.spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while migration_status(&dst)["streams"][0]["mirrored_records"] == 0 {
-        assert!(Instant::now() < deadline, "the mirror did not start again");
-        std::thread::sleep(Duration::from_millis(5));
+    put(&src, 5_000, 30_000);
+    for _ in 0..2 {
+        dst.spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while migration_status(&dst)["streams"][0]["mirrored_records"] == 0 {
+            assert!(Instant::now() < deadline, "the mirror did not start again");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        dst.kill9();
     }
-    dst.kill9();
     dst.spawn();
     // Copied before this start: what the log holds already.
-    let before: u64 = read_all(&dst).values().map(|v| v.len() as u64).sum();
-    assert!(before >= 4_000, "{before}");
-    wait_caught_up(&dst, before, 34_000);
-    let (mirrored, origin) = (read_all(&dst), read_all(&src));
+    let before: u64 = read_mirror(&dst, 2).values().map(|v| v.len() as u64).sum();
+    assert!(before >= 5_000, "{before}");
+    eprintln!("mirrored before the last start: {before}");
+    wait_caught_up(&dst, before, 35_000);
+    let (mirrored, origin) = (read_mirror(&dst, 2), read_all(&src));
+    assert_eq!(origin.values().map(Vec::len).sum::<usize>(), 35_000);
     for (shard, records) in &origin {
         let got = &mirrored[shard];
         assert_eq!(got.len(), records.len(), "{shard}: count");
@@ -173,21 +247,33 @@ fn the_mirror_copies_every_record_once_in_order_across_a_kill() {
 }
 
 #[test]
-fn client_writes_to_a_stream_being_migrated_are_refused() {
+fn clients_of_a_stream_being_migrated_reach_the_source() {
     let src = source();
     put(&src, 0, 10);
     let dst = target(&src);
     wait_caught_up(&dst, 0, 10);
-    let (code, body) = dst.json(
+    // Kinesis clients of strait see the source: its records, its sequence numbers, and their
+    // writes land there.
+    let out = dst.ok(
         "PutRecord",
-        json!({"StreamName": STREAM, "Data": b64(b"x"), "PartitionKey": "k"}),
+        json!({"StreamName": STREAM, "Data": b64(b"through-strait"), "PartitionKey": "k"}),
     );
-    assert_eq!(code, 400, "{body}");
-    assert_eq!(body["__type"], "ResourceInUseException", "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("being migrated"),
-        "{body}"
-    );
+    let seq = out["SequenceNumber"].as_str().unwrap().to_string();
+    let on_source = read_all(&src);
+    assert!(on_source
+        .values()
+        .flatten()
+        .any(|(s, k, d)| *s == seq && k == "k" && d == "through-strait"));
+    assert_eq!(read_all(&dst), on_source);
+    let desc = dst.ok("DescribeStreamSummary", json!({"StreamName": STREAM}));
+    assert_eq!(desc["StreamDescriptionSummary"]["OpenShardCount"], 2);
+    // A source iterator's continuation goes to the source too, after strait restarts or
+    // not: strait did not sign it.
+    wait_caught_up(&dst, 0, 11);
+    // Kafka producers are refused: the source is the stream's only writer until cutover.
+    let mut c = Conn::open(dst.kafka_port);
+    let (code, _) = produce(&mut c, STREAM, 0, batch(&[("k", "v")], None));
+    assert_eq!(code, 44, "POLICY_VIOLATION");
     // The table form names the stream and its state.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
         .args(["migrate", "status", "--admin"])

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ops;
 pub mod passthrough;
 pub mod server;
+pub mod split;
 pub mod tls;
 pub mod traffic;
 pub mod validate;

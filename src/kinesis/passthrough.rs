@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 
 use super::error::ApiError;
 use super::ops;
-use super::server::{check_head, error_response, read_body, Body, TARGET_PREFIX};
+use super::server::{check_head, error_response, Body, ReqBody, TARGET_PREFIX};
 use super::traffic::{self, Iterators};
 use crate::backend::kinesis::upstream::Upstream;
 use crate::protocol::kinesis::codec::Protocol;
@@ -55,8 +55,17 @@ pub async fn handle(
     max_body: usize,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
+    Ok(handle_parts(fwd, parts, ReqBody::Unread(body, max_body)).await)
+}
+
+/// `handle`, for a request already taken apart.
+pub(super) async fn handle_parts(
+    fwd: Arc<Forwarder>,
+    parts: http::request::Parts,
+    body: ReqBody,
+) -> Response<Body> {
+    let request_id = uuid::Uuid::new_v4().to_string();
     // Only for strait's own errors; the upstream answers in the client's protocol itself.
     let protocol = parts
         .headers
@@ -74,7 +83,7 @@ pub async fn handle(
     let operation = at.map_or("unknown", |i| ops::OPERATIONS[i].name);
     let metric = ops::request_metric(at);
     let started = std::time::Instant::now();
-    let result = forward(&fwd, max_body, &parts, body, op, protocol).await;
+    let result = forward(&fwd, &parts, body, op, protocol).await;
     metric.observe(started.elapsed());
     let answered = match result {
         Ok((answer, _)) if answer.status().as_u16() >= 400 => {
@@ -90,10 +99,10 @@ pub async fn handle(
         Ok((answer, sent)) => count(&fwd, op, protocol, sent, answer).await,
         Err(e) => Err(e),
     };
-    Ok(answered.unwrap_or_else(|e| {
+    answered.unwrap_or_else(|e| {
         crate::observe::metrics().error("kinesis", operation, e.code);
         error_response(protocol, &e, &request_id)
-    }))
+    })
 }
 
 /// Counts a successful answer's records against its stream and hands it on: answers that
@@ -146,9 +155,8 @@ async fn count(
 
 async fn forward(
     fwd: &Forwarder,
-    max_body: usize,
     parts: &http::request::Parts,
-    body: Incoming,
+    body: ReqBody,
     op: &str,
     protocol: Protocol,
 ) -> Result<(Response<Incoming>, traffic::Request), ApiError> {
@@ -160,7 +168,7 @@ async fn forward(
     }
     check_head(parts)?;
     // Whole, because the signature covers the body's hash.
-    let (body, _held) = read_body(body, max_body).await?;
+    let (body, _held) = body.read().await?;
     let sent = traffic::request(op, protocol, &body);
     let answer = fwd.upstream.send(&parts.headers, body).await.map_err(|e| {
         tracing::warn!(error = %e, "Kinesis upstream");

@@ -54,6 +54,27 @@ pub type Forward = Arc<
 pub enum Api {
     Local(Arc<Ctx>),
     Forward(Forward),
+    /// Streams being migrated from a Kinesis source go there, the rest to the core.
+    Split(Arc<super::split::Split>),
+}
+
+/// A request body: as it arrives, or already read whole by a router that looked into it
+/// (which then holds its bytes against the in-flight limit).
+pub enum ReqBody {
+    Unread(Incoming, usize),
+    Read(Bytes),
+}
+
+impl ReqBody {
+    pub(super) async fn read(self) -> Result<(Bytes, Option<HeldBytes>), ApiError> {
+        match self {
+            ReqBody::Unread(body, max_body) => {
+                let (b, held) = read_body(body, max_body).await?;
+                Ok((b, Some(held)))
+            }
+            ReqBody::Read(b) => Ok((b, None)),
+        }
+    }
 }
 
 /// Serves plain HTTP/1.1, h2c with prior knowledge and, with `tls` set, TLS (ALPN h2 or
@@ -86,6 +107,7 @@ pub async fn serve(
                     let answer = match api {
                         Api::Local(ctx) => handle(ctx, max_body, req).await,
                         Api::Forward(forward) => forward(max_body, req).await,
+                        Api::Split(split) => super::split::handle(split, max_body, req).await,
                     };
                     answer.map(|r| r.map(|b| Tracked::new(b, in_flight).boxed_unsync()))
                 }
@@ -178,8 +200,17 @@ pub async fn handle(
     max_body: usize,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
+    Ok(handle_parts(ctx, parts, ReqBody::Unread(body, max_body)).await)
+}
+
+/// `handle`, for a request already taken apart.
+pub(super) async fn handle_parts(
+    ctx: Arc<Ctx>,
+    parts: http::request::Parts,
+    body: ReqBody,
+) -> Response<Body> {
+    let request_id = uuid::Uuid::new_v4().to_string();
     let content_type = parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -190,7 +221,7 @@ pub async fn handle(
             Some(p) => p,
             None => {
                 let e = ApiError::serialization(format!("Unsupported Content-Type: {ct}"));
-                return Ok(error_response(Protocol::Json, &e, &request_id));
+                return error_response(Protocol::Json, &e, &request_id);
             }
         },
     };
@@ -203,13 +234,13 @@ pub async fn handle(
         .unwrap_or("");
     let at = target.strip_prefix(TARGET_PREFIX).and_then(ops::find);
     let metric = ops::request_metric(at);
-    let result = dispatch(ctx, max_body, &parts, body, protocol, target, at).await;
+    let result = dispatch(ctx, &parts, body, protocol, target, at).await;
     metric.observe(started.elapsed());
     if let Err(e) = &result {
         let operation = at.map_or("unknown", |i| ops::OPERATIONS[i].name);
         crate::observe::metrics().error("kinesis", operation, e.code);
     }
-    Ok(match result {
+    match result {
         Ok(Answer::Body(bytes)) => {
             let mut resp = Response::new(Full::new(bytes).boxed_unsync());
             decorate(&mut resp, protocol.content_type(), &request_id);
@@ -225,7 +256,7 @@ pub async fn handle(
             resp
         }
         Err(e) => error_response(protocol, &e, &request_id),
-    })
+    }
 }
 
 /// What every request's head must be before anything runs (the local API and the
@@ -253,9 +284,8 @@ pub(super) fn check_head(parts: &http::request::Parts) -> Result<(), ApiError> {
 
 async fn dispatch(
     ctx: Arc<Ctx>,
-    max_body: usize,
     parts: &http::request::Parts,
-    body: Incoming,
+    body: ReqBody,
     protocol: Protocol,
     target: &str,
     at: Option<usize>,
@@ -277,7 +307,7 @@ async fn dispatch(
         ))
     })?;
     let principal = auth::principal(&parts.headers);
-    let (body, _held) = read_body(body, max_body).await?;
+    let (body, _held) = body.read().await?;
     // After the body, so the connection stays usable for the client's retry.
     ctx.throttle.control_plane(op.name)?;
     tracing::debug!(op = op.name, ?principal, bytes = body.len(), "request");

@@ -64,6 +64,9 @@ struct RequestBody {
     consumer_arn: Option<String>,
     #[serde(rename = "ShardIterator")]
     shard_iterator: Option<String>,
+    /// ListShards's paging token, which stands for the stream it lists.
+    #[serde(rename = "NextToken")]
+    next_token: Option<String>,
     /// PutRecords's entries.
     #[serde(rename = "Records")]
     records: Vec<Sized>,
@@ -132,6 +135,38 @@ pub fn stream_of_arn(arn: &str) -> Option<&str> {
     let rest = arn.split_once(":stream/")?.1;
     let name = rest.split('/').next().unwrap_or(rest);
     (!name.is_empty()).then_some(name)
+}
+
+/// What a request names, for routing it by stream (`split.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Names {
+    Stream(String),
+    /// GetRecords: an iterator, and nothing else.
+    Iterator(String),
+    /// ListShards's continuation: a paging token, and nothing else.
+    PageToken(String),
+    Nothing,
+}
+
+/// The stream a request acts on (by name, stream ARN or consumer ARN), or what stands for it.
+pub fn names(protocol: Protocol, body: &[u8]) -> Names {
+    let Ok(b) = codec::decode::<RequestBody>(protocol, body) else {
+        return Names::Nothing;
+    };
+    let consumer = || {
+        b.consumer_arn
+            .as_deref()
+            .and_then(stream_of_arn)
+            .map(str::to_string)
+    };
+    if let Some(stream) = b.stream().or_else(consumer) {
+        return Names::Stream(stream);
+    }
+    match (b.shard_iterator, b.next_token) {
+        (Some(it), _) => Names::Iterator(it),
+        (None, Some(token)) => Names::PageToken(token),
+        (None, None) => Names::Nothing,
+    }
 }
 
 /// What one forwarded request is, for counting its answer.
