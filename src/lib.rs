@@ -600,6 +600,11 @@ async fn start_kafka_backend(
     // Kafka CreatePartitions would add partitions outside a kinesis-md5 stream's hash ranges.
     let guard = core.clone();
     pt.guard_create_partitions(Arc::new(move |topic: &str| guard.partitions_fixed(topic)));
+    if config.migration.enabled() {
+        // Until cut over, a migrated stream's only writer is its source.
+        let guard = core.clone();
+        pt.guard_produce(Arc::new(move |topic: &str| guard.write_hold(topic)));
+    }
     let kinesis = start_kinesis(config, core.clone(), None, conns, closing).await?;
     Ok((Some(kinesis), task, Some(core)))
 }

@@ -18,9 +18,14 @@ impl Core {
         self.write_holds.write().remove(stream);
     }
 
+    /// Why client writes to `stream` are held, if they are.
+    pub fn write_hold(&self, stream: &str) -> Option<String> {
+        self.write_holds.read().get(stream).cloned()
+    }
+
     pub(super) fn check_write_hold(&self, stream: &str) -> CoreResult<()> {
-        match self.write_holds.read().get(stream) {
-            Some(why) => Err(CoreError::WritesHeld(why.clone())),
+        match self.write_hold(stream) {
+            Some(why) => Err(CoreError::WritesHeld(why)),
             None => Ok(()),
         }
     }

@@ -60,6 +60,8 @@ pub struct Passthrough {
     closing: Closing,
     /// Set once the Kinesis catalog is loaded; until then CreatePartitions is forwarded.
     create_partitions_policy: OnceLock<TopicPolicy>,
+    /// Set when streams are being migrated: Produce naming one is answered by strait.
+    produce_policy: OnceLock<TopicPolicy>,
     /// The topics clients may see, when `topic_prefix` is set.
     namespace: Option<Namespace>,
     /// Topic names by id, for counting Produce and Fetch traffic that names topics by id.
@@ -104,6 +106,7 @@ impl Passthrough {
             connections: Arc::default(),
             closing,
             create_partitions_policy: OnceLock::new(),
+            produce_policy: OnceLock::new(),
             namespace: Namespace::new(&settings.topic_prefix),
             topic_names: traffic::TopicNames::default(),
         });
@@ -117,6 +120,11 @@ impl Passthrough {
     /// From now on, CreatePartitions naming a topic `policy` refuses is answered by strait.
     pub fn guard_create_partitions(&self, policy: TopicPolicy) {
         let _ = self.create_partitions_policy.set(policy);
+    }
+
+    /// From now on, Produce naming a topic `policy` refuses is answered by strait.
+    pub fn guard_produce(&self, policy: TopicPolicy) {
+        let _ = self.produce_policy.set(policy);
     }
 
     /// The port strait advertises for `node`, starting its listener on first use.
@@ -335,6 +343,24 @@ impl Passthrough {
                         send_owed(owed, wr, entry(OwedKind::Local(answer))).await?;
                         flush_when_drained(rd, wr).await?;
                         continue;
+                    }
+                }
+            }
+            if key == ApiKey::Produce {
+                if let Some(policy) = self.produce_policy.get() {
+                    match policy::refuse_produce(
+                        &frame,
+                        start.version,
+                        start.correlation_id,
+                        policy,
+                    )? {
+                        None => {}
+                        Some(None) => continue,
+                        Some(Some(answer)) => {
+                            send_owed(owed, wr, entry(OwedKind::Local(answer))).await?;
+                            flush_when_drained(rd, wr).await?;
+                            continue;
+                        }
                     }
                 }
             }

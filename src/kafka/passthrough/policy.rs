@@ -1,14 +1,17 @@
 //! Requests the pass-through answers itself instead of forwarding, because what they would do
 //! to the cluster breaks what the Kinesis side keeps: CreatePartitions on a stream whose keys
-//! route by MD5 hash ranges (its shards change through SplitShard / UpdateShardCount).
+//! route by MD5 hash ranges (its shards change through SplitShard / UpdateShardCount), and
+//! Produce to a stream still being migrated from Kinesis (its source is its only writer).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader,
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, ProduceRequest, ProduceResponse,
+    RequestHeader,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -64,6 +67,71 @@ pub fn refuse_create_partitions(
     frame::encode_response(ApiKey::CreatePartitions, version, correlation_id, &response).map(Some)
 }
 
+/// What to do with a Produce naming a topic `policy` refuses: `None` to forward it (it names
+/// none), `Some(None)` to drop it unanswered (acks=0: the client awaits nothing), or
+/// `Some(Some(answer))`. Refused topics get POLICY_VIOLATION with the reason; the other
+/// topics of the same request get INVALID_REQUEST and nothing is written, as for
+/// CreatePartitions: one request is not split between a local and a forwarded answer.
+pub fn refuse_produce(
+    frame: &Bytes,
+    version: i16,
+    correlation_id: i32,
+    policy: &TopicPolicy,
+) -> Result<Option<Option<Bytes>>, String> {
+    let mut b = frame.clone();
+    RequestHeader::decode(&mut b, ApiKey::Produce.request_header_version(version))
+        .map_err(|e| format!("bad Produce header: {e}"))?;
+    let request =
+        ProduceRequest::decode(&mut b, version).map_err(|e| format!("bad Produce request: {e}"))?;
+    let refusals: Vec<Option<String>> = request
+        .topic_data
+        .iter()
+        .map(|t| policy(t.name.as_str()))
+        .collect();
+    if refusals.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if request.acks == 0 {
+        return Ok(Some(None));
+    }
+    let responses = request
+        .topic_data
+        .into_iter()
+        .zip(refusals)
+        .map(|(t, why)| {
+            let (code, message) = match why {
+                Some(why) => (ResponseError::PolicyViolation.code(), why),
+                None => (
+                    ResponseError::InvalidRequest.code(),
+                    format!(
+                        "Nothing written to {}: the same request named a stream still being migrated; send it on its own.",
+                        t.name.as_str()
+                    ),
+                ),
+            };
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(code)
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                        .with_error_message(Some(StrBytes::from_string(message.clone())))
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    let response = ProduceResponse::default().with_responses(responses);
+    frame::encode_response(ApiKey::Produce, version, correlation_id, &response)
+        .map(|a| Some(Some(a)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +158,62 @@ mod tests {
 
     fn md5_only() -> TopicPolicy {
         Arc::new(|t: &str| (t == "kinesis").then(|| format!("{t} routes by MD5")))
+    }
+
+    fn produce_request(version: i16, acks: i16, topics: &[&str]) -> Bytes {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(1000)
+            .with_topic_data(
+                topics
+                    .iter()
+                    .map(|t| {
+                        TopicProduceData::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partition_data(vec![PartitionProduceData::default()
+                                .with_index(1)
+                                .with_records(Some(Bytes::from_static(b"not read")))])
+                    })
+                    .collect(),
+            );
+        let framed = frame::encode_request(ApiKey::Produce, version, 7, "t", &req).unwrap();
+        framed.slice(4..)
+    }
+
+    #[test]
+    fn produce_to_a_refused_topic_is_answered_locally() {
+        let policy = md5_only();
+        for v in [3, 9, 11] {
+            let frame = produce_request(v, -1, &["orders"]);
+            assert!(refuse_produce(&frame, v, 7, &policy).unwrap().is_none());
+            let frame = produce_request(v, 0, &["kinesis"]);
+            assert_eq!(refuse_produce(&frame, v, 7, &policy).unwrap(), Some(None));
+            let frame = produce_request(v, 1, &["kinesis", "orders"]);
+            let answer = refuse_produce(&frame, v, 7, &policy)
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let (correlation, mut body) =
+                frame::response_body(ApiKey::Produce, v, answer.slice(4..)).unwrap();
+            assert_eq!(correlation, 7);
+            let resp = ProduceResponse::decode(&mut body, v).unwrap();
+            let got: Vec<(String, i32, i16)> = resp
+                .responses
+                .iter()
+                .map(|t| {
+                    let p = &t.partition_responses[0];
+                    (t.name.to_string(), p.index, p.error_code)
+                })
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("kinesis".into(), 1, ResponseError::PolicyViolation.code()),
+                    ("orders".into(), 1, ResponseError::InvalidRequest.code())
+                ]
+            );
+        }
     }
 
     #[test]

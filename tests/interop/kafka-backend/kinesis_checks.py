@@ -10,7 +10,6 @@ Prints PASS/FAIL per check and "N passed, N failed"; exits non-zero if any faile
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -21,13 +20,12 @@ from botocore.exceptions import ClientError
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from harness import check, finish, require, wait_for
+from straits import Strait
 
 ENDPOINT = os.environ["STRAIT_ENDPOINT"]
 BROKER = os.environ["KAFKA_BOOTSTRAP"]
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 LIB = os.path.join(HERE, "..", "lib", "kafka-broker.sh")
-BIN = os.environ.get("STRAIT_BIN", os.path.join(REPO, "target", "debug", "strait"))
 RUN = uuid.uuid4().hex[:8]
 
 
@@ -106,40 +104,12 @@ def read_stream(client, name):
     return out
 
 
-class Replica:
+class Replica(Strait):
     """A second strait on the same cluster, with its own ports and data dir."""
 
     def __init__(self, **extra):
-        self.dir = tempfile.mkdtemp(prefix="strait-replica-")
-        env = dict(os.environ, STRAIT_BACKEND__TYPE="kafka", STRAIT_BACKEND__KAFKA__BOOTSTRAP=BROKER,
-                   STRAIT_DATA_DIR=self.dir, STRAIT_KINESIS__LISTEN="127.0.0.1:0",
-                   STRAIT_KAFKA__LISTEN="127.0.0.1:0", STRAIT_KAFKA__ADVERTISED_ADDRESS="127.0.0.1:0",
-                   STRAIT_ADMIN__LISTEN="127.0.0.1:0", **extra)
-        self.out = open(os.path.join(self.dir, "out"), "w+")
-        self.log = open(os.path.join(self.dir, "log"), "w+")
-        self.proc = subprocess.Popen([BIN, "serve", "--config", os.path.join(REPO, "config", "strait.yaml")],
-                                     env=env, stdout=self.out, stderr=self.log)
-        self.endpoint = None
-        deadline = time.time() + 60
-        while time.time() < deadline and self.endpoint is None:
-            require(self.proc.poll() is None, f"replica exited: {self.tail()}")
-            self.out.seek(0)
-            for line in self.out.read().splitlines():
-                if line.startswith("strait: kinesis listening on "):
-                    self.endpoint = "http://" + line.rsplit(" ", 1)[1]
-                if line.startswith("strait: kafka listening on "):
-                    self.kafka = line.rsplit(" ", 1)[1]
-            time.sleep(0.1)
-        require(self.endpoint, f"replica did not listen: {self.tail()}")
+        super().__init__(STRAIT_BACKEND__TYPE="kafka", STRAIT_BACKEND__KAFKA__BOOTSTRAP=BROKER, **extra)
         self.client = kinesis(self.endpoint)
-
-    def tail(self):
-        self.log.seek(0)
-        return self.log.read()[-1500:]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(30)
 
 
 # ---------------------------------------------------------------------------------------------
