@@ -79,16 +79,21 @@ pub async fn run(
         )))
     };
     let conns = Arc::new(listener::Connections::default());
+    let routes = config
+        .migration
+        .enabled()
+        .then(|| Arc::new(migrate::routes::Routes::new(&config.migration.streams)));
     // `groups`: a coordinator whose group leases are given up at the very end.
     let (kinesis, kafka, core, groups) = match config.backend.kind {
         config::BackendType::Embedded => {
             let (kinesis, kafka, core) =
-                start_embedded(&config, conns.clone(), closing.clone()).await?;
+                start_embedded(&config, &routes, conns.clone(), closing.clone()).await?;
             (Some(kinesis), kafka, Some(core), None)
         }
         config::BackendType::Kafka => {
             let (kinesis, kafka, core) =
-                start_kafka_backend(&config, &ready, conns.clone(), closing.clone()).await?;
+                start_kafka_backend(&config, &ready, &routes, conns.clone(), closing.clone())
+                    .await?;
             (kinesis, Some(kafka), core, None)
         }
         config::BackendType::Kinesis => {
@@ -100,7 +105,11 @@ pub async fn run(
     };
     // Without a core, shutdown came before the backend answered.
     if let (true, Some(core)) = (config.migration.enabled(), &core) {
-        let m = migrate::Migration::start(&config.migration, core.clone(), closing.clone()).await?;
+        let routes = routes
+            .clone()
+            .expect("routes are made when migration is on");
+        let m = migrate::Migration::start(&config.migration, core.clone(), routes, closing.clone())
+            .await?;
         let _ = migration.set(m);
     }
     ready.set(true);
@@ -141,6 +150,7 @@ type Task = tokio::task::JoinHandle<()>;
 /// The embedded backend: the log and metadata in `data_dir`, the core, and both front ends.
 async fn start_embedded(
     config: &Config,
+    routes: &Option<Arc<migrate::routes::Routes>>,
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
 ) -> Result<(Task, Option<Task>, Arc<core::Core>), String> {
@@ -174,6 +184,7 @@ async fn start_embedded(
     core::groups::watch_group_lag(groups.clone(), core.clone(), unmetered);
     let kinesis = start_kinesis(
         config,
+        routes,
         core.clone(),
         Some(groups.clone()),
         conns.clone(),
@@ -236,6 +247,7 @@ fn serve_kafka_front(
 /// Binds the Kinesis listener and serves it over `core`.
 async fn start_kinesis(
     config: &Config,
+    routes: &Option<Arc<migrate::routes::Routes>>,
     core: Arc<core::Core>,
     groups: Option<Arc<core::groups::GroupCoordinator>>,
     conns: Arc<listener::Connections>,
@@ -247,19 +259,18 @@ async fn start_kinesis(
         config,
         closing.clone(),
     ));
-    if !config.migration.enabled() {
+    let Some(routes) = routes else {
         return serve_kinesis(config, kinesis::server::Api::Local(ctx), conns, closing).await;
-    }
+    };
     // Until a stream is cut over, its source serves it (`kinesis/split.rs`).
     let m = &config.migration;
     let upstream = Arc::new(backend::kinesis::upstream::Upstream::new(
         &m.source.client_config(),
     )?);
-    let streams: std::collections::BTreeSet<String> = m.streams.iter().cloned().collect();
     let split = kinesis::split::Split {
         local: ctx,
         source: Arc::new(kinesis::passthrough::Forwarder::new(upstream)),
-        from_source: Arc::new(move |s: &str| streams.contains(s)),
+        routes: routes.clone(),
     };
     serve_kinesis(
         config,
@@ -544,6 +555,7 @@ where
 async fn start_kafka_backend(
     config: &Config,
     ready: &Arc<observe::admin::Readiness>,
+    routes: &Option<Arc<migrate::routes::Routes>>,
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
 ) -> Result<(Option<Task>, Task, Option<Arc<core::Core>>), String> {
@@ -605,7 +617,7 @@ async fn start_kafka_backend(
         let guard = core.clone();
         pt.guard_produce(Arc::new(move |topic: &str| guard.write_hold(topic)));
     }
-    let kinesis = start_kinesis(config, core.clone(), None, conns, closing).await?;
+    let kinesis = start_kinesis(config, routes, core.clone(), None, conns, closing).await?;
     Ok((Some(kinesis), task, Some(core)))
 }
 

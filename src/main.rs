@@ -84,6 +84,26 @@ enum MigrateAction {
         #[arg(long)]
         json: bool,
     },
+    /// Serve STREAM from the backend from now on: holds its writes while the mirror drains
+    /// (refused while the mirror lags more than migration.max_cutover_lag_records).
+    Cutover {
+        #[arg(long, default_value = "config/strait.yaml")]
+        config: PathBuf,
+        #[arg(long)]
+        admin: Option<String>,
+        /// Give up (and leave the stream mirroring) after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        stream: String,
+    },
+    /// Serve a cut-over STREAM from its source again (not built yet: refused with the reason).
+    Rollback {
+        #[arg(long, default_value = "config/strait.yaml")]
+        config: PathBuf,
+        #[arg(long)]
+        admin: Option<String>,
+        stream: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +116,23 @@ fn main() -> ExitCode {
                 admin,
                 json,
             } => strait::migrate::cli::status(&config, admin.as_deref(), json),
+            MigrateAction::Cutover {
+                config,
+                admin,
+                timeout,
+                stream,
+            } => strait::migrate::cli::action(
+                &config,
+                admin.as_deref(),
+                &stream,
+                "cutover",
+                Some(timeout),
+            ),
+            MigrateAction::Rollback {
+                config,
+                admin,
+                stream,
+            } => strait::migrate::cli::action(&config, admin.as_deref(), &stream, "rollback", None),
         },
         Command::Version => {
             println!("strait {}", env!("CARGO_PKG_VERSION"));

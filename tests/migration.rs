@@ -315,4 +315,178 @@ fn a_source_that_cannot_be_reached_is_reported_not_fatal() {
         assert!(Instant::now() < deadline, "no error reported: {st}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A mirror that has not read the source cannot be cut over.
+    let (ok, _, err) = cutover(&dst, STREAM);
+    assert!(!ok && err.contains("has not started"), "{err}");
+    let (ok, _, err) = cutover(&dst, "unknown");
+    assert!(!ok && err.contains("not among migration.streams"), "{err}");
+}
+
+/// `strait migrate cutover`: exit status, standard output and error.
+fn cutover(s: &Server, stream: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["migrate", "cutover", "--timeout", "30", "--admin"])
+        .arg(format!("http://127.0.0.1:{}", s.admin_port))
+        .arg(stream)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cmp_seq(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[test]
+fn cutover_while_writes_continue_keeps_every_record_order_and_positions() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let src = source();
+    put(&src, 0, 2_000);
+    let mut dst = target(&src);
+    wait_caught_up(&dst, 0, 2_000);
+    let checkpoint = read_all(&src)["shardId-000000000000"][499].0.clone();
+
+    // A producer writing through strait all along: before the cutover its writes go to the
+    // source, during it they wait, after it they land in strait's log.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let slowest = Arc::new(Mutex::new(Duration::ZERO));
+    let port = dst.port;
+    let writer = {
+        let (stop, acked, slowest) = (stop.clone(), acked.clone(), slowest.clone());
+        std::thread::spawn(move || {
+            let mut i = 100_000usize;
+            while !stop.load(Ordering::Relaxed) {
+                let records: Vec<Value> = (i..i + 20)
+                    .map(|j| json!({"Data": b64(format!("record-{j:06}").as_bytes()), "PartitionKey": format!("key-{}", j % 97)}))
+                    .collect();
+                let t0 = Instant::now();
+                let (code, _, body) = common::raw_request(
+                    port,
+                    "POST",
+                    &[
+                        ("X-Amz-Target", "Kinesis_20131202.PutRecords"),
+                        ("Content-Type", "application/x-amz-json-1.1"),
+                    ],
+                    json!({"StreamName": STREAM, "Records": records})
+                        .to_string()
+                        .as_bytes(),
+                );
+                let took = t0.elapsed();
+                assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+                let out: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(out["FailedRecordCount"], 0, "{out}");
+                let mut slow = slowest.lock().unwrap();
+                *slow = (*slow).max(took);
+                acked
+                    .lock()
+                    .unwrap()
+                    .extend((i..i + 20).map(|j| format!("record-{j:06}")));
+                i += 20;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, out, err) = cutover(&dst, STREAM);
+    assert!(ok, "cutover failed: {err}");
+    assert!(out.contains("cut-over"), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let st = migration_status(&dst);
+    let m = &st["streams"][0];
+    assert_eq!(m["state"], "cut-over", "{st}");
+    let hold_ms = m["last_cutover_hold_ms"].as_u64().unwrap();
+    eprintln!(
+        "cutover: writes held {hold_ms} ms; slowest PutRecords {:?}",
+        *slowest.lock().unwrap()
+    );
+
+    // Every acknowledged record once, per-key order kept, sequence numbers rising on each
+    // shard across the cutover, and the source's records keep the source's numbers.
+    let origin = read_all(&src);
+    let served = read_all(&dst);
+    let mut seen = std::collections::HashSet::new();
+    for (shard, records) in &served {
+        let from_source = &origin[shard];
+        assert!(records.len() >= from_source.len(), "{shard}");
+        assert_eq!(
+            &records[..from_source.len()],
+            &from_source[..],
+            "{shard}: origin numbers"
+        );
+        for w in records.windows(2) {
+            assert_eq!(
+                cmp_seq(&w[0].0, &w[1].0),
+                std::cmp::Ordering::Less,
+                "{shard}: {} then {}",
+                w[0].0,
+                w[1].0
+            );
+        }
+        let mut last_by_key: BTreeMap<&str, &str> = BTreeMap::new();
+        for (_, key, data) in records {
+            assert!(seen.insert(data.clone()), "{data} twice");
+            if data.starts_with("record-1") {
+                if let Some(prev) = last_by_key.insert(key, data) {
+                    assert!(prev < data.as_str(), "{key}: {prev} before {data}");
+                }
+            }
+        }
+    }
+    let acked = acked.lock().unwrap();
+    assert!(acked.len() > 100, "{} writes", acked.len());
+    for d in acked.iter() {
+        assert!(seen.contains(d), "{d} acknowledged but not in the stream");
+    }
+    // Written after the cutover: not on the source.
+    let on_source: usize = origin.values().map(Vec::len).sum();
+    let served_n: usize = served.values().map(Vec::len).sum();
+    assert!(
+        served_n > on_source,
+        "{served_n} served, {on_source} on the source"
+    );
+
+    // A position held from the source resolves to the same place here, before and after a
+    // restart; Kafka producers may write now.
+    let after = |s: &Server| {
+        let it = s.ok(
+            "GetShardIterator",
+            json!({"StreamName": STREAM, "ShardId": "shardId-000000000000",
+                   "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": checkpoint}),
+        )["ShardIterator"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let page = s.ok("GetRecords", json!({"ShardIterator": it, "Limit": 1}));
+        page["Records"][0]["SequenceNumber"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let next = origin["shardId-000000000000"][500].0.clone();
+    assert_eq!(after(&dst), next);
+    dst.kill9();
+    dst.spawn();
+    assert_eq!(migration_status(&dst)["streams"][0]["state"], "cut-over");
+    assert_eq!(after(&dst), next);
+    let mut c = Conn::open(dst.kafka_port);
+    let (code, _) = produce(&mut c, STREAM, 0, batch(&[("k", "v")], None));
+    assert_eq!(code, 0, "produce after the cutover");
+    let out = dst.ok(
+        "PutRecord",
+        json!({"StreamName": STREAM, "Data": b64(b"after-restart"), "PartitionKey": "k"}),
+    );
+    let on_source_after: usize = read_all(&src).values().map(Vec::len).sum();
+    assert_eq!(
+        on_source_after, on_source,
+        "written to the source after the cutover"
+    );
+    assert!(out["SequenceNumber"].as_str().unwrap().len() >= 56);
 }

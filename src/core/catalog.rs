@@ -70,6 +70,11 @@ pub struct Shard {
     pub sealed_end: Option<i64>,
     /// Exact creation time; `created_secs` is its whole seconds.
     pub created_ms: i64,
+    /// A shard mirrored from a Kinesis source and cut over (`migrate/`): records below this
+    /// offset are the source's and keep its sequence numbers (their `kinesis.seq` header);
+    /// from it on strait numbers them, with a `created_secs` that sorts above them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_end: Option<i64>,
 }
 
 impl Shard {
@@ -91,6 +96,7 @@ impl Shard {
             closed_ms: None,
             sealed_end: None,
             created_ms,
+            origin_end: None,
         }
     }
 
@@ -125,6 +131,9 @@ pub struct Stream {
     /// Enhanced fan-out registrations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<super::fanout::Consumer>,
+    /// When a stream mirrored from a Kinesis source was cut over to this backend (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_over_ms: Option<i64>,
 }
 
 impl Stream {
@@ -204,6 +213,7 @@ mod tests {
             max_record_kib: 1024,
             key_hash,
             consumers: Vec::new(),
+            cut_over_ms: None,
             shards: uniform_ranges(0, MAX_HASH_KEY, n)
                 .into_iter()
                 .enumerate()
@@ -218,6 +228,7 @@ mod tests {
                     closed_ms: None,
                     sealed_end: None,
                     created_ms: 1000,
+                    origin_end: None,
                 })
                 .collect(),
         }

@@ -75,6 +75,9 @@ pub enum IteratorStart {
     Latest,
     AtSequence(SeqNo),
     AfterSequence(SeqNo),
+    /// A Kinesis source's sequence number, on a stream mirrored from it and cut over.
+    AtOrigin(String),
+    AfterOrigin(String),
     AtTimestamp(i64),
 }
 
@@ -462,6 +465,8 @@ impl Core {
                 seq.after_offset() as i64
             }
             IteratorStart::AtTimestamp(ts) => self.offset_at_time(stream, partition, *ts).await?,
+            IteratorStart::AtOrigin(seq) => self.origin_offset(stream, shard, seq, false).await?,
+            IteratorStart::AfterOrigin(seq) => self.origin_offset(stream, shard, seq, true).await?,
         };
         let offset = offset.clamp(offsets.log_start, end.max(offsets.log_start));
         Ok(self.signer.sign(&IteratorPosition {
@@ -611,14 +616,21 @@ impl Core {
                     bytes += size;
                     offset = r.offset + 1;
                     last_ts = Some(r.timestamp_ms);
-                    records.push(ReadRecord {
-                        sequence_number: SeqNo::record(
+                    // A mirrored record keeps its source's number (`origin.rs`).
+                    let sequence_number = match (&r.origin_sequence, shard.origin_end) {
+                        (Some(origin), Some(end)) if r.offset < end => {
+                            String::from_utf8_lossy(origin).into_owned()
+                        }
+                        _ => SeqNo::record(
                             partition,
                             r.offset as u64,
                             shard.created_secs,
                             (r.timestamp_ms.max(0) / 1000) as u64,
                         )
                         .to_string(),
+                    };
+                    records.push(ReadRecord {
+                        sequence_number,
                         arrival_ms: r.timestamp_ms,
                         partition_key: String::from_utf8_lossy(&key).into_owned(),
                         data,

@@ -10,6 +10,7 @@ pub mod hashing;
 pub mod iterator;
 mod key_mismatch;
 mod late_writes;
+pub mod origin;
 mod producers;
 mod reshard;
 pub mod seqno;

@@ -466,6 +466,7 @@ pub(super) fn new_stream(req: &CreateStreamRequest, shards: u32, created_ms: i64
         max_record_kib: req.max_record_kib.unwrap_or(1024),
         key_hash: req.key_hash,
         consumers: Vec::new(),
+        cut_over_ms: None,
         shards: uniform_ranges(0, MAX_HASH_KEY, shards)
             .into_iter()
             .enumerate()

@@ -3,6 +3,7 @@
 //! strait's credentials for the source); every other request is the core's. The body is read
 //! once here to find the stream it names. A GetRecords names only an iterator, and a ListShards
 //! continuation only a paging token: what strait did not sign itself came from the source.
+//! Writes wait while the stream is being cut over (`migrate/routes.rs`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,15 +16,13 @@ use super::passthrough::{self, Forwarder};
 use super::server::{self, error_response, Body, ReqBody};
 use super::traffic::{self, Names};
 use crate::core::iterator::IteratorError;
+use crate::migrate::routes::{Route, Routes};
 use crate::protocol::kinesis::codec::Protocol;
-
-/// Whether a stream is served by the migration's source.
-pub type FromSource = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 pub struct Split {
     pub local: Arc<Ctx>,
     pub source: Arc<Forwarder>,
-    pub from_source: FromSource,
+    pub routes: Arc<Routes>,
 }
 
 pub async fn handle(
@@ -45,17 +44,27 @@ pub async fn handle(
             return Ok(error_response(protocol, &e, &id));
         }
     };
+    let op = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(super::server::TARGET_PREFIX))
+        .unwrap_or("");
+    let core = &split.local.core;
+    let mut _in_flight = None;
     let to_source = match traffic::names(protocol, &body) {
-        Names::Stream(stream) => (split.from_source)(&stream),
+        Names::Stream(stream) if matches!(op, "PutRecord" | "PutRecords") => {
+            let (route, guard) = split.routes.write(&stream, core).await;
+            _in_flight = guard;
+            route == Route::Source
+        }
+        Names::Stream(stream) => split.routes.route(&stream, core) == Route::Source,
         Names::Iterator(it) => {
             let now = crate::clock::now_ms();
             // strait's own iterators, expired ones too, are answered here.
-            matches!(
-                split.local.core.signer().verify(&it, now),
-                Err(IteratorError::Invalid)
-            )
+            matches!(core.signer().verify(&it, now), Err(IteratorError::Invalid))
         }
-        Names::PageToken(token) => split.local.core.signer().open(&token).is_none(),
+        Names::PageToken(token) => core.signer().open(&token).is_none(),
         Names::Nothing => false,
     };
     let body = ReqBody::Read(body);

@@ -81,18 +81,61 @@ fn admin_url(config: &Path, admin: Option<&str>) -> Result<String, String> {
     Ok(format!("{host}:{}", addr.port()))
 }
 
-/// One HTTP/1.1 GET: (status, body).
+/// `strait migrate cutover` / `rollback`: asks the replica and waits for its answer; exit 0
+/// with the stream's new state, or non-zero with the reason.
+pub fn action(
+    config: &Path,
+    admin: Option<&str>,
+    stream: &str,
+    action: &str,
+    timeout: Option<u64>,
+) -> ExitCode {
+    let path = match timeout {
+        Some(t) => format!("/migration/{stream}/{action}?timeout={t}"),
+        None => format!("/migration/{stream}/{action}"),
+    };
+    let answer = admin_url(config, admin).and_then(|url| request(&url, "POST", &path));
+    match answer {
+        Ok((200, body)) => {
+            let state = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["state"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            println!("{stream}: {state}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            let why = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("HTTP {status}: {}", body.trim()));
+            eprintln!("strait migrate {action} {stream}: {why}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("strait migrate {action} {stream}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn get(host_port: &str, path: &str) -> Result<(u16, String), String> {
+    request(host_port, "GET", path)
+}
+
+/// One HTTP/1.1 request without a body: (status, body).
+fn request(host_port: &str, method: &str, path: &str) -> Result<(u16, String), String> {
     let addr = std::net::ToSocketAddrs::to_socket_addrs(host_port)
         .map_err(|e| format!("{host_port}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host_port}: no address"))?;
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("cannot reach the admin port at {host_port}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    // A cutover answers when it is done (its timeout is at most an hour).
+    s.set_read_timeout(Some(Duration::from_secs(3700))).ok();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| format!("{host_port}: {e}"))?;
     let mut raw = Vec::new();

@@ -6,10 +6,12 @@
 //! the partition's newest record: what landed is not copied again, and nothing is skipped.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
 
 use super::records::{batches, resume_after};
 use super::status::{ShardStatus, StreamState, StreamStatus};
@@ -33,15 +35,31 @@ const BACKOFF: [u64; 6] = [250, 500, 1_000, 2_000, 5_000, 10_000];
 
 /// One stream's mirror and what it has done.
 pub struct StreamMirror {
-    name: String,
+    pub(super) name: String,
     progress: Mutex<Progress>,
     started: Instant,
+    pub(super) phase: Mutex<Phase>,
+    /// Set to stop the copy loops (a cutover); they end before their next append.
+    stop: watch::Sender<bool>,
+    /// Copy loops (and the task setting them up) still running.
+    running: AtomicUsize,
+    /// Wakes copy loops waiting for their next poll (a cutover drains at once).
+    wake: Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Mirroring,
+    CuttingOver,
+    CutOver,
 }
 
 #[derive(Default)]
 struct Progress {
     shards: BTreeMap<u32, ShardProgress>,
     last_error: Option<String>,
+    /// How long the last cutover held writes (ms).
+    last_hold_ms: Option<u64>,
 }
 
 #[derive(Default, Clone)]
@@ -56,18 +74,24 @@ struct ShardProgress {
     read_once: bool,
     last_sequence_number: Option<String>,
     finished: bool,
+    /// When the newest read that found nothing new (at the source's newest record) began.
+    empty_since: Option<Instant>,
 }
 
 impl StreamMirror {
-    pub fn new(name: String) -> StreamMirror {
+    pub fn new(name: String, phase: Phase) -> StreamMirror {
         StreamMirror {
             name,
             progress: Mutex::new(Progress::default()),
             started: Instant::now(),
+            phase: Mutex::new(phase),
+            stop: watch::channel(false).0,
+            running: AtomicUsize::new(0),
+            wake: Notify::new(),
         }
     }
 
-    fn failed(&self, what: String) {
+    pub(super) fn failed(&self, what: String) {
         tracing::warn!(stream = %self.name, error = %what, "mirror");
         self.progress.lock().last_error = Some(what);
     }
@@ -76,7 +100,50 @@ impl StreamMirror {
         f(self.progress.lock().shards.entry(partition).or_default())
     }
 
+    pub(super) fn set_hold_ms(&self, ms: u64) {
+        self.progress.lock().last_hold_ms = Some(ms);
+    }
+
+    /// Whether every shard not finished has read the source's newest record, finding nothing
+    /// new, in a read that began after `since`.
+    pub(super) fn drained_since(&self, since: Instant) -> bool {
+        let p = self.progress.lock();
+        !p.shards.is_empty()
+            && p.shards
+                .values()
+                .all(|s| s.finished || s.empty_since.is_some_and(|t| t >= since))
+    }
+
+    /// The origin sequence number of each shard's newest mirrored record.
+    pub(super) fn newest_origins(&self) -> BTreeMap<u32, Option<String>> {
+        let p = self.progress.lock();
+        p.shards
+            .iter()
+            .map(|(&k, s)| (k, s.last_sequence_number.clone()))
+            .collect()
+    }
+
+    /// Copy loops poll now rather than at their next turn.
+    pub(super) fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Whether the copy loops were stopped.
+    pub(super) fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Stops the copy loops and returns once none runs.
+    pub(super) async fn stop(&self) {
+        self.stop.send_replace(true);
+        self.wake.notify_waiters();
+        while self.running.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn status(&self, caught_up_lag_records: u64) -> StreamStatus {
+        let phase = *self.phase.lock();
         let p = self.progress.lock();
         let secs = self.started.elapsed().as_secs_f64().max(1.0);
         let shards: Vec<ShardStatus> = p
@@ -110,21 +177,24 @@ impl StreamMirror {
             && lag_records <= caught_up_lag_records;
         StreamStatus {
             name: self.name.clone(),
-            state: if caught_up {
-                StreamState::CaughtUp
-            } else {
-                StreamState::Mirroring
+            state: match phase {
+                Phase::CutOver => StreamState::CutOver,
+                Phase::CuttingOver => StreamState::CuttingOver,
+                Phase::Mirroring if caught_up => StreamState::CaughtUp,
+                Phase::Mirroring => StreamState::Mirroring,
             },
             lag_records,
             lag_ms: shards.iter().map(|s| s.lag_ms).max().unwrap_or(0),
             mirrored_records: shards.iter().map(|s| s.mirrored_records).sum(),
             last_error: p.last_error.clone(),
+            last_cutover_hold_ms: p.last_hold_ms,
             shards,
         }
     }
 }
 
-/// Mirrors one stream until shutdown: sets the stream up, then copies every shard.
+/// Mirrors one stream until shutdown or a cutover stops it: sets the stream up, then
+/// copies every shard.
 pub async fn run(
     m: Arc<StreamMirror>,
     client: Arc<KinesisClient>,
@@ -132,6 +202,9 @@ pub async fn run(
     poll: Duration,
     closing: Closing,
 ) {
+    m.stop.send_replace(false);
+    m.running.fetch_add(1, Ordering::SeqCst);
+    let _running = Running(&m.running);
     let mut attempt = 0;
     let shards = loop {
         match prepare(&m, &client, &core).await {
@@ -140,7 +213,7 @@ pub async fn run(
                 m.failed(e);
                 let wait = Duration::from_millis(BACKOFF[attempt.min(BACKOFF.len() - 1)]);
                 attempt += 1;
-                if sleep_or_closed(wait, &closing).await {
+                if sleep_or_closed(wait, &closing).await || *m.stop.borrow() {
                     return;
                 }
             }
@@ -260,6 +333,8 @@ async fn copy_shard(
     poll: Duration,
     closing: Closing,
 ) {
+    m.running.fetch_add(1, Ordering::SeqCst);
+    let _running = Running(&m.running);
     let mut attempt = 0usize;
     loop {
         let copied = copy_from_tail(
@@ -279,7 +354,7 @@ async fn copy_shard(
                 m.failed(format!("shard {shard_id}: {e}"));
                 let wait = Duration::from_millis(BACKOFF[attempt.min(BACKOFF.len() - 1)]);
                 attempt += 1;
-                if sleep_or_closed(wait, &closing).await {
+                if sleep_or_closed(wait, &closing).await || *m.stop.borrow() {
                     return;
                 }
             }
@@ -327,9 +402,10 @@ async fn copy_from_tail(
         .map_err(|e| format!("GetShardIterator: {e}"))?;
     let mut iterator = it.shard_iterator;
     loop {
-        if *closing.borrow() {
+        if *closing.borrow() || *m.stop.borrow() {
             return Ok(());
         }
+        let read_started = Instant::now();
         let page: GetRecordsOutput = match client
             .call_fast(
                 "GetRecords",
@@ -353,6 +429,10 @@ async fn copy_from_tail(
             Err(e) => return Err(format!("GetRecords: {e}")),
         };
         for b in batches(&page.records) {
+            // A cutover stopped the mirror: it took the log's end as the source's end.
+            if *m.stop.borrow() {
+                return Ok(());
+            }
             log.append(stream, partition, b.batch)
                 .await
                 .map_err(|e| format!("appending to partition {partition}: {e}"))?;
@@ -370,6 +450,9 @@ async fn copy_from_tail(
             s.lag_ms = page.millis_behind_latest;
             s.at_tip = at_tip;
             s.read_once = true;
+            if n == 0 && page.millis_behind_latest == 0 {
+                s.empty_since = Some(read_started);
+            }
         });
         {
             let mut p = m.progress.lock();
@@ -388,8 +471,14 @@ async fn copy_from_tail(
                 return Ok(());
             }
         }
-        if (n == 0 || at_tip) && sleep_or_closed(poll, closing).await {
-            return Ok(());
+        if n == 0 || at_tip {
+            let wake = m.wake.notified();
+            tokio::select! {
+                closed = sleep_or_closed(poll, closing) => if closed {
+                    return Ok(());
+                },
+                _ = wake => {}
+            }
         }
     }
 }
@@ -422,6 +511,15 @@ async fn newest_origin(
             "partition {partition} has records up to offset {} but none could be read",
             offsets.high_watermark - 1
         )),
+    }
+}
+
+/// Counts a running task down when it ends, however it ends.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -8,11 +8,14 @@
 //! records, in the source's order, and the last one says where to resume.
 
 pub mod cli;
+mod cutover;
 mod mirror;
 mod records;
+pub mod routes;
 mod status;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend::kinesis::client::{KinesisClient, Wire};
 use crate::backend::kinesis::upstream::Upstream;
@@ -20,13 +23,18 @@ use crate::config::{KinesisWire, MigrationConfig};
 use crate::core::Core;
 use crate::listener::Closing;
 
+use mirror::Phase;
+use routes::Routes;
 pub use status::{MigrationStatus, ShardStatus, StreamState, StreamStatus};
 
-/// Holds client writes to every stream being mirrored; called as the core opens, before
-/// any front end serves.
+/// Holds client writes to every stream being mirrored and not yet cut over; called as the
+/// core opens, before any front end serves.
 pub fn hold_writes(cfg: &MigrationConfig, core: &Core) {
     let source = cfg.source.client_config().endpoint_url();
     for name in &cfg.streams {
+        if core.stream(name).is_ok_and(|s| s.cut_over_ms.is_some()) {
+            continue;
+        }
         core.hold_writes(
             name,
             format!("Stream {name} is being migrated: its source ({source}) takes its writes until it is cut over."),
@@ -38,13 +46,20 @@ pub fn hold_writes(cfg: &MigrationConfig, core: &Core) {
 pub struct Migration {
     streams: Vec<Arc<mirror::StreamMirror>>,
     caught_up_lag_records: u64,
+    max_cutover_lag_records: u64,
+    core: Arc<Core>,
+    routes: Arc<Routes>,
+    client: Arc<KinesisClient>,
+    poll: Duration,
+    closing: Closing,
 }
 
 impl Migration {
-    /// Starts mirroring every configured stream into `core`'s log.
+    /// Starts mirroring every configured stream not yet cut over into `core`'s log.
     pub async fn start(
         cfg: &MigrationConfig,
         core: Arc<Core>,
+        routes: Arc<Routes>,
         closing: Closing,
     ) -> Result<Arc<Migration>, String> {
         let upstream = Arc::new(Upstream::new(&cfg.source.client_config())?);
@@ -56,23 +71,52 @@ impl Migration {
         };
         let client = Arc::new(KinesisClient::new(upstream.clone(), wire));
         tracing::info!(source = %upstream.endpoint(), streams = ?cfg.streams, "mirroring streams from the Kinesis source");
-        let poll = std::time::Duration::from_millis(cfg.source.poll_interval_ms);
+        let mut migration = Migration {
+            streams: Vec::new(),
+            caught_up_lag_records: cfg.caught_up_lag_records,
+            max_cutover_lag_records: cfg.max_cutover_lag_records,
+            core,
+            routes,
+            client,
+            poll: Duration::from_millis(cfg.source.poll_interval_ms),
+            closing,
+        };
         let mut streams = Vec::new();
         for name in &cfg.streams {
-            let m = Arc::new(mirror::StreamMirror::new(name.clone()));
-            tokio::spawn(mirror::run(
-                m.clone(),
-                client.clone(),
-                core.clone(),
-                poll,
-                closing.clone(),
-            ));
+            let cut_over = migration
+                .core
+                .stream(name)
+                .is_ok_and(|s| s.cut_over_ms.is_some());
+            let phase = if cut_over {
+                Phase::CutOver
+            } else {
+                Phase::Mirroring
+            };
+            let m = Arc::new(mirror::StreamMirror::new(name.clone(), phase));
+            if !cut_over {
+                migration.spawn_mirror(&m);
+            }
             streams.push(m);
         }
-        Ok(Arc::new(Migration {
-            streams,
-            caught_up_lag_records: cfg.caught_up_lag_records,
-        }))
+        migration.streams = streams;
+        Ok(Arc::new(migration))
+    }
+
+    /// Starts `m`'s mirror again (after a cutover that stopped it failed).
+    fn spawn_mirror_of(&self, m: &mirror::StreamMirror) {
+        if let Some(m) = self.streams.iter().find(|s| s.name == m.name) {
+            self.spawn_mirror(m);
+        }
+    }
+
+    fn spawn_mirror(&self, m: &Arc<mirror::StreamMirror>) {
+        tokio::spawn(mirror::run(
+            m.clone(),
+            self.client.clone(),
+            self.core.clone(),
+            self.poll,
+            self.closing.clone(),
+        ));
     }
 
     /// Every stream's state and lag.
@@ -84,5 +128,16 @@ impl Migration {
                 .map(|m| m.status(self.caught_up_lag_records))
                 .collect(),
         }
+    }
+
+    /// Cuts `stream` over (`cutover.rs`): its state after, or why it was not done.
+    pub async fn cutover(&self, stream: &str, timeout: Duration) -> Result<StreamStatus, String> {
+        let m = self
+            .streams
+            .iter()
+            .find(|m| m.name == stream)
+            .ok_or_else(|| format!("{stream} is not among migration.streams"))?;
+        cutover::run(self, m, timeout).await?;
+        Ok(m.status(self.caught_up_lag_records))
     }
 }

@@ -11,8 +11,7 @@ use crate::protocol::kafka::records::{encode_batch_with_headers, NewRecord};
 use crate::protocol::kinesis::aggregation;
 use crate::protocol::kinesis::shapes::Record;
 
-/// The source record's sequence number.
-pub const ORIGIN_SEQ_HEADER: &str = "kinesis.seq";
+pub use crate::protocol::kafka::records::ORIGIN_SEQ_HEADER;
 /// A KPL user record's sub-sequence number: its index in the aggregate.
 pub const ORIGIN_SUBSEQ_HEADER: &str = "kinesis.subseq";
 /// The source's ApproximateArrivalTimestamp in ms (a topic stamped with the broker's

@@ -44,6 +44,9 @@ pub struct StreamStatus {
     pub mirrored_records: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// How long the last cutover held this stream's writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cutover_hold_ms: Option<u64>,
     pub shards: Vec<ShardStatus>,
 }
 

@@ -124,6 +124,9 @@ async fn answer(
         *r.status_mut() = status;
         r
     };
+    if req.method() == Method::POST {
+        return Ok(migration_action(migration, req).await);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n"));
     }
@@ -154,9 +157,69 @@ async fn answer(
         },
         "/readyz" if ready.get() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, ready.why_not()),
+        path if path.starts_with("/migration/") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n")
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /metrics, /healthz, /readyz or /migration\n",
         ),
     })
+}
+
+/// `POST /migration/STREAM/cutover[?timeout=SECS]` (and `.../rollback`): 200 with the
+/// stream's status entry, or 409 with `{"error": "..."}`.
+async fn migration_action(
+    migration: MigrationSlot,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let json = |status: StatusCode, body: serde_json::Value| {
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let path = req.uri().path().to_string();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (stream, action) = match parts.as_slice() {
+        ["migration", stream, action] => (stream.to_string(), *action),
+        _ => {
+            let e = serde_json::json!({"error": "POST /migration/STREAM/cutover or /migration/STREAM/rollback"});
+            return json(StatusCode::NOT_FOUND, e);
+        }
+    };
+    let Some(m) = migration.get() else {
+        let e = serde_json::json!({"error": "no migration: migration.streams is empty, or the backend is not open yet"});
+        return json(StatusCode::CONFLICT, e);
+    };
+    let timeout = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("timeout=")))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(60)
+        .clamp(1, 3600);
+    let result = match action {
+        "cutover" => {
+            m.cutover(&stream, std::time::Duration::from_secs(timeout))
+                .await
+        }
+        "rollback" => Err(format!(
+            "rolling {stream} back to its source is not built yet: strait does not mirror a cut-over stream's new records back to Kinesis"
+        )),
+        other => {
+            let e = serde_json::json!({"error": format!("unknown action {other:?}: cutover or rollback")});
+            return json(StatusCode::NOT_FOUND, e);
+        }
+    };
+    match result {
+        Ok(entry) => json(
+            StatusCode::OK,
+            serde_json::to_value(entry).expect("status serialises"),
+        ),
+        Err(e) => json(StatusCode::CONFLICT, serde_json::json!({ "error": e })),
+    }
 }

@@ -255,11 +255,27 @@ pub fn iterator_start(
             ))
         })
     };
+    // On a shard mirrored from a Kinesis source and cut over, a number that is not strait's
+    // own for it is the source's (`core/origin.rs`).
+    let origin = || -> Option<String> {
+        let s = starting_sequence_number?;
+        let stream = ctx.core.stream(name).ok()?;
+        let sh = stream.shard(crate::core::catalog::parse_shard_id(shard)?)?;
+        sh.origin_end?;
+        let ours = SeqNo::parse(s).is_some_and(|q| q.shard_create_secs == sh.created_secs);
+        (!ours && is_decimal_sequence(s)).then(|| s.to_string())
+    };
     let start = match kind {
         "TRIM_HORIZON" => IteratorStart::TrimHorizon,
         "LATEST" => IteratorStart::Latest,
-        "AT_SEQUENCE_NUMBER" => IteratorStart::AtSequence(seq("AT_SEQUENCE_NUMBER")?),
-        "AFTER_SEQUENCE_NUMBER" => IteratorStart::AfterSequence(seq("AFTER_SEQUENCE_NUMBER")?),
+        "AT_SEQUENCE_NUMBER" => match origin() {
+            Some(s) => IteratorStart::AtOrigin(s),
+            None => IteratorStart::AtSequence(seq("AT_SEQUENCE_NUMBER")?),
+        },
+        "AFTER_SEQUENCE_NUMBER" => match origin() {
+            Some(s) => IteratorStart::AfterOrigin(s),
+            None => IteratorStart::AfterSequence(seq("AFTER_SEQUENCE_NUMBER")?),
+        },
         "AT_TIMESTAMP" => {
             let at = timestamp
                 .ok_or_else(|| {

@@ -14,6 +14,8 @@ use kafka_protocol::records::{
 
 /// The header that carries a Kinesis ExplicitHashKey through Kafka.
 pub const EHK_HEADER: &str = "kinesis.ehk";
+/// A record mirrored from a Kinesis source (`migrate/`): its sequence number there.
+pub const ORIGIN_SEQ_HEADER: &str = "kinesis.seq";
 
 /// A record to append.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct StoredRecord {
     pub timestamp_ms: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
+    /// The `kinesis.seq` header, when the record has one.
+    pub origin_sequence: Option<Bytes>,
 }
 
 /// Encodes records as one uncompressed RecordBatch v2 with base offset 0; the log assigns
@@ -107,6 +111,11 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
         .map(|r| StoredRecord {
             offset: r.offset,
             timestamp_ms: append_time.unwrap_or(r.timestamp),
+            origin_sequence: r
+                .headers
+                .iter()
+                .find(|(k, _)| k.as_str() == ORIGIN_SEQ_HEADER)
+                .and_then(|(_, v)| v.clone()),
             key: r.key,
             value: r.value,
         })

@@ -1,0 +1,111 @@
+//! Cutting a mirrored stream over to the backend: refused while the mirror lags more than
+//! `max_cutover_lag_records`; otherwise the stream's writes are held (those already on
+//! their way to the source answered first), the mirror drains to the source's newest record,
+//! stops, and the catalog records where the source's records end. Then the stream is served
+//! here and the held writes go on, to the backend. A failure or timeout before the catalog
+//! is written leaves the stream as it was, mirroring, with the reason as `last_error`.
+
+use std::time::{Duration, Instant};
+
+use super::mirror::{Phase, StreamMirror};
+use super::Migration;
+use crate::core::origin::OriginEnd;
+use crate::core::seqno::SeqNo;
+
+pub(super) async fn run(
+    mig: &Migration,
+    m: &StreamMirror,
+    timeout: Duration,
+) -> Result<(), String> {
+    {
+        // Read before the phase is locked: the status reads the phase too.
+        let st = m.status(mig.caught_up_lag_records);
+        let mut phase = m.phase.lock();
+        match *phase {
+            Phase::CutOver => return Ok(()),
+            Phase::CuttingOver => return Err(format!("a cutover of {} is under way", m.name)),
+            Phase::Mirroring => {}
+        }
+        if st.shards.is_empty() {
+            return Err(format!(
+                "the mirror of {} has not started: {}",
+                m.name,
+                st.last_error.as_deref().unwrap_or("no shard read yet")
+            ));
+        }
+        if st.lag_records > mig.max_cutover_lag_records {
+            return Err(format!(
+                "the mirror of {} lags {} records, above max_cutover_lag_records ({})",
+                m.name, st.lag_records, mig.max_cutover_lag_records
+            ));
+        }
+        *phase = Phase::CuttingOver;
+    }
+    let held = Instant::now();
+    let outcome = tokio::time::timeout(timeout, switch(mig, m)).await;
+    let outcome = match outcome {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the cutover of {} did not finish within {} s",
+            m.name,
+            timeout.as_secs()
+        )),
+    };
+    let hold_ms = held.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(()) => {
+            mig.core.release_writes(&m.name);
+            *m.phase.lock() = Phase::CutOver;
+            mig.routes.release(&m.name);
+            m.set_hold_ms(hold_ms);
+            tracing::info!(stream = %m.name, hold_ms, "stream cut over: served by the backend from now on");
+            Ok(())
+        }
+        Err(e) => {
+            *m.phase.lock() = Phase::Mirroring;
+            mig.routes.release(&m.name);
+            // The switch may have stopped the mirror before it failed.
+            if m.stopped() {
+                mig.spawn_mirror_of(m);
+            }
+            m.failed(format!("cutover: {e}"));
+            Err(e)
+        }
+    }
+}
+
+/// Holds writes, drains, stops the mirror and records the switch in the catalog.
+async fn switch(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
+    mig.routes.hold(&m.name).await;
+    let drain_from = Instant::now();
+    loop {
+        m.wake();
+        if m.drained_since(drain_from) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    m.stop().await;
+    let log = mig.core.log();
+    let mut ends = Vec::new();
+    for (partition, newest) in m.newest_origins() {
+        let end = log
+            .offsets(&m.name, partition)
+            .await
+            .map_err(|e| format!("reading partition {partition}'s end: {e}"))?
+            .high_watermark;
+        let origin_created_secs = newest
+            .as_deref()
+            .and_then(SeqNo::parse)
+            .map(|q| q.shard_create_secs);
+        ends.push(OriginEnd {
+            partition,
+            end,
+            origin_created_secs,
+        });
+    }
+    mig.core
+        .cut_over(&m.name, &ends)
+        .await
+        .map_err(|e| format!("recording the cutover in the catalog: {e}"))
+}
