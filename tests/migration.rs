@@ -285,6 +285,32 @@ fn clients_of_a_stream_being_migrated_reach_the_source() {
         table.contains("orders") && table.contains("caught-up"),
         "{table}"
     );
+    // And the metrics, per shard.
+    let metrics = admin_get(&dst, "/metrics");
+    assert!(
+        metrics.contains(r#"strait_migration_state{state="caught-up",stream="orders"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"strait_migration_lag_records{shard="shardId-000000000001",stream="orders"} 0"#
+        ),
+        "{metrics}"
+    );
+}
+
+/// A GET on the admin port: the body.
+fn admin_get(s: &Server, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.admin_port)).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
 #[test]

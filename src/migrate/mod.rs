@@ -99,7 +99,15 @@ impl Migration {
             streams.push(m);
         }
         migration.streams = streams;
-        Ok(Arc::new(migration))
+        let migration = Arc::new(migration);
+        let weak = Arc::downgrade(&migration);
+        crate::observe::metrics().on_scrape(Box::new(move || {
+            if let Some(m) = weak.upgrade() {
+                m.set_gauges();
+            }
+            Box::pin(async {})
+        }));
+        Ok(migration)
     }
 
     /// Starts `m`'s mirror again (after a cutover that stopped it failed).
@@ -117,6 +125,29 @@ impl Migration {
             self.poll,
             self.closing.clone(),
         ));
+    }
+
+    fn set_gauges(&self) {
+        let metrics = crate::observe::metrics();
+        metrics.migration_state.reset();
+        for s in self.status().streams {
+            metrics
+                .migration_state
+                .with_label_values(&[&s.name, s.state.as_str()])
+                .set(1);
+            for sh in &s.shards {
+                let labels = [s.name.as_str(), sh.shard_id.as_str()];
+                let lag = i64::try_from(sh.lag_records).unwrap_or(i64::MAX);
+                metrics
+                    .migration_lag_records
+                    .with_label_values(&labels)
+                    .set(lag);
+                metrics
+                    .migration_lag_ms
+                    .with_label_values(&labels)
+                    .set(sh.lag_ms);
+            }
+        }
     }
 
     /// Every stream's state and lag.

@@ -80,6 +80,10 @@ pub struct Metrics {
     pub group_lag: IntGaugeVec,
     /// How far behind each EFO consumer is, the largest over its open subscriptions.
     pub efo_behind: IntGaugeVec,
+    /// Set on scrape: each migrated shard's mirror lag, and each stream's state.
+    pub migration_lag_records: IntGaugeVec,
+    pub migration_lag_ms: IntGaugeVec,
+    pub migration_state: IntGaugeVec,
     efo_subscriptions_lag: Mutex<HashMap<u64, Arc<EfoLagState>>>,
     next_efo_id: AtomicU64,
     hooks: Mutex<Vec<Arc<ScrapeHook>>>,
@@ -317,6 +321,24 @@ impl Metrics {
                 "strait_efo_consumer_millis_behind_latest",
                 "MillisBehindLatest of the newest event sent to an EFO consumer, plus how long the event being sent has waited for the client to take it; the largest over the consumer's open subscriptions.",
                 &["stream", "consumer"],
+            ),
+            migration_lag_records: gauge(
+                &r,
+                "strait_migration_lag_records",
+                "Records on the Kinesis source a shard's mirror has not copied yet (0 once it read the newest; otherwise estimated from MillisBehindLatest and the copy rate).",
+                &["stream", "shard"],
+            ),
+            migration_lag_ms: gauge(
+                &r,
+                "strait_migration_lag_millis",
+                "MillisBehindLatest of a shard mirror's last read of the Kinesis source.",
+                &["stream", "shard"],
+            ),
+            migration_state: gauge(
+                &r,
+                "strait_migration_state",
+                "1 for the state each migrated stream is in (mirroring, caught-up, cutting-over, cut-over).",
+                &["stream", "state"],
             ),
             efo_subscriptions_lag: Mutex::new(HashMap::new()),
             next_efo_id: AtomicU64::new(0),
