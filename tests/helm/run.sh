@@ -122,7 +122,7 @@ fi
 
 # --- lint --------------------------------------------------------------------------------------
 check "helm lint --strict helm/strait" "$HELM" lint --strict "$CHART"
-for f in values-embedded.yaml values-kafka.yaml; do
+for f in values-embedded.yaml values-kafka.yaml values-migration.yaml; do
     check "helm lint --strict helm/strait -f examples/$f" "$HELM" lint --strict "$CHART" -f "$EXAMPLES/$f"
 done
 check "helm dependency build examples/app-with-sidecar (file:// dependency, offline)" \
