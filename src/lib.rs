@@ -267,10 +267,17 @@ async fn start_kinesis(
     let upstream = Arc::new(backend::kinesis::upstream::Upstream::new(
         &m.source.client_config(),
     )?);
+    let forwarder = Arc::new(kinesis::passthrough::Forwarder::new(upstream));
     let split = kinesis::split::Split {
         local: ctx,
-        source: Arc::new(kinesis::passthrough::Forwarder::new(upstream)),
-        routes: routes.clone(),
+        source: Arc::new(move |parts, body| {
+            Box::pin(kinesis::passthrough::handle_parts(
+                forwarder.clone(),
+                parts,
+                body,
+            ))
+        }),
+        routes: Arc::new(routes.clone()),
     };
     serve_kinesis(
         config,

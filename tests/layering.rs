@@ -107,6 +107,24 @@ const LAYERS: &[(&str, &[&str])] = &[
             "listener",
         ],
     ),
+    // Live migration: a Kinesis client (the backend's) reading the source, the core's log as
+    // the target, and the traits the front ends and the admin port ask it through.
+    (
+        "migrate",
+        &[
+            "core",
+            "backend",
+            "backend::kinesis::client",
+            "backend::kinesis::upstream",
+            "kinesis::split",
+            "observe::admin",
+            "protocol::*",
+            "clock",
+            "config",
+            "observe::metrics",
+            "listener",
+        ],
+    ),
     // The one place a front end talks to a backend's connections (DESIGN principle 4).
     (
         "kafka::passthrough",

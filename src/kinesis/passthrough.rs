@@ -60,7 +60,7 @@ pub async fn handle(
 }
 
 /// `handle`, for a request already taken apart.
-pub(super) async fn handle_parts(
+pub async fn handle_parts(
     fwd: Arc<Forwarder>,
     parts: http::request::Parts,
     body: ReqBody,

@@ -66,7 +66,7 @@ pub enum ReqBody {
 }
 
 impl ReqBody {
-    pub(super) async fn read(self) -> Result<(Bytes, Option<HeldBytes>), ApiError> {
+    pub async fn read(self) -> Result<(Bytes, Option<HeldBytes>), ApiError> {
         match self {
             ReqBody::Unread(body, max_body) => {
                 let (b, held) = read_body(body, max_body).await?;

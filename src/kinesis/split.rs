@@ -12,17 +12,37 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use super::ops::Ctx;
-use super::passthrough::{self, Forwarder};
 use super::server::{self, error_response, Body, ReqBody};
 use super::traffic::{self, Names};
 use crate::core::iterator::IteratorError;
-use crate::migrate::routes::{Route, Routes};
+use crate::core::Core;
 use crate::protocol::kinesis::codec::Protocol;
+
+/// Which streams the source serves and whether a write must wait (`migrate/routes.rs`).
+#[async_trait::async_trait]
+pub trait StreamRoutes: Send + Sync {
+    /// Whether a request for `stream` (not a write) goes to the source.
+    fn to_source(&self, stream: &str, core: &Core) -> bool;
+    /// Where a write to `stream` goes, once no cutover holds it (true: the source), and a
+    /// guard to hold until the source has answered it.
+    async fn write(&self, stream: &str, core: &Core) -> (bool, Option<Box<dyn Send>>);
+}
+
+/// The pass-through to the source, for a request already taken apart: handed in by whoever
+/// starts the listener, so this module does not depend on it.
+pub type ForwardParts = Arc<
+    dyn Fn(
+            http::request::Parts,
+            ReqBody,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>
+        + Send
+        + Sync,
+>;
 
 pub struct Split {
     pub local: Arc<Ctx>,
-    pub source: Arc<Forwarder>,
-    pub routes: Arc<Routes>,
+    pub source: ForwardParts,
+    pub routes: Arc<dyn StreamRoutes>,
 }
 
 pub async fn handle(
@@ -54,11 +74,11 @@ pub async fn handle(
     let mut _in_flight = None;
     let to_source = match traffic::names(protocol, &body) {
         Names::Stream(stream) if matches!(op, "PutRecord" | "PutRecords") => {
-            let (route, guard) = split.routes.write(&stream, core).await;
+            let (to_source, guard) = split.routes.write(&stream, core).await;
             _in_flight = guard;
-            route == Route::Source
+            to_source
         }
-        Names::Stream(stream) => split.routes.route(&stream, core) == Route::Source,
+        Names::Stream(stream) => split.routes.to_source(&stream, core),
         Names::Iterator(it) => {
             let now = crate::clock::now_ms();
             // strait's own iterators, expired ones too, are answered here.
@@ -69,7 +89,7 @@ pub async fn handle(
     };
     let body = ReqBody::Read(body);
     Ok(if to_source {
-        passthrough::handle_parts(split.source.clone(), parts, body).await
+        (split.source)(parts, body).await
     } else {
         server::handle_parts(split.local.clone(), parts, body).await
     })

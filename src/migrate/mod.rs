@@ -172,3 +172,40 @@ impl Migration {
         Ok(m.status(self.caught_up_lag_records))
     }
 }
+
+#[async_trait::async_trait]
+impl crate::observe::admin::MigrationAdmin for Migration {
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(Migration::status(self)).expect("status serialises")
+    }
+
+    async fn act(
+        &self,
+        stream: &str,
+        action: &str,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, String> {
+        let entry = match action {
+            "cutover" => self.cutover(stream, timeout).await?,
+            _ => return Err(format!(
+                "rolling {stream} back to its source is not built yet: strait does not mirror a cut-over stream's new records back to Kinesis"
+            )),
+        };
+        Ok(serde_json::to_value(entry).expect("status serialises"))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::kinesis::split::StreamRoutes for Arc<Routes> {
+    fn to_source(&self, stream: &str, core: &Core) -> bool {
+        self.route(stream, core) == routes::Route::Source
+    }
+
+    async fn write(&self, stream: &str, core: &Core) -> (bool, Option<Box<dyn Send>>) {
+        let (route, guard) = Routes::write(self, stream, core).await;
+        (
+            route == routes::Route::Source,
+            guard.map(|g| Box::new(g) as Box<dyn Send>),
+        )
+    }
+}

@@ -17,10 +17,24 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::listener::{Closing, Connections};
-use crate::migrate::Migration;
+
+/// What the admin port asks of a running migration (`migrate/`), which is started after the
+/// listener and handed in through `MigrationSlot`.
+#[async_trait::async_trait]
+pub trait MigrationAdmin: Send + Sync {
+    /// The status document (`{"streams": [...]}`).
+    fn status(&self) -> serde_json::Value;
+    /// Runs `action` (`cutover`, `rollback`) on `stream`: the stream's status entry, or why not.
+    async fn act(
+        &self,
+        stream: &str,
+        action: &str,
+        timeout: std::time::Duration,
+    ) -> Result<serde_json::Value, String>;
+}
 
 /// The migration, once it has started (the admin listener comes up before it).
-pub type MigrationSlot = Arc<std::sync::OnceLock<Arc<Migration>>>;
+pub type MigrationSlot = Arc<std::sync::OnceLock<Arc<dyn MigrationAdmin>>>;
 
 /// Whether strait is ready to take traffic: its listeners serve, and its backend (when it
 /// is a remote one) answers.
@@ -202,24 +216,16 @@ async fn migration_action(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(60)
         .clamp(1, 3600);
-    let result = match action {
-        "cutover" => {
-            m.cutover(&stream, std::time::Duration::from_secs(timeout))
-                .await
-        }
-        "rollback" => Err(format!(
-            "rolling {stream} back to its source is not built yet: strait does not mirror a cut-over stream's new records back to Kinesis"
-        )),
-        other => {
-            let e = serde_json::json!({"error": format!("unknown action {other:?}: cutover or rollback")});
-            return json(StatusCode::NOT_FOUND, e);
-        }
-    };
-    match result {
-        Ok(entry) => json(
-            StatusCode::OK,
-            serde_json::to_value(entry).expect("status serialises"),
-        ),
+    if !matches!(action, "cutover" | "rollback") {
+        let e =
+            serde_json::json!({"error": format!("unknown action {action:?}: cutover or rollback")});
+        return json(StatusCode::NOT_FOUND, e);
+    }
+    match m
+        .act(&stream, action, std::time::Duration::from_secs(timeout))
+        .await
+    {
+        Ok(entry) => json(StatusCode::OK, entry),
         Err(e) => json(StatusCode::CONFLICT, serde_json::json!({ "error": e })),
     }
 }
