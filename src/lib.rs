@@ -268,7 +268,9 @@ async fn start_kinesis(
         &m.source.client_config(),
     )?);
     let forwarder = Arc::new(kinesis::passthrough::Forwarder::new(upstream));
+    let iterators = forwarder.clone();
     let split = kinesis::split::Split {
+        source_iterators: Arc::new(move |it: &str| iterators.iterator_stream(it)),
         local: ctx,
         source: Arc::new(move |parts, body| {
             Box::pin(kinesis::passthrough::handle_parts(

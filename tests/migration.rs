@@ -270,6 +270,17 @@ fn clients_of_a_stream_being_migrated_reach_the_source() {
     // A source iterator's continuation goes to the source too, after strait restarts or
     // not: strait did not sign it.
     wait_caught_up(&dst, 0, 11);
+    // Resharding through strait waits for the cutover: the mirror does not follow it yet.
+    let (code, body) = dst.json(
+        "SplitShard",
+        json!({"StreamName": STREAM, "ShardToSplit": "shardId-000000000000",
+               "NewStartingHashKey": "1000"}),
+    );
+    assert_eq!(
+        (code, body["__type"].as_str()),
+        (400, Some("ResourceInUseException")),
+        "{body}"
+    );
     // Kafka producers are refused: the source is the stream's only writer until cutover.
     let mut c = Conn::open(dst.kafka_port);
     let (code, _) = produce(&mut c, STREAM, 0, batch(&[("k", "v")], None));
@@ -419,6 +430,14 @@ fn cutover_while_writes_continue_keeps_every_record_order_and_positions() {
         })
     };
     std::thread::sleep(Duration::from_millis(500));
+    // A poller on the source, through strait.
+    let source_iterator = dst.ok(
+        "GetShardIterator",
+        json!({"StreamName": STREAM, "ShardId": "shardId-000000000001", "ShardIteratorType": "LATEST"}),
+    )["ShardIterator"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (ok, out, err) = cutover(&dst, STREAM);
     assert!(ok, "cutover failed: {err}");
     assert!(out.contains("cut-over"), "{out}");
@@ -429,6 +448,13 @@ fn cutover_while_writes_continue_keeps_every_record_order_and_positions() {
     let m = &st["streams"][0];
     assert_eq!(m["state"], "cut-over", "{st}");
     let hold_ms = m["last_cutover_hold_ms"].as_u64().unwrap();
+    // The poller still on the source is told its iterator expired, so it asks again here.
+    let (code, body) = dst.json("GetRecords", json!({"ShardIterator": source_iterator}));
+    assert_eq!(
+        (code, body["__type"].as_str()),
+        (400, Some("ExpiredIteratorException")),
+        "{body}"
+    );
     eprintln!(
         "cutover: writes held {hold_ms} ms; slowest PutRecords {:?}",
         *slowest.lock().unwrap()
@@ -515,4 +541,38 @@ fn cutover_while_writes_continue_keeps_every_record_order_and_positions() {
         "written to the source after the cutover"
     );
     assert!(out["SequenceNumber"].as_str().unwrap().len() >= 56);
+}
+
+#[test]
+fn a_source_resharded_under_the_mirror_is_not_cut_over() {
+    let src = source();
+    put(&src, 0, 100);
+    let dst = target(&src);
+    wait_caught_up(&dst, 0, 100);
+    // Resharded on the source itself: the parent shard ends, and its children are not
+    // followed yet.
+    src.ok(
+        "SplitShard",
+        json!({"StreamName": STREAM, "ShardToSplit": "shardId-000000000000",
+               "NewStartingHashKey": "1000"}),
+    );
+    put(&src, 100, 100);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, _, err) = cutover(&dst, STREAM);
+        if !ok && err.contains("resharded") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cutover not refused: {ok} {err}");
+        assert!(!ok, "a resharded source was cut over");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let st = migration_status(&dst);
+    assert_eq!(st["streams"][0]["state"], "mirroring", "{st}");
+    assert!(
+        st["streams"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("resharded")),
+        "{st}"
+    );
 }

@@ -126,7 +126,7 @@ impl Default for MigrationSource {
             credentials: "default".into(),
             ca_bundle: None,
             wire: KinesisWire::Auto,
-            poll_interval_ms: 250,
+            poll_interval_ms: 1000,
         }
     }
 }

@@ -615,12 +615,16 @@ impl Core {
                     }
                     bytes += size;
                     offset = r.offset + 1;
-                    last_ts = Some(r.timestamp_ms);
-                    // A mirrored record keeps its source's number (`origin.rs`).
-                    let sequence_number = match (&r.origin_sequence, shard.origin_end) {
-                        (Some(origin), Some(end)) if r.offset < end => {
-                            String::from_utf8_lossy(origin).into_owned()
-                        }
+                    // A mirrored record keeps its source's number and arrival time
+                    // (`origin.rs`).
+                    let mirrored = shard.origin_end.is_some_and(|end| r.offset < end);
+                    let arrival_ms = match r.origin_arrival_ms {
+                        Some(ms) if mirrored => ms,
+                        _ => r.timestamp_ms,
+                    };
+                    last_ts = Some(arrival_ms);
+                    let sequence_number = match &r.origin_sequence {
+                        Some(origin) if mirrored => String::from_utf8_lossy(origin).into_owned(),
                         _ => SeqNo::record(
                             partition,
                             r.offset as u64,
@@ -631,7 +635,7 @@ impl Core {
                     };
                     records.push(ReadRecord {
                         sequence_number,
-                        arrival_ms: r.timestamp_ms,
+                        arrival_ms,
                         partition_key: String::from_utf8_lossy(&key).into_owned(),
                         data,
                     });

@@ -18,9 +18,12 @@ impl Core {
         self.write_holds.write().remove(stream);
     }
 
-    /// Why client writes to `stream` are held, if they are.
+    /// Why client writes to `stream` are held, if they are. A stream the catalog says was
+    /// cut over (by this replica or another) is not held.
     pub fn write_hold(&self, stream: &str) -> Option<String> {
-        self.write_holds.read().get(stream).cloned()
+        let why = self.write_holds.read().get(stream).cloned()?;
+        let cut_over = self.stream(stream).is_ok_and(|s| s.cut_over_ms.is_some());
+        (!cut_over).then_some(why)
     }
 
     pub(super) fn check_write_hold(&self, stream: &str) -> CoreResult<()> {

@@ -36,6 +36,9 @@ impl ApiError {
     pub fn resource_not_found(message: impl Into<String>) -> Self {
         Self::client("ResourceNotFoundException", message)
     }
+    pub fn expired_iterator(message: impl Into<String>) -> Self {
+        Self::client("ExpiredIteratorException", message)
+    }
     pub fn resource_in_use(message: impl Into<String>) -> Self {
         Self::client("ResourceInUseException", message)
     }

@@ -33,6 +33,11 @@ impl Forwarder {
             iterators: Iterators::default(),
         }
     }
+
+    /// The stream an iterator the upstream handed out (through strait, lately) reads.
+    pub fn iterator_stream(&self, iterator: &str) -> Option<Arc<str>> {
+        self.iterators.stream(iterator)
+    }
 }
 
 /// The most of an answer read whole to count it (GetRecords: 10 MiB of data in base64 with

@@ -26,6 +26,8 @@ pub trait StreamRoutes: Send + Sync {
     /// Where a write to `stream` goes, once no cutover holds it (true: the source), and a
     /// guard to hold until the source has answered it.
     async fn write(&self, stream: &str, core: &Core) -> (bool, Option<Box<dyn Send>>);
+    /// The source answered a write to `stream` with these (shard id, sequence number).
+    fn written(&self, stream: &str, positions: Vec<(String, String)>);
 }
 
 /// The pass-through to the source, for a request already taken apart: handed in by whoever
@@ -39,10 +41,14 @@ pub type ForwardParts = Arc<
         + Sync,
 >;
 
+/// The stream an iterator the source handed out through strait reads, if strait saw it.
+pub type SourceIterators = Arc<dyn Fn(&str) -> Option<Arc<str>> + Send + Sync>;
+
 pub struct Split {
     pub local: Arc<Ctx>,
     pub source: ForwardParts,
     pub routes: Arc<dyn StreamRoutes>,
+    pub source_iterators: SourceIterators,
 }
 
 pub async fn handle(
@@ -69,28 +75,79 @@ pub async fn handle(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(super::server::TARGET_PREFIX))
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_string();
+    let op = op.as_str();
     let core = &split.local.core;
-    let mut _in_flight = None;
+    let mut in_flight = None;
+    let mut written_to = None;
     let to_source = match traffic::names(protocol, &body) {
         Names::Stream(stream) if matches!(op, "PutRecord" | "PutRecords") => {
             let (to_source, guard) = split.routes.write(&stream, core).await;
-            _in_flight = guard;
+            in_flight = guard;
+            if to_source {
+                written_to = Some(stream);
+            }
             to_source
+        }
+        Names::Stream(stream)
+            if matches!(op, "SplitShard" | "MergeShards" | "UpdateShardCount")
+                && split.routes.to_source(&stream, core) =>
+        {
+            // The mirror does not follow a reshard of its source yet.
+            let e = super::error::ApiError::resource_in_use(format!(
+                "Stream {stream} is being migrated: reshard it after its cutover."
+            ));
+            let id = uuid::Uuid::new_v4().to_string();
+            return Ok(error_response(protocol, &e, &id));
         }
         Names::Stream(stream) => split.routes.to_source(&stream, core),
         Names::Iterator(it) => {
             let now = crate::clock::now_ms();
             // strait's own iterators, expired ones too, are answered here.
-            matches!(core.signer().verify(&it, now), Err(IteratorError::Invalid))
+            let foreign = matches!(core.signer().verify(&it, now), Err(IteratorError::Invalid));
+            match (split.source_iterators)(&it) {
+                // A reader still on the source of a stream since cut over would see nothing
+                // new there for ever: told its iterator expired, a KCL worker or SDK poller
+                // asks again from its last sequence number, which resolves here.
+                Some(stream) if foreign && !split.routes.to_source(&stream, core) => {
+                    let e = super::error::ApiError::expired_iterator(format!(
+                        "Iterator expired: stream {stream} has been cut over from its source; get a new iterator (sequence numbers from the source are valid here)."
+                    ));
+                    let id = uuid::Uuid::new_v4().to_string();
+                    return Ok(error_response(protocol, &e, &id));
+                }
+                _ => foreign,
+            }
         }
         Names::PageToken(token) => core.signer().open(&token).is_none(),
         Names::Nothing => false,
     };
     let body = ReqBody::Read(body);
-    Ok(if to_source {
-        (split.source)(parts, body).await
-    } else {
-        server::handle_parts(split.local.clone(), parts, body).await
-    })
+    if !to_source {
+        return Ok(server::handle_parts(split.local.clone(), parts, body).await);
+    }
+    let answer = (split.source)(parts, body).await;
+    let Some(stream) = written_to.filter(|_| answer.status().is_success()) else {
+        return Ok(answer);
+    };
+    // A cutover drains the mirror past what the source acknowledged (`migrate/cutover.rs`).
+    // The answer was read whole by the pass-through to count it, so this copies nothing.
+    let (head, body) = answer.into_parts();
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(b) => b.to_bytes(),
+        Err(never) => match never {},
+    };
+    let answered = head
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Protocol::from_content_type)
+        .unwrap_or(protocol);
+    split
+        .routes
+        .written(&stream, traffic::positions(op, answered, &bytes));
+    drop(in_flight);
+    let body = http_body_util::BodyExt::boxed_unsync(http_body_util::Full::new(bytes));
+    Ok(Response::from_parts(head, body))
 }

@@ -92,6 +92,8 @@ impl RequestBody {
 #[serde(rename_all = "PascalCase", default)]
 struct EntryResult {
     error_code: Option<IgnoredAny>,
+    shard_id: Option<String>,
+    sequence_number: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -245,6 +247,26 @@ pub fn written(op: &str, protocol: Protocol, sizes: &[u64], answer: &[u8]) -> Co
             records: c.records + 1,
             bytes: c.bytes + size,
         })
+}
+
+/// Where a PutRecord or PutRecords answer says its records landed: (shard id, sequence
+/// number) of each written record.
+pub fn positions(op: &str, protocol: Protocol, answer: &[u8]) -> Vec<(String, String)> {
+    if op == "PutRecord" {
+        return codec::decode::<EntryResult>(protocol, answer)
+            .ok()
+            .and_then(|r| r.shard_id.zip(r.sequence_number))
+            .into_iter()
+            .collect();
+    }
+    codec::decode::<PutRecordsOut>(protocol, answer)
+        .map(|out| {
+            out.records
+                .into_iter()
+                .filter_map(|r| r.shard_id.zip(r.sequence_number))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// GetRecords's answer: what it returned and the iterator to go on with.

@@ -1,9 +1,13 @@
 //! Cutting a mirrored stream over to the backend: refused while the mirror lags more than
-//! `max_cutover_lag_records`; otherwise the stream's writes are held (those already on
-//! their way to the source answered first), the mirror drains to the source's newest record,
-//! stops, and the catalog records where the source's records end. Then the stream is served
-//! here and the held writes go on, to the backend. A failure or timeout before the catalog
-//! is written leaves the stream as it was, mirroring, with the reason as `last_error`.
+//! `max_cutover_lag_records` or the source has been resharded; otherwise the stream's writes
+//! are held (those already on their way to the source answered first), the mirror drains
+//! past every sequence number the source gave those writes and to the source's newest
+//! record, stops, and the catalog records where the source's records end. Then the stream is
+//! served here and the held writes go on, to the backend. A failure or timeout before the
+//! catalog is written leaves the stream as it was, mirroring, with the reason as `last_error`.
+//!
+//! The drain is bounded by the cutover's timeout; stopping the copy loops is not (a loop ends
+//! at its next step), so a timed-out cutover never leaves a loop running beside a new one.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +15,10 @@ use super::mirror::{Phase, StreamMirror};
 use super::Migration;
 use crate::core::origin::OriginEnd;
 use crate::core::seqno::SeqNo;
+
+/// How often a drain wakes copy loops sleeping until their next poll: a shard's readers share
+/// five GetRecords calls a second on Kinesis.
+const DRAIN_WAKE: Duration = Duration::from_millis(200);
 
 pub(super) async fn run(
     mig: &Migration,
@@ -33,6 +41,9 @@ pub(super) async fn run(
                 st.last_error.as_deref().unwrap_or("no shard read yet")
             ));
         }
+        if let Some(why) = m.resharded() {
+            return Err(why);
+        }
         if st.lag_records > mig.max_cutover_lag_records {
             return Err(format!(
                 "the mirror of {} lags {} records, above max_cutover_lag_records ({})",
@@ -42,14 +53,24 @@ pub(super) async fn run(
         *phase = Phase::CuttingOver;
     }
     let held = Instant::now();
-    let outcome = tokio::time::timeout(timeout, switch(mig, m)).await;
-    let outcome = match outcome {
+    let drained = match tokio::time::timeout(timeout, drain(mig, m)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
-            "the cutover of {} did not finish within {} s",
+            "the mirror of {} did not drain within {} s",
             m.name,
             timeout.as_secs()
         )),
+    };
+    let outcome = match drained {
+        Ok(()) => {
+            m.stop().await;
+            let recorded = record(mig, m).await;
+            if recorded.is_err() {
+                mig.spawn_mirror_of(m);
+            }
+            recorded
+        }
+        Err(e) => Err(e),
     };
     let hold_ms = held.elapsed().as_millis() as u64;
     match outcome {
@@ -64,28 +85,37 @@ pub(super) async fn run(
         Err(e) => {
             *m.phase.lock() = Phase::Mirroring;
             mig.routes.release(&m.name);
-            // The switch may have stopped the mirror before it failed.
-            if m.stopped() {
-                mig.spawn_mirror_of(m);
-            }
             m.failed(format!("cutover: {e}"));
             Err(e)
         }
     }
 }
 
-/// Holds writes, drains, stops the mirror and records the switch in the catalog.
-async fn switch(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
+/// Holds writes, then waits until every shard's mirror has copied each sequence number the
+/// source gave a write through strait (Kinesis may show a record to readers a moment after
+/// acknowledging it) and then found nothing new.
+async fn drain(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
     mig.routes.hold(&m.name).await;
+    let written = mig.routes.written(&m.name);
     let drain_from = Instant::now();
+    let mut woken = Instant::now() - DRAIN_WAKE;
     loop {
-        m.wake();
-        if m.drained_since(drain_from) {
-            break;
+        if let Some(why) = m.resharded() {
+            return Err(why);
+        }
+        if m.drained_since(drain_from, &written) {
+            return Ok(());
+        }
+        if woken.elapsed() >= DRAIN_WAKE {
+            m.wake();
+            woken = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    m.stop().await;
+}
+
+/// Records in the catalog where each shard's source records end (the mirror has stopped).
+async fn record(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
     let log = mig.core.log();
     let mut ends = Vec::new();
     for (partition, newest) in m.newest_origins() {

@@ -18,6 +18,7 @@ use super::status::{ShardStatus, StreamState, StreamStatus};
 use crate::backend::kinesis::client::{CallError, KinesisClient};
 use crate::core::catalog::{KeyHash, StreamMode};
 use crate::core::error::CoreError;
+use crate::core::origin::cmp_decimal;
 use crate::core::{Core, CreateStreamRequest};
 use crate::listener::Closing;
 use crate::protocol::kafka::records::last_record_headers;
@@ -104,14 +105,39 @@ impl StreamMirror {
         self.progress.lock().last_hold_ms = Some(ms);
     }
 
-    /// Whether every shard not finished has read the source's newest record, finding nothing
-    /// new, in a read that began after `since`.
-    pub(super) fn drained_since(&self, since: Instant) -> bool {
+    /// Whether every shard has copied the sequence numbers in `written` (shard id → the
+    /// largest the source gave a write through strait) and then read the source's newest
+    /// record, finding nothing new, in a read that began after `since`.
+    pub(super) fn drained_since(&self, since: Instant, written: &BTreeMap<String, String>) -> bool {
         let p = self.progress.lock();
         !p.shards.is_empty()
-            && p.shards
-                .values()
-                .all(|s| s.finished || s.empty_since.is_some_and(|t| t >= since))
+            && p.shards.values().all(|s| {
+                let copied = written.get(&s.shard_id).is_none_or(|w| {
+                    s.last_sequence_number
+                        .as_deref()
+                        .is_some_and(|have| cmp_decimal(have, w) != std::cmp::Ordering::Less)
+                });
+                copied && s.empty_since.is_some_and(|t| t >= since)
+            })
+    }
+
+    /// Why the stream cannot be cut over when the source has been resharded under the mirror
+    /// (a shard ended): its new shards are not followed yet.
+    pub(super) fn resharded(&self) -> Option<String> {
+        let p = self.progress.lock();
+        let ended: Vec<&str> = p
+            .shards
+            .values()
+            .filter(|s| s.finished)
+            .map(|s| s.shard_id.as_str())
+            .collect();
+        (!ended.is_empty()).then(|| {
+            format!(
+                "the source stream {} was resharded during the mirror ({} ended); mirroring a resharded stream is not built yet",
+                self.name,
+                ended.join(", ")
+            )
+        })
     }
 
     /// The origin sequence number of each shard's newest mirrored record.
@@ -126,11 +152,6 @@ impl StreamMirror {
     /// Copy loops poll now rather than at their next turn.
     pub(super) fn wake(&self) {
         self.wake.notify_waiters();
-    }
-
-    /// Whether the copy loops were stopped.
-    pub(super) fn stopped(&self) -> bool {
-        *self.stop.borrow()
     }
 
     /// Stops the copy loops and returns once none runs.
@@ -170,7 +191,10 @@ impl StreamMirror {
             })
             .collect();
         let lag_records = shards.iter().map(|s| s.lag_records).sum();
+        // A shard that ended (the source was resharded) leaves children this mirror does not
+        // follow yet: never caught up.
         let caught_up = !shards.is_empty()
+            && !shards.iter().any(|s| s.finished)
             && shards
                 .iter()
                 .all(|s| s.lag_records <= caught_up_lag_records)
@@ -467,6 +491,9 @@ async fn copy_from_tail(
             Some(next) => iterator = next,
             None => {
                 m.shard(partition, |s| s.finished = true);
+                if let Some(why) = m.resharded() {
+                    m.failed(why);
+                }
                 tracing::info!(stream, shard_id, "source shard closed and fully mirrored");
                 return Ok(());
             }
@@ -494,8 +521,16 @@ async fn newest_origin(
         .offsets(stream, partition)
         .await
         .map_err(|e| format!("reading partition {partition}'s offsets: {e}"))?;
-    if offsets.high_watermark <= offsets.log_start {
+    if offsets.high_watermark == 0 {
         return Ok(None);
+    }
+    if offsets.high_watermark <= offsets.log_start {
+        // Retention removed every mirrored record: where the copy stopped is gone with them,
+        // and starting again at TRIM_HORIZON would copy the source's records a second time.
+        return Err(format!(
+            "partition {partition} is empty at offset {} (retention removed what was mirrored): the mirror cannot tell where it stopped",
+            offsets.high_watermark
+        ));
     }
     let read = log
         .read(stream, partition, offsets.high_watermark - 1, 1)

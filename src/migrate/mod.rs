@@ -52,6 +52,8 @@ pub struct Migration {
     client: Arc<KinesisClient>,
     poll: Duration,
     closing: Closing,
+    /// Itself, for the cutover's own task.
+    me: std::sync::OnceLock<std::sync::Weak<Migration>>,
 }
 
 impl Migration {
@@ -80,6 +82,7 @@ impl Migration {
             client,
             poll: Duration::from_millis(cfg.source.poll_interval_ms),
             closing,
+            me: std::sync::OnceLock::new(),
         };
         let mut streams = Vec::new();
         for name in &cfg.streams {
@@ -100,6 +103,7 @@ impl Migration {
         }
         migration.streams = streams;
         let migration = Arc::new(migration);
+        let _ = migration.me.set(Arc::downgrade(&migration));
         let weak = Arc::downgrade(&migration);
         crate::observe::metrics().on_scrape(Box::new(move || {
             if let Some(m) = weak.upgrade() {
@@ -161,15 +165,28 @@ impl Migration {
         }
     }
 
-    /// Cuts `stream` over (`cutover.rs`): its state after, or why it was not done.
+    /// Cuts `stream` over (`cutover.rs`): its state after, or why it was not done. It runs
+    /// in a task of its own, so a caller that goes away (a closed admin connection) does not
+    /// stop it half way.
     pub async fn cutover(&self, stream: &str, timeout: Duration) -> Result<StreamStatus, String> {
         let m = self
             .streams
             .iter()
             .find(|m| m.name == stream)
+            .cloned()
             .ok_or_else(|| format!("{stream} is not among migration.streams"))?;
-        cutover::run(self, m, timeout).await?;
-        Ok(m.status(self.caught_up_lag_records))
+        let me = self
+            .me
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or("strait is shutting down")?;
+        let status = tokio::spawn(async move {
+            cutover::run(&me, &m, timeout).await?;
+            Ok::<_, String>(m.status(me.caught_up_lag_records))
+        });
+        status
+            .await
+            .map_err(|e| format!("the cutover task failed: {e}"))?
     }
 }
 
@@ -199,6 +216,10 @@ impl crate::observe::admin::MigrationAdmin for Migration {
 impl crate::kinesis::split::StreamRoutes for Arc<Routes> {
     fn to_source(&self, stream: &str, core: &Core) -> bool {
         self.route(stream, core) == routes::Route::Source
+    }
+
+    fn written(&self, stream: &str, positions: Vec<(String, String)>) {
+        self.note_written(stream, positions);
     }
 
     async fn write(&self, stream: &str, core: &Core) -> (bool, Option<Box<dyn Send>>) {

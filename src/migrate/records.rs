@@ -14,9 +14,7 @@ use crate::protocol::kinesis::shapes::Record;
 pub use crate::protocol::kafka::records::ORIGIN_SEQ_HEADER;
 /// A KPL user record's sub-sequence number: its index in the aggregate.
 pub const ORIGIN_SUBSEQ_HEADER: &str = "kinesis.subseq";
-/// The source's ApproximateArrivalTimestamp in ms (a topic stamped with the broker's
-/// LogAppendTime keeps it here too).
-pub const ORIGIN_ARRIVAL_HEADER: &str = "kinesis.arrival";
+pub use crate::protocol::kafka::records::ORIGIN_ARRIVAL_HEADER;
 
 /// Batches are cut at about this size, under Kafka's default `max.message.bytes` (1 MiB)
 /// for the records of several source records; one larger source record is a batch alone.

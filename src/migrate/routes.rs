@@ -3,7 +3,7 @@
 //! the cutover waits for writes already on their way to the source before it drains the
 //! mirror.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::core::Core;
 
 /// How long a write waits for a cutover to finish before it goes where the stream is served
 /// then (the cutover has a timeout of its own, after which writes go to the source again).
-const WRITE_WAIT: Duration = Duration::from_secs(300);
+const WRITE_WAIT: Duration = Duration::from_secs(3700);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -26,6 +26,9 @@ pub struct Routes {
     streams: BTreeSet<String>,
     state: Mutex<HashMap<String, Flow>>,
     changed: Notify,
+    /// Per migrated stream, per shard: the largest sequence number the source gave a write
+    /// through strait.
+    written: Mutex<HashMap<String, BTreeMap<String, String>>>,
 }
 
 #[derive(Default)]
@@ -40,6 +43,7 @@ impl Routes {
             streams: streams.iter().cloned().collect(),
             state: Mutex::new(HashMap::new()),
             changed: Notify::new(),
+            written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -56,6 +60,9 @@ impl Routes {
     /// Where a write to `stream` goes, once no cutover holds it; a write to the source is
     /// counted until the guard drops, so a cutover waits for it.
     pub async fn write(self: &Arc<Self>, stream: &str, core: &Core) -> (Route, Option<InFlight>) {
+        if !self.streams.contains(stream) {
+            return (Route::Local, None);
+        }
         let deadline = tokio::time::Instant::now() + WRITE_WAIT;
         loop {
             let changed = self.changed.notified();
@@ -77,6 +84,29 @@ impl Routes {
             }
             let _ = tokio::time::timeout_at(deadline, changed).await;
         }
+    }
+
+    /// Notes the sequence numbers the source gave a write to `stream`, per shard the largest.
+    pub fn note_written(&self, stream: &str, positions: Vec<(String, String)>) {
+        if !self.streams.contains(stream) || positions.is_empty() {
+            return;
+        }
+        let mut written = self.written.lock();
+        let shards = written.entry(stream.to_string()).or_default();
+        for (shard, seq) in positions {
+            let newer = shards.get(&shard).is_none_or(|have| {
+                crate::core::origin::cmp_decimal(&seq, have) == std::cmp::Ordering::Greater
+            });
+            if newer {
+                shards.insert(shard, seq);
+            }
+        }
+    }
+
+    /// Per shard of `stream`, the largest sequence number the source gave a write through
+    /// strait.
+    pub fn written(&self, stream: &str) -> BTreeMap<String, String> {
+        self.written.lock().get(stream).cloned().unwrap_or_default()
     }
 
     /// Holds new writes to `stream` and returns once those already sent to the source have

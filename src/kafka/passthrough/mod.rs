@@ -348,11 +348,13 @@ impl Passthrough {
             }
             if key == ApiKey::Produce {
                 if let Some(policy) = self.produce_policy.get() {
+                    let name_of = |name: &str, id| self.topic_names.name(name, id);
                     match policy::refuse_produce(
                         &frame,
                         start.version,
                         start.correlation_id,
                         policy,
+                        &name_of,
                     )? {
                         None => {}
                         Some(None) => continue,

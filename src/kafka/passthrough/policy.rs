@@ -77,6 +77,8 @@ pub fn refuse_produce(
     version: i16,
     correlation_id: i32,
     policy: &TopicPolicy,
+    // A topic's name from its id (Produce v13 names topics by id only).
+    name_of: &dyn Fn(&str, uuid::Uuid) -> Option<String>,
 ) -> Result<Option<Option<Bytes>>, String> {
     let mut b = frame.clone();
     RequestHeader::decode(&mut b, ApiKey::Produce.request_header_version(version))
@@ -86,7 +88,7 @@ pub fn refuse_produce(
     let refusals: Vec<Option<String>> = request
         .topic_data
         .iter()
-        .map(|t| policy(t.name.as_str()))
+        .map(|t| policy(&name_of(t.name.as_str(), t.topic_id).unwrap_or_default()))
         .collect();
     if refusals.iter().all(Option::is_none) {
         return Ok(None);
@@ -124,6 +126,7 @@ pub fn refuse_produce(
                 .collect();
             TopicProduceResponse::default()
                 .with_name(t.name)
+                .with_topic_id(t.topic_id)
                 .with_partition_responses(partitions)
         })
         .collect();
@@ -186,11 +189,18 @@ mod tests {
         let policy = md5_only();
         for v in [3, 9, 11] {
             let frame = produce_request(v, -1, &["orders"]);
-            assert!(refuse_produce(&frame, v, 7, &policy).unwrap().is_none());
+            assert!(
+                refuse_produce(&frame, v, 7, &policy, &|n, _| Some(n.to_string()))
+                    .unwrap()
+                    .is_none()
+            );
             let frame = produce_request(v, 0, &["kinesis"]);
-            assert_eq!(refuse_produce(&frame, v, 7, &policy).unwrap(), Some(None));
+            assert_eq!(
+                refuse_produce(&frame, v, 7, &policy, &|n, _| Some(n.to_string())).unwrap(),
+                Some(None)
+            );
             let frame = produce_request(v, 1, &["kinesis", "orders"]);
-            let answer = refuse_produce(&frame, v, 7, &policy)
+            let answer = refuse_produce(&frame, v, 7, &policy, &|n, _| Some(n.to_string()))
                 .unwrap()
                 .unwrap()
                 .unwrap();
@@ -214,6 +224,40 @@ mod tests {
                 ]
             );
         }
+    }
+
+    /// Produce v13 names topics by id only: the id is resolved to a name first.
+    #[test]
+    fn produce_by_topic_id_is_refused_too() {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        let id = uuid::Uuid::from_u128(7);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_topic_id(id)
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from_static(b"x")))])]);
+        let frame = frame::encode_request(ApiKey::Produce, 13, 5, "t", &req)
+            .unwrap()
+            .slice(4..);
+        let by_id = |n: &str, i: uuid::Uuid| {
+            (i == id)
+                .then(|| "kinesis".to_string())
+                .or(Some(n.to_string()))
+        };
+        let answer = refuse_produce(&frame, 13, 5, &md5_only(), &by_id)
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let (_, mut body) = frame::response_body(ApiKey::Produce, 13, answer.slice(4..)).unwrap();
+        let resp = ProduceResponse::decode(&mut body, 13).unwrap();
+        assert_eq!(resp.responses[0].topic_id, id);
+        assert_eq!(
+            resp.responses[0].partition_responses[0].error_code,
+            ResponseError::PolicyViolation.code()
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl TopicNames {
         }
     }
 
-    fn name(&self, name: &str, id: Uuid) -> Option<String> {
+    pub fn name(&self, name: &str, id: Uuid) -> Option<String> {
         if !name.is_empty() {
             return Some(name.to_string());
         }

@@ -16,6 +16,9 @@ use kafka_protocol::records::{
 pub const EHK_HEADER: &str = "kinesis.ehk";
 /// A record mirrored from a Kinesis source (`migrate/`): its sequence number there.
 pub const ORIGIN_SEQ_HEADER: &str = "kinesis.seq";
+/// A record mirrored from a Kinesis source: its arrival time there (ms, decimal), which a
+/// topic stamped with the broker's LogAppendTime does not keep as the record's timestamp.
+pub const ORIGIN_ARRIVAL_HEADER: &str = "kinesis.arrival";
 
 /// A record to append.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub struct StoredRecord {
     pub value: Option<Bytes>,
     /// The `kinesis.seq` header, when the record has one.
     pub origin_sequence: Option<Bytes>,
+    /// The `kinesis.arrival` header, when the record has one that reads as a number.
+    pub origin_arrival_ms: Option<i64>,
 }
 
 /// Encodes records as one uncompressed RecordBatch v2 with base offset 0; the log assigns
@@ -108,16 +113,22 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
         .records
         .into_iter()
         .filter(|r| !r.control)
-        .map(|r| StoredRecord {
-            offset: r.offset,
-            timestamp_ms: append_time.unwrap_or(r.timestamp),
-            origin_sequence: r
-                .headers
-                .iter()
-                .find(|(k, _)| k.as_str() == ORIGIN_SEQ_HEADER)
-                .and_then(|(_, v)| v.clone()),
-            key: r.key,
-            value: r.value,
+        .map(|r| {
+            let header = |name: &str| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| k.as_str() == name)
+                    .and_then(|(_, v)| v.clone())
+            };
+            StoredRecord {
+                offset: r.offset,
+                timestamp_ms: append_time.unwrap_or(r.timestamp),
+                origin_sequence: header(ORIGIN_SEQ_HEADER),
+                origin_arrival_ms: header(ORIGIN_ARRIVAL_HEADER)
+                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()),
+                key: r.key,
+                value: r.value,
+            }
         })
         .collect())
 }

@@ -215,6 +215,14 @@ def cutover_while_a_producer_writes():
                                        StartingSequenceNumber=checkpoint)["ShardIterator"]
     first = dst().get_records(ShardIterator=it, Limit=1)["Records"][0]["SequenceNumber"]
     require(first == origin["shardId-000000000000"][100][0], "a source position resolves elsewhere")
+    # The source's arrival times, not the broker's LogAppendTime of the copy.
+    arrivals = {}
+    for client in (SRC_CLIENT, dst()):
+        it = client.get_shard_iterator(StreamName=STREAM, ShardId="shardId-000000000000",
+                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        recs = client.get_records(ShardIterator=it, Limit=200)["Records"]
+        arrivals[client] = [(r["SequenceNumber"], r["ApproximateArrivalTimestamp"]) for r in recs]
+    require(arrivals[SRC_CLIENT] == list(arrivals.values())[1], "arrival times differ from the source's")
     errors = []
     p = Producer({"bootstrap.servers": target.kafka, "acks": "all"})
     p.produce(STREAM, key=b"k", value=b"v", partition=0, on_delivery=lambda err, msg: errors.append(err))
