@@ -144,7 +144,7 @@ def cutover_runs(tmp):
         for s in streams:
             wait_until(lambda: next(x for x in dst.status() if x["name"] == s)["state"] == "caught-up", 60,
                        f"{s} caught up")
-            stop, slowest, sent = threading.Event(), [0.0], [0]
+            stop, slowest, sent, began = threading.Event(), [0.0], [0], time.time()
 
             def produce():
                 # ARGS.rate records a second: 50 every 50/rate s.
@@ -168,7 +168,7 @@ def cutover_runs(tmp):
                 raise RuntimeError(f"cutover of {s}: {r.stderr}")
             st = next(x for x in dst.status() if x["name"] == s)
             out.append({"stream": s, "hold_ms": st["last_cutover_hold_ms"], "slowest_put_ms": round(slowest[0] * 1000, 1),
-                        "records_written": sent[0]})
+                        "records_written": sent[0], "producer_rate": round(sent[0] / (time.time() - began))})
             log(f"cutover {len(out)}/{len(streams)}: writes held {st['last_cutover_hold_ms']} ms, "
                 f"slowest PutRecords {slowest[0] * 1000:.0f} ms")
         return out
@@ -217,7 +217,7 @@ def main():
         mirrors[shards] = [mirror_run(r + 1, shards, tmp) for r in range(ARGS.repeats)]
     cuts = cutover_runs(tmp) if ARGS.cutovers > 0 else []
     med = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
-    lines = [f"## Live migration (bench/migration.sh)", "",
+    lines = ["## Live migration (bench/migration.sh)", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {ARGS.repeats} repeat(s), medians; "
              f"{ARGS.records:,} records of {ARGS.record_size} bytes. Source: strait's embedded backend (fsync "
              f"always, release build); target: strait with `backend.type: kafka` on Apache Kafka (single KRaft node). "
@@ -235,7 +235,8 @@ def main():
                   f"(PutRecords of 50 through strait) on a 1-shard stream:", "",
                   "| measure | p50 | p99 | max | target |", "|---|---|---|---|---|",
                   f"| writes held (ms) | {pct(holds, 50)} | {pct(holds, 99)} | {max(holds)} | p99 ≤ 500 |",
-                  f"| slowest PutRecords during the cutover (ms) | {pct(slow, 50)} | {pct(slow, 99)} | {max(slow)} | |"]
+                  f"| slowest PutRecords during the cutover (ms) | {pct(slow, 50)} | {pct(slow, 99)} | {max(slow)} | |",
+                  f"| producer's achieved rate (records/s) | {pct([c['producer_rate'] for c in cuts], 50)} | | | {ARGS.rate:,} |"]
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(ARGS.out), exist_ok=True)
     with open(ARGS.out, "w") as f:
