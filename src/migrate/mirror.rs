@@ -110,7 +110,11 @@ impl StreamMirror {
     /// record, finding nothing new, in a read that began after `since`.
     pub(super) fn drained_since(&self, since: Instant, written: &BTreeMap<String, String>) -> bool {
         let p = self.progress.lock();
+        // A write the source put on a shard this mirror does not copy (a child of a reshard)
+        // is never drained.
+        let known = |id: &String| p.shards.values().any(|s| &s.shard_id == id);
         !p.shards.is_empty()
+            && written.keys().all(known)
             && p.shards.values().all(|s| {
                 let copied = written.get(&s.shard_id).is_none_or(|w| {
                     s.last_sequence_number
@@ -237,7 +241,7 @@ pub async fn run(
                 m.failed(e);
                 let wait = Duration::from_millis(BACKOFF[attempt.min(BACKOFF.len() - 1)]);
                 attempt += 1;
-                if sleep_or_closed(wait, &closing).await || *m.stop.borrow() {
+                if sleep_or_stopped(wait, &closing, &m).await {
                     return;
                 }
             }
@@ -378,7 +382,7 @@ async fn copy_shard(
                 m.failed(format!("shard {shard_id}: {e}"));
                 let wait = Duration::from_millis(BACKOFF[attempt.min(BACKOFF.len() - 1)]);
                 attempt += 1;
-                if sleep_or_closed(wait, &closing).await || *m.stop.borrow() {
+                if sleep_or_stopped(wait, &closing, &m).await {
                     return;
                 }
             }
@@ -401,7 +405,15 @@ async fn copy_from_tail(
 ) -> Result<(), String> {
     let log = core.log();
     let stream = m.name.as_str();
-    let resume = newest_origin(core, stream, partition).await?;
+    let resume = match newest_origin(core, stream, partition).await? {
+        Tail::Empty => None,
+        Tail::After(seq) => Some(seq),
+        // Retention emptied the partition: this replica may still know where it stopped.
+        Tail::Emptied(why) => match m.shard(partition, |s| s.last_sequence_number.clone()) {
+            Some(seq) => Some(seq),
+            None => return Err(why),
+        },
+    };
     m.shard(partition, |s| {
         if s.last_sequence_number.is_none() {
             s.last_sequence_number = resume.clone();
@@ -430,22 +442,25 @@ async fn copy_from_tail(
             return Ok(());
         }
         let read_started = Instant::now();
-        let page: GetRecordsOutput = match client
-            .call_fast(
-                "GetRecords",
-                &GetRecordsInput {
-                    shard_iterator: Some(iterator.clone()),
-                    limit: Some(PAGE_LIMIT),
-                    stream_arn: None,
-                },
-                |b| records_page(b).map(GetRecordsOutput::from),
-            )
-            .await
-        {
+        let input = GetRecordsInput {
+            shard_iterator: Some(iterator.clone()),
+            limit: Some(PAGE_LIMIT),
+            stream_arn: None,
+        };
+        let read = client.call_fast("GetRecords", &input, |b| {
+            records_page(b).map(GetRecordsOutput::from)
+        });
+        // A stop (a cutover) does not wait for a read: nothing of it has been appended.
+        let mut stop = m.stop.subscribe();
+        let read = tokio::select! {
+            r = read => r,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        let page: GetRecordsOutput = match read {
             Ok(p) => p,
             Err(e) if throttled(&e) => {
                 // The source's read budget is shared with its other readers: wait a turn.
-                if sleep_or_closed(poll.max(Duration::from_millis(200)), closing).await {
+                if sleep_or_stopped(poll.max(Duration::from_millis(200)), closing, m).await {
                     return Ok(());
                 }
                 continue;
@@ -477,6 +492,8 @@ async fn copy_from_tail(
             if n == 0 && page.millis_behind_latest == 0 {
                 s.empty_since = Some(read_started);
             }
+            // Set with the page's progress, so no drain sees it drained but not ended.
+            s.finished = page.next_shard_iterator.is_none();
         });
         {
             let mut p = m.progress.lock();
@@ -490,7 +507,6 @@ async fn copy_from_tail(
         match page.next_shard_iterator {
             Some(next) => iterator = next,
             None => {
-                m.shard(partition, |s| s.finished = true);
                 if let Some(why) = m.resharded() {
                     m.failed(why);
                 }
@@ -501,7 +517,7 @@ async fn copy_from_tail(
         if n == 0 || at_tip {
             let wake = m.wake.notified();
             tokio::select! {
-                closed = sleep_or_closed(poll, closing) => if closed {
+                closed = sleep_or_stopped(poll, closing, m) => if closed {
                     return Ok(());
                 },
                 _ = wake => {}
@@ -510,27 +526,33 @@ async fn copy_from_tail(
     }
 }
 
-/// The origin sequence number of the partition's newest record; `None` when it is empty.
-async fn newest_origin(
-    core: &Core,
-    stream: &str,
-    partition: u32,
-) -> Result<Option<String>, String> {
+/// What a partition's newest record says of where its mirror stopped.
+enum Tail {
+    /// Nothing was ever mirrored to it.
+    Empty,
+    /// After this origin sequence number.
+    After(String),
+    /// Records were mirrored, and retention has removed all of them (why, for the error).
+    Emptied(String),
+}
+
+/// Where the partition's mirror stopped, from its newest record.
+async fn newest_origin(core: &Core, stream: &str, partition: u32) -> Result<Tail, String> {
     let log = core.log();
     let offsets = log
         .offsets(stream, partition)
         .await
         .map_err(|e| format!("reading partition {partition}'s offsets: {e}"))?;
     if offsets.high_watermark == 0 {
-        return Ok(None);
+        return Ok(Tail::Empty);
     }
     if offsets.high_watermark <= offsets.log_start {
         // Retention removed every mirrored record: where the copy stopped is gone with them,
         // and starting again at TRIM_HORIZON would copy the source's records a second time.
-        return Err(format!(
+        return Ok(Tail::Emptied(format!(
             "partition {partition} is empty at offset {} (retention removed what was mirrored): the mirror cannot tell where it stopped",
             offsets.high_watermark
-        ));
+        )));
     }
     let read = log
         .read(stream, partition, offsets.high_watermark - 1, 1)
@@ -540,7 +562,7 @@ async fn newest_origin(
         .map_err(|e| format!("decoding partition {partition}'s newest record: {e}"))?
     {
         Some((_, headers)) => resume_after(&headers)
-            .map(Some)
+            .map(Tail::After)
             .map_err(|e| format!("partition {partition}: {e}")),
         None => Err(format!(
             "partition {partition} has records up to offset {} but none could be read",
@@ -571,5 +593,17 @@ async fn sleep_or_closed(d: Duration, closing: &Closing) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => false,
         _ = c.changed() => true,
+    }
+}
+
+/// Sleeps for `d`; true when shutdown or a stop (a cutover) came first.
+async fn sleep_or_stopped(d: Duration, closing: &Closing, m: &StreamMirror) -> bool {
+    let mut stop = m.stop.subscribe();
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        closed = sleep_or_closed(d, closing) => closed,
+        _ = stop.changed() => true,
     }
 }

@@ -85,10 +85,21 @@ pub fn refuse_produce(
         .map_err(|e| format!("bad Produce header: {e}"))?;
     let request =
         ProduceRequest::decode(&mut b, version).map_err(|e| format!("bad Produce request: {e}"))?;
-    let refusals: Vec<Option<String>> = request
+    // A topic id this process has not seen in a Metadata answer (a client's metadata from
+    // before a restart) cannot be checked: UNKNOWN_TOPIC_ID makes the client refresh it.
+    let refusals: Vec<Option<(i16, String)>> = request
         .topic_data
         .iter()
-        .map(|t| policy(&name_of(t.name.as_str(), t.topic_id).unwrap_or_default()))
+        .map(|t| match name_of(t.name.as_str(), t.topic_id) {
+            Some(name) => policy(&name).map(|why| (ResponseError::PolicyViolation.code(), why)),
+            None => Some((
+                ResponseError::UnknownTopicId.code(),
+                format!(
+                    "Topic id {} is not known here yet; refresh metadata.",
+                    t.topic_id
+                ),
+            )),
+        })
         .collect();
     if refusals.iter().all(Option::is_none) {
         return Ok(None);
@@ -102,7 +113,7 @@ pub fn refuse_produce(
         .zip(refusals)
         .map(|(t, why)| {
             let (code, message) = match why {
-                Some(why) => (ResponseError::PolicyViolation.code(), why),
+                Some(refusal) => refusal,
                 None => (
                     ResponseError::InvalidRequest.code(),
                     format!(
@@ -251,6 +262,17 @@ mod tests {
             .unwrap()
             .unwrap()
             .unwrap();
+        // An id not seen yet: the client is told to refresh its metadata.
+        let unknown = refuse_produce(&frame, 13, 5, &md5_only(), &|_, _| None)
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let (_, mut body) = frame::response_body(ApiKey::Produce, 13, unknown.slice(4..)).unwrap();
+        let resp = ProduceResponse::decode(&mut body, 13).unwrap();
+        assert_eq!(
+            resp.responses[0].partition_responses[0].error_code,
+            ResponseError::UnknownTopicId.code()
+        );
         let (_, mut body) = frame::response_body(ApiKey::Produce, 13, answer.slice(4..)).unwrap();
         let resp = ProduceResponse::decode(&mut body, 13).unwrap();
         assert_eq!(resp.responses[0].topic_id, id);
