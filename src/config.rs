@@ -303,6 +303,21 @@ impl Default for KinesisStateConfig {
     }
 }
 
+/// An `http://` or `https://` URL with something after the scheme.
+fn endpoint_url_ok(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty())
+        && url.parse::<http::Uri>().is_ok()
+}
+
+/// Kinesis stream and consumer names: 1 to 128 of letters, digits, `_`, `.` and `-`.
+fn kinesis_name_ok(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// DynamoDB's table names: 3 to 255 of letters, digits, `_`, `.` and `-`.
 fn table_name_ok(name: &str) -> bool {
     (3..=255).contains(&name.len())
@@ -770,10 +785,7 @@ impl Config {
                 return bad("backend.kinesis.region", "is empty".into());
             }
             let url = k.endpoint_url();
-            let ok = url.split_once("://").is_some_and(|(scheme, rest)| {
-                matches!(scheme, "http" | "https") && !rest.is_empty()
-            }) && url.parse::<http::Uri>().is_ok();
-            if !ok {
+            if !endpoint_url_ok(&url) {
                 return bad(
                     "backend.kinesis.endpoint",
                     format!("{url:?} is not an http:// or https:// URL"),
@@ -794,12 +806,7 @@ impl Config {
                     ),
                 );
             }
-            let name_ok = |n: &str| {
-                (1..=128).contains(&n.len())
-                    && n.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-            };
-            if !name_ok(&k.consumer_name) {
+            if !kinesis_name_ok(&k.consumer_name) {
                 return bad(
                     "backend.kinesis.consumer_name",
                     format!(

@@ -115,6 +115,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "core",
             "backend",
             "backend::kinesis::client",
+            "backend::kinesis::shards",
             "backend::kinesis::upstream",
             "kinesis::split",
             "observe::admin",

@@ -17,6 +17,7 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use serde_json::{json, Value};
+use strait::protocol::kinesis::sequence::cmp_sequence_numbers;
 
 /// A record as both sides show it: (sequence number, partition key, data).
 type Rec = (String, String, String);
@@ -199,12 +200,19 @@ fn wait_caught_up(s: &Server, copied_before: u64, want: u64) -> Value {
     }
 }
 
+/// A source stream of `n` records and a strait that has mirrored them: (source, mirroring
+/// strait, its status once caught up).
+fn mirrored(n: usize) -> (Server, Server, Value) {
+    let src = source();
+    put(&src, 0, n);
+    let dst = target(&src);
+    let st = wait_caught_up(&dst, 0, n as u64);
+    (src, dst, st)
+}
+
 #[test]
 fn the_mirror_copies_every_record_once_in_order_across_a_kill() {
-    let src = source();
-    put(&src, 0, 3_000);
-    let mut dst = target(&src);
-    let st = wait_caught_up(&dst, 0, 3_000);
+    let (src, mut dst, st) = mirrored(3_000);
     let m = &st["streams"][0];
     assert_eq!(m["name"], STREAM);
     assert_eq!(m["lag_records"], 0, "{st}");
@@ -248,10 +256,7 @@ fn the_mirror_copies_every_record_once_in_order_across_a_kill() {
 
 #[test]
 fn clients_of_a_stream_being_migrated_reach_the_source() {
-    let src = source();
-    put(&src, 0, 10);
-    let dst = target(&src);
-    wait_caught_up(&dst, 0, 10);
+    let (src, dst, _) = mirrored(10);
     // Kinesis clients of strait see the source: its records, its sequence numbers, and their
     // writes land there.
     let out = dst.ok(
@@ -374,18 +379,11 @@ fn cutover(s: &Server, stream: &str) -> (bool, String, String) {
     )
 }
 
-fn cmp_seq(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
-
 #[test]
 fn cutover_while_writes_continue_keeps_every_record_order_and_positions() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    let src = source();
-    put(&src, 0, 2_000);
-    let mut dst = target(&src);
-    wait_caught_up(&dst, 0, 2_000);
+    let (src, mut dst, _) = mirrored(2_000);
     let checkpoint = read_all(&src)["shardId-000000000000"][499].0.clone();
 
     // A producer writing through strait all along: before the cutover its writes go to the
@@ -475,7 +473,7 @@ fn cutover_while_writes_continue_keeps_every_record_order_and_positions() {
         );
         for w in records.windows(2) {
             assert_eq!(
-                cmp_seq(&w[0].0, &w[1].0),
+                cmp_sequence_numbers(&w[0].0, &w[1].0),
                 std::cmp::Ordering::Less,
                 "{shard}: {} then {}",
                 w[0].0,
@@ -545,10 +543,7 @@ fn cutover_while_writes_continue_keeps_every_record_order_and_positions() {
 
 #[test]
 fn a_source_resharded_under_the_mirror_is_not_cut_over() {
-    let src = source();
-    put(&src, 0, 100);
-    let dst = target(&src);
-    wait_caught_up(&dst, 0, 100);
+    let (src, dst, _) = mirrored(100);
     // Resharded on the source itself: the parent shard ends, and its children are not
     // followed yet.
     src.ok(

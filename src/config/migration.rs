@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{list_or_commas, BackendType, ConfigError, KinesisBackendConfig, KinesisWire};
+use super::{
+    endpoint_url_ok, kinesis_name_ok, list_or_commas, BackendType, ConfigError,
+    KinesisBackendConfig, KinesisWire,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -48,11 +51,7 @@ impl MigrationConfig {
         }
         let src = self.source.client_config();
         let url = src.endpoint_url();
-        let ok = url
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty())
-            && url.parse::<http::Uri>().is_ok();
-        if !ok {
+        if !endpoint_url_ok(&url) {
             return bad(
                 "migration.source.endpoint",
                 format!("{url:?} is not an http:// or https:// URL"),
@@ -65,11 +64,7 @@ impl MigrationConfig {
             );
         }
         for name in &self.streams {
-            let ok = (1..=128).contains(&name.len())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            if !ok {
+            if !kinesis_name_ok(name) {
                 return bad(
                     "migration.streams",
                     format!("{name:?} is not a Kinesis stream name (1 to 128 of [a-zA-Z0-9_.-])"),
@@ -142,5 +137,32 @@ impl MigrationSource {
             wire: self.wire,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(streams: &[&str], endpoint: Option<&str>) -> MigrationConfig {
+        let mut c = MigrationConfig {
+            streams: streams.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        c.source.endpoint = endpoint.map(str::to_string);
+        c
+    }
+
+    #[test]
+    fn a_migration_names_its_key_when_refused() {
+        let err = |c: MigrationConfig, b| c.validate(b).unwrap_err().to_string();
+        assert!(with(&["orders"], None).validate(BackendType::Kafka).is_ok());
+        assert!(err(with(&["orders"], None), BackendType::Kinesis).contains("migration.streams"));
+        assert!(err(with(&["bad name"], None), BackendType::Kafka).contains("migration.streams"));
+        assert!(err(with(&["o"], Some("ftp://x")), BackendType::Kafka)
+            .contains("migration.source.endpoint"));
+        let mut lags = with(&["o"], None);
+        lags.max_cutover_lag_records = lags.caught_up_lag_records - 1;
+        assert!(err(lags, BackendType::Embedded).contains("max_cutover_lag_records"));
     }
 }

@@ -10,14 +10,8 @@ use super::catalog::Shard;
 use super::error::{CoreError, CoreResult};
 use super::service::Core;
 use crate::protocol::kafka::records::decode_batch;
+use crate::protocol::kinesis::sequence::cmp_sequence_numbers;
 use crate::protocol::kinesis::shard_ids::shard_id;
-
-/// Compares two decimal sequence numbers as the integers they are (KCL compares them as
-/// BigIntegers).
-pub fn cmp_decimal(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
 
 impl Core {
     /// The offset of the first mirrored record whose origin number is at or after `seq`
@@ -45,7 +39,7 @@ impl Core {
                 hi = mid;
                 continue;
             };
-            let past = match cmp_decimal(&origin, seq) {
+            let past = match cmp_sequence_numbers(&origin, seq) {
                 Ordering::Less => false,
                 Ordering::Equal => !after,
                 Ordering::Greater => true,
@@ -84,21 +78,6 @@ impl Core {
             }
         }
         Ok(None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal_numbers_compare_as_integers() {
-        assert_eq!(cmp_decimal("9", "10"), Ordering::Less);
-        assert_eq!(cmp_decimal("0010", "10"), Ordering::Equal);
-        let aws = "49590338271490256608559692538361571095921575989136588898";
-        let later = "49590338271490256608559692540925702759324208523137515618";
-        assert_eq!(cmp_decimal(aws, later), Ordering::Less);
-        assert_eq!(cmp_decimal(later, "2"), Ordering::Greater);
     }
 }
 

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 
 use super::error::ApiError;
 use super::ops;
-use super::server::{check_head, error_response, Body, ReqBody, TARGET_PREFIX};
+use super::server::{check_head, content_protocol, error_response, Body, ReqBody, TARGET_PREFIX};
 use super::traffic::{self, Iterators};
 use crate::backend::kinesis::upstream::Upstream;
 use crate::protocol::kinesis::codec::Protocol;
@@ -72,12 +72,7 @@ pub async fn handle_parts(
 ) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
     // Only for strait's own errors; the upstream answers in the client's protocol itself.
-    let protocol = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Protocol::from_content_type)
-        .unwrap_or(Protocol::Json);
+    let protocol = content_protocol(&parts.headers).unwrap_or(Protocol::Json);
     let target = parts
         .headers
         .get("x-amz-target")

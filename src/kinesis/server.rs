@@ -259,6 +259,14 @@ pub(super) async fn handle_parts(
     }
 }
 
+/// The encoding a message's Content-Type names, if it names one strait reads.
+pub(super) fn content_protocol(headers: &http::HeaderMap) -> Option<Protocol> {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Protocol::from_content_type)
+}
+
 /// What every request's head must be before anything runs (the local API and the
 /// pass-through alike): one X-Amz-Target, and no transfer coding but chunked.
 pub(super) fn check_head(parts: &http::request::Parts) -> Result<(), ApiError> {

@@ -12,7 +12,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use super::ops::Ctx;
-use super::server::{self, error_response, Body, ReqBody};
+use super::server::{self, content_protocol, error_response, Body, ReqBody};
 use super::traffic::{self, Names};
 use crate::core::iterator::IteratorError;
 use crate::core::Core;
@@ -57,12 +57,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let (parts, body) = req.into_parts();
-    let protocol = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Protocol::from_content_type)
-        .unwrap_or(Protocol::Json);
+    let protocol = content_protocol(&parts.headers).unwrap_or(Protocol::Json);
     let (body, _held) = match ReqBody::Unread(body, max_body).read().await {
         Ok(read) => read,
         Err(e) => {
@@ -138,12 +133,7 @@ pub async fn handle(
         Ok(b) => b.to_bytes(),
         Err(never) => match never {},
     };
-    let answered = head
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Protocol::from_content_type)
-        .unwrap_or(protocol);
+    let answered = content_protocol(&head.headers).unwrap_or(protocol);
     split
         .routes
         .written(&stream, traffic::positions(op, answered, &bytes));

@@ -16,16 +16,16 @@ use tokio::sync::{watch, Notify};
 use super::records::{batches, resume_after};
 use super::status::{ShardStatus, StreamState, StreamStatus};
 use crate::backend::kinesis::client::{CallError, KinesisClient};
+use crate::backend::kinesis::shards::list_shards;
 use crate::core::catalog::{KeyHash, StreamMode};
 use crate::core::error::CoreError;
-use crate::core::origin::cmp_decimal;
 use crate::core::{Core, CreateStreamRequest};
 use crate::listener::Closing;
 use crate::protocol::kafka::records::last_record_headers;
 use crate::protocol::kinesis::cbor_records::records_page;
+use crate::protocol::kinesis::sequence::cmp_sequence_numbers;
 use crate::protocol::kinesis::shapes::{
     GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput,
-    ListShardsInput, ListShardsOutput, Shard,
 };
 use crate::protocol::kinesis::shard_ids::parse_shard_id;
 
@@ -117,9 +117,9 @@ impl StreamMirror {
             && written.keys().all(known)
             && p.shards.values().all(|s| {
                 let copied = written.get(&s.shard_id).is_none_or(|w| {
-                    s.last_sequence_number
-                        .as_deref()
-                        .is_some_and(|have| cmp_decimal(have, w) != std::cmp::Ordering::Less)
+                    s.last_sequence_number.as_deref().is_some_and(|have| {
+                        cmp_sequence_numbers(have, w) != std::cmp::Ordering::Less
+                    })
                 });
                 copied && s.empty_since.is_some_and(|t| t >= since)
             })
@@ -268,7 +268,9 @@ async fn prepare(
     client: &KinesisClient,
     core: &Core,
 ) -> Result<Vec<(u32, String)>, String> {
-    let shards = list_shards(client, &m.name).await?;
+    let shards = list_shards(client, &m.name)
+        .await
+        .map_err(|e| format!("listing the source's shards of {}: {e}", m.name))?;
     if shards.iter().any(|s| {
         s.parent_shard_id.is_some() || s.sequence_number_range.ending_sequence_number.is_some()
     }) {
@@ -324,30 +326,6 @@ async fn prepare(
         ));
     }
     Ok(wanted.into_iter().map(|w| (w.0, w.1)).collect())
-}
-
-async fn list_shards(client: &KinesisClient, stream: &str) -> Result<Vec<Shard>, String> {
-    let mut all = Vec::new();
-    let mut input = ListShardsInput {
-        stream_name: Some(stream.to_string()),
-        ..Default::default()
-    };
-    loop {
-        let out: ListShardsOutput = client
-            .call("ListShards", &input)
-            .await
-            .map_err(|e| format!("listing the source's shards of {stream}: {e}"))?;
-        all.extend(out.shards);
-        match out.next_token {
-            Some(token) => {
-                input = ListShardsInput {
-                    next_token: Some(token),
-                    ..Default::default()
-                }
-            }
-            None => return Ok(all),
-        }
-    }
 }
 
 /// Copies one shard until it is finished or strait shuts down, restarting from the

@@ -95,7 +95,8 @@ impl Routes {
         let shards = written.entry(stream.to_string()).or_default();
         for (shard, seq) in positions {
             let newer = shards.get(&shard).is_none_or(|have| {
-                crate::core::origin::cmp_decimal(&seq, have) == std::cmp::Ordering::Greater
+                crate::protocol::kinesis::sequence::cmp_sequence_numbers(&seq, have)
+                    == std::cmp::Ordering::Greater
             });
             if newer {
                 shards.insert(shard, seq);

@@ -22,7 +22,7 @@ use super::client::{
 };
 use super::fanout::{self, Consumers};
 use super::filter::StreamFilter;
-use super::shards::{cmp_seq, partition_count, partitions_of, ShardInfo};
+use super::shards::{list_shards, partition_count, partitions_of, ShardInfo};
 use super::shared_index::SharedIndex;
 use super::state::StateTable;
 use super::tail::{BatchCache, IndexStore, Reading, Tail};
@@ -33,7 +33,8 @@ use crate::backend::{
 use crate::protocol::kafka::records::decode_batch;
 use crate::protocol::kinesis::cbor_records;
 use crate::protocol::kinesis::codec::{self, Blob, Protocol};
-use crate::protocol::kinesis::shapes::{ListShardsInput, ListShardsOutput, PutRecordsRequestEntry};
+use crate::protocol::kinesis::sequence::cmp_sequence_numbers;
+use crate::protocol::kinesis::shapes::PutRecordsRequestEntry;
 
 /// How long a shard list is trusted.
 const SHARDS_FRESH: Duration = Duration::from_secs(5);
@@ -219,29 +220,9 @@ impl KinesisLog {
                 }
             }
         }
-        let mut all = Vec::new();
-        let mut input = ListShardsInput {
-            stream_name: Some(stream.to_string()),
-            ..Default::default()
-        };
-        loop {
-            let out: ListShardsOutput = self
-                .client
-                .call("ListShards", &input)
-                .await
-                .map_err(storage_error)?;
-            all.extend(out.shards);
-            match out.next_token {
-                // With a token, the stream is not named again.
-                Some(token) => {
-                    input = ListShardsInput {
-                        next_token: Some(token),
-                        ..Default::default()
-                    }
-                }
-                None => break,
-            }
-        }
+        let all = list_shards(&self.client, stream)
+            .await
+            .map_err(storage_error)?;
         let shards = Arc::new(partitions_of(&all));
         self.shards
             .write()
@@ -815,8 +796,12 @@ impl Log for KinesisLog {
         let put_took = started.elapsed();
         // Throttled entries are written again after the rest, so the batch spans from its
         // lowest sequence number to its highest.
-        let lowest = placed.iter().min_by(|a, b| cmp_seq(&a.0, &b.0));
-        let highest = placed.iter().max_by(|a, b| cmp_seq(&a.0, &b.0));
+        let lowest = placed
+            .iter()
+            .min_by(|a, b| cmp_sequence_numbers(&a.0, &b.0));
+        let highest = placed
+            .iter()
+            .max_by(|a, b| cmp_sequence_numbers(&a.0, &b.0));
         let (Some((first, first_shard)), Some((last, _))) = (lowest, highest) else {
             return Err(StorageError::CorruptBatch("a batch without records".into()));
         };

@@ -3,9 +3,8 @@
 //! range a PutRecords entry must name to land in it. Sequence numbers are compared as the
 //! decimal integers they are.
 
-use std::cmp::Ordering;
-
-use crate::protocol::kinesis::shapes::Shard;
+use super::client::{CallError, KinesisClient};
+use crate::protocol::kinesis::shapes::{ListShardsInput, ListShardsOutput, Shard};
 use crate::protocol::kinesis::shard_ids::parse_shard_id;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +21,29 @@ pub struct ShardInfo {
 
 /// Partitions from ListShards's answer, indexed by partition number. Shards whose id is not
 /// `shardId-<number>` cannot be named as partitions and are left out.
+/// Every shard of `stream`, open and closed, following ListShards's pages.
+pub async fn list_shards(client: &KinesisClient, stream: &str) -> Result<Vec<Shard>, CallError> {
+    let mut all = Vec::new();
+    let mut input = ListShardsInput {
+        stream_name: Some(stream.to_string()),
+        ..Default::default()
+    };
+    loop {
+        let out: ListShardsOutput = client.call("ListShards", &input).await?;
+        all.extend(out.shards);
+        match out.next_token {
+            // With a token, the stream is not named again.
+            Some(token) => {
+                input = ListShardsInput {
+                    next_token: Some(token),
+                    ..Default::default()
+                }
+            }
+            None => return Ok(all),
+        }
+    }
+}
+
 pub fn partitions_of(shards: &[Shard]) -> Vec<ShardInfo> {
     let mut out: Vec<ShardInfo> = shards
         .iter()
@@ -48,11 +70,6 @@ pub fn partitions_of(shards: &[Shard]) -> Vec<ShardInfo> {
 /// id Kinesis skipped) is a partition with no shard behind it.
 pub fn partition_count(shards: &[ShardInfo]) -> u32 {
     shards.last().map_or(0, |s| s.partition + 1)
-}
-
-/// Orders two sequence numbers (decimal integers without leading zeros).
-pub fn cmp_seq(a: &str, b: &str) -> Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 #[cfg(test)]
@@ -98,18 +115,5 @@ mod tests {
         );
         assert_eq!(got[2].start_hash, u128::MAX / 2 + 1);
         assert_eq!(partition_count(&got), 3);
-    }
-
-    #[test]
-    fn sequence_numbers_compare_as_integers() {
-        assert_eq!(cmp_seq("9", "10"), Ordering::Less);
-        assert_eq!(
-            cmp_seq(
-                "49590338271490256608559692538361571095921575989136588898",
-                "49590338271490256608559692540925702759324208523137515618"
-            ),
-            Ordering::Less
-        );
-        assert_eq!(cmp_seq("42", "42"), Ordering::Equal);
     }
 }

@@ -20,12 +20,12 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use super::client::{storage_error, KinesisClient};
-use super::shards::cmp_seq;
 use super::shared_index::SharedIndex;
 use crate::backend::{PartitionOffsets, ReadBatches, StorageError, StorageResult};
 use crate::protocol::kafka::records::{encode_batch, NewRecord};
 use crate::protocol::kinesis::aggregation;
 use crate::protocol::kinesis::cbor_records::records_page;
+use crate::protocol::kinesis::sequence::cmp_sequence_numbers;
 use crate::protocol::kinesis::shapes::{
     GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput, Record,
 };
@@ -784,15 +784,22 @@ impl Tail {
             // Some(Ok(offset)) from the recent records; Some(Err(chunk)) read longer ago.
             let found: Option<Result<i64, Option<Chunk>>> = {
                 let i = self.index.read();
-                if i.last_seq().is_some_and(|last| cmp_seq(last, seq).is_ge()) {
-                    Some(match i.recent.binary_search_by(|(s, _)| cmp_seq(s, seq)) {
-                        Ok(at) => Ok(i.recent[at].1),
-                        Err(_) => Err(i
-                            .chunks
-                            .values()
-                            .find(|c| cmp_seq(&c.last_seq, seq).is_ge())
-                            .cloned()),
-                    })
+                if i.last_seq()
+                    .is_some_and(|last| cmp_sequence_numbers(last, seq).is_ge())
+                {
+                    Some(
+                        match i
+                            .recent
+                            .binary_search_by(|(s, _)| cmp_sequence_numbers(s, seq))
+                        {
+                            Ok(at) => Ok(i.recent[at].1),
+                            Err(_) => Err(i
+                                .chunks
+                                .values()
+                                .find(|c| cmp_sequence_numbers(&c.last_seq, seq).is_ge())
+                                .cloned()),
+                        },
+                    )
                 } else if i.ended {
                     return Err(StorageError::Unavailable(format!(
                         "record {seq} is not in the closed shard {}/{}",
@@ -846,15 +853,23 @@ impl Tail {
             // Some(Ok(offset)) answered at once; Some(Err(chunk)) its chunk is to be read.
             let found: Option<Result<i64, Chunk>> = {
                 let i = self.index.read();
-                if i.last_seq().is_some_and(|last| cmp_seq(last, seq).is_ge()) {
+                if i.last_seq()
+                    .is_some_and(|last| cmp_sequence_numbers(last, seq).is_ge())
+                {
                     let kept = i
                         .chunks
                         .values()
-                        .find(|c| cmp_seq(&c.last_seq, seq).is_ge());
+                        .find(|c| cmp_sequence_numbers(&c.last_seq, seq).is_ge());
                     Some(
-                        match (i.recent.binary_search_by(|(s, _)| cmp_seq(s, seq)), kept) {
+                        match (
+                            i.recent
+                                .binary_search_by(|(s, _)| cmp_sequence_numbers(s, seq)),
+                            kept,
+                        ) {
                             (Ok(at), _) => Ok(i.recent[at].1 + sub as i64 + 1),
-                            (Err(_), Some(c)) if cmp_seq(&c.first_seq, seq).is_gt() => {
+                            (Err(_), Some(c))
+                                if cmp_sequence_numbers(&c.first_seq, seq).is_gt() =>
+                            {
                                 Ok(c.base.max(i.log_start))
                             }
                             (Err(_), Some(c)) => Err(c.clone()),
@@ -1115,7 +1130,7 @@ impl Tail {
         // Kinesis may answer a page with no records while more follow.
         let first = page.records.first().ok_or_else(short)?;
         if first.sequence_number != chunk.first_seq {
-            if cmp_seq(&first.sequence_number, &chunk.last_seq).is_gt() {
+            if cmp_sequence_numbers(&first.sequence_number, &chunk.last_seq).is_gt() {
                 self.trimmed_to(&first.sequence_number);
                 return Ok(None);
             }
@@ -1213,7 +1228,7 @@ impl Tail {
             let i = self.index.read();
             i.chunks
                 .values()
-                .find(|c| cmp_seq(&c.first_seq, first_kept).is_ge())
+                .find(|c| cmp_sequence_numbers(&c.first_seq, first_kept).is_ge())
                 .map_or(i.next_offset, |c| c.base)
         };
         self.trimmed_from(start);

@@ -6,5 +6,6 @@ pub mod aggregation;
 pub mod cbor_records;
 pub mod codec;
 pub mod eventstream;
+pub mod sequence;
 pub mod shapes;
 pub mod shard_ids;
