@@ -84,32 +84,40 @@ pub async fn run(
         .enabled()
         .then(|| Arc::new(migrate::routes::Routes::new(&config.migration.streams)));
     // `groups`: a coordinator whose group leases are given up at the very end.
-    let (kinesis, kafka, core, groups) = match config.backend.kind {
+    // `offsets`: where Kafka groups commit, for `strait migrate checkpoints`.
+    let (kinesis, kafka, core, groups, offsets) = match config.backend.kind {
         config::BackendType::Embedded => {
-            let (kinesis, kafka, core) =
+            let (kinesis, kafka, core, offsets) =
                 start_embedded(&config, &routes, conns.clone(), closing.clone()).await?;
-            (Some(kinesis), kafka, Some(core), None)
+            (Some(kinesis), kafka, Some(core), None, Some(offsets))
         }
         config::BackendType::Kafka => {
-            let (kinesis, kafka, core) =
+            let (kinesis, kafka, core, offsets) =
                 start_kafka_backend(&config, &ready, &routes, conns.clone(), closing.clone())
                     .await?;
-            (kinesis, Some(kafka), core, None)
+            (kinesis, Some(kafka), core, None, Some(offsets))
         }
         config::BackendType::Kinesis => {
             let (kinesis, kafka, core) =
                 start_kinesis_backend(&config, conns.clone(), closing.clone()).await?;
             let groups = core.as_ref().map(|(_, g)| g.clone());
-            (Some(kinesis), kafka, core.map(|(c, _)| c), groups)
+            let offsets = groups.clone().map(|g| g as Arc<dyn backend::GroupOffsets>);
+            (Some(kinesis), kafka, core.map(|(c, _)| c), groups, offsets)
         }
     };
     // Without a core, shutdown came before the backend answered.
-    if let (true, Some(core)) = (config.migration.enabled(), &core) {
+    if let (true, Some(core), Some(offsets)) = (config.migration.enabled(), &core, offsets) {
         let routes = routes
             .clone()
             .expect("routes are made when migration is on");
-        let m = migrate::Migration::start(&config.migration, core.clone(), routes, closing.clone())
-            .await?;
+        let m = migrate::Migration::start(
+            &config.migration,
+            core.clone(),
+            routes,
+            offsets,
+            closing.clone(),
+        )
+        .await?;
         let _ = migration.set(m);
     }
     ready.set(true);
@@ -153,7 +161,15 @@ async fn start_embedded(
     routes: &Option<Arc<migrate::routes::Routes>>,
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
-) -> Result<(Task, Option<Task>, Arc<core::Core>), String> {
+) -> Result<
+    (
+        Task,
+        Option<Task>,
+        Arc<core::Core>,
+        Arc<dyn backend::GroupOffsets>,
+    ),
+    String,
+> {
     backend::embedded::format::check_and_stamp(&config.data_dir)?;
     let log = EmbeddedLog::open(&config.data_dir, config.backend.embedded.clone())
         .map_err(|e| format!("cannot open the log in {}: {e}", config.data_dir.display()))?;
@@ -191,8 +207,9 @@ async fn start_embedded(
         closing.clone(),
     )
     .await?;
+    let offsets: Arc<dyn backend::GroupOffsets> = groups.clone();
     let kafka = start_kafka_front(config, core.clone(), groups, conns, closing).await?;
-    Ok((kinesis, kafka, core))
+    Ok((kinesis, kafka, core, offsets))
 }
 
 /// The Kafka listener over `core` and its group coordinator, unless `kafka.listen` is empty.
@@ -567,7 +584,15 @@ async fn start_kafka_backend(
     routes: &Option<Arc<migrate::routes::Routes>>,
     conns: Arc<listener::Connections>,
     closing: listener::Closing,
-) -> Result<(Option<Task>, Task, Option<Arc<core::Core>>), String> {
+) -> Result<
+    (
+        Option<Task>,
+        Task,
+        Option<Arc<core::Core>>,
+        Arc<dyn backend::GroupOffsets>,
+    ),
+    String,
+> {
     let k = &config.backend.kafka;
     let connector = backend::kafka::connect::Connector::from_config(k, &config.region)?;
     connector.credentials_ready().await?;
@@ -587,6 +612,9 @@ async fn start_kafka_backend(
     }
     // The cluster keeps Kafka groups on this backend; their lag is read from it on scrape.
     backend::kafka::group_lag::watch(cluster.clone(), config.backend.kafka.topic_prefix.clone());
+    let offsets: Arc<dyn backend::GroupOffsets> = Arc::new(
+        backend::kafka::group_offsets::ClusterGroupOffsets::new(cluster.clone(), &k.topic_prefix),
+    );
     let KafkaBinding {
         listener: klistener,
         bound,
@@ -616,7 +644,7 @@ async fn start_kafka_backend(
     observe::logging::listening("kafka", &bound);
     let Some(core) = open_kafka_core(config, cluster, closing.clone()).await else {
         // Shut down before the cluster ever answered.
-        return Ok((None, task, None));
+        return Ok((None, task, None, offsets));
     };
     // Kafka CreatePartitions would add partitions outside a kinesis-md5 stream's hash ranges.
     let guard = core.clone();
@@ -627,7 +655,7 @@ async fn start_kafka_backend(
         pt.guard_produce(Arc::new(move |topic: &str| guard.write_hold(topic)));
     }
     let kinesis = start_kinesis(config, routes, core.clone(), None, conns, closing).await?;
-    Ok((Some(kinesis), task, Some(core)))
+    Ok((Some(kinesis), task, Some(core), offsets))
 }
 
 /// How often the catalog looks for topics made outside strait, and how often readers

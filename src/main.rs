@@ -96,6 +96,28 @@ enum MigrateAction {
         timeout: u64,
         stream: String,
     },
+    /// Set a Kafka consumer group's offsets on STREAM from a KCL application's checkpoints
+    /// (its DynamoDB lease table), or with --reverse the lease table's checkpoints from the
+    /// group's offsets. The group must have no running members.
+    Checkpoints {
+        #[arg(long, default_value = "config/strait.yaml")]
+        config: PathBuf,
+        #[arg(long)]
+        admin: Option<String>,
+        /// The KCL application's lease table (by default, its application name).
+        #[arg(long)]
+        lease_table: String,
+        #[arg(long)]
+        stream: String,
+        #[arg(long)]
+        group: String,
+        /// DynamoDB's URL; default: the regional endpoint of migration.source.region.
+        #[arg(long)]
+        dynamodb_endpoint: Option<String>,
+        /// From the group's offsets to the lease table.
+        #[arg(long)]
+        reverse: bool,
+    },
     /// Serve a cut-over STREAM from its source again (not built yet: refused with the reason).
     Rollback {
         #[arg(long, default_value = "config/strait.yaml")]
@@ -127,6 +149,25 @@ fn main() -> ExitCode {
                 &stream,
                 "cutover",
                 Some(timeout),
+            ),
+            MigrateAction::Checkpoints {
+                config,
+                admin,
+                lease_table,
+                stream,
+                group,
+                dynamodb_endpoint,
+                reverse,
+            } => strait::migrate::checkpoints_cli::checkpoints(
+                &strait::migrate::checkpoints_cli::CheckpointsArgs {
+                    config: &config,
+                    admin: admin.as_deref(),
+                    lease_table: &lease_table,
+                    stream: &stream,
+                    group: &group,
+                    dynamodb_endpoint: dynamodb_endpoint.as_deref(),
+                    reverse,
+                },
             ),
             MigrateAction::Rollback {
                 config,

@@ -108,13 +108,15 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // Live migration: a Kinesis client (the backend's) reading the source, the core's log as
-    // the target, and the traits the front ends and the admin port ask it through.
+    // the target, the traits the front ends and the admin port ask it through, and (for
+    // `strait migrate checkpoints`) the KCL lease-table calls.
     (
         "migrate",
         &[
             "core",
             "backend",
             "backend::kinesis::client",
+            "backend::kinesis::kcl_leases",
             "backend::kinesis::shards",
             "backend::kinesis::upstream",
             "kinesis::split",

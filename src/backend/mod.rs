@@ -51,6 +51,18 @@ pub trait ExternalOffsets: Send + Sync {
     async fn store(&self, group: &str, topic: &str, offsets: &[(u32, i64)]) -> StorageResult<()>;
 }
 
+/// Where a deployment's Kafka consumer groups commit: strait's own coordinator (embedded
+/// backend) or the Kafka cluster (Kafka backend). For `strait migrate checkpoints`, which sets
+/// a group's offsets from a KCL application's checkpoints and reads them back.
+#[async_trait]
+pub trait GroupOffsets: Send + Sync {
+    /// Commits the offsets to read next (partition, offset) on `topic` for `group`, as an
+    /// admin tool does: refused while the group has members.
+    async fn commit(&self, group: &str, topic: &str, offsets: &[(u32, i64)]) -> Result<(), String>;
+    /// `group`'s committed offsets on `topic`.
+    async fn committed(&self, group: &str, topic: &str) -> Result<Vec<(u32, i64)>, String>;
+}
+
 /// A group's position on one partition, kept outside strait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExternalPosition {

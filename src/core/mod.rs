@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod groups;
 pub mod hashing;
 pub mod iterator;
+pub mod kcl_checkpoints;
 mod key_mismatch;
 mod late_writes;
 pub mod origin;

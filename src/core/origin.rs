@@ -29,17 +29,30 @@ impl Core {
                 shard_id(shard.partition)
             )));
         };
-        let start = self.log.offsets(stream, shard.partition).await?.log_start;
+        self.origin_offset_below(stream, shard.partition, end, seq, after)
+            .await
+    }
+
+    /// `origin_offset` over the mirrored records below `end`.
+    pub(super) async fn origin_offset_below(
+        &self,
+        stream: &str,
+        partition: u32,
+        end: i64,
+        seq: &str,
+        after: bool,
+    ) -> CoreResult<i64> {
+        let start = self.log.offsets(stream, partition).await?.log_start;
         // Invariant: every offset below `lo` holds a record before the position, and every
         // offset from `hi` on one at or past it.
         let (mut lo, mut hi) = (start, end.max(start));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let Some((at, origin)) = self.origin_at(stream, shard.partition, mid, hi).await? else {
+            let Some(found) = self.origin_at(stream, partition, mid, hi).await? else {
                 hi = mid;
                 continue;
             };
-            let past = match cmp_sequence_numbers(&origin, seq) {
+            let past = match cmp_sequence_numbers(&found.sequence, seq) {
                 Ordering::Less => false,
                 Ordering::Equal => !after,
                 Ordering::Greater => true,
@@ -47,21 +60,20 @@ impl Core {
             if past {
                 hi = mid;
             } else {
-                lo = at + 1;
+                lo = found.offset + 1;
             }
         }
         Ok(lo)
     }
 
-    /// The first mirrored record at or after `offset` and before `end`: its offset and origin
-    /// number.
-    async fn origin_at(
+    /// The first mirrored record at or after `offset` and before `end`.
+    pub(super) async fn origin_at(
         &self,
         stream: &str,
         partition: u32,
         offset: i64,
         end: i64,
-    ) -> CoreResult<Option<(i64, String)>> {
+    ) -> CoreResult<Option<OriginRecord>> {
         let read = self.log.read(stream, partition, offset, 64 * 1024).await?;
         for batch in read.batches {
             let records = decode_batch(batch).map_err(CoreError::Internal)?;
@@ -73,12 +85,24 @@ impl Core {
                     return Ok(None);
                 }
                 if let Some(o) = r.origin_sequence {
-                    return Ok(Some((r.offset, String::from_utf8_lossy(&o).into_owned())));
+                    return Ok(Some(OriginRecord {
+                        offset: r.offset,
+                        sequence: String::from_utf8_lossy(&o).into_owned(),
+                        sub: r.origin_subsequence,
+                    }));
                 }
             }
         }
         Ok(None)
     }
+}
+
+/// A mirrored record's place here and its number at the source.
+pub(super) struct OriginRecord {
+    pub offset: i64,
+    pub sequence: String,
+    /// Its sub-sequence number in the KPL aggregate it came in, when it came in one.
+    pub sub: Option<u64>,
 }
 
 /// Where one mirrored shard's source records end, for `Core::cut_over`.

@@ -33,7 +33,7 @@ async fn core_with(foreign: ForeignTopics) -> (Core, Arc<MemoryLog>) {
     (core, log)
 }
 
-async fn core() -> (Core, Arc<MemoryLog>) {
+pub(super) async fn core() -> (Core, Arc<MemoryLog>) {
     core_with(ForeignTopics::Delete).await
 }
 

@@ -56,7 +56,7 @@ pub fn status(config: &Path, admin: Option<&str>, json: bool) -> ExitCode {
 }
 
 /// `host:port` of the replica's admin listener.
-fn admin_url(config: &Path, admin: Option<&str>) -> Result<String, String> {
+pub(super) fn admin_url(config: &Path, admin: Option<&str>) -> Result<String, String> {
     if let Some(url) = admin {
         let rest = url.strip_prefix("http://").ok_or_else(|| {
             format!("--admin {url:?}: an http:// URL (the admin port speaks plain HTTP)")
@@ -94,7 +94,7 @@ pub fn action(
         Some(t) => format!("/migration/{stream}/{action}?timeout={t}"),
         None => format!("/migration/{stream}/{action}"),
     };
-    let answer = admin_url(config, admin).and_then(|url| request(&url, "POST", &path));
+    let answer = admin_url(config, admin).and_then(|url| request(&url, "POST", &path, b""));
     match answer {
         Ok((200, body)) => {
             let state = serde_json::from_str::<serde_json::Value>(&body)
@@ -120,11 +120,16 @@ pub fn action(
 }
 
 fn get(host_port: &str, path: &str) -> Result<(u16, String), String> {
-    request(host_port, "GET", path)
+    request(host_port, "GET", path, b"")
 }
 
-/// One HTTP/1.1 request without a body: (status, body).
-fn request(host_port: &str, method: &str, path: &str) -> Result<(u16, String), String> {
+/// One HTTP/1.1 request: (status, body).
+pub(super) fn request(
+    host_port: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, String), String> {
     let addr = std::net::ToSocketAddrs::to_socket_addrs(host_port)
         .map_err(|e| format!("{host_port}: {e}"))?
         .next()
@@ -133,11 +138,13 @@ fn request(host_port: &str, method: &str, path: &str) -> Result<(u16, String), S
         .map_err(|e| format!("cannot reach the admin port at {host_port}: {e}"))?;
     // A cutover answers when it is done (its timeout is at most an hour).
     s.set_read_timeout(Some(Duration::from_secs(3700))).ok();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("{host_port}: {e}"))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())
+        .and_then(|()| s.write_all(body))
+        .map_err(|e| format!("{host_port}: {e}"))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)
         .map_err(|e| format!("{host_port}: {e}"))?;

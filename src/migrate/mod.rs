@@ -7,6 +7,8 @@
 //! held (`Core::hold_writes`), so the mirror's partitions hold nothing but the source's
 //! records, in the source's order, and the last one says where to resume.
 
+mod checkpoints;
+pub mod checkpoints_cli;
 pub mod cli;
 mod cutover;
 mod mirror;
@@ -19,10 +21,12 @@ use std::time::Duration;
 
 use crate::backend::kinesis::client::{KinesisClient, Wire};
 use crate::backend::kinesis::upstream::Upstream;
+use crate::backend::GroupOffsets;
 use crate::config::{KinesisWire, MigrationConfig};
 use crate::core::Core;
 use crate::listener::Closing;
 
+pub use checkpoints::{GroupPositions, ShardPosition};
 use mirror::Phase;
 use routes::Routes;
 pub use status::{MigrationStatus, ShardStatus, StreamState, StreamStatus};
@@ -49,6 +53,8 @@ pub struct Migration {
     max_cutover_lag_records: u64,
     core: Arc<Core>,
     routes: Arc<Routes>,
+    /// Where Kafka groups commit (`checkpoints.rs`).
+    offsets: Arc<dyn GroupOffsets>,
     client: Arc<KinesisClient>,
     poll: Duration,
     closing: Closing,
@@ -62,6 +68,7 @@ impl Migration {
         cfg: &MigrationConfig,
         core: Arc<Core>,
         routes: Arc<Routes>,
+        offsets: Arc<dyn GroupOffsets>,
         closing: Closing,
     ) -> Result<Arc<Migration>, String> {
         let upstream = Arc::new(Upstream::new(&cfg.source.client_config())?);
@@ -79,6 +86,7 @@ impl Migration {
             max_cutover_lag_records: cfg.max_cutover_lag_records,
             core,
             routes,
+            offsets,
             client,
             poll: Duration::from_millis(cfg.source.poll_interval_ms),
             closing,
@@ -209,6 +217,23 @@ impl crate::observe::admin::MigrationAdmin for Migration {
             )),
         };
         Ok(serde_json::to_value(entry).expect("status serialises"))
+    }
+
+    async fn checkpoints(
+        &self,
+        stream: &str,
+        group: &str,
+        set: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        let positions = match set {
+            Some(doc) => {
+                let doc: GroupPositions = serde_json::from_value(doc)
+                    .map_err(|e| format!("not a checkpoints document: {e}"))?;
+                self.adopt_checkpoints(stream, group, doc.shards).await?
+            }
+            None => self.group_checkpoints(stream, group).await?,
+        };
+        Ok(serde_json::to_value(positions).expect("positions serialise"))
     }
 }
 

@@ -11,10 +11,9 @@ use crate::protocol::kafka::records::{encode_batch_with_headers, NewRecord};
 use crate::protocol::kinesis::aggregation;
 use crate::protocol::kinesis::shapes::Record;
 
-pub use crate::protocol::kafka::records::ORIGIN_SEQ_HEADER;
-/// A KPL user record's sub-sequence number: its index in the aggregate.
-pub const ORIGIN_SUBSEQ_HEADER: &str = "kinesis.subseq";
 pub use crate::protocol::kafka::records::ORIGIN_ARRIVAL_HEADER;
+pub use crate::protocol::kafka::records::ORIGIN_SEQ_HEADER;
+pub use crate::protocol::kafka::records::ORIGIN_SUBSEQ_HEADER;
 
 /// Batches are cut at about this size, under Kafka's default `max.message.bytes` (1 MiB)
 /// for the records of several source records; one larger source record is a batch alone.

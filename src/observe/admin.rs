@@ -31,6 +31,14 @@ pub trait MigrationAdmin: Send + Sync {
         action: &str,
         timeout: std::time::Duration,
     ) -> Result<serde_json::Value, String>;
+    /// `group`'s positions on `stream` as KCL checkpoints; with `set` (a checkpoints
+    /// document), first commits the offsets those checkpoints resolve to.
+    async fn checkpoints(
+        &self,
+        stream: &str,
+        group: &str,
+        set: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, String>;
 }
 
 /// The migration, once it has started (the admin listener comes up before it).
@@ -138,6 +146,9 @@ async fn answer(
         *r.status_mut() = status;
         r
     };
+    if req.uri().path().ends_with("/checkpoints") && req.uri().path().starts_with("/migration/") {
+        return Ok(migration_checkpoints(migration, req).await);
+    }
     if req.method() == Method::POST {
         return Ok(migration_action(migration, req).await);
     }
@@ -181,21 +192,121 @@ async fn answer(
     })
 }
 
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The largest checkpoints document taken (a lease per shard, a few hundred bytes each).
+const MAX_CHECKPOINTS_BODY: usize = 4 << 20;
+
+/// `GET /migration/STREAM/checkpoints?group=G`: the group's offsets as KCL checkpoints;
+/// `POST` with a checkpoints document: commits the offsets after them as the group's. 200
+/// with the document, or 409 with `{"error": "..."}`.
+async fn migration_checkpoints(
+    migration: MigrationSlot,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let error =
+        |status: StatusCode, e: String| json_response(status, serde_json::json!({ "error": e }));
+    let path = req.uri().path().to_string();
+    let Some(stream) = path
+        .strip_prefix("/migration/")
+        .and_then(|p| p.strip_suffix("/checkpoints"))
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .map(str::to_string)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "GET or POST /migration/STREAM/checkpoints?group=GROUP".into(),
+        );
+    };
+    let group = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("group=")))
+        .map(percent_decode)
+        .unwrap_or_default();
+    if group.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the group=GROUP query parameter is required".into(),
+        );
+    }
+    let Some(m) = migration.get().cloned() else {
+        return error(
+            StatusCode::CONFLICT,
+            "no migration: migration.streams is empty, or the backend is not open yet".into(),
+        );
+    };
+    let set = match *req.method() {
+        Method::GET => None,
+        Method::POST => {
+            let body = http_body_util::Limited::new(req.into_body(), MAX_CHECKPOINTS_BODY);
+            let bytes = match body.collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+            };
+            match serde_json::from_slice(&bytes) {
+                Ok(doc) => Some(doc),
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("the body is not JSON: {e}"),
+                    )
+                }
+            }
+        }
+        _ => return error(StatusCode::METHOD_NOT_ALLOWED, "GET or POST".into()),
+    };
+    match m.checkpoints(&stream, &group, set).await {
+        Ok(doc) => json_response(StatusCode::OK, doc),
+        Err(e) => error(StatusCode::CONFLICT, e),
+    }
+}
+
+/// A query value's `%XX` escapes and `+` decoded (group ids may hold any character).
+fn percent_decode(v: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `POST /migration/STREAM/cutover[?timeout=SECS]` (and `.../rollback`): 200 with the
 /// stream's status entry, or 409 with `{"error": "..."}`.
 async fn migration_action(
     migration: MigrationSlot,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let json = |status: StatusCode, body: serde_json::Value| {
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-        *r.status_mut() = status;
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        r
-    };
+    let json = json_response;
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (stream, action) = match parts.as_slice() {
@@ -227,5 +338,17 @@ async fn migration_action(
     {
         Ok(entry) => json(StatusCode::OK, entry),
         Err(e) => json(StatusCode::CONFLICT, serde_json::json!({ "error": e })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(
+            super::percent_decode("kcl%2Dapp+one%3a%zz"),
+            "kcl-app one:%zz"
+        );
+        assert_eq!(super::percent_decode("g%4"), "g%4");
     }
 }

@@ -10,6 +10,7 @@ pub mod connect;
 mod errors;
 mod fence;
 pub mod group_lag;
+pub mod group_offsets;
 pub mod log;
 pub mod meta;
 pub mod msk_iam;

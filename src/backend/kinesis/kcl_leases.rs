@@ -100,35 +100,9 @@ impl KclLeaseTables {
             .ok_or_else(|| StorageError::Unavailable(format!("group {group} has no lease table")))
     }
 
-    /// Every lease of `t` on `stream`: multi-stream leases name theirs; single-stream ones
-    /// belong to the stream configured for the table, and to no other.
+    /// Every lease of `t` on `stream` (`scan_leases`), remembered for commits.
     pub async fn leases(&self, t: &LeaseTable, stream: &str) -> StorageResult<Vec<Lease>> {
-        let table = t.table.as_str();
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page: ScanOutput = self
-                .dynamodb
-                .call(
-                    "Scan",
-                    &ScanInput {
-                        table_name: table,
-                        exclusive_start_key: start.take(),
-                    },
-                )
-                .await
-                .map_err(storage_error)?;
-            out.extend(
-                page.items
-                    .iter()
-                    .filter_map(lease_of)
-                    .filter(|l| l.stream.as_deref().or(t.stream.as_deref()) == Some(stream)),
-            );
-            match page.last_evaluated_key {
-                Some(k) if !k.is_null() => start = Some(k),
-                _ => break,
-            }
-        }
+        let out = scan_leases(&self.dynamodb, t, stream).await?;
         let leases = out
             .iter()
             .map(|l| (l.partition, (l.key.clone(), l.checkpoint.clone(), l.sub)))
@@ -182,42 +156,116 @@ impl KclLeaseTables {
             (lease.1, lease.2) = (checkpoint.to_string(), sub);
         }
     }
+}
 
-    /// Writes a checkpoint into a lease the KCL application made, unless the lease is gone
-    /// or at SHARD_END (KCL never moves a finished shard's checkpoint back; a group that went
-    /// back to re-read it keeps strait's own commit only). Says whether it was written.
-    async fn write_checkpoint(
-        &self,
-        table: &str,
-        lease: &str,
-        checkpoint: &str,
-        sub: u64,
-    ) -> StorageResult<bool> {
-        let input = json!({
-            "TableName": table,
-            "Key": {"leaseKey": {"S": lease}},
-            "UpdateExpression": "SET #c = :c, #s = :s",
-            "ConditionExpression": "attribute_exists(#k) AND #c <> :end",
-            "ExpressionAttributeNames": {
-                "#c": "checkpoint",
-                "#s": "checkpointSubSequenceNumber",
-                "#k": "leaseKey",
-            },
-            "ExpressionAttributeValues": {
-                ":c": {"S": checkpoint},
-                ":s": {"N": sub.to_string()},
-                ":end": {"S": "SHARD_END"},
-            },
-        });
-        let out: Result<Value, _> = self.dynamodb.call("UpdateItem", &input).await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if e.is("ConditionalCheckFailedException") => {
-                tracing::debug!(%table, %lease, "lease gone or at SHARD_END; checkpoint not written");
-                Ok(false)
-            }
-            Err(e) => Err(storage_error(e)),
+/// Every lease of `t` on `stream`: multi-stream leases name theirs; single-stream ones
+/// belong to the stream configured for the table, and to no other.
+pub async fn scan_leases(
+    dynamodb: &AwsClient,
+    t: &LeaseTable,
+    stream: &str,
+) -> StorageResult<Vec<Lease>> {
+    let table = t.table.as_str();
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page: ScanOutput = dynamodb
+            .call(
+                "Scan",
+                &ScanInput {
+                    table_name: table,
+                    exclusive_start_key: start.take(),
+                },
+            )
+            .await
+            .map_err(storage_error)?;
+        out.extend(
+            page.items
+                .iter()
+                .filter_map(lease_of)
+                .filter(|l| l.stream.as_deref().or(t.stream.as_deref()) == Some(stream)),
+        );
+        match page.last_evaluated_key {
+            Some(k) if !k.is_null() => start = Some(k),
+            _ => break,
         }
+    }
+    Ok(out)
+}
+
+/// Writes a checkpoint into a lease the KCL application made, unless the lease is gone or
+/// (`keep_shard_end`) at SHARD_END: KCL never moves a finished shard's checkpoint back, so a
+/// group that went back to re-read it keeps strait's own commit only. Says whether it was
+/// written.
+pub async fn write_checkpoint(
+    dynamodb: &AwsClient,
+    table: &str,
+    lease: &str,
+    checkpoint: &str,
+    sub: u64,
+    keep_shard_end: bool,
+) -> StorageResult<bool> {
+    let condition = if keep_shard_end {
+        "attribute_exists(#k) AND #c <> :end"
+    } else {
+        "attribute_exists(#k)"
+    };
+    let input = json!({
+        "TableName": table,
+        "Key": {"leaseKey": {"S": lease}},
+        "UpdateExpression": "SET #c = :c, #s = :s",
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {
+            "#c": "checkpoint",
+            "#s": "checkpointSubSequenceNumber",
+            "#k": "leaseKey",
+        },
+        "ExpressionAttributeValues": if keep_shard_end { json!({
+            ":c": {"S": checkpoint},
+            ":s": {"N": sub.to_string()},
+            ":end": {"S": "SHARD_END"},
+        }) } else { json!({
+            ":c": {"S": checkpoint},
+            ":s": {"N": sub.to_string()},
+        }) },
+    });
+    let out: Result<Value, _> = dynamodb.call("UpdateItem", &input).await;
+    match out {
+        Ok(_) => Ok(true),
+        Err(e) if e.is("ConditionalCheckFailedException") => {
+            tracing::debug!(%table, %lease, "lease gone or at SHARD_END; checkpoint not written");
+            Ok(false)
+        }
+        Err(e) => Err(storage_error(e)),
+    }
+}
+
+/// Makes the lease of a shard no KCL worker has taken yet, at `checkpoint` and owned by
+/// nobody, so the first worker to take it starts there (KCL makes leases only for shards
+/// that have none). Says whether it was made: false when the lease exists.
+pub async fn create_lease(
+    dynamodb: &AwsClient,
+    table: &str,
+    lease: &str,
+    checkpoint: &str,
+    sub: u64,
+) -> StorageResult<bool> {
+    let input = json!({
+        "TableName": table,
+        "Item": {
+            "leaseKey": {"S": lease},
+            "checkpoint": {"S": checkpoint},
+            "checkpointSubSequenceNumber": {"N": sub.to_string()},
+            "leaseCounter": {"N": "0"},
+            "ownerSwitchesSinceCheckpoint": {"N": "0"},
+        },
+        "ConditionExpression": "attribute_not_exists(leaseKey)",
+    });
+    let out: Result<Value, _> = dynamodb.call("PutItem", &input).await;
+    match out {
+        Ok(_) => Ok(true),
+        Err(e) if e.is("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(storage_error(e)),
     }
 }
 
@@ -284,9 +332,8 @@ impl ExternalOffsets for KclLeaseTables {
             if (checkpoint.as_str(), sub) == (seen.as_str(), seen_sub) || seen == "SHARD_END" {
                 continue;
             }
-            let written = self
-                .write_checkpoint(&t.table, &key, &checkpoint, sub)
-                .await?;
+            let written =
+                write_checkpoint(&self.dynamodb, &t.table, &key, &checkpoint, sub, true).await?;
             if written {
                 self.remember(t, topic, *partition, &checkpoint, sub);
             } else {

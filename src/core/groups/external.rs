@@ -88,3 +88,32 @@ impl GroupCoordinator {
         self.persist(group, &doc);
     }
 }
+
+/// `strait migrate checkpoints` on the embedded backend: a commit from outside the group,
+/// as Kafka's admin tools make.
+#[async_trait::async_trait]
+impl crate::backend::GroupOffsets for GroupCoordinator {
+    async fn commit(&self, group: &str, topic: &str, offsets: &[(u32, i64)]) -> Result<(), String> {
+        let offsets = offsets
+            .iter()
+            .map(|(p, o)| {
+                let c = Committed {
+                    offset: *o,
+                    metadata: Some("strait migrate checkpoints".into()),
+                    leader_epoch: -1,
+                };
+                (topic.to_string(), *p as i32, c)
+            })
+            .collect();
+        GroupCoordinator::commit(self, group, -1, "", offsets)
+            .map_err(|e| format!("committing offsets of group {group}: {e:?}"))
+    }
+
+    async fn committed(&self, group: &str, topic: &str) -> Result<Vec<(u32, i64)>, String> {
+        Ok(GroupCoordinator::committed(self, group, None)
+            .into_iter()
+            .filter(|(t, p, _)| t == topic && *p >= 0)
+            .filter_map(|(_, p, c)| Some((p as u32, c?.offset)))
+            .collect())
+    }
+}

@@ -16,6 +16,8 @@ use kafka_protocol::records::{
 pub const EHK_HEADER: &str = "kinesis.ehk";
 /// A record mirrored from a Kinesis source (`migrate/`): its sequence number there.
 pub const ORIGIN_SEQ_HEADER: &str = "kinesis.seq";
+/// A user record a mirrored KPL aggregate held: its sub-sequence number there.
+pub const ORIGIN_SUBSEQ_HEADER: &str = "kinesis.subseq";
 /// A record mirrored from a Kinesis source: its arrival time there (ms, decimal), which a
 /// topic stamped with the broker's LogAppendTime does not keep as the record's timestamp.
 pub const ORIGIN_ARRIVAL_HEADER: &str = "kinesis.arrival";
@@ -38,6 +40,8 @@ pub struct StoredRecord {
     pub value: Option<Bytes>,
     /// The `kinesis.seq` header, when the record has one.
     pub origin_sequence: Option<Bytes>,
+    /// The `kinesis.subseq` header, when the record has one that reads as a number.
+    pub origin_subsequence: Option<u64>,
     /// The `kinesis.arrival` header, when the record has one that reads as a number.
     pub origin_arrival_ms: Option<i64>,
 }
@@ -124,6 +128,8 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
                 offset: r.offset,
                 timestamp_ms: append_time.unwrap_or(r.timestamp),
                 origin_sequence: header(ORIGIN_SEQ_HEADER),
+                origin_subsequence: header(ORIGIN_SUBSEQ_HEADER)
+                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()),
                 origin_arrival_ms: header(ORIGIN_ARRIVAL_HEADER)
                     .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()),
                 key: r.key,

@@ -6,13 +6,17 @@ once, in shard order, with its origin sequence number in the `kinesis.seq` heade
 the source; Kafka producers through strait are refused with POLICY_VIOLATION; then the stream is
 cut over (`strait migrate cutover`) while a producer writes through strait: every acknowledged
 record once, sequence numbers rising across the cutover, a source position resolving to the
-same record, Kafka producers accepted after it.
+same record, Kafka producers accepted after it. KCL checkpoints (a lease table in moto's DynamoDB)
+become a Kafka group's offsets with `strait migrate checkpoints`, and a group's offsets become
+lease checkpoints with `--reverse`, before the cutover and after it.
 
 Prints PASS/FAIL per check and "N passed, N failed"; exits non-zero if any failed.
 """
 
 import json
+import logging
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -23,7 +27,8 @@ import boto3
 from botocore.config import Config
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from harness import check, finish, require, wait_for
-from straits import BIN, Strait
+from moto.server import ThreadedMotoServer
+from straits import BIN, REPO, Strait
 
 BROKER = os.environ["KAFKA_BOOTSTRAP"]
 STREAM = f"mig-{uuid.uuid4().hex[:8]}"
@@ -58,6 +63,124 @@ def source_records(client):
                 break
         out[s["ShardId"]] = recs
     return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# DynamoDB for the KCL lease tables (its request log kept out of the suite's output).
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+MOTO_PORT = free_port()
+MOTO = ThreadedMotoServer(ip_address="127.0.0.1", port=MOTO_PORT, verbose=False)
+MOTO.start()
+DDB_URL = f"http://127.0.0.1:{MOTO_PORT}"
+DDB = boto3.client("dynamodb", endpoint_url=DDB_URL, region_name="us-east-1",
+                   aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
+
+
+def lease_table(name, leases):
+    """A KCL application's lease table as KCL 3 keeps it: shard id -> (checkpoint, sub)."""
+    DDB.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}])
+    for shard, (cp, sub) in leases.items():
+        DDB.put_item(TableName=name, Item={
+            "leaseKey": {"S": shard}, "checkpoint": {"S": cp}, "checkpointSubSequenceNumber": {"N": str(sub)},
+            "leaseOwner": {"S": "worker-1"}, "leaseCounter": {"N": "7"},
+            "ownerSwitchesSinceCheckpoint": {"N": "0"}})
+
+
+def leases(name):
+    return {i["leaseKey"]["S"]: (i["checkpoint"]["S"], i["checkpointSubSequenceNumber"]["N"],
+                                 i.get("leaseOwner", {}).get("S"))
+            for i in DDB.scan(TableName=name)["Items"]}
+
+
+def migrate_checkpoints(table, group, *extra):
+    return subprocess.run([BIN, "migrate", "checkpoints", "--config", os.path.join(REPO, "config", "strait.yaml"),
+                           "--admin", target.admin, "--lease-table", table, "--stream", STREAM,
+                           "--group", group, "--dynamodb-endpoint", DDB_URL, *extra],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret"))
+
+
+def committed(group):
+    """partition -> the group's committed offset, read from the cluster."""
+    c = Consumer({"bootstrap.servers": BROKER, "group.id": group, "enable.auto.commit": False})
+    got = c.committed([TopicPartition(STREAM, 0), TopicPartition(STREAM, 1)], timeout=30)
+    c.close()
+    return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
+
+
+def commit(group, offsets):
+    c = Consumer({"bootstrap.servers": BROKER, "group.id": group, "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition(STREAM, p, o) for p, o in offsets.items()], asynchronous=False)
+    c.close()
+
+
+def first_read(group, partition):
+    """The kinesis.seq header of the first record a member of `group` reads on `partition`."""
+    c = Consumer({"bootstrap.servers": BROKER, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "error"})
+    c.assign([TopicPartition(STREAM, partition)])
+    deadline = time.time() + 30
+    try:
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                return m.offset(), dict(m.headers() or []).get("kinesis.seq", b"").decode()
+        require(False, f"{group} read nothing on partition {partition}")
+    finally:
+        c.close()
+
+
+def kcl_checkpoints_and_group_offsets_while_mirroring():
+    origin = source_records(SRC_CLIENT)
+    s0, s1 = origin["shardId-000000000000"], origin["shardId-000000000001"]
+    lease_table("kcl-app", {"shardId-000000000000": (s0[99][0], 0),
+                            "shardId-000000000001": ("TRIM_HORIZON", 0)})
+    out = migrate_checkpoints("kcl-app", "from-kcl")
+    require(out.returncode == 0, f"checkpoints failed: {out.stderr}")
+    require(committed("from-kcl") == {0: 100, 1: 0}, f"offsets {committed('from-kcl')}")
+    require(first_read("from-kcl", 0) == (100, s0[100][0]), "the group does not start after the checkpoint")
+    # Back: the group's offsets as checkpoints; shard 1 has no lease there yet and gets one.
+    commit("to-kcl", {0: 250, 1: 10})
+    lease_table("kcl-back", {"shardId-000000000000": ("TRIM_HORIZON", 0)})
+    out = migrate_checkpoints("kcl-back", "to-kcl", "--reverse")
+    require(out.returncode == 0, f"--reverse failed: {out.stderr}")
+    got = leases("kcl-back")
+    require(got["shardId-000000000000"] == (s0[249][0], "0", "worker-1"), f"shard 0: {got}")
+    require(got["shardId-000000000001"][:2] == (s1[9][0], "0"), f"shard 1: {got}")
+    # Bad input gets a reason and changes nothing.
+    lease_table("kcl-bad", {"shardId-000000000000": ("garbage", 0)})
+    out = migrate_checkpoints("kcl-bad", "bad-group")
+    require(out.returncode != 0 and "not a KCL checkpoint" in out.stderr, f"{out.returncode} {out.stderr}")
+    require(committed("bad-group") == {}, "a refused document committed something")
+    out = migrate_checkpoints("no-such-table", "bad-group")
+    require(out.returncode != 0 and "ResourceNotFoundException" in out.stderr, out.stderr)
+    out = migrate_checkpoints("kcl-app", "nobody", "--reverse")
+    require(out.returncode != 0 and "no committed offset" in out.stderr, out.stderr)
+
+
+def kcl_checkpoints_after_the_cutover():
+    served = source_records(dst())["shardId-000000000000"]
+    n_origin = len(source_records(SRC_CLIENT)["shardId-000000000000"])
+    require(len(served) > n_origin + 5, "too few records written after the cutover")
+    own = served[n_origin + 5][0]
+    lease_table("kcl-cut", {"shardId-000000000000": (own, 0),
+                            "shardId-000000000001": ("TRIM_HORIZON", 0)})
+    out = migrate_checkpoints("kcl-cut", "after-cut")
+    require(out.returncode == 0, f"checkpoints failed: {out.stderr}")
+    require(committed("after-cut")[0] == n_origin + 6, f"offsets {committed('after-cut')}")
+    commit("after-cut", {0: n_origin + 6, 1: 0})
+    out = migrate_checkpoints("kcl-cut", "after-cut", "--reverse")
+    require(out.returncode == 0, f"--reverse failed: {out.stderr}")
+    got = leases("kcl-cut")
+    require(got["shardId-000000000000"][0] == own, f"strait's number does not come back: {got}")
+    require(got["shardId-000000000001"][0] == "TRIM_HORIZON", f"shard 1: {got}")
 
 
 def mirror_records(partitions, expect, timeout=60):
@@ -236,8 +359,13 @@ check("Kinesis clients of a stream being migrated reach the source", kinesis_cli
 check("Kafka producers through strait are refused with POLICY_VIOLATION", kafka_producers_are_refused)
 check("kill -9 during a backlog: every record once after the restart",
       a_kill_during_a_backlog_loses_and_repeats_nothing)
+check("strait migrate checkpoints while mirroring: KCL checkpoints to group offsets and back, bad input refused",
+      kcl_checkpoints_and_group_offsets_while_mirroring)
 check("cutover while a producer writes through strait: every record once, numbers rising, positions kept",
       cutover_while_a_producer_writes)
+check("strait migrate checkpoints after the cutover: strait's own numbers both ways",
+      kcl_checkpoints_after_the_cutover)
+MOTO.stop()
 target.stop()
 source.stop()
 finish()
