@@ -275,15 +275,16 @@ fn clients_of_a_stream_being_migrated_reach_the_source() {
     // A source iterator's continuation goes to the source too, after strait restarts or
     // not: strait did not sign it.
     wait_caught_up(&dst, 0, 11);
-    // Resharding through strait waits for the cutover: the mirror does not follow it yet.
+    // Resharding through strait goes to the source (the mirror follows it): a bad split
+    // gets the source's own answer.
     let (code, body) = dst.json(
         "SplitShard",
         json!({"StreamName": STREAM, "ShardToSplit": "shardId-000000000000",
-               "NewStartingHashKey": "1000"}),
+               "NewStartingHashKey": "0"}),
     );
     assert_eq!(
         (code, body["__type"].as_str()),
-        (400, Some("ResourceInUseException")),
+        (400, Some("InvalidArgumentException")),
         "{body}"
     );
     // Kafka producers are refused: the source is the stream's only writer until cutover.
@@ -541,33 +542,97 @@ fn cutover_while_writes_continue_keeps_every_record_order_and_positions() {
     assert!(out["SequenceNumber"].as_str().unwrap().len() >= 56);
 }
 
+/// The stream's shards as `s` lists them: (id, parents, hash range, closed).
+fn shard_layout(s: &Server) -> Vec<(String, Vec<String>, String, String, bool)> {
+    let shards = s.ok("ListShards", json!({"StreamName": STREAM}));
+    shards["Shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sh| {
+            let text = |v: &Value| v.as_str().map(str::to_string);
+            let parents = [&sh["ParentShardId"], &sh["AdjacentParentShardId"]]
+                .into_iter()
+                .filter_map(text)
+                .collect();
+            (
+                text(&sh["ShardId"]).unwrap(),
+                parents,
+                text(&sh["HashKeyRange"]["StartingHashKey"]).unwrap(),
+                text(&sh["HashKeyRange"]["EndingHashKey"]).unwrap(),
+                sh["SequenceNumberRange"]["EndingSequenceNumber"].is_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn a_source_resharded_under_the_mirror_is_not_cut_over() {
-    let (src, dst, _) = mirrored(100);
-    // Resharded on the source itself: the parent shard ends, and its children are not
-    // followed yet.
-    src.ok(
+fn a_source_resharded_under_the_mirror_is_followed_and_cut_over() {
+    let (src, mut dst, _) = mirrored(1_000);
+    // Split through strait (forwarded to the source while the stream is mirrored), then a
+    // merge of the children on the source itself, with writes between, and a kill -9 of the
+    // mirroring strait after the split.
+    dst.ok(
         "SplitShard",
         json!({"StreamName": STREAM, "ShardToSplit": "shardId-000000000000",
-               "NewStartingHashKey": "1000"}),
+               "NewStartingHashKey": "85070591730234615865843651857942052864"}),
     );
-    put(&src, 100, 100);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    put(&src, 1_000, 1_000);
+    dst.kill9();
+    dst.spawn();
+    src.ok(
+        "MergeShards",
+        json!({"StreamName": STREAM, "ShardToMerge": "shardId-000000000002",
+               "AdjacentShardToMerge": "shardId-000000000003"}),
+    );
+    put(&src, 2_000, 1_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (ok, _, err) = cutover(&dst, STREAM);
-        if !ok && err.contains("resharded") {
+        let st = migration_status(&dst);
+        let m = &st["streams"][0];
+        let copied = || read_mirror(&dst, 5).values().map(Vec::len).sum::<usize>();
+        if m["state"] == "caught-up"
+            && m["shards"].as_array().unwrap().len() == 5
+            && copied() == 3_000
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "cutover not refused: {ok} {err}");
-        assert!(!ok, "a resharded source was cut over");
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            Instant::now() < deadline,
+            "the reshard was not followed: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let st = migration_status(&dst);
-    assert_eq!(st["streams"][0]["state"], "mirroring", "{st}");
-    assert!(
-        st["streams"][0]["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("resharded")),
-        "{st}"
+    let origin = read_all(&src);
+    assert_eq!(origin.len(), 5, "{:?}", origin.keys());
+    assert_eq!(origin.values().map(Vec::len).sum::<usize>(), 3_000);
+    assert_eq!(
+        read_mirror(&dst, 5),
+        origin,
+        "the mirror differs from the source"
+    );
+
+    let (ok, _, err) = cutover(&dst, STREAM);
+    assert!(ok, "cutover refused: {err}");
+    // The same shards, lineage and ranges, the closed ones closed; the same records.
+    assert_eq!(shard_layout(&dst), shard_layout(&src));
+    assert_eq!(read_all(&dst), origin);
+    // New writes land on the open shards (1, and the merged child 4), numbered above the
+    // source's; the closed ones take none.
+    put(&dst, 10_000, 200);
+    let served = read_all(&dst);
+    for (id, recs) in &served {
+        let open = id == "shardId-000000000001" || id == "shardId-000000000004";
+        assert_eq!(open, recs.len() > origin[id].len(), "{id}");
+        assert!(
+            recs.windows(2)
+                .all(|w| cmp_sequence_numbers(&w[0].0, &w[1].0).is_lt()),
+            "{id}: numbers do not rise"
+        );
+    }
+    assert_eq!(
+        served.values().map(Vec::len).sum::<usize>(),
+        3_200,
+        "writes after the cutover went elsewhere"
     );
 }

@@ -11,6 +11,7 @@ pub mod iterator;
 pub mod kcl_checkpoints;
 mod key_mismatch;
 mod late_writes;
+pub mod mirror_layout;
 pub mod origin;
 mod producers;
 mod reshard;

@@ -85,17 +85,6 @@ pub async fn handle(
             }
             to_source
         }
-        Names::Stream(stream)
-            if matches!(op, "SplitShard" | "MergeShards" | "UpdateShardCount")
-                && split.routes.to_source(&stream, core) =>
-        {
-            // The mirror does not follow a reshard of its source yet.
-            let e = super::error::ApiError::resource_in_use(format!(
-                "Stream {stream} is being migrated: reshard it after its cutover."
-            ));
-            let id = uuid::Uuid::new_v4().to_string();
-            return Ok(error_response(protocol, &e, &id));
-        }
         Names::Stream(stream) => split.routes.to_source(&stream, core),
         Names::Iterator(it) => {
             let now = crate::clock::now_ms();

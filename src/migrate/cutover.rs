@@ -1,8 +1,8 @@
 //! Cutting a mirrored stream over to the backend: refused while the mirror lags more than
-//! `max_cutover_lag_records` or the source has been resharded; otherwise the stream's writes
-//! are held (those already on their way to the source answered first), the mirror drains
-//! past every sequence number the source gave those writes and to the source's newest
-//! record, stops, and the catalog records where the source's records end. Then the stream is
+//! `max_cutover_lag_records`; otherwise the stream's writes are held (those already on their
+//! way to the source answered first), the mirror drains past every sequence number the
+//! source gave those writes and to the source's newest record (with the children of any
+//! shard that ended being copied), stops, and the catalog records where the source's records end. Then the stream is
 //! served here and the held writes go on, to the backend. A failure or timeout before the
 //! catalog is written leaves the stream as it was, mirroring, with the reason as `last_error`.
 //!
@@ -40,9 +40,6 @@ pub(super) async fn run(
                 m.name,
                 st.last_error.as_deref().unwrap_or("no shard read yet")
             ));
-        }
-        if let Some(why) = m.resharded() {
-            return Err(why);
         }
         if st.lag_records > mig.max_cutover_lag_records {
             return Err(format!(
@@ -100,9 +97,6 @@ async fn drain(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
     let drain_from = Instant::now();
     let mut woken = Instant::now() - DRAIN_WAKE;
     loop {
-        if let Some(why) = m.resharded() {
-            return Err(why);
-        }
         if m.drained_since(drain_from, &written) {
             return Ok(());
         }

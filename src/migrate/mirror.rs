@@ -1,11 +1,13 @@
 //! One stream's mirror: the source's shards listed, the stream made in the catalog with the
-//! same shards and hash ranges, and one copy loop per shard. A copy loop reads where its
-//! partition's newest record says it stopped (AFTER_SEQUENCE_NUMBER its origin sequence
+//! same shards, hash ranges and lineage, and one copy loop per shard. A copy loop reads where
+//! its partition's newest record says it stopped (AFTER_SEQUENCE_NUMBER its origin sequence
 //! number, TRIM_HORIZON when empty) and appends each page as batches, in order, one at a
 //! time. Any failure, an append whose outcome is unknown included, restarts the loop from
 //! the partition's newest record: what landed is not copied again, and nothing is skipped.
+//! A source shard that ends (a reshard) closes here once copied, and its children are added
+//! and copied (`core/mirror_layout.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use crate::backend::kinesis::client::{CallError, KinesisClient};
 use crate::backend::kinesis::shards::list_shards;
 use crate::core::catalog::{KeyHash, StreamMode};
 use crate::core::error::CoreError;
+use crate::core::mirror_layout::SourceShard;
 use crate::core::{Core, CreateStreamRequest};
 use crate::listener::Closing;
 use crate::protocol::kafka::records::last_record_headers;
@@ -27,7 +30,7 @@ use crate::protocol::kinesis::sequence::cmp_sequence_numbers;
 use crate::protocol::kinesis::shapes::{
     GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput,
 };
-use crate::protocol::kinesis::shard_ids::parse_shard_id;
+use crate::protocol::kinesis::shard_ids::{parse_shard_id, shard_id};
 
 /// GetRecords' largest page.
 const PAGE_LIMIT: i64 = 10_000;
@@ -46,6 +49,8 @@ pub struct StreamMirror {
     running: AtomicUsize,
     /// Wakes copy loops waiting for their next poll (a cutover drains at once).
     wake: Notify,
+    /// Partitions with a copy loop running, so a shard is never copied by two.
+    copying: Mutex<BTreeSet<u32>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +80,8 @@ struct ShardProgress {
     read_once: bool,
     last_sequence_number: Option<String>,
     finished: bool,
+    /// Once finished, its children are in the catalog and being copied.
+    followed: bool,
     /// When the newest read that found nothing new (at the source's newest record) began.
     empty_since: Option<Instant>,
 }
@@ -89,6 +96,7 @@ impl StreamMirror {
             stop: watch::channel(false).0,
             running: AtomicUsize::new(0),
             wake: Notify::new(),
+            copying: Mutex::default(),
         }
     }
 
@@ -107,41 +115,25 @@ impl StreamMirror {
 
     /// Whether every shard has copied the sequence numbers in `written` (shard id → the
     /// largest the source gave a write through strait) and then read the source's newest
-    /// record, finding nothing new, in a read that began after `since`.
+    /// record, finding nothing new, in a read that began after `since`; and every shard that
+    /// ended has its children copied too.
     pub(super) fn drained_since(&self, since: Instant, written: &BTreeMap<String, String>) -> bool {
         let p = self.progress.lock();
-        // A write the source put on a shard this mirror does not copy (a child of a reshard)
-        // is never drained.
+        // A write the source put on a shard this mirror does not copy yet (a child of a
+        // reshard it has not reached) is not drained.
         let known = |id: &String| p.shards.values().any(|s| &s.shard_id == id);
         !p.shards.is_empty()
             && written.keys().all(known)
+            && p.shards.values().all(|s| !s.finished || s.followed)
             && p.shards.values().all(|s| {
                 let copied = written.get(&s.shard_id).is_none_or(|w| {
                     s.last_sequence_number.as_deref().is_some_and(|have| {
                         cmp_sequence_numbers(have, w) != std::cmp::Ordering::Less
                     })
                 });
-                copied && s.empty_since.is_some_and(|t| t >= since)
+                // A shard that ended has nothing more to drain.
+                copied && (s.finished || s.empty_since.is_some_and(|t| t >= since))
             })
-    }
-
-    /// Why the stream cannot be cut over when the source has been resharded under the mirror
-    /// (a shard ended): its new shards are not followed yet.
-    pub(super) fn resharded(&self) -> Option<String> {
-        let p = self.progress.lock();
-        let ended: Vec<&str> = p
-            .shards
-            .values()
-            .filter(|s| s.finished)
-            .map(|s| s.shard_id.as_str())
-            .collect();
-        (!ended.is_empty()).then(|| {
-            format!(
-                "the source stream {} was resharded during the mirror ({} ended); mirroring a resharded stream is not built yet",
-                self.name,
-                ended.join(", ")
-            )
-        })
     }
 
     /// The origin sequence number of each shard's newest mirrored record.
@@ -195,10 +187,10 @@ impl StreamMirror {
             })
             .collect();
         let lag_records = shards.iter().map(|s| s.lag_records).sum();
-        // A shard that ended (the source was resharded) leaves children this mirror does not
-        // follow yet: never caught up.
+        // A shard that ended (the source was resharded) is caught up once its children are
+        // being copied.
         let caught_up = !shards.is_empty()
-            && !shards.iter().any(|s| s.finished)
+            && p.shards.values().all(|s| !s.finished || s.followed)
             && shards
                 .iter()
                 .all(|s| s.lag_records <= caught_up_lag_records)
@@ -221,8 +213,18 @@ impl StreamMirror {
     }
 }
 
+/// What every copy loop of one stream's mirror shares.
+#[derive(Clone)]
+struct Copier {
+    m: Arc<StreamMirror>,
+    client: Arc<KinesisClient>,
+    core: Arc<Core>,
+    poll: Duration,
+    closing: Closing,
+}
+
 /// Mirrors one stream until shutdown or a cutover stops it: sets the stream up, then
-/// copies every shard.
+/// copies every shard (and the children of those that end) in tasks of their own.
 pub async fn run(
     m: Arc<StreamMirror>,
     client: Arc<KinesisClient>,
@@ -247,60 +249,103 @@ pub async fn run(
             }
         }
     };
-    let copies = shards.into_iter().map(|(partition, shard_id)| {
-        m.shard(partition, |s| s.shard_id = shard_id.clone());
-        copy_shard(
-            m.clone(),
-            client.clone(),
-            core.clone(),
-            partition,
-            shard_id,
-            poll,
-            closing.clone(),
-        )
-    });
-    futures_util::future::join_all(copies).await;
+    let copier = Copier {
+        m: m.clone(),
+        client,
+        core,
+        poll,
+        closing,
+    };
+    spawn_copies(&copier, shards);
 }
 
-/// The source's shards, and the stream in the catalog with the same shards and ranges.
+/// Starts a copy loop for each shard that has none. Counted as running before it is
+/// spawned, so a stop waiting for the loops to end cannot miss one about to start.
+fn spawn_copies(c: &Copier, shards: Vec<(u32, String)>) {
+    for (partition, shard_id) in shards {
+        if *c.m.stop.borrow() || !c.m.copying.lock().insert(partition) {
+            continue;
+        }
+        c.m.running.fetch_add(1, Ordering::SeqCst);
+        c.m.shard(partition, |s| s.shard_id = shard_id.clone());
+        let c = c.clone();
+        tokio::spawn(async move {
+            let _copying = Copying(&c.m, partition);
+            copy_shard(&c, partition, shard_id).await;
+        });
+    }
+}
+
+/// The source's shards (id → partition, parents, hash range), sorted by partition.
+async fn source_shards(
+    client: &KinesisClient,
+    stream: &str,
+) -> Result<Vec<(SourceShard, String)>, String> {
+    let shards = list_shards(client, stream)
+        .await
+        .map_err(|e| format!("listing the source's shards of {stream}: {e}"))?;
+    let id = |v: &str| {
+        parse_shard_id(v).ok_or_else(|| format!("source shard id {v:?} is not shardId-<number>"))
+    };
+    let mut out = Vec::with_capacity(shards.len());
+    for s in &shards {
+        let range = |v: &str| {
+            v.parse::<u128>()
+                .map_err(|_| format!("source shard {} has hash key {v:?}", s.shard_id))
+        };
+        let mut parents = Vec::new();
+        for p in [&s.parent_shard_id, &s.adjacent_parent_shard_id]
+            .into_iter()
+            .flatten()
+        {
+            parents.push(id(p)?);
+        }
+        out.push((
+            SourceShard {
+                partition: id(&s.shard_id)?,
+                parents,
+                start_hash: range(&s.hash_key_range.starting_hash_key)?,
+                end_hash: range(&s.hash_key_range.ending_hash_key)?,
+            },
+            s.shard_id.clone(),
+        ));
+    }
+    out.sort_by_key(|(w, _)| w.partition);
+    Ok(out)
+}
+
+/// The source's shards, and the stream in the catalog with the same shards, ranges and
+/// lineage: made with the shards the source was made with, then the children of its
+/// reshards added in order.
 async fn prepare(
     m: &StreamMirror,
     client: &KinesisClient,
     core: &Core,
 ) -> Result<Vec<(u32, String)>, String> {
-    let shards = list_shards(client, &m.name)
-        .await
-        .map_err(|e| format!("listing the source's shards of {}: {e}", m.name))?;
-    if shards.iter().any(|s| {
-        s.parent_shard_id.is_some() || s.sequence_number_range.ending_sequence_number.is_some()
-    }) {
+    let listed = source_shards(client, &m.name).await?;
+    let ids: BTreeSet<u32> = listed.iter().map(|(w, _)| w.partition).collect();
+    if let Some((w, parent)) = listed
+        .iter()
+        .find_map(|(w, _)| w.parents.iter().find(|p| !ids.contains(p)).map(|p| (w, *p)))
+    {
         return Err(format!(
-            "the source stream {} has been resharded; mirroring a resharded stream is not built yet",
-            m.name
+            "source shard {} of {} has a parent ({}) the source no longer lists (past its retention); mirroring such a stream is not built yet",
+            shard_id(w.partition),
+            m.name,
+            shard_id(parent)
         ));
     }
-    let mut wanted = Vec::with_capacity(shards.len());
-    for s in &shards {
-        let partition = parse_shard_id(&s.shard_id)
-            .ok_or_else(|| format!("source shard id {:?} is not shardId-<number>", s.shard_id))?;
-        let range = |v: &str| {
-            v.parse::<u128>()
-                .map_err(|_| format!("source shard {} has hash key {v:?}", s.shard_id))
-        };
-        wanted.push((
-            partition,
-            s.shard_id.clone(),
-            range(&s.hash_key_range.starting_hash_key)?,
-            range(&s.hash_key_range.ending_hash_key)?,
-        ));
-    }
-    wanted.sort();
+    let roots: Vec<&SourceShard> = listed
+        .iter()
+        .map(|(w, _)| w)
+        .filter(|w| w.parents.is_empty())
+        .collect();
     let made = match core.stream(&m.name) {
         Ok(s) => s,
         Err(CoreError::StreamNotFound { .. }) => {
             let req = CreateStreamRequest {
                 name: m.name.clone(),
-                shard_count: Some(shards.len() as u32),
+                shard_count: Some(roots.len() as u32),
                 mode: StreamMode::Provisioned,
                 max_record_kib: None,
                 tags: Default::default(),
@@ -314,53 +359,76 @@ async fn prepare(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let have: Vec<(u32, u128, u128)> = made
-        .open_shards()
-        .map(|s| (s.partition, s.start_hash, s.end_hash))
+    // Every shard both have must be the same shard.
+    let have: Vec<(u32, u128, u128, Vec<u32>)> = made
+        .shards
+        .iter()
+        .map(|s| (s.partition, s.start_hash, s.end_hash, s.parents.clone()))
         .collect();
-    let want: Vec<(u32, u128, u128)> = wanted.iter().map(|w| (w.0, w.2, w.3)).collect();
+    let want: Vec<(u32, u128, u128, Vec<u32>)> = listed
+        .iter()
+        .map(|(w, _)| (w.partition, w.start_hash, w.end_hash, w.parents.clone()))
+        .filter(|w| w.0 < made.next_partition())
+        .collect();
     if have != want {
         return Err(format!(
-            "stream {} here has shards {have:?} (partition, hash range), the source {want:?}: they must match",
+            "stream {} here has shards {have:?} (partition, hash range, parents), the source {want:?}: they must match",
             m.name
         ));
     }
-    Ok(wanted.into_iter().map(|w| (w.0, w.1)).collect())
+    let sources: Vec<SourceShard> = listed.iter().map(|(w, _)| w.clone()).collect();
+    core.add_mirrored_shards(&m.name, &sources)
+        .await
+        .map_err(|e| format!("adding the source's shards of {}: {e}", m.name))?;
+    Ok(listed
+        .into_iter()
+        .map(|(w, id)| (w.partition, id))
+        .collect())
+}
+
+/// The source shard `partition` ended and every record of it is copied: it closes here,
+/// and the source's shards this mirror does not copy yet (its children) are added and copied.
+async fn follow_end(c: &Copier, partition: u32) -> Result<(), String> {
+    let stream = c.m.name.as_str();
+    c.core
+        .close_mirrored_shard(stream, partition)
+        .await
+        .map_err(|e| format!("closing partition {partition}: {e}"))?;
+    let listed = source_shards(&c.client, stream).await?;
+    let sources: Vec<SourceShard> = listed.iter().map(|(w, _)| w.clone()).collect();
+    c.core
+        .add_mirrored_shards(stream, &sources)
+        .await
+        .map_err(|e| format!("adding the source's new shards: {e}"))?;
+    spawn_copies(
+        c,
+        listed
+            .into_iter()
+            .map(|(w, id)| (w.partition, id))
+            .collect(),
+    );
+    c.m.shard(partition, |s| s.followed = true);
+    Ok(())
 }
 
 /// Copies one shard until it is finished or strait shuts down, restarting from the
 /// partition's newest record after any failure.
-async fn copy_shard(
-    m: Arc<StreamMirror>,
-    client: Arc<KinesisClient>,
-    core: Arc<Core>,
-    partition: u32,
-    shard_id: String,
-    poll: Duration,
-    closing: Closing,
-) {
-    m.running.fetch_add(1, Ordering::SeqCst);
-    let _running = Running(&m.running);
+async fn copy_shard(c: &Copier, partition: u32, shard_id: String) {
     let mut attempt = 0usize;
     loop {
-        let copied = copy_from_tail(
-            &m,
-            &client,
-            &core,
-            partition,
-            &shard_id,
-            poll,
-            &closing,
-            &mut attempt,
-        )
-        .await;
-        match copied {
+        let copied = copy_from_tail(c, partition, &shard_id, &mut attempt).await;
+        let done = match copied {
+            Ok(Copied::Stopped) => return,
+            Ok(Copied::Ended) => follow_end(c, partition).await,
+            Err(e) => Err(e),
+        };
+        match done {
             Ok(()) => return,
             Err(e) => {
-                m.failed(format!("shard {shard_id}: {e}"));
+                c.m.failed(format!("shard {shard_id}: {e}"));
                 let wait = Duration::from_millis(BACKOFF[attempt.min(BACKOFF.len() - 1)]);
                 attempt += 1;
-                if sleep_or_stopped(wait, &closing, &m).await {
+                if sleep_or_stopped(wait, &c.closing, &c.m).await {
                     return;
                 }
             }
@@ -368,19 +436,22 @@ async fn copy_shard(
     }
 }
 
-/// One pass: resume from the partition's newest record, then copy page by page. `Ok` when
-/// the shard is finished or on shutdown.
-#[allow(clippy::too_many_arguments)]
+/// How a copy pass ended without failing.
+enum Copied {
+    /// Shutdown, or a stop (a cutover).
+    Stopped,
+    /// The source shard ended and every record of it is copied.
+    Ended,
+}
+
+/// One pass: resume from the partition's newest record, then copy page by page.
 async fn copy_from_tail(
-    m: &StreamMirror,
-    client: &KinesisClient,
-    core: &Core,
+    c: &Copier,
     partition: u32,
     shard_id: &str,
-    poll: Duration,
-    closing: &Closing,
     attempt: &mut usize,
-) -> Result<(), String> {
+) -> Result<Copied, String> {
+    let (m, client, core, poll, closing) = (&*c.m, &*c.client, &*c.core, c.poll, &c.closing);
     let log = core.log();
     let stream = m.name.as_str();
     let resume = match newest_origin(core, stream, partition).await? {
@@ -417,7 +488,7 @@ async fn copy_from_tail(
     let mut iterator = it.shard_iterator;
     loop {
         if *closing.borrow() || *m.stop.borrow() {
-            return Ok(());
+            return Ok(Copied::Stopped);
         }
         let read_started = Instant::now();
         let input = GetRecordsInput {
@@ -432,14 +503,14 @@ async fn copy_from_tail(
         let mut stop = m.stop.subscribe();
         let read = tokio::select! {
             r = read => r,
-            _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = stop.wait_for(|s| *s) => return Ok(Copied::Stopped),
         };
         let page: GetRecordsOutput = match read {
             Ok(p) => p,
             Err(e) if throttled(&e) => {
                 // The source's read budget is shared with its other readers: wait a turn.
                 if sleep_or_stopped(poll.max(Duration::from_millis(200)), closing, m).await {
-                    return Ok(());
+                    return Ok(Copied::Stopped);
                 }
                 continue;
             }
@@ -448,7 +519,7 @@ async fn copy_from_tail(
         for b in batches(&page.records) {
             // A cutover stopped the mirror: it took the log's end as the source's end.
             if *m.stop.borrow() {
-                return Ok(());
+                return Ok(Copied::Stopped);
             }
             log.append(stream, partition, b.batch)
                 .await
@@ -485,18 +556,15 @@ async fn copy_from_tail(
         match page.next_shard_iterator {
             Some(next) => iterator = next,
             None => {
-                if let Some(why) = m.resharded() {
-                    m.failed(why);
-                }
                 tracing::info!(stream, shard_id, "source shard closed and fully mirrored");
-                return Ok(());
+                return Ok(Copied::Ended);
             }
         }
         if n == 0 || at_tip {
             let wake = m.wake.notified();
             tokio::select! {
                 closed = sleep_or_stopped(poll, closing, m) => if closed {
-                    return Ok(());
+                    return Ok(Copied::Stopped);
                 },
                 _ = wake => {}
             }
@@ -555,6 +623,16 @@ struct Running<'a>(&'a AtomicUsize);
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A copy loop's place in `copying` and `running`, given up when it ends however it ends.
+struct Copying<'a>(&'a StreamMirror, u32);
+
+impl Drop for Copying<'_> {
+    fn drop(&mut self) {
+        self.0.copying.lock().remove(&self.1);
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -59,7 +59,7 @@ def source_records(client):
             r = client.get_records(ShardIterator=it, Limit=10000)
             recs += [(x["SequenceNumber"], x["PartitionKey"], x["Data"]) for x in r["Records"]]
             it = r.get("NextShardIterator")
-            if not r["Records"] and r["MillisBehindLatest"] == 0:
+            if it is None or not r["Records"] and r["MillisBehindLatest"] == 0:
                 break
         out[s["ShardId"]] = recs
     return out
@@ -240,7 +240,7 @@ def dst():
 def compare(total):
     origin = source_records(SRC_CLIENT)
     require(sum(len(v) for v in origin.values()) == total, "source count")
-    mirrored = mirror_records(2, total)
+    mirrored = mirror_records(len(origin), total)
     for shard, recs in origin.items():
         got = mirrored.get(shard, [])
         require(len(got) == len(recs), f"{shard}: {len(got)} mirrored, {len(recs)} on the source")
@@ -283,6 +283,24 @@ def a_kill_during_a_backlog_loses_and_repeats_nothing():
     target.start()
     wait_caught_up(target, 22_001, timeout=120)
     compare(22_001)
+
+
+def layout(client):
+    return [(s["ShardId"], s.get("ParentShardId"), s.get("AdjacentParentShardId"), s["HashKeyRange"],
+             "EndingSequenceNumber" in s["SequenceNumberRange"])
+            for s in client.list_shards(StreamName=STREAM)["Shards"]]
+
+
+def a_split_of_the_source_is_followed():
+    # Through strait: forwarded to the source while the stream is mirrored.
+    dst().split_shard(StreamName=STREAM, ShardToSplit="shardId-000000000001",
+                      NewStartingHashKey=str(3 * 2 ** 126))
+    put(SRC_CLIENT, 40_000, 3_000)
+    total = sum(len(v) for v in source_records(SRC_CLIENT).values())
+    require(len(source_records(SRC_CLIENT)) == 4, "the source was not split")
+    wait_caught_up(target, total)
+    wait_for(lambda: len(status(target)["shards"]) == 4, 30, "the children to be mirrored")
+    compare(total)
 
 
 def cutover_while_a_producer_writes():
@@ -331,7 +349,8 @@ def cutover_while_a_producer_writes():
     require(not missing, f"{len(missing)} acknowledged records missing, first {missing[:3]}")
     total = sum(len(v) for v in served.values())
     require(total > sum(len(v) for v in origin.values()) >= total_before, "nothing written after the cutover")
-    require(len(mirror_records(2, total)["shardId-000000000000"]) == len(served["shardId-000000000000"]),
+    require(layout(dst()) == layout(SRC_CLIENT), f"shards differ: {layout(dst())} vs {layout(SRC_CLIENT)}")
+    require(len(mirror_records(len(served), total)["shardId-000000000000"]) == len(served["shardId-000000000000"]),
             "the cluster and the Kinesis view differ")
     it = dst().get_shard_iterator(StreamName=STREAM, ShardId="shardId-000000000000",
                                        ShardIteratorType="AFTER_SEQUENCE_NUMBER",
@@ -359,6 +378,8 @@ check("Kinesis clients of a stream being migrated reach the source", kinesis_cli
 check("Kafka producers through strait are refused with POLICY_VIOLATION", kafka_producers_are_refused)
 check("kill -9 during a backlog: every record once after the restart",
       a_kill_during_a_backlog_loses_and_repeats_nothing)
+check("a split of the source during the mirror is followed: same shards, lineage and records",
+      a_split_of_the_source_is_followed)
 check("strait migrate checkpoints while mirroring: KCL checkpoints to group offsets and back, bad input refused",
       kcl_checkpoints_and_group_offsets_while_mirroring)
 check("cutover while a producer writes through strait: every record once, numbers rising, positions kept",
