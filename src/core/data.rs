@@ -597,10 +597,13 @@ impl Core {
                 let batch_end = crate::protocol::kafka::record_batch::parse_stored_header(&batch)
                     .map(|h| h.next_offset())
                     .unwrap_or(offset);
-                let Some(decoded) = decoded_or_skipped(&s.name, partition, batch) else {
+                let Some(mut decoded) = decoded_or_skipped(&s.name, partition, batch) else {
                     offset = offset.max(batch_end);
                     continue;
                 };
+                if let Some(origin_end) = shard.origin_end {
+                    decoded = super::aggregates::regroup(decoded, offset, origin_end);
+                }
                 for r in decoded {
                     if r.offset < offset {
                         continue;

@@ -1,6 +1,7 @@
 //! The routing core: streams as topics, shards as partitions, sequence numbers and iterators
 //! as views over offsets. No HTTP or Kafka-frame type enters here.
 
+mod aggregates;
 pub mod catalog;
 mod data;
 pub mod error;

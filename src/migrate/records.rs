@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_kpl_aggregate_becomes_its_user_records_in_one_batch() {
-        let agg = aggregation::tests::aggregate(
+        let agg = aggregation::tests::aggregate_by_hand(
             &["k1", "k2"],
             &["99"],
             &[(0, None, b"u0"), (1, Some(0), b"u1"), (0, None, b"u2")],

@@ -42,6 +42,8 @@ pub struct StoredRecord {
     pub origin_sequence: Option<Bytes>,
     /// The `kinesis.subseq` header, when the record has one that reads as a number.
     pub origin_subsequence: Option<u64>,
+    /// The `kinesis.ehk` header (a decimal ExplicitHashKey), when the record has one.
+    pub explicit_hash_key: Option<Bytes>,
     /// The `kinesis.arrival` header, when the record has one that reads as a number.
     pub origin_arrival_ms: Option<i64>,
 }
@@ -130,6 +132,7 @@ pub fn decode_batch(batch: Bytes) -> Result<Vec<StoredRecord>, String> {
                 origin_sequence: header(ORIGIN_SEQ_HEADER),
                 origin_subsequence: header(ORIGIN_SUBSEQ_HEADER)
                     .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()),
+                explicit_hash_key: header(EHK_HEADER),
                 origin_arrival_ms: header(ORIGIN_ARRIVAL_HEADER)
                     .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()),
                 key: r.key,

@@ -102,6 +102,74 @@ pub fn split(data: &Bytes) -> Option<Vec<UserRecord>> {
     Some(out)
 }
 
+/// Encodes user records as one aggregate, the way the KPL writes them: the partition key
+/// and explicit hash key tables (each value once), then the records, then the MD5 of the
+/// protobuf bytes. A record's sub-sequence number is its index.
+pub fn aggregate(records: &[UserRecord]) -> Bytes {
+    let mut keys: Vec<&str> = Vec::new();
+    let mut hashes: Vec<u128> = Vec::new();
+    let index_of = |table_len: usize, found: Option<usize>| found.unwrap_or(table_len) as u64;
+    let mut entries = Vec::with_capacity(records.len());
+    for r in records {
+        let pk = index_of(keys.len(), keys.iter().position(|k| *k == r.partition_key));
+        if pk as usize == keys.len() {
+            keys.push(&r.partition_key);
+        }
+        let ehk = r.explicit_hash_key.map(|h| {
+            let i = index_of(hashes.len(), hashes.iter().position(|x| *x == h));
+            if i as usize == hashes.len() {
+                hashes.push(h);
+            }
+            i
+        });
+        entries.push((pk, ehk, &r.data));
+    }
+    let size: usize = records.iter().map(|r| r.data.len() + 16).sum::<usize>()
+        + keys.iter().map(|k| k.len() + 4).sum::<usize>();
+    let mut body = Vec::with_capacity(size + hashes.len() * 44);
+    for k in &keys {
+        put_field_bytes(1, k.as_bytes(), &mut body);
+    }
+    for h in &hashes {
+        put_field_bytes(2, h.to_string().as_bytes(), &mut body);
+    }
+    let mut one = Vec::new();
+    for (pk, ehk, data) in entries {
+        one.clear();
+        put_varint(u64::from(1u8 << 3), &mut one);
+        put_varint(pk, &mut one);
+        if let Some(e) = ehk {
+            put_varint(u64::from(2u8 << 3), &mut one);
+            put_varint(e, &mut one);
+        }
+        put_field_bytes(3, data, &mut one);
+        put_field_bytes(3, &one, &mut body);
+    }
+    let mut out = Vec::with_capacity(MAGIC.len() + body.len() + DIGEST_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&Md5::digest(&body));
+    Bytes::from(out)
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn put_field_bytes(field: u64, bytes: &[u8], out: &mut Vec<u8>) {
+    put_varint(field << 3 | u64::from(LEN), out);
+    put_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
 fn parse_hash(s: &str) -> Option<u128> {
     if s.is_empty() || s.len() > 39 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -202,7 +270,7 @@ pub mod tests {
     }
 
     /// Builds an aggregate as the KPL does: key tables, then records.
-    pub fn aggregate(
+    pub fn aggregate_by_hand(
         keys: &[&str],
         hashes: &[&str],
         records: &[(u64, Option<u64>, &[u8])],
@@ -235,7 +303,7 @@ pub mod tests {
     /// an empty record. The real KPL's aggregates are checked by the interop suite.
     #[test]
     fn splits_an_aggregate() {
-        let agg = aggregate(
+        let agg = aggregate_by_hand(
             &["a", "b"],
             &["1"],
             &[(0, None, b"data1"), (1, Some(0), b"data2"), (0, None, b"")],
@@ -251,8 +319,38 @@ pub mod tests {
     }
 
     #[test]
+    fn aggregates_encode_as_the_kpl_does_and_split_back() {
+        let users = vec![
+            UserRecord {
+                partition_key: "a".into(),
+                explicit_hash_key: None,
+                data: Bytes::from_static(b"data1"),
+            },
+            UserRecord {
+                partition_key: "b".into(),
+                explicit_hash_key: Some(1),
+                data: Bytes::from_static(b"data2"),
+            },
+            UserRecord {
+                partition_key: "a".into(),
+                explicit_hash_key: None,
+                data: Bytes::new(),
+            },
+        ];
+        // The same bytes as the hand-built KPL layout: keys once each, the hash table, records.
+        let by_hand = aggregate_by_hand(
+            &["a", "b"],
+            &["1"],
+            &[(0, None, b"data1"), (1, Some(0), b"data2"), (0, None, b"")],
+        );
+        let encoded = super::aggregate(&users);
+        assert_eq!(encoded.as_ref(), by_hand.as_slice());
+        assert_eq!(split(&encoded).unwrap(), users);
+    }
+
+    #[test]
     fn malformed_aggregates_are_plain_records() {
-        let good = aggregate(&["a"], &[], &[(0, None, b"x")]);
+        let good = aggregate_by_hand(&["a"], &[], &[(0, None, b"x")]);
         assert!(split(&Bytes::from(good.clone())).is_some());
         // Bad MD5.
         let mut bad = good.clone();
@@ -264,12 +362,12 @@ pub mod tests {
         assert!(split(&Bytes::from(MAGIC.to_vec())).is_none());
         // Index past the key table; EHK index with no EHK table; not a decimal EHK.
         for agg in [
-            aggregate(&["a"], &[], &[(1, None, b"x")]),
-            aggregate(&["a"], &[], &[(0, Some(0), b"x")]),
-            aggregate(&["a"], &["12x"], &[(0, Some(0), b"x")]),
-            aggregate(&["a"], &[], &[]),
-            aggregate(&[""], &[], &[(0, None, b"x")]),
-            aggregate(&[&"k".repeat(257)], &[], &[(0, None, b"x")]),
+            aggregate_by_hand(&["a"], &[], &[(1, None, b"x")]),
+            aggregate_by_hand(&["a"], &[], &[(0, Some(0), b"x")]),
+            aggregate_by_hand(&["a"], &["12x"], &[(0, Some(0), b"x")]),
+            aggregate_by_hand(&["a"], &[], &[]),
+            aggregate_by_hand(&[""], &[], &[(0, None, b"x")]),
+            aggregate_by_hand(&[&"k".repeat(257)], &[], &[(0, None, b"x")]),
         ] {
             assert!(split(&Bytes::from(agg)).is_none());
         }
@@ -289,10 +387,10 @@ pub mod tests {
         let key = "k".repeat(256);
         let many: Vec<(u64, Option<u64>, &[u8])> =
             (0..2_000).map(|_| (0, None, &b""[..])).collect();
-        assert!(split(&Bytes::from(aggregate(&[&key], &[], &many))).is_none());
+        assert!(split(&Bytes::from(aggregate_by_hand(&[&key], &[], &many))).is_none());
         let few: Vec<(u64, Option<u64>, &[u8])> = (0..20).map(|_| (0, None, &b"xx"[..])).collect();
         assert_eq!(
-            split(&Bytes::from(aggregate(&[&key], &[], &few)))
+            split(&Bytes::from(aggregate_by_hand(&[&key], &[], &few)))
                 .unwrap()
                 .len(),
             20

@@ -11,7 +11,8 @@
 #      a broker kill under PutRecords load), then the Kinesis suites of the first and EFO issues
 #      against this strait: boto3, the Java SDK v2 (three modes, TLS included), the Rust SDK,
 #      KCL 3 and KPL 1 (the AWS CLI and the other transports run on the embedded backend);
-#      then migration_checks.py (a stream mirrored from a Kinesis source, issue 16);
+#      then migration_checks.py (a stream mirrored from a Kinesis source, issue 16), with strait's
+#      embedded backend and then moto's server as the source;
 #   5. secured.sh: strait's own TLS + SASL (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker;
 #   6. prefixed.sh: backend.kafka.topic_prefix, checked from both sides (prefix_checks.py), then
 #      the Kafka client suites again through the prefixed strait.
@@ -65,7 +66,12 @@ run "AWS SDK for Rust" bash "$repo_root/tests/interop/rust-sdk/run.sh"
 run "KCL 3 (enhanced fan-out, h2c)" env KCL_MODES=h2c bash "$repo_root/tests/interop/kcl/run.sh"
 run "KPL 1 (TLS)" env STRAIT_ENDPOINT="$STRAIT_TLS_ENDPOINT" bash "$repo_root/tests/interop/kpl/run.sh"
 run "metrics after the suites" "$venv/bin/python" "$here/metrics_check.py"
-run "migration: a Kinesis stream mirrored into the cluster" "$venv/bin/python" "$here/migration_checks.py"
+# Two sources, so neither implementation's quirks become the mirror's behaviour: strait's embedded
+# backend, and moto's server (KPL aggregates kept as written; it cannot take part in a reshard check).
+run "migration: a Kinesis stream mirrored into the cluster (source: strait)" \
+  env MIGRATION_SOURCE=strait "$venv/bin/python" "$here/migration_checks.py"
+run "migration: a Kinesis stream mirrored into the cluster (source: moto)" \
+  env MIGRATION_SOURCE=moto "$venv/bin/python" "$here/migration_checks.py"
 # The bad-input suite's produce checks against the broker itself, so the codes they expect from
 # strait's embedded backend are Apache Kafka's (strait's own rules are marked and skipped there).
 run "produce validation checks against Apache Kafka itself" env -u STRAIT_ENDPOINT \
