@@ -603,6 +603,24 @@ fn a_source_resharded_under_the_mirror_is_followed_and_cut_over() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Once every shard is followed, the finished parents are not read again: the mirror asks
+    // the source for no new iterators while nothing changes.
+    let iterators = || {
+        let metrics = admin_get(&src, "/metrics");
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("strait_requests_total")
+                    && l.contains(r#"operation="GetShardIterator""#)
+                    && l.contains(r#"protocol="kinesis""#)
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = iterators();
+    assert!(before > 0.0, "no GetShardIterator counted on the source");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(iterators(), before, "the mirror keeps asking for iterators");
     let origin = read_all(&src);
     assert_eq!(origin.len(), 5, "{:?}", origin.keys());
     assert_eq!(origin.values().map(Vec::len).sum::<usize>(), 3_000);

@@ -49,7 +49,13 @@ impl Core {
             _ => {}
         }
         if let Some(q) = own_number(&s, shard, seq) {
-            return Ok(Some(q.after_offset() as i64));
+            return match i64::try_from(q.after_offset()) {
+                Ok(o) if o <= offsets.high_watermark => Ok(Some(o)),
+                _ => Err(CoreError::InvalidArgument(format!(
+                    "{seq} is past the last record of {} of stream {stream}",
+                    shard_id(partition)
+                ))),
+            };
         }
         let Some(end) = origin_bound(&s, shard, offsets.high_watermark) else {
             return Err(not_of_shard(stream, partition, seq));
@@ -58,7 +64,12 @@ impl Core {
             .origin_offset_below(stream, partition, end, seq, false)
             .await?;
         let Some(found) = self.origin_at(stream, partition, at, end).await? else {
-            return Ok(Some(at));
+            // After every record copied: the mirror has not reached it, or it is not this
+            // shard's.
+            return Err(CoreError::InvalidArgument(format!(
+                "{seq} is after every record copied from {} of stream {stream}: the mirror has not reached it yet, or it is another shard's",
+                shard_id(partition)
+            )));
         };
         if cmp_sequence_numbers(&found.sequence, seq) != Ordering::Equal {
             // Trimmed, or never copied: resume at the next record there is.
@@ -123,11 +134,11 @@ impl Core {
             checkpoint: name.into(),
             sub: 0,
         };
-        if offset <= offsets.log_start {
-            return Ok(sentinel("TRIM_HORIZON"));
-        }
         if shard.end_offset.is_some_and(|e| offset >= e) {
             return Ok(sentinel("SHARD_END"));
+        }
+        if offset <= offsets.log_start {
+            return Ok(sentinel("TRIM_HORIZON"));
         }
         if offset > offsets.high_watermark {
             return Err(CoreError::InvalidArgument(format!(
@@ -135,7 +146,12 @@ impl Core {
                 offsets.high_watermark
             )));
         }
-        let r = self.record_at(stream, partition, offset - 1).await?;
+        let Some(r) = self
+            .record_before(stream, partition, offset, offsets.log_start)
+            .await?
+        else {
+            return Ok(sentinel("TRIM_HORIZON"));
+        };
         let mirrored =
             origin_bound(&s, shard, offsets.high_watermark).is_some_and(|e| r.offset < e);
         Ok(match r.origin_sequence {
@@ -156,23 +172,35 @@ impl Core {
         })
     }
 
-    async fn record_at(
+    /// The last record before `offset`, looking back past transaction markers (which hold
+    /// no record); `None` when there is none from `log_start` on.
+    async fn record_before(
         &self,
         stream: &str,
         partition: u32,
         offset: i64,
-    ) -> CoreResult<StoredRecord> {
-        let read = self.log.read(stream, partition, offset, 64 * 1024).await?;
-        for batch in read.batches {
-            for r in decode_batch(batch).map_err(CoreError::Internal)? {
-                if r.offset == offset {
-                    return Ok(r);
+        log_start: i64,
+    ) -> CoreResult<Option<StoredRecord>> {
+        let mut back = 1;
+        loop {
+            let from = (offset - back).max(log_start);
+            let read = self.log.read(stream, partition, from, 256 * 1024).await?;
+            let mut last = None;
+            'batches: for batch in read.batches {
+                for r in decode_batch(batch).map_err(CoreError::Internal)? {
+                    if r.offset >= offset {
+                        break 'batches;
+                    }
+                    if r.offset >= from {
+                        last = Some(r);
+                    }
                 }
             }
+            if last.is_some() || from == log_start {
+                return Ok(last);
+            }
+            back *= 4;
         }
-        Err(CoreError::InvalidArgument(format!(
-            "offset {offset} of {stream}/{partition} holds no record (a transaction marker, or below the trim horizon): commit a record's offset"
-        )))
     }
 }
 
@@ -291,6 +319,10 @@ mod tests {
         // A number between two records (its record trimmed or never copied): the next one.
         let between = "49590338271490256608559692539000000000000000000000000000";
         assert_eq!(after(cp(between, 0)).await, Some(1));
+        // Past every copied record: not resolved to the end, refused.
+        let beyond = "49590338271490256608559692560000000000000000000000000000";
+        let err = core.offset_after_checkpoint("m", 0, &cp(beyond, 0)).await;
+        assert!(err.unwrap_err().to_string().contains("has not reached it"));
         let bad = core
             .offset_after_checkpoint("m", 0, &cp("SHARD_BEGIN", 0))
             .await;
@@ -367,5 +399,29 @@ mod tests {
             Some(3)
         );
         assert_eq!(core.checkpoint_before("m", 0, 5).await.unwrap(), cp(C, 0));
+        // One of strait's numbers past the last record is refused, not taken as an offset.
+        let created = core.stream("m").unwrap().shard(0).unwrap().created_secs;
+        let far = crate::core::seqno::SeqNo::record(0, 1_000, created, 0).to_string();
+        assert!(core
+            .offset_after_checkpoint("m", 0, &cp(&far, 0))
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_closed_shard_read_to_its_end_is_at_shard_end() {
+        let (core, _log) = mirrored().await;
+        core.close_mirrored_shard("m", 0).await.unwrap();
+        assert_eq!(
+            core.checkpoint_before("m", 0, 5).await.unwrap(),
+            cp("SHARD_END", 0)
+        );
+        assert_eq!(
+            core.offset_after_checkpoint("m", 0, &cp("SHARD_END", 0))
+                .await
+                .unwrap(),
+            Some(5)
+        );
+        assert_eq!(core.checkpoint_before("m", 0, 4).await.unwrap(), cp(B, 2));
     }
 }

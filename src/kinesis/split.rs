@@ -77,10 +77,17 @@ pub async fn handle(
     let mut in_flight = None;
     let mut written_to = None;
     let to_source = match traffic::names(protocol, &body) {
-        Names::Stream(stream) if matches!(op, "PutRecord" | "PutRecords") => {
+        // Reshards are held through a cutover like writes: one the source took after the
+        // drain would leave a shard here that no longer takes writes there.
+        Names::Stream(stream)
+            if matches!(
+                op,
+                "PutRecord" | "PutRecords" | "SplitShard" | "MergeShards" | "UpdateShardCount"
+            ) =>
+        {
             let (to_source, guard) = split.routes.write(&stream, core).await;
             in_flight = guard;
-            if to_source {
+            if to_source && op.starts_with("Put") {
                 written_to = Some(stream);
             }
             to_source

@@ -23,6 +23,11 @@ pub struct ShardPosition {
     /// (LATEST, AT_TIMESTAMP), which leaves the group's offset as it was.
     #[serde(default)]
     pub offset: Option<i64>,
+    /// The shard's parents and hash range (answered by the replica), for a lease made anew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_shard_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_key_range: Option<(String, String)>,
 }
 
 /// The document `POST/GET /migration/STREAM/checkpoints?group=G` takes and answers.
@@ -55,6 +60,16 @@ impl Migration {
         for mut p in given {
             let partition = parse_shard_id(&p.shard_id)
                 .ok_or_else(|| format!("{:?} is not a shard id", p.shard_id))?;
+            if self
+                .core
+                .stream(stream)
+                .is_ok_and(|s| s.shard(partition).is_none())
+            {
+                return Err(format!(
+                    "{} is not mirrored yet (a shard the source added lately): wait for the stream to be caught-up, then run this again",
+                    p.shard_id
+                ));
+            }
             let checkpoint = KclCheckpoint {
                 checkpoint: p.checkpoint.clone(),
                 sub: p.sub_sequence_number,
@@ -89,6 +104,7 @@ impl Migration {
         self.migrated(stream)?;
         let mut committed = self.offsets.committed(group, stream).await?;
         committed.sort_unstable();
+        let layout = self.core.stream(stream).map_err(|e| e.to_string())?;
         let mut shards = Vec::with_capacity(committed.len());
         for (partition, offset) in committed {
             let c = self
@@ -96,11 +112,16 @@ impl Migration {
                 .checkpoint_before(stream, partition, offset)
                 .await
                 .map_err(|e| format!("{}: {e}", shard_id(partition)))?;
+            let shard = layout.shard(partition);
             shards.push(ShardPosition {
                 shard_id: shard_id(partition),
                 checkpoint: c.checkpoint,
                 sub_sequence_number: c.sub,
                 offset: Some(offset),
+                parent_shard_ids: shard
+                    .map(|s| s.parents.iter().map(|p| shard_id(*p)).collect())
+                    .unwrap_or_default(),
+                hash_key_range: shard.map(|s| (s.start_hash.to_string(), s.end_hash.to_string())),
             });
         }
         Ok(GroupPositions {

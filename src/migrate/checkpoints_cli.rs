@@ -11,7 +11,7 @@ use super::checkpoints::{GroupPositions, ShardPosition};
 use super::cli::{admin_url, request};
 use crate::backend::kinesis::client::AwsClient;
 use crate::backend::kinesis::kcl_leases::{
-    create_lease, scan_leases, write_checkpoint, LeaseTable,
+    create_lease, scan_leases, write_checkpoint, LeaseTable, NewLease,
 };
 use crate::backend::kinesis::upstream::Upstream;
 use crate::config::Config;
@@ -80,6 +80,8 @@ async fn to_group(args: &CheckpointsArgs<'_>) -> Result<GroupPositions, String> 
                 checkpoint: l.checkpoint,
                 sub_sequence_number: l.sub,
                 offset: None,
+                parent_shard_ids: Vec::new(),
+                hash_key_range: None,
             })
             .collect(),
     };
@@ -113,9 +115,18 @@ async fn to_lease_table(args: &CheckpointsArgs<'_>) -> Result<GroupPositions, St
             Some(l) => write_checkpoint(&dynamodb, args.lease_table, &l.key, cp, sub, false)
                 .await
                 .map_err(fail)?,
-            None => create_lease(&dynamodb, args.lease_table, &p.shard_id, cp, sub)
-                .await
-                .map_err(fail)?,
+            None => {
+                let lease = NewLease {
+                    key: &p.shard_id,
+                    checkpoint: cp,
+                    sub,
+                    parents: &p.parent_shard_ids,
+                    hash_key_range: p.hash_key_range.as_ref(),
+                };
+                create_lease(&dynamodb, args.lease_table, &lease)
+                    .await
+                    .map_err(fail)?
+            }
         };
         if !written {
             return Err(format!(

@@ -11,6 +11,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backend::kinesis::client::{DescribeStreamSummaryOutput, StreamNameInput};
+use crate::backend::kinesis::shards::list_shards;
+
 use super::mirror::{Phase, StreamMirror};
 use super::Migration;
 use crate::core::origin::OriginEnd;
@@ -98,7 +101,12 @@ async fn drain(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
     let mut woken = Instant::now() - DRAIN_WAKE;
     loop {
         if m.drained_since(drain_from, &written) {
-            return Ok(());
+            if source_settled(mig, m).await? {
+                return Ok(());
+            }
+            // A reshard under way at the source: its new shards come to the mirror shortly.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
         }
         if woken.elapsed() >= DRAIN_WAKE {
             m.wake();
@@ -106,6 +114,29 @@ async fn drain(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Whether the source is not in the middle of a reshard this mirror has not followed: the
+/// stream is ACTIVE (a SplitShard or UpdateShardCount acknowledged before the hold leaves
+/// it UPDATING until its shards change) and every shard it lists is one the mirror copies.
+async fn source_settled(mig: &Migration, m: &StreamMirror) -> Result<bool, String> {
+    let summary: DescribeStreamSummaryOutput = mig
+        .client
+        .call(
+            "DescribeStreamSummary",
+            &StreamNameInput {
+                stream_name: &m.name,
+            },
+        )
+        .await
+        .map_err(|e| format!("DescribeStreamSummary on the source: {e}"))?;
+    if summary.stream_description_summary.stream_status != "ACTIVE" {
+        return Ok(false);
+    }
+    let listed = list_shards(&mig.client, &m.name)
+        .await
+        .map_err(|e| format!("listing the source's shards: {e}"))?;
+    Ok(listed.iter().all(|s| m.copies(&s.shard_id)))
 }
 
 /// Records in the catalog where each shard's source records end (the mirror has stopped).

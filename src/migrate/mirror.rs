@@ -136,6 +136,15 @@ impl StreamMirror {
             })
     }
 
+    /// Whether the mirror copies (or has copied) the source shard `shard_id`.
+    pub(super) fn copies(&self, shard_id: &str) -> bool {
+        self.progress
+            .lock()
+            .shards
+            .values()
+            .any(|s| s.shard_id == shard_id)
+    }
+
     /// The origin sequence number of each shard's newest mirrored record.
     pub(super) fn newest_origins(&self) -> BTreeMap<u32, Option<String>> {
         let p = self.progress.lock();
@@ -259,11 +268,17 @@ pub async fn run(
     spawn_copies(&copier, shards);
 }
 
-/// Starts a copy loop for each shard that has none. Counted as running before it is
-/// spawned, so a stop waiting for the loops to end cannot miss one about to start.
+/// Starts a copy loop for each shard that is open here and has none. Counted as running
+/// before it is spawned, so a stop waiting for the loops to end cannot miss one about to
+/// start.
 fn spawn_copies(c: &Copier, shards: Vec<(u32, String)>) {
+    let open = |p: u32| {
+        c.core
+            .stream(&c.m.name)
+            .is_ok_and(|s| s.shard(p).is_some_and(|sh| sh.is_open()))
+    };
     for (partition, shard_id) in shards {
-        if *c.m.stop.borrow() || !c.m.copying.lock().insert(partition) {
+        if *c.m.stop.borrow() || !open(partition) || !c.m.copying.lock().insert(partition) {
             continue;
         }
         c.m.running.fetch_add(1, Ordering::SeqCst);
@@ -316,36 +331,33 @@ async fn source_shards(
 
 /// The source's shards, and the stream in the catalog with the same shards, ranges and
 /// lineage: made with the shards the source was made with, then the children of its
-/// reshards added in order.
+/// reshards added in order. Answers the shards to copy: those open here. A shard closed here
+/// was copied to its end, and its children added, before it closed.
 async fn prepare(
     m: &StreamMirror,
     client: &KinesisClient,
     core: &Core,
 ) -> Result<Vec<(u32, String)>, String> {
     let listed = source_shards(client, &m.name).await?;
-    let ids: BTreeSet<u32> = listed.iter().map(|(w, _)| w.partition).collect();
-    if let Some((w, parent)) = listed
-        .iter()
-        .find_map(|(w, _)| w.parents.iter().find(|p| !ids.contains(p)).map(|p| (w, *p)))
-    {
-        return Err(format!(
-            "source shard {} of {} has a parent ({}) the source no longer lists (past its retention); mirroring such a stream is not built yet",
-            shard_id(w.partition),
-            m.name,
-            shard_id(parent)
-        ));
-    }
-    let roots: Vec<&SourceShard> = listed
-        .iter()
-        .map(|(w, _)| w)
-        .filter(|w| w.parents.is_empty())
-        .collect();
     let made = match core.stream(&m.name) {
         Ok(s) => s,
         Err(CoreError::StreamNotFound { .. }) => {
+            let ids: BTreeSet<u32> = listed.iter().map(|(w, _)| w.partition).collect();
+            if let Some((w, parent)) = listed
+                .iter()
+                .find_map(|(w, _)| w.parents.iter().find(|p| !ids.contains(p)).map(|p| (w, *p)))
+            {
+                return Err(format!(
+                    "source shard {} of {} has a parent ({}) the source no longer lists (past its retention); mirroring a stream whose reshard history has expired is not built yet",
+                    shard_id(w.partition),
+                    m.name,
+                    shard_id(parent)
+                ));
+            }
+            let roots = listed.iter().filter(|(w, _)| w.parents.is_empty()).count();
             let req = CreateStreamRequest {
                 name: m.name.clone(),
-                shard_count: Some(roots.len() as u32),
+                shard_count: Some(roots as u32),
                 mode: StreamMode::Provisioned,
                 max_record_kib: None,
                 tags: Default::default(),
@@ -359,54 +371,73 @@ async fn prepare(
         }
         Err(e) => return Err(e.to_string()),
     };
-    // Every shard both have must be the same shard.
-    let have: Vec<(u32, u128, u128, Vec<u32>)> = made
-        .shards
-        .iter()
-        .map(|s| (s.partition, s.start_hash, s.end_hash, s.parents.clone()))
-        .collect();
-    let want: Vec<(u32, u128, u128, Vec<u32>)> = listed
-        .iter()
-        .map(|(w, _)| (w.partition, w.start_hash, w.end_hash, w.parents.clone()))
-        .filter(|w| w.0 < made.next_partition())
-        .collect();
-    if have != want {
-        return Err(format!(
-            "stream {} here has shards {have:?} (partition, hash range, parents), the source {want:?}: they must match",
-            m.name
-        ));
+    // Every shard both have must be the same shard; one the source no longer lists (gone
+    // with its retention) must have ended here, and one the source added since must come
+    // after every one here (`add_mirrored_shards`).
+    for sh in &made.shards {
+        let same = listed.iter().find(|(w, _)| w.partition == sh.partition);
+        match same {
+            Some((w, _))
+                if (w.start_hash, w.end_hash, &w.parents)
+                    == (sh.start_hash, sh.end_hash, &sh.parents) => {}
+            None if !sh.is_open() => {}
+            _ => {
+                return Err(format!(
+                    "stream {} here has {} {:?} (hash range, parents), the source {:?}: they must match",
+                    m.name,
+                    shard_id(sh.partition),
+                    (sh.start_hash, sh.end_hash, &sh.parents),
+                    same.map(|(w, _)| (w.start_hash, w.end_hash, &w.parents))
+                ))
+            }
+        }
     }
     let sources: Vec<SourceShard> = listed.iter().map(|(w, _)| w.clone()).collect();
     core.add_mirrored_shards(&m.name, &sources)
         .await
         .map_err(|e| format!("adding the source's shards of {}: {e}", m.name))?;
-    Ok(listed
-        .into_iter()
-        .map(|(w, id)| (w.partition, id))
-        .collect())
+    let made = core.stream(&m.name).map_err(|e| e.to_string())?;
+    let mut copy = Vec::new();
+    for (w, id) in listed {
+        if made.shard(w.partition).is_some_and(|s| s.is_open()) {
+            copy.push((w.partition, id));
+        } else {
+            m.shard(w.partition, |s| {
+                s.shard_id = id;
+                (s.finished, s.followed, s.read_once, s.at_tip) = (true, true, true, true);
+            });
+        }
+    }
+    Ok(copy)
 }
 
 /// The source shard `partition` ended and every record of it is copied: it closes here,
-/// and the source's shards this mirror does not copy yet (its children) are added and copied.
+/// and its children are added and copied. Kinesis lists the children by the time the
+/// parent's iterator ends; until the listing shows one, the shard is not followed.
 async fn follow_end(c: &Copier, partition: u32) -> Result<(), String> {
     let stream = c.m.name.as_str();
-    c.core
-        .close_mirrored_shard(stream, partition)
-        .await
-        .map_err(|e| format!("closing partition {partition}: {e}"))?;
     let listed = source_shards(&c.client, stream).await?;
+    let children: Vec<(u32, String)> = listed
+        .iter()
+        .filter(|(w, _)| w.parents.contains(&partition))
+        .map(|(w, id)| (w.partition, id.clone()))
+        .collect();
+    if children.is_empty() {
+        return Err(format!(
+            "{} ended, and the source lists no shard that continues it yet",
+            shard_id(partition)
+        ));
+    }
     let sources: Vec<SourceShard> = listed.iter().map(|(w, _)| w.clone()).collect();
     c.core
         .add_mirrored_shards(stream, &sources)
         .await
         .map_err(|e| format!("adding the source's new shards: {e}"))?;
-    spawn_copies(
-        c,
-        listed
-            .into_iter()
-            .map(|(w, id)| (w.partition, id))
-            .collect(),
-    );
+    c.core
+        .close_mirrored_shard(stream, partition)
+        .await
+        .map_err(|e| format!("closing partition {partition}: {e}"))?;
+    spawn_copies(c, children);
     c.m.shard(partition, |s| s.followed = true);
     Ok(())
 }

@@ -126,6 +126,9 @@ pub struct AwsClient {
     /// or a load balancer's (AWS's front end answers a 503 in JSON whatever was sent), not
     /// an upstream without CBOR.
     fallback: AtomicBool,
+    /// `Wire::CborOrJson`: a CBOR answer that cannot be read also turns `cbor` off, whenever
+    /// it comes (kinesalite cuts CBOR answers off at 16 KiB; JSON is whole).
+    auto: bool,
 }
 
 /// strait's Kinesis client.
@@ -139,6 +142,7 @@ impl AwsClient {
             json_content_type: "application/x-amz-json-1.1",
             cbor: AtomicBool::new(wire != Wire::Json),
             fallback: AtomicBool::new(wire == Wire::CborOrJson),
+            auto: wire == Wire::CborOrJson,
         }
     }
 
@@ -150,6 +154,7 @@ impl AwsClient {
             json_content_type: "application/x-amz-json-1.0",
             cbor: AtomicBool::new(false),
             fallback: AtomicBool::new(false),
+            auto: false,
         }
     }
 
@@ -198,7 +203,17 @@ impl AwsClient {
             }
         }
         // Operations without output answer an empty body (or an empty map).
-        codec::decode(protocol, &bytes).map_err(|e| CallError::Garbled { op, why: e.0 })
+        codec::decode(protocol, &bytes).map_err(|e| {
+            if protocol == Protocol::Cbor && self.auto && self.cbor.swap(false, Ordering::Relaxed) {
+                tracing::warn!(
+                    endpoint = %self.upstream.endpoint(),
+                    op,
+                    error = %e.0,
+                    "the upstream's CBOR answer cannot be read; strait calls it in JSON from now on"
+                );
+            }
+            CallError::Garbled { op, why: e.0 }
+        })
     }
 
     /// Calls one operation and leaves a successful answer's body, and the encoding it is in,

@@ -240,25 +240,43 @@ pub async fn write_checkpoint(
     }
 }
 
-/// Makes the lease of a shard no KCL worker has taken yet, at `checkpoint` and owned by
-/// nobody, so the first worker to take it starts there (KCL makes leases only for shards
-/// that have none). Says whether it was made: false when the lease exists.
+/// A lease to make for a shard no KCL worker has taken yet.
+pub struct NewLease<'a> {
+    pub key: &'a str,
+    pub checkpoint: &'a str,
+    pub sub: u64,
+    /// Its parents' shard ids: KCL starts a child only once they are done.
+    pub parents: &'a [String],
+    pub hash_key_range: Option<&'a (String, String)>,
+}
+
+/// Makes a lease, at its checkpoint and owned by nobody, in the fields KCL 3 keeps
+/// (`leaseKey`, `leaseCounter`, `ownerSwitchesSinceCheckpoint`, `checkpoint`,
+/// `checkpointSubSequenceNumber`, `parentShardId`, `startingHashKey`, `endingHashKey`), so the
+/// first worker to take it starts there (KCL makes leases only for shards that have none).
+/// Says whether it was made: false when the lease exists.
 pub async fn create_lease(
     dynamodb: &AwsClient,
     table: &str,
-    lease: &str,
-    checkpoint: &str,
-    sub: u64,
+    lease: &NewLease<'_>,
 ) -> StorageResult<bool> {
+    let mut item = json!({
+        "leaseKey": {"S": lease.key},
+        "checkpoint": {"S": lease.checkpoint},
+        "checkpointSubSequenceNumber": {"N": lease.sub.to_string()},
+        "leaseCounter": {"N": "0"},
+        "ownerSwitchesSinceCheckpoint": {"N": "0"},
+    });
+    if !lease.parents.is_empty() {
+        item["parentShardId"] = json!({"SS": lease.parents});
+    }
+    if let Some((start, end)) = lease.hash_key_range {
+        item["startingHashKey"] = json!({"S": start});
+        item["endingHashKey"] = json!({"S": end});
+    }
     let input = json!({
         "TableName": table,
-        "Item": {
-            "leaseKey": {"S": lease},
-            "checkpoint": {"S": checkpoint},
-            "checkpointSubSequenceNumber": {"N": sub.to_string()},
-            "leaseCounter": {"N": "0"},
-            "ownerSwitchesSinceCheckpoint": {"N": "0"},
-        },
+        "Item": item,
         "ConditionExpression": "attribute_not_exists(leaseKey)",
     });
     let out: Result<Value, _> = dynamodb.call("PutItem", &input).await;

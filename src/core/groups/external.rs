@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{Committed, GroupCoordinator};
+use super::{Committed, GroupCoordinator, GroupError};
 use crate::backend::{ExternalOffsets, StorageResult};
 
 impl GroupCoordinator {
@@ -105,8 +105,12 @@ impl crate::backend::GroupOffsets for GroupCoordinator {
                 (topic.to_string(), *p as i32, c)
             })
             .collect();
-        GroupCoordinator::commit(self, group, -1, "", offsets)
-            .map_err(|e| format!("committing offsets of group {group}: {e:?}"))
+        GroupCoordinator::commit(self, group, -1, "", offsets).map_err(|e| match e {
+            GroupError::UnknownMemberId | GroupError::IllegalGeneration => format!(
+                "committing offsets of group {group}: the group has members; stop its consumers first"
+            ),
+            e => format!("committing offsets of group {group}: {e:?}"),
+        })
     }
 
     async fn committed(&self, group: &str, topic: &str) -> Result<Vec<(u32, i64)>, String> {

@@ -113,10 +113,10 @@ def migrate_checkpoints(table, group, *extra):
                           env=dict(os.environ, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret"))
 
 
-def committed(group):
+def committed(group, partitions=(0, 1)):
     """partition -> the group's committed offset, read from the cluster."""
     c = Consumer({"bootstrap.servers": BROKER, "group.id": group, "enable.auto.commit": False})
-    got = c.committed([TopicPartition(STREAM, 0), TopicPartition(STREAM, 1)], timeout=30)
+    got = c.committed([TopicPartition(STREAM, p) for p in partitions], timeout=30)
     c.close()
     return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
 
@@ -153,13 +153,20 @@ def kcl_checkpoints_and_group_offsets_while_mirroring():
     require(committed("from-kcl") == {0: 100, 1: 0}, f"offsets {committed('from-kcl')}")
     require(first_read("from-kcl", 0) == (100, s0[100][0]), "the group does not start after the checkpoint")
     # Back: the group's offsets as checkpoints; shard 1 has no lease there yet and gets one.
-    commit("to-kcl", {0: 250, 1: 10})
+    split = "shardId-000000000002" in origin  # the split check ran before: 1 -> 2, 3
+    commit("to-kcl", {0: 250, 1: 10, **({2: 1} if split else {})})
     lease_table("kcl-back", {"shardId-000000000000": ("TRIM_HORIZON", 0)})
     out = migrate_checkpoints("kcl-back", "to-kcl", "--reverse")
     require(out.returncode == 0, f"--reverse failed: {out.stderr}")
     got = leases("kcl-back")
     require(got["shardId-000000000000"] == (s0[249][0], "0", "worker-1"), f"shard 0: {got}")
     require(got["shardId-000000000001"][:2] == (s1[9][0], "0"), f"shard 1: {got}")
+    if split:
+        # A lease made for a child names its parent and range, so KCL finishes the parent first.
+        item = DDB.get_item(TableName="kcl-back", Key={"leaseKey": {"S": "shardId-000000000002"}})["Item"]
+        require(item["parentShardId"]["SS"] == ["shardId-000000000001"], f"child lease {item}")
+        require(item["checkpoint"]["S"] == origin["shardId-000000000002"][0][0], f"child lease {item}")
+        require(item["startingHashKey"]["S"] == "170141183460469231731687303715884105728", f"{item}")
     # Bad input gets a reason and changes nothing.
     lease_table("kcl-bad", {"shardId-000000000000": ("garbage", 0)})
     out = migrate_checkpoints("kcl-bad", "bad-group")
@@ -234,6 +241,13 @@ def wait_caught_up(target, want_total, timeout=90):
 SOURCE_KIND = os.environ.get("MIGRATION_SOURCE", "strait")
 if SOURCE_KIND == "moto":
     source, SOURCE_URL = None, DDB_URL
+elif SOURCE_KIND == "kinesalite":
+    # bench/peers/install.sh puts it in .cache/bench-peers.
+    port = free_port()
+    source = subprocess.Popen(["node", os.path.join(REPO, ".cache", "bench-peers", "kinesalite-server.js"), str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    SOURCE_URL = f"http://127.0.0.1:{port}"
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), 0.2).close() is None, 30, "kinesalite")
 else:
     source = Strait(STRAIT_BACKEND__TYPE="embedded")
     SOURCE_URL = source.endpoint
@@ -303,25 +317,29 @@ def a_kill_during_a_backlog_loses_and_repeats_nothing():
     compare(22_001)
 
 
-AGGREGATES = []  # [(sequence number, [(key, data)])] put on the source's shard 1
+AGGREGATES = []  # [(sequence number, [(key, data)])] put on the source's shard AGG_SHARD[0]
+AGG_SHARD = []
 
 
 def kpl_aggregates_are_split_in_the_cluster():
-    upper = str(2 ** 127 + 5)  # shard 1's range
+    upper = str(2 ** 127 + 5)  # shard 1's range, or its first child's once split
     for a in range(3):
         users = [(f"user-key-{a}-{i % 3}", f"agg{a}-user{i}".encode()) for i in range(5)]
         r = SRC_CLIENT.put_record(StreamName=STREAM, PartitionKey=users[0][0], ExplicitHashKey=upper,
                                   Data=kpl_aggregate(users))
-        require(r["ShardId"] == "shardId-000000000001", f"landed on {r['ShardId']}")
+        AGG_SHARD[:] = [r["ShardId"]]
         AGGREGATES.append((r["SequenceNumber"], users))
-    on_source = {s: d for s, _, d in source_records(SRC_CLIENT)["shardId-000000000001"]}
+    shard = AGG_SHARD[0]
+    partition = int(shard.rsplit("-", 1)[1])
+    require(shard != "shardId-000000000000", "the aggregates went to shard 0")
+    on_source = {s: d for s, _, d in source_records(SRC_CLIENT)[shard]}
     require(all(on_source[s].startswith(KPL_MAGIC) for s, _ in AGGREGATES), "the source split them")
     # In the cluster: one record per user record, with the aggregate's number and its index.
     want = [(seq, str(i), k, d) for seq, users in AGGREGATES for i, (k, d) in enumerate(users)]
     seqs = {seq for seq, _ in AGGREGATES}
     c = Consumer({"bootstrap.servers": BROKER, "group.id": f"agg-{uuid.uuid4().hex[:6]}",
                   "enable.auto.commit": False})
-    c.assign([TopicPartition(STREAM, 1, 0)])
+    c.assign([TopicPartition(STREAM, partition, 0)])
     got, offsets, deadline = [], {}, time.time() + 60
     while len(got) < len(want) and time.time() < deadline:
         m = c.poll(0.5)
@@ -335,18 +353,20 @@ def kpl_aggregates_are_split_in_the_cluster():
     require(got == want, f"user records in the cluster: {got[:3]}... want {want[:3]}...")
     # A KCL checkpoint inside an aggregate: the group starts at the next user record.
     seq1 = AGGREGATES[1][0]
-    lease_table("kcl-kpl", {"shardId-000000000001": (seq1, 2)})
+    lease_table("kcl-kpl", {shard: (seq1, 2)})
     out = migrate_checkpoints("kcl-kpl", "from-kpl")
     require(out.returncode == 0, f"checkpoints failed: {out.stderr}")
-    require(committed("from-kpl").get(1) == offsets[(seq1, "3")], f"offsets {committed('from-kpl')}")
+    require(committed("from-kpl", [partition]).get(partition) == offsets[(seq1, "3")],
+            f"offsets {committed('from-kpl', [partition])}")
 
 
 def kpl_aggregates_read_back_whole_after_the_cutover():
     """Through strait the user records come back as their aggregate (the same bytes as the
     source's here: the helper writes them as strait does), at the aggregate's number."""
-    on_source = {s: d for s, _, d in source_records(SRC_CLIENT)["shardId-000000000001"]}
+    shard = AGG_SHARD[0]
+    on_source = {s: d for s, _, d in source_records(SRC_CLIENT)[shard]}
     for seq, users in AGGREGATES:
-        it = dst().get_shard_iterator(StreamName=STREAM, ShardId="shardId-000000000001",
+        it = dst().get_shard_iterator(StreamName=STREAM, ShardId=shard,
                                       ShardIteratorType="AT_SEQUENCE_NUMBER",
                                       StartingSequenceNumber=seq)["ShardIterator"]
         r = dst().get_records(ShardIterator=it, Limit=1)["Records"][0]
@@ -455,7 +475,7 @@ if SOURCE_KIND == "moto":
 else:
     check("a split of the source during the mirror is followed: same shards, lineage and records",
           a_split_of_the_source_is_followed)
-if SOURCE_KIND == "moto":
+if SOURCE_KIND in ("moto", "kinesalite"):
     check("KPL aggregates on the source: one record per user record in the cluster, KPL checkpoints resolve",
           kpl_aggregates_are_split_in_the_cluster)
 else:
@@ -470,7 +490,11 @@ if AGGREGATES:
     check("KPL aggregates read back whole through strait after the cutover",
           kpl_aggregates_read_back_whole_after_the_cutover)
 target.stop()
-if source is not None:
+if isinstance(source, subprocess.Popen):
+    source.terminate()
+elif source is not None:
     source.stop()
 MOTO.stop()
+if os.environ.get("MIGRATION_DEBUG"):
+    print(target.tail())
 finish()

@@ -12,7 +12,7 @@
 #      against this strait: boto3, the Java SDK v2 (three modes, TLS included), the Rust SDK,
 #      KCL 3 and KPL 1 (the AWS CLI and the other transports run on the embedded backend);
 #      then migration_checks.py (a stream mirrored from a Kinesis source, issue 16), with strait's
-#      embedded backend and then moto's server as the source;
+#      embedded backend and then kinesalite as the source;
 #   5. secured.sh: strait's own TLS + SASL (PLAIN, SCRAM-SHA-256/512) to a SASL_SSL-only broker;
 #   6. prefixed.sh: backend.kafka.topic_prefix, checked from both sides (prefix_checks.py), then
 #      the Kafka client suites again through the prefixed strait.
@@ -66,12 +66,17 @@ run "AWS SDK for Rust" bash "$repo_root/tests/interop/rust-sdk/run.sh"
 run "KCL 3 (enhanced fan-out, h2c)" env KCL_MODES=h2c bash "$repo_root/tests/interop/kcl/run.sh"
 run "KPL 1 (TLS)" env STRAIT_ENDPOINT="$STRAIT_TLS_ENDPOINT" bash "$repo_root/tests/interop/kpl/run.sh"
 run "metrics after the suites" "$venv/bin/python" "$here/metrics_check.py"
-# Two sources, so neither implementation's quirks become the mirror's behaviour: strait's embedded
-# backend, and moto's server (KPL aggregates kept as written; it cannot take part in a reshard check).
-run "migration: a Kinesis stream mirrored into the cluster (source: strait)" \
-  env MIGRATION_SOURCE=strait "$venv/bin/python" "$here/migration_checks.py"
-run "migration: a Kinesis stream mirrored into the cluster (source: moto)" \
-  env MIGRATION_SOURCE=moto "$venv/bin/python" "$here/migration_checks.py"
+# Two sources, so no one implementation's quirks become the mirror's behaviour: strait's embedded
+# backend, and kinesalite (npm, installed by bench/peers/install.sh into .cache/bench-peers; it keeps
+# KPL aggregates as written, reshards as Kinesis does, and cuts CBOR answers off at 16 KiB).
+# MIGRATION_SOURCES="strait kinesalite moto" adds moto's server (its reshards are not Kinesis's).
+for source in ${MIGRATION_SOURCES:-strait kinesalite}; do
+  if [ "$source" = kinesalite ] && ! bash "$repo_root/bench/peers/install.sh" >/dev/null 2>&1; then
+    failures+=("migration (source: kinesalite): bench/peers/install.sh failed"); continue
+  fi
+  run "migration: a Kinesis stream mirrored into the cluster (source: $source)" \
+    env MIGRATION_SOURCE="$source" "$venv/bin/python" "$here/migration_checks.py"
+done
 # The bad-input suite's produce checks against the broker itself, so the codes they expect from
 # strait's embedded backend are Apache Kafka's (strait's own rules are marked and skipped there).
 run "produce validation checks against Apache Kafka itself" env -u STRAIT_ENDPOINT \
