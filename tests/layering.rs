@@ -117,6 +117,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "backend",
             "backend::kinesis::client",
             "backend::kinesis::kcl_leases",
+            "backend::kinesis::fanout",
             "backend::kinesis::shards",
             "backend::kinesis::upstream",
             "kinesis::split",

@@ -34,14 +34,20 @@ fn source() -> Server {
 }
 
 fn target(source: &Server) -> Server {
+    target_with(source, &[])
+}
+
+fn target_with(source: &Server, more: &[(&str, &str)]) -> Server {
     let endpoint = format!("http://127.0.0.1:{}", source.port);
-    Server::start_with(&[
+    let mut env = vec![
         ("STRAIT_MIGRATION__STREAMS", STREAM),
         ("STRAIT_MIGRATION__SOURCE__ENDPOINT", &endpoint),
         ("STRAIT_MIGRATION__SOURCE__POLL_INTERVAL_MS", "50"),
         ("AWS_ACCESS_KEY_ID", "strait-test"),
         ("AWS_SECRET_ACCESS_KEY", "strait-test-secret"),
-    ])
+    ];
+    env.extend_from_slice(more);
+    Server::start_with(&env)
 }
 
 /// Writes `n` records (500 per call) with keys over 97 partition keys; data names the record.
@@ -653,4 +659,67 @@ fn a_source_resharded_under_the_mirror_is_followed_and_cut_over() {
         3_200,
         "writes after the cutover went elsewhere"
     );
+}
+
+#[test]
+fn a_fan_out_mirror_copies_once_across_a_kill_and_cuts_over() {
+    let src = source();
+    put(&src, 0, 2_000);
+    let fan_out = [("STRAIT_MIGRATION__SOURCE__READ", "fan-out")];
+    let mut dst = target_with(&src, &fan_out);
+    wait_caught_up(&dst, 0, 2_000);
+    // The mirror reads by SubscribeToShard under its own consumer.
+    let arn = src.ok("DescribeStreamSummary", json!({"StreamName": STREAM}))
+        ["StreamDescriptionSummary"]["StreamARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let consumers = || {
+        src.ok("ListStreamConsumers", json!({"StreamARN": arn}))["Consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["ConsumerName"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(consumers(), vec!["strait-migration".to_string()]);
+    // Pushed while it runs, then a backlog across a kill -9.
+    put(&src, 2_000, 1_000);
+    dst.kill9();
+    put(&src, 3_000, 5_000);
+    dst.spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_mirror(&dst, 2).values().map(Vec::len).sum::<usize>() < 8_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the mirror did not catch up after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let origin = read_all(&src);
+    assert_eq!(
+        read_mirror(&dst, 2),
+        origin,
+        "records differ from the source's"
+    );
+    wait_caught_up(&dst, 8_000, 8_000);
+    // The drain probes rather than waits for an empty push: the hold stays short.
+    let (ok, _, err) = cutover(&dst, STREAM);
+    assert!(ok, "cutover refused: {err}");
+    let hold = migration_status(&dst)["streams"][0]["last_cutover_hold_ms"]
+        .as_u64()
+        .unwrap();
+    eprintln!("fan-out cutover held writes {hold} ms");
+    assert!(hold < 3_000, "writes held {hold} ms");
+    assert_eq!(read_all(&dst), origin);
+    // And the consumer is deregistered from the source once the stream is cut over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !consumers().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "consumer left on the source: {:?}",
+            consumers()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

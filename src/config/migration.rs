@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     endpoint_url_ok, kinesis_name_ok, list_or_commas, BackendType, ConfigError,
-    KinesisBackendConfig, KinesisWire,
+    KinesisBackendConfig, KinesisRead, KinesisWire,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +80,15 @@ impl MigrationConfig {
                 ),
             );
         }
+        if !kinesis_name_ok(&self.source.consumer_name) {
+            return bad(
+                "migration.source.consumer_name",
+                format!(
+                    "{:?} is not a stream consumer name (1 to 128 of [a-zA-Z0-9_.-])",
+                    self.source.consumer_name
+                ),
+            );
+        }
         if !(10..=60_000).contains(&self.source.poll_interval_ms) {
             return bad(
                 "migration.source.poll_interval_ms",
@@ -111,6 +120,11 @@ pub struct MigrationSource {
     /// How often a shard whose mirror has caught up asks for new records (Kinesis allows
     /// five GetRecords calls a second per shard across all its readers).
     pub poll_interval_ms: u64,
+    /// `polling` (GetRecords) or `fan-out`: a stream consumer registered on the source under
+    /// `consumer_name`, its own 2 MiB/s per shard, pushed records (billed by AWS; deregistered
+    /// once the stream is cut over).
+    pub read: KinesisRead,
+    pub consumer_name: String,
 }
 
 impl Default for MigrationSource {
@@ -122,6 +136,8 @@ impl Default for MigrationSource {
             ca_bundle: None,
             wire: KinesisWire::Auto,
             poll_interval_ms: 1000,
+            read: KinesisRead::Polling,
+            consumer_name: "strait-migration".into(),
         }
     }
 }

@@ -80,6 +80,15 @@ pub(super) async fn run(
             mig.routes.release(&m.name);
             m.set_hold_ms(hold_ms);
             tracing::info!(stream = %m.name, hold_ms, "stream cut over: served by the backend from now on");
+            if let Some(consumers) = mig.fanout.clone() {
+                // The source's stream consumer costs while registered; nothing reads it now.
+                let stream = m.name.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = consumers.deregister(&stream).await {
+                        tracing::warn!(%stream, error = %e, "could not deregister the mirror's stream consumer on the source; deregister it by hand");
+                    }
+                });
+            }
             Ok(())
         }
         Err(e) => {
@@ -109,7 +118,11 @@ async fn drain(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
             continue;
         }
         if woken.elapsed() >= DRAIN_WAKE {
-            m.wake();
+            match &mig.fanout {
+                // Pushes with nothing new are seconds apart: ask.
+                Some(_) => super::fanout::probe(m, &mig.client).await?,
+                None => m.wake(),
+            }
             woken = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -18,6 +18,7 @@ use tokio::sync::{watch, Notify};
 use super::records::{batches, resume_after};
 use super::status::{ShardStatus, StreamState, StreamStatus};
 use crate::backend::kinesis::client::{CallError, KinesisClient};
+use crate::backend::kinesis::fanout::Consumers;
 use crate::backend::kinesis::shards::list_shards;
 use crate::core::catalog::{KeyHash, StreamMode};
 use crate::core::error::CoreError;
@@ -33,7 +34,7 @@ use crate::protocol::kinesis::shapes::{
 use crate::protocol::kinesis::shard_ids::{parse_shard_id, shard_id};
 
 /// GetRecords' largest page.
-const PAGE_LIMIT: i64 = 10_000;
+pub(super) const PAGE_LIMIT: i64 = 10_000;
 /// Waits after a failure, doubling up to the last.
 const BACKOFF: [u64; 6] = [250, 500, 1_000, 2_000, 5_000, 10_000];
 
@@ -44,7 +45,7 @@ pub struct StreamMirror {
     started: Instant,
     pub(super) phase: Mutex<Phase>,
     /// Set to stop the copy loops (a cutover); they end before their next append.
-    stop: watch::Sender<bool>,
+    pub(super) stop: watch::Sender<bool>,
     /// Copy loops (and the task setting them up) still running.
     running: AtomicUsize,
     /// Wakes copy loops waiting for their next poll (a cutover drains at once).
@@ -136,6 +137,62 @@ impl StreamMirror {
             })
     }
 
+    /// A batch of `partition`'s source records appended, up to `last`.
+    pub(super) fn appended(&self, partition: u32, source_records: u64, last: String) {
+        self.shard(partition, |s| {
+            s.mirrored += source_records;
+            s.last_sequence_number = Some(last);
+        });
+    }
+
+    /// A read of `partition` (begun at `started`) answered `n` records, `behind_ms` behind
+    /// the source's newest; `ended` when the source shard has no more.
+    pub(super) fn read(
+        &self,
+        partition: u32,
+        n: u64,
+        behind_ms: i64,
+        started: Instant,
+        ended: bool,
+    ) {
+        let at_tip = behind_ms == 0 && (n as i64) < PAGE_LIMIT;
+        self.shard(partition, |s| {
+            s.last_page = n;
+            s.lag_ms = behind_ms;
+            s.at_tip = at_tip;
+            s.read_once = true;
+            if n == 0 && behind_ms == 0 {
+                s.empty_since = Some(started);
+            }
+            // Set with the page's progress, so no drain sees it drained but not ended.
+            s.finished = ended;
+        });
+        let mut p = self.progress.lock();
+        let ours = p
+            .shards
+            .get(&partition)
+            .map(|s| format!("shard {}:", s.shard_id));
+        if ours.is_some_and(|o| p.last_error.as_deref().is_some_and(|e| e.starts_with(&o))) {
+            p.last_error = None;
+        }
+    }
+
+    /// A probe (`fanout.rs`) read nothing after `partition`'s newest copied record, in a
+    /// read begun at `started`.
+    pub(super) fn probed_empty(&self, partition: u32, started: Instant) {
+        self.shard(partition, |s| s.empty_since = Some(started));
+    }
+
+    /// Each open shard's id and newest copied sequence number.
+    pub(super) fn open_shards(&self) -> Vec<(u32, String, Option<String>)> {
+        let p = self.progress.lock();
+        p.shards
+            .iter()
+            .filter(|(_, s)| !s.finished)
+            .map(|(&k, s)| (k, s.shard_id.clone(), s.last_sequence_number.clone()))
+            .collect()
+    }
+
     /// Whether the mirror copies (or has copied) the source shard `shard_id`.
     pub(super) fn copies(&self, shard_id: &str) -> bool {
         self.progress
@@ -224,12 +281,14 @@ impl StreamMirror {
 
 /// What every copy loop of one stream's mirror shares.
 #[derive(Clone)]
-struct Copier {
-    m: Arc<StreamMirror>,
-    client: Arc<KinesisClient>,
-    core: Arc<Core>,
+pub(super) struct Copier {
+    pub(super) m: Arc<StreamMirror>,
+    pub(super) client: Arc<KinesisClient>,
+    pub(super) core: Arc<Core>,
     poll: Duration,
-    closing: Closing,
+    pub(super) closing: Closing,
+    /// Set when the source is read by enhanced fan-out (`migration.source.read: fan-out`).
+    pub(super) fanout: Option<Arc<Consumers>>,
 }
 
 /// Mirrors one stream until shutdown or a cutover stops it: sets the stream up, then
@@ -239,6 +298,7 @@ pub async fn run(
     client: Arc<KinesisClient>,
     core: Arc<Core>,
     poll: Duration,
+    fanout: Option<Arc<Consumers>>,
     closing: Closing,
 ) {
     m.stop.send_replace(false);
@@ -264,6 +324,7 @@ pub async fn run(
         core,
         poll,
         closing,
+        fanout,
     };
     spawn_copies(&copier, shards);
 }
@@ -450,6 +511,7 @@ async fn copy_shard(c: &Copier, partition: u32, shard_id: String) {
         let copied = copy_from_tail(c, partition, &shard_id, &mut attempt).await;
         let done = match copied {
             Ok(Copied::Stopped) => return,
+            Ok(Copied::Again) => continue,
             Ok(Copied::Ended) => follow_end(c, partition).await,
             Err(e) => Err(e),
         };
@@ -468,9 +530,11 @@ async fn copy_shard(c: &Copier, partition: u32, shard_id: String) {
 }
 
 /// How a copy pass ended without failing.
-enum Copied {
+pub(super) enum Copied {
     /// Shutdown, or a stop (a cutover).
     Stopped,
+    /// A subscription ended in the normal course: subscribe again.
+    Again,
     /// The source shard ended and every record of it is copied.
     Ended,
 }
@@ -485,20 +549,10 @@ async fn copy_from_tail(
     let (m, client, core, poll, closing) = (&*c.m, &*c.client, &*c.core, c.poll, &c.closing);
     let log = core.log();
     let stream = m.name.as_str();
-    let resume = match newest_origin(core, stream, partition).await? {
-        Tail::Empty => None,
-        Tail::After(seq) => Some(seq),
-        // Retention emptied the partition: this replica may still know where it stopped.
-        Tail::Emptied(why) => match m.shard(partition, |s| s.last_sequence_number.clone()) {
-            Some(seq) => Some(seq),
-            None => return Err(why),
-        },
-    };
-    m.shard(partition, |s| {
-        if s.last_sequence_number.is_none() {
-            s.last_sequence_number = resume.clone();
-        }
-    });
+    let resume = resume_point(m, core, partition).await?;
+    if let Some(fanout) = &c.fanout {
+        return super::fanout::copy_pushed(c, fanout, partition, shard_id, resume, attempt).await;
+    }
     let (kind, at) = match &resume {
         Some(seq) => ("AFTER_SEQUENCE_NUMBER", Some(seq.clone())),
         None => ("TRIM_HORIZON", None),
@@ -555,35 +609,14 @@ async fn copy_from_tail(
             log.append(stream, partition, b.batch)
                 .await
                 .map_err(|e| format!("appending to partition {partition}: {e}"))?;
-            m.shard(partition, |s| {
-                s.mirrored += b.source_records as u64;
-                s.last_sequence_number = Some(b.last_sequence_number);
-            });
+            m.appended(partition, b.source_records as u64, b.last_sequence_number);
         }
         core.append_signal().notify_waiters();
         *attempt = 0;
         let n = page.records.len() as u64;
         let at_tip = page.millis_behind_latest == 0 && (n as i64) < PAGE_LIMIT;
-        m.shard(partition, |s| {
-            s.last_page = n;
-            s.lag_ms = page.millis_behind_latest;
-            s.at_tip = at_tip;
-            s.read_once = true;
-            if n == 0 && page.millis_behind_latest == 0 {
-                s.empty_since = Some(read_started);
-            }
-            // Set with the page's progress, so no drain sees it drained but not ended.
-            s.finished = page.next_shard_iterator.is_none();
-        });
-        {
-            let mut p = m.progress.lock();
-            if p.last_error
-                .as_deref()
-                .is_some_and(|e| e.starts_with(&format!("shard {shard_id}:")))
-            {
-                p.last_error = None;
-            }
-        }
+        let ended = page.next_shard_iterator.is_none();
+        m.read(partition, n, page.millis_behind_latest, read_started, ended);
         match page.next_shard_iterator {
             Some(next) => iterator = next,
             None => {
@@ -601,6 +634,29 @@ async fn copy_from_tail(
             }
         }
     }
+}
+
+/// Where `partition`'s copy goes on from: after the origin number of its newest record.
+pub(super) async fn resume_point(
+    m: &StreamMirror,
+    core: &Core,
+    partition: u32,
+) -> Result<Option<String>, String> {
+    let resume = match newest_origin(core, &m.name, partition).await? {
+        Tail::Empty => None,
+        Tail::After(seq) => Some(seq),
+        // Retention emptied the partition: this replica may still know where it stopped.
+        Tail::Emptied(why) => match m.shard(partition, |s| s.last_sequence_number.clone()) {
+            Some(seq) => Some(seq),
+            None => return Err(why),
+        },
+    };
+    m.shard(partition, |s| {
+        if s.last_sequence_number.is_none() {
+            s.last_sequence_number = resume.clone();
+        }
+    });
+    Ok(resume)
 }
 
 /// What a partition's newest record says of where its mirror stopped.
@@ -684,7 +740,7 @@ async fn sleep_or_closed(d: Duration, closing: &Closing) -> bool {
 }
 
 /// Sleeps for `d`; true when shutdown or a stop (a cutover) came first.
-async fn sleep_or_stopped(d: Duration, closing: &Closing, m: &StreamMirror) -> bool {
+pub(super) async fn sleep_or_stopped(d: Duration, closing: &Closing, m: &StreamMirror) -> bool {
     let mut stop = m.stop.subscribe();
     if *stop.borrow() {
         return true;

@@ -11,6 +11,7 @@ mod checkpoints;
 pub mod checkpoints_cli;
 pub mod cli;
 mod cutover;
+mod fanout;
 mod mirror;
 mod records;
 pub mod routes;
@@ -20,9 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::kinesis::client::{KinesisClient, Wire};
+use crate::backend::kinesis::fanout::Consumers;
 use crate::backend::kinesis::upstream::Upstream;
 use crate::backend::GroupOffsets;
-use crate::config::{KinesisWire, MigrationConfig};
+use crate::config::{KinesisRead, KinesisWire, MigrationConfig};
 use crate::core::Core;
 use crate::listener::Closing;
 
@@ -57,6 +59,8 @@ pub struct Migration {
     offsets: Arc<dyn GroupOffsets>,
     client: Arc<KinesisClient>,
     poll: Duration,
+    /// The source is read by enhanced fan-out (`fanout.rs`).
+    fanout: Option<Arc<Consumers>>,
     closing: Closing,
     /// Itself, for the cutover's own task.
     me: std::sync::OnceLock<std::sync::Weak<Migration>>,
@@ -87,6 +91,8 @@ impl Migration {
             core,
             routes,
             offsets,
+            fanout: (cfg.source.read == KinesisRead::FanOut)
+                .then(|| Consumers::new(client.clone(), cfg.source.consumer_name.clone(), None)),
             client,
             poll: Duration::from_millis(cfg.source.poll_interval_ms),
             closing,
@@ -135,6 +141,7 @@ impl Migration {
             self.client.clone(),
             self.core.clone(),
             self.poll,
+            self.fanout.clone(),
             self.closing.clone(),
         ));
     }

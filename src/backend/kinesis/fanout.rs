@@ -158,6 +158,35 @@ impl Consumers {
         }
     }
 
+    /// Deregisters strait's consumer on `stream` (a migration's source once cut over: the
+    /// consumer costs as long as it is registered). One already gone is no error.
+    pub async fn deregister(&self, stream: &str) -> StorageResult<()> {
+        self.forget(stream).await;
+        let summary: DescribeStreamSummaryOutput = self
+            .client
+            .call(
+                "DescribeStreamSummary",
+                &StreamNameInput {
+                    stream_name: stream,
+                },
+            )
+            .await
+            .map_err(storage_error)?;
+        let input = DescribeStreamConsumerInput {
+            stream_arn: &summary.stream_description_summary.stream_arn,
+            consumer_name: &self.name,
+        };
+        match self
+            .client
+            .call::<_, RegisteredOutput>("DeregisterStreamConsumer", &input)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is("ResourceNotFoundException") => Ok(()),
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
     /// Forgets a deleted stream's consumer.
     pub async fn forget(&self, stream: &str) {
         self.arns.lock().await.remove(stream);
@@ -279,7 +308,7 @@ async fn subscribe_once(
 }
 
 /// The events of one SubscribeToShard answer.
-struct EventReader {
+pub struct EventReader {
     body: Incoming,
     buf: BytesMut,
     /// The answer's encoding: an event's own `:content-type` overrides it (whether a CBOR
@@ -288,7 +317,7 @@ struct EventReader {
 }
 
 impl EventReader {
-    fn new(body: Incoming, protocol: Protocol) -> EventReader {
+    pub fn new(body: Incoming, protocol: Protocol) -> EventReader {
         EventReader {
             body,
             buf: BytesMut::new(),
@@ -297,7 +326,7 @@ impl EventReader {
     }
 
     /// The next SubscribeToShardEvent; `None` when the subscription ended.
-    async fn next(&mut self) -> StorageResult<Option<SubscribeToShardEvent>> {
+    pub async fn next(&mut self) -> StorageResult<Option<SubscribeToShardEvent>> {
         loop {
             match eventstream::split(&mut self.buf) {
                 Ok(message) => {

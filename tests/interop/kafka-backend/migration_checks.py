@@ -251,7 +251,8 @@ elif SOURCE_KIND == "kinesalite":
 else:
     source = Strait(STRAIT_BACKEND__TYPE="embedded")
     SOURCE_URL = source.endpoint
-print(f"source: {SOURCE_KIND} at {SOURCE_URL}", flush=True)
+print(f"source: {SOURCE_KIND} at {SOURCE_URL} (read by {'fan-out' if SOURCE_KIND == 'strait' else 'GetRecords'})",
+      flush=True)
 SRC_CLIENT = kinesis(SOURCE_URL)
 SRC_CLIENT.create_stream(StreamName=STREAM, ShardCount=2)
 wait_for(lambda: SRC_CLIENT.describe_stream_summary(StreamName=STREAM)["StreamDescriptionSummary"]["StreamStatus"]
@@ -260,6 +261,9 @@ target = Strait(STRAIT_BACKEND__TYPE="kafka", STRAIT_BACKEND__KAFKA__BOOTSTRAP=B
                 STRAIT_MIGRATION__STREAMS=STREAM, STRAIT_MIGRATION__SOURCE__ENDPOINT=SOURCE_URL,
                 # moto speaks JSON only (asked in CBOR it fails, and strait falls back).
                 STRAIT_MIGRATION__SOURCE__WIRE="json" if SOURCE_KIND == "moto" else "auto",
+                # Of the sources only strait serves enhanced fan-out: the mirror reads it so; the
+                # others by GetRecords.
+                STRAIT_MIGRATION__SOURCE__READ="fan-out" if SOURCE_KIND == "strait" else "polling",
                 STRAIT_MIGRATION__SOURCE__POLL_INTERVAL_MS="100",
                 AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret")
 

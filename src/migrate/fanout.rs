@@ -1,0 +1,144 @@
+//! The mirror reading its source by enhanced fan-out (`migration.source.read: fan-out`): a
+//! stream consumer registered on the source (`migration.source.consumer_name`), and one
+//! SubscribeToShard per shard from just after the partition's newest copied record. Kinesis
+//! pushes records within about 70 ms of a write and gives the consumer its own 2 MiB/s per
+//! shard, so the mirror takes nothing from the source's other readers' five GetRecords calls
+//! a second. A subscription ends every five minutes and is made again from where the copy
+//! stands.
+//!
+//! Pushes with nothing new come only every few seconds, too seldom for a cutover's drain to
+//! wait for: the drain asks instead (`probe`), with GetRecords after the newest copied record.
+
+use std::time::Instant;
+
+use super::mirror::{Copied, Copier, StreamMirror};
+use super::records::batches;
+use crate::backend::kinesis::client::{KinesisClient, StartingPosition, SubscribeToShardInput};
+use crate::backend::kinesis::fanout::{Consumers, EventReader};
+use crate::protocol::kinesis::shapes::{
+    GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput,
+};
+
+/// One subscription: copies what it pushes until Kinesis ends it (`Copied::Again`: the
+/// caller subscribes again), the shard ends, or a stop.
+pub(super) async fn copy_pushed(
+    c: &Copier,
+    consumers: &std::sync::Arc<Consumers>,
+    partition: u32,
+    shard_id: &str,
+    resume: Option<String>,
+    attempt: &mut usize,
+) -> Result<Copied, String> {
+    let (m, client, core) = (&*c.m, &*c.client, &*c.core);
+    let stream = m.name.as_str();
+    let arn = consumers
+        .arn(stream)
+        .await
+        .map_err(|e| format!("registering the mirror's stream consumer on the source: {e}"))?;
+    let starting_position = match resume {
+        Some(seq) => StartingPosition {
+            kind: "AFTER_SEQUENCE_NUMBER",
+            sequence_number: Some(seq),
+        },
+        None => StartingPosition {
+            kind: "TRIM_HORIZON",
+            sequence_number: None,
+        },
+    };
+    let (body, protocol) = client
+        .open(
+            "SubscribeToShard",
+            &SubscribeToShardInput {
+                consumer_arn: &arn,
+                shard_id,
+                starting_position,
+            },
+        )
+        .await
+        .map_err(|e| {
+            if e.is("ResourceNotFoundException") {
+                // The consumer was deregistered behind strait's back: register it again.
+                let consumers = consumers.clone();
+                let stream = stream.to_string();
+                tokio::spawn(async move { consumers.forget(&stream).await });
+            }
+            format!("SubscribeToShard: {e}")
+        })?;
+    let mut events = EventReader::new(body, protocol);
+    let mut stop = m.stop.subscribe();
+    loop {
+        if *c.closing.borrow() || *m.stop.borrow() {
+            return Ok(Copied::Stopped);
+        }
+        let started = Instant::now();
+        let event = tokio::select! {
+            e = events.next() => e.map_err(|e| e.to_string())?,
+            _ = stop.wait_for(|s| *s) => return Ok(Copied::Stopped),
+        };
+        let Some(event) = event else {
+            // Kinesis ended the subscription (every five minutes): subscribe again.
+            *attempt = 0;
+            return Ok(Copied::Again);
+        };
+        for b in batches(&event.records) {
+            if *m.stop.borrow() {
+                return Ok(Copied::Stopped);
+            }
+            core.log()
+                .append(stream, partition, b.batch)
+                .await
+                .map_err(|e| format!("appending to partition {partition}: {e}"))?;
+            m.appended(partition, b.source_records as u64, b.last_sequence_number);
+        }
+        core.append_signal().notify_waiters();
+        *attempt = 0;
+        let ended = !event.child_shards.is_empty() && event.continuation_sequence_number.is_none();
+        let n = event.records.len() as u64;
+        m.read(partition, n, event.millis_behind_latest, started, ended);
+        if ended {
+            tracing::info!(stream, shard_id, "source shard closed and fully mirrored");
+            return Ok(Copied::Ended);
+        }
+    }
+}
+
+/// For a cutover's drain: each open shard read once with GetRecords after its newest copied
+/// record; one that answers nothing, at the source's newest, counts as drained from the
+/// moment the read began. Records it finds are left for the subscription to push.
+pub(super) async fn probe(m: &StreamMirror, client: &KinesisClient) -> Result<(), String> {
+    for (partition, shard_id, last) in m.open_shards() {
+        let started = Instant::now();
+        let (kind, at) = match &last {
+            Some(seq) => ("AFTER_SEQUENCE_NUMBER", Some(seq.as_str())),
+            None => ("TRIM_HORIZON", None),
+        };
+        let it: GetShardIteratorOutput = client
+            .call(
+                "GetShardIterator",
+                &GetShardIteratorInput {
+                    stream_name: Some(m.name.clone()),
+                    shard_id: Some(shard_id),
+                    shard_iterator_type: Some(kind.into()),
+                    starting_sequence_number: at.map(str::to_string),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("GetShardIterator: {e}"))?;
+        let page: GetRecordsOutput = client
+            .call(
+                "GetRecords",
+                &GetRecordsInput {
+                    shard_iterator: Some(it.shard_iterator),
+                    limit: Some(1),
+                    stream_arn: None,
+                },
+            )
+            .await
+            .map_err(|e| format!("GetRecords: {e}"))?;
+        if page.records.is_empty() && page.millis_behind_latest == 0 {
+            m.probed_empty(partition, started);
+        }
+    }
+    Ok(())
+}
