@@ -58,10 +58,10 @@ class Proc:
                 self.proc.wait()
 
 
-def target_env(streams, endpoint):
+def target_env(streams, endpoint, read):
     return {"STRAIT_BACKEND__TYPE": "kafka", "STRAIT_BACKEND__KAFKA__BOOTSTRAP": ARGS.bootstrap,
             "STRAIT_MIGRATION__STREAMS": ",".join(streams), "STRAIT_MIGRATION__SOURCE__ENDPOINT": endpoint,
-            "STRAIT_MIGRATION__SOURCE__POLL_INTERVAL_MS": "50"}
+            "STRAIT_MIGRATION__SOURCE__POLL_INTERVAL_MS": "50", "STRAIT_MIGRATION__SOURCE__READ": read}
 
 
 def wait_until(cond, timeout, what):
@@ -76,11 +76,11 @@ def wait_until(cond, timeout, what):
     raise RuntimeError(f"timed out: {what}")
 
 
-def mirror_run(rep, shards, tmp):
-    run_dir = tempfile.mkdtemp(prefix=f"mig-r{rep}-s{shards}-", dir=tmp)
+def mirror_run(rep, shards, read, tmp):
+    run_dir = tempfile.mkdtemp(prefix=f"mig-r{rep}-s{shards}-{read}-", dir=tmp)
     src = Proc("source", run_dir, {})
     dst = None
-    stream = f"mirror-{rep}-{shards}-{os.getpid()}"
+    stream = f"mirror-{read}-{rep}-{shards}-{os.getpid()}"
     try:
         endpoint = "http://" + src.addr["kinesis"]
         lg = subprocess.run([LOADGEN_BIN, "--endpoint", endpoint, "--stream", stream, "--shards", str(shards),
@@ -92,20 +92,20 @@ def mirror_run(rep, shards, tmp):
         direct = json.loads(lg.stdout.strip().splitlines()[-1])
         src_cpu0 = tree_cpu_s(src.proc.pid)
         t0 = time.time()
-        dst = Proc("target", run_dir, target_env([stream], endpoint))
+        dst = Proc("target", run_dir, target_env([stream], endpoint, read))
         wait_until(lambda: (lambda s: s["mirrored_records"] >= ARGS.records and s["lag_records"] == 0)(dst.status()[0]),
                    ARGS.timeout, "the mirror to catch up")
         took = time.time() - t0
         cpu = tree_cpu_s(dst.proc.pid)
         mib = ARGS.records * ARGS.record_size / (1 << 20)
-        res = {"shards": shards, "seconds": round(took, 3), "mirror_records_per_s": round(ARGS.records / took),
+        res = {"read": read, "shards": shards, "seconds": round(took, 3), "mirror_records_per_s": round(ARGS.records / took),
                "mirror_mib_per_s": round(mib / took, 2), "mirror_mib_per_s_per_shard": round(mib / took / shards, 2),
                "direct_get_records_per_s": direct.get("get_records_per_s"),
                "strait_cpu_us_per_record": round(cpu / ARGS.records * 1e6, 2),
                "source_cpu_us_per_record": round((tree_cpu_s(src.proc.pid) - src_cpu0) / ARGS.records * 1e6, 2)}
         res["mirror_over_direct"] = round(res["mirror_records_per_s"] / res["direct_get_records_per_s"], 3) \
             if res["direct_get_records_per_s"] else None
-        log(f"run {rep} ({shards} shard(s)): mirror {res['mirror_mib_per_s']} MiB/s "
+        log(f"run {rep} ({shards} shard(s), {read}): mirror {res['mirror_mib_per_s']} MiB/s "
             f"({res['mirror_records_per_s']:,} rec/s), direct GetRecords {res['direct_get_records_per_s']:,.0f} rec/s, "
             f"strait {res['strait_cpu_us_per_record']} µs/record")
         return res
@@ -130,14 +130,14 @@ def put_json(endpoint, stream, start, n):
     return time.time() - t0
 
 
-def cutover_runs(tmp):
-    run_dir = tempfile.mkdtemp(prefix="mig-cut-", dir=tmp)
+def cutover_runs(tmp, read):
+    run_dir = tempfile.mkdtemp(prefix=f"mig-cut-{read}-", dir=tmp)
     src = Proc("source", run_dir, {})
-    streams = [f"hold-{i}-{os.getpid()}" for i in range(ARGS.cutovers)]
+    streams = [f"hold-{read}-{i}-{os.getpid()}" for i in range(ARGS.cutovers)]
     endpoint = "http://" + src.addr["kinesis"]
     for s in streams:
         put_json_create(endpoint, s)
-    dst = Proc("target", run_dir, target_env(streams, endpoint))
+    dst = Proc("target", run_dir, target_env(streams, endpoint, read))
     out = []
     try:
         through = "http://" + dst.addr["kinesis"]
@@ -169,7 +169,7 @@ def cutover_runs(tmp):
             st = next(x for x in dst.status() if x["name"] == s)
             out.append({"stream": s, "hold_ms": st["last_cutover_hold_ms"], "slowest_put_ms": round(slowest[0] * 1000, 1),
                         "records_written": sent[0], "producer_rate": round(sent[0] / (time.time() - began))})
-            log(f"cutover {len(out)}/{len(streams)}: writes held {st['last_cutover_hold_ms']} ms, "
+            log(f"cutover {len(out)}/{len(streams)} ({read}): writes held {st['last_cutover_hold_ms']} ms, "
                 f"slowest PutRecords {slowest[0] * 1000:.0f} ms")
         return out
     finally:
@@ -199,6 +199,8 @@ def main():
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--record-size", type=int, default=1000)
     ap.add_argument("--shards", default="1,4")
+    ap.add_argument("--reads", default="polling,fan-out",
+                    help="how the mirror reads the source: polling (GetRecords), fan-out (SubscribeToShard)")
     ap.add_argument("--cutovers", type=int, default=20)
     ap.add_argument("--rate", type=int, default=5000, help="producer records/s during each cutover")
     ap.add_argument("--strait-bin", default=os.path.join(ROOT, "target", "release", "strait"))
@@ -212,31 +214,36 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--target-dir", os.path.join(ROOT, "target", "bench-loadgen")],
                        cwd=os.path.join(HERE, "loadgen"), check=True)
     tmp = tempfile.mkdtemp(prefix="strait-bench-migration-")
-    mirrors = {}
-    for shards in [int(s) for s in ARGS.shards.split(",")]:
-        mirrors[shards] = [mirror_run(r + 1, shards, tmp) for r in range(ARGS.repeats)]
-    cuts = cutover_runs(tmp) if ARGS.cutovers > 0 else []
+    mirrors, cuts = {}, {}
+    reads = ARGS.reads.split(",")
+    for read in reads:
+        for shards in [int(s) for s in ARGS.shards.split(",")]:
+            mirrors[f"{read}/{shards}"] = [mirror_run(r + 1, shards, read, tmp) for r in range(ARGS.repeats)]
+        if ARGS.cutovers > 0:
+            cuts[read] = cutover_runs(tmp, read)
     med = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
     lines = ["## Live migration (bench/migration.sh)", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {ARGS.repeats} repeat(s), medians; "
              f"{ARGS.records:,} records of {ARGS.record_size} bytes. Source: strait's embedded backend (fsync "
              f"always, release build); target: strait with `backend.type: kafka` on Apache Kafka (single KRaft node). "
              f"Direct: bench/loadgen's GetRecords (Limit 10,000, one connection per shard) on the same source stream.", "",
-             "| shards | mirror MiB/s | per shard | mirror rec/s | direct GetRecords rec/s | mirror / direct | strait CPU µs / record | target |",
-             "|---|---|---|---|---|---|---|---|"]
-    for shards, rs in mirrors.items():
-        lines.append(f"| {shards} | {med(rs, 'mirror_mib_per_s'):.2f} | {med(rs, 'mirror_mib_per_s_per_shard'):.2f} | "
+             "| mirror reads | shards | mirror MiB/s | per shard | mirror rec/s | direct GetRecords rec/s | mirror / direct | strait CPU µs / record | target |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key, rs in mirrors.items():
+        read, shards = key.split("/")
+        lines.append(f"| {read} | {shards} | {med(rs, 'mirror_mib_per_s'):.2f} | {med(rs, 'mirror_mib_per_s_per_shard'):.2f} | "
                      f"{med(rs, 'mirror_records_per_s'):,.0f} | {med(rs, 'direct_get_records_per_s'):,.0f} | "
                      f"{med(rs, 'mirror_over_direct'):.2f}× | {med(rs, 'strait_cpu_us_per_record'):.2f} | ≥ 10 MiB/s per shard |")
     if cuts:
-        holds = [c["hold_ms"] for c in cuts]
-        slow = [c["slowest_put_ms"] for c in cuts]
-        lines += ["", f"Write hold over {len(cuts)} cutovers, each with a producer at {ARGS.rate:,} records/s "
-                  f"(PutRecords of 50 through strait) on a 1-shard stream:", "",
-                  "| measure | p50 | p99 | max | target |", "|---|---|---|---|---|",
-                  f"| writes held (ms) | {pct(holds, 50)} | {pct(holds, 99)} | {max(holds)} | p99 ≤ 500 |",
-                  f"| slowest PutRecords during the cutover (ms) | {pct(slow, 50)} | {pct(slow, 99)} | {max(slow)} | |",
-                  f"| producer's achieved rate (records/s) | {pct([c['producer_rate'] for c in cuts], 50)} | | | {ARGS.rate:,} |"]
+        lines += ["", f"Write hold over {ARGS.cutovers} cutovers per read mode, each with a producer at {ARGS.rate:,} "
+                  f"records/s (PutRecords of 50 through strait) on a 1-shard stream:", "",
+                  "| mirror reads | measure | p50 | p99 | max | target |", "|---|---|---|---|---|---|"]
+        for read, cs in cuts.items():
+            holds = [c["hold_ms"] for c in cs]
+            slow = [c["slowest_put_ms"] for c in cs]
+            lines += [f"| {read} | writes held (ms) | {pct(holds, 50)} | {pct(holds, 99)} | {max(holds)} | p99 ≤ 500 |",
+                      f"| {read} | slowest PutRecords during the cutover (ms) | {pct(slow, 50)} | {pct(slow, 99)} | {max(slow)} | |",
+                      f"| {read} | producer's achieved rate (records/s) | {pct([c['producer_rate'] for c in cs], 50)} | | | {ARGS.rate:,} |"]
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(ARGS.out), exist_ok=True)
     with open(ARGS.out, "w") as f:

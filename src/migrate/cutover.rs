@@ -22,6 +22,9 @@ use crate::core::seqno::SeqNo;
 /// How often a drain wakes copy loops sleeping until their next poll: a shard's readers share
 /// five GetRecords calls a second on Kinesis.
 const DRAIN_WAKE: Duration = Duration::from_millis(200);
+/// When a fan-out mirror's drain probes the source, from the start of the hold (then every
+/// `DRAIN_WAKE`).
+const PROBE_AFTER_MS: [u64; 4] = [0, 50, 150, 350];
 
 pub(super) async fn run(
     mig: &Migration,
@@ -108,6 +111,12 @@ async fn drain(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
     let written = mig.routes.written(&m.name);
     let drain_from = Instant::now();
     let mut woken = Instant::now() - DRAIN_WAKE;
+    // A probe of a fan-out mirror (a GetShardIterator per shard, five a second allowed) soon
+    // after the hold begins, when the last pushes have most likely landed, then less often.
+    let mut probes = PROBE_AFTER_MS
+        .iter()
+        .map(|ms| drain_from + Duration::from_millis(*ms));
+    let mut next_probe = probes.next();
     loop {
         if m.drained_since(drain_from, &written) {
             if source_settled(mig, m).await? {
@@ -117,13 +126,18 @@ async fn drain(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        if woken.elapsed() >= DRAIN_WAKE {
-            match &mig.fanout {
-                // Pushes with nothing new are seconds apart: ask.
-                Some(_) => super::fanout::probe(m, &mig.client).await?,
-                None => m.wake(),
+        match &mig.fanout {
+            // Pushes with nothing new are seconds apart: ask.
+            Some(_) if next_probe.is_none_or(|t| Instant::now() >= t) => {
+                super::fanout::probe(m, &mig.client).await?;
+                next_probe = probes.next().or(Some(Instant::now() + DRAIN_WAKE));
             }
-            woken = Instant::now();
+            Some(_) => {}
+            None if woken.elapsed() >= DRAIN_WAKE => {
+                m.wake();
+                woken = Instant::now();
+            }
+            None => {}
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

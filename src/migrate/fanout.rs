@@ -112,7 +112,7 @@ pub(super) async fn probe(m: &StreamMirror, client: &KinesisClient) -> Result<()
             Some(seq) => ("AFTER_SEQUENCE_NUMBER", Some(seq.as_str())),
             None => ("TRIM_HORIZON", None),
         };
-        let it: GetShardIteratorOutput = client
+        let it: Result<GetShardIteratorOutput, _> = client
             .call(
                 "GetShardIterator",
                 &GetShardIteratorInput {
@@ -123,9 +123,19 @@ pub(super) async fn probe(m: &StreamMirror, client: &KinesisClient) -> Result<()
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(|e| format!("GetShardIterator: {e}"))?;
-        let page: GetRecordsOutput = client
+            .await;
+        let it = match it {
+            Ok(it) => it,
+            // Over the source's five a second: not known this time.
+            Err(e)
+                if e.is("ProvisionedThroughputExceededException")
+                    || e.is("LimitExceededException") =>
+            {
+                continue
+            }
+            Err(e) => return Err(format!("GetShardIterator: {e}")),
+        };
+        let page: Result<GetRecordsOutput, _> = client
             .call(
                 "GetRecords",
                 &GetRecordsInput {
@@ -134,8 +144,17 @@ pub(super) async fn probe(m: &StreamMirror, client: &KinesisClient) -> Result<()
                     stream_arn: None,
                 },
             )
-            .await
-            .map_err(|e| format!("GetRecords: {e}"))?;
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            Err(e)
+                if e.is("ProvisionedThroughputExceededException")
+                    || e.is("LimitExceededException") =>
+            {
+                continue
+            }
+            Err(e) => return Err(format!("GetRecords: {e}")),
+        };
         if page.records.is_empty() && page.millis_behind_latest == 0 {
             m.probed_empty(partition, started);
         }
