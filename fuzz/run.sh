@@ -3,7 +3,7 @@
 # libFuzzer, the nightly toolchain). Targets: fuzz/fuzz_targets/*.rs; committed seeds:
 # fuzz/seeds/<target>/ (made by fuzz/seeds/make.py); findings: fuzz/artifacts/<target>/.
 #   fuzz/run.sh smoke                      # the test command's form (unoptimised build): each
-#                                          # target over its seeds, then FUZZ_SMOKE_SECS (10) s
+#                                          # target over its seeds, then FUZZ_SMOKE_SECS (4) s
 #   fuzz/run.sh campaign SECS [target...]  # each target SECS seconds, corpus kept in
 #                                          # fuzz/corpus/<target> across runs; prints run counts
 #   fuzz/run.sh replay FILE TARGET         # one input, e.g. a crash, with its stack
@@ -48,7 +48,7 @@ run() { # target, seconds, corpus dir
 passed=0; failed=0
 case "$mode" in
   smoke)
-    secs="${FUZZ_SMOKE_SECS:-10}"
+    secs="${FUZZ_SMOKE_SECS:-4}"
     for t in $targets; do
       scratch="$(mktemp -d)"
       if run "$t" "$secs" "$scratch" >"$scratch.out"; then

@@ -184,16 +184,24 @@ impl Core {
         let mut back = 1;
         loop {
             let from = (offset - back).max(log_start);
-            let read = self.log.read(stream, partition, from, 256 * 1024).await?;
-            let mut last = None;
-            'batches: for batch in read.batches {
-                for r in decode_batch(batch).map_err(CoreError::Internal)? {
-                    if r.offset >= offset {
-                        break 'batches;
+            // Read forward from `from` to `offset`, keeping the last record seen.
+            let (mut at, mut last) = (from, None);
+            while at < offset {
+                let read = self.log.read(stream, partition, at, 256 * 1024).await?;
+                let before = at;
+                for batch in read.batches {
+                    let end = crate::protocol::kafka::record_batch::parse_stored_header(&batch)
+                        .map(|h| h.next_offset())
+                        .unwrap_or(at);
+                    for r in decode_batch(batch).map_err(CoreError::Internal)? {
+                        if r.offset >= from && r.offset < offset {
+                            last = Some(r);
+                        }
                     }
-                    if r.offset >= from {
-                        last = Some(r);
-                    }
+                    at = at.max(end);
+                }
+                if at == before {
+                    break;
                 }
             }
             if last.is_some() || from == log_start {

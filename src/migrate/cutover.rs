@@ -147,7 +147,7 @@ async fn drain(mig: &Migration, m: &StreamMirror) -> Result<(), String> {
 /// stream is ACTIVE (a SplitShard or UpdateShardCount acknowledged before the hold leaves
 /// it UPDATING until its shards change) and every shard it lists is one the mirror copies.
 async fn source_settled(mig: &Migration, m: &StreamMirror) -> Result<bool, String> {
-    let summary: DescribeStreamSummaryOutput = mig
+    let summary: DescribeStreamSummaryOutput = match mig
         .client
         .call(
             "DescribeStreamSummary",
@@ -156,13 +156,20 @@ async fn source_settled(mig: &Migration, m: &StreamMirror) -> Result<bool, Strin
             },
         )
         .await
-        .map_err(|e| format!("DescribeStreamSummary on the source: {e}"))?;
+    {
+        Ok(s) => s,
+        // A passing failure: not known this time, asked again.
+        Err(e) if e.is_transient() => return Ok(false),
+        Err(e) => return Err(format!("DescribeStreamSummary on the source: {e}")),
+    };
     if summary.stream_description_summary.stream_status != "ACTIVE" {
         return Ok(false);
     }
-    let listed = list_shards(&mig.client, &m.name)
-        .await
-        .map_err(|e| format!("listing the source's shards: {e}"))?;
+    let listed = match list_shards(&mig.client, &m.name).await {
+        Ok(l) => l,
+        Err(e) if e.is_transient() => return Ok(false),
+        Err(e) => return Err(format!("listing the source's shards: {e}")),
+    };
     Ok(listed.iter().all(|s| m.copies(&s.shard_id)))
 }
 

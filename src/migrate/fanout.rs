@@ -21,6 +21,10 @@ use crate::protocol::kinesis::shapes::{
 
 /// One subscription: copies what it pushes until Kinesis ends it (`Copied::Again`: the
 /// caller subscribes again), the shard ends, or a stop.
+/// A subscription ending sooner than this is treated as a failure (with its pause), so a
+/// source that ends every subscription at once is not asked again in a tight loop.
+const SHORTEST_SUBSCRIPTION: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(super) async fn copy_pushed(
     c: &Copier,
     consumers: &std::sync::Arc<Consumers>,
@@ -31,10 +35,22 @@ pub(super) async fn copy_pushed(
 ) -> Result<Copied, String> {
     let (m, client, core) = (&*c.m, &*c.client, &*c.core);
     let stream = m.name.as_str();
-    let arn = consumers
-        .arn(stream)
-        .await
-        .map_err(|e| format!("registering the mirror's stream consumer on the source: {e}"))?;
+    let mut stop = m.stop.subscribe();
+    let mut closing = c.closing.clone();
+    // Registering may wait up to a minute for the consumer to be ACTIVE, and subscribing a
+    // while: a stop (a cutover holding writes) or shutdown does not wait for either.
+    let arn = tokio::select! {
+        a = consumers.arn(stream) => a.map_err(|e| {
+            let hint = if e.to_string().contains("UnknownOperation") {
+                " (the source serves no enhanced fan-out: set migration.source.read: polling)"
+            } else {
+                ""
+            };
+            format!("registering the mirror's stream consumer on the source: {e}{hint}")
+        })?,
+        _ = stop.wait_for(|s| *s) => return Ok(Copied::Stopped),
+        _ = closing.wait_for(|c| *c) => return Ok(Copied::Stopped),
+    };
     let starting_position = match resume {
         Some(seq) => StartingPosition {
             kind: "AFTER_SEQUENCE_NUMBER",
@@ -45,41 +61,47 @@ pub(super) async fn copy_pushed(
             sequence_number: None,
         },
     };
-    let (body, protocol) = client
-        .open(
-            "SubscribeToShard",
-            &SubscribeToShardInput {
-                consumer_arn: &arn,
-                shard_id,
-                starting_position,
-            },
-        )
-        .await
-        .map_err(|e| {
-            if e.is("ResourceNotFoundException") {
-                // The consumer was deregistered behind strait's back: register it again.
-                let consumers = consumers.clone();
-                let stream = stream.to_string();
-                tokio::spawn(async move { consumers.forget(&stream).await });
-            }
-            format!("SubscribeToShard: {e}")
-        })?;
+    let input = SubscribeToShardInput {
+        consumer_arn: &arn,
+        shard_id,
+        starting_position,
+    };
+    let opened = tokio::select! {
+        o = client.open("SubscribeToShard", &input) => o,
+        _ = stop.wait_for(|s| *s) => return Ok(Copied::Stopped),
+        _ = closing.wait_for(|c| *c) => return Ok(Copied::Stopped),
+    };
+    let subscribed = Instant::now();
+    let (body, protocol) = opened.map_err(|e| {
+        if e.is("ResourceNotFoundException") {
+            // The consumer was deregistered behind strait's back: register it again.
+            let consumers = consumers.clone();
+            let stream = stream.to_string();
+            tokio::spawn(async move { consumers.forget(&stream).await });
+        }
+        format!("SubscribeToShard: {e}")
+    })?;
     let mut events = EventReader::new(body, protocol);
-    let mut stop = m.stop.subscribe();
+    let mut delivered = false;
     loop {
-        if *c.closing.borrow() || *m.stop.borrow() {
+        if c.done() {
             return Ok(Copied::Stopped);
         }
         let started = Instant::now();
         let event = tokio::select! {
             e = events.next() => e.map_err(|e| e.to_string())?,
             _ = stop.wait_for(|s| *s) => return Ok(Copied::Stopped),
+            _ = closing.wait_for(|c| *c) => return Ok(Copied::Stopped),
         };
         let Some(event) = event else {
-            // Kinesis ended the subscription (every five minutes): subscribe again.
-            *attempt = 0;
+            // Kinesis ends a subscription every five minutes: subscribe again. One that
+            // ended at once, or brought nothing, is not normal: wait as after a failure.
+            if !delivered || subscribed.elapsed() < SHORTEST_SUBSCRIPTION {
+                return Err("the subscription ended before it delivered anything".into());
+            }
             return Ok(Copied::Again);
         };
+        delivered = true;
         for b in batches(&event.records) {
             if *m.stop.borrow() {
                 return Ok(Copied::Stopped);

@@ -291,6 +291,19 @@ pub(super) struct Copier {
     pub(super) fanout: Option<Arc<Consumers>>,
 }
 
+impl Copier {
+    /// Shutdown, a stop, or the catalog showing the stream cut over (by another replica,
+    /// whose cutover does not stop this one's loops): the copy ends.
+    pub(super) fn done(&self) -> bool {
+        *self.closing.borrow()
+            || *self.m.stop.borrow()
+            || self
+                .core
+                .stream(&self.m.name)
+                .is_ok_and(|s| s.cut_over_ms.is_some())
+    }
+}
+
 /// Mirrors one stream until shutdown or a cutover stops it: sets the stream up, then
 /// copies every shard (and the children of those that end) in tasks of their own.
 pub async fn run(
@@ -549,6 +562,9 @@ async fn copy_from_tail(
     let (m, client, core, poll, closing) = (&*c.m, &*c.client, &*c.core, c.poll, &c.closing);
     let log = core.log();
     let stream = m.name.as_str();
+    if c.done() {
+        return Ok(Copied::Stopped);
+    }
     let resume = resume_point(m, core, partition).await?;
     if let Some(fanout) = &c.fanout {
         return super::fanout::copy_pushed(c, fanout, partition, shard_id, resume, attempt).await;
@@ -572,7 +588,7 @@ async fn copy_from_tail(
         .map_err(|e| format!("GetShardIterator: {e}"))?;
     let mut iterator = it.shard_iterator;
     loop {
-        if *closing.borrow() || *m.stop.borrow() {
+        if c.done() {
             return Ok(Copied::Stopped);
         }
         let read_started = Instant::now();
@@ -651,11 +667,9 @@ pub(super) async fn resume_point(
             None => return Err(why),
         },
     };
-    m.shard(partition, |s| {
-        if s.last_sequence_number.is_none() {
-            s.last_sequence_number = resume.clone();
-        }
-    });
+    // The log is the truth: an append whose answer was lost may have landed past what this
+    // replica last noted, and the drain and probes compare against this.
+    m.shard(partition, |s| s.last_sequence_number = resume.clone());
     Ok(resume)
 }
 

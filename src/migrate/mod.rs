@@ -112,6 +112,15 @@ impl Migration {
             let m = Arc::new(mirror::StreamMirror::new(name.clone(), phase));
             if !cut_over {
                 migration.spawn_mirror(&m);
+            } else if let Some(consumers) = migration.fanout.clone() {
+                // Cut over before a restart that came before (or while) its consumer was
+                // deregistered: the consumer costs as long as it is registered.
+                let stream = name.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = consumers.deregister(&stream).await {
+                        tracing::warn!(%stream, error = %e, "could not deregister the mirror's stream consumer on the source; deregister it by hand");
+                    }
+                });
             }
             streams.push(m);
         }

@@ -392,7 +392,14 @@ impl EventReader {
                         "SubscribeToShard: the event stream broke off: {e}"
                     )))
                 }
-                None => return Ok(None),
+                // A message cut off by the end of the answer is a broken stream, not an end.
+                None if self.buf.is_empty() => return Ok(None),
+                None => {
+                    return Err(StorageError::Unavailable(format!(
+                        "SubscribeToShard: the event stream ended inside a message ({} bytes left)",
+                        self.buf.len()
+                    )))
+                }
             }
         }
     }
