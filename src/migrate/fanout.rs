@@ -51,16 +51,7 @@ pub(super) async fn copy_pushed(
         _ = stop.wait_for(|s| *s) => return Ok(Copied::Stopped),
         _ = closing.wait_for(|c| *c) => return Ok(Copied::Stopped),
     };
-    let starting_position = match resume {
-        Some(seq) => StartingPosition {
-            kind: "AFTER_SEQUENCE_NUMBER",
-            sequence_number: Some(seq),
-        },
-        None => StartingPosition {
-            kind: "TRIM_HORIZON",
-            sequence_number: None,
-        },
-    };
+    let starting_position = StartingPosition::after(resume);
     let input = SubscribeToShardInput {
         consumer_arn: &arn,
         shard_id,

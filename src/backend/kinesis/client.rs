@@ -460,6 +460,22 @@ pub struct StartingPosition {
     pub sequence_number: Option<String>,
 }
 
+impl StartingPosition {
+    /// Just after `seq`, or the shard's oldest record when there is none.
+    pub fn after(seq: Option<String>) -> StartingPosition {
+        match seq {
+            Some(seq) => StartingPosition {
+                kind: "AFTER_SEQUENCE_NUMBER",
+                sequence_number: Some(seq),
+            },
+            None => StartingPosition {
+                kind: "TRIM_HORIZON",
+                sequence_number: None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SubscribeToShardInput<'a> {

@@ -95,17 +95,7 @@ impl Consumers {
         if let Some(arn) = arns.get(stream) {
             return Ok(arn.clone());
         }
-        let summary: DescribeStreamSummaryOutput = self
-            .client
-            .call(
-                "DescribeStreamSummary",
-                &StreamNameInput {
-                    stream_name: stream,
-                },
-            )
-            .await
-            .map_err(storage_error)?;
-        let stream_arn = summary.stream_description_summary.stream_arn;
+        let stream_arn = self.stream_arn(stream).await?;
         let registered = self
             .client
             .call::<_, RegisteredOutput>(
@@ -162,18 +152,9 @@ impl Consumers {
     /// consumer costs as long as it is registered). One already gone is no error.
     pub async fn deregister(&self, stream: &str) -> StorageResult<()> {
         self.forget(stream).await;
-        let summary: DescribeStreamSummaryOutput = self
-            .client
-            .call(
-                "DescribeStreamSummary",
-                &StreamNameInput {
-                    stream_name: stream,
-                },
-            )
-            .await
-            .map_err(storage_error)?;
+        let stream_arn = self.stream_arn(stream).await?;
         let input = DescribeStreamConsumerInput {
-            stream_arn: &summary.stream_description_summary.stream_arn,
+            stream_arn: &stream_arn,
             consumer_name: &self.name,
         };
         match self
@@ -185,6 +166,20 @@ impl Consumers {
             Err(e) if e.is("ResourceNotFoundException") => Ok(()),
             Err(e) => Err(storage_error(e)),
         }
+    }
+
+    async fn stream_arn(&self, stream: &str) -> StorageResult<String> {
+        let summary: DescribeStreamSummaryOutput = self
+            .client
+            .call(
+                "DescribeStreamSummary",
+                &StreamNameInput {
+                    stream_name: stream,
+                },
+            )
+            .await
+            .map_err(storage_error)?;
+        Ok(summary.stream_description_summary.stream_arn)
     }
 
     /// Forgets a deleted stream's consumer.
@@ -245,16 +240,7 @@ async fn subscribe_once(
         Some(t) => t.last_seq(),
         None => return Ok(false),
     };
-    let starting_position = match after {
-        Some(seq) => StartingPosition {
-            kind: "AFTER_SEQUENCE_NUMBER",
-            sequence_number: Some(seq),
-        },
-        None => StartingPosition {
-            kind: "TRIM_HORIZON",
-            sequence_number: None,
-        },
-    };
+    let starting_position = StartingPosition::after(after);
     let body = client
         .open(
             "SubscribeToShard",

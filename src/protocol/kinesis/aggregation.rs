@@ -251,24 +251,6 @@ impl<'a> Reader<'a> {
 pub mod tests {
     use super::*;
 
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-
-    fn field_bytes(field: u64, bytes: &[u8], out: &mut Vec<u8>) {
-        varint(field << 3 | 2, out);
-        varint(bytes.len() as u64, out);
-        out.extend_from_slice(bytes);
-    }
-
     /// Builds an aggregate as the KPL does: key tables, then records.
     pub fn aggregate_by_hand(
         keys: &[&str],
@@ -277,21 +259,21 @@ pub mod tests {
     ) -> Vec<u8> {
         let mut body = Vec::new();
         for k in keys {
-            field_bytes(1, k.as_bytes(), &mut body);
+            put_field_bytes(1, k.as_bytes(), &mut body);
         }
         for h in hashes {
-            field_bytes(2, h.as_bytes(), &mut body);
+            put_field_bytes(2, h.as_bytes(), &mut body);
         }
         for (pk, ehk, data) in records {
             let mut r = Vec::new();
-            varint(1 << 3, &mut r);
-            varint(*pk, &mut r);
+            put_varint(1 << 3, &mut r);
+            put_varint(*pk, &mut r);
             if let Some(e) = ehk {
-                varint(2 << 3, &mut r);
-                varint(*e, &mut r);
+                put_varint(2 << 3, &mut r);
+                put_varint(*e, &mut r);
             }
-            field_bytes(3, data, &mut r);
-            field_bytes(3, &r, &mut body);
+            put_field_bytes(3, data, &mut r);
+            put_field_bytes(3, &r, &mut body);
         }
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&body);
